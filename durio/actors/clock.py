@@ -1,0 +1,33 @@
+"""Wall-clock time read through Trio's clock, so a test's `autojump_clock` moves durable timers too.
+
+Durable timers are stored as wall-clock milliseconds. At start the clock pins
+one wall-clock reading to one Trio reading; from then on wall time is the
+pinned reading plus Trio's elapsed time. With a real clock this is wall time
+(minus any later NTP step); with pytest-trio's `autojump_clock` a day-long
+sleep becomes a jump of the virtual clock and the handler resumes at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+
+class Clock:
+    def __init__(self, wall_start_s: float | None = None) -> None:
+        self._wall_start = time.time() if wall_start_s is None else wall_start_s
+        self._trio_start = trio.current_time()
+
+    def now_ms(self) -> int:
+        return int((self._wall_start + trio.current_time() - self._trio_start) * 1000)
+
+    def now_s(self) -> float:
+        return self._wall_start + trio.current_time() - self._trio_start
+
+    def deadline_for(self, wall_ms: int) -> float:
+        """The Trio deadline at which the wall clock reads `wall_ms`."""
+        return self._trio_start + wall_ms / 1000 - self._wall_start
+
+    async def sleep_until_ms(self, wall_ms: int) -> None:
+        await trio.sleep_until(self.deadline_for(wall_ms))

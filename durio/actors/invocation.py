@@ -1,0 +1,473 @@
+"""The invocation actor: one Trio task that owns one invocation's journal.
+
+It replays the journal into the handler, persists each new command, runs
+`run` steps, moves arriving notifications into the journal, and decides what
+an attempt's end means: complete, suspend, or retry after a backoff. Only
+this actor appends to its invocation's journal, so journal indexes are
+assigned in one place, synchronously.
+
+While the handler waits for something that is not a running step (a timer,
+a call, an awakeable, a promise) for longer than `suspend_after_s`, the
+actor suspends it: the coroutine is dropped, the invocation is marked
+suspended, and the actor exits. A later notification starts a new actor
+that replays the journal. Waiting therefore costs storage, not memory.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import inspect
+import logging
+import typing
+from dataclasses import dataclass
+
+import trio
+
+from durio.journal import entries as e
+from durio.journal.machine import InvocationMachine, JournalMismatch
+from durio.sdk.context import context_for
+from durio.sdk.definitions import Handler
+from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError
+from durio.sdk.invoke import invoke_handler
+from durio.sdk.options import Backoff, RunOptions, run_backoff
+from durio.sdk.serde import Serde
+from durio.storage.records import InvocationRecord, Status, TimerKey
+from durio.storage.writer import Ticket
+
+if typing.TYPE_CHECKING:
+    from durio.actors.runtime import Runtime
+
+log = logging.getLogger("durio.invocation")
+
+
+class LiveStatus(str, enum.Enum):
+    LOADING = "loading"
+    RUNNING = "running"
+    BACKING_OFF = "backing-off"
+    SUSPENDING = "suspending"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class AttemptFailure:
+    """Why an attempt failed, and which step failed it (if a run step did)."""
+
+    error: BaseException
+    run_entry: e.Run | None = None
+    run_options: RunOptions[typing.Any] | None = None
+
+    @property
+    def message(self) -> str:
+        error = self.error
+        text = getattr(error, "message", None) or str(error) or type(error).__name__
+        if isinstance(error, (JournalMismatch, TerminalError, RetryableError)):
+            return text
+        return f"{type(error).__name__}: {text}"
+
+    @property
+    def code(self) -> int:
+        if isinstance(self.error, JournalMismatch):
+            return 570
+        return getattr(self.error, "status_code", 500)
+
+
+class _StorageWriteFailed(Exception):
+    pass
+
+
+class InvocationActor:
+    def __init__(
+        self,
+        runtime: "Runtime",
+        invocation_id: str,
+        record: InvocationRecord | None = None,
+        journal: list[e.Entry] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.id = invocation_id
+        self.record = typing.cast(InvocationRecord, record)
+        self._journal = journal
+        self.machine: InvocationMachine = typing.cast(InvocationMachine, None)
+        self.handler: Handler = typing.cast(Handler, None)
+        self.state: dict[str, bytes] = {}
+        self.status = LiveStatus.LOADING
+        self.scope = trio.CancelScope()
+        self._early: list[tuple[e.Entry, int | None, TimerKey | None]] = []
+        self._delivered = False
+        self._notified = trio.Event()
+        self._attempt_scope: trio.CancelScope | None = None
+        self._run_nursery: trio.Nursery | None = None
+        self._runs_in_flight = 0
+        self._attempt_failure: AttemptFailure | None = None
+        self._attempt_finished = trio.Event()
+        self._last_ticket: Ticket | None = None
+        self._write_error: BaseException | None = None
+        self._run_failures: dict[int, tuple[int, float]] = {}  # completion id -> (failures, first failure time)
+        self._awaiting: list[int] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """The actor's task. Deregisters itself synchronously as it ends (see Router)."""
+        try:
+            with self.scope:
+                await self._serve()
+        finally:
+            self.status = LiveStatus.DONE
+            self._attempt_finished.set()
+            self.runtime.router.actor_exited(self)
+
+    def stop(self) -> None:
+        """Stop at once (kill, or shutdown); nothing more is written."""
+        self.scope.cancel()
+
+    async def _serve(self) -> None:
+        if self.record is None or self._journal is None:
+            loaded = await self.runtime.load_invocation(self.id)
+            if loaded is None:
+                self._discard_early()
+                return
+            self.record, self._journal = loaded
+        if self.record.is_completed:
+            self._discard_early()
+            return
+        self.machine = InvocationMachine(self._journal)
+        self._journal = None
+        early, self._early = self._early, []
+        for notification, outbox_seq, timer in early:
+            self._append_notification(notification, outbox_seq, timer)
+        runnable = self.record.status in (Status.READY, Status.BACKING_OFF) or (
+            self.record.status == Status.SUSPENDED and self._delivered
+        )
+        if not runnable:
+            await self._flush_writes()
+            return
+        handler = self.runtime.registry.handler_for(self.record.target)
+        if handler is None:
+            await self._retry_forever_missing_handler()
+            return
+        self.handler = handler
+        if self.record.status == Status.BACKING_OFF and self.record.next_retry_ms > self.now_ms():
+            self.status = LiveStatus.BACKING_OFF
+            await self.runtime.clock.sleep_until_ms(self.record.next_retry_ms)
+        if handler.service_kind != "service":
+            target = self.record.target
+            self.state = await self.runtime.store.read(lambda txn: txn.state_of(target.service, typing.cast(str, target.key)))
+        await self._attempts()
+
+    def _discard_early(self) -> None:
+        for _, outbox_seq, timer in self._early:
+            self._submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer))
+        self._early.clear()
+
+    async def _retry_forever_missing_handler(self) -> None:
+        target = self.record.target
+        failure = AttemptFailure(LookupError(f"no handler {target.service}.{target.handler} is registered"))
+        backoff = self.runtime.config.invocation_backoff
+        retry_count = self.record.retry_count
+        while True:
+            retry_count += 1
+            delay = backoff.delay_s(retry_count)
+            self._record_failure(failure, retry_count, delay, pause=False)
+            self.status = LiveStatus.BACKING_OFF
+            await trio.sleep(delay)
+            handler = self.runtime.registry.handler_for(target)
+            if handler is not None:
+                self.handler = handler
+                await self._attempts()
+                return
+
+    # ------------------------------------------------------------ attempts
+
+    async def _attempts(self) -> None:
+        backoff = self.runtime.backoff_for(self.handler)
+        retry_count = self.record.retry_count
+        while True:
+            self.status = LiveStatus.RUNNING
+            result = await self._attempt()
+            if isinstance(result, SuspendedException):
+                if await self._suspend():
+                    return
+                continue
+            if not isinstance(result, AttemptFailure):
+                await self._complete(result)
+                return
+            retry_count += 1
+            delay, pause, give_up = self._next_delay(result, retry_count, backoff)
+            if give_up:
+                self._record_failure(result, retry_count, 0, pause=False)
+                await self._complete(e.Failure(result.code, result.message))
+                return
+            self._record_failure(result, retry_count, delay, pause=pause)
+            if pause:
+                await self._flush_writes()
+                log.warning("invocation %s paused after %d attempts: %s", self.id, retry_count, result.message)
+                return
+            log.info("invocation %s attempt %d failed, retrying in %.3fs: %s", self.id, retry_count, delay, result.message)
+            if delay > 0:
+                self.status = LiveStatus.BACKING_OFF
+                await trio.sleep(delay)
+                self._submit(self.runtime.transitions.running_again(self.id, self.now_ms()))
+
+    def _next_delay(self, failure: AttemptFailure, retry_count: int, backoff: Backoff) -> tuple[float, bool, bool]:
+        """(delay before the next attempt, pause instead, give up and fail)."""
+        if failure.run_entry is not None and failure.run_options is not None:
+            step_backoff = run_backoff(failure.run_options)
+            if step_backoff is not None:
+                completion_id = failure.run_entry.completion_id
+                now = trio.current_time()
+                failures, first = self._run_failures.get(completion_id, (0, now))
+                failures += 1
+                self._run_failures[completion_id] = (failures, first)
+                if step_backoff.exhausted(failures, now - first):
+                    # From now on the step raises TerminalError in the handler, which may catch it.
+                    message = f"run '{failure.run_entry.name}' failed after {failures} attempts: {failure.message}"
+                    self._append_notification(e.Completion(completion_id=completion_id, result=e.Failure(500, message)))
+                    return 0.0, False, False
+                return step_backoff.delay_s(failures), False, False
+        if isinstance(failure.error, RetryableError) and failure.error.retry_after is not None:
+            return failure.error.retry_after.total_seconds(), False, False
+        if backoff.exhausted(retry_count):
+            return 0.0, backoff.on_max_attempts == "pause", backoff.on_max_attempts == "kill"
+        return backoff.delay_s(retry_count), False, False
+
+    def _record_failure(self, failure: AttemptFailure, retry_count: int, delay_s: float, pause: bool) -> None:
+        now = self.now_ms()
+        entry = failure.run_entry
+        details = {
+            "message": failure.message,
+            "code": failure.code,
+            "at_ms": now,
+            "entry_index": None,
+            "entry_name": entry.name if entry is not None else None,
+            "entry_type": entry.type_name if entry is not None else None,
+        }
+        if entry is not None:
+            details["entry_index"] = next((i for i, x in enumerate(self.machine.entries) if x is entry), None)
+        elif isinstance(failure.error, JournalMismatch):
+            details["entry_index"] = failure.error.index
+        self.record.retry_count = retry_count
+        self.record.last_failure = details
+        self._submit(
+            self.runtime.transitions.attempt_failed(self.id, retry_count, details, now + int(delay_s * 1000), pause, now)
+        )
+
+    async def _attempt(self) -> bytes | e.Failure | AttemptFailure | SuspendedException:
+        """One run of the handler over the journal."""
+        await self._flush_writes()
+        self.machine.restart()
+        self._attempt_failure = None
+        self._attempt_finished = trio.Event()
+        context = context_for(self)
+        outcome: typing.Any = None
+        try:
+            with trio.CancelScope() as attempt_scope:
+                self._attempt_scope = attempt_scope
+                async with trio.open_nursery() as runs:
+                    self._run_nursery = runs
+                    try:
+                        output = await invoke_handler(self.handler, context, self.machine.input.value)
+                        outcome = self._record_output(output)
+                    except TerminalError as exc:
+                        outcome = self._record_output(e.Failure(exc.status_code, exc.message, exc.metadata))
+                    except (SuspendedException, AttemptAborted) as exc:
+                        outcome = exc
+                    except Exception as exc:
+                        outcome = AttemptFailure(exc)
+                    finally:
+                        runs.cancel_scope.cancel()  # steps the handler never awaited end with the attempt
+        finally:
+            self._attempt_scope = None
+            self._run_nursery = None
+            self._attempt_finished.set()
+        if self._attempt_failure is not None:
+            return self._attempt_failure  # a step failed, the journal diverged, or a write failed
+        if outcome is None or isinstance(outcome, AttemptAborted):
+            return AttemptFailure(RuntimeError("the attempt was aborted"))
+        return outcome
+
+    def _record_output(self, result: bytes | e.Failure) -> bytes | e.Failure | AttemptFailure:
+        try:
+            self.machine.record(e.Output(result=result))
+        except JournalMismatch as exc:
+            return AttemptFailure(exc)
+        return result
+
+    async def _complete(self, result: bytes | e.Failure) -> None:
+        machine = self.machine
+        output = machine.entries[-1]
+        if not isinstance(output, e.Output) or output.result is not result:
+            output = e.Output(result=result)
+            machine.append_command_after_replay(output)
+        output.ts = self.now_ms()
+        index = len(machine.entries) - 1
+        ticket = self._submit(self.runtime.transitions.complete(self.id, index, output, output.ts))
+        with trio.CancelScope(shield=True):
+            await self._flush_writes()
+        if ticket.error is not None:
+            raise ticket.error
+        self.status = LiveStatus.DONE
+
+    async def _suspend(self) -> bool:
+        """Persist the suspension; False when a notification arrived meanwhile (run again)."""
+        self.status = LiveStatus.SUSPENDING
+        await self._flush_writes()
+        if self.machine.has_unconsumed_notifications():
+            return False
+        awaiting = [self._describe_handle(h) for h in self._awaiting]
+        ticket = self._submit(self.runtime.transitions.suspend(self.id, awaiting, self.now_ms()))
+        try:
+            await ticket.wait()
+        except Exception:
+            return False
+        # No checkpoint between this check and the actor's deregistration: no wake-up is lost.
+        return not self.machine.has_unconsumed_notifications()
+
+    def _describe_handle(self, handle: int) -> str:
+        if handle < 0:
+            return "cancel signal" if -handle == e.CANCEL_SIGNAL else f"awakeable (signal {-handle})"
+        for entry in self.machine.entries:
+            if getattr(entry, "completion_id", None) == handle and entry.is_command:
+                return entry.describe()
+        return f"completion {handle}"
+
+    # ------------------------------------------------------------ what the context calls (InvocationHost)
+
+    def now_ms(self) -> int:
+        return self.runtime.clock.now_ms()
+
+    def kind_of(self, target: e.Target) -> str | None:
+        return self.runtime.registry.kind_of(target)
+
+    def attempt_finished(self) -> trio.Event:
+        return self._attempt_finished
+
+    def record_command(self, command: e.Entry) -> e.Entry:
+        try:
+            entry, new = self.machine.record(command)
+        except JournalMismatch as exc:
+            self._fail_attempt(AttemptFailure(exc))
+            raise AttemptAborted(str(exc)) from None
+        if new:
+            entry.ts = self.now_ms()
+            index = len(self.machine.entries) - 1
+            self._submit(self.runtime.transitions.append(self.id, index, entry, entry.ts))
+        return entry
+
+    def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        if self._run_nursery is None:
+            raise AttemptAborted("a run step was started outside of an attempt")
+        self._runs_in_flight += 1
+        self._run_nursery.start_soon(self._execute_run, entry, action, serde, options, name=f"run {entry.name}")
+
+    async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        try:
+            try:
+                if _is_async(action):
+                    value = await action()
+                else:
+                    call = functools.partial(contextvars.copy_context().run, action)
+                    value = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+                result: bytes | e.Failure = serde.serialize(value)
+            except TerminalError as exc:
+                result = e.Failure(exc.status_code, exc.message, exc.metadata)
+            except Exception as exc:  # a retryable failure: this attempt ends, attributed to the step
+                self._fail_attempt(AttemptFailure(exc, entry, options))
+                return
+            self._append_notification(e.Completion(completion_id=entry.completion_id, result=result))
+        finally:
+            self._runs_in_flight -= 1
+            self._notified.set()
+
+    async def wait(self, handles: typing.Collection[int], need_all: bool) -> None:
+        machine = self.machine
+        suspend_after = self.runtime.config.suspend_after_s
+        while not machine.wait(handles, need_all):
+            self._notified = trio.Event()
+            if self._runs_in_flight or suspend_after is None or machine.has_unconsumed_notifications():
+                await self._notified.wait()
+                continue
+            with trio.move_on_after(suspend_after):
+                await self._notified.wait()
+            if not self._notified.is_set() and not self._runs_in_flight and not machine.has_unconsumed_notifications():
+                self._awaiting = list(handles)
+                raise SuspendedException()
+        if machine.take_cancellation():
+            self._cancel_children()
+            raise TerminalError("canceled", 409)
+
+    def _cancel_children(self) -> None:
+        """Cancellation reaches the calls this handler still waits for (not its sends)."""
+        for entry in list(self.machine.entries):
+            if isinstance(entry, e.Call) and not self.machine.is_completed(entry.completion_id):
+                self.record_command(e.SendSignal(target_invocation_id=entry.callee_id, signal_index=e.CANCEL_SIGNAL))
+
+    def _fail_attempt(self, failure: AttemptFailure) -> None:
+        if self._attempt_failure is None:
+            self._attempt_failure = failure
+        if self._attempt_scope is not None:
+            self._attempt_scope.cancel()
+
+    # ------------------------------------------------------------ notifications
+
+    def deliver(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
+        """A notification for this invocation (from the outbox or a timer)."""
+        self._delivered = True
+        if self.machine is None:
+            self._early.append((notification, outbox_seq, timer))
+            return
+        self._append_notification(notification, outbox_seq, timer)
+
+    def _append_notification(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
+        handle = e.handle_of(notification)
+        if self.machine.has_notification(handle):
+            if outbox_seq is not None or timer is not None:
+                self._submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer))
+            return
+        notification.ts = self.now_ms()
+        index = self.machine.append_notification(notification)
+        self._submit(
+            self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
+            on_commit=lambda _: self._durable(index + 1),
+        )
+
+    def _durable(self, length: int) -> None:
+        self.machine.mark_durable(length)
+        self._notified.set()
+
+    # ------------------------------------------------------------ writes
+
+    def _submit(self, op: typing.Any, on_commit: typing.Callable[[typing.Any], None] | None = None) -> Ticket:
+        ticket = self.runtime.commit(op, on_commit, on_error=self._on_write_error)
+        self._last_ticket = ticket
+        return ticket
+
+    def _on_write_error(self, error: BaseException) -> None:
+        self._write_error = error
+        self._fail_attempt(AttemptFailure(_StorageWriteFailed(f"a journal write failed: {error}")))
+
+    async def _flush_writes(self) -> None:
+        """Wait until every write made so far is durable; after a failed one, reload the journal."""
+        if self._last_ticket is not None:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._last_ticket.wait()
+                except Exception:
+                    pass
+        if self._write_error is not None:
+            self._write_error = None
+            loaded = await self.runtime.load_invocation(self.id)
+            if loaded is None:
+                raise _StorageWriteFailed(f"{self.id} disappeared from storage")
+            self.record, journal = loaded
+            self.machine = InvocationMachine(journal)
+
+
+def _is_async(action: typing.Callable[[], typing.Any]) -> bool:
+    target = action
+    while isinstance(target, functools.partial):
+        target = target.func
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))
+

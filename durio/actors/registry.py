@@ -1,0 +1,53 @@
+"""Which services exist and where their handlers run.
+
+Read from worker threads (transitions resolve call targets inside the writer's
+transaction), so it is only ever replaced whole, never mutated in place.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from durio.actors.transitions import TargetInfo
+from durio.journal.entries import Target
+from durio.sdk.definitions import Handler, ServiceDefinition
+
+
+class Registry:
+    def __init__(self, services: typing.Iterable[ServiceDefinition] = (), default_retention_ms: int = 24 * 3600 * 1000) -> None:
+        self.default_retention_ms = default_retention_ms
+        self._services: dict[str, ServiceDefinition] = {}
+        for service in services:
+            if service.name in self._services:
+                raise ValueError(f"two services are named {service.name}")
+            self._services = {**self._services, service.name: service}
+
+    @property
+    def services(self) -> dict[str, ServiceDefinition]:
+        return self._services
+
+    def service(self, name: str) -> ServiceDefinition | None:
+        return self._services.get(name)
+
+    def handler_for(self, target: Target) -> Handler | None:
+        service = self._services.get(target.service)
+        return None if service is None else service.handlers.get(target.handler)
+
+    def kind_of(self, target: Target) -> str | None:
+        handler = self.handler_for(target)
+        return None if handler is None else handler.kind
+
+    def target_info(self, target: Target) -> TargetInfo | None:
+        handler = self.handler_for(target)
+        if handler is None:
+            return None
+        if handler.service_kind != "service" and target.key is None:
+            return None
+        return TargetInfo(handler.kind, self.retention_ms(handler))
+
+    def retention_ms(self, handler: Handler) -> int:
+        service = self._services[handler.service_name]
+        for value in (handler.options.get("journal_retention"), service.journal_retention):
+            if value is not None:
+                return int(value.total_seconds() * 1000)
+        return self.default_retention_ms

@@ -1,0 +1,79 @@
+"""The router: which invocation actors are alive, and how messages reach them.
+
+A message for an invocation with no live actor starts one, which loads the
+invocation from storage and takes the message. At most one actor exists per
+invocation: actors are registered and deregistered synchronously on the
+Trio loop, and an actor deregisters only in the same step in which it
+decides to end.
+
+Actors run as children of the runtime's supervisor nursery. The supervisor
+restarts an actor that crashes with an unexpected error (a bug, a storage
+failure) after a backoff, from what storage holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+import trio
+
+from durio.actors.invocation import InvocationActor
+from durio.journal.entries import Entry, Notification
+from durio.storage.records import InvocationRecord, TimerKey
+
+if typing.TYPE_CHECKING:
+    from durio.actors.runtime import Runtime
+
+log = logging.getLogger("durio.router")
+
+_RESTART_DELAYS = (0.05, 0.2, 1.0, 5.0)
+
+
+class Router:
+    def __init__(self, runtime: "Runtime", nursery: trio.Nursery) -> None:
+        self._runtime = runtime
+        self._nursery = nursery
+        self.actors: dict[str, InvocationActor] = {}
+
+    def start(self, record: InvocationRecord, journal: list[Entry] | None = None) -> None:
+        """Run an invocation that is ready (no-op if its actor is already alive)."""
+        if record.id in self.actors:
+            return
+        self._spawn(InvocationActor(self._runtime, record.id, record, journal))
+
+    def deliver(self, invocation_id: str, notification: Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
+        actor = self.actors.get(invocation_id)
+        if actor is None:
+            actor = InvocationActor(self._runtime, invocation_id)
+            self._spawn(actor)
+        actor.deliver(notification, outbox_seq, timer)
+
+    def stop(self, invocation_id: str) -> None:
+        actor = self.actors.get(invocation_id)
+        if actor is not None:
+            actor.stop()
+
+    def actor_exited(self, actor: InvocationActor) -> None:
+        if self.actors.get(actor.id) is actor:
+            del self.actors[actor.id]
+
+    def _spawn(self, actor: InvocationActor) -> None:
+        self.actors[actor.id] = actor
+        self._nursery.start_soon(self._supervise, actor, name=f"invocation {actor.id}")
+
+    async def _supervise(self, actor: InvocationActor) -> None:
+        crashes = 0
+        while True:
+            try:
+                await actor.run()
+                return
+            except Exception:
+                log.exception("the actor of %s crashed; restarting it from storage", actor.id)
+            delay = _RESTART_DELAYS[min(crashes, len(_RESTART_DELAYS) - 1)]
+            crashes += 1
+            await trio.sleep(delay)
+            if actor.id in self.actors:
+                return  # something else already started a fresh actor for it
+            actor = InvocationActor(self._runtime, actor.id)
+            self.actors[actor.id] = actor

@@ -1,0 +1,238 @@
+"""The runtime: storage, the supervisor of all actors, the timer actor, and recovery.
+
+The ingress and admin APIs talk to the runtime, never to storage or actors
+directly. Everything the runtime changes goes through a transition committed
+by the group-commit writer; what a committed transition implies (start an
+invocation, deliver a notification, arm a timer, answer a waiting request) is
+applied here, on the Trio loop, once the write is durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import typing
+from dataclasses import dataclass, field
+
+import trio
+
+from durio import ids
+from durio.actors.clock import Clock
+from durio.actors.effects import Applied, Effects, Sequences
+from durio.actors.registry import Registry
+from durio.actors.router import Router
+from durio.actors.timers import TimerActor
+from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, Created, Transitions
+from durio.actors.waiters import CompletionWaiters
+from durio.journal.entries import Entry, Failure, Input, Target
+from durio.sdk.definitions import Handler, ServiceDefinition
+from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_backoff
+from durio.storage import Store, Ticket, Txn, open_store
+from durio.storage.records import InvocationRecord, Status
+
+log = logging.getLogger("durio.runtime")
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass
+class RuntimeConfig:
+    # Suspend a waiting invocation (drop its coroutine) after this long; None never suspends.
+    suspend_after_s: float | None = 1.0
+    retention_ms: int = DAY_MS
+    invocation_backoff: Backoff = field(default_factory=lambda: DEFAULT_INVOCATION_BACKOFF)
+    # fsync every commit; only tests of pure logic turn it off.
+    sync: bool = True
+
+
+class Runtime:
+    def __init__(self, store: Store, registry: Registry, config: RuntimeConfig) -> None:
+        self.store = store
+        self.registry = registry
+        self.config = config
+        self.clock: Clock = typing.cast(Clock, None)
+        self.sequences = Sequences()
+        self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms)
+        self.waiters = CompletionWaiters()
+        self.router: Router = typing.cast(Router, None)
+        self.timers: TimerActor = typing.cast(TimerActor, None)
+        self.recovered = 0
+
+    # ------------------------------------------------------------ running
+
+    async def run(self, *, task_status: trio.TaskStatus["Runtime"] = trio.TASK_STATUS_IGNORED) -> None:
+        self.clock = Clock()
+        high_water = await self.store.read(lambda txn: txn.get_meta("sequence") or 0)
+        self.sequences = Sequences(high_water + 1)
+        self.transitions.seq = self.sequences
+        self.store.writer.before_commit = self._persist_sequence
+        async with trio.open_nursery() as supervisor:
+            self.router = Router(self, supervisor)
+            self.timers = TimerActor(self)
+            await supervisor.start(self.timers.run)
+            await self._recover()
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    def _persist_sequence(self, txn: Txn) -> None:
+        # Every batch records the sequence high-water mark, so numbers are never reused after a restart.
+        txn.put_meta("sequence", self.sequences.peek())
+
+    async def _recover(self) -> None:
+        """Resume every unfinished invocation and redeliver every message in flight."""
+
+        def scan(txn: Txn) -> tuple[list[InvocationRecord], list[tuple[str, int, typing.Any]]]:
+            runnable = [r for r in txn.iter_invocations() if r.status in (Status.READY, Status.BACKING_OFF)]
+            return runnable, list(txn.iter_outbox())
+
+        runnable, outbox = await self.store.read(scan)
+        for record in runnable:
+            self.router.start(record)
+        for target_id, seq, notification in outbox:
+            self.router.deliver(target_id, notification, outbox_seq=seq)
+        self.recovered = len(runnable)
+        if runnable or outbox:
+            log.info("recovered %d invocations and %d messages in flight", len(runnable), len(outbox))
+
+    def commit(
+        self,
+        op: typing.Callable[[Txn], Applied],
+        on_commit: typing.Callable[[typing.Any], None] | None = None,
+        on_error: typing.Callable[[BaseException], None] | None = None,
+    ) -> Ticket:
+        """Submit a transition; its effects are applied once durable, then `on_commit(value)` runs."""
+
+        def committed(applied: Applied) -> None:
+            self.apply(applied.effects)
+            if on_commit is not None:
+                on_commit(applied.value)
+
+        return self.store.submit(op, committed, on_error)
+
+    async def write(self, op: typing.Callable[[Txn], Applied]) -> typing.Any:
+        """Commit a transition and return its value once durable."""
+        applied = await self.commit(op).wait()
+        return applied.value
+
+    def apply(self, effects: Effects) -> None:
+        for record, journal in effects.start:
+            self.router.start(record, journal)
+        for target_id, seq, notification in effects.deliver:
+            self.router.deliver(target_id, notification, outbox_seq=seq)
+        for timer in effects.timers:
+            self.timers.add(timer)
+        for invocation_id, result in effects.completed:
+            self.waiters.complete(invocation_id, result)
+        for invocation_id in effects.stop:
+            self.router.stop(invocation_id)
+
+    async def load_invocation(self, invocation_id: str) -> tuple[InvocationRecord, list[Entry]] | None:
+        def load(txn: Txn) -> tuple[InvocationRecord, list[Entry]] | None:
+            record = txn.get_invocation(invocation_id)
+            return None if record is None else (record, txn.journal(invocation_id))
+
+        return await self.store.read(load)
+
+    def backoff_for(self, handler: Handler) -> Backoff:
+        service = self.registry.service(handler.service_name)
+        policies = (handler.invocation_retry_policy, getattr(service, "invocation_retry_policy", None))
+        if all(p is None for p in policies):
+            return self.config.invocation_backoff
+        return invocation_backoff(*policies)
+
+    # ------------------------------------------------------------ invoking
+
+    def new_invocation(
+        self,
+        target: Target,
+        handler: Handler,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        idempotency_key: str | None = None,
+        delay_ms: int = 0,
+    ) -> tuple[InvocationRecord, Input]:
+        now = self.clock.now_ms()
+        if handler.kind == "workflow":
+            invocation_id = ids.workflow_run_id(target.service, typing.cast(str, target.key))
+        elif idempotency_key is not None:
+            invocation_id = ids.idempotent_invocation_id(target, idempotency_key)
+        else:
+            invocation_id = ids.new_invocation_id(target.key, now)
+        record = InvocationRecord(
+            id=invocation_id,
+            target=target,
+            handler_kind=handler.kind,
+            status=Status.READY,
+            created_ms=now,
+            modified_ms=now,
+            idempotency_key=idempotency_key,
+            execute_at_ms=now + delay_ms if delay_ms > 0 else 0,
+            retention_ms=self.registry.retention_ms(handler),
+        )
+        return record, Input(ts=now, value=body, headers=headers)
+
+    async def call(self, record: InvocationRecord, input_entry: Input) -> tuple[str, bytes | Failure]:
+        """Create (or find) the invocation and wait for its result."""
+        slot = self.waiters.register(record.id)
+        try:
+            created: Created = await self.write(self.transitions.create(record, input_entry))
+            existing = created.record
+            if not created.created:
+                if existing.is_workflow_run:
+                    return existing.id, WORKFLOW_ALREADY_INVOKED
+                if existing.is_completed:
+                    return existing.id, typing.cast(typing.Union[bytes, Failure], existing.result)
+            return existing.id, await slot.wait()
+        finally:
+            self.waiters.unregister(record.id, slot)
+
+    async def send(self, record: InvocationRecord, input_entry: Input) -> tuple[InvocationRecord, bool]:
+        """Create (or find) the invocation; True when this request created it."""
+        created: Created = await self.write(self.transitions.create(record, input_entry))
+        return created.record, created.created
+
+    async def attach(self, invocation_id: str) -> bytes | Failure | None:
+        """Wait for an invocation's result; None when no such invocation exists."""
+        slot = self.waiters.register(invocation_id)
+        try:
+            record = await self.store.read(lambda txn: txn.get_invocation(invocation_id))
+            if record is None:
+                return None
+            if record.is_completed:
+                return typing.cast(typing.Union[bytes, Failure], record.result)
+            return await slot.wait()
+        finally:
+            self.waiters.unregister(invocation_id, slot)
+
+    async def get_record(self, invocation_id: str) -> InvocationRecord | None:
+        return await self.store.read(lambda txn: txn.get_invocation(invocation_id))
+
+    def live_status(self, record: InvocationRecord) -> str:
+        """The status a human should see: stored status, refined by what the actors are doing now."""
+        actor = self.router.actors.get(record.id)
+        if record.is_completed or actor is None:
+            return str(record.status)
+        if actor.status.value == "running":
+            return "running"
+        if actor.status.value == "backing-off":
+            return "backing-off"
+        return str(record.status)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    services: typing.Iterable[ServiceDefinition],
+    data_dir: str | os.PathLike[str],
+    config: RuntimeConfig | None = None,
+) -> typing.AsyncIterator[Runtime]:
+    """Run durio's runtime (storage, actors, timers) for the duration of the block."""
+    config = config or RuntimeConfig()
+    registry = Registry(services, default_retention_ms=config.retention_ms)
+    async with open_store(data_dir, sync=config.sync) as store:
+        async with trio.open_nursery() as nursery:
+            runtime = await nursery.start(Runtime(store, registry, config).run)
+            try:
+                yield runtime
+            finally:
+                nursery.cancel_scope.cancel()

@@ -1,0 +1,111 @@
+"""The timer actor: the one owner of every durable due time.
+
+Timers live in LMDB ordered by due time. The actor keeps only a window of the
+earliest ones in a heap, so a million sleeping invocations cost storage, not
+memory, and reloads the next window when the heap runs dry. A timer is
+deleted by the transition it triggers, in the same write; one that fires
+twice (a crash in between) is harmless, because every transition it
+triggers checks whether its work is already done.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import typing
+
+import trio
+
+from durio.journal.entries import Completion
+from durio.storage.records import TimerKey, TimerKind
+
+if typing.TYPE_CHECKING:
+    from durio.actors.runtime import Runtime
+
+log = logging.getLogger("durio.timers")
+
+WINDOW = 4096
+
+
+class TimerActor:
+    def __init__(self, runtime: "Runtime") -> None:
+        self._runtime = runtime
+        self._heap: list[tuple[int, int, TimerKey]] = []
+        self._queued: set[TimerKey] = set()
+        self._counter = 0
+        # Storage may hold timers due after this (None: everything stored is in the heap).
+        self._horizon_ms: int | None = None
+        self._wakeup = trio.Event()
+        self.fired = 0
+
+    def add(self, timer: TimerKey) -> None:
+        if self._horizon_ms is not None and timer.due_ms > self._horizon_ms:
+            return  # the next window load will find it
+        self._push(timer)
+        if self._heap[0][2] is timer:
+            self._wakeup.set()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def _push(self, timer: TimerKey) -> None:
+        if timer in self._queued:
+            return
+        self._queued.add(timer)
+        self._counter += 1
+        heapq.heappush(self._heap, (timer.due_ms, self._counter, timer))
+
+    async def _load_window(self, from_ms: int) -> None:
+        limit = WINDOW
+        while True:
+            timers = await self._runtime.store.read(lambda txn: txn.timers_from(from_ms, limit + 1))
+            if len(timers) <= limit:
+                self._horizon_ms = None
+                break
+            # Cut before the first millisecond that did not fit whole, so none of it is skipped.
+            boundary_ms = timers[limit].due_ms
+            kept = [t for t in timers if t.due_ms < boundary_ms]
+            if kept:
+                timers = kept
+                self._horizon_ms = boundary_ms - 1
+                break
+            limit *= 2
+        for timer in timers:
+            self._push(timer)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._load_window(0)
+        task_status.started()
+        clock = self._runtime.clock
+        while True:
+            if not self._heap:
+                if self._horizon_ms is not None:
+                    await self._load_window(self._horizon_ms + 1)
+                    continue
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            due_ms = self._heap[0][0]
+            if due_ms > clock.now_ms():
+                self._wakeup = trio.Event()
+                with trio.move_on_at(clock.deadline_for(due_ms)):
+                    await self._wakeup.wait()
+                continue
+            now = clock.now_ms()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, timer = heapq.heappop(self._heap)
+                self._queued.discard(timer)
+                self._fire(timer, now)
+            await trio.lowlevel.checkpoint()
+
+    def _fire(self, timer: TimerKey, now_ms: int) -> None:
+        self.fired += 1
+        runtime = self._runtime
+        if timer.kind == TimerKind.WAKE:
+            runtime.router.deliver(timer.invocation_id, Completion(completion_id=timer.completion_id, result=None), timer=timer)
+        elif timer.kind == TimerKind.START:
+            runtime.commit(runtime.transitions.start_scheduled(timer.invocation_id, timer, now_ms))
+        elif timer.kind == TimerKind.PURGE:
+            runtime.commit(runtime.transitions.purge_expired(timer.invocation_id, timer))
+        else:
+            log.warning("unknown timer kind %s for %s", timer.kind, timer.invocation_id)

@@ -1,0 +1,521 @@
+"""Durable state transitions: each function builds one op for the group-commit writer.
+
+An op runs inside the writer's transaction, in a worker thread, so all
+decisions that involve more than one invocation — is the key free, does this
+idempotency key exist, was this awakeable already completed — are taken here,
+serialized, against durable state. An op reads and writes only through its
+`Txn` and returns `Applied(value, effects)`; the runtime applies the effects
+on the Trio loop once the batch is durable.
+
+Every op that acts for a running invocation first checks that the invocation
+still exists and is not completed: a kill or purge committed in between
+fences off whatever its actor still had in flight.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+
+from durio.actors.effects import Applied, Effects, Sequences
+from durio.ids import InvalidId, parse_awakeable_id
+from durio.journal import entries as e
+from durio.storage.records import InvocationRecord, PromiseRecord, ReplyTo, Status, TimerKey, TimerKind
+from durio.storage.txn import Txn
+
+Op = typing.Callable[[Txn], Applied]
+
+WORKFLOW_ALREADY_INVOKED = e.Failure(409, "the workflow method was already invoked")
+KILLED = e.Failure(409, "killed")
+CANCELLED = e.Failure(409, "canceled")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInfo:
+    """What the registry knows about a target, as transitions need it."""
+
+    handler_kind: str | None  # "exclusive", "shared", "workflow" or None
+    retention_ms: int
+
+
+# Finds a target's handler; None when the service or handler does not exist.
+TargetResolver = typing.Callable[[e.Target], typing.Optional[TargetInfo]]
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """Outcome of creating an invocation: new, or the one that already had this id."""
+
+    created: bool
+    record: InvocationRecord
+
+
+class CompleteSignalOutcome:
+    DONE = "done"
+    NOT_FOUND = "not_found"
+    ALREADY_COMPLETED = "already_completed"
+    INVOCATION_COMPLETED = "invocation_completed"
+
+
+class Transitions:
+    """Builds ops. Holds only configuration and the sequence counter."""
+
+    def __init__(self, sequences: Sequences, resolve_target: TargetResolver, default_retention_ms: int) -> None:
+        self.seq = sequences
+        self.resolve_target = resolve_target
+        self.default_retention_ms = default_retention_ms
+
+    # ------------------------------------------------------------ creating invocations
+
+    def create(self, record: InvocationRecord, input_entry: e.Input, reply_to: ReplyTo | None = None) -> Op:
+        """Create an invocation unless one with this id exists (idempotency keys, workflow runs)."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            return Applied(self._create(txn, record, input_entry, reply_to, fx), fx)
+
+        return op
+
+    def _create(
+        self, txn: Txn, record: InvocationRecord, input_entry: e.Input, reply_to: ReplyTo | None, fx: Effects
+    ) -> Created:
+        existing = txn.get_invocation(record.id)
+        if existing is not None:
+            if reply_to is not None:
+                if existing.is_workflow_run:
+                    self._send_to(txn, reply_to.invocation_id, e.Completion(completion_id=reply_to.completion_id, result=WORKFLOW_ALREADY_INVOKED), fx)
+                else:
+                    self._reply_when_done(txn, existing, reply_to, fx)
+            return Created(False, existing)
+        if record.execute_at_ms:
+            record.status = Status.SCHEDULED
+            timer = TimerKey(record.execute_at_ms, record.id, TimerKind.START)
+            txn.put_timer(timer)
+            fx.timers.append(timer)
+        elif record.is_exclusive:
+            self._join_inbox(txn, record, fx)
+        else:
+            record.status = Status.READY
+        txn.put_invocation(record)
+        txn.put_entry(record.id, 0, input_entry)
+        if reply_to is not None:
+            txn.add_reply_to(record.id, self.seq.next(), reply_to)
+        if record.status == Status.READY:
+            fx.start.append((record, [input_entry]))
+        return Created(True, record)
+
+    def _join_inbox(self, txn: Txn, record: InvocationRecord, fx: Effects) -> None:
+        """Queue an exclusive invocation on its key; it runs now if the key is free."""
+        service, key = record.target.service, typing.cast(str, record.target.key)
+        head = txn.inbox_head(service, key)
+        record.inbox_seq = self.seq.next()
+        txn.inbox_push(service, key, record.inbox_seq, record.id)
+        if head is None:
+            record.status = Status.READY
+        else:
+            record.status = Status.PENDING
+            fx.enqueue.append(record)
+
+    def start_scheduled(self, invocation_id: str, timer: TimerKey, now_ms: int) -> Op:
+        """A delayed invocation is due: it runs, or queues on its key."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            txn.delete_timer(timer)
+            record = txn.get_invocation(invocation_id)
+            if record is None or record.status != Status.SCHEDULED:
+                return Applied(False, fx)
+            record.execute_at_ms = 0
+            record.modified_ms = now_ms
+            if record.is_exclusive:
+                self._join_inbox(txn, record, fx)
+            else:
+                record.status = Status.READY
+            txn.put_invocation(record)
+            if record.status == Status.READY:
+                fx.start.append((record, None))
+            return Applied(True, fx)
+
+        return op
+
+    # ------------------------------------------------------------ journal writes of a running invocation
+
+    def append(
+        self,
+        invocation_id: str,
+        index: int,
+        entry: e.Entry,
+        now_ms: int,
+        outbox_seq: int | None = None,
+        timer: TimerKey | None = None,
+    ) -> Op:
+        """Append one journal entry and perform what it means (a call creates its callee, a sleep arms a timer...)."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            # The message that carried a notification is consumed with it, even when fenced off below.
+            if outbox_seq is not None:
+                txn.delete_outbox(invocation_id, outbox_seq)
+            if timer is not None:
+                txn.delete_timer(timer)
+            record = txn.get_invocation(invocation_id)
+            if record is None or record.is_completed:
+                return Applied(False, fx)
+            txn.put_entry(invocation_id, index, entry)
+            if entry.is_command:
+                self._perform(txn, record, entry, now_ms, fx)
+            elif record.status == Status.SUSPENDED:
+                record.status = Status.READY
+                record.awaiting = []
+                record.modified_ms = now_ms
+                txn.put_invocation(record)
+            return Applied(True, fx)
+
+        return op
+
+    def discard_message(self, invocation_id: str, outbox_seq: int | None, timer: TimerKey | None) -> Op:
+        """Drop a message whose notification the journal already has (a redelivery)."""
+
+        def op(txn: Txn) -> Applied:
+            if outbox_seq is not None:
+                txn.delete_outbox(invocation_id, outbox_seq)
+            if timer is not None:
+                txn.delete_timer(timer)
+            return Applied(None, Effects())
+
+        return op
+
+    def _perform(self, txn: Txn, record: InvocationRecord, entry: e.Entry, now_ms: int, fx: Effects) -> None:
+        target = record.target
+        if isinstance(entry, e.SetState):
+            txn.set_state(target.service, typing.cast(str, target.key), entry.key, entry.value)
+        elif isinstance(entry, e.ClearState):
+            txn.clear_state(target.service, typing.cast(str, target.key), entry.key)
+        elif isinstance(entry, e.ClearAllState):
+            txn.clear_all_state(target.service, typing.cast(str, target.key))
+        elif isinstance(entry, e.Sleep):
+            timer = TimerKey(entry.wake_up_ms, record.id, TimerKind.WAKE, entry.completion_id)
+            txn.put_timer(timer)
+            fx.timers.append(timer)
+        elif isinstance(entry, e.Call):
+            self._call(txn, record, entry, entry.completion_id, 0, now_ms, fx)
+        elif isinstance(entry, e.OneWayCall):
+            self._call(txn, record, entry, None, entry.invoke_at_ms, now_ms, fx)
+        elif isinstance(entry, e.CompleteAwakeable):
+            try:
+                target_id, signal_index = parse_awakeable_id(entry.awakeable_id)
+            except InvalidId:
+                return
+            self._complete_signal(txn, target_id, signal_index, entry.result, fx)
+        elif isinstance(entry, e.SendSignal):
+            target_record = txn.get_invocation(entry.target_invocation_id)
+            if target_record is None or target_record.is_completed:
+                return
+            if entry.signal_index == e.CANCEL_SIGNAL:
+                self._cancel(txn, target_record, now_ms, fx)
+            else:
+                self._complete_signal(txn, entry.target_invocation_id, entry.signal_index, entry.result, fx)
+        elif isinstance(entry, e.GetPromise):
+            self._get_promise(txn, record, entry.key, entry.completion_id, fx)
+        elif isinstance(entry, e.PeekPromise):
+            promise = txn.get_promise(target.service, typing.cast(str, target.key), entry.key)
+            result = None if promise is None else promise.result
+            self._send_to(txn, record.id, e.Completion(completion_id=entry.completion_id, result=result), fx)
+        elif isinstance(entry, e.CompletePromise):
+            outcome = self._complete_promise(txn, target.service, typing.cast(str, target.key), entry.key, entry.result, fx)
+            self._send_to(txn, record.id, e.Completion(completion_id=entry.completion_id, result=outcome), fx)
+        elif isinstance(entry, (e.AttachInvocation, e.GetInvocationOutput)):
+            self._attach(txn, record, entry, fx)
+
+    def _call(
+        self,
+        txn: Txn,
+        caller: InvocationRecord,
+        entry: e.Call | e.OneWayCall,
+        reply_completion_id: int | None,
+        invoke_at_ms: int,
+        now_ms: int,
+        fx: Effects,
+    ) -> None:
+        info = self.resolve_target(entry.target)
+        if info is None:
+            if reply_completion_id is not None:
+                failure = e.Failure(404, f"{entry.target} does not exist: no such service or handler")
+                self._send_to(txn, caller.id, e.Completion(completion_id=reply_completion_id, result=failure), fx)
+            return
+        callee = InvocationRecord(
+            id=entry.callee_id,
+            target=entry.target,
+            handler_kind=info.handler_kind,
+            status=Status.READY,
+            created_ms=now_ms,
+            modified_ms=now_ms,
+            idempotency_key=entry.idempotency_key,
+            caller_id=caller.id,
+            execute_at_ms=invoke_at_ms if invoke_at_ms > now_ms else 0,
+            retention_ms=info.retention_ms,
+        )
+        reply_to = ReplyTo(caller.id, reply_completion_id) if reply_completion_id is not None else None
+        self._create(txn, callee, e.Input(ts=now_ms, value=entry.value, headers=list(entry.headers)), reply_to, fx)
+
+    def _reply_when_done(self, txn: Txn, callee: InvocationRecord, reply_to: ReplyTo, fx: Effects) -> None:
+        if callee.is_completed:
+            result = typing.cast(typing.Union[bytes, e.Failure], callee.result)
+            self._send_to(txn, reply_to.invocation_id, e.Completion(completion_id=reply_to.completion_id, result=result), fx)
+        else:
+            txn.add_reply_to(callee.id, self.seq.next(), reply_to)
+
+    def _attach(self, txn: Txn, record: InvocationRecord, entry: e.AttachInvocation | e.GetInvocationOutput, fx: Effects) -> None:
+        target = txn.get_invocation(entry.target_invocation_id)
+        if target is None:
+            result: e.Result = e.Failure(404, f"invocation {entry.target_invocation_id} not found")
+        elif isinstance(entry, e.GetInvocationOutput) and not target.is_completed:
+            result = None  # not ready: the void result
+        elif isinstance(entry, e.AttachInvocation) and not target.is_completed:
+            txn.add_reply_to(target.id, self.seq.next(), ReplyTo(record.id, entry.completion_id))
+            return
+        else:
+            result = target.result
+        self._send_to(txn, record.id, e.Completion(completion_id=entry.completion_id, result=result), fx)
+
+    def _send_to(self, txn: Txn, target_id: str, notification: e.Notification, fx: Effects) -> None:
+        """Put a notification in the outbox of `target_id`; the runtime moves it into the journal."""
+        seq = self.seq.next()
+        txn.put_outbox(target_id, seq, notification)
+        fx.deliver.append((target_id, seq, notification))
+
+    # ------------------------------------------------------------ signals and awakeables
+
+    def complete_awakeable(self, awakeable_id: str, result: bytes | e.Failure) -> Op:
+        """Resolve or reject an awakeable from outside (the ingress)."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            target_id, signal_index = parse_awakeable_id(awakeable_id)
+            return Applied(self._complete_signal(txn, target_id, signal_index, result, fx), fx)
+
+        return op
+
+    def _complete_signal(
+        self, txn: Txn, target_id: str, signal_index: int, result: e.Result, fx: Effects
+    ) -> str:
+        record = txn.get_invocation(target_id)
+        if record is None:
+            return CompleteSignalOutcome.NOT_FOUND
+        if txn.signal_completed(target_id, signal_index):
+            return CompleteSignalOutcome.ALREADY_COMPLETED
+        if record.is_completed:
+            return CompleteSignalOutcome.INVOCATION_COMPLETED
+        txn.mark_signal_completed(target_id, signal_index)
+        self._send_to(txn, target_id, e.Signal(signal_index=signal_index, result=result), fx)
+        return CompleteSignalOutcome.DONE
+
+    # ------------------------------------------------------------ workflow promises
+
+    def _get_promise(self, txn: Txn, record: InvocationRecord, name: str, completion_id: int, fx: Effects) -> None:
+        service, key = record.target.service, typing.cast(str, record.target.key)
+        promise = txn.get_promise(service, key, name)
+        if promise is not None:
+            self._send_to(txn, record.id, e.Completion(completion_id=completion_id, result=promise.result), fx)
+        else:
+            txn.add_promise_waiter(service, key, name, self.seq.next(), ReplyTo(record.id, completion_id))
+
+    def _complete_promise(
+        self, txn: Txn, service: str, key: str, name: str, result: bytes | e.Failure, fx: Effects
+    ) -> e.Failure | None:
+        if txn.get_promise(service, key, name) is not None:
+            return e.Failure(409, f"the promise '{name}' of {service}/{key} is already completed")
+        txn.put_promise(service, key, name, PromiseRecord(result))
+        for waiter in txn.take_promise_waiters(service, key, name):
+            self._send_to(txn, waiter.invocation_id, e.Completion(completion_id=waiter.completion_id, result=result), fx)
+        return None
+
+    # ------------------------------------------------------------ ending invocations
+
+    def complete(self, invocation_id: str, index: int, output: e.Output, now_ms: int) -> Op:
+        """Record the Output and finish the invocation: reply, free the key, schedule the purge."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            record = txn.get_invocation(invocation_id)
+            if record is None or record.is_completed:
+                return Applied(False, fx)
+            txn.put_entry(invocation_id, index, output)
+            self._finish(txn, record, output.result, now_ms, fx)
+            return Applied(True, fx)
+
+        return op
+
+    def _finish(self, txn: Txn, record: InvocationRecord, result: bytes | e.Failure, now_ms: int, fx: Effects) -> None:
+        was_scheduled = record.status == Status.SCHEDULED
+        record.status = Status.COMPLETED
+        record.result = result
+        record.completed_ms = now_ms
+        record.modified_ms = now_ms
+        record.awaiting = []
+        if not record.retention_ms:
+            record.retention_ms = self.default_retention_ms
+        txn.put_invocation(record)
+        if record.is_exclusive and record.inbox_seq and not was_scheduled:
+            self._leave_inbox(txn, record, now_ms, fx)
+        for reply_to in txn.take_reply_to(record.id):
+            self._send_to(txn, reply_to.invocation_id, e.Completion(completion_id=reply_to.completion_id, result=result), fx)
+        purge = TimerKey(now_ms + record.retention_ms, record.id, TimerKind.PURGE)
+        txn.put_timer(purge)
+        fx.timers.append(purge)
+        fx.completed.append((record.id, result))
+
+    def _leave_inbox(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects) -> None:
+        """Free the key: the next queued exclusive invocation takes it."""
+        service, key = record.target.service, typing.cast(str, record.target.key)
+        head = txn.inbox_head(service, key)
+        txn.inbox_remove(service, key, record.inbox_seq)
+        fx.released.append(record)
+        if head is None or head[1] != record.id:
+            return  # it was not holding the key (a queued invocation killed or cancelled)
+        following = txn.inbox_head(service, key)
+        if following is None:
+            return
+        nxt = txn.get_invocation(following[1])
+        if nxt is not None and nxt.status == Status.PENDING:
+            nxt.status = Status.READY
+            nxt.modified_ms = now_ms
+            txn.put_invocation(nxt)
+            fx.start.append((nxt, None))
+
+    def suspend(self, invocation_id: str, awaiting: list[str], now_ms: int) -> Op:
+        def op(txn: Txn) -> Applied:
+            record = txn.get_invocation(invocation_id)
+            if record is None or record.is_completed:
+                return Applied(False, Effects())
+            record.status = Status.SUSPENDED
+            record.awaiting = awaiting
+            record.modified_ms = now_ms
+            txn.put_invocation(record)
+            return Applied(True, Effects())
+
+        return op
+
+    def attempt_failed(
+        self, invocation_id: str, retry_count: int, failure: dict, next_retry_ms: int, pause: bool, now_ms: int
+    ) -> Op:
+        """Remember a failed attempt: the retry count, the last failure, and when the next attempt runs."""
+
+        def op(txn: Txn) -> Applied:
+            record = txn.get_invocation(invocation_id)
+            if record is None or record.is_completed:
+                return Applied(False, Effects())
+            record.retry_count = retry_count
+            record.last_failure = failure
+            record.next_retry_ms = next_retry_ms
+            record.status = Status.PAUSED if pause else Status.BACKING_OFF
+            record.paused_reason = "retries exhausted" if pause else None
+            record.modified_ms = now_ms
+            txn.put_invocation(record)
+            txn.add_event(invocation_id, self.seq.next(), dict(failure, kind="attempt_failed", retry_count=retry_count))
+            return Applied(True, Effects())
+
+        return op
+
+    def running_again(self, invocation_id: str, now_ms: int) -> Op:
+        """A backing-off invocation starts its next attempt."""
+
+        def op(txn: Txn) -> Applied:
+            record = txn.get_invocation(invocation_id)
+            if record is None or record.status != Status.BACKING_OFF:
+                return Applied(False, Effects())
+            record.status = Status.READY
+            record.modified_ms = now_ms
+            txn.put_invocation(record)
+            return Applied(True, Effects())
+
+        return op
+
+    # ------------------------------------------------------------ operator actions
+
+    def _cancel(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects) -> str:
+        """Cancel: not started yet, it ends at once; otherwise a cancel signal unwinds the handler."""
+        if record.status in (Status.PENDING, Status.SCHEDULED):
+            self._end_unstarted(txn, record, CANCELLED, now_ms, fx)
+            return "done"
+        if not txn.signal_completed(record.id, e.CANCEL_SIGNAL):
+            txn.mark_signal_completed(record.id, e.CANCEL_SIGNAL)
+            self._send_to(txn, record.id, e.Signal(signal_index=e.CANCEL_SIGNAL, result=None), fx)
+        return "signalled"
+
+    def _end_unstarted(self, txn: Txn, record: InvocationRecord, failure: e.Failure, now_ms: int, fx: Effects) -> None:
+        if record.status == Status.SCHEDULED:
+            txn.delete_timer(TimerKey(record.execute_at_ms, record.id, TimerKind.START))
+        self._finish(txn, record, failure, now_ms, fx)
+
+    def cancel(self, invocation_id: str, now_ms: int) -> Op:
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            record = txn.get_invocation(invocation_id)
+            if record is None:
+                return Applied("not_found", fx)
+            if record.is_completed:
+                return Applied("completed", fx)
+            return Applied(self._cancel(txn, record, now_ms, fx), fx)
+
+        return op
+
+    def kill(self, invocation_id: str, now_ms: int) -> Op:
+        """Complete at once with 'killed', and kill every call it is still waiting for."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            record = txn.get_invocation(invocation_id)
+            if record is None:
+                return Applied("not_found", fx)
+            if record.is_completed:
+                return Applied("completed", fx)
+            self._kill(txn, record, now_ms, fx, seen=set())
+            return Applied("done", fx)
+
+        return op
+
+    def _kill(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects, seen: set[str]) -> None:
+        seen.add(record.id)
+        if record.status == Status.SCHEDULED:
+            txn.delete_timer(TimerKey(record.execute_at_ms, record.id, TimerKind.START))
+        journal = txn.journal(record.id)
+        answered = {n.completion_id for n in journal if isinstance(n, e.Completion)}
+        self._finish(txn, record, KILLED, now_ms, fx)
+        fx.stop.append(record.id)
+        for entry in journal:
+            if isinstance(entry, e.Call) and entry.completion_id not in answered and entry.callee_id not in seen:
+                child = txn.get_invocation(entry.callee_id)
+                if child is not None and not child.is_completed:
+                    self._kill(txn, child, now_ms, fx, seen)
+
+    def purge(self, invocation_id: str) -> Op:
+        """Forget a completed invocation: its record, journal and, for a workflow run, the workflow's state."""
+
+        def op(txn: Txn) -> Applied:
+            record = txn.get_invocation(invocation_id)
+            if record is None:
+                return Applied("not_found", Effects())
+            if not record.is_completed:
+                return Applied("not_completed", Effects())
+            txn.delete_invocation(invocation_id)
+            txn.delete_journal(invocation_id)
+            txn.delete_events(invocation_id)
+            txn.delete_signals(invocation_id)
+            txn.delete_timer(TimerKey(record.completed_ms + record.retention_ms, record.id, TimerKind.PURGE))
+            if record.is_workflow_run and record.target.key is not None:
+                txn.clear_all_state(record.target.service, record.target.key)
+                txn.clear_promises(record.target.service, record.target.key)
+            return Applied("done", Effects())
+
+        return op
+
+    def purge_expired(self, invocation_id: str, timer: TimerKey) -> Op:
+        """The retention timer of a completed invocation fired."""
+        purge = self.purge(invocation_id)
+
+        def op(txn: Txn) -> Applied:
+            txn.delete_timer(timer)
+            return purge(txn)
+
+        return op

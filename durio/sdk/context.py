@@ -1,0 +1,414 @@
+"""The context handed to handlers: every method records a journal command.
+
+Class names and method signatures are the official SDK's. One class per
+handler kind: a plain service gets `Context`, an exclusive object handler
+`ObjectContext`, a shared one `ObjectSharedContext`, a workflow's run
+`WorkflowContext` and its other handlers `WorkflowSharedContext`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import random as _random
+import typing
+import uuid as _uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from durio import ids
+from durio.journal import entries as e
+from durio.sdk.definitions import Handler, handler_of
+from durio.sdk.errors import TerminalError
+from durio.sdk.futures import (
+    DurablePromise,
+    RestateDurableCallFuture,
+    RestateDurableFuture,
+    RestateDurableSleepFuture,
+    SendHandle,
+    raise_failure,
+)
+from durio.sdk.host import InvocationHost
+from durio.sdk.options import RunOptions
+from durio.sdk.serde import BytesSerde, DefaultSerde, Serde, SerdeError
+
+T = typing.TypeVar("T")
+I = typing.TypeVar("I")  # noqa: E741 (the official SDK's type variable names)
+O = typing.TypeVar("O")  # noqa: E741
+
+
+@dataclass
+class Request:
+    """The request that started this invocation."""
+
+    id: str
+    headers: dict[str, str]
+    attempt_headers: dict[str, str]
+    body: bytes
+    attempt_finished_event: typing.Any
+    idempotency_key: str | None = None
+    scope: str | None = None
+    limit_key: str | None = None
+
+
+def _unwrap_optional(hint: typing.Any) -> typing.Any:
+    args = typing.get_args(hint)
+    if len(args) == 2 and type(None) in args:
+        return args[0] if args[1] is type(None) else args[1]
+    return hint
+
+
+def _serde_with_hint(serde: Serde[T], hint: typing.Any) -> Serde[T]:
+    if isinstance(serde, DefaultSerde) and serde.type_hint is None and hint not in (None, inspect.Signature.empty):
+        return serde.with_maybe_type(_unwrap_optional(hint))
+    return serde
+
+
+def _return_hint(fn: typing.Any) -> typing.Any:
+    try:
+        return inspect.signature(fn, eval_str=True).return_annotation
+    except (TypeError, ValueError, NameError):
+        return None
+
+
+def _decoder(serde: Serde[typing.Any]) -> typing.Callable[[e.Result], typing.Any]:
+    def decode(result: e.Result) -> typing.Any:
+        raise_failure(result)
+        if result is None:
+            return None
+        try:
+            return serde.deserialize(typing.cast(bytes, result))
+        except SerdeError as exc:
+            raise TerminalError(f"cannot decode a stored result: {exc}", 500) from exc
+
+    return decode
+
+
+def _void(result: e.Result) -> None:
+    raise_failure(result)
+
+
+class Context:
+    """The context of a plain service handler (and the base of all others)."""
+
+    def __init__(self, host: InvocationHost) -> None:
+        self._host = host
+        digest = hashlib.blake2b(host.record.id.encode(), digest_size=8).digest()
+        self._random = _random.Random(int.from_bytes(digest, "big"))
+
+    # ------------------------------------------------------------ the request
+
+    def request(self) -> Request:
+        record = self._host.record
+        headers = {k: v for k, v in self._host.machine.input.headers}
+        return Request(
+            id=record.id,
+            headers=headers,
+            attempt_headers={},
+            body=self._host.machine.input.value,
+            attempt_finished_event=self._host.attempt_finished(),
+            idempotency_key=record.idempotency_key,
+        )
+
+    def key(self) -> str:
+        key = self._host.record.target.key
+        if key is None:
+            raise TerminalError("ctx.key() is only available in virtual object and workflow handlers")
+        return key
+
+    # ------------------------------------------------------------ deterministic values
+
+    def random(self) -> _random.Random:
+        """A random generator seeded by the invocation id: the same values on every replay."""
+        return self._random
+
+    def uuid(self) -> _uuid.UUID:
+        return _uuid.UUID(int=self._random.getrandbits(128), version=4)
+
+    def time(self) -> RestateDurableFuture[float]:
+        """The current time in seconds, journaled so a replay sees the same value."""
+        return self.run_typed("timestamp", lambda: self._host.now_ms() / 1000, RunOptions(type_hint=float))
+
+    # ------------------------------------------------------------ run steps
+
+    def run_typed(
+        self,
+        name: str,
+        action: typing.Callable[..., typing.Any],
+        options: RunOptions[T] = RunOptions(),
+        /,
+        *args: typing.Any,
+        **kwargs: typing.Any,
+    ) -> RestateDurableFuture[T]:
+        """Run `action(*args, **kwargs)` once; its result (or terminal failure) is journaled.
+
+        A sync action runs in a worker thread, so it never blocks the event loop.
+        """
+        serde = _serde_with_hint(options.serde, options.type_hint or _return_hint(action))
+        completion_id = self._host.machine.allocate_completion_id()
+        entry = typing.cast(e.Run, self._host.record_command(e.Run(name=name, completion_id=completion_id)))
+        if not self._host.machine.has_notification(entry.completion_id):
+            bound = (lambda: action(*args, **kwargs)) if args or kwargs else action
+            self._host.start_run(entry, bound, serde, options)
+        return RestateDurableFuture(self, entry.completion_id, _decoder(serde))
+
+    def run(
+        self,
+        name: str,
+        action: typing.Callable[..., typing.Any],
+        serde: Serde[T] = DefaultSerde(),
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | None = None,
+        type_hint: typing.Optional[typing.Type[T]] = None,
+        args: typing.Optional[typing.Tuple[typing.Any, ...]] = None,
+    ) -> RestateDurableFuture[T]:
+        """The older form of `run_typed`."""
+        options = RunOptions(serde=serde, type_hint=type_hint, max_attempts=max_attempts, max_duration=max_retry_duration)
+        return self.run_typed(name, action, options, *(args or ()))
+
+    # ------------------------------------------------------------ timers
+
+    def sleep(self, delta: timedelta, name: str | None = None) -> RestateDurableSleepFuture:
+        wake_up_ms = self._host.now_ms() + max(0, int(delta.total_seconds() * 1000))
+        completion_id = self._host.machine.allocate_completion_id()
+        entry = typing.cast(
+            e.Sleep,
+            self._host.record_command(e.Sleep(wake_up_ms=wake_up_ms, completion_id=completion_id, name=name or "")),
+        )
+        return RestateDurableSleepFuture(self, entry.completion_id, _void)
+
+    # ------------------------------------------------------------ calls
+
+    def _callee_id(self, target: e.Target, idempotency_key: str | None, handler_kind: str | None) -> str:
+        if handler_kind == "workflow" and target.key is not None:
+            return ids.workflow_run_id(target.service, target.key)
+        if idempotency_key is not None:
+            return ids.idempotent_invocation_id(target, idempotency_key)
+        return ids.new_invocation_id(target.key, self._host.now_ms())
+
+    def _do_call(
+        self,
+        target: e.Target,
+        value: bytes,
+        output_serde: Serde[typing.Any],
+        handler_kind: str | None,
+        idempotency_key: str | None,
+        headers: dict[str, str] | None,
+    ) -> RestateDurableCallFuture[typing.Any]:
+        machine = self._host.machine
+        command = e.Call(
+            target=target,
+            value=value,
+            completion_id=machine.allocate_completion_id(),
+            invocation_id_completion_id=machine.allocate_completion_id(),
+            callee_id=self._callee_id(target, idempotency_key, handler_kind),
+            headers=list((headers or {}).items()),
+            idempotency_key=idempotency_key,
+        )
+        entry = typing.cast(e.Call, self._host.record_command(command))
+        return RestateDurableCallFuture(self, entry.completion_id, _decoder(output_serde), entry.callee_id)
+
+    def _do_send(
+        self,
+        target: e.Target,
+        value: bytes,
+        handler_kind: str | None,
+        send_delay: timedelta | None,
+        idempotency_key: str | None,
+        headers: dict[str, str] | None,
+    ) -> SendHandle:
+        machine = self._host.machine
+        delay_ms = int(send_delay.total_seconds() * 1000) if send_delay else 0
+        command = e.OneWayCall(
+            target=target,
+            value=value,
+            invoke_at_ms=self._host.now_ms() + delay_ms if delay_ms > 0 else 0,
+            invocation_id_completion_id=machine.allocate_completion_id(),
+            callee_id=self._callee_id(target, idempotency_key, handler_kind),
+            headers=list((headers or {}).items()),
+            idempotency_key=idempotency_key,
+        )
+        entry = typing.cast(e.OneWayCall, self._host.record_command(command))
+        return SendHandle(self, entry.callee_id)
+
+    @staticmethod
+    def _typed_target(tpe: typing.Any, key: str | None) -> tuple[Handler, e.Target]:
+        handler = handler_of(tpe)
+        if handler.service_kind != "service" and key is None:
+            raise TerminalError(f"calling {handler.service_name}.{handler.name} needs a key")
+        return handler, e.Target(handler.service_name, handler.name, key if handler.service_kind != "service" else None)
+
+    def service_call(self, tpe: typing.Any, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
+        handler, target = self._typed_target(tpe, None)
+        return self._do_call(target, handler.input_serde.serialize(arg), handler.output_serde, handler.kind, idempotency_key, headers)
+
+    def service_send(self, tpe: typing.Any, arg: typing.Any, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        handler, target = self._typed_target(tpe, None)
+        return self._do_send(target, handler.input_serde.serialize(arg), handler.kind, send_delay, idempotency_key, headers)
+
+    def object_call(self, tpe: typing.Any, key: str, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
+        handler, target = self._typed_target(tpe, key)
+        return self._do_call(target, handler.input_serde.serialize(arg), handler.output_serde, handler.kind, idempotency_key, headers)
+
+    def object_send(self, tpe: typing.Any, key: str, arg: typing.Any, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        handler, target = self._typed_target(tpe, key)
+        return self._do_send(target, handler.input_serde.serialize(arg), handler.kind, send_delay, idempotency_key, headers)
+
+    def workflow_call(self, tpe: typing.Any, key: str, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
+        return self.object_call(tpe, key, arg, idempotency_key, headers)
+
+    def workflow_send(self, tpe: typing.Any, key: str, arg: typing.Any, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+        return self.object_send(tpe, key, arg, send_delay, idempotency_key, headers)
+
+    def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, **_ignored: typing.Any) -> RestateDurableCallFuture[bytes]:
+        kind = self._host.kind_of(e.Target(service, handler, key))
+        return self._do_call(e.Target(service, handler, key), bytes(arg), BytesSerde(), kind, idempotency_key, headers)
+
+    def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, **_ignored: typing.Any) -> SendHandle:
+        kind = self._host.kind_of(e.Target(service, handler, key))
+        return self._do_send(e.Target(service, handler, key), bytes(arg), kind, send_delay, idempotency_key, headers)
+
+    # ------------------------------------------------------------ awakeables, cancellation, attach
+
+    def awakeable(self, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> tuple[str, RestateDurableFuture[T]]:
+        """An id to hand to the outside world, and the future its completion resolves."""
+        serde = _serde_with_hint(serde, type_hint)
+        signal_index = self._host.machine.allocate_signal_index()
+        awakeable_id = ids.awakeable_id(self._host.record.id, signal_index)
+        return awakeable_id, RestateDurableFuture(self, e.signal_handle(signal_index), _decoder(serde))
+
+    def resolve_awakeable(self, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde()) -> None:
+        self._check_awakeable_id(name)
+        self._host.record_command(e.CompleteAwakeable(awakeable_id=name, result=_serde_with_hint(serde, type(value)).serialize(value)))
+
+    def reject_awakeable(self, name: str, failure_message: str, failure_code: int = 500) -> None:
+        self._check_awakeable_id(name)
+        self._host.record_command(e.CompleteAwakeable(awakeable_id=name, result=e.Failure(failure_code, failure_message)))
+
+    @staticmethod
+    def _check_awakeable_id(name: str) -> None:
+        try:
+            ids.parse_awakeable_id(name)
+        except ids.InvalidId as exc:
+            raise TerminalError(str(exc), 400) from exc
+
+    def cancel_invocation(self, invocation_id: str) -> None:
+        if not ids.is_invocation_id(invocation_id):
+            raise TerminalError(f"{invocation_id!r} is not an invocation id", 400)
+        self._host.record_command(e.SendSignal(target_invocation_id=invocation_id, signal_index=e.CANCEL_SIGNAL))
+
+    def attach_invocation(self, invocation_id: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> RestateDurableFuture[T]:
+        if not ids.is_invocation_id(invocation_id):
+            raise TerminalError(f"{invocation_id!r} is not an invocation id", 400)
+        serde = _serde_with_hint(serde, type_hint)
+        completion_id = self._host.machine.allocate_completion_id()
+        entry = typing.cast(
+            e.AttachInvocation,
+            self._host.record_command(e.AttachInvocation(target_invocation_id=invocation_id, completion_id=completion_id)),
+        )
+        return RestateDurableFuture(self, entry.completion_id, _decoder(serde))
+
+
+class ObjectSharedContext(Context):
+    """A shared handler of a virtual object: it reads state, never writes it."""
+
+    def get(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None, entry_name: str | None = None) -> RestateDurableFuture[T | None]:
+        serde = _serde_with_hint(serde, type_hint)
+        command = e.GetState(key=name, value=self._host.state.get(name), name=entry_name or "")
+        entry = typing.cast(e.GetState, self._host.record_command(command))
+        value = entry.value
+        decode = _decoder(serde)
+        return RestateDurableFuture(self, None, lambda _: None if value is None else decode(value))
+
+    def state_keys(self, entry_name: str | None = None) -> RestateDurableFuture[list[str]]:
+        entry = typing.cast(
+            e.GetStateKeys,
+            self._host.record_command(e.GetStateKeys(keys=sorted(self._host.state), name=entry_name or "")),
+        )
+        keys = list(entry.keys)
+        return RestateDurableFuture(self, None, lambda _: keys)
+
+    def _read_only(self, what: str) -> typing.NoReturn:
+        handler = self._host.handler
+        raise TerminalError(
+            f"{what} is not allowed in the shared handler {handler.service_name}.{handler.name}: "
+            "shared handlers only read state; write it from an exclusive handler"
+        )
+
+    def set(self, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde(), entry_name: str | None = None) -> None:
+        self._read_only(f"ctx.set({name!r})")
+
+    def clear(self, name: str, entry_name: str | None = None) -> None:
+        self._read_only(f"ctx.clear({name!r})")
+
+    def clear_all(self, entry_name: str | None = None) -> None:
+        self._read_only("ctx.clear_all()")
+
+
+class ObjectContext(ObjectSharedContext):
+    """An exclusive handler of a virtual object: the only writer of its key's state."""
+
+    def set(self, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde(), entry_name: str | None = None) -> None:
+        buffer = _serde_with_hint(serde, type(value)).serialize(value)
+        _, new = self._record_write(e.SetState(key=name, value=buffer, name=entry_name or ""))
+        if new:
+            self._host.state[name] = buffer
+
+    def clear(self, name: str, entry_name: str | None = None) -> None:
+        _, new = self._record_write(e.ClearState(key=name, name=entry_name or ""))
+        if new:
+            self._host.state.pop(name, None)
+
+    def clear_all(self, entry_name: str | None = None) -> None:
+        _, new = self._record_write(e.ClearAllState(name=entry_name or ""))
+        if new:
+            self._host.state.clear()
+
+    def _record_write(self, command: e.Entry) -> tuple[e.Entry, bool]:
+        # A replayed write is already in the state view (it was loaded from storage or made live).
+        replaying = self._host.machine.replaying
+        return self._host.record_command(command), not replaying
+
+
+class _PromiseMethods:
+    """Durable promises, shared by both workflow contexts."""
+
+    _host: InvocationHost
+
+    def promise(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> DurablePromise[T]:
+        return DurablePromise(typing.cast(Context, self), name, _serde_with_hint(serde, type_hint))
+
+    def _promise_value(self, name: str, serde: Serde[typing.Any]) -> RestateDurableFuture[typing.Any]:
+        completion_id = self._host.machine.allocate_completion_id()
+        entry = typing.cast(e.GetPromise, self._host.record_command(e.GetPromise(key=name, completion_id=completion_id)))
+        return RestateDurableFuture(typing.cast(Context, self), entry.completion_id, _decoder(serde))
+
+    def _promise_peek(self, name: str, serde: Serde[typing.Any]) -> RestateDurableFuture[typing.Any]:
+        completion_id = self._host.machine.allocate_completion_id()
+        entry = typing.cast(e.PeekPromise, self._host.record_command(e.PeekPromise(key=name, completion_id=completion_id)))
+        return RestateDurableFuture(typing.cast(Context, self), entry.completion_id, _decoder(serde))
+
+    def _promise_complete(self, name: str, result: bytes | e.Failure) -> RestateDurableFuture[None]:
+        completion_id = self._host.machine.allocate_completion_id()
+        entry = typing.cast(
+            e.CompletePromise,
+            self._host.record_command(e.CompletePromise(key=name, result=result, completion_id=completion_id)),
+        )
+        return RestateDurableFuture(typing.cast(Context, self), entry.completion_id, _void)
+
+
+class WorkflowSharedContext(_PromiseMethods, ObjectSharedContext):
+    """A workflow's shared handler: reads state, completes and reads promises."""
+
+
+class WorkflowContext(_PromiseMethods, ObjectContext):
+    """A workflow's run: writes state, awaits its promises."""
+
+
+def context_for(host: InvocationHost) -> Context:
+    handler = host.handler
+    if handler.service_kind == "service":
+        return Context(host)
+    if handler.service_kind == "object":
+        return ObjectContext(host) if handler.kind != "shared" else ObjectSharedContext(host)
+    return WorkflowContext(host) if handler.kind == "workflow" else WorkflowSharedContext(host)

@@ -1,0 +1,274 @@
+"""Service definitions: `Service`, `VirtualObject`, `Workflow` and their handlers.
+
+The constructors and decorators take the official SDK's parameters, so a
+service file written for `restate` runs on durio with only the import changed.
+Parameters that only make sense for the Restate server (inactivity timeouts,
+lazy state) are accepted and kept, and show up in discovery.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from durio.sdk.options import InvocationRetryPolicy
+from durio.sdk.serde import DefaultSerde, Serde, serde_for_hint
+
+HandlerKind = typing.Literal["exclusive", "shared", "workflow"]
+ServiceKind = typing.Literal["service", "object", "workflow"]
+
+# Where a decorated function keeps its Handler, so `ctx.service_call(fn, ...)` can find the target.
+_HANDLER_ATTRIBUTE = "__durio_handler__"
+
+
+@dataclass
+class Handler:
+    """One handler: its target name, kind, function and serialization."""
+
+    service_name: str
+    service_kind: ServiceKind
+    name: str
+    kind: HandlerKind | None  # None for plain services
+    fn: typing.Callable[..., typing.Awaitable[typing.Any]]
+    arity: int
+    input_serde: Serde[typing.Any]
+    output_serde: Serde[typing.Any]
+    input_hint: typing.Any = None
+    output_hint: typing.Any = None
+    accept: str = "application/json"
+    content_type: str = "application/json"
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+    invocation_retry_policy: InvocationRetryPolicy | None = None
+    options: dict[str, typing.Any] = field(default_factory=dict)
+
+    @property
+    def is_exclusive(self) -> bool:
+        """Runs under the key's lock: object exclusive handlers and the workflow's run."""
+        return self.service_kind == "object" and self.kind != "shared"
+
+    @property
+    def takes_input(self) -> bool:
+        return self.arity >= 2
+
+    @property
+    def input_required(self) -> bool:
+        """True when the handler's parameter cannot be None (so an empty body is a 400)."""
+        if not self.takes_input or self.input_hint in (None, inspect.Parameter.empty, typing.Any):
+            return False
+        args = typing.get_args(self.input_hint)
+        return type(None) not in args
+
+
+def handler_of(fn: typing.Any) -> Handler:
+    """The Handler behind a decorated function, for typed calls between handlers."""
+    handler = getattr(fn, _HANDLER_ATTRIBUTE, None)
+    if handler is None:
+        raise ValueError(f"{fn!r} is not a durio handler: decorate it with @service.handler()")
+    return handler
+
+
+class _Definition:
+    """What Service, VirtualObject and Workflow share."""
+
+    kind: ServiceKind
+
+    def __init__(
+        self,
+        name: str,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
+        ingress_private: bool | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
+        enable_lazy_state: bool | None = None,
+        state_preload: bool | list[str] | None = None,
+    ) -> None:
+        if not name or "/" in name:
+            raise ValueError(f"invalid service name {name!r}: it must be non-empty and contain no '/'")
+        self._name = name
+        self.description = description
+        self.metadata = metadata
+        self.inactivity_timeout = inactivity_timeout
+        self.abort_timeout = abort_timeout
+        self.journal_retention = journal_retention
+        self.idempotency_retention = idempotency_retention
+        self.ingress_private = ingress_private
+        self.invocation_retry_policy = invocation_retry_policy
+        self.context_managers = invocation_context_managers or []
+        self.enable_lazy_state = enable_lazy_state
+        self.state_preload = state_preload
+        self.handlers: dict[str, Handler] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._name!r}, handlers={sorted(self.handlers)})"
+
+    def _add_handler(
+        self,
+        name: str | None,
+        kind: HandlerKind | None,
+        accept: str,
+        content_type: str,
+        input_serde: Serde[typing.Any],
+        output_serde: Serde[typing.Any],
+        metadata: dict[str, str] | None,
+        invocation_retry_policy: InvocationRetryPolicy | None,
+        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None,
+        options: dict[str, typing.Any],
+    ) -> typing.Callable[[typing.Any], typing.Any]:
+        def register(fn: typing.Any) -> typing.Any:
+            if not inspect.iscoroutinefunction(fn):
+                raise TypeError(f"handler {fn.__qualname__} must be an `async def` function")
+            signature = inspect.signature(fn, eval_str=True)
+            params = list(signature.parameters.values())
+            if not 1 <= len(params) <= 2:
+                raise TypeError(f"handler {fn.__qualname__} must take (ctx) or (ctx, input), not {len(params)} parameters")
+            handler_name = name or fn.__name__
+            if handler_name in self.handlers:
+                raise ValueError(f"handler {handler_name} already exists in {self._name}")
+            input_hint = params[1].annotation if len(params) == 2 else None
+            if input_hint is inspect.Parameter.empty:
+                input_hint = None
+            output_hint = signature.return_annotation
+            if output_hint is inspect.Signature.empty:
+                output_hint = None
+            handler = Handler(
+                service_name=self._name,
+                service_kind=self.kind,
+                name=handler_name,
+                kind=kind,
+                fn=fn,
+                arity=len(params),
+                input_serde=serde_for_hint(input_hint) if isinstance(input_serde, DefaultSerde) else input_serde,
+                output_serde=serde_for_hint(output_hint) if isinstance(output_serde, DefaultSerde) else output_serde,
+                input_hint=input_hint,
+                output_hint=output_hint,
+                accept=accept,
+                content_type=content_type,
+                description=inspect.getdoc(fn),
+                metadata=metadata,
+                invocation_retry_policy=invocation_retry_policy,
+                options=dict(options, context_managers=self.context_managers + (invocation_context_managers or [])),
+            )
+            self.handlers[handler_name] = handler
+            setattr(fn, _HANDLER_ATTRIBUTE, handler)
+            return fn
+
+        return register
+
+
+class Service(_Definition):
+    """A stateless service: handlers run concurrently, each invocation on its own."""
+
+    kind: ServiceKind = "service"
+
+    def __init__(self, name: str, description: str | None = None, metadata: dict[str, str] | None = None, **options: typing.Any) -> None:
+        super().__init__(name, description, metadata, **options)
+
+    def handler(
+        self,
+        name: str | None = None,
+        accept: str = "application/json",
+        content_type: str = "application/json",
+        input_serde: Serde[typing.Any] = DefaultSerde(),
+        output_serde: Serde[typing.Any] = DefaultSerde(),
+        metadata: dict[str, str] | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
+        **options: typing.Any,
+    ) -> typing.Callable[[typing.Any], typing.Any]:
+        return self._add_handler(
+            name, None, accept, content_type, input_serde, output_serde, metadata,
+            invocation_retry_policy, invocation_context_managers, options,
+        )
+
+
+class VirtualObject(_Definition):
+    """Keyed state with a single writer: exclusive handlers run one at a time per key."""
+
+    kind: ServiceKind = "object"
+
+    def __init__(self, name: str, description: str | None = None, metadata: dict[str, str] | None = None, **options: typing.Any) -> None:
+        super().__init__(name, description, metadata, **options)
+
+    def handler(
+        self,
+        name: str | None = None,
+        kind: typing.Literal["exclusive", "shared"] | None = "exclusive",
+        accept: str = "application/json",
+        content_type: str = "application/json",
+        input_serde: Serde[typing.Any] = DefaultSerde(),
+        output_serde: Serde[typing.Any] = DefaultSerde(),
+        metadata: dict[str, str] | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
+        **options: typing.Any,
+    ) -> typing.Callable[[typing.Any], typing.Any]:
+        if kind not in ("exclusive", "shared", None):
+            raise ValueError(f"kind must be 'exclusive' or 'shared', not {kind!r}")
+        return self._add_handler(
+            name, kind or "exclusive", accept, content_type, input_serde, output_serde, metadata,
+            invocation_retry_policy, invocation_context_managers, options,
+        )
+
+
+class Workflow(_Definition):
+    """A keyed run that executes once per workflow id, with shared handlers and durable promises."""
+
+    kind: ServiceKind = "workflow"
+
+    def __init__(self, name: str, description: str | None = None, metadata: dict[str, str] | None = None, **options: typing.Any) -> None:
+        super().__init__(name, description, metadata, **options)
+
+    def main(
+        self,
+        name: str | None = None,
+        accept: str = "application/json",
+        content_type: str = "application/json",
+        input_serde: Serde[typing.Any] = DefaultSerde(),
+        output_serde: Serde[typing.Any] = DefaultSerde(),
+        metadata: dict[str, str] | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
+        **options: typing.Any,
+    ) -> typing.Callable[[typing.Any], typing.Any]:
+        if any(h.kind == "workflow" for h in self.handlers.values()):
+            raise ValueError(f"workflow {self.name} already has a main handler")
+        return self._add_handler(
+            name, "workflow", accept, content_type, input_serde, output_serde, metadata,
+            invocation_retry_policy, invocation_context_managers, options,
+        )
+
+    def handler(
+        self,
+        name: str | None = None,
+        accept: str = "application/json",
+        content_type: str = "application/json",
+        input_serde: Serde[typing.Any] = DefaultSerde(),
+        output_serde: Serde[typing.Any] = DefaultSerde(),
+        metadata: dict[str, str] | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
+        **options: typing.Any,
+    ) -> typing.Callable[[typing.Any], typing.Any]:
+        return self._add_handler(
+            name, "shared", accept, content_type, input_serde, output_serde, metadata,
+            invocation_retry_policy, invocation_context_managers, options,
+        )
+
+    @property
+    def main_handler(self) -> Handler | None:
+        return next((h for h in self.handlers.values() if h.kind == "workflow"), None)
+
+
+ServiceDefinition = typing.Union[Service, VirtualObject, Workflow]

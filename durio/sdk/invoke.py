@@ -1,0 +1,33 @@
+"""Calling a handler function: decode its input, await it, encode its output."""
+
+from __future__ import annotations
+
+import contextlib
+import typing
+
+from durio.sdk.definitions import Handler
+from durio.sdk.errors import TerminalError
+
+
+class OutputEncodingError(Exception):
+    """The handler's return value could not be written as its output type (a code bug: retried)."""
+
+
+async def invoke_handler(handler: Handler, context: typing.Any, input_value: bytes) -> bytes:
+    async with contextlib.AsyncExitStack() as stack:
+        for make_manager in handler.options.get("context_managers") or ():
+            await stack.enter_async_context(make_manager())
+        if handler.takes_input:
+            try:
+                argument = handler.input_serde.deserialize(input_value)
+            except Exception as exc:
+                raise TerminalError(f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", 400) from exc
+            result = await handler.fn(context, argument)
+        else:
+            result = await handler.fn(context)
+    try:
+        return handler.output_serde.serialize(result)
+    except Exception as exc:
+        raise OutputEncodingError(
+            f"{handler.service_name}.{handler.name} returned a {type(result).__name__} that cannot be written as its output: {exc}"
+        ) from exc

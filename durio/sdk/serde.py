@@ -1,0 +1,229 @@
+"""JSON serialization driven by type hints: plain JSON types, dataclasses, pydantic models.
+
+The names and the bytes match the official SDK (None is the empty body), so a
+value written by one is read by the other. Unlike the official `DefaultSerde`,
+decoding checks the value against the hint, so the ingress can reject a body of
+the wrong shape with a 400 before an invocation exists.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import types
+import typing
+
+T = typing.TypeVar("T")
+
+
+class SerdeError(ValueError):
+    """A value does not fit its type hint, or bytes are not valid JSON."""
+
+
+def _pydantic_base() -> type | None:
+    try:
+        from pydantic import BaseModel  # noqa: PLC0415 (optional dependency)
+    except ImportError:
+        return None
+    return BaseModel
+
+
+_PYDANTIC_BASE = _pydantic_base()
+
+
+def is_pydantic(hint: typing.Any) -> bool:
+    return _PYDANTIC_BASE is not None and isinstance(hint, type) and issubclass(hint, _PYDANTIC_BASE)
+
+
+class Serde(typing.Generic[T], abc.ABC):
+    """Turns values into bytes and back."""
+
+    @abc.abstractmethod
+    def deserialize(self, buf: bytes) -> typing.Optional[T]: ...
+
+    @abc.abstractmethod
+    def serialize(self, obj: typing.Optional[T]) -> bytes: ...
+
+
+class BytesSerde(Serde[bytes]):
+    """Passes bytes through untouched."""
+
+    def deserialize(self, buf: bytes) -> typing.Optional[bytes]:
+        return buf
+
+    def serialize(self, obj: typing.Optional[bytes]) -> bytes:
+        return b"" if obj is None else bytes(obj)
+
+
+class JsonSerde(Serde[T]):
+    """Plain `json` with no type conversion."""
+
+    def deserialize(self, buf: bytes) -> typing.Optional[T]:
+        return loads(buf) if buf else None
+
+    def serialize(self, obj: typing.Optional[T]) -> bytes:
+        return b"" if obj is None else dumps(obj)
+
+
+class DefaultSerde(Serde[T]):
+    """JSON shaped by an optional type hint (dataclass, pydantic model, plain types)."""
+
+    def __init__(self, type_hint: typing.Optional[typing.Type[T]] = None) -> None:
+        self.type_hint = type_hint
+
+    def with_maybe_type(self, type_hint: typing.Optional[typing.Type[T]] = None) -> "DefaultSerde[T]":
+        return DefaultSerde(type_hint)
+
+    def deserialize(self, buf: bytes) -> typing.Optional[T]:
+        if not buf:
+            return None
+        hint = self.type_hint
+        if is_pydantic(hint):
+            try:
+                return hint.model_validate_json(buf)  # type: ignore[union-attr]
+            except Exception as exc:  # pydantic's ValidationError, without importing pydantic
+                raise SerdeError(str(exc)) from exc
+        value = loads(buf)
+        if hint is None:
+            return value
+        return from_json(value, hint)
+
+    def serialize(self, obj: typing.Optional[T]) -> bytes:
+        if obj is None:
+            return b""
+        return dumps(to_json(obj))
+
+
+class PydanticJsonSerde(Serde[T]):
+    """JSON for one pydantic model class."""
+
+    def __init__(self, model: typing.Any) -> None:
+        self.model = model
+
+    def deserialize(self, buf: bytes) -> typing.Optional[T]:
+        return self.model.model_validate_json(buf) if buf else None
+
+    def serialize(self, obj: typing.Optional[T]) -> bytes:
+        return b"" if obj is None else obj.model_dump_json().encode()  # type: ignore[union-attr]
+
+
+def loads(buf: bytes) -> typing.Any:
+    try:
+        return json.loads(buf)
+    except UnicodeDecodeError as exc:
+        raise SerdeError(f"the body is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise SerdeError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+
+
+def dumps(value: typing.Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def to_json(value: typing.Any) -> typing.Any:
+    """Plain JSON data for a value: dataclasses and pydantic models become dicts."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if _PYDANTIC_BASE is not None and isinstance(value, _PYDANTIC_BASE):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_json(v) for v in value]
+    raise SerdeError(f"a value of type {type(value).__name__} cannot be written as JSON")
+
+
+_JSON_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array", dict: "an object"}
+
+
+def _json_name(value: typing.Any) -> str:
+    if value is None:
+        return "null"
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def from_json(value: typing.Any, hint: typing.Any, where: str = "the body") -> typing.Any:
+    """Check decoded JSON against a type hint and build dataclasses/pydantic models from it."""
+    if hint is typing.Any or hint is object:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return from_json(value, arg, where)
+            except SerdeError as exc:
+                errors.append(str(exc))
+        raise SerdeError(errors[0] if len(errors) == 1 else f"{where} matches none of {hint}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise SerdeError(f"{where} must be one of {list(args)}, got {value!r}")
+    if origin in (list, typing.List, tuple, set, frozenset) or hint in (list, tuple, set):
+        if not isinstance(value, list):
+            raise SerdeError(f"{where} must be an array, got {_json_name(value)}")
+        item_hint = args[0] if args else typing.Any
+        items = [from_json(item, item_hint, f"{where}[{i}]") for i, item in enumerate(value)]
+        container = origin or hint
+        return items if container in (list, typing.List) else container(items)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise SerdeError(f"{where} must be an object, got {_json_name(value)}")
+        value_hint = args[1] if len(args) == 2 else typing.Any
+        return {k: from_json(v, value_hint, f"{where}.{k}") for k, v in value.items()}
+    if hint is type(None) or hint is None:
+        if value is not None:
+            raise SerdeError(f"{where} must be null, got {_json_name(value)}")
+        return None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise SerdeError(f"{where} must be a boolean, got {_json_name(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SerdeError(f"{where} must be an integer, got {_json_name(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SerdeError(f"{where} must be a number, got {_json_name(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise SerdeError(f"{where} must be a string, got {_json_name(value)}")
+        return value
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _dataclass_from_json(value, hint, where)
+    if is_pydantic(hint):
+        try:
+            return hint.model_validate(value)
+        except Exception as exc:
+            raise SerdeError(f"{where} does not fit {hint.__name__}: {exc}") from exc
+    return value  # a hint we do not interpret (a TypedDict, a NewType...): keep the JSON as it is
+
+
+def _dataclass_from_json(value: typing.Any, hint: type, where: str) -> typing.Any:
+    if not isinstance(value, dict):
+        raise SerdeError(f"{where} must be an object for {hint.__name__}, got {_json_name(value)}")
+    hints = typing.get_type_hints(hint)
+    kwargs = {}
+    for field in dataclasses.fields(hint):
+        if field.name in value:
+            kwargs[field.name] = from_json(value[field.name], hints.get(field.name, typing.Any), f"{where}.{field.name}")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise SerdeError(f"{where} is missing the field '{field.name}' of {hint.__name__}")
+    return hint(**kwargs)
+
+
+def serde_for_hint(hint: typing.Any) -> Serde[typing.Any]:
+    """The default serde for a handler's parameter or return annotation."""
+    if is_pydantic(hint):
+        return PydanticJsonSerde(hint)
+    return DefaultSerde(hint)

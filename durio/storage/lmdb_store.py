@@ -1,0 +1,194 @@
+"""The LMDB environment: opening it, reading from it, committing batches to it.
+
+Every method here blocks (LMDB does disk I/O), so callers run them in worker
+threads; the Trio side lives in `writer.py` and `Store`. The map grows by
+itself: a batch that fills it is aborted, the map doubled and the batch run
+again, which is safe because a batch's operations only act through their
+transaction.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import typing
+from dataclasses import dataclass
+
+import lmdb
+
+from durio.storage import schema
+from durio.storage.frames import SCHEMA_VERSION
+from durio.storage.txn import Txn
+
+T = typing.TypeVar("T")
+
+INITIAL_MAP_SIZE = 64 * 1024 * 1024
+
+
+class StorageError(Exception):
+    """Storage cannot take a write (the disk is full, the files are unusable)."""
+
+
+class StorageFull(StorageError):
+    """The disk is full: nothing of the failed batch was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpFailed:
+    """One operation of a batch raised; its writes were rolled back, the others committed."""
+
+    error: BaseException
+
+
+class _ResizeGate:
+    """Readers share it; growing the map takes it alone (LMDB forbids resizing under open transactions)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._readers = 0
+        self._resizing = False
+
+    def acquire_shared(self) -> None:
+        with self._lock:
+            while self._resizing:
+                self._lock.wait()
+            self._readers += 1
+
+    def release_shared(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            if self._readers == 0:
+                self._lock.notify_all()
+
+    def acquire_exclusive(self) -> None:
+        with self._lock:
+            self._resizing = True
+            while self._readers:
+                self._lock.wait()
+
+    def release_exclusive(self) -> None:
+        with self._lock:
+            self._resizing = False
+            self._lock.notify_all()
+
+
+class LmdbStore:
+    """One LMDB environment holding every named database."""
+
+    def __init__(self, path: str | os.PathLike[str], *, sync: bool = True, map_size: int = INITIAL_MAP_SIZE) -> None:
+        os.makedirs(path, exist_ok=True)
+        self.path = os.fspath(path)
+        self._env = lmdb.open(
+            self.path,
+            map_size=map_size,
+            max_dbs=len(schema.ALL_DATABASES) + 4,
+            sync=sync,
+            metasync=sync,
+            max_readers=512,
+            readahead=False,
+        )
+        # LMDB records a larger map size written by an earlier run; keep it.
+        self._env.set_mapsize(max(map_size, self._env.info()["map_size"]))
+        self._dbs = {name: self._env.open_db(name) for name in schema.ALL_DATABASES}
+        self._gate = _ResizeGate()
+        self._check_schema_version()
+
+    def _check_schema_version(self) -> None:
+        with self._env.begin(write=True) as raw:
+            txn = Txn(raw, self._dbs)
+            stored = txn.get_meta("schema_version")
+            if stored is None:
+                txn.put_meta("schema_version", SCHEMA_VERSION)
+            elif stored > SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path} was written by a newer durio (schema {stored}); this one reads schema {SCHEMA_VERSION}"
+                )
+
+    def close(self) -> None:
+        self._env.close()
+
+    @property
+    def map_size(self) -> int:
+        return self._env.info()["map_size"]
+
+    def size_bytes(self) -> int:
+        """Bytes in use in the data file."""
+        info = self._env.info()
+        stat = self._env.stat()
+        return (info["last_pgno"] + 1) * stat["psize"]
+
+    def read(self, fn: typing.Callable[[Txn], T]) -> T:
+        """Run `fn` in a read-only transaction (blocking: call from a worker thread)."""
+        self._gate.acquire_shared()
+        try:
+            with self._env.begin(write=False, buffers=False) as raw:
+                return fn(Txn(raw, self._dbs))
+        finally:
+            self._gate.release_shared()
+
+    def commit_batch(
+        self,
+        ops: list[typing.Callable[[Txn], typing.Any]],
+        before_commit: typing.Callable[[Txn], None] | None = None,
+    ) -> list[typing.Any]:
+        """Run every op in one write transaction and commit it with one fsync.
+
+        Each op runs in a nested transaction: one that raises is rolled back
+        alone and reported as OpFailed. A full disk fails the whole batch
+        with StorageFull and writes nothing.
+        """
+        while True:
+            try:
+                return self._commit_once(ops, before_commit)
+            except lmdb.MapFullError:
+                self._grow()
+            except lmdb.DiskError as exc:
+                raise StorageFull(f"the disk under {self.path} is full: {exc}") from exc
+            except lmdb.Error as exc:
+                if _is_disk_full(exc):
+                    raise StorageFull(f"the disk under {self.path} is full: {exc}") from exc
+                raise StorageError(f"LMDB failed under {self.path}: {exc}") from exc
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise StorageFull(f"the disk under {self.path} is full") from exc
+                raise StorageError(f"writing under {self.path} failed: {exc}") from exc
+
+    def _commit_once(
+        self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None
+    ) -> list[typing.Any]:
+        outcomes: list[typing.Any] = []
+        with self._env.begin(write=True, buffers=False) as parent:
+            for op in ops:
+                child = self._env.begin(write=True, parent=parent, buffers=False)
+                try:
+                    outcome = op(Txn(child, self._dbs))
+                except lmdb.MapFullError:
+                    child.abort()
+                    raise
+                except lmdb.Error as exc:
+                    child.abort()
+                    if _is_disk_full(exc):
+                        raise
+                    outcomes.append(OpFailed(exc))
+                except Exception as exc:  # an op's own failure stays with that op
+                    child.abort()
+                    outcomes.append(OpFailed(exc))
+                else:
+                    child.commit()
+                    outcomes.append(outcome)
+            if before_commit is not None:
+                before_commit(Txn(parent, self._dbs))
+        return outcomes
+
+    def _grow(self) -> None:
+        self._gate.acquire_exclusive()
+        try:
+            self._env.set_mapsize(self._env.info()["map_size"] * 2)
+        finally:
+            self._gate.release_exclusive()
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    text = str(exc)
+    return "No space left" in text or "ENOSPC" in text

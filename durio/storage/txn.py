@@ -1,0 +1,286 @@
+"""Domain reads and writes over one LMDB transaction.
+
+Everything above storage/ speaks this vocabulary (invocations, journal,
+state, inbox, timers, outbox...), never LMDB keys, so another backend can
+take LMDB's place by implementing the same methods.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import lmdb
+
+from durio.ids import ID_BYTES, invocation_id_to_bytes
+from durio.journal.entries import Entry, Notification
+from durio.storage import schema as s
+from durio.storage.frames import pack, pack_entry, pack_record, unpack, unpack_entry, unpack_record
+from durio.storage.records import InvocationRecord, PromiseRecord, ReplyTo, TimerKey
+
+
+def _prefix_scan(cursor: lmdb.Cursor, prefix: bytes) -> typing.Iterator[tuple[bytes, bytes]]:
+    if not cursor.set_range(prefix):
+        return
+    for key, value in cursor:
+        if not key.startswith(prefix):
+            return
+        yield key, value
+
+
+class Txn:
+    """One transaction, read-only or read-write. Not thread-safe: one thread owns it."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[bytes, typing.Any]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+
+    def _cursor(self, name: bytes) -> lmdb.Cursor:
+        return self._txn.cursor(db=self._dbs[name])
+
+    def _get(self, name: bytes, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._dbs[name])
+
+    def _put(self, name: bytes, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._dbs[name])
+
+    def _delete(self, name: bytes, key: bytes) -> bool:
+        return self._txn.delete(key, db=self._dbs[name])
+
+    def _delete_prefix(self, name: bytes, prefix: bytes) -> int:
+        cursor = self._cursor(name)
+        deleted = 0
+        if cursor.set_range(prefix):
+            while cursor.key().startswith(prefix):
+                if not cursor.delete():
+                    break
+                deleted += 1
+        return deleted
+
+    # ------------------------------------------------------------ invocations
+
+    def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
+        raw = self._get(s.INVOCATIONS, s.id_key(invocation_id))
+        if raw is None:
+            return None
+        return unpack_record(raw, InvocationRecord, f"the record of {invocation_id}")
+
+    def put_invocation(self, record: InvocationRecord) -> None:
+        self._put(s.INVOCATIONS, s.id_key(record.id), pack_record(record))
+
+    def delete_invocation(self, invocation_id: str) -> None:
+        self._delete(s.INVOCATIONS, s.id_key(invocation_id))
+
+    def iter_invocations(self) -> typing.Iterator[InvocationRecord]:
+        for key, raw in self._cursor(s.INVOCATIONS):
+            invocation_id = s.id_from_key(key)
+            yield unpack_record(raw, InvocationRecord, f"the record of {invocation_id}")
+
+    def count_invocations(self) -> int:
+        return self._txn.stat(self._dbs[s.INVOCATIONS])["entries"]
+
+    # ------------------------------------------------------------ journal
+
+    def put_entry(self, invocation_id: str, index: int, entry: Entry) -> None:
+        self._put(s.JOURNAL, s.journal_key(invocation_id, index), pack_entry(entry))
+
+    def journal(self, invocation_id: str) -> list[Entry]:
+        prefix = invocation_id_to_bytes(invocation_id)
+        entries = []
+        for key, raw in _prefix_scan(self._cursor(s.JOURNAL), prefix):
+            index = s.journal_index(key)
+            if index != len(entries):
+                raise LookupError(f"the journal of {invocation_id} has a gap before entry {index}")
+            entries.append(unpack_entry(raw, f"journal entry {index} of {invocation_id}"))
+        return entries
+
+    def raw_journal(self, invocation_id: str) -> list[bytes]:
+        return [bytes(raw) for _, raw in _prefix_scan(self._cursor(s.JOURNAL), invocation_id_to_bytes(invocation_id))]
+
+    def delete_journal(self, invocation_id: str) -> None:
+        self._delete_prefix(s.JOURNAL, invocation_id_to_bytes(invocation_id))
+
+    # ------------------------------------------------------------ state
+
+    def get_state(self, service: str, key: str, name: str) -> bytes | None:
+        raw = self._get(s.STATE, s.state_key(service, key, name))
+        return None if raw is None else bytes(raw)
+
+    def state_of(self, service: str, key: str) -> dict[str, bytes]:
+        prefix = s.object_prefix(service, key)
+        return {
+            bytes(k[len(prefix):]).decode(): bytes(v) for k, v in _prefix_scan(self._cursor(s.STATE), prefix)
+        }
+
+    def set_state(self, service: str, key: str, name: str, value: bytes) -> None:
+        self._put(s.STATE, s.state_key(service, key, name), value)
+
+    def clear_state(self, service: str, key: str, name: str) -> None:
+        self._delete(s.STATE, s.state_key(service, key, name))
+
+    def clear_all_state(self, service: str, key: str) -> None:
+        self._delete_prefix(s.STATE, s.object_prefix(service, key))
+
+    def state_object_keys(self, service: str, limit: int = 1000) -> list[str]:
+        """Keys of a service that hold state, in key order."""
+        keys: list[str] = []
+        for raw_key, _ in _prefix_scan(self._cursor(s.STATE), s.service_prefix(service)):
+            _, object_key, _ = s.split_object_prefix(raw_key)
+            if not keys or keys[-1] != object_key:
+                if len(keys) >= limit:
+                    break
+                keys.append(object_key)
+        return keys
+
+    # ------------------------------------------------------------ inbox (exclusive handlers, per key)
+
+    def inbox_push(self, service: str, key: str, seq: int, invocation_id: str) -> None:
+        self._put(s.INBOX, s.inbox_key(service, key, seq), invocation_id_to_bytes(invocation_id))
+
+    def inbox_remove(self, service: str, key: str, seq: int) -> None:
+        self._delete(s.INBOX, s.inbox_key(service, key, seq))
+
+    def inbox_head(self, service: str, key: str) -> tuple[int, str] | None:
+        """The exclusive invocation holding the key (the oldest queued), if any."""
+        prefix = s.object_prefix(service, key)
+        for k, v in _prefix_scan(self._cursor(s.INBOX), prefix):
+            return s.seq_of(k), s.id_from_key(v)
+        return None
+
+    def inbox(self, service: str, key: str) -> list[tuple[int, str]]:
+        prefix = s.object_prefix(service, key)
+        return [(s.seq_of(k), s.id_from_key(v)) for k, v in _prefix_scan(self._cursor(s.INBOX), prefix)]
+
+    def iter_inboxes(self) -> typing.Iterator[tuple[str, str, int, str]]:
+        """(service, key, seq, invocation id) for every queued exclusive invocation."""
+        for raw_key, value in self._cursor(s.INBOX):
+            service, object_key, rest = s.split_object_prefix(raw_key)
+            yield service, object_key, s.unpack_u64(rest), s.id_from_key(value)
+
+    def max_inbox_seq(self) -> int:
+        return max((seq for _, _, seq, _ in self.iter_inboxes()), default=0)
+
+    # ------------------------------------------------------------ timers
+
+    def put_timer(self, timer: TimerKey) -> None:
+        self._put(s.TIMERS, s.timer_key(timer.due_ms, timer.invocation_id, timer.kind, timer.completion_id), b"")
+
+    def delete_timer(self, timer: TimerKey) -> None:
+        self._delete(s.TIMERS, s.timer_key(timer.due_ms, timer.invocation_id, timer.kind, timer.completion_id))
+
+    def timers_from(self, due_ms: int, limit: int) -> list[TimerKey]:
+        """The earliest timers due at or after `due_ms`."""
+        cursor = self._cursor(s.TIMERS)
+        found: list[TimerKey] = []
+        if cursor.set_range(s.pack_u64(due_ms)):
+            for key in cursor.iternext(keys=True, values=False):
+                found.append(TimerKey(*s.parse_timer_key(key)))
+                if len(found) >= limit:
+                    break
+        return found
+
+    # ------------------------------------------------------------ outbox
+
+    def put_outbox(self, target_id: str, seq: int, notification: Notification) -> None:
+        self._put(s.OUTBOX, s.id_seq_key(target_id, seq), pack_entry(notification))
+
+    def delete_outbox(self, target_id: str, seq: int) -> None:
+        self._delete(s.OUTBOX, s.id_seq_key(target_id, seq))
+
+    def iter_outbox(self) -> typing.Iterator[tuple[str, int, Notification]]:
+        for key, raw in self._cursor(s.OUTBOX):
+            target_id = s.id_from_key(key)
+            seq = s.seq_of(key)
+            yield target_id, seq, unpack_entry(raw, f"outbox message {seq} for {target_id}")  # type: ignore[misc]
+
+    def max_outbox_seq(self) -> int:
+        return max((s.seq_of(k) for k in self._cursor(s.OUTBOX).iternext(keys=True, values=False)), default=0)
+
+    # ------------------------------------------------------------ reply_to: who waits for an invocation
+
+    def add_reply_to(self, callee_id: str, seq: int, reply_to: ReplyTo) -> None:
+        self._put(s.REPLY_TO, s.id_seq_key(callee_id, seq), pack([reply_to.invocation_id, reply_to.completion_id]))
+
+    def take_reply_to(self, callee_id: str) -> list[ReplyTo]:
+        prefix = invocation_id_to_bytes(callee_id)
+        waiting = [
+            ReplyTo(*unpack(raw, f"a reply-to of {callee_id}"))
+            for _, raw in _prefix_scan(self._cursor(s.REPLY_TO), prefix)
+        ]
+        self._delete_prefix(s.REPLY_TO, prefix)
+        return waiting
+
+    # ------------------------------------------------------------ promises (workflows)
+
+    def get_promise(self, service: str, key: str, name: str) -> PromiseRecord | None:
+        raw = self._get(s.PROMISES, s.promise_key(service, key, name))
+        return None if raw is None else PromiseRecord(unpack(raw, f"promise '{name}' of {service}/{key}"))
+
+    def put_promise(self, service: str, key: str, name: str, promise: PromiseRecord) -> None:
+        self._put(s.PROMISES, s.promise_key(service, key, name), pack(promise.result))
+
+    def promises_of(self, service: str, key: str) -> dict[str, PromiseRecord]:
+        prefix = s.object_prefix(service, key)
+        return {
+            bytes(k[len(prefix):]).decode(): PromiseRecord(unpack(v, "a promise"))
+            for k, v in _prefix_scan(self._cursor(s.PROMISES), prefix)
+        }
+
+    def clear_promises(self, service: str, key: str) -> None:
+        self._delete_prefix(s.PROMISES, s.object_prefix(service, key))
+        self._delete_prefix(s.PROMISE_WAITERS, s.object_prefix(service, key))
+
+    def add_promise_waiter(self, service: str, key: str, name: str, seq: int, reply_to: ReplyTo) -> None:
+        self._put(
+            s.PROMISE_WAITERS, s.promise_waiter_prefix(service, key, name) + s.pack_u64(seq),
+            pack([reply_to.invocation_id, reply_to.completion_id]),
+        )
+
+    def take_promise_waiters(self, service: str, key: str, name: str) -> list[ReplyTo]:
+        prefix = s.promise_waiter_prefix(service, key, name)
+        waiting = [ReplyTo(*unpack(raw, "a promise waiter")) for _, raw in _prefix_scan(self._cursor(s.PROMISE_WAITERS), prefix)]
+        self._delete_prefix(s.PROMISE_WAITERS, prefix)
+        return waiting
+
+    # ------------------------------------------------------------ completed signals (awakeables)
+
+    def signal_completed(self, invocation_id: str, signal_index: int) -> bool:
+        return self._get(s.SIGNALS, s.signal_key(invocation_id, signal_index)) is not None
+
+    def mark_signal_completed(self, invocation_id: str, signal_index: int) -> None:
+        self._put(s.SIGNALS, s.signal_key(invocation_id, signal_index), b"")
+
+    def delete_signals(self, invocation_id: str) -> None:
+        self._delete_prefix(s.SIGNALS, invocation_id_to_bytes(invocation_id))
+
+    # ------------------------------------------------------------ events (history for humans)
+
+    def add_event(self, invocation_id: str, seq: int, event: dict) -> None:
+        self._put(s.EVENTS, s.id_seq_key(invocation_id, seq), pack(event))
+
+    def events(self, invocation_id: str) -> list[dict]:
+        prefix = invocation_id_to_bytes(invocation_id)
+        return [unpack(raw, f"an event of {invocation_id}") for _, raw in _prefix_scan(self._cursor(s.EVENTS), prefix)]
+
+    def delete_events(self, invocation_id: str) -> None:
+        self._delete_prefix(s.EVENTS, invocation_id_to_bytes(invocation_id))
+
+    # ------------------------------------------------------------ deployments and meta
+
+    def put_deployment(self, deployment_id: str, record: dict) -> None:
+        self._put(s.DEPLOYMENTS, deployment_id.encode(), pack(record))
+
+    def deployments(self) -> list[dict]:
+        return [unpack(raw, "a deployment") for _, raw in self._cursor(s.DEPLOYMENTS)]
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self._delete(s.DEPLOYMENTS, deployment_id.encode())
+
+    def get_meta(self, name: str) -> typing.Any:
+        raw = self._get(s.META, name.encode())
+        return None if raw is None else unpack(raw, f"meta '{name}'")
+
+    def put_meta(self, name: str, value: typing.Any) -> None:
+        self._put(s.META, name.encode(), pack(value))
+
+
+assert ID_BYTES == 24
