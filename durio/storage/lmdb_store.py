@@ -76,8 +76,12 @@ class _ResizeGate:
 class LmdbStore:
     """One LMDB environment holding every named database."""
 
-    def __init__(self, path: str | os.PathLike[str], *, sync: bool = True, map_size: int = INITIAL_MAP_SIZE) -> None:
-        os.makedirs(path, exist_ok=True)
+    def __init__(
+        self, path: str | os.PathLike[str], *, sync: bool = True, map_size: int = INITIAL_MAP_SIZE, readonly: bool = False
+    ) -> None:
+        """Open (creating if needed) the environment; `readonly` inspects another process's files."""
+        if not readonly:
+            os.makedirs(path, exist_ok=True)
         self.path = os.fspath(path)
         self._env = lmdb.open(
             self.path,
@@ -87,11 +91,16 @@ class LmdbStore:
             metasync=sync,
             max_readers=512,
             readahead=False,
+            readonly=readonly,
+            lock=True,
         )
+        self._gate = _ResizeGate()
+        if readonly:
+            self._dbs = {name: self._env.open_db(name, create=False) for name in schema.ALL_DATABASES}
+            return
         # LMDB records a larger map size written by an earlier run; keep it.
         self._env.set_mapsize(max(map_size, self._env.info()["map_size"]))
         self._dbs = {name: self._env.open_db(name) for name in schema.ALL_DATABASES}
-        self._gate = _ResizeGate()
         self._check_schema_version()
 
     def _check_schema_version(self) -> None:

@@ -1,0 +1,144 @@
+"""Shared fixtures: a real runtime on real LMDB files, real HTTP servers, real server processes."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+import typing
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import trio
+
+from durio.actors.runtime import RuntimeConfig
+from durio.server import RunningServer, run_server
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOUR_APP = ROOT / "examples" / "tour" / "app.py"
+TEST_APPS = pathlib.Path(__file__).resolve().parent / "apps"
+
+
+@dataclass
+class InProcessServer:
+    running: RunningServer
+    ingress: httpx.AsyncClient
+    admin: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> typing.Any:
+        return self.running.runtime
+
+
+@pytest.fixture
+def data_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    return tmp_path / "data"
+
+
+async def start_in_process(nursery: trio.Nursery, services: list, data_dir: pathlib.Path, **config: typing.Any) -> InProcessServer:
+    """Run durio with `services` on loopback ports inside the test's Trio loop."""
+    runtime_config = RuntimeConfig(**config)
+    running: RunningServer = await nursery.start(
+        lambda task_status: run_server(
+            services, data_dir=data_dir, ingress="127.0.0.1:0", admin="127.0.0.1:0",
+            config=runtime_config, task_status=task_status,
+        )
+    )
+    timeout = httpx.Timeout(30.0)
+    return InProcessServer(
+        running,
+        httpx.AsyncClient(base_url=running.ingress_url, timeout=timeout),
+        httpx.AsyncClient(base_url=running.admin_url, timeout=timeout),
+    )
+
+
+_LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
+
+
+class ServerProcess:
+    """`durio serve APP` as a real child process, for kill -9 tests."""
+
+    def __init__(self, app: pathlib.Path | str, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None) -> None:
+        self.app = str(app)
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ingress_url = ""
+        self.admin_url = ""
+        self._log_offset = 0
+
+    async def start(self, timeout: float = 30.0) -> None:
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "durio.cli", "serve", self.app, "--data-dir", str(self.data_dir),
+             "--ingress", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT),
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        urls: dict[str, str] = {}
+        while len(urls) < 2:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.new_output()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not start:\n{self.new_output()}")
+            for kind, url in _LISTENING.findall(self.new_output()):
+                urls[kind] = url
+            await trio.sleep(0.05)
+        self.ingress_url, self.admin_url = urls["ingress"], urls["admin"]
+
+    def new_output(self) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
+
+    def output(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def client(self, admin: bool = False) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.admin_url if admin else self.ingress_url, timeout=httpx.Timeout(60.0))
+
+
+@pytest.fixture
+def server_process(tmp_path: pathlib.Path) -> typing.Iterator[typing.Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def make(app: pathlib.Path | str, env: dict[str, str] | None = None, name: str = "server") -> ServerProcess:
+        process = ServerProcess(app, tmp_path / f"{name}-data", tmp_path / f"{name}.log", env)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        if process.process is not None and process.process.poll() is None:
+            process.kill9()
+
+
+async def wait_until(predicate: typing.Callable[[], typing.Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05) -> None:
+    """Poll an async predicate (for observing a real server from outside, not for ordering tasks)."""
+    with trio.fail_after(timeout):
+        while not await predicate():
+            await trio.sleep(interval)

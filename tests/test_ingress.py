@@ -1,0 +1,229 @@
+"""The ingress API over real HTTP: calls, sends, attach/output, idempotency keys, and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+import pytest
+import trio
+
+import durio as restate
+from tests.conftest import start_in_process
+
+greeter = restate.Service("Greeter")
+executions: list[str] = []
+
+
+@dataclasses.dataclass
+class Greeting:
+    name: str
+    excited: bool = False
+
+
+@greeter.handler()
+async def greet(ctx: restate.Context, greeting: Greeting) -> str:
+    executions.append(greeting.name)
+    return f"Hello {greeting.name}{'!' if greeting.excited else ''}"
+
+
+@greeter.handler()
+async def slow(ctx: restate.Context, name: str) -> dict:
+    async def count() -> int:
+        executions.append(name)
+        await trio.sleep(0.2)
+        return len(executions)
+
+    number = await ctx.run_typed("count", count)
+    return {"name": name, "number": number}
+
+
+@greeter.handler()
+async def nothing(ctx: restate.Context) -> None:
+    return None
+
+
+@greeter.handler()
+async def refuse(ctx: restate.Context, code: int) -> str:
+    raise restate.TerminalError(f"refused with {code}", code)
+
+
+SERVICES = [greeter]
+
+
+@pytest.fixture
+async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
+    executions.clear()
+    return await start_in_process(nursery, SERVICES, data_dir)
+
+
+async def test_call_returns_the_output_and_the_invocation_id(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/greet", json={"name": "Ada", "excited": True})
+    assert response.status_code == 200
+    assert response.json() == "Hello Ada!"
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-restate-id"].startswith("inv_1")
+
+
+async def test_the_unversioned_path_is_the_same_call(server) -> None:
+    response = await server.ingress.post("/Greeter/greet", json={"name": "Bo"})
+    assert response.status_code == 200 and response.json() == "Hello Bo"
+
+
+async def test_a_handler_returning_none_answers_an_empty_200(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/nothing")
+    assert response.status_code == 200 and response.content == b""
+
+
+async def test_a_terminal_error_answers_with_its_code_as_status(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/refuse", json=422)
+    assert response.status_code == 422
+    assert response.json() == {"code": 422, "message": "refused with 422", "source": "invocation"}
+    assert response.headers["x-restate-error-source"] == "invocation"
+
+
+async def test_send_answers_202_then_attach_and_output_give_the_result(server) -> None:
+    sent = await server.ingress.post("/restate/send/Greeter/slow", json="Cy")
+    assert sent.status_code == 202
+    body = sent.json()
+    assert body["status"] == "Accepted" and sent.headers["x-restate-id"] == body["invocationId"]
+    not_ready = await server.ingress.get(f"/restate/output/{body['invocationId']}")
+    assert not_ready.status_code == 470
+    assert not_ready.json()["message"] == "the invocation exists but has not completed yet"
+    attached = await server.ingress.get(f"/restate/attach/{body['invocationId']}")
+    assert attached.status_code == 200 and attached.json()["name"] == "Cy"
+    output = await server.ingress.get(f"/restate/output/{body['invocationId']}")
+    assert output.status_code == 200 and output.json() == attached.json()
+
+
+async def test_the_unversioned_send_form(server) -> None:
+    sent = await server.ingress.post("/Greeter/greet/send", json={"name": "Di"})
+    assert sent.status_code == 202 and sent.json()["status"] == "Accepted"
+
+
+async def test_a_delayed_send_reports_its_execution_time_and_runs_later(server) -> None:
+    sent = await server.ingress.post("/restate/send/Greeter/greet?delay=300ms", json={"name": "Ed"})
+    assert sent.status_code == 202
+    assert sent.json()["executionTime"].endswith("Z")
+    await trio.sleep(0.1)
+    assert executions == []
+    attached = await server.ingress.get(f"/restate/attach/{sent.json()['invocationId']}")
+    assert attached.json() == "Hello Ed" and executions == ["Ed"]
+
+
+@pytest.mark.parametrize("delay", ["10s", "500ms", "1m30s", "PT10S", "2000"])
+async def test_delay_accepts_every_documented_form(server, delay: str) -> None:
+    sent = await server.ingress.post(f"/restate/send/Greeter/nothing?delay={delay}")
+    assert sent.status_code == 202, sent.text
+
+
+async def test_the_same_idempotency_key_twenty_times_at_once_runs_once(server) -> None:
+    answers: list[httpx.Response] = []
+
+    async def call() -> None:
+        answers.append(
+            await server.ingress.post("/restate/call/Greeter/slow", json="Fay", headers={"Idempotency-Key": "k-20"})
+        )
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(call)
+    assert executions == ["Fay"]
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.content for a in answers}) == 1
+    assert len({a.headers["x-restate-id"] for a in answers}) == 1
+
+
+async def test_an_idempotent_call_after_completion_gets_the_stored_result(server) -> None:
+    first = await server.ingress.post("/restate/call/Greeter/slow", json="Gus", headers={"Idempotency-Key": "k-1"})
+    again = await server.ingress.post("/restate/call/Greeter/slow", json="Gus", headers={"Idempotency-Key": "k-1"})
+    assert again.content == first.content and executions == ["Gus"]
+    other = await server.ingress.post("/restate/call/Greeter/slow", json="Gus", headers={"Idempotency-Key": "k-2"})
+    assert other.json()["number"] == 2
+
+
+async def test_an_idempotent_send_twice_is_previously_accepted(server) -> None:
+    first = await server.ingress.post("/restate/send/Greeter/slow", json="Hal", headers={"Idempotency-Key": "s-1"})
+    second = await server.ingress.post("/restate/send/Greeter/slow", json="Hal", headers={"Idempotency-Key": "s-1"})
+    assert first.json()["status"] == "Accepted"
+    assert second.json() == {"invocationId": first.json()["invocationId"], "status": "PreviouslyAccepted"}
+
+
+async def test_health_lists_the_services(server) -> None:
+    response = await server.ingress.get("/restate/health")
+    assert response.status_code == 200 and response.json() == {"services": ["Greeter"]}
+    assert (await server.admin.get("/health")).status_code == 200
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def assert_ingress_error(response: httpx.Response, status: int, *fragments: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == status and body["source"] == "ingress"
+    assert response.headers["x-restate-error-source"] == "ingress"
+    for fragment in fragments:
+        assert fragment in body["message"], body["message"]
+
+
+async def test_unknown_service_is_404(server) -> None:
+    assert_ingress_error(await server.ingress.post("/restate/call/Nobody/greet", json={}), 404, "Nobody")
+
+
+async def test_unknown_handler_is_404(server) -> None:
+    assert_ingress_error(await server.ingress.post("/restate/call/Greeter/shout", json={}), 404, "shout")
+
+
+async def test_malformed_json_is_400(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/greet", content=b'{"name": ', headers={"content-type": "application/json"})
+    assert_ingress_error(response, 400, "not valid JSON")
+
+
+async def test_a_body_of_the_wrong_shape_is_400(server) -> None:
+    assert_ingress_error(await server.ingress.post("/restate/call/Greeter/greet", json={"nom": "x"}), 400, "name")
+    assert_ingress_error(await server.ingress.post("/restate/call/Greeter/refuse", json="not a number"), 400, "integer")
+
+
+async def test_invalid_utf8_is_400(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/slow", content=b'"\xff\xfe"')
+    assert_ingress_error(response, 400, "UTF-8")
+
+
+async def test_wrong_method_is_405(server) -> None:
+    response = await server.ingress.delete("/restate/call/Greeter/greet")
+    assert_ingress_error(response, 405)
+    assert "POST" in response.headers["allow"]
+    assert_ingress_error(await server.ingress.get("/restate/send/Greeter/greet"), 405)
+
+
+async def test_a_body_over_the_limit_is_413(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/slow", content=b'"' + b"x" * (32 * 1024 * 1024) + b'"')
+    assert_ingress_error(response, 413)
+
+
+async def test_a_bad_delay_is_400(server) -> None:
+    assert_ingress_error(await server.ingress.post("/restate/send/Greeter/nothing?delay=soon"), 400, "delay")
+    assert_ingress_error(await server.ingress.post("/restate/call/Greeter/nothing?delay=1s"), 400, "delay")
+
+
+async def test_a_bad_invocation_id_is_400_and_an_unknown_one_404(server) -> None:
+    assert_ingress_error(await server.ingress.get("/restate/attach/not-an-id"), 400)
+    unknown = "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz"
+    assert_ingress_error(await server.ingress.get(f"/restate/output/{unknown}"), 404)
+    assert_ingress_error(await server.ingress.get(f"/restate/attach/{unknown}"), 404)
+
+
+async def test_the_server_keeps_serving_after_bad_requests(server) -> None:
+    for _ in range(3):
+        await server.ingress.post("/restate/call/Greeter/greet", content=b"\x00\x01")
+        await server.ingress.put("/restate/call/Greeter/greet")
+    response = await server.ingress.post("/restate/call/Greeter/greet", json={"name": "Ivy"})
+    assert response.status_code == 200 and executions == ["Ivy"]
+
+
+async def test_rejected_requests_create_no_invocation(server) -> None:
+    await server.ingress.post("/restate/call/Greeter/greet", content=b"{bad")
+    await server.ingress.post("/restate/send/Greeter/nothing?delay=never")
+    count = await server.runtime.store.read(lambda txn: txn.count_invocations())
+    assert count == 0
