@@ -116,3 +116,35 @@ async def _steps_logged_at_least(log_path: pathlib.Path, count: int) -> bool:
 async def _completed(admin: httpx.AsyncClient, invocation_id: str) -> bool:
     response = await admin.get(f"/invocations/{invocation_id}")
     return response.status_code == 200 and response.json()["status"] == "completed"
+
+
+LEDGER_APP = TEST_APPS / "ledger_app.py"
+
+
+async def test_kill_9_during_an_exclusive_handler_keeps_the_key_locked_and_the_queue_in_order(server_process) -> None:
+    server = server_process(LEDGER_APP)
+    await server.start()
+    async with server.client() as client:
+        held = await client.post("/restate/send/Ledger/acct/hold", json=2500)
+        queued = [await client.post("/restate/send/Ledger/acct/append", json=f"item-{n}") for n in range(5)]
+        assert all(r.status_code == 202 for r in [held, *queued])
+
+        async def holding() -> bool:
+            return (await client.get("/restate/call/Ledger/acct/entries")).json() == ["hold-start"]
+
+        await wait_until(holding)
+        server.kill9()
+
+    await server.start()
+    async with server.client() as client:
+        # The key stays locked by the resumed handler: nothing queued runs before it ends.
+        assert (await client.get("/restate/call/Ledger/acct/entries")).json() == ["hold-start"]
+        for response in queued:
+            assert (await client.get(f"/restate/output/{response.json()['invocationId']}")).status_code == 470
+        finished = await client.get(f"/restate/attach/{held.json()['invocationId']}")
+        assert finished.json() == ["hold-start", "hold-end"]
+        lengths = [(await client.get(f"/restate/attach/{r.json()['invocationId']}")).json() for r in queued]
+        final = (await client.get("/restate/call/Ledger/acct/entries")).json()
+    assert lengths == [3, 4, 5, 6, 7]
+    assert final == ["hold-start", "hold-end", "item-0", "item-1", "item-2", "item-3", "item-4"]
+    assert server.terminate() == 0

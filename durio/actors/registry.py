@@ -45,9 +45,17 @@ class Registry:
             return None
         return TargetInfo(handler.kind, self.retention_ms(handler))
 
-    def retention_ms(self, handler: Handler) -> int:
+    def retention_ms(self, handler: Handler, idempotent: bool = False) -> int:
+        """How long a completed invocation (its result, journal, and a workflow's state) is kept."""
         service = self._services[handler.service_name]
-        for value in (handler.options.get("journal_retention"), service.journal_retention):
+        if handler.kind == "workflow":
+            candidates = (handler.options.get("workflow_retention"), handler.options.get("journal_retention"), service.journal_retention)
+        elif idempotent:
+            candidates = (handler.options.get("idempotency_retention"), service.idempotency_retention,
+                          handler.options.get("journal_retention"), service.journal_retention)
+        else:
+            candidates = (handler.options.get("journal_retention"), service.journal_retention)
+        for value in candidates:
             if value is not None:
-                return int(value.total_seconds() * 1000)
+                return max(1, int(value.total_seconds() * 1000))
         return self.default_retention_ms

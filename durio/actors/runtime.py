@@ -168,7 +168,7 @@ class Runtime:
             modified_ms=now,
             idempotency_key=idempotency_key,
             execute_at_ms=now + delay_ms if delay_ms > 0 else 0,
-            retention_ms=self.registry.retention_ms(handler),
+            retention_ms=self.registry.retention_ms(handler, idempotent=idempotency_key is not None),
         )
         return record, Input(ts=now, value=body, headers=headers)
 

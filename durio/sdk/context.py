@@ -127,7 +127,10 @@ class Context:
 
     def time(self) -> RestateDurableFuture[float]:
         """The current time in seconds, journaled so a replay sees the same value."""
-        return self.run_typed("timestamp", lambda: self._host.now_ms() / 1000, RunOptions(type_hint=float))
+        async def now() -> float:  # async: the clock is read on the event loop, not in a worker thread
+            return self._host.now_ms() / 1000
+
+        return self.run_typed("timestamp", now, RunOptions(type_hint=float))
 
     # ------------------------------------------------------------ run steps
 
