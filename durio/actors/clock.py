@@ -9,6 +9,7 @@ sleep becomes a jump of the virtual clock and the handler resumes at once.
 
 from __future__ import annotations
 
+import math
 import time
 
 import trio
@@ -21,6 +22,10 @@ class Clock:
 
     def now_ms(self) -> int:
         return int((self._wall_start + trio.current_time() - self._trio_start) * 1000)
+
+    def due_ms(self, delay_ms: int) -> int:
+        """When a timer of `delay_ms` from now is due: rounded up, so it never fires early."""
+        return math.ceil((self._wall_start + trio.current_time() - self._trio_start) * 1000) + delay_ms
 
     def now_s(self) -> float:
         return self._wall_start + trio.current_time() - self._trio_start

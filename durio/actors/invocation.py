@@ -106,6 +106,8 @@ class InvocationActor:
         self._write_error: BaseException | None = None
         self._run_failures: dict[int, tuple[int, float]] = {}  # completion id -> (failures, first failure time)
         self._awaiting: list[int] = []
+        self._run_requested = False
+        self._backoff_scope: trio.CancelScope | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -123,8 +125,19 @@ class InvocationActor:
         """Stop at once (kill, or shutdown); nothing more is written."""
         self.scope.cancel()
 
+    @property
+    def last_ticket(self) -> Ticket | None:
+        return self._last_ticket
+
+    def run_requested(self) -> None:
+        """Someone made this invocation ready (resumed it): run, or stop waiting out a backoff."""
+        self._run_requested = True
+        if self.status == LiveStatus.BACKING_OFF and self._backoff_scope is not None:
+            self._backoff_scope.cancel()
+
     async def _serve(self) -> None:
         if self.record is None or self._journal is None:
+            await self.runtime.router.wait_for_predecessor(self.id)
             loaded = await self.runtime.load_invocation(self.id)
             if loaded is None:
                 self._discard_early()
@@ -139,11 +152,12 @@ class InvocationActor:
         for notification, outbox_seq, timer in early:
             self._append_notification(notification, outbox_seq, timer)
         runnable = self.record.status in (Status.READY, Status.BACKING_OFF) or (
-            self.record.status == Status.SUSPENDED and self._delivered
-        )
+            self.record.status == Status.SUSPENDED and (self._delivered or self._run_requested)
+        ) or (self.record.status == Status.PAUSED and self._run_requested)
         if not runnable:
             await self._flush_writes()
-            return
+            if not self._run_requested:
+                return
         handler = self.runtime.registry.handler_for(self.record.target)
         if handler is None:
             await self._retry_forever_missing_handler()
@@ -208,7 +222,9 @@ class InvocationActor:
             log.info("invocation %s attempt %d failed, retrying in %.3fs: %s", self.id, retry_count, delay, result.message)
             if delay > 0:
                 self.status = LiveStatus.BACKING_OFF
-                await trio.sleep(delay)
+                with trio.CancelScope() as self._backoff_scope:
+                    await trio.sleep(delay)
+                self._backoff_scope = None
                 self._submit(self.runtime.transitions.running_again(self.id, self.now_ms()))
 
     def _next_delay(self, failure: AttemptFailure, retry_count: int, backoff: Backoff) -> tuple[float, bool, bool]:
@@ -258,6 +274,7 @@ class InvocationActor:
         """One run of the handler over the journal."""
         await self._flush_writes()
         self.machine.restart()
+        self._run_requested = False
         self._attempt_failure = None
         self._attempt_finished = trio.Event()
         context = context_for(self)
@@ -323,7 +340,7 @@ class InvocationActor:
         except Exception:
             return False
         # No checkpoint between this check and the actor's deregistration: no wake-up is lost.
-        return not self.machine.has_unconsumed_notifications()
+        return not (self.machine.has_unconsumed_notifications() or self._run_requested)
 
     def _describe_handle(self, handle: int) -> str:
         if handle < 0:
@@ -337,6 +354,9 @@ class InvocationActor:
 
     def now_ms(self) -> int:
         return self.runtime.clock.now_ms()
+
+    def due_ms(self, delay_ms: int) -> int:
+        return self.runtime.clock.due_ms(delay_ms)
 
     def kind_of(self, target: e.Target) -> str | None:
         return self.runtime.registry.kind_of(target)

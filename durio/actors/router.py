@@ -35,10 +35,14 @@ class Router:
         self._runtime = runtime
         self._nursery = nursery
         self.actors: dict[str, InvocationActor] = {}
+        # Writes an ended actor left in flight; its successor loads only once they are durable.
+        self._unfinished_writes: dict[str, typing.Any] = {}
 
     def start(self, record: InvocationRecord, journal: list[Entry] | None = None) -> None:
-        """Run an invocation that is ready (no-op if its actor is already alive)."""
-        if record.id in self.actors:
+        """Run an invocation that is ready; an actor already alive is told to run it."""
+        actor = self.actors.get(record.id)
+        if actor is not None:
+            actor.run_requested()
             return
         self._spawn(InvocationActor(self._runtime, record.id, record, journal))
 
@@ -57,6 +61,19 @@ class Router:
     def actor_exited(self, actor: InvocationActor) -> None:
         if self.actors.get(actor.id) is actor:
             del self.actors[actor.id]
+        ticket = actor.last_ticket
+        if ticket is not None and not ticket.done:
+            self._unfinished_writes[actor.id] = ticket
+
+    async def wait_for_predecessor(self, invocation_id: str) -> None:
+        """Before loading an invocation, let the writes of its previous actor become durable."""
+        ticket = self._unfinished_writes.pop(invocation_id, None)
+        if ticket is not None:
+            with trio.CancelScope(shield=True):
+                try:
+                    await ticket.wait()
+                except Exception:
+                    pass
 
     def _spawn(self, actor: InvocationActor) -> None:
         self.actors[actor.id] = actor

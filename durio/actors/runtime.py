@@ -167,7 +167,7 @@ class Runtime:
             created_ms=now,
             modified_ms=now,
             idempotency_key=idempotency_key,
-            execute_at_ms=now + delay_ms if delay_ms > 0 else 0,
+            execute_at_ms=self.clock.due_ms(delay_ms) if delay_ms > 0 else 0,
             retention_ms=self.registry.retention_ms(handler, idempotent=idempotency_key is not None),
         )
         return record, Input(ts=now, value=body, headers=headers)

@@ -44,6 +44,18 @@ class TimerActor:
         self._push(timer)
         if self._heap[0][2] is timer:
             self._wakeup.set()
+        if len(self._heap) > 2 * WINDOW:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Forget all but the earliest window; storage still has the rest."""
+        kept = heapq.nsmallest(WINDOW, self._heap)
+        boundary_ms = kept[-1][0]
+        kept = [item for item in self._heap if item[0] <= boundary_ms]
+        heapq.heapify(kept)
+        self._heap = kept
+        self._queued = {item[2] for item in kept}
+        self._horizon_ms = boundary_ms if self._horizon_ms is None else min(self._horizon_ms, boundary_ms)
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -14,6 +14,7 @@ fences off whatever its actor still had in flight.
 
 from __future__ import annotations
 
+import logging
 import typing
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from durio.ids import InvalidId, parse_awakeable_id
 from durio.journal import entries as e
 from durio.storage.records import InvocationRecord, PromiseRecord, ReplyTo, Status, TimerKey, TimerKind
 from durio.storage.txn import Txn
+
+log = logging.getLogger("durio.transitions")
 
 Op = typing.Callable[[Txn], Applied]
 
@@ -206,7 +209,11 @@ class Transitions:
                 target_id, signal_index = parse_awakeable_id(entry.awakeable_id)
             except InvalidId:
                 return
-            self._complete_signal(txn, target_id, signal_index, entry.result, fx)
+            outcome = self._complete_signal(txn, target_id, signal_index, entry.result, fx)
+            if outcome != CompleteSignalOutcome.DONE:
+                message = f"awakeable {entry.awakeable_id} was not completed: {outcome.replace('_', ' ')}"
+                log.warning("%s (by %s)", message, record.id)
+                txn.add_event(record.id, self.seq.next(), {"kind": "warning", "message": message, "at_ms": now_ms})
         elif isinstance(entry, e.SendSignal):
             target_record = txn.get_invocation(entry.target_invocation_id)
             if target_record is None or target_record.is_completed:
@@ -488,6 +495,50 @@ class Transitions:
                 child = txn.get_invocation(entry.callee_id)
                 if child is not None and not child.is_completed:
                     self._kill(txn, child, now_ms, fx, seen)
+
+    def pause(self, invocation_id: str, now_ms: int) -> Op:
+        """Stop retrying: a running invocation stops its attempt and waits for `resume`."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            record = txn.get_invocation(invocation_id)
+            if record is None:
+                return Applied("not_found", fx)
+            if record.is_completed or record.status in (Status.PENDING, Status.SCHEDULED):
+                return Applied("not_running", fx)
+            if record.status in (Status.PAUSED, Status.SUSPENDED):
+                return Applied("unchanged", fx)
+            record.status = Status.PAUSED
+            record.paused_reason = "paused by an operator"
+            record.modified_ms = now_ms
+            txn.put_invocation(record)
+            fx.stop.append(invocation_id)
+            return Applied("paused", fx)
+
+        return op
+
+    def resume(self, invocation_id: str, now_ms: int) -> Op:
+        """Run a paused or suspended invocation now (a backing-off one retries at once)."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            record = txn.get_invocation(invocation_id)
+            if record is None:
+                return Applied("not_found", fx)
+            if record.is_completed:
+                return Applied("completed", fx)
+            if record.status in (Status.PENDING, Status.SCHEDULED):
+                return Applied("not_started", fx)
+            if record.status in (Status.PAUSED, Status.SUSPENDED, Status.BACKING_OFF):
+                record.status = Status.READY
+                record.paused_reason = None
+                record.next_retry_ms = 0
+                record.modified_ms = now_ms
+                txn.put_invocation(record)
+            fx.start.append((record, None))
+            return Applied("resumed", fx)
+
+        return op
 
     def purge(self, invocation_id: str) -> Op:
         """Forget a completed invocation: its record, journal and, for a workflow run, the workflow's state."""

@@ -1,18 +1,33 @@
-"""The admin API (Restate's, on port 9070): invocations, services, state, health."""
+"""The admin API (Restate's, on port 9070): services, invocations and their control, state, health.
+
+  GET    /health
+  GET    /services, /services/{name}, /deployments
+  GET    /invocations?status=&service=&handler=&key=&limit=
+  GET    /invocations/{id}                      status, target, retries, last failure, journal
+  PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
+  DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
+  GET    /state/{service}/{key}
+"""
 
 from __future__ import annotations
 
 import logging
 import typing
+from urllib.parse import parse_qs
 
 from durio import ids
 from durio.actors.runtime import Runtime
-from durio.ingress.http import HttpError, Receive, Scope, Send, path_segments, respond, respond_json
+from durio.ingress.http import HttpError, Receive, Scope, Send, drain, path_segments, respond, respond_json
 from durio.ingress.ingress_app import _lifespan
-from durio.ingress.views import invocation_json, journal_json
+from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.storage import StorageError
+from durio.storage.frames import FrameError
+from durio.storage.records import Status
 
 log = logging.getLogger("durio.admin")
+
+STATUSES = {str(s) for s in Status}
+CONTROL_ACTIONS = ("cancel", "kill", "purge", "pause", "resume")
 
 
 async def send_admin_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -20,8 +35,9 @@ async def send_admin_error(send: Send, status: int, message: str, headers: list[
 
 
 class AdminApp:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, extra_routes: typing.Callable[..., typing.Awaitable[bool]] | None = None) -> None:
         self.runtime = runtime
+        self.extra_routes = extra_routes  # the UI and metrics hook in here
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -40,34 +56,160 @@ class AdminApp:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         segments = path_segments(scope)
         method = scope["method"]
-        if segments == ["health"]:
-            _require(method, "GET")
-            await respond(send, 200)
+        if segments and segments[0] in ("v2", "v3", "v4"):
+            segments = segments[1:]  # Restate serves the same API under versioned prefixes
+        if self.extra_routes is not None and await self.extra_routes(scope, receive, send, segments):
             return
-        if len(segments) == 2 and segments[0] == "invocations":
-            _require(method, "GET")
-            await self._describe_invocation(send, segments[1])
-            return
-        raise HttpError(404, f"not found: {scope['path']}")
+        match segments:
+            case ["health"]:
+                _require(method, "GET")
+                await respond(send, 200)
+            case ["services"]:
+                _require(method, "GET")
+                await respond_json(send, 200, {"services": [service_json(s) for s in self.runtime.registry.services.values()]})
+            case ["services", name]:
+                _require(method, "GET")
+                service = self.runtime.registry.service(name)
+                if service is None:
+                    raise HttpError(404, f"service '{name}' not found")
+                await respond_json(send, 200, service_json(service))
+            case ["deployments"]:
+                _require(method, "GET")
+                await respond_json(send, 200, {"deployments": []})
+            case ["invocations"]:
+                _require(method, "GET")
+                await self._list_invocations(scope, send)
+            case ["invocations", invocation_id]:
+                if method == "DELETE":
+                    await self._delete_invocation(scope, send, invocation_id)
+                    return
+                _require(method, "GET")
+                await self._describe_invocation(send, invocation_id)
+            case ["invocations", invocation_id, action] if action in CONTROL_ACTIONS:
+                _require(method, "PATCH")
+                await drain(receive)
+                await self._control(send, invocation_id, action)
+            case ["state", service, key]:
+                _require(method, "GET")
+                await self._state(send, service, key)
+            case _:
+                raise HttpError(404, f"not found: {scope['path']}")
 
-    async def _describe_invocation(self, send: Send, invocation_id: str) -> None:
+    # ------------------------------------------------------------ invocations
+
+    async def _list_invocations(self, scope: Scope, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        status = query.get("status", [None])[0]
+        service = query.get("service", [None])[0]
+        handler = query.get("handler", [None])[0]
+        key = query.get("key", [None])[0]
+        try:
+            limit = int(query.get("limit", ["100"])[0])
+        except ValueError:
+            raise HttpError(400, "limit must be an integer") from None
+        if status is not None and status not in STATUSES:
+            raise HttpError(400, f"unknown status '{status}': one of {', '.join(sorted(STATUSES))}")
+        # Stored statuses that may show as the requested one once live actors are taken into account.
+        stored_match = {"running": {"ready", "backing-off"}, "backing-off": {"ready", "backing-off"}}.get(status or "", {status})
+
+        def scan(txn: typing.Any) -> list:
+            found = []
+            for record in txn.iter_invocations():
+                if service is not None and record.target.service != service:
+                    continue
+                if handler is not None and record.target.handler != handler:
+                    continue
+                if key is not None and record.target.key != key:
+                    continue
+                if status is not None and str(record.status) not in stored_match:
+                    continue
+                found.append(record)
+            return found
+
+        records = await self.runtime.store.read(scan)
+        views = []
+        for record in sorted(records, key=lambda r: r.created_ms, reverse=True):
+            live = self.runtime.live_status(record)
+            if status is not None and live != status:
+                continue
+            views.append(invocation_json(record, live))
+            if len(views) >= max(0, limit):
+                break
+        await respond_json(send, 200, {"invocations": views, "total": len(records)})
+
+    def _check_id(self, invocation_id: str) -> None:
         if not ids.is_invocation_id(invocation_id):
             raise HttpError(400, f"The request field 'invocation_id' is invalid: {invocation_id!r} is not an invocation id")
+
+    async def _describe_invocation(self, send: Send, invocation_id: str) -> None:
+        self._check_id(invocation_id)
 
         def load(txn: typing.Any) -> typing.Any:
             record = txn.get_invocation(invocation_id)
             if record is None:
                 return None
-            return record, txn.journal(invocation_id), txn.events(invocation_id)
+            try:
+                journal, journal_error = txn.journal(invocation_id), None
+            except (FrameError, LookupError) as exc:
+                journal, journal_error = [], str(exc)
+            return record, journal, journal_error, txn.events(invocation_id)
 
         loaded = await self.runtime.store.read(load)
         if loaded is None:
             raise HttpError(404, f"The requested invocation '{invocation_id}' does not exist")
-        record, journal, events = loaded
+        record, journal, journal_error, events = loaded
         view = invocation_json(record, self.runtime.live_status(record))
         view["journal"] = journal_json(journal)
+        if journal_error:
+            view["journal_error"] = journal_error
         view["events"] = events
         await respond_json(send, 200, view)
+
+    async def _control(self, send: Send, invocation_id: str, action: str) -> None:
+        self._check_id(invocation_id)
+        transitions = self.runtime.transitions
+        now = self.runtime.clock.now_ms()
+        op = {
+            "cancel": lambda: transitions.cancel(invocation_id, now),
+            "kill": lambda: transitions.kill(invocation_id, now),
+            "purge": lambda: transitions.purge(invocation_id),
+            "pause": lambda: transitions.pause(invocation_id, now),
+            "resume": lambda: transitions.resume(invocation_id, now),
+        }[action]()
+        outcome = await self.runtime.write(op)
+        if outcome == "not_found":
+            raise HttpError(404, f"The requested invocation '{invocation_id}' does not exist")
+        if outcome == "completed":
+            raise HttpError(409, f"The invocation '{invocation_id}' was already completed.")
+        if outcome == "not_completed":
+            raise HttpError(409, f"The invocation '{invocation_id}' is not yet completed.")
+        if outcome == "not_running":
+            raise HttpError(409, f"The invocation '{invocation_id}' is not running, cannot be paused.")
+        if outcome == "not_started":
+            raise HttpError(425, f"The invocation '{invocation_id}' has not started yet, it cannot be resumed.")
+        status = 202 if outcome in ("signalled", "paused") else 200
+        await respond(send, status)
+
+    async def _delete_invocation(self, scope: Scope, send: Send, invocation_id: str) -> None:
+        """Restate's deprecated DELETE: fire and forget, always 202."""
+        self._check_id(invocation_id)
+        mode = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("mode", ["cancel"])[0]
+        if mode not in ("cancel", "kill", "purge"):
+            raise HttpError(400, f"unknown mode '{mode}': cancel, kill or purge")
+        now = self.runtime.clock.now_ms()
+        transitions = self.runtime.transitions
+        op = {"cancel": transitions.cancel(invocation_id, now), "kill": transitions.kill(invocation_id, now),
+              "purge": transitions.purge(invocation_id)}[mode]
+        await self.runtime.write(op)
+        await respond(send, 202)
+
+    # ------------------------------------------------------------ state
+
+    async def _state(self, send: Send, service: str, key: str) -> None:
+        state = await self.runtime.store.read(lambda txn: txn.state_of(service, key))
+        await respond_json(
+            send, 200, {"service": service, "key": key, "state": {name: value_json(value) for name, value in sorted(state.items())}}
+        )
 
 
 def _require(method: str, allowed: str) -> None:

@@ -139,3 +139,40 @@ def journal_json(entries: list[e.Entry]) -> list[dict[str, typing.Any]]:
                 item.update(result_fields(done.result))
         out.append(item)
     return out
+
+
+_SERVICE_TY = {"service": "Service", "object": "VirtualObject", "workflow": "Workflow"}
+_HANDLER_TY = {"exclusive": "Exclusive", "shared": "Shared", "workflow": "Workflow"}
+
+
+def _hint_name(hint: typing.Any) -> str:
+    if hint is None:
+        return "none"
+    return getattr(hint, "__name__", None) or str(hint)
+
+
+def service_json(service: typing.Any, deployment_id: str = "embedded") -> dict[str, typing.Any]:
+    handlers = []
+    for handler in service.handlers.values():
+        item: dict[str, typing.Any] = {
+            "name": handler.name,
+            "input_description": f"JSON {_hint_name(handler.input_hint)}" if handler.takes_input else "none",
+            "output_description": f"JSON {_hint_name(handler.output_hint)}",
+            "public": True,
+        }
+        if handler.kind is not None:
+            item["ty"] = _HANDLER_TY[handler.kind]
+        if handler.description:
+            item["documentation"] = handler.description
+        handlers.append(item)
+    view: dict[str, typing.Any] = {
+        "name": service.name,
+        "ty": _SERVICE_TY[service.kind],
+        "handlers": handlers,
+        "deployment_id": deployment_id,
+        "revision": 1,
+        "public": True,
+    }
+    if service.description:
+        view["documentation"] = service.description
+    return view

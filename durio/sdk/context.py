@@ -8,8 +8,10 @@ handler kind: a plain service gets `Context`, an exclusive object handler
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
+import math
 import random as _random
 import typing
 import uuid as _uuid
@@ -151,7 +153,7 @@ class Context:
         completion_id = self._host.machine.allocate_completion_id()
         entry = typing.cast(e.Run, self._host.record_command(e.Run(name=name, completion_id=completion_id)))
         if not self._host.machine.has_notification(entry.completion_id):
-            bound = (lambda: action(*args, **kwargs)) if args or kwargs else action
+            bound = functools.partial(action, *args, **kwargs) if args or kwargs else action
             self._host.start_run(entry, bound, serde, options)
         return RestateDurableFuture(self, entry.completion_id, _decoder(serde))
 
@@ -172,7 +174,7 @@ class Context:
     # ------------------------------------------------------------ timers
 
     def sleep(self, delta: timedelta, name: str | None = None) -> RestateDurableSleepFuture:
-        wake_up_ms = self._host.now_ms() + max(0, int(delta.total_seconds() * 1000))
+        wake_up_ms = self._host.due_ms(max(0, math.ceil(delta.total_seconds() * 1000)))
         completion_id = self._host.machine.allocate_completion_id()
         entry = typing.cast(
             e.Sleep,
@@ -225,7 +227,7 @@ class Context:
         command = e.OneWayCall(
             target=target,
             value=value,
-            invoke_at_ms=self._host.now_ms() + delay_ms if delay_ms > 0 else 0,
+            invoke_at_ms=self._host.due_ms(delay_ms) if delay_ms > 0 else 0,
             invocation_id_completion_id=machine.allocate_completion_id(),
             callee_id=self._callee_id(target, idempotency_key, handler_kind),
             headers=list((headers or {}).items()),

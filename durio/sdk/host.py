@@ -26,6 +26,9 @@ class InvocationHost(typing.Protocol):
 
     def now_ms(self) -> int: ...
 
+    def due_ms(self, delay_ms: int) -> int:
+        """The wall-clock millisecond a timer of `delay_ms` from now is due (never early)."""
+
     def record_command(self, command: Entry) -> Entry:
         """Issue a command: the stored one while replaying, else appended and persisted."""
 

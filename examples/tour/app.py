@@ -7,9 +7,24 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from communication import concert_ticketing_service, email_service, payment_service  # noqa: E402
+from concurrent_tasks import parallel_subscription_service  # noqa: E402
+from events import payments  # noqa: E402
 from getting_started import subscription_service  # noqa: E402
 from objects import user_subscriptions  # noqa: E402
 from sagas import subscription_saga  # noqa: E402
+from timers import payments_with_timeout  # noqa: E402
 from workflows import signup_workflow  # noqa: E402
 
-services = [subscription_service, subscription_saga, user_subscriptions, signup_workflow]
+services = [
+    subscription_service,
+    subscription_saga,
+    user_subscriptions,
+    concert_ticketing_service,
+    payment_service,
+    email_service,
+    payments,
+    payments_with_timeout,
+    parallel_subscription_service,
+    signup_workflow,
+]

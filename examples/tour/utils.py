@@ -8,13 +8,16 @@ without editing this file.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import durio as restate
 
 
 def log(line: str) -> None:
-    print(line, flush=True)
+    # One write per line, so lines printed from concurrent steps never interleave.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def fail_on_netflix(subscription: str) -> None:
