@@ -65,6 +65,8 @@ class ServerProcess:
 
     def __init__(self, app: pathlib.Path | str, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None) -> None:
         self.app = str(app)
+        self.ingress_bind = "127.0.0.1:0"  # set a fixed port to keep the address across restarts
+        self.admin_bind = "127.0.0.1:0"
         self.data_dir = data_dir
         self.log_path = log_path
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -78,7 +80,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "durio.cli", "serve", self.app, "--data-dir", str(self.data_dir),
-             "--ingress", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+             "--ingress", self.ingress_bind, "--admin", self.admin_bind],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT),
         )
         log.close()
@@ -120,6 +122,14 @@ class ServerProcess:
 
     def client(self, admin: bool = False) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.admin_url if admin else self.ingress_url, timeout=httpx.Timeout(60.0))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

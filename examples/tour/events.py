@@ -34,7 +34,7 @@ def init_payment(req: PaymentRequest, payment_id: str, confirmation_id: str) -> 
     """Pretend to start a payment with a provider that will call our webhook."""
     log(f">>> Initiated payment {payment_id} of {req.amount} {req.currency} for order {req.orderId}")
     body = json.dumps({"id": confirmation_id, "result": {"success": True, "transactionId": "txn-123"}})
-    log(f">>> Confirm the payment with:\ncurl localhost:8080/restate/call/Payments/confirm --json '{body}'")
+    log(f">>> Confirm payment {payment_id} with:\ncurl localhost:8080/restate/call/Payments/confirm --json '{body}'")
     return f"payRef-{payment_id}"
 
 
