@@ -11,6 +11,8 @@ import pathlib
 import sys
 import typing
 
+from durio.admin_client import AdminClient, AdminError
+from durio.cli_output import describe_invocation, print_json, table
 from durio.sdk.definitions import Service, VirtualObject, Workflow
 
 DEFAULT_DATA_DIR = "./.durio"
@@ -81,6 +83,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = commands.add_parser("server", help="run the server alone, for remote deployments")
     _add_server_flags(server)
+
+    def admin_command(parent: typing.Any, name: str, help_text: str) -> argparse.ArgumentParser:
+        command = parent.add_parser(name, help=help_text)
+        command.add_argument("--admin", type=_address, default=os.environ.get("DURIO_ADMIN", DEFAULT_ADMIN),
+                             help="the admin API HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)")
+        command.add_argument("--json", action="store_true", help="print JSON for scripts")
+        return command
+
+    deployments = commands.add_parser("deployments", help="remote deployments").add_subparsers(dest="action", required=True)
+    register = admin_command(deployments, "register", "register a remote deployment by its URL")
+    register.add_argument("url")
+    admin_command(deployments, "list", "list the registered deployments")
+
+    services_group = commands.add_parser("services", help="services").add_subparsers(dest="action", required=True)
+    admin_command(services_group, "list", "list the services and their handlers")
+
+    invocations = commands.add_parser("invocations", help="invocations").add_subparsers(dest="action", required=True)
+    listing = admin_command(invocations, "list", "list invocations, newest first")
+    listing.add_argument("--status", help="pending, scheduled, ready, running, backing-off, suspended, paused or completed")
+    listing.add_argument("--service")
+    listing.add_argument("--limit", type=int, default=50)
+    for action, help_text in (
+        ("describe", "status, journal timeline, retries and last error"),
+        ("cancel", "cancel: the handler sees TerminalError(409) and its compensations run"),
+        ("kill", "kill at once, with the calls it waits for; no compensations"),
+        ("purge", "forget a completed invocation (frees its idempotency key)"),
+        ("pause", "stop retrying until resumed"),
+        ("resume", "run a paused or suspended invocation now"),
+    ):
+        admin_command(invocations, action, help_text).add_argument("id")
+
+    state = commands.add_parser("state", help="virtual object and workflow state").add_subparsers(dest="action", required=True)
+    state_get = admin_command(state, "get", "the state of one key")
+    state_get.add_argument("service")
+    state_get.add_argument("key")
     return parser
 
 
@@ -103,10 +140,61 @@ def main(argv: list[str] | None = None) -> int:
             services = load_services(args.app) if args.command == "serve" else []
             serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin)
             return 0
-    except CliError as exc:
+        run_admin_command(args)
+    except (CliError, AdminError) as exc:
         print(f"durio: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_admin_command(args: argparse.Namespace) -> None:
+    client = AdminClient(args.admin)
+    key = (args.command, args.action)
+    if key == ("deployments", "register"):
+        result = client.request("POST", "/deployments", {"uri": args.url})
+        if args.json:
+            print_json(result)
+        else:
+            print(f"registered {result.get('id')} with services: {', '.join(s['name'] for s in result.get('services', []))}")
+    elif key == ("deployments", "list"):
+        result = client.get("/deployments")
+        print_json(result) if args.json else print(table(result["deployments"], [("id", "ID"), ("uri", "URI"), ("created_at", "CREATED")]))
+    elif key == ("services", "list"):
+        result = client.get("/services")
+        if args.json:
+            print_json(result)
+            return
+        rows = [{"name": s["name"], "ty": s["ty"], "handlers": ", ".join(h["name"] + (f" ({h['ty'].lower()})" if h.get("ty") else "") for h in s["handlers"]),
+                 "deployment": s.get("deployment_id")} for s in result["services"]]
+        print(table(rows, [("name", "SERVICE"), ("ty", "TYPE"), ("handlers", "HANDLERS"), ("deployment", "DEPLOYMENT")]))
+    elif key == ("invocations", "list"):
+        result = client.get("/invocations", status=args.status, service=args.service, limit=args.limit)
+        if args.json:
+            print_json(result)
+            return
+        rows = [dict(view, error=(view.get("last_failure") or {}).get("message")) for view in result["invocations"]]
+        print(table(rows, [("id", "ID"), ("target", "TARGET"), ("status", "STATUS"), ("retry_count", "RETRIES"),
+                           ("created_at", "CREATED"), ("error", "LAST ERROR")]))
+    elif key == ("invocations", "describe"):
+        view = client.get(f"/invocations/{args.id}")
+        print_json(view) if args.json else print(describe_invocation(view))
+    elif args.command == "invocations":
+        result = client.request("PATCH", f"/invocations/{args.id}/{args.action}")
+        done = {"cancel": "cancellation requested", "kill": "killed", "purge": "purged", "pause": "paused", "resume": "resumed"}
+        if args.json:
+            print_json({"id": args.id, "action": args.action, "status": result.get("status")})
+        else:
+            print(f"{args.id}: {done[args.action]}")
+    elif key == ("state", "get"):
+        from urllib.parse import quote  # noqa: PLC0415
+
+        result = client.get(f"/state/{quote(args.service, safe='')}/{quote(args.key, safe='')}")
+        if args.json:
+            print_json(result)
+            return
+        rows = [{"name": name, "value": value} for name, value in result["state"].items()]
+        print(f"{args.service}/{args.key}")
+        print(table(rows, [("name", "KEY"), ("value", "VALUE")]))
 
 
 if __name__ == "__main__":

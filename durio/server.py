@@ -15,6 +15,7 @@ from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
 from durio.ingress.admin_app import AdminApp
 from durio.ingress.ingress_app import IngressApp
 from durio.ingress.serving import serve_http
+from durio.ingress.ui import admin_routes
 from durio.sdk.definitions import ServiceDefinition
 
 log = logging.getLogger("durio")
@@ -44,7 +45,7 @@ async def run_server(
     async with open_runtime(services, data_dir, config) as runtime:
         async with trio.open_nursery() as nursery:
             ingress_url = await nursery.start(serve_http, IngressApp(runtime), ingress)
-            admin_url = await nursery.start(serve_http, AdminApp(runtime), admin)
+            admin_url = await nursery.start(serve_http, AdminApp(runtime, admin_routes(runtime)), admin)
             log.info("durio ingress listening on %s", ingress_url)
             log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
             task_status.started(RunningServer(runtime, ingress_url, admin_url))

@@ -30,6 +30,7 @@ class Effects:
     stop: list[str] = field(default_factory=list)
     # Exclusive invocations that left their key (completed), so the key admits its next one.
     released: list[InvocationRecord] = field(default_factory=list)
+    created: int = 0  # invocations this transition created
 
 
 @dataclass(slots=True)

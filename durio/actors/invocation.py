@@ -266,6 +266,7 @@ class InvocationActor:
             details["entry_index"] = failure.error.index
         self.record.retry_count = retry_count
         self.record.last_failure = details
+        self.runtime.stats.attempt_failures += 1
         self._submit(
             self.runtime.transitions.attempt_failed(self.id, retry_count, details, now + int(delay_s * 1000), pause, now)
         )
@@ -320,6 +321,7 @@ class InvocationActor:
             machine.append_command_after_replay(output)
         output.ts = self.now_ms()
         index = len(machine.entries) - 1
+        self.runtime.stats.journal_appends += 1
         ticket = self._submit(self.runtime.transitions.complete(self.id, index, output, output.ts))
         with trio.CancelScope(shield=True):
             await self._flush_writes()
@@ -373,6 +375,7 @@ class InvocationActor:
         if new:
             entry.ts = self.now_ms()
             index = len(self.machine.entries) - 1
+            self.runtime.stats.journal_appends += 1
             self._submit(self.runtime.transitions.append(self.id, index, entry, entry.ts))
         return entry
 
@@ -448,6 +451,7 @@ class InvocationActor:
             return
         notification.ts = self.now_ms()
         index = self.machine.append_notification(notification)
+        self.runtime.stats.journal_appends += 1
         self._submit(
             self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
             on_commit=lambda _: self._durable(index + 1),

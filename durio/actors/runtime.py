@@ -37,6 +37,17 @@ DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass
+class RuntimeStats:
+    """Counters since start, for /metrics."""
+
+    created: int = 0
+    completed_success: int = 0
+    completed_failure: int = 0
+    journal_appends: int = 0
+    attempt_failures: int = 0
+
+
+@dataclass
 class RuntimeConfig:
     # Suspend a waiting invocation (drop its coroutine) after this long; None never suspends.
     suspend_after_s: float | None = 1.0
@@ -55,6 +66,7 @@ class Runtime:
         self.sequences = Sequences()
         self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms)
         self.waiters = CompletionWaiters()
+        self.stats = RuntimeStats()
         self.router: Router = typing.cast(Router, None)
         self.timers: TimerActor = typing.cast(TimerActor, None)
         self.recovered = 0
@@ -122,7 +134,12 @@ class Runtime:
             self.router.deliver(target_id, notification, outbox_seq=seq)
         for timer in effects.timers:
             self.timers.add(timer)
+        self.stats.created += effects.created
         for invocation_id, result in effects.completed:
+            if isinstance(result, Failure):
+                self.stats.completed_failure += 1
+            else:
+                self.stats.completed_success += 1
             self.waiters.complete(invocation_id, result)
         for invocation_id in effects.stop:
             self.router.stop(invocation_id)

@@ -105,6 +105,7 @@ class Transitions:
             txn.add_reply_to(record.id, self.seq.next(), reply_to)
         if record.status == Status.READY:
             fx.start.append((record, [input_entry]))
+        fx.created += 1
         return Created(True, record)
 
     def _join_inbox(self, txn: Txn, record: InvocationRecord, fx: Effects) -> None:

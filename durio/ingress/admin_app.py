@@ -89,6 +89,10 @@ class AdminApp:
                 _require(method, "PATCH")
                 await drain(receive)
                 await self._control(send, invocation_id, action)
+            case ["state", service]:
+                _require(method, "GET")
+                keys = await self.runtime.store.read(lambda txn: txn.state_object_keys(service))
+                await respond_json(send, 200, {"service": service, "keys": keys})
             case ["state", service, key]:
                 _require(method, "GET")
                 await self._state(send, service, key)

@@ -1,0 +1,66 @@
+"""Prometheus metrics at /metrics on the admin port (text exposition format 0.0.4)."""
+
+from __future__ import annotations
+
+import collections
+import typing
+
+import trio
+
+from durio.actors.runtime import Runtime
+from durio.storage.records import Status
+
+_STATUS_CACHE_S = 2.0  # counting by status scans every record: do it at most this often
+
+
+class MetricsRenderer:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._status_counts: dict[str, int] = {}
+        self._counted_at = float("-inf")
+
+    async def _counts_by_status(self) -> dict[str, int]:
+        now = trio.current_time()
+        if now - self._counted_at > _STATUS_CACHE_S:
+            records = await self.runtime.store.read(lambda txn: [(r.id, str(r.status)) for r in txn.iter_invocations()])
+            counts: collections.Counter[str] = collections.Counter()
+            actors = self.runtime.router.actors
+            for invocation_id, status in records:
+                actor = actors.get(invocation_id)
+                live = status
+                if actor is not None and status != Status.COMPLETED:
+                    live = {"running": "running", "backing-off": "backing-off"}.get(actor.status.value, status)
+                counts[live] += 1
+            self._status_counts = {str(s): counts.get(str(s), 0) for s in Status}
+            self._counted_at = now
+        return self._status_counts
+
+    async def render(self) -> bytes:
+        runtime = self.runtime
+        stats = runtime.stats
+        writer = runtime.store.writer.statistics()
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: typing.Iterable[tuple[str, float]]) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, value in samples:
+                lines.append(f"{name}{labels} {value:g}" if isinstance(value, float) else f"{name}{labels} {value}")
+
+        counts = await self._counts_by_status()
+        metric("durio_invocations", "gauge", "Invocations by status.",
+               [(f'{{status="{status}"}}', count) for status, count in counts.items()])
+        metric("durio_invocations_created_total", "counter", "Invocations created since start.", [("", stats.created)])
+        metric("durio_invocations_completed_total", "counter", "Invocations completed since start, by outcome.",
+               [('{outcome="success"}', stats.completed_success), ('{outcome="failure"}', stats.completed_failure)])
+        metric("durio_journal_appends_total", "counter", "Journal entries appended since start.", [("", stats.journal_appends)])
+        metric("durio_attempt_failures_total", "counter", "Failed attempts (each one a retry or a pause) since start.",
+               [("", stats.attempt_failures)])
+        metric("durio_active_actors", "gauge", "Invocation actors alive in memory.", [("", len(runtime.router.actors))])
+        metric("durio_timers_in_memory", "gauge", "Durable timers held in the timer actor's window.", [("", len(runtime.timers))])
+        metric("durio_storage_size_bytes", "gauge", "Bytes used in the LMDB data file.", [("", runtime.store.backend.size_bytes())])
+        metric("durio_storage_map_size_bytes", "gauge", "The LMDB map size (it grows by itself).", [("", runtime.store.backend.map_size)])
+        metric("durio_writer_batches_total", "counter", "Group commits (one transaction and one fsync each).", [("", writer.batches)])
+        metric("durio_writer_ops_total", "counter", "Writes committed by the group-commit writer.", [("", writer.ops)])
+        metric("durio_writer_queued", "gauge", "Writes waiting for the next group commit.", [("", writer.queued)])
+        return ("\n".join(lines) + "\n").encode()
