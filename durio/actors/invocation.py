@@ -322,7 +322,13 @@ class InvocationActor:
         output.ts = self.now_ms()
         index = len(machine.entries) - 1
         self.runtime.stats.journal_appends += 1
-        ticket = self._submit(self.runtime.transitions.complete(self.id, index, output, output.ts))
+        faults = self.runtime.faults
+        if faults is not None:
+            faults.hit("invocation.before_complete")
+        ticket = self._submit(
+            self.runtime.transitions.complete(self.id, index, output, output.ts),
+            on_commit=(lambda _: faults.hit("invocation.after_complete")) if faults is not None else None,
+        )
         with trio.CancelScope(shield=True):
             await self._flush_writes()
         if ticket.error is not None:
@@ -376,7 +382,14 @@ class InvocationActor:
             entry.ts = self.now_ms()
             index = len(self.machine.entries) - 1
             self.runtime.stats.journal_appends += 1
-            self._submit(self.runtime.transitions.append(self.id, index, entry, entry.ts))
+            faults = self.runtime.faults
+            points = _fault_points_of(entry) if faults is not None else None
+            if points is not None:
+                faults.hit(points[0])
+            self._submit(
+                self.runtime.transitions.append(self.id, index, entry, entry.ts),
+                on_commit=(lambda _: faults.hit(points[1])) if points is not None else None,
+            )
         return entry
 
     def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
@@ -386,8 +399,11 @@ class InvocationActor:
         self._run_nursery.start_soon(self._execute_run, entry, action, serde, options, name=f"run {entry.name}")
 
     async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        faults = self.runtime.faults
         try:
             try:
+                if faults is not None:
+                    faults.hit("run.before_effect")
                 if _is_async(action):
                     value = await action()
                 else:
@@ -399,6 +415,8 @@ class InvocationActor:
             except Exception as exc:  # a retryable failure: this attempt ends, attributed to the step
                 self._fail_attempt(AttemptFailure(exc, entry, options))
                 return
+            if faults is not None:
+                faults.hit("run.after_effect")
             self._append_notification(e.Completion(completion_id=entry.completion_id, result=result))
         finally:
             self._runs_in_flight -= 1
@@ -452,12 +470,16 @@ class InvocationActor:
         notification.ts = self.now_ms()
         index = self.machine.append_notification(notification)
         self.runtime.stats.journal_appends += 1
+        if self.runtime.faults is not None:
+            self.runtime.faults.hit("notification.before_durable")
         self._submit(
             self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
             on_commit=lambda _: self._durable(index + 1),
         )
 
     def _durable(self, length: int) -> None:
+        if self.runtime.faults is not None:
+            self.runtime.faults.hit("notification.after_durable")
         self.machine.mark_durable(length)
         self._notified.set()
 
@@ -487,6 +509,15 @@ class InvocationActor:
                 raise _StorageWriteFailed(f"{self.id} disappeared from storage")
             self.record, journal = loaded
             self.machine = InvocationMachine(journal)
+
+
+def _fault_points_of(entry: e.Entry) -> tuple[str, str] | None:
+    """The fault-injection points before and after a new command becomes durable, if it has any."""
+    if isinstance(entry, (e.Call, e.OneWayCall)):
+        return "call.before_create", "call.after_create"
+    if isinstance(entry, (e.SetState, e.ClearState, e.ClearAllState)):
+        return "state.before_write", "state.after_write"
+    return None
 
 
 def _is_async(action: typing.Callable[[], typing.Any]) -> bool:

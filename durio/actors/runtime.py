@@ -29,6 +29,7 @@ from durio.journal.entries import Entry, Failure, Input, Target
 from durio.sdk.definitions import Handler, ServiceDefinition
 from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_backoff
 from durio.storage import Store, Ticket, Txn, open_store
+from durio.storage.frames import FrameError
 from durio.storage.records import InvocationRecord, Status
 
 log = logging.getLogger("durio.runtime")
@@ -52,9 +53,16 @@ class RuntimeConfig:
     # Suspend a waiting invocation (drop its coroutine) after this long; None never suspends.
     suspend_after_s: float | None = 1.0
     retention_ms: int = DAY_MS
+    # Forget completed invocations when their retention ends. Off only in tests on a virtual clock,
+    # where time leaps to the next timer whenever every task waits (even on a storage thread).
+    purge_completed: bool = True
     invocation_backoff: Backoff = field(default_factory=lambda: DEFAULT_INVOCATION_BACKOFF)
     # fsync every commit; only tests of pure logic turn it off.
     sync: bool = True
+    # Fault injection for tests (a durio.actors.faults.FaultPlan); None in production.
+    faults: typing.Any = None
+    # The LMDB map's starting size; it doubles whenever it fills up. None: storage's default.
+    map_size: int | None = None
 
 
 class Runtime:
@@ -64,12 +72,16 @@ class Runtime:
         self.config = config
         self.clock: Clock = typing.cast(Clock, None)
         self.sequences = Sequences()
-        self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms)
+        self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms, config.purge_completed)
         self.waiters = CompletionWaiters()
         self.stats = RuntimeStats()
         self.router: Router = typing.cast(Router, None)
         self.timers: TimerActor = typing.cast(TimerActor, None)
         self.recovered = 0
+        self.faults = config.faults
+        if self.faults is not None:
+            store.writer.faults = self.faults
+            self.faults.on_crash = store.writer.halt
 
     # ------------------------------------------------------------ running
 
@@ -145,11 +157,21 @@ class Runtime:
             self.router.stop(invocation_id)
 
     async def load_invocation(self, invocation_id: str) -> tuple[InvocationRecord, list[Entry]] | None:
-        def load(txn: Txn) -> tuple[InvocationRecord, list[Entry]] | None:
-            record = txn.get_invocation(invocation_id)
-            return None if record is None else (record, txn.journal(invocation_id))
+        """An invocation and its journal; one that cannot be read is failed for good, with the reason."""
 
-        return await self.store.read(load)
+        def load(txn: Txn) -> tuple[InvocationRecord, list[Entry]] | None | FrameError:
+            try:
+                record = txn.get_invocation(invocation_id)
+                return None if record is None else (record, txn.journal(invocation_id))
+            except (FrameError, LookupError) as exc:
+                return FrameError(str(exc))
+
+        loaded = await self.store.read(load)
+        if isinstance(loaded, FrameError):
+            log.error("invocation %s cannot be read and fails: %s", invocation_id, loaded)
+            await self.write(self.transitions.fail_unreadable(invocation_id, str(loaded), self.clock.now_ms()))
+            return None
+        return loaded
 
     def backoff_for(self, handler: Handler) -> Backoff:
         service = self.registry.service(handler.service_name)
@@ -246,7 +268,7 @@ async def open_runtime(
     """Run durio's runtime (storage, actors, timers) for the duration of the block."""
     config = config or RuntimeConfig()
     registry = Registry(services, default_retention_ms=config.retention_ms)
-    async with open_store(data_dir, sync=config.sync) as store:
+    async with open_store(data_dir, sync=config.sync, map_size=config.map_size) as store:
         async with trio.open_nursery() as nursery:
             runtime = await nursery.start(Runtime(store, registry, config).run)
             try:

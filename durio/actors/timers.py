@@ -113,6 +113,8 @@ class TimerActor:
     def _fire(self, timer: TimerKey, now_ms: int) -> None:
         self.fired += 1
         runtime = self._runtime
+        if runtime.faults is not None:
+            runtime.faults.hit("timer.before_fire")
         if timer.kind == TimerKind.WAKE:
             runtime.router.deliver(timer.invocation_id, Completion(completion_id=timer.completion_id, result=None), timer=timer)
         elif timer.kind == TimerKind.START:
@@ -121,3 +123,5 @@ class TimerActor:
             runtime.commit(runtime.transitions.purge_expired(timer.invocation_id, timer))
         else:
             log.warning("unknown timer kind %s for %s", timer.kind, timer.invocation_id)
+        if runtime.faults is not None:
+            runtime.faults.hit("timer.after_fire")

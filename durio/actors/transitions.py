@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from durio.actors.effects import Applied, Effects, Sequences
 from durio.ids import InvalidId, parse_awakeable_id
 from durio.journal import entries as e
+from durio.storage.frames import FrameError
 from durio.storage.records import InvocationRecord, PromiseRecord, ReplyTo, Status, TimerKey, TimerKind
 from durio.storage.txn import Txn
 
@@ -63,10 +64,11 @@ class CompleteSignalOutcome:
 class Transitions:
     """Builds ops. Holds only configuration and the sequence counter."""
 
-    def __init__(self, sequences: Sequences, resolve_target: TargetResolver, default_retention_ms: int) -> None:
+    def __init__(self, sequences: Sequences, resolve_target: TargetResolver, default_retention_ms: int, purge_completed: bool = True) -> None:
         self.seq = sequences
         self.resolve_target = resolve_target
         self.default_retention_ms = default_retention_ms
+        self.purge_completed = purge_completed
 
     # ------------------------------------------------------------ creating invocations
 
@@ -368,9 +370,10 @@ class Transitions:
             self._leave_inbox(txn, record, now_ms, fx)
         for reply_to in txn.take_reply_to(record.id):
             self._send_to(txn, reply_to.invocation_id, e.Completion(completion_id=reply_to.completion_id, result=result), fx)
-        purge = TimerKey(now_ms + record.retention_ms, record.id, TimerKind.PURGE)
-        txn.put_timer(purge)
-        fx.timers.append(purge)
+        if self.purge_completed:
+            purge = TimerKey(now_ms + record.retention_ms, record.id, TimerKind.PURGE)
+            txn.put_timer(purge)
+            fx.timers.append(purge)
         fx.completed.append((record.id, result))
 
     def _leave_inbox(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects) -> None:
@@ -390,6 +393,22 @@ class Transitions:
             nxt.modified_ms = now_ms
             txn.put_invocation(nxt)
             fx.start.append((nxt, None))
+
+    def fail_unreadable(self, invocation_id: str, reason: str, now_ms: int) -> Op:
+        """End an invocation whose stored journal cannot be read; its bytes stay for inspection."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            try:
+                record = txn.get_invocation(invocation_id)
+            except FrameError:
+                return Applied(False, fx)  # not even the record is readable: nothing to answer to
+            if record is None or record.is_completed:
+                return Applied(False, fx)
+            self._finish(txn, record, e.Failure(500, f"durio cannot read this invocation's journal: {reason}"), now_ms, fx)
+            return Applied(True, fx)
+
+        return op
 
     def suspend(self, invocation_id: str, awaiting: list[str], now_ms: int) -> Op:
         def op(txn: Txn) -> Applied:

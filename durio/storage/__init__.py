@@ -39,9 +39,10 @@ class Store:
 
 
 @contextlib.asynccontextmanager
-async def open_store(path: str | os.PathLike[str], *, sync: bool = True) -> typing.AsyncIterator[Store]:
+async def open_store(path: str | os.PathLike[str], *, sync: bool = True, map_size: int | None = None) -> typing.AsyncIterator[Store]:
     """Open the store and run its writer for the duration of the block."""
-    backend = await trio.to_thread.run_sync(lambda: LmdbStore(path, sync=sync))
+    options = {"sync": sync} if map_size is None else {"sync": sync, "map_size": map_size}
+    backend = await trio.to_thread.run_sync(lambda: LmdbStore(path, **options))
     store = Store(backend)
     try:
         async with trio.open_nursery() as nursery:

@@ -7,6 +7,7 @@ take LMDB's place by implementing the same methods.
 
 from __future__ import annotations
 
+import logging
 import typing
 
 import lmdb
@@ -14,8 +15,11 @@ import lmdb
 from durio.ids import ID_BYTES, invocation_id_to_bytes
 from durio.journal.entries import Entry, Notification
 from durio.storage import schema as s
-from durio.storage.frames import pack, pack_entry, pack_record, unpack, unpack_entry, unpack_record
+from durio.storage.frames import FrameError, pack, pack_entry, pack_record, unpack, unpack_entry, unpack_record
 from durio.storage.records import InvocationRecord, PromiseRecord, ReplyTo, TimerKey
+
+
+log = logging.getLogger("durio.storage")
 
 
 def _prefix_scan(cursor: lmdb.Cursor, prefix: bytes) -> typing.Iterator[tuple[bytes, bytes]]:
@@ -71,9 +75,13 @@ class Txn:
         self._delete(s.INVOCATIONS, s.id_key(invocation_id))
 
     def iter_invocations(self) -> typing.Iterator[InvocationRecord]:
+        """Every readable record; an unreadable one is logged and skipped, never fatal to a scan."""
         for key, raw in self._cursor(s.INVOCATIONS):
             invocation_id = s.id_from_key(key)
-            yield unpack_record(raw, InvocationRecord, f"the record of {invocation_id}")
+            try:
+                yield unpack_record(raw, InvocationRecord, f"the record of {invocation_id}")
+            except FrameError as exc:
+                log.error("skipping an unreadable invocation record: %s", exc)
 
     def count_invocations(self) -> int:
         return self._txn.stat(self._dbs[s.INVOCATIONS])["entries"]
@@ -190,7 +198,10 @@ class Txn:
         for key, raw in self._cursor(s.OUTBOX):
             target_id = s.id_from_key(key)
             seq = s.seq_of(key)
-            yield target_id, seq, unpack_entry(raw, f"outbox message {seq} for {target_id}")  # type: ignore[misc]
+            try:
+                yield target_id, seq, unpack_entry(raw, f"outbox message {seq} for {target_id}")  # type: ignore[misc]
+            except FrameError as exc:
+                log.error("skipping an unreadable outbox message: %s", exc)
 
     def max_outbox_seq(self) -> int:
         return max((s.seq_of(k) for k in self._cursor(s.OUTBOX).iternext(keys=True, values=False)), default=0)

@@ -84,14 +84,15 @@ class GroupCommitWriter:
         self._ops = 0
         self._largest = 0
         self._closed = False
-        self.fault_hook: typing.Callable[[str], None] | None = None  # fault injection (tests)
+        self.faults: typing.Any = None  # a FaultPlan in fault-injection tests
+        self.halted = False  # after an injected crash nothing more becomes durable
         # Runs inside every batch's transaction, after its ops (in the writer thread).
         self.before_commit: typing.Callable[[Txn], None] | None = None
 
     def submit(self, op: Op, on_commit: OnCommit | None = None, on_error: OnError | None = None) -> Ticket:
         """Queue an op for the next batch; never blocks."""
         ticket = Ticket(op, on_commit, on_error)
-        if self._closed:
+        if self._closed or self.halted:
             ticket._finish(None, StorageError("the store is shut down"))
             return ticket
         self._queue.append(ticket)
@@ -102,11 +103,16 @@ class GroupCommitWriter:
         """Submit and wait until durable."""
         return await self.submit(op, on_commit).wait()
 
+    def halt(self) -> None:
+        """Stop committing, as if the process had died: queued writes never become durable."""
+        self.halted = True
+
     def statistics(self) -> WriterStatistics:
         return WriterStatistics(len(self._queue), self._batches, self._ops, self._largest)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        batch: list[Ticket] = []
         try:
             while True:
                 if not self._queue:
@@ -117,16 +123,22 @@ class GroupCommitWriter:
                 # The thread cannot be abandoned: a batch either commits or fails as a whole.
                 with trio.CancelScope(shield=True):
                     await self._commit(batch)
+                batch = []
         finally:
             self._closed = True
-            for ticket in self._queue:
-                ticket._finish(None, StorageError("the store shut down before this write was committed"))
+            error = StorageError("the store shut down before this write was committed")
+            for ticket in batch + self._queue:
+                if not ticket.done:
+                    ticket._finish(None, error)
 
     async def _commit(self, batch: list[Ticket]) -> None:
-        hook = self.fault_hook
+        if self.halted:
+            for ticket in batch:
+                ticket._finish(None, StorageError("the store is halted"))
+            return
+        if self.faults is not None:
+            self.faults.hit("commit.before")
         try:
-            if hook is not None:
-                hook("before_commit")
             outcomes = await trio.to_thread.run_sync(self._store.commit_batch, [t.op for t in batch], self.before_commit)
         except StorageError as exc:
             log.error("a batch of %d writes failed: %s", len(batch), exc)
@@ -136,8 +148,8 @@ class GroupCommitWriter:
         self._batches += 1
         self._ops += len(batch)
         self._largest = max(self._largest, len(batch))
-        if hook is not None:
-            hook("after_commit")
+        if self.faults is not None:
+            self.faults.hit("commit.after")
         for ticket, outcome in zip(batch, outcomes):
             if isinstance(outcome, OpFailed):
                 log.warning("a write failed and was rolled back: %r", outcome.error)
