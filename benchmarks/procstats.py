@@ -1,0 +1,36 @@
+"""What a process costs, read from Linux's /proc: CPU seconds used and resident memory."""
+
+from __future__ import annotations
+
+import os
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+class ProcessGone(Exception):
+    """The process exited (or never existed)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the whole process (every thread: /proc/<pid>/stat sums the thread group)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except FileNotFoundError:
+        raise ProcessGone(pid) from None
+    # The command name (field 2) may contain spaces and parentheses: split after its closing one.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of the man page
+    return (utime + stime) / _TICKS_PER_SECOND
+
+
+def rss_megabytes(pid: int) -> float:
+    """Resident set size (VmRSS) in MiB."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as file:
+            for line in file:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) / 1024  # reported in kB
+    except FileNotFoundError:
+        raise ProcessGone(pid) from None
+    raise ProcessGone(pid)  # a zombie has no VmRSS line
