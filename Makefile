@@ -27,5 +27,9 @@ $(CHROMIUM_STAMP): | $(STAMP)
 test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q
 
+# Options go through BENCH_ARGS, e.g. make bench BENCH_ARGS='--duration 3 --workloads noop,steps'
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .durio .pytest_cache

@@ -1,0 +1,63 @@
+"""Turning measured rows into the printed table and the JSON file under benchmarks/results/."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import typing
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+
+Row = dict[str, typing.Any]
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _format(rows: list[list[str]], header: list[str], left_columns: int = 1) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    lines = []
+    for cells in [header, *rows]:
+        lines.append("  ".join(cell.ljust(width) if i < left_columns else cell.rjust(width)
+                               for i, (cell, width) in enumerate(zip(cells, widths))))
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def durio_table(rows: list[Row]) -> str:
+    header = ["workload", "conc", "req/s", "p50 ms", "p99 ms", "RSS MB", "CPU s/1k req", "errors"]
+    body = [[
+        row["workload"], str(row["concurrency"]), _number(row["requests_per_s"], 0), _number(row["p50_ms"], 2),
+        _number(row["p99_ms"], 2), _number(row.get("server_rss_mb"), 1), _number(row.get("server_cpu_s_per_1k"), 3),
+        str(row["errors"]),
+    ] for row in rows]
+    return _format(body, header)
+
+
+def ceiling_table(rows: list[Row]) -> str:
+    header = ["ceiling", "conc", "req/s", "p50 ms", "p99 ms", "RSS MB", "CPU s/1k req", "errors"]
+    body = [[
+        row["ceiling"], str(row["concurrency"]), _number(row["requests_per_s"], 0), _number(row["p50_ms"], 2),
+        _number(row["p99_ms"], 2), _number(row.get("server_rss_mb"), 1), _number(row.get("server_cpu_s_per_1k"), 3),
+        str(row["errors"]),
+    ] for row in rows]
+    return _format(body, header)
+
+
+def error_notes(rows: list[Row]) -> str:
+    """The reasons behind any errors, so a non-zero count never goes unexplained."""
+    notes = []
+    for row in rows:
+        for reason, count in sorted(row.get("error_reasons", {}).items(), key=lambda item: -item[1])[:5]:
+            name = row.get("workload") or row.get("ceiling")
+            notes.append(f"  {name} c={row['concurrency']}: {count} x {reason}")
+    return "\n".join(notes)
+
+
+def write_results(document: dict[str, typing.Any], started: datetime.datetime) -> pathlib.Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    return path

@@ -1,0 +1,218 @@
+"""`make bench`: measure durio's workloads and, in the same run, the ceilings they must be read against.
+
+    .venv/bin/python benchmarks/run.py [--duration 5] [--warmup 1] [--concurrency 1,16,64]
+                                       [--workloads noop,steps,...] [--skip-ceilings]
+
+1. Ceilings. The load generator against trivial_server.py (the client's own
+   limit) and against trivial_asgi.py (an empty ASGI app on hypercorn's Trio
+   worker with durio's settings: the HTTP stack's limit).
+2. durio. `python -m durio.cli serve benchmarks/durio_app.py` in a fresh data
+   directory (fsync on, as shipped), then every workload at every concurrency,
+   each row a warm-up and a measured window of loadgen.py in its own process.
+   Per row: req/s, p50, p99 from the client; the server's RSS at the row's end
+   and its CPU seconds per 1,000 requests over exactly the measured window.
+3. One table on stdout, everything (with histograms and machine info) in
+   benchmarks/results/<UTC timestamp>.json.
+
+Everything listens on and talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import typing
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from machine import REPO, filesystem_type, machine_info  # noqa: E402
+from processes import ServerDied, ServerProcess, free_ports  # noqa: E402
+from procstats import ProcessGone, rss_megabytes  # noqa: E402
+from report import ceiling_table, durio_table, error_notes, write_results  # noqa: E402
+from workloads import CEILING_SCENARIO, WORKLOADS  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+
+class LoadgenFailed(Exception):
+    """The load generator itself failed (not the server: its errors are counted, not raised)."""
+
+
+def measure(url: str, scenario: dict[str, typing.Any], concurrency: int, args: argparse.Namespace,
+            server: ServerProcess, duration: float) -> dict[str, typing.Any]:
+    """One row: run loadgen.py against `url` in its own process, then read the server's memory."""
+    server.check_alive()
+    argv = [PYTHON, str(HERE / "loadgen.py"), "--url", url, "--scenario", json.dumps(scenario),
+            "-c", str(concurrency), "-d", str(duration), "-w", str(args.warmup),
+            "--timeout", str(args.timeout), "--watch-pid", str(server.pid), "--json"]
+    budget = args.warmup + duration + args.timeout + 60  # warm-up, window, drain, slack
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=budget)
+    except subprocess.TimeoutExpired:
+        raise LoadgenFailed(f"loadgen did not finish within {budget:.0f} s") from None
+    server.check_alive()  # a server that died mid-row explains its errors better than the numbers do
+    if done.returncode != 0:
+        raise LoadgenFailed(f"loadgen exited with status {done.returncode}:\n{done.stderr[-3000:]}")
+    row = json.loads(done.stdout)
+    try:
+        row["server_rss_mb"] = rss_megabytes(server.pid)
+    except ProcessGone:
+        server.check_alive()
+        raise
+    cpu = row.get("server_cpu_s")
+    row["server_cpu_s_per_1k"] = cpu / row["cycles"] * 1000 if cpu is not None and row["cycles"] else None
+    return row
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_ceilings(args: argparse.Namespace, logs: pathlib.Path, rows: list[dict[str, typing.Any]]) -> None:
+    """Append a row per ceiling and concurrency to `rows` (as they come, so a failure keeps the ones measured)."""
+    contenders = [
+        ("client ceiling (raw asyncio server)", [PYTHON, str(HERE / "trivial_server.py")], "trivial_server"),
+        ("trivial ASGI on hypercorn-trio", [PYTHON, str(HERE / "trivial_asgi.py")], "trivial_asgi"),
+    ]
+    for label, argv, log_name in contenders:
+        (port,) = free_ports(1)
+        server = ServerProcess(label, [*argv, f"127.0.0.1:{port}"], logs / f"{log_name}.log")
+        try:
+            server.wait_until_answering(port, "/")
+            for concurrency in args.concurrency:
+                progress(f"  {label}, {concurrency} connections ...")
+                row = measure(f"http://127.0.0.1:{port}", CEILING_SCENARIO, concurrency, args, server, args.ceiling_duration)
+                rows.append({"ceiling": label, **row})
+        finally:
+            server.stop()
+
+
+def run_durio(args: argparse.Namespace, data_dir: pathlib.Path, logs: pathlib.Path, rows: list[dict[str, typing.Any]]) -> None:
+    """Append a row per workload and concurrency to `rows`."""
+    ingress, admin = free_ports(2)
+    argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir),
+            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}"]
+    server = ServerProcess("durio", argv, logs / "durio.log")
+    try:
+        server.wait_until_answering(ingress, "/restate/health")
+        for name in args.workloads:
+            workload = WORKLOADS[name]
+            for concurrency in args.concurrency:
+                progress(f"  {name}, {concurrency} connections ...")
+                row = measure(f"http://127.0.0.1:{ingress}", workload.scenario, concurrency, args, server, args.duration)
+                rows.append({"workload": name, **row})
+    finally:
+        server.stop()
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _workload_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Benchmark durio's workloads against the client and HTTP-stack ceilings.")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per row (default 5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each row (default 1)")
+    parser.add_argument("--ceiling-duration", type=float, help="measured seconds per ceiling row (default: --duration)")
+    parser.add_argument("--concurrency", type=_int_list, default=[1, 16, 64], help="comma-separated (default 1,16,64)")
+    parser.add_argument("--workloads", type=_workload_list, default=list(WORKLOADS),
+                        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)")
+    parser.add_argument("--skip-ceilings", action="store_true", help="measure durio only")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as failed")
+    parser.add_argument("--keep-data", action="store_true", help="keep durio's data directory and the server logs")
+    return parser
+
+
+def _data_parent() -> pathlib.Path:
+    """Where durio's data directory goes: the system temp dir, unless that is tmpfs (fsync would be free there)."""
+    system_tmp = pathlib.Path(tempfile.gettempdir())
+    if filesystem_type(system_tmp) in ("tmpfs", "ramfs"):
+        parent = HERE / ".work"
+        parent.mkdir(exist_ok=True)
+        return parent
+    return system_tmp
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.ceiling_duration = args.ceiling_duration or args.duration
+    started = datetime.datetime.now(datetime.timezone.utc)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="durio-bench-", dir=_data_parent()))
+    data_dir, logs = work / "data", work / "logs"
+    logs.mkdir()
+    document: dict[str, typing.Any] = {
+        "started_at": started.isoformat(),
+        "machine": machine_info(),
+        "settings": {
+            "duration_s": args.duration, "warmup_s": args.warmup, "ceiling_duration_s": args.ceiling_duration,
+            "concurrency": args.concurrency, "workloads": args.workloads, "timeout_s": args.timeout,
+            "durio_data_filesystem": filesystem_type(work), "fsync": "durio default (on)",
+            "client": "benchmarks/loadgen.py, one thread per keep-alive connection, closed loop",
+        },
+        "workloads": {name: WORKLOADS[name].description for name in args.workloads},
+    }
+    failure = None
+    try:
+        if not args.skip_ceilings:
+            progress("measuring the ceilings")
+            run_ceilings(args, logs, document.setdefault("ceilings", []))
+        progress(f"measuring durio (data in {data_dir})")
+        run_durio(args, data_dir, logs, document.setdefault("rows", []))
+    except (ServerDied, LoadgenFailed, ProcessGone) as exc:
+        failure = exc
+        document["failure"] = str(exc)
+    except KeyboardInterrupt:
+        progress("interrupted: servers stopped, nothing written")
+        return 130
+    finally:
+        if not args.keep_data and failure is None:
+            shutil.rmtree(work, ignore_errors=True)
+    document["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    path = write_results(document, started)
+    _print_report(document, args)
+    print(f"\nresults: {path.relative_to(REPO)}")
+    if failure is not None:
+        print(f"\nbenchmark FAILED: {failure}\n(logs kept in {logs})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> None:
+    machine = document["machine"]
+    print(f"\ndurio {str(machine['durio_commit'])[:12]}{' (+ uncommitted changes)' if machine['durio_uncommitted_changes'] else ''}"
+          f" on {machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}, "
+          f"load average at start {machine['load_average_at_start']}")
+    print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
+          f"fsync on\n")
+    rows = document.get("rows", [])
+    if rows:
+        print(durio_table(rows))
+        if any(row["workload"] == "awakeable" for row in rows):
+            print("(awakeable: a request is one cycle of 3 HTTP requests: send the waiter, resolve, attach)")
+    ceilings = document.get("ceilings", [])
+    if ceilings:
+        print("\nCeilings, measured in the same run (same request as noop; the server does no work):")
+        print(ceiling_table(ceilings))
+    notes = error_notes(rows + ceilings)
+    if notes:
+        print("\nErrors:\n" + notes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
