@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 CHROMIUM_STAMP := $(VENV)/.chromium
+# The official Restate server, from the npm registry, for the interoperability tests and bench-compare.
+RESTATE_VERSION := 1.7.12
+RESTATE_STAMP := .tools/restate/.installed-$(RESTATE_VERSION)
 
 .PHONY: run test bench bench-compare clean
 
@@ -24,7 +27,13 @@ $(CHROMIUM_STAMP): | $(STAMP)
 		|| { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 	touch $@
 
-test: $(STAMP) $(CHROMIUM_STAMP)
+$(RESTATE_STAMP):
+	mkdir -p .tools/restate
+	cd .tools/restate && npm install --no-audit --no-fund --ignore-scripts @restatedev/restate-server@$(RESTATE_VERSION)
+	ls .tools/restate/node_modules/@restatedev/restate-server-*/bin/restate-server
+	touch $@
+
+test: $(STAMP) $(CHROMIUM_STAMP) $(RESTATE_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Options go through BENCH_ARGS, e.g. make bench BENCH_ARGS='--duration 3 --workloads noop,steps'

@@ -135,3 +135,18 @@ def parse_awakeable_id(text: str) -> tuple[str, int]:
     if len(raw) != ID_BYTES + 4:
         raise InvalidId(f"{text!r} is not an awakeable id: wrong length")
     return invocation_id_from_bytes(raw[:ID_BYTES]), struct.unpack(">I", raw[ID_BYTES:])[0]
+
+
+def callee_invocation_id(target: Target, idempotency_key: str | None, handler_kind: str | None, now_ms: int | None = None) -> str:
+    """The id a call or send gets: deterministic for idempotency keys and workflow runs, fresh otherwise."""
+    if handler_kind == "workflow" and target.key is not None:
+        return workflow_run_id(target.service, target.key)
+    if idempotency_key is not None:
+        return idempotent_invocation_id(target, idempotency_key)
+    return new_invocation_id(target.key, now_ms)
+
+
+def new_deployment_id() -> str:
+    """`dp_1` and a ULID, as Restate names deployments."""
+    ulid = (int(time.time() * 1000) & (1 << 48) - 1) << 80 | secrets.randbits(80)
+    return "dp_1" + _encode_base62(ulid, 16, _UUID_WIDTH)

@@ -63,8 +63,8 @@ _LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
 class ServerProcess:
     """`durio serve APP` as a real child process, for kill -9 tests."""
 
-    def __init__(self, app: pathlib.Path | str, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None) -> None:
-        self.app = str(app)
+    def __init__(self, app: pathlib.Path | str | None, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None) -> None:
+        self.app = str(app) if app is not None else ""
         self.ingress_bind = "127.0.0.1:0"  # set a fixed port to keep the address across restarts
         self.admin_bind = "127.0.0.1:0"
         self.data_dir = data_dir
@@ -78,8 +78,9 @@ class ServerProcess:
     async def start(self, timeout: float = 30.0) -> None:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
+        command = ["serve", self.app] if self.app else ["server"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "durio.cli", "serve", self.app, "--data-dir", str(self.data_dir),
+            [sys.executable, "-m", "durio.cli", *command, "--data-dir", str(self.data_dir),
              "--ingress", self.ingress_bind, "--admin", self.admin_bind],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT),
         )
@@ -136,7 +137,7 @@ def free_port() -> int:
 def server_process(tmp_path: pathlib.Path) -> typing.Iterator[typing.Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def make(app: pathlib.Path | str, env: dict[str, str] | None = None, name: str = "server") -> ServerProcess:
+    def make(app: pathlib.Path | str | None, env: dict[str, str] | None = None, name: str = "server") -> ServerProcess:
         process = ServerProcess(app, tmp_path / f"{name}-data", tmp_path / f"{name}.log", env)
         started.append(process)
         return process

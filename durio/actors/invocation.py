@@ -26,7 +26,10 @@ from dataclasses import dataclass
 import trio
 
 from durio.journal import entries as e
+from durio import ids
 from durio.journal.machine import InvocationMachine, JournalMismatch
+from durio.protocol.framing import ProtocolError
+from durio.protocol.invoker import RemoteFailure, remote_attempt
 from durio.sdk.context import context_for
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError
@@ -62,7 +65,7 @@ class AttemptFailure:
     def message(self) -> str:
         error = self.error
         text = getattr(error, "message", None) or str(error) or type(error).__name__
-        if isinstance(error, (JournalMismatch, TerminalError, RetryableError)):
+        if isinstance(error, (JournalMismatch, TerminalError, RetryableError, RemoteFailure)):
             return text
         return f"{type(error).__name__}: {text}"
 
@@ -105,7 +108,9 @@ class InvocationActor:
         self._last_ticket: Ticket | None = None
         self._write_error: BaseException | None = None
         self._run_failures: dict[int, tuple[int, float]] = {}  # completion id -> (failures, first failure time)
-        self._awaiting: list[int] = []
+        self.awaiting: list[int] = []  # the handles a suspending invocation waits for
+        self.remote_failures = 0  # failed remote attempts since the journal last grew
+        self._remote_failures_at = 0
         self._run_requested = False
         self._backoff_scope: trio.CancelScope | None = None
 
@@ -200,7 +205,7 @@ class InvocationActor:
         retry_count = self.record.retry_count
         while True:
             self.status = LiveStatus.RUNNING
-            result = await self._attempt()
+            result = await (self._remote_attempt() if self.is_remote else self._attempt())
             if isinstance(result, SuspendedException):
                 if await self._suspend():
                     return
@@ -245,6 +250,8 @@ class InvocationActor:
                 return step_backoff.delay_s(failures), False, False
         if isinstance(failure.error, RetryableError) and failure.error.retry_after is not None:
             return failure.error.retry_after.total_seconds(), False, False
+        if isinstance(failure.error, RemoteFailure) and failure.error.retry_after_s is not None:
+            return failure.error.retry_after_s, False, False
         if backoff.exhausted(retry_count):
             return 0.0, backoff.on_max_attempts == "pause", backoff.on_max_attempts == "kill"
         return backoff.delay_s(retry_count), False, False
@@ -264,6 +271,9 @@ class InvocationActor:
             details["entry_index"] = next((i for i, x in enumerate(self.machine.entries) if x is entry), None)
         elif isinstance(failure.error, JournalMismatch):
             details["entry_index"] = failure.error.index
+        elif isinstance(failure.error, RemoteFailure):
+            details["entry_index"] = failure.error.entry_index
+            details["entry_name"] = failure.error.entry_name
         self.record.retry_count = retry_count
         self.record.last_failure = details
         self.runtime.stats.attempt_failures += 1
@@ -339,16 +349,23 @@ class InvocationActor:
         """Persist the suspension; False when a notification arrived meanwhile (run again)."""
         self.status = LiveStatus.SUSPENDING
         await self._flush_writes()
-        if self.machine.has_unconsumed_notifications():
+        journal_length = len(self.machine.entries)
+
+        def something_arrived() -> bool:
+            if self.is_remote:
+                return len(self.machine.entries) != journal_length
+            return self.machine.has_unconsumed_notifications()
+
+        if something_arrived():
             return False
-        awaiting = [self._describe_handle(h) for h in self._awaiting]
+        awaiting = [self._describe_handle(h) for h in self.awaiting]
         ticket = self._submit(self.runtime.transitions.suspend(self.id, awaiting, self.now_ms()))
         try:
             await ticket.wait()
         except Exception:
             return False
         # No checkpoint between this check and the actor's deregistration: no wake-up is lost.
-        return not (self.machine.has_unconsumed_notifications() or self._run_requested)
+        return not (something_arrived() or self._run_requested)
 
     def _describe_handle(self, handle: int) -> str:
         if handle < 0:
@@ -433,7 +450,7 @@ class InvocationActor:
             with trio.move_on_after(suspend_after):
                 await self._notified.wait()
             if not self._notified.is_set() and not self._runs_in_flight and not machine.has_unconsumed_notifications():
-                self._awaiting = list(handles)
+                self.awaiting = list(handles)
                 raise SuspendedException()
         if machine.take_cancellation():
             self._cancel_children()
@@ -450,6 +467,74 @@ class InvocationActor:
             self._attempt_failure = failure
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()
+
+    # ------------------------------------------------------------ remote deployments
+
+    @property
+    def is_remote(self) -> bool:
+        return getattr(self.handler, "deployment", None) is not None
+
+    async def _remote_attempt(self) -> bytes | e.Failure | AttemptFailure | SuspendedException:
+        journal_length = len(self.machine.entries)
+        outcome = await remote_attempt(self)
+        if isinstance(outcome, RemoteFailure):
+            if len(self.machine.entries) != journal_length or self._remote_failures_at != journal_length:
+                self.remote_failures = 0
+            self.remote_failures += 1
+            self._remote_failures_at = len(self.machine.entries)
+            return AttemptFailure(outcome)
+        return outcome
+
+    async def flush_writes(self) -> None:
+        await self._flush_writes()
+
+    async def wait_for_any(self, handles: typing.Collection[int]) -> bool:
+        """Wait until the journal durably holds any of these; False after `suspend_after_s` of nothing."""
+        suspend_after = self.runtime.config.suspend_after_s
+        deadline = None if suspend_after is None else trio.current_time() + suspend_after
+        while True:
+            await self._flush_writes()
+            if any(self.machine.has_notification(h) for h in handles):
+                return True
+            self._notified = trio.Event()
+            if deadline is None:
+                await self._notified.wait()
+                continue
+            with trio.move_on_at(deadline):
+                await self._notified.wait()
+            if not self._notified.is_set():
+                return False
+
+    def record_remote_command(self, entry: e.Entry) -> None:
+        """A command a remote handler sent: check it, give calls their callee id, persist and perform it."""
+        handler = self.handler
+        if isinstance(entry, (e.SetState, e.ClearState, e.ClearAllState)) and (
+            handler.service_kind == "service" or handler.kind == "shared"
+        ):
+            raise ProtocolError(f"{entry.describe()} from {handler.service_name}.{handler.name}, which cannot write state")
+        if isinstance(entry, (e.GetPromise, e.PeekPromise, e.CompletePromise)) and handler.service_kind != "workflow":
+            raise ProtocolError(f"{entry.describe()} from {handler.service_name}, which is not a workflow")
+        if isinstance(entry, (e.Call, e.OneWayCall)):
+            if entry.invoke_at_ms if isinstance(entry, e.OneWayCall) else False:
+                if entry.invoke_at_ms <= self.now_ms():
+                    entry.invoke_at_ms = 0
+            entry.callee_id = ids.callee_invocation_id(entry.target, entry.idempotency_key, self.kind_of(entry.target), self.now_ms())
+        entry.ts = self.now_ms()
+        index = self.machine.append_command_after_replay(entry)
+        self.runtime.stats.journal_appends += 1
+        self._submit(self.runtime.transitions.append(self.id, index, entry, entry.ts))
+        if isinstance(entry, e.SetState):
+            self.state[entry.key] = entry.value
+        elif isinstance(entry, e.ClearState):
+            self.state.pop(entry.key, None)
+        elif isinstance(entry, e.ClearAllState):
+            self.state.clear()
+        elif isinstance(entry, (e.Call, e.OneWayCall)):
+            self._append_notification(e.Completion(completion_id=entry.invocation_id_completion_id, result=entry.callee_id))
+        elif isinstance(entry, e.GetLazyState):
+            self._append_notification(e.Completion(completion_id=entry.completion_id, result=self.state.get(entry.key)))
+        elif isinstance(entry, e.GetLazyStateKeys):
+            self._append_notification(e.Completion(completion_id=entry.completion_id, result=sorted(self.state)))
 
     # ------------------------------------------------------------ notifications
 

@@ -26,6 +26,22 @@ class Registry:
     def services(self) -> dict[str, ServiceDefinition]:
         return self._services
 
+    def check_remote(self, services: typing.Iterable[typing.Any]) -> None:
+        """Raise ValueError if these remote services would replace in-process ones."""
+        for service in services:
+            current = self._services.get(service.name)
+            if current is not None and getattr(current, "deployment", None) is None:
+                raise ValueError(f"the service {service.name} is already served in-process by this server")
+
+    def add_remote(self, services: typing.Iterable[typing.Any]) -> None:
+        """Add (or replace) the services of a remote deployment; in-process services cannot be replaced."""
+        services = list(services)
+        self.check_remote(services)
+        self._services = {**self._services, **{service.name: service for service in services}}
+
+    def deployment_of(self, service_name: str) -> typing.Any:
+        return getattr(self._services.get(service_name), "deployment", None)
+
     def service(self, name: str) -> ServiceDefinition | None:
         return self._services.get(name)
 

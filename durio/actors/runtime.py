@@ -26,6 +26,7 @@ from durio.actors.timers import TimerActor
 from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, Created, Transitions
 from durio.actors.waiters import CompletionWaiters
 from durio.journal.entries import Entry, Failure, Input, Target
+from durio.protocol.remote import Deployment, discover, services_of
 from durio.sdk.definitions import Handler, ServiceDefinition
 from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_backoff
 from durio.storage import Store, Ticket, Txn, open_store
@@ -75,6 +76,7 @@ class Runtime:
         self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms, config.purge_completed)
         self.waiters = CompletionWaiters()
         self.stats = RuntimeStats()
+        self.deployments: dict[str, Deployment] = {}
         self.router: Router = typing.cast(Router, None)
         self.timers: TimerActor = typing.cast(TimerActor, None)
         self.recovered = 0
@@ -91,6 +93,10 @@ class Runtime:
         self.sequences = Sequences(high_water + 1)
         self.transitions.seq = self.sequences
         self.store.writer.before_commit = self._persist_sequence
+        for record in await self.store.read(lambda txn: txn.deployments()):
+            deployment = Deployment.from_record(record)
+            self.deployments[deployment.id] = deployment
+            self.registry.add_remote(services_of(deployment))
         async with trio.open_nursery() as supervisor:
             self.router = Router(self, supervisor)
             self.timers = TimerActor(self)
@@ -172,6 +178,20 @@ class Runtime:
             await self.write(self.transitions.fail_unreadable(invocation_id, str(loaded), self.clock.now_ms()))
             return None
         return loaded
+
+    async def register_deployment(self, uri: str, additional_headers: dict[str, str] | None = None) -> tuple[Deployment, bool]:
+        """Discover an endpoint and serve its services; (deployment, True if new)."""
+        deployment = await discover(uri, self.clock.now_ms(), additional_headers)
+        previous = next((d for d in self.deployments.values() if d.uri == deployment.uri), None)
+        if previous is not None:
+            deployment.id = previous.id
+            deployment.created_ms = previous.created_ms
+        services = services_of(deployment)
+        self.registry.check_remote(services)
+        await self.write(self.transitions.save_deployment(deployment.to_record(), previous.id if previous else None))
+        self.registry.add_remote(services)
+        self.deployments[deployment.id] = deployment
+        return deployment, previous is None
 
     def backoff_for(self, handler: Handler) -> Backoff:
         service = self.registry.service(handler.service_name)

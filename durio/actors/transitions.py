@@ -581,6 +581,15 @@ class Transitions:
 
         return op
 
+    def save_deployment(self, record: dict, replaces: str | None) -> Op:
+        def op(txn: Txn) -> Applied:
+            if replaces is not None and replaces != record["id"]:
+                txn.delete_deployment(replaces)
+            txn.put_deployment(record["id"], record)
+            return Applied(True, Effects())
+
+        return op
+
     def purge_expired(self, invocation_id: str, timer: TimerKey) -> Op:
         """The retention timer of a completed invocation fired."""
         purge = self.purge(invocation_id)

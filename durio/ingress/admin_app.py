@@ -11,15 +11,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import typing
 from urllib.parse import parse_qs
 
 from durio import ids
 from durio.actors.runtime import Runtime
-from durio.ingress.http import HttpError, Receive, Scope, Send, drain, path_segments, respond, respond_json
+from durio.ingress.http import HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json
 from durio.ingress.ingress_app import _lifespan
+from durio.ingress.ingress_app import rfc3339
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
+from durio.protocol.remote import DiscoveryError
 from durio.storage import StorageError
 from durio.storage.frames import FrameError
 from durio.storage.records import Status
@@ -66,16 +69,25 @@ class AdminApp:
                 await respond(send, 200)
             case ["services"]:
                 _require(method, "GET")
-                await respond_json(send, 200, {"services": [service_json(s) for s in self.runtime.registry.services.values()]})
+                await respond_json(send, 200, {"services": [_service_view(s) for s in self.runtime.registry.services.values()]})
             case ["services", name]:
                 _require(method, "GET")
                 service = self.runtime.registry.service(name)
                 if service is None:
                     raise HttpError(404, f"service '{name}' not found")
-                await respond_json(send, 200, service_json(service))
+                await respond_json(send, 200, _service_view(service))
             case ["deployments"]:
+                if method == "POST":
+                    await self._register_deployment(scope, receive, send)
+                    return
                 _require(method, "GET")
-                await respond_json(send, 200, {"deployments": []})
+                await respond_json(send, 200, {"deployments": [deployment_json(d, self.runtime) for d in self.runtime.deployments.values()]})
+            case ["deployments", deployment_id]:
+                _require(method, "GET")
+                deployment = self.runtime.deployments.get(deployment_id)
+                if deployment is None:
+                    raise HttpError(404, f"deployment '{deployment_id}' not found")
+                await respond_json(send, 200, deployment_json(deployment, self.runtime, detailed=True))
             case ["invocations"]:
                 _require(method, "GET")
                 await self._list_invocations(scope, send)
@@ -98,6 +110,30 @@ class AdminApp:
                 await self._state(send, service, key)
             case _:
                 raise HttpError(404, f"not found: {scope['path']}")
+
+    # ------------------------------------------------------------ deployments
+
+    async def _register_deployment(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(scope, receive, 1024 * 1024)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            raise HttpError(400, "the body must be JSON: {\"uri\": \"http://host:port\"}") from None
+        if not isinstance(request, dict) or not isinstance(request.get("uri"), str):
+            raise HttpError(400, "the body must name the deployment's 'uri'")
+        if "arn" in request:
+            raise HttpError(400, "AWS Lambda deployments are not supported; register an http:// endpoint")
+        headers = request.get("additional_headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise HttpError(400, "'additional_headers' must be an object of strings")
+        try:
+            deployment, created = await self.runtime.register_deployment(request["uri"], headers)
+        except DiscoveryError as exc:
+            raise HttpError(400, str(exc)) from None
+        except ValueError as exc:
+            raise HttpError(409, str(exc)) from None
+        view = deployment_json(deployment, self.runtime, detailed=True)
+        await respond_json(send, 201 if created else 200, view, [(b"location", f"deployments/{deployment.id}".encode())])
 
     # ------------------------------------------------------------ invocations
 
@@ -214,6 +250,27 @@ class AdminApp:
         await respond_json(
             send, 200, {"service": service, "key": key, "state": {name: value_json(value) for name, value in sorted(state.items())}}
         )
+
+
+def _service_view(service: typing.Any) -> dict[str, typing.Any]:
+    deployment = getattr(service, "deployment", None)
+    return service_json(service, deployment.id if deployment is not None else "embedded")
+
+
+def deployment_json(deployment: typing.Any, runtime: Runtime, detailed: bool = False) -> dict[str, typing.Any]:
+    services = [s for s in runtime.registry.services.values() if getattr(s, "deployment", None) is deployment]
+    return {
+        "id": deployment.id,
+        "uri": deployment.uri,
+        "protocol_type": "RequestResponse",
+        "http_version": "HTTP/1.1",
+        "additional_headers": deployment.additional_headers,
+        "created_at": rfc3339(deployment.created_ms),
+        "min_protocol_version": deployment.manifest["minProtocolVersion"],
+        "max_protocol_version": deployment.manifest["maxProtocolVersion"],
+        "sdk_version": deployment.sdk,
+        "services": [_service_view(s) if detailed else {"name": s.name, "revision": 1} for s in services],
+    }
 
 
 def _require(method: str, allowed: str) -> None:

@@ -185,11 +185,7 @@ class Context:
     # ------------------------------------------------------------ calls
 
     def _callee_id(self, target: e.Target, idempotency_key: str | None, handler_kind: str | None) -> str:
-        if handler_kind == "workflow" and target.key is not None:
-            return ids.workflow_run_id(target.service, target.key)
-        if idempotency_key is not None:
-            return ids.idempotent_invocation_id(target, idempotency_key)
-        return ids.new_invocation_id(target.key, self._host.now_ms())
+        return ids.callee_invocation_id(target, idempotency_key, handler_kind, self._host.now_ms())
 
     def _do_call(
         self,
@@ -211,7 +207,7 @@ class Context:
             idempotency_key=idempotency_key,
         )
         entry = typing.cast(e.Call, self._host.record_command(command))
-        return RestateDurableCallFuture(self, entry.completion_id, _decoder(output_serde), entry.callee_id)
+        return RestateDurableCallFuture(self, entry.completion_id, _decoder(output_serde), entry.callee_id, entry.invocation_id_completion_id)
 
     def _do_send(
         self,
@@ -234,7 +230,7 @@ class Context:
             idempotency_key=idempotency_key,
         )
         entry = typing.cast(e.OneWayCall, self._host.record_command(command))
-        return SendHandle(self, entry.callee_id)
+        return SendHandle(self, entry.callee_id, entry.invocation_id_completion_id)
 
     @staticmethod
     def _typed_target(tpe: typing.Any, key: str | None) -> tuple[Handler, e.Target]:

@@ -57,36 +57,50 @@ class RestateDurableSleepFuture(RestateDurableFuture[None]):
     __slots__ = ()
 
 
+async def _callee_id(context: "Context", known: str, handle: int) -> str:
+    """In-process the id is known when the call is recorded; a remote endpoint learns it from a notification."""
+    if known:
+        return known
+    host = context._host
+    if not host.machine.is_completed(handle):
+        await host.wait((handle,), need_all=True)
+    return typing.cast(str, raise_failure(host.machine.result(handle)))
+
+
 class RestateDurableCallFuture(RestateDurableFuture[T]):
     """The result of a call to another handler, and the callee's invocation id."""
 
-    __slots__ = ("_invocation_id",)
+    __slots__ = ("_invocation_id", "_invocation_id_handle")
 
-    def __init__(self, context: "Context", handle: int, decode: Decoder, invocation_id: str) -> None:
+    def __init__(self, context: "Context", handle: int, decode: Decoder, invocation_id: str, invocation_id_handle: int) -> None:
         super().__init__(context, handle, decode)
         self._invocation_id = invocation_id
+        self._invocation_id_handle = invocation_id_handle
 
     async def invocation_id(self) -> str:
+        self._invocation_id = await _callee_id(self._context, self._invocation_id, self._invocation_id_handle)
         return self._invocation_id
 
     async def cancel_invocation(self) -> None:
-        self._context.cancel_invocation(self._invocation_id)
+        self._context.cancel_invocation(await self.invocation_id())
 
 
 class SendHandle:
     """A one-way message: only the callee's invocation id comes back."""
 
-    __slots__ = ("_context", "_invocation_id")
+    __slots__ = ("_context", "_invocation_id", "_invocation_id_handle")
 
-    def __init__(self, context: "Context", invocation_id: str) -> None:
+    def __init__(self, context: "Context", invocation_id: str, invocation_id_handle: int) -> None:
         self._context = context
         self._invocation_id = invocation_id
+        self._invocation_id_handle = invocation_id_handle
 
     async def invocation_id(self) -> str:
+        self._invocation_id = await _callee_id(self._context, self._invocation_id, self._invocation_id_handle)
         return self._invocation_id
 
     async def cancel_invocation(self) -> None:
-        self._context.cancel_invocation(self._invocation_id)
+        self._context.cancel_invocation(await self.invocation_id())
 
 
 class DurablePromise(typing.Generic[T]):

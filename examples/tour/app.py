@@ -28,3 +28,21 @@ services = [
     parallel_subscription_service,
     signup_workflow,
 ]
+
+
+if __name__ == "__main__":
+    # The seed's way: serve the tour as a deployment on :9080, then
+    #   durio server  (or restate-server)  and  durio deployments register http://localhost:9080
+    import functools
+
+    import trio
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    import durio
+
+    config = Config()
+    config.bind = [os.environ.get("TOUR_BIND", "127.0.0.1:9080")]
+    config.accesslog = None
+    print(f"the tour's services, as a deployment on http://{config.bind[0]}", flush=True)
+    trio.run(functools.partial(serve, durio.app(services), config))

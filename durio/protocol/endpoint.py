@@ -1,0 +1,137 @@
+"""`durio.app(services)`: an ASGI app that serves durio services to a Restate server.
+
+Routes (matched on the end of the path, so the app can be mounted anywhere):
+  GET  .../discover                 the endpoint manifest (v1 to v4)
+  GET  .../health                   200
+  POST .../invoke/{service}/{handler}  one attempt, in request/response mode (V5 or V6)
+
+Serve it with hypercorn's Trio worker (durio is Trio-native), e.g.
+`hypercorn --worker-class trio module:app --bind 0.0.0.0:9080`, or run
+`examples/tour/app.py`, which does that on port 9080.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing
+
+import trio
+
+from durio.ingress.http import Receive, Scope, Send, header, read_body, respond
+from durio.journal import entries as e
+from durio.protocol import messages as m
+from durio.protocol.convert import message_to_command, message_to_notification
+from durio.protocol.endpoint_host import EndpointAttempt
+from durio.protocol.framing import FrameDecoder, ProtocolError, encode
+from durio.protocol.manifest import (
+    INVOCATION_CONTENT_TYPE,
+    MANIFEST_CONTENT_TYPE,
+    build_manifest,
+    invocation_version,
+    negotiate_manifest_version,
+)
+from durio.sdk.definitions import ServiceDefinition
+
+log = logging.getLogger("durio.endpoint")
+
+SERVER_HEADER = (b"x-restate-server", b"durio/0.1.0")
+BODY_LIMIT = 64 * 1024 * 1024
+
+
+class EndpointApp:
+    def __init__(self, services: list[ServiceDefinition]) -> None:
+        self.services = {}
+        for service in services:
+            if service.name in self.services:
+                raise ValueError(f"two services are named {service.name}")
+            self.services[service.name] = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"].rstrip("/")
+        if path.endswith("/discover"):
+            await self._discover(scope, send)
+        elif path.endswith("/health"):
+            await respond(send, 200, b'{"status":"ok"}', headers=[SERVER_HEADER])
+        elif "/invoke/" in path:
+            await self._invoke(scope, receive, send, path.rsplit("/invoke/", 1)[1])
+        else:
+            await respond(send, 404, b"not found", b"text/plain", [SERVER_HEADER])
+
+    async def _discover(self, scope: Scope, send: Send) -> None:
+        accept = header(scope, b"accept")
+        version = negotiate_manifest_version(accept.decode("latin-1") if accept else None)
+        if version is None:
+            await respond(send, 415, b"Unsupported discovery version", b"text/plain", [SERVER_HEADER])
+            return
+        body = json.dumps(build_manifest(self.services.values(), version)).encode()
+        await respond(send, 200, body, MANIFEST_CONTENT_TYPE.format(version).encode(), [SERVER_HEADER])
+
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send, target: str) -> None:
+        service_name, _, handler_name = target.partition("/")
+        service = self.services.get(service_name)
+        handler = None if service is None else service.handlers.get(handler_name)
+        if handler is None:
+            await respond(send, 404, f"no handler {service_name}/{handler_name}".encode(), b"text/plain", [SERVER_HEADER])
+            return
+        content_type = header(scope, b"content-type")
+        version = invocation_version(content_type.decode("latin-1") if content_type else None)
+        if version is None:
+            await respond(send, 415, b"unsupported content type: expected application/vnd.restate.invocation.v5 or v6",
+                          b"text/plain", [SERVER_HEADER])
+            return
+        body = await read_body(scope, receive, BODY_LIMIT)
+        await send({
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
+        })
+        out_send, out_receive = trio.open_memory_channel[bytes](float("inf"))
+        try:
+            start, journal = _parse_request(body)
+        except ProtocolError as exc:
+            error = m.MESSAGES["ErrorMessage"](code=exc.code, message=str(exc))
+            await send({"type": "http.response.body", "body": encode(m.ERROR, error), "more_body": False})
+            return
+
+        async def forward_frames() -> None:
+            async with out_receive:
+                async for frame in out_receive:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(forward_frames)
+            async with out_send:
+                await EndpointAttempt(handler, start, journal, version, out_send).run()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _parse_request(body: bytes) -> tuple[typing.Any, list[e.Entry]]:
+    frames = FrameDecoder().feed(body)
+    if not frames or frames[0].type_id != m.START:
+        raise ProtocolError("the request does not start with a StartMessage")
+    start = frames[0].message
+    replay = frames[1:]
+    if len(replay) < start.known_entries:
+        raise ProtocolError(f"the StartMessage announces {start.known_entries} entries, the request carries {len(replay)}")
+    journal: list[e.Entry] = []
+    for frame in replay[: start.known_entries]:
+        if m.is_command(frame.type_id):
+            journal.append(message_to_command(frame.type_id, frame.message))
+        elif m.is_notification(frame.type_id):
+            journal.append(message_to_notification(frame.type_id, frame.message))
+        else:
+            raise ProtocolError(f"unexpected message type 0x{frame.type_id:04x} in the journal")
+    if not journal or not isinstance(journal[0], e.Input):
+        raise ProtocolError("the journal does not start with an Input command")
+    return start, journal

@@ -1,0 +1,236 @@
+"""Running one invocation attempt for a Restate server, over the service protocol (request/response mode).
+
+The server sends the journal; the same state machine and contexts that run
+handlers in-process replay it. New commands go back as frames, a `run`
+step's result as a ProposeRunCompletion, and an await the journal cannot
+satisfy ends the attempt with a Suspension: the server resumes the
+invocation in a new request once what it waits for has arrived.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import time
+import traceback
+import typing
+
+import trio
+
+from durio.journal import entries as e
+from durio.journal.machine import InvocationMachine, JournalMismatch
+from durio.protocol import messages as m
+from durio.protocol.convert import command_to_message
+from durio.protocol.framing import encode
+from durio.sdk.context import context_for
+from durio.sdk.definitions import Handler
+from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError
+from durio.sdk.invoke import invoke_handler
+from durio.sdk.options import RunOptions, run_backoff
+from durio.sdk.serde import Serde
+from durio.storage.records import InvocationRecord, Status
+
+log = logging.getLogger("durio.endpoint")
+
+M = m.MESSAGES
+
+
+class _EndAttempt(Exception):
+    """The attempt already wrote its terminal message (an error)."""
+
+
+class EndpointAttempt:
+    """An InvocationHost whose journal comes from, and goes to, a Restate server."""
+
+    def __init__(self, handler: Handler, start: typing.Any, journal: list[e.Entry], version: int, out: trio.MemorySendChannel[bytes]) -> None:
+        self.handler = handler
+        self.version = version
+        self.machine = InvocationMachine(journal)
+        target = e.Target(handler.service_name, handler.name, start.key or None)
+        self.record = InvocationRecord(id=start.debug_id, target=target, handler_kind=handler.kind,
+                                       status=Status.RUNNING, created_ms=0, modified_ms=0)
+        self.state = {bytes(entry.key).decode(): bytes(entry.value) for entry in start.state_map}
+        self.partial_state = start.partial_state
+        self.retry_count = start.retry_count_since_last_stored_entry
+        self.retry_duration_ms = start.duration_since_last_stored_entry
+        self._out = out
+        self._run_nursery: trio.Nursery | None = None
+        self._runs_in_flight = 0
+        self._run_finished = trio.Event()
+        self._finished = trio.Event()
+        self._terminal_sent = False
+        self._commands_sent = 0
+
+    # ------------------------------------------------------------ the attempt
+
+    async def run(self) -> None:
+        context = context_for(self)
+        try:
+            async with trio.open_nursery() as runs:
+                self._run_nursery = runs
+                try:
+                    output = await invoke_handler(self.handler, context, self.machine.input.value)
+                    self._finish(output)
+                except TerminalError as exc:
+                    self._finish(e.Failure(exc.status_code, exc.message, exc.metadata))
+                except SuspendedException:
+                    pass  # the Suspension is written
+                except AttemptAborted:
+                    pass  # the Error is written
+                except _EndAttempt:
+                    pass
+                except Exception as exc:
+                    self._error(500, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                finally:
+                    runs.cancel_scope.cancel()
+        finally:
+            self._finished.set()
+        if not self._terminal_sent:
+            self._error(500, "the handler ended without an outcome")
+
+    def _finish(self, result: bytes | e.Failure) -> None:
+        try:
+            entry, new = self.machine.record(e.Output(result=result))
+        except JournalMismatch as exc:
+            self._error(570, str(exc), related=(exc.index, exc.issued))
+            return
+        if new:
+            self._emit(*command_to_message(entry, self.version))
+        self._terminal(m.END, M["EndMessage"]())
+
+    def _emit(self, type_id: int, message: typing.Any) -> None:
+        if self._terminal_sent:
+            return
+        self._out.send_nowait(encode(type_id, message))
+
+    def _terminal(self, type_id: int, message: typing.Any) -> None:
+        self._emit(type_id, message)
+        self._terminal_sent = True
+
+    def _error(self, code: int, message: str, stacktrace: str = "", related: tuple[int, e.Entry] | None = None,
+               retry_after_ms: int | None = None) -> None:
+        if self._terminal_sent:
+            return
+        error = M["ErrorMessage"](code=code, message=message, stacktrace=stacktrace)
+        if related is not None:
+            index, entry = related
+            error.related_command_index = index
+            name = getattr(entry, "name", "")
+            if name:
+                error.related_command_name = name
+            try:
+                error.related_command_type = command_to_message(entry, self.version)[0]
+            except Exception:
+                pass
+        if retry_after_ms is not None:
+            error.next_retry_delay = retry_after_ms
+        self._terminal(m.ERROR, error)
+
+    # ------------------------------------------------------------ InvocationHost
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def due_ms(self, delay_ms: int) -> int:
+        return int(time.time() * 1000) + 1 + delay_ms
+
+    def kind_of(self, target: e.Target) -> str | None:
+        return None  # the server assigns callee ids: no need to know other services here
+
+    def attempt_finished(self) -> trio.Event:
+        return self._finished
+
+    def record_command(self, command: e.Entry) -> e.Entry:
+        try:
+            entry, new = self.machine.record(command)
+        except JournalMismatch as exc:
+            self._error(570, str(exc), related=(exc.index, exc.issued))
+            raise AttemptAborted(str(exc)) from None
+        if isinstance(entry, (e.Call, e.OneWayCall)):
+            entry.callee_id = ""  # the server assigns it and tells us in a notification
+        if isinstance(entry, e.GetState) and self.partial_state and entry.key not in self.state:
+            self._error(500, "durio endpoints need eager state: register this deployment without lazy state")
+            raise AttemptAborted("lazy state")
+        if new:
+            self._emit(*command_to_message(entry, self.version))
+        return entry
+
+    def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        assert self._run_nursery is not None
+        self._runs_in_flight += 1
+        self._run_nursery.start_soon(self._execute_run, entry, action, serde, options)
+
+    async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        try:
+            try:
+                target = action
+                while isinstance(target, functools.partial):
+                    target = target.func
+                if inspect.iscoroutinefunction(target):
+                    value = await action()
+                else:
+                    call = functools.partial(contextvars.copy_context().run, action)
+                    value = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+                self._propose(entry.completion_id, serde.serialize(value))
+            except TerminalError as exc:
+                self._propose(entry.completion_id, e.Failure(exc.status_code, exc.message, exc.metadata))
+            except Exception as exc:
+                self._run_failed(entry, exc, options)
+        finally:
+            self._runs_in_flight -= 1
+            self._run_finished.set()
+
+    def _propose(self, completion_id: int, result: bytes | e.Failure) -> None:
+        proposal = M["ProposeRunCompletionMessage"](result_completion_id=completion_id)
+        if isinstance(result, e.Failure):
+            proposal.failure.CopyFrom(M["Failure"](code=result.code, message=result.message))
+        else:
+            proposal.value = result
+        self._emit(m.PROPOSE_RUN_COMPLETION, proposal)
+
+    def _run_failed(self, entry: e.Run, exc: Exception, options: RunOptions[typing.Any]) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        backoff = run_backoff(options)
+        failures = self.retry_count + 1
+        index = next((i for i, x in enumerate(self.machine.entries) if x is entry), 0)
+        if backoff is not None and backoff.exhausted(failures, self.retry_duration_ms / 1000):
+            self._propose(entry.completion_id, e.Failure(500, f"run '{entry.name}' failed after {failures} attempts: {message}"))
+            return
+        if isinstance(exc, RetryableError) and exc.retry_after is not None:
+            delay = int(exc.retry_after.total_seconds() * 1000)
+        else:
+            delay = None if backoff is None else int(backoff.delay_s(failures) * 1000)
+        self._error(getattr(exc, "status_code", 500), message, traceback.format_exc(), related=(index, entry), retry_after_ms=delay)
+        if self._run_nursery is not None:
+            self._run_nursery.cancel_scope.cancel()
+
+    async def wait(self, handles: typing.Collection[int], need_all: bool) -> None:
+        machine = self.machine
+        while not machine.wait(handles, need_all):
+            if self._terminal_sent:
+                raise AttemptAborted("the attempt already ended")
+            if self._runs_in_flight:
+                self._run_finished = trio.Event()
+                await self._run_finished.wait()
+                continue
+            # The request is closed: nothing more can arrive in this attempt. Suspend.
+            pending = [h for h in handles if not machine.is_completed(h)]
+            suspension = M["SuspensionMessage"](
+                waiting_completions=sorted(h for h in pending if h > 0),
+                waiting_signals=sorted({-h for h in pending if h < 0} | {e.CANCEL_SIGNAL}),
+            )
+            self._terminal(m.SUSPENSION, suspension)
+            raise SuspendedException()
+        if machine.take_cancellation():
+            self._cancel_children()
+            raise TerminalError("canceled", 409)
+
+    def _cancel_children(self) -> None:
+        known_ids = {n.completion_id: n.result for n in self.machine.entries if isinstance(n, e.Completion)}
+        for entry in list(self.machine.entries):
+            if isinstance(entry, e.Call) and not self.machine.is_completed(entry.completion_id):
+                callee = known_ids.get(entry.invocation_id_completion_id)
+                if isinstance(callee, str):
+                    self.record_command(e.SendSignal(target_invocation_id=callee, signal_index=e.CANCEL_SIGNAL))

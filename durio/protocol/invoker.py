@@ -1,0 +1,160 @@
+"""Invoking a remote deployment: one attempt of an invocation over Restate's service protocol.
+
+The actor sends the StartMessage (with the eager state and the random seed)
+and the whole journal in one request; the endpoint answers with new commands,
+run results and one terminal message. Each command is persisted and performed
+as it arrives, exactly as for in-process handlers. After a Suspension the
+actor waits for what the endpoint waits for and invokes it again with the
+grown journal; if that takes long, it suspends the invocation instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import typing
+
+import trio
+
+from durio import ids
+from durio.journal import entries as e
+from durio.protocol import http_client
+from durio.protocol import messages as m
+from durio.protocol.convert import journal_to_frames, message_to_command
+from durio.protocol.framing import FrameDecoder, ProtocolError, encode
+from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
+from durio.sdk.errors import SuspendedException
+
+if typing.TYPE_CHECKING:
+    from durio.actors.invocation import InvocationActor
+
+log = logging.getLogger("durio.invoker")
+
+M = m.MESSAGES
+
+
+class RemoteFailure(Exception):
+    """An attempt at a remote deployment failed: an ErrorMessage, a protocol violation, or the endpoint was unreachable."""
+
+    def __init__(self, message: str, code: int = 500, retry_after_s: float | None = None,
+                 entry_index: int | None = None, entry_name: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = code
+        self.retry_after_s = retry_after_s
+        self.entry_index = entry_index
+        self.entry_name = entry_name
+
+
+def random_seed(invocation_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(invocation_id.encode(), digest_size=8).digest(), "big")
+
+
+def _start_message(actor: "InvocationActor", version: int) -> typing.Any:
+    record = actor.record
+    start = M["StartMessage"](
+        id=ids.invocation_id_to_bytes(record.id),
+        debug_id=record.id,
+        known_entries=len(actor.machine.entries),
+        key=record.target.key or "",
+        partial_state=False,
+        retry_count_since_last_stored_entry=actor.remote_failures,
+        duration_since_last_stored_entry=0,
+    )
+    for name, value in sorted(actor.state.items()):
+        start.state_map.add(key=name.encode(), value=value)
+    if version >= 6:
+        start.random_seed = random_seed(record.id)
+    return start
+
+
+async def remote_attempt(actor: "InvocationActor") -> bytes | e.Failure | SuspendedException | RemoteFailure:
+    """Run the invocation at its deployment until it ends, fails, or waits for long."""
+    while True:
+        await actor.flush_writes()
+        outcome = await _one_request(actor)
+        if not isinstance(outcome, list):
+            return outcome
+        # Suspended: invoke again as soon as anything it waits for (or a cancellation) arrives.
+        if not await actor.wait_for_any([*outcome, -e.CANCEL_SIGNAL]):
+            actor.awaiting = outcome
+            return SuspendedException()
+
+
+async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFailure | list[int]:
+    handler = actor.handler
+    deployment = handler.deployment
+    version = deployment.protocol_version
+    content_type = INVOCATION_CONTENT_TYPE.format(version)
+    body = bytearray(encode(m.START, _start_message(actor, version)))
+    for type_id, message in journal_to_frames(actor.machine.entries, version):
+        body += encode(type_id, message)
+    headers = {"content-type": content_type, "accept": content_type, "x-restate-invocation-id": actor.record.id,
+               **deployment.additional_headers}
+    url = f"{deployment.uri}/invoke/{handler.service_name}/{handler.name}"
+    output: bytes | e.Failure | None = None
+    try:
+        async with http_client.request("POST", url, headers, bytes(body)) as response:
+            if response.status // 100 != 2:
+                text = (await response.read())[:300].decode(errors="replace")
+                return RemoteFailure(f"{url} answered {response.status}: {text}", 500)
+            if response.headers.get("content-type", "").strip() != content_type:
+                return RemoteFailure(
+                    f"{url} answered with content type {response.headers.get('content-type')!r}, expected {content_type}", 571
+                )
+            decoder = FrameDecoder()
+            async for chunk in response.iter_body():
+                for frame in decoder.feed(chunk):
+                    outcome = _apply_frame(actor, frame, output)
+                    if isinstance(outcome, _Output):
+                        output = outcome.result
+                    elif outcome is not None:
+                        return outcome
+    except http_client.HttpClientError as exc:
+        return RemoteFailure(str(exc), 503)
+    except ProtocolError as exc:
+        return RemoteFailure(f"protocol violation by {deployment.uri}: {exc}", exc.code)
+    return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", 571)
+
+
+class _Output(typing.NamedTuple):
+    result: bytes | e.Failure
+
+
+def _apply_frame(actor: "InvocationActor", frame: typing.Any, output: bytes | e.Failure | None) -> typing.Any:
+    type_id, message = frame.type_id, frame.message
+    if m.is_command(type_id):
+        entry = message_to_command(type_id, message)
+        if isinstance(entry, e.Output):
+            return _Output(entry.result)
+        actor.record_remote_command(entry)
+        return None
+    if type_id == m.PROPOSE_RUN_COMPLETION:
+        which = message.WhichOneof("result")
+        if which is None:
+            raise ProtocolError("a run completion proposal without a result")
+        result: bytes | e.Failure = bytes(message.value) if which == "value" else e.Failure(message.failure.code, message.failure.message)
+        actor.deliver(e.Completion(completion_id=message.result_completion_id, result=result))
+        return None
+    if type_id == m.SUSPENSION:
+        awaited = [*message.waiting_completions, *(-s for s in message.waiting_signals)]
+        if message.waiting_named_signals:
+            raise ProtocolError("named signals are not supported")
+        if not awaited:
+            raise ProtocolError("a Suspension that waits for nothing")
+        return awaited
+    if type_id == m.ERROR:
+        retry_after = message.next_retry_delay / 1000 if message.HasField("next_retry_delay") else None
+        return RemoteFailure(
+            message.message or f"the handler failed with code {message.code}", message.code or 500, retry_after,
+            message.related_command_index if message.HasField("related_command_index") else None,
+            message.related_command_name if message.HasField("related_command_name") else None,
+        )
+    if type_id == m.END:
+        if output is None:
+            raise ProtocolError("End without an Output command")
+        return output
+    raise ProtocolError(f"unexpected message type 0x{type_id:04x} from the endpoint")
+
+
+_ = trio

@@ -1,0 +1,178 @@
+"""Remote deployments as the registry sees them: services discovered from an endpoint manifest.
+
+A RemoteHandler answers the same questions a local Handler does (kind, input,
+retention, retry policy) so the ingress, the admin API and the runtime treat
+both alike; `deployment` tells the invocation actor to run it over the
+service protocol instead of calling a function.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import typing
+from dataclasses import dataclass, field
+
+from durio import ids
+from durio.protocol import http_client
+from durio.protocol.manifest import MANIFEST_CONTENT_TYPE, MAX_PROTOCOL, MIN_PROTOCOL
+from durio.sdk.options import InvocationRetryPolicy
+from durio.sdk.serde import JsonSerde
+
+_KIND = {"SERVICE": "service", "VIRTUAL_OBJECT": "object", "WORKFLOW": "workflow"}
+_HANDLER_KIND = {"EXCLUSIVE": "exclusive", "SHARED": "shared", "WORKFLOW": "workflow"}
+DISCOVERY_ACCEPT = ", ".join(MANIFEST_CONTENT_TYPE.format(v) for v in (1, 2, 3, 4))
+
+
+class DiscoveryError(Exception):
+    """The endpoint could not be discovered; the message says why."""
+
+
+@dataclass
+class Deployment:
+    id: str
+    uri: str
+    protocol_version: int
+    manifest: dict[str, typing.Any]
+    created_ms: int
+    sdk: str | None = None
+    additional_headers: dict[str, str] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, typing.Any]:
+        return {"id": self.id, "uri": self.uri, "protocol_version": self.protocol_version, "manifest": self.manifest,
+                "created_ms": self.created_ms, "sdk": self.sdk, "additional_headers": self.additional_headers}
+
+    @classmethod
+    def from_record(cls, record: dict[str, typing.Any]) -> "Deployment":
+        return cls(**record)
+
+
+def _duration(ms: typing.Any) -> datetime.timedelta | None:
+    return None if ms is None else datetime.timedelta(milliseconds=ms)
+
+
+@dataclass
+class RemoteHandler:
+    service_name: str
+    service_kind: str
+    name: str
+    kind: str | None
+    deployment: Deployment
+    takes_input: bool
+    input_required: bool = False
+    input_serde: typing.Any = field(default_factory=JsonSerde)
+    output_serde: typing.Any = field(default_factory=JsonSerde)
+    input_hint: typing.Any = None
+    output_hint: typing.Any = None
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+    invocation_retry_policy: InvocationRetryPolicy | None = None
+    options: dict[str, typing.Any] = field(default_factory=dict)
+
+
+@dataclass
+class RemoteService:
+    name: str
+    kind: str
+    handlers: dict[str, RemoteHandler]
+    deployment: Deployment
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+    journal_retention: datetime.timedelta | None = None
+    idempotency_retention: datetime.timedelta | None = None
+    invocation_retry_policy: InvocationRetryPolicy | None = None
+
+
+def _retry_policy(spec: dict[str, typing.Any]) -> InvocationRetryPolicy | None:
+    if not any(k.startswith("retryPolicy") for k in spec):
+        return None
+    on_max = spec.get("retryPolicyOnMaxAttempts")
+    return InvocationRetryPolicy(
+        initial_interval=_duration(spec.get("retryPolicyInitialInterval")),
+        max_interval=_duration(spec.get("retryPolicyMaxInterval")),
+        max_attempts=spec.get("retryPolicyMaxAttempts"),
+        exponentiation_factor=spec.get("retryPolicyExponentiationFactor"),
+        on_max_attempts=on_max.lower() if isinstance(on_max, str) else None,
+    )
+
+
+def services_of(deployment: Deployment) -> list[RemoteService]:
+    """The services a deployment's manifest declares."""
+    services = []
+    for spec in deployment.manifest.get("services", []):
+        kind = _KIND[spec["ty"]]
+        service = RemoteService(
+            name=spec["name"], kind=kind, handlers={}, deployment=deployment,
+            description=spec.get("documentation"), metadata=spec.get("metadata"),
+            journal_retention=_duration(spec.get("journalRetention")),
+            idempotency_retention=_duration(spec.get("idempotencyRetention")),
+            invocation_retry_policy=_retry_policy(spec),
+        )
+        for handler_spec in spec.get("handlers", []):
+            ty = handler_spec.get("ty")
+            handler_kind = _HANDLER_KIND[ty] if ty else {"object": "exclusive", "workflow": "workflow"}.get(kind)
+            input_spec = handler_spec.get("input")
+            takes_input = input_spec is None or bool(input_spec)
+            options = {}
+            for manifest_field, option in (("journalRetention", "journal_retention"), ("idempotencyRetention", "idempotency_retention"),
+                                           ("workflowCompletionRetention", "workflow_retention")):
+                if handler_spec.get(manifest_field) is not None:
+                    options[option] = _duration(handler_spec[manifest_field])
+            service.handlers[handler_spec["name"]] = RemoteHandler(
+                service_name=service.name, service_kind=kind, name=handler_spec["name"], kind=handler_kind,
+                deployment=deployment, takes_input=takes_input,
+                input_required=bool(input_spec and input_spec.get("required")),
+                description=handler_spec.get("documentation"), metadata=handler_spec.get("metadata"),
+                invocation_retry_policy=_retry_policy(handler_spec), options=options,
+            )
+        services.append(service)
+    return services
+
+
+def _validate(manifest: typing.Any) -> None:
+    if not isinstance(manifest, dict):
+        raise DiscoveryError("the manifest is not a JSON object")
+    for field_name in ("minProtocolVersion", "maxProtocolVersion", "services"):
+        if field_name not in manifest:
+            raise DiscoveryError(f"the manifest has no '{field_name}'")
+    if manifest.get("protocolMode", "REQUEST_RESPONSE") not in ("REQUEST_RESPONSE", "BIDI_STREAM"):
+        raise DiscoveryError(f"unknown protocolMode {manifest.get('protocolMode')!r}")
+    low, high = manifest["minProtocolVersion"], manifest["maxProtocolVersion"]
+    if not (isinstance(low, int) and isinstance(high, int)) or high < MIN_PROTOCOL or low > MAX_PROTOCOL:
+        raise DiscoveryError(
+            f"the endpoint speaks service protocol versions {low} to {high}; durio speaks {MIN_PROTOCOL} to {MAX_PROTOCOL}"
+        )
+    for service in manifest["services"]:
+        if not isinstance(service, dict) or service.get("ty") not in _KIND or not isinstance(service.get("name"), str):
+            raise DiscoveryError(f"a service in the manifest is malformed: {service!r}")
+        for handler in service.get("handlers", []):
+            if not isinstance(handler, dict) or not isinstance(handler.get("name"), str):
+                raise DiscoveryError(f"a handler of {service['name']} is malformed: {handler!r}")
+            if handler.get("ty") is not None and handler["ty"] not in _HANDLER_KIND:
+                raise DiscoveryError(f"handler {service['name']}.{handler['name']} has an unknown type {handler['ty']!r}")
+
+
+async def discover(uri: str, now_ms: int, additional_headers: dict[str, str] | None = None) -> Deployment:
+    """Ask the endpoint at `uri` for its manifest (GET {uri}/discover)."""
+    base = uri.rstrip("/")
+    headers = {"accept": DISCOVERY_ACCEPT, **(additional_headers or {})}
+    try:
+        async with http_client.request("GET", base + "/discover", headers) as response:
+            body = await response.read()
+    except http_client.HttpClientError as exc:
+        raise DiscoveryError(f"cannot discover {uri}: {exc}") from exc
+    if response.status != 200:
+        raise DiscoveryError(f"{uri}/discover answered {response.status}: {body[:200].decode(errors='replace')}")
+    content_type = response.headers.get("content-type", "")
+    if not content_type.startswith("application/vnd.restate.endpointmanifest.v"):
+        raise DiscoveryError(f"{uri}/discover answered with content type {content_type!r}, not an endpoint manifest")
+    try:
+        manifest = json.loads(body)
+    except ValueError as exc:
+        raise DiscoveryError(f"the manifest of {uri} is not JSON: {exc}") from exc
+    _validate(manifest)
+    version = min(manifest["maxProtocolVersion"], MAX_PROTOCOL)
+    return Deployment(
+        id=ids.new_deployment_id(), uri=base, protocol_version=version, manifest=manifest, created_ms=now_ms,
+        sdk=response.headers.get("x-restate-server"), additional_headers=dict(additional_headers or {}),
+    )
