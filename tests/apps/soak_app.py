@@ -1,0 +1,130 @@
+"""Services for the kill -9 soak (scripts/soak.py): every kind of step, recorded outside durio.
+
+Each execution of a `run` step appends "<invocation id> <step>" to the file named by
+the SOAK_LOG environment variable (O_APPEND, one write per line), so the soak can
+count how many times every step of every invocation really ran, across kills.
+
+  Orders.process(order)       run "reserve", a durable sleep, a call to Counter/<key>/add,
+                              a send to Audit/record, run "charge"; returns what it did
+  Counter/<key>.add(addition) exclusive: appends the addition's ref to a ledger in state
+                              and adds its amount to the total; returns the new total
+  Counter/<key>.peek()        shared: the total and the ledger
+  Audit.record(ref)           run "audit"; returns the ref
+  Onboarding/<id>.run(name)   a workflow: run "welcome", a durable sleep, state, a result
+
+SOAK_FAULT (comma-separated) plants the faults the soak must catch, to test the soak itself:
+"double-ledger" writes some refs twice into a counter's ledger, "rerun-step" logs some
+"charge" steps twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import timedelta
+
+import durio as restate
+
+FAULTS = set(filter(None, os.environ.get("SOAK_FAULT", "").split(",")))
+
+
+def record_execution(invocation_id: str, step: str) -> None:
+    fd = os.open(os.environ["SOAK_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{invocation_id} {step}\n".encode())
+    finally:
+        os.close(fd)
+
+
+@dataclasses.dataclass
+class Addition:
+    ref: str
+    amount: int
+
+
+@dataclasses.dataclass
+class Order:
+    id: str
+    amount: int
+    counter: str
+    sleep_ms: int = 20
+
+
+counter = restate.VirtualObject("Counter")
+
+
+@counter.handler()
+async def add(ctx: restate.ObjectContext, addition: Addition) -> int:
+    ledger = await ctx.get("ledger", type_hint=list[str]) or []
+    total = await ctx.get("total", type_hint=int) or 0
+    ledger.append(addition.ref)
+    if "double-ledger" in FAULTS and addition.ref.endswith("3"):
+        ledger.append(addition.ref)
+    ctx.set("ledger", ledger)
+    ctx.set("total", total + addition.amount)
+    return total + addition.amount
+
+
+@counter.handler(kind="shared")
+async def peek(ctx: restate.ObjectSharedContext) -> dict:
+    return {"total": await ctx.get("total", type_hint=int) or 0, "ledger": await ctx.get("ledger", type_hint=list[str]) or []}
+
+
+audit = restate.Service("Audit")
+
+
+@audit.handler()
+async def record(ctx: restate.Context, ref: str) -> str:
+    invocation_id = ctx.request().id
+
+    async def write() -> str:
+        record_execution(invocation_id, "audit")
+        return ref
+
+    return await ctx.run_typed("audit", write)
+
+
+orders = restate.Service("Orders")
+
+
+@orders.handler()
+async def process(ctx: restate.Context, order: Order) -> dict:
+    invocation_id = ctx.request().id
+
+    async def reserve() -> str:
+        record_execution(invocation_id, "reserve")
+        return f"res-{order.id}"
+
+    reservation = await ctx.run_typed("reserve", reserve)
+    await ctx.sleep(timedelta(milliseconds=order.sleep_ms))
+    total = await ctx.object_call(add, order.counter, Addition(ref=order.id, amount=order.amount))
+    ctx.service_send(record, order.id)
+
+    async def charge() -> str:
+        record_execution(invocation_id, "charge")
+        if "rerun-step" in FAULTS and order.id.endswith("5"):
+            record_execution(invocation_id, "charge")
+        return f"charged-{order.amount}"
+
+    charged = await ctx.run_typed("charge", charge)
+    return {"order": order.id, "reservation": reservation, "charge": charged, "counter_total": total}
+
+
+onboarding = restate.Workflow("Onboarding")
+
+
+@onboarding.main()
+async def run(ctx: restate.WorkflowContext, name: str) -> str:
+    invocation_id = ctx.request().id
+
+    async def welcome() -> str:
+        record_execution(invocation_id, "welcome")
+        return f"welcome {name}"
+
+    greeting = await ctx.run_typed("welcome", welcome)
+    await ctx.sleep(timedelta(milliseconds=30))
+    ctx.set("stage", "welcomed")
+    return greeting
+
+
+services = [counter, audit, orders, onboarding]
