@@ -12,12 +12,12 @@ requests/s, latency percentiles from a log-bucket histogram, and errors; with
 measured window, so CPU per request covers the same requests as the rate.
 
 Why one thread per connection with blocking sockets: measured against
-benchmarks/trivial_server.py on this 2-core machine, a thread per connection
-cost the client 5-10 µs of CPU per request and reached 85-110k req/s, against
-20-25 µs and ~40k req/s for asyncio protocols, 16-20 µs for asyncio streams and
-15-17 µs for trio streams (README.md has the table). A blocking recv releases
-the GIL and needs no event loop turn (no epoll, no task wake-up) per response;
-at the concurrencies we run (≤ a few hundred) the threads cost only memory.
+benchmarks/trivial_server.py on this 2-core machine, it cost the client 9-15 µs
+of CPU per request (55-77k req/s), against 20-25 µs (~40k req/s) for the same
+client on asyncio protocols; bare loops on asyncio streams and trio streams
+already cost 15-20 µs (README.md has the table). A blocking recv releases the
+GIL and needs no event loop turn (no epoll, no task wake-up) per response; at
+the concurrencies we run (a few hundred at most) the threads cost only memory.
 """
 
 from __future__ import annotations
