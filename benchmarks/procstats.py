@@ -24,13 +24,19 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _TICKS_PER_SECOND
 
 
-def rss_megabytes(pid: int) -> float:
-    """Resident set size (VmRSS) in MiB."""
+def memory_megabytes(pid: int) -> dict[str, float]:
+    """Resident memory in MiB: `rss` (VmRSS, what the table shows), and its parts `anon` (the heap:
+    Python objects) and `file` (mapped files: for durio mostly LMDB's map, which grows with the data)."""
+    fields = {b"VmRSS:": "rss", b"RssAnon:": "anon", b"RssFile:": "file", b"RssShmem:": "shmem"}
+    found: dict[str, float] = {}
     try:
         with open(f"/proc/{pid}/status", "rb") as file:
             for line in file:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1]) / 1024  # reported in kB
+                name = fields.get(line.split(b"\t", 1)[0].split(b" ", 1)[0])
+                if name is not None:
+                    found[name] = int(line.split()[1]) / 1024  # reported in kB
     except FileNotFoundError:
         raise ProcessGone(pid) from None
-    raise ProcessGone(pid)  # a zombie has no VmRSS line
+    if "rss" not in found:
+        raise ProcessGone(pid)  # a zombie has no VmRSS line
+    return found

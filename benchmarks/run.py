@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from machine import REPO, filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, free_ports  # noqa: E402
-from procstats import ProcessGone, rss_megabytes  # noqa: E402
+from procstats import ProcessGone, memory_megabytes  # noqa: E402
 from report import ceiling_table, durio_table, error_notes, write_results  # noqa: E402
 from workloads import CEILING_SCENARIO, WORKLOADS  # noqa: E402
 
@@ -63,10 +63,13 @@ def measure(url: str, scenario: dict[str, typing.Any], concurrency: int, args: a
         raise LoadgenFailed(f"loadgen exited with status {done.returncode}:\n{done.stderr[-3000:]}")
     row = json.loads(done.stdout)
     try:
-        row["server_rss_mb"] = rss_megabytes(server.pid)
+        memory = memory_megabytes(server.pid)
     except ProcessGone:
         server.check_alive()
         raise
+    row["server_rss_mb"] = memory["rss"]
+    row["server_rss_anon_mb"] = memory.get("anon")
+    row["server_rss_file_mb"] = memory.get("file")
     cpu = row.get("server_cpu_s")
     row["server_cpu_s_per_1k"] = cpu / row["cycles"] * 1000 if cpu is not None and row["cycles"] else None
     return row
