@@ -116,12 +116,10 @@ class _Tally:
 
 
 def _drive(host: str, port: int, scenario: Scenario, conn_index: int, run_token: str, timeout: float,
-           window: _Window, tally: _Tally, live: list[_Connection | None], slot: int) -> None:
+           window: _Window, tally: _Tally, live: list[_Connection | None]) -> None:
     """One connection's closed loop: cycle after cycle until told to stop."""
     host_header = f"{host}:{port}"
     steps = scenario.steps
-    for step in steps:
-        step.prepare(host_header)
     keys = scenario.keys
     conn_text = str(conn_index)
     connection: _Connection | None = None
@@ -135,7 +133,7 @@ def _drive(host: str, port: int, scenario: Scenario, conn_index: int, run_token:
         for step in steps:
             try:
                 if connection is None or connection.closed:
-                    connection = live[slot] = _Connection(host, port, timeout)
+                    connection = live[conn_index] = _Connection(host, port, timeout)
                 response = connection.exchange(step.request(host_header, variables))
             except ConnectionBroken as exc:
                 failed = str(exc)
@@ -179,8 +177,10 @@ def run_load(
     tallies = [_Tally() for _ in range(concurrency)]
     live: list[_Connection | None] = [None] * concurrency
     run_token = secrets.token_hex(4)
+    for step in scenario.steps:
+        step.prepare(f"{host}:{port}")  # encode constant requests once, before the threads share them
     threads = [
-        threading.Thread(target=_drive, args=(host, port, scenario, i, run_token, timeout, window, tallies[i], live, i),
+        threading.Thread(target=_drive, args=(host, port, scenario, i, run_token, timeout, window, tallies[i], live),
                          name=f"conn-{i}", daemon=True)
         for i in range(concurrency)
     ]

@@ -1,9 +1,9 @@
 """Servers under test as child processes: start on a free loopback port, wait until they answer,
 notice when they die, and always stop them.
 
-Every child asks the kernel to SIGTERM it if the benchmark itself dies
-(PR_SET_PDEATHSIG), so an interrupted or killed run never leaves a server
-holding a port or burning a core.
+Every child (the load generator too) asks the kernel to SIGTERM it if the
+benchmark itself dies (PR_SET_PDEATHSIG), so an interrupted or killed run
+never leaves a server holding a port or a client burning a core.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """For preexec_fn: the child gets SIGTERM when the benchmark dies."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
@@ -59,7 +60,7 @@ class ServerProcess:
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent,
+            env={**os.environ, **(env or {})}, preexec_fn=die_with_parent,
         )
 
     @property

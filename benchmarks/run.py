@@ -25,6 +25,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ import typing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from machine import REPO, filesystem_type, machine_info  # noqa: E402
-from processes import ServerDied, ServerProcess, free_ports  # noqa: E402
+from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
 from procstats import ProcessGone, memory_megabytes  # noqa: E402
 from report import ceiling_table, durio_table, error_notes, write_results  # noqa: E402
 from workloads import CEILING_SCENARIO, WORKLOADS  # noqa: E402
@@ -55,7 +56,7 @@ def measure(url: str, scenario: dict[str, typing.Any], concurrency: int, args: a
             "--timeout", str(args.timeout), "--watch-pid", str(server.pid), "--json"]
     budget = args.warmup + duration + args.timeout + 60  # warm-up, window, drain, slack
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=budget)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=budget, preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired:
         raise LoadgenFailed(f"loadgen did not finish within {budget:.0f} s") from None
     server.check_alive()  # a server that died mid-row explains its errors better than the numbers do
@@ -152,8 +153,13 @@ def _data_parent() -> pathlib.Path:
     return system_tmp
 
 
+def _exit_on_sigterm(signum: int, frame: typing.Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args.ceiling_duration = args.ceiling_duration or args.duration
     started = datetime.datetime.now(datetime.timezone.utc)
     work = pathlib.Path(tempfile.mkdtemp(prefix="durio-bench-", dir=_data_parent()))
