@@ -1,16 +1,19 @@
 """Services for the kill -9 soak (scripts/soak.py): every kind of step, recorded outside durio.
 
-Each execution of a `run` step appends "<invocation id> <step>" to the file named by
-the SOAK_LOG environment variable (O_APPEND, one write per line), so the soak can
-count how many times every step of every invocation really ran, across kills.
+Each execution of a `run` step appends "<invocation id> <step> <what for>" to the file
+named by the SOAK_LOG environment variable (O_APPEND, one write per line), so the soak
+can count how many times every step of every invocation really ran, across kills.
 
   Orders.process(order)       run "reserve", a durable sleep, a call to Counter/<key>/add,
-                              a send to Audit/record, run "charge"; returns what it did
+                              a send (delayed for odd amounts) to Audit/record, an awakeable
+                              that Payments/confirm resolves, run "charge"; returns what it did
   Counter/<key>.add(addition) exclusive: appends the addition's ref to a ledger in state
                               and adds its amount to the total; returns the new total
   Counter/<key>.peek()        shared: the total and the ledger
   Audit.record(ref)           run "audit"; returns the ref
-  Onboarding/<id>.run(name)   a workflow: run "welcome", a durable sleep, state, a result
+  Payments.confirm(id)        resolves the awakeable `id` with "confirmed"
+  Onboarding/<id>.run(name)   a workflow: run "welcome", a durable sleep, waits for the promise
+                              "email" that Onboarding/<id>.verify resolves; state; a result
 
 SOAK_FAULT (comma-separated) plants the faults the soak must catch, to test the soak itself:
 "double-ledger" writes some refs twice into a counter's ledger, "rerun-step" logs some
@@ -28,10 +31,10 @@ import durio as restate
 FAULTS = set(filter(None, os.environ.get("SOAK_FAULT", "").split(",")))
 
 
-def record_execution(invocation_id: str, step: str) -> None:
+def record_execution(invocation_id: str, step: str, subject: str) -> None:
     fd = os.open(os.environ["SOAK_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, f"{invocation_id} {step}\n".encode())
+        os.write(fd, f"{invocation_id} {step} {subject}\n".encode())
     finally:
         os.close(fd)
 
@@ -78,10 +81,18 @@ async def record(ctx: restate.Context, ref: str) -> str:
     invocation_id = ctx.request().id
 
     async def write() -> str:
-        record_execution(invocation_id, "audit")
+        record_execution(invocation_id, "audit", ref)
         return ref
 
     return await ctx.run_typed("audit", write)
+
+
+payments = restate.Service("Payments")
+
+
+@payments.handler()
+async def confirm(ctx: restate.Context, awakeable_id: str) -> None:
+    ctx.resolve_awakeable(awakeable_id, "confirmed")
 
 
 orders = restate.Service("Orders")
@@ -92,22 +103,25 @@ async def process(ctx: restate.Context, order: Order) -> dict:
     invocation_id = ctx.request().id
 
     async def reserve() -> str:
-        record_execution(invocation_id, "reserve")
+        record_execution(invocation_id, "reserve", order.id)
         return f"res-{order.id}"
 
     reservation = await ctx.run_typed("reserve", reserve)
     await ctx.sleep(timedelta(milliseconds=order.sleep_ms))
     total = await ctx.object_call(add, order.counter, Addition(ref=order.id, amount=order.amount))
-    ctx.service_send(record, order.id)
+    ctx.service_send(record, order.id, send_delay=timedelta(milliseconds=order.amount * 5) if order.amount % 2 else None)
+    awakeable_id, confirmation = ctx.awakeable(type_hint=str)
+    ctx.service_send(confirm, awakeable_id)
+    confirmed = await confirmation
 
     async def charge() -> str:
-        record_execution(invocation_id, "charge")
+        record_execution(invocation_id, "charge", order.id)
         if "rerun-step" in FAULTS and order.id.endswith("5"):
-            record_execution(invocation_id, "charge")
+            record_execution(invocation_id, "charge", order.id)
         return f"charged-{order.amount}"
 
     charged = await ctx.run_typed("charge", charge)
-    return {"order": order.id, "reservation": reservation, "charge": charged, "counter_total": total}
+    return {"order": order.id, "reservation": reservation, "charge": charged, "counter_total": total, "confirmation": confirmed}
 
 
 onboarding = restate.Workflow("Onboarding")
@@ -118,13 +132,19 @@ async def run(ctx: restate.WorkflowContext, name: str) -> str:
     invocation_id = ctx.request().id
 
     async def welcome() -> str:
-        record_execution(invocation_id, "welcome")
+        record_execution(invocation_id, "welcome", name)
         return f"welcome {name}"
 
     greeting = await ctx.run_typed("welcome", welcome)
     await ctx.sleep(timedelta(milliseconds=30))
-    ctx.set("stage", "welcomed")
-    return greeting
+    email = await ctx.promise("email", type_hint=str).value()
+    ctx.set("stage", "verified")
+    return f"{greeting} at {email}"
 
 
-services = [counter, audit, orders, onboarding]
+@onboarding.handler()
+async def verify(ctx: restate.WorkflowSharedContext, email: str) -> None:
+    await ctx.promise("email", type_hint=str).resolve(email)
+
+
+services = [counter, audit, payments, orders, onboarding]
