@@ -58,7 +58,8 @@ def _decode_base62(text: str, size: int) -> int:
 
 
 def _format(partition_key: int, uuid: int) -> str:
-    return INVOCATION_PREFIX + _encode_base62(partition_key, 8, _PK_WIDTH) + _encode_base62(uuid, 16, _UUID_WIDTH)
+    text = INVOCATION_PREFIX + _encode_base62(partition_key, 8, _PK_WIDTH) + _encode_base62(uuid, 16, _UUID_WIDTH)
+    return _remember(text, struct.pack(">Q", partition_key) + uuid.to_bytes(16, "big"))
 
 
 def partition_key_of(key: str) -> int:
@@ -89,7 +90,28 @@ def _derived(parts: list[str], partition_source: str) -> str:
     return _format(partition_key_of(partition_source), int.from_bytes(digest[:16], "big"))
 
 
+# Ids become storage keys many times over an invocation's life and base62 decoding is slow in Python,
+# so the bytes of recently made or seen ids are remembered (bounded: cleared when full).
+_RAW_CACHE: dict[str, bytes] = {}
+_RAW_CACHE_LIMIT = 200_000
+
+
+def _remember(invocation_id: str, raw: bytes) -> str:
+    if len(_RAW_CACHE) >= _RAW_CACHE_LIMIT:
+        _RAW_CACHE.clear()
+    _RAW_CACHE[invocation_id] = raw
+    return invocation_id
+
+
 def invocation_id_to_bytes(invocation_id: str) -> bytes:
+    raw = _RAW_CACHE.get(invocation_id)
+    if raw is None:
+        raw = _parse(invocation_id)
+        _remember(invocation_id, raw)
+    return raw
+
+
+def _parse(invocation_id: str) -> bytes:
     """The 24 raw bytes of an id: the partition key, then the uuid, big-endian."""
     if not isinstance(invocation_id, str) or not invocation_id.startswith(INVOCATION_PREFIX):
         raise InvalidId(f"{invocation_id!r} is not an invocation id (they start with '{INVOCATION_PREFIX}')")

@@ -88,10 +88,13 @@ async def test_a_remote_invocation_survives_kill_9_of_durio(server_process, depl
         sent = await client.post("/restate/send/SdkShop/nap", json=2500)
     invocation_id = sent.json()["invocationId"]
 
-    async def napping() -> bool:
-        return "before nap" in effects(tmp_path)
+    async def before_step_durable() -> bool:
+        # Kill only once durio has journaled the first step's result: that step must never run again.
+        async with durio.client(admin=True) as admin:
+            journal = (await admin.get(f"/invocations/{invocation_id}")).json()["journal"]
+        return any(entry.get("name") == "before" and entry.get("completed_at") for entry in journal)
 
-    await wait_until(napping)
+    await wait_until(before_step_durable)
     durio.kill9()
     await durio.start()  # the deployment is remembered: no new registration
     async with durio.client() as client:

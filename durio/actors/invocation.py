@@ -33,7 +33,7 @@ from durio.protocol.invoker import RemoteFailure, remote_attempt
 from durio.sdk.context import context_for
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError
-from durio.sdk.invoke import invoke_handler
+from durio.sdk.invoke import NOT_DECODED, invoke_handler
 from durio.sdk.options import Backoff, RunOptions, run_backoff
 from durio.sdk.serde import Serde
 from durio.storage.records import InvocationRecord, Status, TimerKey
@@ -87,6 +87,9 @@ class InvocationActor:
         invocation_id: str,
         record: InvocationRecord | None = None,
         journal: list[e.Entry] | None = None,
+        state: dict[str, bytes] | None = None,
+        admitted: bool = False,
+        decoded_input: typing.Any = NOT_DECODED,
     ) -> None:
         self.runtime = runtime
         self.id = invocation_id
@@ -94,7 +97,11 @@ class InvocationActor:
         self._journal = journal
         self.machine: InvocationMachine = typing.cast(InvocationMachine, None)
         self.handler: Handler = typing.cast(Handler, None)
-        self.state: dict[str, bytes] = {}
+        # The object's state as this invocation sees it; handed over by the key's previous holder when it has it.
+        self.state: dict[str, bytes] = state if state is not None else {}
+        self._state_given = state is not None
+        self.handed_off = False
+        self._decoded_input = decoded_input  # the ingress decoded the input already: the first attempt uses it
         self.status = LiveStatus.LOADING
         self.scope = trio.CancelScope()
         self._early: list[tuple[e.Entry, int | None, TimerKey | None]] = []
@@ -111,7 +118,7 @@ class InvocationActor:
         self.awaiting: list[int] = []  # the handles a suspending invocation waits for
         self.remote_failures = 0  # failed remote attempts since the journal last grew
         self._remote_failures_at = 0
-        self._run_requested = False
+        self._run_requested = admitted  # its key actor admitted it ahead of storage saying so
         self._backoff_scope: trio.CancelScope | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -157,8 +164,8 @@ class InvocationActor:
         for notification, outbox_seq, timer in early:
             self._append_notification(notification, outbox_seq, timer)
         runnable = self.record.status in (Status.READY, Status.BACKING_OFF) or (
-            self.record.status == Status.SUSPENDED and (self._delivered or self._run_requested)
-        ) or (self.record.status == Status.PAUSED and self._run_requested)
+            self.record.status in (Status.SUSPENDED, Status.PAUSED, Status.PENDING) and (self._delivered or self._run_requested)
+        )
         if not runnable:
             await self._flush_writes()
             if not self._run_requested:
@@ -171,7 +178,7 @@ class InvocationActor:
         if self.record.status == Status.BACKING_OFF and self.record.next_retry_ms > self.now_ms():
             self.status = LiveStatus.BACKING_OFF
             await self.runtime.clock.sleep_until_ms(self.record.next_retry_ms)
-        if handler.service_kind != "service":
+        if handler.service_kind != "service" and not self._state_given:
             target = self.record.target
             self.state = await self.runtime.store.read(lambda txn: txn.state_of(target.service, typing.cast(str, target.key)))
         await self._attempts()
@@ -296,7 +303,8 @@ class InvocationActor:
                 async with trio.open_nursery() as runs:
                     self._run_nursery = runs
                     try:
-                        output = await invoke_handler(self.handler, context, self.machine.input.value)
+                        decoded, self._decoded_input = self._decoded_input, NOT_DECODED
+                        output = await invoke_handler(self.handler, context, self.machine.input.value, decoded)
                         outcome = self._record_output(output)
                     except TerminalError as exc:
                         outcome = self._record_output(e.Failure(exc.status_code, exc.message, exc.metadata))
@@ -339,6 +347,10 @@ class InvocationActor:
             self.runtime.transitions.complete(self.id, index, output, output.ts),
             on_commit=(lambda _: faults.hit("invocation.after_complete")) if faults is not None else None,
         )
+        if self.record.is_exclusive:
+            # The next invocation on the key may run now: its writes queue behind this completion.
+            self.handed_off = True
+            self.runtime.router.handoff(self)
         with trio.CancelScope(shield=True):
             await self._flush_writes()
         if ticket.error is not None:

@@ -19,6 +19,8 @@ import typing
 import trio
 
 from durio.actors.invocation import InvocationActor
+from durio.actors.keys import KeyActor
+from durio.sdk.invoke import NOT_DECODED
 from durio.journal.entries import Entry, Notification
 from durio.storage.records import InvocationRecord, TimerKey
 
@@ -35,16 +37,57 @@ class Router:
         self._runtime = runtime
         self._nursery = nursery
         self.actors: dict[str, InvocationActor] = {}
+        self.keys: dict[tuple[str, str], KeyActor] = {}
         # Writes an ended actor left in flight; its successor loads only once they are durable.
         self._unfinished_writes: dict[str, typing.Any] = {}
 
     def start(self, record: InvocationRecord, journal: list[Entry] | None = None) -> None:
         """Run an invocation that is ready; an actor already alive is told to run it."""
+        if record.is_exclusive and record.target.key is not None:
+            self._key(record).admit(record, journal)
+            return
+        self.spawn(record, journal)
+
+    def spawn(self, record: InvocationRecord, journal: list[Entry] | None, state: dict[str, bytes] | None = None,
+              admitted: bool = False, decoded_input: typing.Any = NOT_DECODED) -> None:
         actor = self.actors.get(record.id)
         if actor is not None:
             actor.run_requested()
             return
-        self._spawn(InvocationActor(self._runtime, record.id, record, journal))
+        self._spawn(InvocationActor(self._runtime, record.id, record, journal, state=state, admitted=admitted,
+                                    decoded_input=decoded_input))
+
+    def is_alive(self, invocation_id: str) -> bool:
+        return invocation_id in self.actors
+
+    # ------------------------------------------------------------ keys
+
+    def _key(self, record: InvocationRecord) -> KeyActor:
+        address = (record.target.service, typing.cast(str, record.target.key))
+        actor = self.keys.get(address)
+        if actor is None:
+            actor = self.keys[address] = KeyActor(self, *address)
+        return actor
+
+    def enqueue(self, record: InvocationRecord) -> None:
+        """An exclusive invocation queued behind its key's holder."""
+        self._key(record).enqueue(record)
+
+    def released(self, record: InvocationRecord) -> None:
+        actor = self.keys.get((record.target.service, typing.cast(str, record.target.key)))
+        if actor is not None:
+            actor.released(record.id)
+
+    def handoff(self, holder: InvocationActor) -> None:
+        """An exclusive holder recorded its output: its key may run the next one now."""
+        target = holder.record.target
+        actor = self.keys.get((target.service, typing.cast(str, target.key)))
+        if actor is not None:
+            actor.handoff(holder.id, holder.state)
+
+    def key_idle(self, actor: KeyActor) -> None:
+        if actor.idle and self.keys.get((actor.service, actor.key)) is actor:
+            del self.keys[(actor.service, actor.key)]
 
     def deliver(self, invocation_id: str, notification: Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
         actor = self.actors.get(invocation_id)
@@ -61,6 +104,10 @@ class Router:
     def actor_exited(self, actor: InvocationActor) -> None:
         if self.actors.get(actor.id) is actor:
             del self.actors[actor.id]
+        record = actor.record
+        if record is not None and record.is_exclusive and not actor.handed_off:
+            # Suspended, paused or failed: it still holds the key in storage, but nothing runs for it now.
+            self.released(record)
         ticket = actor.last_ticket
         if ticket is not None and not ticket.done:
             self._unfinished_writes[actor.id] = ticket

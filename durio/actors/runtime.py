@@ -28,6 +28,7 @@ from durio.actors.waiters import CompletionWaiters
 from durio.journal.entries import Entry, Failure, Input, Target
 from durio.protocol.remote import Deployment, discover, services_of
 from durio.sdk.definitions import Handler, ServiceDefinition
+from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_backoff
 from durio.storage import Store, Ticket, Txn, open_store
 from durio.storage.frames import FrameError
@@ -148,6 +149,8 @@ class Runtime:
     def apply(self, effects: Effects) -> None:
         for record, journal in effects.start:
             self.router.start(record, journal)
+        for record in effects.enqueue:
+            self.router.enqueue(record)
         for target_id, seq, notification in effects.deliver:
             self.router.deliver(target_id, notification, outbox_seq=seq)
         for timer in effects.timers:
@@ -161,6 +164,8 @@ class Runtime:
             self.waiters.complete(invocation_id, result)
         for invocation_id in effects.stop:
             self.router.stop(invocation_id)
+        for record in effects.released:
+            self.router.released(record)
 
     async def load_invocation(self, invocation_id: str) -> tuple[InvocationRecord, list[Entry]] | None:
         """An invocation and its journal; one that cannot be read is failed for good, with the reason."""
@@ -231,11 +236,35 @@ class Runtime:
         )
         return record, Input(ts=now, value=body, headers=headers)
 
-    async def call(self, record: InvocationRecord, input_entry: Input) -> tuple[str, bytes | Failure]:
+    def _submit_creation(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> Ticket:
+        """Submit an invocation's creation; a fresh one that needs no admission starts right away.
+
+        An invocation with a random id cannot collide with an existing one, and a
+        plain (non-exclusive, not delayed) one needs no key or timer: its actor can
+        run while the creation is being committed. Its own writes queue behind the
+        creation, so none of them can become durable before it; if the creation
+        fails, the actor is stopped. Idempotent, workflow, exclusive and delayed
+        invocations wait for the commit, which decides whether and when they run.
+        """
+        early = (
+            record.idempotency_key is None
+            and record.handler_kind not in ("exclusive", "workflow")
+            and not record.execute_at_ms
+        )
+        if not early:
+            return self.commit(self.transitions.create(record, input_entry))
+        ticket = self.commit(
+            self.transitions.create(record, input_entry, started=True),
+            on_error=lambda _: self.router.stop(record.id),
+        )
+        self.router.spawn(record, [input_entry], decoded_input=decoded)
+        return ticket
+
+    async def call(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> tuple[str, bytes | Failure]:
         """Create (or find) the invocation and wait for its result."""
         slot = self.waiters.register(record.id)
         try:
-            created: Created = await self.write(self.transitions.create(record, input_entry))
+            created: Created = (await self._submit_creation(record, input_entry, decoded).wait()).value
             existing = created.record
             if not created.created:
                 if existing.is_workflow_run:
@@ -246,9 +275,9 @@ class Runtime:
         finally:
             self.waiters.unregister(record.id, slot)
 
-    async def send(self, record: InvocationRecord, input_entry: Input) -> tuple[InvocationRecord, bool]:
+    async def send(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> tuple[InvocationRecord, bool]:
         """Create (or find) the invocation; True when this request created it."""
-        created: Created = await self.write(self.transitions.create(record, input_entry))
+        created: Created = (await self._submit_creation(record, input_entry, decoded).wait()).value
         return created.record, created.created
 
     async def attach(self, invocation_id: str) -> bytes | Failure | None:

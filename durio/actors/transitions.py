@@ -34,6 +34,14 @@ KILLED = e.Failure(409, "killed")
 CANCELLED = e.Failure(409, "canceled")
 
 
+class JournalOutOfStep(Exception):
+    """A journal write that does not extend the stored journal by one (an earlier write was lost)."""
+
+
+class NotKeyHolder(Exception):
+    """An exclusive invocation tried to write before it held its key (its predecessor did not complete)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TargetInfo:
     """What the registry knows about a target, as transitions need it."""
@@ -72,12 +80,18 @@ class Transitions:
 
     # ------------------------------------------------------------ creating invocations
 
-    def create(self, record: InvocationRecord, input_entry: e.Input, reply_to: ReplyTo | None = None) -> Op:
-        """Create an invocation unless one with this id exists (idempotency keys, workflow runs)."""
+    def create(self, record: InvocationRecord, input_entry: e.Input, reply_to: ReplyTo | None = None, started: bool = False) -> Op:
+        """Create an invocation unless one with this id exists (idempotency keys, workflow runs).
+
+        `started`: its actor already runs (see Runtime._submit_creation), so none is started here.
+        """
 
         def op(txn: Txn) -> Applied:
             fx = Effects()
-            return Applied(self._create(txn, record, input_entry, reply_to, fx), fx)
+            created = self._create(txn, record, input_entry, reply_to, fx)
+            if started:
+                fx.start = [(r, j) for r, j in fx.start if r.id != record.id]
+            return Applied(created, fx)
 
         return op
 
@@ -109,6 +123,21 @@ class Transitions:
             fx.start.append((record, [input_entry]))
         fx.created += 1
         return Created(True, record)
+
+    @staticmethod
+    def _check_next_index(txn: Txn, invocation_id: str, index: int) -> None:
+        """A journal has no gaps: after a write failed, every later one of that actor fails until it reloads."""
+        if txn.has_entry(invocation_id, index) or not txn.has_entry(invocation_id, index - 1):
+            raise JournalOutOfStep(f"journal entry {index} of {invocation_id} does not follow its journal")
+
+    @staticmethod
+    def _check_holds_key(txn: Txn, record: InvocationRecord) -> None:
+        """Only the key's holder (the head of its inbox) may write to an exclusive invocation's journal."""
+        if not record.is_exclusive or record.target.key is None:
+            return
+        head = txn.inbox_head(record.target.service, record.target.key)
+        if head is None or head[1] != record.id:
+            raise NotKeyHolder(f"{record.id} does not hold {record.target.service}/{record.target.key} yet")
 
     def _join_inbox(self, txn: Txn, record: InvocationRecord, fx: Effects) -> None:
         """Queue an exclusive invocation on its key; it runs now if the key is free."""
@@ -167,6 +196,8 @@ class Transitions:
             record = txn.get_invocation(invocation_id)
             if record is None or record.is_completed:
                 return Applied(False, fx)
+            self._check_holds_key(txn, record)
+            self._check_next_index(txn, invocation_id, index)
             txn.put_entry(invocation_id, index, entry)
             if entry.is_command:
                 self._perform(txn, record, entry, now_ms, fx)
@@ -350,6 +381,8 @@ class Transitions:
             record = txn.get_invocation(invocation_id)
             if record is None or record.is_completed:
                 return Applied(False, fx)
+            self._check_holds_key(txn, record)
+            self._check_next_index(txn, invocation_id, index)
             txn.put_entry(invocation_id, index, output)
             self._finish(txn, record, output.result, now_ms, fx)
             return Applied(True, fx)

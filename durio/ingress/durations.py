@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNIT_MS = {
@@ -21,8 +22,17 @@ _ISO = re.compile(
 _ISO_MS = {"weeks": 604_800_000, "days": 86_400_000, "hours": 3_600_000, "minutes": 60_000, "seconds": 1000}
 
 
+MAX_MS = 100 * 365 * 86_400_000  # a century: timers are u64 milliseconds, and nothing sensible waits longer
+
+
 class BadDuration(ValueError):
     pass
+
+
+def _checked(ms: float, text: str) -> int:
+    if not math.isfinite(ms) or ms > MAX_MS:
+        raise BadDuration(f"{text!r} is longer than the longest delay durio accepts (100 years)")
+    return round(ms)
 
 
 def parse_duration_ms(text: str) -> int:
@@ -30,13 +40,15 @@ def parse_duration_ms(text: str) -> int:
     value = text.strip()
     if not value:
         raise BadDuration("the duration is empty")
-    if value.isdigit():
-        return int(value)
+    if value.isascii() and value.isdigit():
+        return _checked(int(value), text)
     if value[0] in "pP":
         match = _ISO.fullmatch(value)
         if match is None or not any(match.groupdict().values()) or value.upper().endswith("T"):
             raise BadDuration(f"{text!r} is not an ISO-8601 duration such as PT10S (years and months are not allowed)")
-        return round(sum(float(v) * _ISO_MS[k] for k, v in match.groupdict().items() if v))
+        return _checked(sum(float(v) * _ISO_MS[k] for k, v in match.groupdict().items() if v), text)
+    if not value.isascii():
+        raise BadDuration(f"{text!r} is not a duration: use forms like 10s, 500ms, 1m30s, PT10S, or a number of milliseconds")
     total = 0.0
     position = 0
     while position < len(value):
@@ -47,4 +59,4 @@ def parse_duration_ms(text: str) -> int:
             )
         total += float(match.group(1)) * _UNIT_MS[match.group(2).lower()]
         position = match.end()
-    return round(total)
+    return _checked(total, text)

@@ -97,7 +97,8 @@ async def respond(
 
 
 def dumps(value: typing.Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    # ASCII escapes: whatever a stored value holds (a lone surrogate included) can be answered.
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 async def respond_json(send: Send, status: int, value: typing.Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -36,8 +36,10 @@ from durio.ingress.http import (
 )
 from durio.journal.entries import Failure, Target
 from durio.sdk.definitions import Handler
+from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.serde import SerdeError
 from durio.storage import StorageError
+from durio.storage.schema import key_problem
 
 log = logging.getLogger("durio.ingress")
 
@@ -65,7 +67,10 @@ def http_status_of(code: int) -> int:
 
 
 def rfc3339(ms: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    try:
+        moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return f"{ms}ms since the epoch"  # beyond what a date can say
     if moment.microsecond == 0:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 1000:09d}Z"
@@ -152,17 +157,21 @@ class IngressApp:
             return Target(service.name, handler_name), handler
         if len(parts) != 3:
             raise HttpError(400, f"'{parts[0]}' is keyed: call it as /{parts[0]}/<key>/{handler_name}")
+        problem = key_problem(parts[1])
+        if problem is not None:
+            raise HttpError(400, f"bad key: {problem}")
         return Target(service.name, handler_name, parts[1]), handler
 
-    def _validate_input(self, handler: Handler, body: bytes) -> None:
+    def _validate_input(self, handler: Handler, body: bytes) -> typing.Any:
+        """The decoded input (handed to the first attempt, so it is not decoded twice); 400 if it does not fit."""
         if not handler.takes_input:
-            return
+            return NOT_DECODED
         if not body:
             if handler.input_required:
                 raise HttpError(400, f"{handler.service_name}.{handler.name} needs a JSON body, and the request has none")
-            return
+            return None
         try:
-            handler.input_serde.deserialize(body)
+            return handler.input_serde.deserialize(body)
         except SerdeError as exc:
             raise HttpError(400, f"bad input for {handler.service_name}.{handler.name}: {exc}") from None
         except Exception as exc:  # a custom serde's own error
@@ -181,17 +190,17 @@ class IngressApp:
                 "cannot use the idempotency key with workflow handlers. The handler invocation will already be "
                 "idempotent by the workflow key itself.",
             )
-        self._validate_input(handler, body)
+        decoded = self._validate_input(handler, body)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HOP_HEADERS]
         record, input_entry = self.runtime.new_invocation(target, handler, body, headers, idempotency_key, delay_ms)
         if is_send:
-            existing, created = await self.runtime.send(record, input_entry)
+            existing, created = await self.runtime.send(record, input_entry, decoded)
             reply: dict[str, typing.Any] = {"invocationId": existing.id, "status": "Accepted" if created else "PreviouslyAccepted"}
             if existing.execute_at_ms:
                 reply["executionTime"] = rfc3339(existing.execute_at_ms)
             await respond_json(send, 202, reply, [(b"x-restate-id", existing.id.encode())])
             return
-        invocation_id, result = await self.runtime.call(record, input_entry)
+        invocation_id, result = await self.runtime.call(record, input_entry, decoded)
         await self._send_result(send, invocation_id, result)
 
     def _delay(self, scope: Scope, is_send: bool) -> int:

@@ -20,7 +20,7 @@ def value_json(value: bytes | None) -> typing.Any:
         return None
     try:
         return json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return value.decode("utf-8", errors="replace")
 
 

@@ -33,6 +33,7 @@ from durio.sdk.futures import (
 from durio.sdk.host import InvocationHost
 from durio.sdk.options import RunOptions
 from durio.sdk.serde import BytesSerde, DefaultSerde, Serde, SerdeError
+from durio.storage.schema import key_problem, name_problem
 
 T = typing.TypeVar("T")
 I = typing.TypeVar("I")  # noqa: E741 (the official SDK's type variable names)
@@ -66,11 +67,30 @@ def _serde_with_hint(serde: Serde[T], hint: typing.Any) -> Serde[T]:
     return serde
 
 
+_RETURN_HINTS: dict[typing.Any, typing.Any] = {}
+
+
 def _return_hint(fn: typing.Any) -> typing.Any:
+    """A function's return annotation, remembered per code object (lambdas are made anew each call)."""
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    cache_key = getattr(target, "__code__", target)
     try:
-        return inspect.signature(fn, eval_str=True).return_annotation
+        return _RETURN_HINTS[cache_key]
+    except (KeyError, TypeError):
+        pass
+    try:
+        hint = inspect.signature(fn, eval_str=True).return_annotation
     except (TypeError, ValueError, NameError):
-        return None
+        hint = None
+    try:
+        if len(_RETURN_HINTS) > 10_000:
+            _RETURN_HINTS.clear()
+        _RETURN_HINTS[cache_key] = hint
+    except TypeError:
+        pass
+    return hint
 
 
 def _decoder(serde: Serde[typing.Any]) -> typing.Callable[[e.Result], typing.Any]:
@@ -187,6 +207,12 @@ class Context:
     def _callee_id(self, target: e.Target, idempotency_key: str | None, handler_kind: str | None) -> str:
         return ids.callee_invocation_id(target, idempotency_key, handler_kind, self._host.now_ms())
 
+    @staticmethod
+    def _check_target(target: e.Target) -> None:
+        problem = None if target.key is None else key_problem(target.key)
+        if problem is not None:
+            raise TerminalError(f"cannot call {target.service} with that key: {problem}", 400)
+
     def _do_call(
         self,
         target: e.Target,
@@ -196,6 +222,7 @@ class Context:
         idempotency_key: str | None,
         headers: dict[str, str] | None,
     ) -> RestateDurableCallFuture[typing.Any]:
+        self._check_target(target)
         machine = self._host.machine
         command = e.Call(
             target=target,
@@ -218,6 +245,7 @@ class Context:
         idempotency_key: str | None,
         headers: dict[str, str] | None,
     ) -> SendHandle:
+        self._check_target(target)
         machine = self._host.machine
         delay_ms = int(send_delay.total_seconds() * 1000) if send_delay else 0
         command = e.OneWayCall(
@@ -366,6 +394,10 @@ class ObjectContext(ObjectSharedContext):
             self._host.state.clear()
 
     def _record_write(self, command: e.Entry) -> tuple[e.Entry, bool]:
+        key = getattr(command, "key", None)
+        problem = None if key is None else name_problem(key)
+        if problem is not None:
+            raise TerminalError(f"cannot write the state {key[:40]!r}...: {problem}", 400)
         # A replayed write is already in the state view (it was loaded from storage or made live).
         replaying = self._host.machine.replaying
         return self._host.record_command(command), not replaying
@@ -377,6 +409,9 @@ class _PromiseMethods:
     _host: InvocationHost
 
     def promise(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> DurablePromise[T]:
+        problem = name_problem(name)
+        if problem is not None:
+            raise TerminalError(f"cannot use the promise {name[:40]!r}...: {problem}", 400)
         return DurablePromise(typing.cast(Context, self), name, _serde_with_hint(serde, type_hint))
 
     def _promise_value(self, name: str, serde: Serde[typing.Any]) -> RestateDurableFuture[typing.Any]:

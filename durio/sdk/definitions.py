@@ -90,8 +90,8 @@ class _Definition:
         enable_lazy_state: bool | None = None,
         state_preload: bool | list[str] | None = None,
     ) -> None:
-        if not name or "/" in name:
-            raise ValueError(f"invalid service name {name!r}: it must be non-empty and contain no '/'")
+        if not name or "/" in name or len(name.encode()) > 100:
+            raise ValueError(f"invalid service name {name!r}: it must be 1 to 100 bytes and contain no '/'")
         self._name = name
         self.description = description
         self.metadata = metadata

@@ -13,13 +13,17 @@ class OutputEncodingError(Exception):
     """The handler's return value could not be written as its output type (a code bug: retried)."""
 
 
-async def invoke_handler(handler: Handler, context: typing.Any, input_value: bytes) -> bytes:
+NOT_DECODED = object()
+
+
+async def invoke_handler(handler: Handler, context: typing.Any, input_value: bytes, decoded: typing.Any = NOT_DECODED) -> bytes:
+    """Run the handler; `decoded` is its argument when the caller already decoded `input_value`."""
     async with contextlib.AsyncExitStack() as stack:
         for make_manager in handler.options.get("context_managers") or ():
             await stack.enter_async_context(make_manager())
         if handler.takes_input:
             try:
-                argument = handler.input_serde.deserialize(input_value)
+                argument = handler.input_serde.deserialize(input_value) if decoded is NOT_DECODED else decoded
             except Exception as exc:
                 raise TerminalError(f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", 400) from exc
             result = await handler.fn(context, argument)

@@ -115,10 +115,13 @@ def loads(buf: bytes) -> typing.Any:
         raise SerdeError(f"the body is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise SerdeError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError:
+        raise SerdeError("the body's JSON is nested too deeply") from None
 
 
 def dumps(value: typing.Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    # ASCII escapes: any str JSON can carry (a lone surrogate included) encodes, and the bytes are valid UTF-8.
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def to_json(value: typing.Any) -> typing.Any:
@@ -209,14 +212,25 @@ def from_json(value: typing.Any, hint: typing.Any, where: str = "the body") -> t
     return value  # a hint we do not interpret (a TypedDict, a NewType...): keep the JSON as it is
 
 
+_DATACLASS_FIELDS: dict[type, tuple[tuple[dataclasses.Field, typing.Any], ...]] = {}
+
+
+def _dataclass_fields(cls: type) -> tuple[tuple[dataclasses.Field, typing.Any], ...]:
+    """A dataclass's fields with their resolved hints, worked out once per class."""
+    fields = _DATACLASS_FIELDS.get(cls)
+    if fields is None:
+        hints = typing.get_type_hints(cls)
+        fields = _DATACLASS_FIELDS[cls] = tuple((f, hints.get(f.name, typing.Any)) for f in dataclasses.fields(cls))
+    return fields
+
+
 def _dataclass_from_json(value: typing.Any, hint: type, where: str) -> typing.Any:
     if not isinstance(value, dict):
         raise SerdeError(f"{where} must be an object for {hint.__name__}, got {_json_name(value)}")
-    hints = typing.get_type_hints(hint)
     kwargs = {}
-    for field in dataclasses.fields(hint):
+    for field, field_hint in _dataclass_fields(hint):
         if field.name in value:
-            kwargs[field.name] = from_json(value[field.name], hints.get(field.name, typing.Any), f"{where}.{field.name}")
+            kwargs[field.name] = from_json(value[field.name], field_hint, f"{where}.{field.name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise SerdeError(f"{where} is missing the field '{field.name}' of {hint.__name__}")
     return hint(**kwargs)

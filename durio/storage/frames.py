@@ -98,12 +98,17 @@ def unpack_entry(frame: bytes, what: str) -> e.Entry:
         raise FrameError(f"{what} does not decode as a {cls.type_name} entry: {exc}") from exc
 
 
+_RECORD_FIELDS: dict[type, frozenset[str]] = {}
+_RECORD_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def pack_record(record: typing.Any) -> bytes:
     """A dataclass record as a map, so fields can be added without a new schema version."""
-    return pack({f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
-
-
-_RECORD_FIELDS: dict[type, frozenset[str]] = {}
+    cls = type(record)
+    names = _RECORD_FIELD_NAMES.get(cls)
+    if names is None:
+        names = _RECORD_FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return pack({name: getattr(record, name) for name in names})
 
 
 def unpack_record(frame: bytes, cls: type, what: str) -> typing.Any:

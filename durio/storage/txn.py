@@ -88,6 +88,9 @@ class Txn:
 
     # ------------------------------------------------------------ journal
 
+    def has_entry(self, invocation_id: str, index: int) -> bool:
+        return self._get(s.JOURNAL, s.journal_key(invocation_id, index)) is not None
+
     def put_entry(self, invocation_id: str, index: int, entry: Entry) -> None:
         self._put(s.JOURNAL, s.journal_key(invocation_id, index), pack_entry(entry))
 
