@@ -84,11 +84,12 @@ def run_ceilings(args: argparse.Namespace, logs: pathlib.Path, rows: list[dict[s
     """Append a row per ceiling and concurrency to `rows` (as they come, so a failure keeps the ones measured)."""
     contenders = [
         ("client ceiling (raw asyncio server)", [PYTHON, str(HERE / "trivial_server.py")], "trivial_server"),
-        ("trivial ASGI on hypercorn-trio", [PYTHON, str(HERE / "trivial_asgi.py")], "trivial_asgi"),
+        ("trivial ASGI on hypercorn-trio (stock)", [PYTHON, str(HERE / "trivial_asgi.py")], "trivial_asgi_stock", "stock"),
+        ("trivial ASGI on hypercorn (durio's driver)", [PYTHON, str(HERE / "trivial_asgi.py")], "trivial_asgi_durio", "durio"),
     ]
-    for label, argv, log_name in contenders:
+    for label, argv, log_name, *extra in contenders:
         (port,) = free_ports(1)
-        server = ServerProcess(label, [*argv, f"127.0.0.1:{port}"], logs / f"{log_name}.log")
+        server = ServerProcess(label, [*argv, f"127.0.0.1:{port}", *extra], logs / f"{log_name}.log")
         try:
             server.wait_until_answering(port, "/")
             for concurrency in args.concurrency:

@@ -60,17 +60,24 @@ def durio_like_config(bind: str) -> typing.Any:
         return config, "benchmarks' copy of durio's original settings"
 
 
-async def main(bind: str) -> None:
+async def main(bind: str, driver: str) -> None:
+    """`stock`: hypercorn.trio.serve, hypercorn's own Trio worker. `durio`: hypercorn's protocol driven by
+    durio.ingress.serving, the way durio serves its ingress."""
     config, origin = durio_like_config(bind)
     logging.getLogger(config.errorlog.name if isinstance(config.errorlog, logging.Logger) else "hypercorn").setLevel(logging.WARNING)
-    print(f"trivial ASGI app on hypercorn (trio worker, {origin}) at http://{bind}", file=sys.stderr, flush=True)
+    print(f"trivial ASGI app on hypercorn ({driver} Trio driver, {origin}) at http://{bind}", file=sys.stderr, flush=True)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve, ok_app, config)
+            if driver == "durio":
+                from durio.ingress.serving import serve_http  # noqa: PLC0415
+
+                nursery.start_soon(serve_http, ok_app, bind)
+            else:
+                nursery.start_soon(serve, ok_app, config)
             async for _ in signals:
                 nursery.cancel_scope.cancel()
                 return
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:18091")
+    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:18091", sys.argv[2] if len(sys.argv) > 2 else "stock")
