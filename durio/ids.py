@@ -34,14 +34,19 @@ class InvalidId(ValueError):
     """A string that is not an id durio (or Restate) could have made."""
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # two digits at a time: half the big-int divisions
+
+
 def _encode_base62(value: int, size: int, width: int) -> str:
     # Restate base62-encodes the value's big-endian bytes read as a little-endian
     # number (a byte swap on the machines it runs on); we match it digit for digit.
     number = int.from_bytes(value.to_bytes(size, "big"), "little")
     digits = []
-    for _ in range(width):
-        number, digit = divmod(number, 62)
-        digits.append(_ALPHABET[digit])
+    for _ in range(width // 2):
+        number, pair = divmod(number, 3844)
+        digits.append(_PAIRS[pair])
+    if width % 2:
+        digits.append(_ALPHABET[number % 62])
     return "".join(reversed(digits))
 
 

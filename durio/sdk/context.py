@@ -115,8 +115,14 @@ class Context:
 
     def __init__(self, host: InvocationHost) -> None:
         self._host = host
-        digest = hashlib.blake2b(host.record.id.encode(), digest_size=8).digest()
-        self._random = _random.Random(int.from_bytes(digest, "big"))
+        self._random_generator: _random.Random | None = None  # seeded on first use: most handlers never ask
+
+    @property
+    def _random(self) -> _random.Random:
+        if self._random_generator is None:
+            digest = hashlib.blake2b(self._host.record.id.encode(), digest_size=8).digest()
+            self._random_generator = _random.Random(int.from_bytes(digest, "big"))
+        return self._random_generator
 
     # ------------------------------------------------------------ the request
 
