@@ -42,6 +42,41 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (with the pid, it names one process for good)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22 of the man page
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants, parents first (from /proc: the ppid of every process).
+
+    A server that forks workers (hypercorn runs its app in a spawned child, with
+    multiprocessing's resource tracker beside it) costs what the whole tree costs.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            continue  # exited meanwhile
+        parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    tree, queue = [], [pid]
+    while queue:
+        current = queue.pop(0)
+        tree.append(current)
+        queue.extend(sorted(children.get(current, [])))
+    return tree
+
+
 def die_with_parent() -> None:
     """For preexec_fn: the child gets SIGTERM when the benchmark dies."""
     try:
@@ -101,12 +136,24 @@ class ServerProcess:
                          f"(last: {last_error}); its log:\n{self.log_tail()}")
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL if it has not exited after `grace` seconds."""
+        """SIGTERM, then SIGKILL if it has not exited after `grace` seconds.
+
+        Descendants it leaves behind (a worker of a server killed before it could
+        stop them) get SIGKILL too: only those seen under it just before the stop.
+        """
+        descendants = []
         if self.process.poll() is None:
+            descendants = [(pid, _start_time(pid)) for pid in process_tree(self.pid)[1:]]
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for pid, started in descendants:
+            if started is not None and _start_time(pid) == started:  # the same process, not a reused pid
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         self._log.close()
