@@ -57,8 +57,50 @@ def error_notes(rows: list[Row]) -> str:
     return "\n".join(notes)
 
 
-def write_results(document: dict[str, typing.Any], started: datetime.datetime) -> pathlib.Path:
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    if numerator is None or not denominator:
+        return "-"
+    return f"{numerator / denominator:.2f}"
+
+
+def _latency(row: Row) -> str:
+    return f"{_number(row['p50_ms'], 1)} / {_number(row['p99_ms'], 1)}"
+
+
+def _parts(total: float | None, parts: list[float | None], digits: int) -> str:
+    """"total (a+b)": the Restate side's figure and its restate-server and SDK shares."""
+    if total is None:
+        return "-"
+    return f"{total:,.{digits}f} ({'+'.join(_number(part, digits) for part in parts)})"
+
+
+def compare_table(pairs: list[Row]) -> str:
+    """durio and Restate side by side, a line per (workload, concurrency); ratio = durio / Restate req/s."""
+    header = ["workload", "conc", "durio req/s", "Restate req/s", "durio/Restate",
+              "durio p50/p99 ms", "Restate p50/p99 ms", "durio RSS MB", "Restate RSS MB (srv+sdk)",
+              "durio CPU s/1k", "Restate CPU s/1k (srv+sdk)", "errors d/R"]
+    body = []
+    for pair in pairs:
+        durio, restate = pair.get("durio"), pair.get("restate")
+        if durio is None or restate is None:
+            continue
+        body.append([
+            pair["workload"], str(pair["concurrency"]),
+            _number(durio["requests_per_s"], 0), _number(restate["requests_per_s"], 0),
+            _ratio(durio["requests_per_s"], restate["requests_per_s"]),
+            _latency(durio), _latency(restate),
+            _number(durio.get("server_rss_mb"), 0),
+            _parts(restate.get("server_rss_mb"), [restate["components"][name].get("rss_mb") for name in ("restate-server", "sdk")], 0),
+            _number(durio.get("server_cpu_s_per_1k"), 2),
+            _parts(restate.get("server_cpu_s_per_1k"),
+                   [restate["components"][name].get("cpu_s_per_1k") for name in ("restate-server", "sdk")], 2),
+            f"{durio['errors']}/{restate['errors']}",
+        ])
+    return _format(body, header, left_columns=1)
+
+
+def write_results(document: dict[str, typing.Any], started: datetime.datetime, prefix: str = "") -> pathlib.Path:
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = RESULTS_DIR / f"{prefix}{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(document, indent=1) + "\n")
     return path
