@@ -11,7 +11,7 @@ CHROMIUM_STAMP := $(VENV)/.chromium
 RESTATE_VERSION := 1.7.12
 RESTATE_STAMP := .tools/restate/.installed-$(RESTATE_VERSION)
 
-.PHONY: run test bench bench-compare clean
+.PHONY: run test bench bench-scale bench-compare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ test: $(STAMP) $(CHROMIUM_STAMP) $(RESTATE_STAMP)
 # Options go through BENCH_ARGS, e.g. make bench BENCH_ARGS='--duration 3 --workloads noop,steps'
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# How costs grow: sleepers' memory, time per step and replay, recovery after kill -9, LMDB bytes per key.
+# Options go through BENCH_ARGS, e.g. make bench-scale BENCH_ARGS='--sleepers 1000 --steps 10,100 --recover 500 --keys 5000'
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py $(BENCH_ARGS)
+
+# The same workloads on durio and on the official Restate server (restate-sdk on hypercorn), row by row.
+# Same BENCH_ARGS, plus --sdk-workers N and --skip-smoke, e.g. make bench-compare BENCH_ARGS='--duration 3'
+bench-compare: $(STAMP) $(RESTATE_STAMP)
+	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .durio .pytest_cache
