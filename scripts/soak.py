@@ -22,6 +22,8 @@ At the end, every accepted invocation must have completed exactly once:
   - each `run` step ran at least once, at most once per server lifetime, and never again
     after a kill that found it durable (at-least-once only when the journal write and
     the kill race);
+  - exclusive handlers of one key never overlap within a server process, and after every
+    kill, storage lets only the head of a key's inbox run;
   - the server logged no traceback and stops cleanly on SIGTERM.
 Exits 1 and lists the violations otherwise.
 """
@@ -55,7 +57,8 @@ from durio.storage.lmdb_store import LmdbStore  # noqa: E402
 
 SOAK_APP = ROOT / "tests" / "apps" / "soak_app.py"
 COUNTERS = [f"c{n}" for n in range(6)]
-STEPS = {("Orders", "process"): ("reserve", "charge"), ("Audit", "record"): ("audit",), ("Onboarding", "run"): ("welcome",)}
+STEPS = {("Orders", "process"): ("reserve", "charge"), ("Audit", "record"): ("audit",), ("Onboarding", "run"): ("welcome",),
+         ("Counter", "add"): ("lock-enter",)}
 _LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
 
 
@@ -299,19 +302,30 @@ class Snapshot:
     executions: collections.Counter  # (invocation id, step) -> executions logged so far
 
 
-def read_durable_steps(data_dir: pathlib.Path) -> set[tuple[str, str]]:
+def read_storage(data_dir: pathlib.Path) -> tuple[set[tuple[str, str]], list[str]]:
+    """The (invocation, step) pairs whose results are durable, and what breaks the key rule in storage.
+
+    The key rule: an exclusive invocation that may run (ready, backing off, suspended) is the head
+    of its key's inbox; otherwise a restart runs two exclusive invocations of one key at once.
+    """
     if not (data_dir / "data.mdb").exists():
-        return set()
+        return set(), []
     store = LmdbStore(data_dir, readonly=True)
     try:
-        def scan(txn: typing.Any) -> set[tuple[str, str]]:
+        def scan(txn: typing.Any) -> tuple[set[tuple[str, str]], list[str]]:
             durable = set()
+            broken = []
             for record in txn.iter_invocations():
                 journal = txn.journal(record.id)
                 runs = {entry.completion_id: entry.name for entry in journal if isinstance(entry, e.Run)}
                 durable.update((record.id, runs[n.completion_id]) for n in journal
                                if isinstance(n, e.Completion) and n.completion_id in runs)
-            return durable
+                if record.is_exclusive and str(record.status) in ("ready", "backing-off", "suspended"):
+                    head = txn.inbox_head(record.target.service, record.target.key)
+                    if head is None or head[1] != record.id:
+                        broken.append(f"{record.id} ({record.target.service}/{record.target.key}) is {record.status} "
+                                      f"but the key's inbox head is {head[1] if head else 'nobody'}")
+            return durable, broken
 
         return store.read(scan)
     finally:
@@ -367,7 +381,10 @@ async def soak(kills: int, seed: int, data_dir: pathlib.Path, workers: int = 6, 
                 await trio.sleep(rng.uniform(min_gap, max_gap) if ready else rng.uniform(0.0, 0.6))
                 server.kill9()
                 # The process is dead: what its files hold now is what survived.
-                snapshots.append(Snapshot(read_durable_steps(data_dir), count_executions(steps_log)))
+                durable, broken = read_storage(data_dir)
+                snapshots.append(Snapshot(durable, count_executions(steps_log)))
+                for problem in broken:
+                    model.violation(f"storage after kill {number + 1}: {problem}")
                 print(f"kill {number + 1}/{kills}{'' if ready else ' (while starting)'}: "
                       f"{len(snapshots[-1].durable)} durable steps, {model.requests} requests so far", flush=True)
                 if number < kills - 1 and rng.random() < early_kills:
@@ -563,6 +580,17 @@ def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], exec
                     v(f"step {step} of {invocation['id']} was durable at kill {number + 1} "
                       f"(ran {snapshot.executions[key]} times) but ran {final[key]} times in the end")
                     break
+    # Exclusive handlers of one key never overlap within one server process.
+    holders: dict[str, str] = {}  # "key:pid" -> the invocation inside its lock step
+    for invocation_id, step, where in executions:
+        if step == "lock-enter":
+            if where in holders:
+                v(f"two exclusive handlers of Counter/{where.split(':')[0]} ran at once in process {where.split(':')[1]}: "
+                  f"{holders[where]} and {invocation_id}")
+            holders[where] = invocation_id
+        elif step == "lock-exit" and holders.get(where) == invocation_id:
+            del holders[where]
+
     # A step may run for an invocation that storage does not have only when nobody was told it exists: a send
     # without an idempotency key whose 202 never arrived (the server may start such an invocation while its
     # creation is being committed, and the kill erased the creation).

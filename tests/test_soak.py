@@ -3,6 +3,7 @@ invocation checked to have completed exactly once."""
 
 from __future__ import annotations
 
+import collections
 import os
 import pathlib
 import random
@@ -53,3 +54,76 @@ def test_the_soak_catches_doubled_state_writes_and_steps_run_twice(tmp_path) -> 
     assert code == 1, output
     assert re.search(r"counter c\d: doubled \['", output), output
     assert re.search(r"step charge of inv_\w+ ran 2 times in server lifetime \d", output), output
+
+
+# --------------------------------------------------------------------------------------
+# A bug the soak found; this test fails until it is fixed.
+
+SOAK_APP = ROOT / "tests" / "apps" / "soak_app.py"
+
+
+async def test_durio_bug_exclusive_calls_arriving_after_a_restart_run_beside_the_recovered_holder_and_lose_writes(
+    server_process, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    """Counter/k.add is exclusive; its `run` step logs entering and leaving (and holds the key 300 ms).
+
+    Four additions are queued on one key, the server is killed while the first is inside its step,
+    and four more additions arrive right after the restart. Those four start at once, beside the
+    recovered holder, instead of queueing: their journal writes are refused (NotKeyHolder), they retry,
+    re-running their step each time, and in the end three of their four state writes are lost
+    (the ledger has 5 refs of 8; outputs repeat totals that other invocations already returned).
+    """
+    import httpx
+    import trio
+
+    from tests.conftest import wait_until
+
+    steps_log = tmp_path / "steps.log"
+    server = server_process(SOAK_APP, env={"SOAK_LOG": str(steps_log), "SOAK_LOCK_MS": "300"})
+    await server.start()
+    ids: dict[str, str] = {}
+
+    async def add(client: httpx.AsyncClient, ref: str) -> None:
+        sent = await client.post("/restate/send/Counter/k/add", json={"ref": ref, "amount": 1}, headers={"idempotency-key": ref})
+        assert sent.status_code == 202, sent.text
+        ids[ref] = sent.json()["invocationId"]
+
+    async with server.client() as client:
+        for n in range(4):
+            await add(client, f"early-{n}")
+
+        async def entered() -> bool:
+            return steps_log.exists() and "lock-enter" in steps_log.read_text()
+
+        await wait_until(entered)
+    server.kill9()
+    await server.start()
+    async with server.client() as client:
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(add, client, f"late-{n}")
+        outputs = {ref: (await client.get(f"/restate/attach/{invocation_id}")).json() for ref, invocation_id in ids.items()}
+        state = (await client.post("/restate/call/Counter/k/peek")).json()
+    assert server.terminate() == 0
+
+    problems = []
+    if sorted(state["ledger"]) != sorted(ids) or state["total"] != len(ids):
+        problems.append(f"state writes lost: ledger {state['ledger']}, total {state['total']}, expected all of {sorted(ids)}")
+    if sorted(outputs.values()) != list(range(1, len(ids) + 1)):
+        problems.append(f"the additions returned totals {sorted(outputs.values())}, not 1..{len(ids)} once each")
+    restarted = [line.split(" ") for line in steps_log.read_text().splitlines()][1:]  # after the killed process's entry
+    inside: str | None = None
+    for invocation_id, step, _ in restarted:
+        if step == "lock-enter":
+            if inside is not None:
+                problems.append(f"{invocation_id} entered its exclusive step while {inside} was inside")
+                break
+            inside = invocation_id
+        elif step == "lock-exit" and inside == invocation_id:
+            inside = None
+    entries = collections.Counter(invocation_id for invocation_id, step, _ in restarted if step == "lock-enter")
+    reruns = {ids_by_invocation: n for ids_by_invocation, n in entries.items() if n > 1}
+    if reruns:
+        problems.append(f"steps re-ran in one server process: {reruns}")
+    refused = [line for line in server.output().splitlines() if "NotKeyHolder" in line]
+    assert not problems, "\n".join(problems) + "\nserver log:\n" + "\n".join(refused[:5])

@@ -7,8 +7,10 @@ can count how many times every step of every invocation really ran, across kills
   Orders.process(order)       run "reserve", a durable sleep, a call to Counter/<key>/add,
                               a send (delayed for odd amounts) to Audit/record, an awakeable
                               that Payments/confirm resolves, run "charge"; returns what it did
-  Counter/<key>.add(addition) exclusive: appends the addition's ref to a ledger in state
-                              and adds its amount to the total; returns the new total
+  Counter/<key>.add(addition) exclusive: a run step "lock-enter" that logs its entry and exit
+                              (so the soak sees two exclusive handlers of one key overlap),
+                              then appends the addition's ref to a ledger in state and adds
+                              its amount to the total; returns the new total
   Counter/<key>.peek()        shared: the total and the ledger
   Audit.record(ref)           run "audit"; returns the ref
   Payments.confirm(id)        resolves the awakeable `id` with "confirmed"
@@ -26,9 +28,12 @@ import dataclasses
 import os
 from datetime import timedelta
 
+import trio
+
 import durio as restate
 
 FAULTS = set(filter(None, os.environ.get("SOAK_FAULT", "").split(",")))
+LOCK_S = float(os.environ.get("SOAK_LOCK_MS", "2")) / 1000  # how long Counter.add's step holds the key
 
 
 def record_execution(invocation_id: str, step: str, subject: str) -> None:
@@ -58,6 +63,15 @@ counter = restate.VirtualObject("Counter")
 
 @counter.handler()
 async def add(ctx: restate.ObjectContext, addition: Addition) -> int:
+    invocation_id, where = ctx.request().id, f"{ctx.key()}:{os.getpid()}"
+
+    async def hold() -> str:
+        record_execution(invocation_id, "lock-enter", where)
+        await trio.sleep(LOCK_S)
+        record_execution(invocation_id, "lock-exit", where)
+        return where
+
+    await ctx.run_typed("lock-enter", hold)
     ledger = await ctx.get("ledger", type_hint=list[str]) or []
     total = await ctx.get("total", type_hint=int) or 0
     ledger.append(addition.ref)
