@@ -31,6 +31,9 @@ class Effects:
     # Exclusive invocations that left their key (completed), so the key admits its next one.
     released: list[InvocationRecord] = field(default_factory=list)
     created: int = 0  # invocations this transition created
+    # Exclusive invocations that took a key whose inbox was empty: nothing else is queued on it yet,
+    # so the key actor knows its whole queue from here on (and may hand the key on early).
+    fresh_holders: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)

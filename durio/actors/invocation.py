@@ -128,6 +128,8 @@ class InvocationActor:
         try:
             with self.scope:
                 await self._serve()
+        except _NotMyTurn:
+            log.info("invocation %s does not hold its key yet; it waits for its turn", self.id)
         finally:
             self.status = LiveStatus.DONE
             self._attempt_finished.set()
@@ -606,6 +608,16 @@ class InvocationActor:
                 raise _StorageWriteFailed(f"{self.id} disappeared from storage")
             self.record, journal = loaded
             self.machine = InvocationMachine(journal)
+            if self.record.status == Status.PENDING:
+                # It ran ahead of its turn (handed a key its predecessor did not release): wait to be admitted.
+                raise _NotMyTurn()
+            if self._state_given and self.handler is not None and self.handler.service_kind != "service":
+                target = self.record.target
+                self.state = await self.runtime.store.read(lambda txn: txn.state_of(target.service, typing.cast(str, target.key)))
+
+
+class _NotMyTurn(Exception):
+    pass
 
 
 def _fault_points_of(entry: e.Entry) -> tuple[str, str] | None:

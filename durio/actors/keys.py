@@ -13,6 +13,12 @@ storage rejects a write from an invocation that does not hold the key. If the
 predecessor's completion fails to commit, the successor's writes are refused,
 it reloads, finds it does not hold the key yet, and waits.
 
+A key actor only hands the key on early when it knows the key's whole queue:
+when it came to life with the first invocation of an empty inbox. One that
+came to life later (after a restart, or behind a holder it never saw) does
+not know what waits in storage, so it lets each completion's commit admit the
+next invocation, until the key falls idle and a fresh actor takes over.
+
 A key actor lives while its key has a holder or a queue; an idle key costs no
 memory. Its methods are its mailbox: they run on the Trio loop, one at a time.
 """
@@ -30,10 +36,11 @@ if typing.TYPE_CHECKING:
 
 
 class KeyActor:
-    def __init__(self, router: "Router", service: str, key: str) -> None:
+    def __init__(self, router: "Router", service: str, key: str, knows_whole_queue: bool) -> None:
         self._router = router
         self.service = service
         self.key = key
+        self.knows_whole_queue = knows_whole_queue
         self.holder: str | None = None
         self._queue: list[tuple[int, InvocationRecord]] = []  # (inbox seq, record), in arrival order
 
@@ -42,7 +49,7 @@ class KeyActor:
         return self.holder is None and not self._queue
 
     def statistics(self) -> dict[str, typing.Any]:
-        return {"holder": self.holder, "queued": len(self._queue)}
+        return {"holder": self.holder, "queued": len(self._queue), "knows_whole_queue": self.knows_whole_queue}
 
     def admit(self, record: InvocationRecord, journal: list[Entry] | None) -> None:
         """Storage says `record` now holds the key: run it (unless it already runs, handed off early)."""
@@ -60,7 +67,7 @@ class KeyActor:
 
     def handoff(self, holder_id: str, state: dict[str, bytes]) -> None:
         """The holder recorded its output: the next queued invocation runs now, with the holder's state."""
-        if holder_id != self.holder:
+        if holder_id != self.holder or not self.knows_whole_queue:
             return
         if not self._queue:
             self.holder = None

@@ -41,10 +41,13 @@ class Router:
         # Writes an ended actor left in flight; its successor loads only once they are durable.
         self._unfinished_writes: dict[str, typing.Any] = {}
 
-    def start(self, record: InvocationRecord, journal: list[Entry] | None = None) -> None:
-        """Run an invocation that is ready; an actor already alive is told to run it."""
+    def start(self, record: InvocationRecord, journal: list[Entry] | None = None, fresh_key: bool = False) -> None:
+        """Run an invocation that is ready; an actor already alive is told to run it.
+
+        `fresh_key`: an exclusive invocation that found its key's inbox empty.
+        """
         if record.is_exclusive and record.target.key is not None:
-            self._key(record).admit(record, journal)
+            self._key(record, fresh=fresh_key).admit(record, journal)
             return
         self.spawn(record, journal)
 
@@ -62,11 +65,11 @@ class Router:
 
     # ------------------------------------------------------------ keys
 
-    def _key(self, record: InvocationRecord) -> KeyActor:
+    def _key(self, record: InvocationRecord, fresh: bool = False) -> KeyActor:
         address = (record.target.service, typing.cast(str, record.target.key))
         actor = self.keys.get(address)
         if actor is None:
-            actor = self.keys[address] = KeyActor(self, *address)
+            actor = self.keys[address] = KeyActor(self, *address, knows_whole_queue=fresh)
         return actor
 
     def enqueue(self, record: InvocationRecord) -> None:

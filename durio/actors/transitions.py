@@ -147,6 +147,7 @@ class Transitions:
         txn.inbox_push(service, key, record.inbox_seq, record.id)
         if head is None:
             record.status = Status.READY
+            fx.fresh_holders.add(record.id)
         else:
             record.status = Status.PENDING
             fx.enqueue.append(record)
