@@ -55,6 +55,9 @@ from workloads import WORKLOADS  # noqa: E402
 HERE = pathlib.Path(__file__).resolve().parent
 PYTHON = sys.executable
 RESTATE_PACKAGES = REPO / ".tools" / "restate" / "node_modules" / "@restatedev"
+# What start_restate sets and --restate-env may not change: loopback only, no telemetry.
+FIXED_RESTATE_ENV = frozenset({"RESTATE_DISABLE_TELEMETRY", "RESTATE_LISTEN_MODE", "RESTATE_INGRESS__BIND_ADDRESS",
+                               "RESTATE_ADMIN__BIND_ADDRESS", "RESTATE_BIND_ADDRESS", "RESTATE_ADVERTISED_ADDRESS"})
 # The hidden first argument that makes this file the load generator of one row (see _loadgen_child).
 LOADGEN_CHILD = "_loadgen-child"
 
@@ -158,7 +161,12 @@ def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathli
         "RESTATE_BIND_ADDRESS": f"127.0.0.1:{node}",
         "RESTATE_ADVERTISED_ADDRESS": f"http://127.0.0.1:{node}",
     }
-    full_env = {**os.environ, **env}
+    # Nothing inherited reconfigures it: RESTATE_* variables from the caller's environment are dropped;
+    # --restate-env adds settings on purpose (for experiments; the JSON records them).
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("RESTATE_")}
+    assert set(env) == FIXED_RESTATE_ENV
+    env.update(args.restate_env)
+    full_env = {**inherited, **env}
     version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, env=full_env).stdout.strip()
     config_dump = subprocess.run([str(binary), "--dump-config"], capture_output=True, text=True, env=full_env).stdout
     server_argv = [str(binary), "--base-dir", str(base_dir), "--no-logo"]
@@ -168,7 +176,7 @@ def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathli
     hypercorn_config.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in hypercorn_settings.items()))
     sdk_argv = [PYTHON, "-m", "hypercorn", "--config", str(hypercorn_config), f"{HERE / 'restate_app.py'}:app"]
 
-    server = ServerProcess("restate-server", server_argv, logs / "restate-server.log", env)
+    server = ServerProcess("restate-server", server_argv, logs / "restate-server.log", env, inherit_env=inherited)
     components = {"restate-server": server}
     system = System("restate", f"http://127.0.0.1:{ingress}", components)
     try:
@@ -196,8 +204,11 @@ def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathli
         "server_binary": str(binary.relative_to(REPO)) if binary.is_relative_to(REPO) else str(binary),
         "server_argv": server_argv,
         "server_env": env,
+        "server_env_changes": args.restate_env,
         "server_settings": "restate-server defaults, except the loopback bind addresses, listen mode tcp and "
-                           "telemetry off (the whole effective configuration is in config_dump)",
+                           "telemetry off (the whole effective configuration is in config_dump)"
+                           + (f"; changed with --restate-env: {args.restate_env}" if args.restate_env else ""),
+        "dropped_inherited_restate_env": sorted(key for key in os.environ if key.startswith("RESTATE_")),
         "base_dir_filesystem": filesystem_type(base_dir),
         "config_dump": config_dump,
         "sdk_version": importlib.metadata.version("restate-sdk"),
@@ -348,6 +359,15 @@ def run_pairs(durio: System, restate: System, args: argparse.Namespace, pairs: l
                 pair[key] = measure_system(system, other, scenario, concurrency, args, args.duration, args.warmup)
 
 
+def _env_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.startswith("RESTATE_"):
+        raise argparse.ArgumentTypeError(f"expected RESTATE_<NAME>=<value>, got {text!r}")
+    if key in FIXED_RESTATE_ENV:
+        raise argparse.ArgumentTypeError(f"{key} is fixed (loopback only, telemetry off)")
+    return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = run.build_parser()
     parser.description = ("Run the `make bench` workloads against durio and against the official Restate server "
@@ -355,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sdk-workers", type=int, default=1,
                         help="hypercorn worker processes for the restate-sdk deployment (default 1, hypercorn's default; "
                              "the SDK docs' production example uses 8)")
+    parser.add_argument("--restate-env", type=_env_setting, action="append", default=[], metavar="RESTATE_X=VALUE",
+                        help="set a restate-server environment variable (repeatable; e.g. "
+                             "RESTATE_DEFAULT_NUM_PARTITIONS=2); by default it runs with its defaults")
     parser.add_argument("--skip-smoke", action="store_true", help="skip the short all-workloads check on both systems")
     for action in parser._actions:
         if action.dest == "skip_ceilings":
@@ -366,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.restate_env = dict(args.restate_env)
     signal.signal(signal.SIGTERM, run._exit_on_sigterm)
     args.ceiling_duration = args.ceiling_duration or args.duration
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -437,9 +461,11 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
     restate = document.get("restate")
     if restate:
         deployment = restate.get("deployment", {})
+        workers = restate["hypercorn_settings"]["workers"]
         print(f"Restate: {restate['server_version']} (defaults, loopback), restate-sdk {restate['sdk_version']} on hypercorn "
-              f"{restate['hypercorn_version']} ({restate['hypercorn_settings']['workers']} worker), deployment "
-              f"{deployment.get('protocol_type', '?')} over {deployment.get('http_version', '?')}")
+              f"{restate['hypercorn_version']} ({workers} worker{'s' if workers != 1 else ''}), deployment "
+              f"{deployment.get('protocol_type', '?')} over {deployment.get('http_version', '?')}"
+              + (f"; settings changed: {restate['server_env_changes']}" if restate.get("server_env_changes") else ""))
     print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
           f"durio fsync on; rows alternate durio, Restate\n")
     pairs = document.get("rows", [])
