@@ -57,21 +57,22 @@ def test_the_soak_catches_doubled_state_writes_and_steps_run_twice(tmp_path) -> 
 
 
 # --------------------------------------------------------------------------------------
-# A bug the soak found; this test fails until it is fixed.
+# A bug the soak found (fixed). The docstring says what the bug was.
 
 SOAK_APP = ROOT / "tests" / "apps" / "soak_app.py"
 
 
-async def test_durio_bug_exclusive_calls_arriving_after_a_restart_run_beside_the_recovered_holder_and_lose_writes(
+async def test_regression_exclusive_calls_arriving_after_a_restart_queue_behind_the_recovered_holder(
     server_process, tmp_path  # type: ignore[no-untyped-def]
 ) -> None:
     """Counter/k.add is exclusive; its `run` step logs entering and leaving (and holds the key 300 ms).
 
     Four additions are queued on one key, the server is killed while the first is inside its step,
-    and four more additions arrive right after the restart. Those four start at once, beside the
-    recovered holder, instead of queueing: their journal writes are refused (NotKeyHolder), they retry,
-    re-running their step each time, and in the end three of their four state writes are lost
-    (the ledger has 5 refs of 8; outputs repeat totals that other invocations already returned).
+    and four more additions arrive right after the restart. They must queue behind the recovered holder.
+    The bug (key actors handing the key on early after a restart): those four started at once, beside the
+    holder; their journal writes were refused (NotKeyHolder), they retried, re-running their step each
+    time, and three of their four state writes were lost (the ledger had 5 refs of 8, and outputs repeated
+    totals other invocations had already returned).
     """
     import httpx
     import trio
