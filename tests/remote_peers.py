@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import pathlib
 
 import subprocess
@@ -36,7 +37,9 @@ class Peer:
 
     async def start(self, ready_path: str = "/health", timeout: float = 60.0) -> None:
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.cwd))
+        # Its own process group, so that stopping it also stops the workers it forks (hypercorn's).
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.cwd),
+                                        start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
@@ -57,9 +60,13 @@ class Peer:
         return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
 
 def hypercorn_deployment(app: str, log_path: pathlib.Path, env: dict[str, str] | None = None, trio_worker: bool = False) -> Peer:

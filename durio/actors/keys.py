@@ -43,10 +43,12 @@ class KeyActor:
         self.knows_whole_queue = knows_whole_queue
         self.holder: str | None = None
         self._queue: list[tuple[int, InvocationRecord]] = []  # (inbox seq, record), in arrival order
+        # Handed on with nobody queued: still the key's holder in storage until its completion commits.
+        self._completing: set[str] = set()
 
     @property
     def idle(self) -> bool:
-        return self.holder is None and not self._queue
+        return self.holder is None and not self._queue and not self._completing
 
     def statistics(self) -> dict[str, typing.Any]:
         return {"holder": self.holder, "queued": len(self._queue), "knows_whole_queue": self.knows_whole_queue}
@@ -70,8 +72,9 @@ class KeyActor:
         if holder_id != self.holder or not self.knows_whole_queue:
             return
         if not self._queue:
+            # Stay alive until the completion commits, so that what arrives meanwhile is known.
             self.holder = None
-            self._router.key_idle(self)
+            self._completing.add(holder_id)
             return
         _, following = self._queue.pop(0)
         self.holder = following.id
@@ -80,6 +83,7 @@ class KeyActor:
     def released(self, invocation_id: str) -> None:
         """An invocation left the key without handing it off (killed, cancelled while queued)."""
         self._forget(invocation_id)
+        self._completing.discard(invocation_id)
         if self.holder == invocation_id:
             self.holder = None
         if self.idle:
