@@ -509,7 +509,9 @@ class Transitions:
             txn.delete_timer(TimerKey(record.execute_at_ms, record.id, TimerKind.START))
         self._finish(txn, record, failure, now_ms, fx)
 
-    def cancel(self, invocation_id: str, now_ms: int) -> Op:
+    def _on_invocation(self, invocation_id: str, act: typing.Callable[[Txn, InvocationRecord, Effects], str]) -> Op:
+        """An operator action on an unfinished invocation: 'not_found' or 'completed' otherwise."""
+
         def op(txn: Txn) -> Applied:
             fx = Effects()
             record = txn.get_invocation(invocation_id)
@@ -517,24 +519,21 @@ class Transitions:
                 return Applied("not_found", fx)
             if record.is_completed:
                 return Applied("completed", fx)
-            return Applied(self._cancel(txn, record, now_ms, fx), fx)
+            return Applied(act(txn, record, fx), fx)
 
         return op
+
+    def cancel(self, invocation_id: str, now_ms: int) -> Op:
+        return self._on_invocation(invocation_id, lambda txn, record, fx: self._cancel(txn, record, now_ms, fx))
 
     def kill(self, invocation_id: str, now_ms: int) -> Op:
         """Complete at once with 'killed', and kill every call it is still waiting for."""
 
-        def op(txn: Txn) -> Applied:
-            fx = Effects()
-            record = txn.get_invocation(invocation_id)
-            if record is None:
-                return Applied("not_found", fx)
-            if record.is_completed:
-                return Applied("completed", fx)
+        def kill(txn: Txn, record: InvocationRecord, fx: Effects) -> str:
             self._kill(txn, record, now_ms, fx, seen=set())
-            return Applied("done", fx)
+            return "done"
 
-        return op
+        return self._on_invocation(invocation_id, kill)
 
     def _kill(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects, seen: set[str]) -> None:
         seen.add(record.id)
@@ -553,36 +552,26 @@ class Transitions:
     def pause(self, invocation_id: str, now_ms: int) -> Op:
         """Stop retrying: a running invocation stops its attempt and waits for `resume`."""
 
-        def op(txn: Txn) -> Applied:
-            fx = Effects()
-            record = txn.get_invocation(invocation_id)
-            if record is None:
-                return Applied("not_found", fx)
-            if record.is_completed or record.status in (Status.PENDING, Status.SCHEDULED):
-                return Applied("not_running", fx)
+        def pause(txn: Txn, record: InvocationRecord, fx: Effects) -> str:
+            if record.status in (Status.PENDING, Status.SCHEDULED):
+                return "not_running"
             if record.status in (Status.PAUSED, Status.SUSPENDED):
-                return Applied("unchanged", fx)
+                return "unchanged"
             record.status = Status.PAUSED
             record.paused_reason = "paused by an operator"
             record.modified_ms = now_ms
             txn.put_invocation(record)
-            fx.stop.append(invocation_id)
-            return Applied("paused", fx)
+            fx.stop.append(record.id)
+            return "paused"
 
-        return op
+        return self._on_invocation(invocation_id, pause)
 
     def resume(self, invocation_id: str, now_ms: int) -> Op:
         """Run a paused or suspended invocation now (a backing-off one retries at once)."""
 
-        def op(txn: Txn) -> Applied:
-            fx = Effects()
-            record = txn.get_invocation(invocation_id)
-            if record is None:
-                return Applied("not_found", fx)
-            if record.is_completed:
-                return Applied("completed", fx)
+        def resume(txn: Txn, record: InvocationRecord, fx: Effects) -> str:
             if record.status in (Status.PENDING, Status.SCHEDULED):
-                return Applied("not_started", fx)
+                return "not_started"
             if record.status in (Status.PAUSED, Status.SUSPENDED, Status.BACKING_OFF):
                 record.status = Status.READY
                 record.paused_reason = None
@@ -590,9 +579,9 @@ class Transitions:
                 record.modified_ms = now_ms
                 txn.put_invocation(record)
             fx.start.append((record, None))
-            return Applied("resumed", fx)
+            return "resumed"
 
-        return op
+        return self._on_invocation(invocation_id, resume)
 
     def purge(self, invocation_id: str) -> Op:
         """Forget a completed invocation: its record, journal and, for a workflow run, the workflow's state."""
