@@ -433,6 +433,7 @@ def measure_sleepers(args: argparse.Namespace, servers: Servers, work: pathlib.P
             "noop": probe_latency(ingress, args.probe_calls), "memory_after_probe": memory(server.pid),
             "metrics": _interesting(state["metrics"]), "data_mdb": file_sizes(data_file(data_dir)),
         }
+        row["admin"] = admin_timings(admin, server)
         _per_sleeper(row, idle, rows[-1])
         rows.append(row)
         progress(f"    {sent:,} asleep: RSS {mem['rss']} MB (anon {mem['anon']}), "
@@ -442,6 +443,8 @@ def measure_sleepers(args: argparse.Namespace, servers: Servers, work: pathlib.P
         progress(f"  restarting the server on the same files with {sent:,} asleep")
         server.stop(grace=60)
         server, ingress, admin, ready_s = servers.start("sleepers-restarted", data_dir)
+        time.sleep(args.settle)
+        memory_at_health = memory(server.pid)  # before any admin call that scans every invocation
         state = {}
 
         def counted() -> bool:
@@ -453,13 +456,28 @@ def measure_sleepers(args: argparse.Namespace, servers: Servers, work: pathlib.P
         mem = memory(server.pid)
         row = {
             "sleeping": sent, "label": f"{sent:,} asleep, restarted", "restart_to_health_s": round(ready_s, 2),
-            "memory": mem, "noop": probe_latency(ingress, args.probe_calls),
+            "memory_before_admin_calls": memory_at_health, "memory": mem, "noop": probe_latency(ingress, args.probe_calls),
             "metrics": _interesting(state["metrics"]), "data_mdb": file_sizes(data_file(data_dir)),
         }
+        row["admin"] = admin_timings(admin, server)
         _per_sleeper(row, idle)
         rows.append(row)
         progress(f"    restarted: health after {ready_s:.2f} s, RSS {mem['rss']} MB (anon {mem['anon']})")
     server.stop(grace=60)
+
+
+def admin_timings(admin: int, server: ServerProcess) -> dict[str, typing.Any]:
+    """How long the admin calls that scan every invocation take now (/metrics counts them by status, at most
+    every 2 s; the invocations list reads all that match before it applies its limit), and the memory after."""
+    time.sleep(2.1)  # past /metrics' status cache
+    timings: dict[str, typing.Any] = {}
+    for name, path in (("metrics_ms", "/metrics"), ("list_suspended_limit_10_ms", "/invocations?status=suspended&limit=10")):
+        started = time.perf_counter()
+        status, _ = http_get(admin, path, timeout=300)
+        timings[name] = round((time.perf_counter() - started) * 1000, 1) if status == 200 else f"HTTP {status}"
+    server.check_alive()
+    timings["memory_after"] = memory(server.pid)
+    return timings
 
 
 def _per_sleeper(row: dict[str, typing.Any], idle: dict[str, typing.Any], previous: dict[str, typing.Any] | None = None) -> None:
@@ -581,8 +599,11 @@ def measure_recovery(args: argparse.Namespace, servers: Servers, work: pathlib.P
     progress(f"    restarted: health after {ready_s:.2f} s; waiting until all {in_flight:,} complete")
     done: dict[str, typing.Any] = {}
 
+    done["peak_actors"] = 0
+
     def all_completed() -> bool:
         done["metrics"] = sample = metrics(admin)
+        done["peak_actors"] = max(done["peak_actors"], int(sample.get("durio_active_actors", 0)))
         return completed_total(sample) >= in_flight
 
     waited = wait_until(all_completed, server, timeout=args.recover_timeout, what=f"{in_flight:,} completions", interval=0.25)
@@ -599,16 +620,36 @@ def measure_recovery(args: argparse.Namespace, servers: Servers, work: pathlib.P
         "restart_to_first_completed_s": round(min(finished) - restarted_at, 3) if finished else None,
         "restart_to_all_completed_s": round(max(finished) - restarted_at, 3) if finished else None,
         "restart_to_all_completed_polled_s": round(polled_s, 2), "waited_after_health_s": round(waited, 2),
+        "restart_to_completed_percentiles_s": _percentiles([t - restarted_at for t in finished]),
+        "completed_per_second_after_restart": _per_second([t - restarted_at for t in finished]),
         "completed": len(finished), "not_completed_or_wrong_output": wrong, "listed": len(outputs),
         "failures_after_restart": int(done["metrics"].get('durio_invocations_completed_total{outcome="failure"}', 0)),
         "recovered_log_line": recovered_line[-1] if recovered_line else None,
         "memory_after": memory(server.pid), "metrics_after": _interesting(done["metrics"]),
+        "peak_active_actors_seen": done["peak_actors"],
     })
     progress(f"    all completed {out['restart_to_all_completed_s']} s after the restart "
              f"(first at {out['restart_to_first_completed_s']} s); {wrong} wrong or missing")
     if wrong:
         raise MeasurementFailed(f"{wrong} of {created} Recover invocations did not complete with 'ok' after the restart")
     server.stop(grace=60)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    return {f"p{p}": round(ordered[min(len(ordered) - 1, len(ordered) * p // 100)], 3) for p in (10, 25, 50, 75, 90, 99)}
+
+
+def _per_second(values: list[float]) -> list[int]:
+    """How many completed in each second after the restart: second 0, 1, 2, ..."""
+    counts: list[int] = []
+    for value in values:
+        second = max(0, int(value))
+        counts.extend([0] * (second + 1 - len(counts)))
+        counts[second] += 1
+    return counts
 
 
 # ------------------------------------------------------------------ 4. LMDB size per key
@@ -743,6 +784,12 @@ def print_report(document: dict[str, typing.Any]) -> None:
                 _n(row["data_mdb"]["disk_bytes"] / MB, 1),
             ])
         print(_format(body, header))
+        admin_rows = [row for row in sleepers["rows"] if "admin" in row]
+        if admin_rows:
+            print("admin calls that scan every invocation: " + "; ".join(
+                f"{row['label']}: GET /metrics {_n(row['admin']['metrics_ms'])} ms, GET /invocations?status=suspended&limit=10 "
+                f"{_n(row['admin']['list_suspended_limit_10_ms'])} ms (anon after {_n(row['admin']['memory_after'].get('anon'), 1)} MB)"
+                for row in admin_rows))
         print("(KB/sleeper: above the idle server; Δ: per sleeper added since the row above; anon is the heap, file mostly "
               "LMDB's map; 'all susp. s' of the restarted row is the restart's time to health)")
     steps = results.get("steps", {})
@@ -762,14 +809,19 @@ def print_report(document: dict[str, typing.Any]) -> None:
     recovery = results.get("recovery", {})
     if "restart_to_all_completed_s" in recovery:
         print("\n3. Recovery after kill -9 (every timer already due at the restart)")
-        header = ["in flight", "create s", "restart→health s", "→first done s", "→all done s", "completed",
-                  "wrong", "RSS after MB", "peak MB"]
+        header = ["in flight", "create s", "restart→health s", "→first done s", "→half done s", "→all done s", "completed",
+                  "wrong", "peak actors", "RSS after MB", "anon MB", "peak RSS MB"]
         mem = recovery["memory_after"]
         print(_format([[
             _n(recovery["in_flight"]), _n(recovery["creation"]["elapsed_s"], 1), _n(recovery["restart_to_health_s"], 2),
-            _n(recovery["restart_to_first_completed_s"], 2), _n(recovery["restart_to_all_completed_s"], 2),
-            _n(recovery["completed"]), _n(recovery["not_completed_or_wrong_output"]), _n(mem["rss"], 1), _n(mem.get("peak"), 1),
+            _n(recovery["restart_to_first_completed_s"], 2),
+            _n(recovery.get("restart_to_completed_percentiles_s", {}).get("p50"), 2),
+            _n(recovery["restart_to_all_completed_s"], 2),
+            _n(recovery["completed"]), _n(recovery["not_completed_or_wrong_output"]), _n(recovery.get("peak_active_actors_seen")),
+            _n(mem["rss"], 1), _n(mem.get("anon"), 1), _n(mem.get("peak"), 1),
         ]], header))
+        if recovery.get("completed_per_second_after_restart"):
+            print("completions per second after the restart: " + " ".join(map(str, recovery["completed_per_second_after_restart"])))
     keys = results.get("keys", {})
     if keys.get("checkpoints"):
         print(f"\n4. LMDB size with one small state value per key ({keys['service']}.set; completed invocations "
