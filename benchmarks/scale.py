@@ -843,7 +843,7 @@ def print_report(document: dict[str, typing.Any]) -> None:
                   f"{keys['disk_bytes_per_key']:,.0f} B/key on disk, {keys['logical_bytes_per_key']:,.0f} B/key logical; "
                   f"the state database alone {keys['state_db_bytes_per_key']:,.0f} B/key.\n  By database: {parts}; "
                   f"free or meta pages {lmdb_info['free_or_meta_pages']:,} of {lmdb_info['pages_used']:,}.")
-            projected = f"{keys['projected_disk_bytes'] / MB:,.0f} MB on disk, {keys['projected_logical_bytes'] / MB:,.0f} MB file size"
+            projected = f"{keys['projected_disk_bytes'] / MB:,.1f} MB on disk, {keys['projected_logical_bytes'] / MB:,.1f} MB file size"
             if keys["extrapolated"]:
                 print(f"  EXTRAPOLATED linearly from {keys['keys_written']:,} keys (the {keys['budget_s']:.0f} s budget ran out): "
                       f"{keys['target_keys']:,} keys ≈ {projected}.")
@@ -857,7 +857,10 @@ def print_report(document: dict[str, typing.Any]) -> None:
 
 
 def _int_list(text: str) -> list[int]:
-    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    values = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    if any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError("sizes must be positive (an empty list skips the measurement)")
+    return values
 
 
 def _measurement_list(text: str) -> list[str]:
@@ -921,6 +924,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     servers = Servers(logs)
     failed = False
+    interrupted = 0
     try:
         for name in chosen:
             progress(f"{name} (data and logs in {work})")
@@ -940,9 +944,10 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 servers.stop_all()
                 section["measurement_s"] = round(time.perf_counter() - measured, 1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, or SIGTERM through _exit_on_sigterm
+        interrupted = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
         servers.stop_all()
-        progress("interrupted: servers stopped")
+        progress("interrupted: servers stopped; the results so far follow")
         document["failures"] = {**document.get("failures", {}), "run": "interrupted"}
         failed = True
     finally:
@@ -957,7 +962,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print_report(document)
     print(f"\nresults: {path.relative_to(REPO)}")
-    return 1 if failed else 0
+    return interrupted or (1 if failed else 0)
 
 
 if __name__ == "__main__":
