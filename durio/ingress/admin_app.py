@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import typing
@@ -23,9 +24,9 @@ from durio.ingress.ingress_app import _lifespan
 from durio.ingress.ingress_app import rfc3339
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
-from durio.storage import StorageError
+from durio.storage import StorageError, Txn
 from durio.storage.frames import FrameError
-from durio.storage.records import Status
+from durio.storage.records import STORED_STATUSES, InvocationRecord, Status
 
 log = logging.getLogger("durio.admin")
 
@@ -150,32 +151,34 @@ class AdminApp:
         if status is not None and status not in STATUSES:
             raise HttpError(400, f"unknown status '{status}': one of {', '.join(sorted(STATUSES))}")
         # Stored statuses that may show as the requested one once live actors are taken into account.
-        stored_match = {"running": {"ready", "backing-off"}, "backing-off": {"ready", "backing-off"}}.get(status or "", {status})
+        stored = {"running": ("ready", "backing-off"), "backing-off": ("ready", "backing-off")}.get(
+            status or "", STORED_STATUSES if status is None else (status,))
 
-        def scan(txn: typing.Any) -> list:
-            found = []
-            for record in txn.iter_invocations():
-                if service is not None and record.target.service != service:
-                    continue
-                if handler is not None and record.target.handler != handler:
-                    continue
-                if key is not None and record.target.key != key:
-                    continue
-                if status is not None and str(record.status) not in stored_match:
-                    continue
-                found.append(record)
-            return found
+        def accept(record: InvocationRecord) -> bool:
+            target = record.target
+            return ((service is None or target.service == service) and (handler is None or target.handler == handler)
+                    and (key is None or target.key == key))
 
-        records = await self.runtime.store.read(scan)
-        views = []
-        for record in sorted(records, key=lambda r: r.created_ms, reverse=True):
-            live = self.runtime.live_status(record)
-            if status is not None and live != status:
-                continue
-            views.append(invocation_json(record, live))
-            if len(views) >= max(0, limit):
+        def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int]:
+            records, next_start = txn.invocations_by_status(stored, newest_first=True, start_at=start_at, limit=size,
+                                                            accept=accept)
+            counts = txn.count_by_status()
+            return records, next_start, sum(counts[s] for s in stored)
+
+        # Newest first, page by page through the status index, so a short list reads only what it shows.
+        views: list[dict] = []
+        start_at: bytes | None = None
+        size = min(max(limit, 0), 1000) + 16
+        total = 0
+        while True:
+            records, start_at, total = await self.runtime.store.read(functools.partial(page, start_at=start_at, size=size))
+            for record in records:
+                live = self.runtime.live_status(record)
+                if status is None or live == status:
+                    views.append(invocation_json(record, live))
+            if len(views) >= limit or start_at is None:
                 break
-        await respond_json(send, 200, {"invocations": views, "total": len(records)})
+        await respond_json(send, 200, {"invocations": views[:max(0, limit)], "total": total})
 
     def _check_id(self, invocation_id: str) -> None:
         if not ids.is_invocation_id(invocation_id):

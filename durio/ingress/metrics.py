@@ -5,35 +5,25 @@ from __future__ import annotations
 import collections
 import typing
 
-import trio
-
 from durio.actors.runtime import Runtime
 from durio.storage.records import Status
-
-_STATUS_CACHE_S = 2.0  # counting by status scans every record: do it at most this often
 
 
 class MetricsRenderer:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._status_counts: dict[str, int] = {}
-        self._counted_at = float("-inf")
 
     async def _counts_by_status(self) -> dict[str, int]:
-        now = trio.current_time()
-        if now - self._counted_at > _STATUS_CACHE_S:
-            records = await self.runtime.store.read(lambda txn: [(r.id, str(r.status)) for r in txn.iter_invocations()])
-            counts: collections.Counter[str] = collections.Counter()
-            actors = self.runtime.router.actors
-            for invocation_id, status in records:
-                actor = actors.get(invocation_id)
-                live = status
-                if actor is not None and status != Status.COMPLETED:
-                    live = {"running": "running", "backing-off": "backing-off"}.get(actor.status.value, status)
-                counts[live] += 1
-            self._status_counts = {str(s): counts.get(str(s), 0) for s in Status}
-            self._counted_at = now
-        return self._status_counts
+        """Stored counts (O(1) from the status index), with what live actors are doing right now."""
+        stored = await self.runtime.store.read(lambda txn: txn.count_by_status())
+        live = collections.Counter(actor.status.value for actor in self.runtime.router.actors.values())
+        running, backing_off = live["running"], live["backing-off"]
+        counts = {str(s): stored.get(str(s), 0) for s in Status}
+        # Live actors run invocations stored as ready or backing off; what is left of those is waiting to run.
+        counts["ready"] = max(0, stored["ready"] + stored["backing-off"] - running - backing_off)
+        counts["running"] = running
+        counts["backing-off"] = backing_off
+        return counts
 
     async def render(self) -> bytes:
         runtime = self.runtime

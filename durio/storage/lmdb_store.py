@@ -10,6 +10,7 @@ transaction.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import threading
 import typing
@@ -22,6 +23,8 @@ from durio.storage.frames import SCHEMA_VERSION
 from durio.storage.txn import Txn
 
 T = typing.TypeVar("T")
+
+log = logging.getLogger("durio.storage")
 
 INITIAL_MAP_SIZE = 64 * 1024 * 1024
 
@@ -96,12 +99,17 @@ class LmdbStore:
         )
         self._gate = _ResizeGate()
         if readonly:
-            self._dbs = {name: self._env.open_db(name, create=False) for name in schema.ALL_DATABASES}
+            try:
+                self._dbs = {name: self._env.open_db(name, create=False) for name in schema.ALL_DATABASES}
+            except lmdb.NotFoundError as exc:
+                raise StorageError(f"{self.path} lacks a database this durio needs ({exc}); "
+                                   "open it once with `durio serve` to bring it up to date") from exc
             return
         # LMDB records a larger map size written by an earlier run; keep it.
         self._env.set_mapsize(max(map_size, self._env.info()["map_size"]))
         self._dbs = {name: self._env.open_db(name) for name in schema.ALL_DATABASES}
         self._check_schema_version()
+        self._ensure_status_index()
 
     def _check_schema_version(self) -> None:
         with self._env.begin(write=True) as raw:
@@ -113,6 +121,23 @@ class LmdbStore:
                 raise StorageError(
                     f"{self.path} was written by a newer durio (schema {stored}); this one reads schema {SCHEMA_VERSION}"
                 )
+
+    def _ensure_status_index(self) -> None:
+        """Data written before the status index existed gets one, once."""
+        while True:
+            try:
+                with self._env.begin(write=True) as raw:
+                    txn = Txn(raw, self._dbs)
+                    if txn.get_meta("status_index") is not None:
+                        return
+                    indexed = txn.rebuild_status_index()
+                    txn.put_meta("status_index", 1)
+            except lmdb.MapFullError:
+                self._grow()
+                continue
+            if indexed:
+                log.info("indexed %d invocations by status", indexed)
+            return
 
     def close(self) -> None:
         self._env.close()

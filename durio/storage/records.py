@@ -25,7 +25,7 @@ class Status(str, enum.Enum):
         return self.value
 
 
-ACTIVE_STATUSES = frozenset({Status.READY, Status.BACKING_OFF})
+STORED_STATUSES = tuple(str(s) for s in Status if s is not Status.RUNNING)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 from durio.ids import ID_BYTES, invocation_id_from_bytes, invocation_id_to_bytes
+from durio.storage.records import STORED_STATUSES
 
 INVOCATIONS = b"invocations"  # id -> InvocationRecord
 JOURNAL = b"journal"  # id + u32 index -> entry
@@ -25,9 +26,14 @@ EVENTS = b"events"  # id + u64 seq -> attempt failures and other history, for th
 DEPLOYMENTS = b"deployments"  # deployment id -> record
 META = b"meta"  # named counters and the schema version
 
+# The status index: one database per stored status, u64 created_ms + id -> empty. LMDB knows each
+# database's entry count, so counting invocations by status is O(1), and listing the newest of a
+# status reads only the records it shows. ("running" is never stored: it is what a live actor does.)
+STATUS_INDEXES = {status: b"status:" + status.encode() for status in STORED_STATUSES}
+
 ALL_DATABASES = (
     INVOCATIONS, JOURNAL, STATE, INBOX, TIMERS, OUTBOX, REPLY_TO, PROMISES,
-    PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META,
+    PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META, *STATUS_INDEXES.values(),
 )
 
 # LMDB keys are at most 511 bytes; a state key is service + object key + state name with their lengths.
@@ -68,6 +74,14 @@ def id_key(invocation_id: str) -> bytes:
 
 def id_from_key(key: bytes) -> str:
     return invocation_id_from_bytes(bytes(key[:ID_BYTES]))
+
+
+def status_index_key(created_ms: int, invocation_id: str) -> bytes:
+    return _U64.pack(created_ms) + invocation_id_to_bytes(invocation_id)
+
+
+def id_from_status_index_key(key: bytes) -> str:
+    return invocation_id_from_bytes(bytes(key[8:8 + ID_BYTES]))
 
 
 def journal_key(invocation_id: str, index: int) -> bytes:

@@ -7,6 +7,7 @@ take LMDB's place by implementing the same methods.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import typing
 
@@ -37,6 +38,8 @@ class Txn:
     def __init__(self, txn: lmdb.Transaction, dbs: dict[bytes, typing.Any]) -> None:
         self._txn = txn
         self._dbs = dbs
+        # (status, created_ms) under which each invocation this transaction has seen is in the status index.
+        self._indexed: dict[str, tuple[str, int] | None] = {}
 
     def _cursor(self, name: bytes) -> lmdb.Cursor:
         return self._txn.cursor(db=self._dbs[name])
@@ -65,14 +68,37 @@ class Txn:
     def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
         raw = self._get(s.INVOCATIONS, s.id_key(invocation_id))
         if raw is None:
+            self._indexed[invocation_id] = None
             return None
-        return unpack_record(raw, InvocationRecord, f"the record of {invocation_id}")
+        record = unpack_record(raw, InvocationRecord, f"the record of {invocation_id}")
+        self._indexed[invocation_id] = (str(record.status), record.created_ms)
+        return record
 
     def put_invocation(self, record: InvocationRecord) -> None:
+        indexed = (str(record.status), record.created_ms)
+        previous = self._index_entry(record.id)
+        if previous != indexed:
+            if previous is not None:
+                self._delete(s.STATUS_INDEXES[previous[0]], s.status_index_key(previous[1], record.id))
+            self._put(s.STATUS_INDEXES[indexed[0]], s.status_index_key(indexed[1], record.id), b"")
+            self._indexed[record.id] = indexed
         self._put(s.INVOCATIONS, s.id_key(record.id), pack_record(record))
 
     def delete_invocation(self, invocation_id: str) -> None:
+        previous = self._index_entry(invocation_id)
+        if previous is not None:
+            self._delete(s.STATUS_INDEXES[previous[0]], s.status_index_key(previous[1], invocation_id))
+        self._indexed[invocation_id] = None
         self._delete(s.INVOCATIONS, s.id_key(invocation_id))
+
+    def _index_entry(self, invocation_id: str) -> tuple[str, int] | None:
+        """(status, created_ms) under which the status index lists this invocation, if it does."""
+        if invocation_id not in self._indexed:
+            try:
+                self.get_invocation(invocation_id)
+            except FrameError:
+                self._indexed[invocation_id] = None  # unreadable: whatever it was indexed as cannot be named
+        return self._indexed[invocation_id]
 
     def iter_invocations(self) -> typing.Iterator[InvocationRecord]:
         """Every readable record; an unreadable one is logged and skipped, never fatal to a scan."""
@@ -82,6 +108,67 @@ class Txn:
                 yield unpack_record(raw, InvocationRecord, f"the record of {invocation_id}")
             except FrameError as exc:
                 log.error("skipping an unreadable invocation record: %s", exc)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many invocations are stored with each status, in O(1)."""
+        return {status: self._txn.stat(self._dbs[db])["entries"] for status, db in s.STATUS_INDEXES.items()}
+
+    def invocations_by_status(
+        self,
+        statuses: typing.Iterable[str],
+        *,
+        newest_first: bool = False,
+        start_at: bytes | None = None,
+        limit: int | None = None,
+        accept: typing.Callable[[InvocationRecord], bool] = lambda record: True,
+    ) -> tuple[list[InvocationRecord], bytes | None]:
+        """Records with one of `statuses`, by creation time, read through the status index.
+
+        Newest first, the records come in pages: this returns the ones `accept`
+        takes (at most `limit`) and the position where the next page starts
+        (pass it as `start_at`), or None when no more are left. Unreadable
+        records are logged and skipped.
+        """
+        wanted = {str(status) for status in statuses}
+        scans = [self._index_keys(status, newest_first, start_at) for status in wanted]
+        records: list[InvocationRecord] = []
+        for key in heapq.merge(*scans, reverse=newest_first):
+            if limit is not None and len(records) >= limit:
+                return records, key
+            invocation_id = s.id_from_status_index_key(key)
+            try:
+                record = self.get_invocation(invocation_id)
+            except FrameError as exc:
+                log.error("skipping an unreadable invocation record: %s", exc)
+                continue
+            if record is not None and str(record.status) in wanted and accept(record):
+                records.append(record)
+        return records, None
+
+    def _index_keys(self, status: str, descending: bool, start_at: bytes | None) -> typing.Iterator[bytes]:
+        cursor = self._cursor(s.STATUS_INDEXES[status])
+        if start_at is None:
+            on_key = cursor.last() if descending else cursor.first()
+        elif not cursor.set_range(start_at):  # every key is before start_at
+            on_key = cursor.last() if descending else False
+        elif descending and cursor.key() != start_at:
+            on_key = cursor.prev()
+        else:
+            on_key = True
+        while on_key:
+            yield bytes(cursor.key())
+            on_key = cursor.prev() if descending else cursor.next()
+
+    def rebuild_status_index(self) -> int:
+        """Index every readable record afresh; returns how many were indexed."""
+        for db in s.STATUS_INDEXES.values():
+            self._txn.drop(self._dbs[db], delete=False)
+        indexed = 0
+        for record in self.iter_invocations():
+            if str(record.status) in s.STATUS_INDEXES:
+                self._put(s.STATUS_INDEXES[str(record.status)], s.status_index_key(record.created_ms, record.id), b"")
+                indexed += 1
+        return indexed
 
     def count_invocations(self) -> int:
         return self._txn.stat(self._dbs[s.INVOCATIONS])["entries"]
