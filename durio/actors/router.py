@@ -40,6 +40,7 @@ class Router:
         self.keys: dict[tuple[str, str], KeyActor] = {}
         # Writes an ended actor left in flight; its successor loads only once they are durable.
         self._unfinished_writes: dict[str, typing.Any] = {}
+        self._room: trio.Event | None = None  # set when an actor ends, for whoever waits for room
 
     def start(self, record: InvocationRecord, journal: list[Entry] | None = None, fresh_key: bool = False) -> None:
         """Run an invocation that is ready; an actor already alive is told to run it.
@@ -62,6 +63,26 @@ class Router:
 
     def is_alive(self, invocation_id: str) -> bool:
         return invocation_id in self.actors
+
+    # ------------------------------------------------------------ the resume limit
+
+    def has_room(self, reserved: int = 0) -> bool:
+        """Whether timers and recovery may bring one more stored invocation into memory.
+
+        `reserved`: actors the caller has already asked for that do not exist yet.
+        """
+        return len(self.actors) + reserved < self._runtime.config.resume_limit
+
+    async def wait_for_room(self, reserved: typing.Callable[[], int] = lambda: 0) -> None:
+        while not self.has_room(reserved()):
+            if self._room is None:
+                self._room = trio.Event()
+            await self._room.wait()
+
+    def room_may_have_changed(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
     # ------------------------------------------------------------ keys
 
@@ -107,6 +128,7 @@ class Router:
     def actor_exited(self, actor: InvocationActor) -> None:
         if self.actors.get(actor.id) is actor:
             del self.actors[actor.id]
+            self.room_may_have_changed()
         record = actor.record
         if record is not None and record.is_exclusive and not actor.handed_off:
             # Suspended, paused or failed: it still holds the key in storage, but nothing runs for it now.

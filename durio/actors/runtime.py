@@ -65,6 +65,9 @@ class RuntimeConfig:
     faults: typing.Any = None
     # The LMDB map's starting size; it doubles whenever it fills up. None: storage's default.
     map_size: int | None = None
+    # Timers and recovery bring stored invocations back into memory only while fewer than this many
+    # actors are alive: a wave of due timers is worked through a bounded set at a time, not all at once.
+    resume_limit: int = 1000
 
 
 class Runtime:
@@ -102,7 +105,9 @@ class Runtime:
             self.router = Router(self, supervisor)
             self.timers = TimerActor(self)
             await supervisor.start(self.timers.run)
-            await self._recover()
+            waiting = await self._recover()
+            if waiting:
+                supervisor.start_soon(self._resume_when_there_is_room, waiting)
             task_status.started(self)
             await trio.sleep_forever()
 
@@ -110,21 +115,31 @@ class Runtime:
         # Every batch records the sequence high-water mark, so numbers are never reused after a restart.
         txn.put_meta("sequence", self.sequences.peek())
 
-    async def _recover(self) -> None:
-        """Resume every unfinished invocation and redeliver every message in flight."""
+    async def _recover(self) -> list[InvocationRecord]:
+        """Resume unfinished invocations and redeliver every message in flight.
+
+        Returns the invocations beyond the resume limit, still to be started as actors end.
+        """
 
         def scan(txn: Txn) -> tuple[list[InvocationRecord], list[tuple[str, int, typing.Any]]]:
-            runnable = [r for r in txn.iter_invocations() if r.status in (Status.READY, Status.BACKING_OFF)]
+            runnable, _ = txn.invocations_by_status((Status.READY, Status.BACKING_OFF))
             return runnable, list(txn.iter_outbox())
 
         runnable, outbox = await self.store.read(scan)
-        for record in runnable:
+        first = max(0, self.config.resume_limit - len(self.router.actors))
+        for record in runnable[:first]:
             self.router.start(record)
         for target_id, seq, notification in outbox:
             self.router.deliver(target_id, notification, outbox_seq=seq)
         self.recovered = len(runnable)
         if runnable or outbox:
             log.info("recovered %d invocations and %d messages in flight", len(runnable), len(outbox))
+        return runnable[first:]
+
+    async def _resume_when_there_is_room(self, records: list[InvocationRecord]) -> None:
+        for record in records:
+            await self.router.wait_for_room()
+            self.router.start(record)
 
     def commit(
         self,

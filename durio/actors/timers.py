@@ -37,6 +37,7 @@ class TimerActor:
         self._horizon_ms: int | None = None
         self._wakeup = trio.Event()
         self.fired = 0
+        self._starts_in_flight = 0  # delayed sends fired whose actors exist once their start commits
 
     def add(self, timer: TimerKey) -> None:
         if self._horizon_ms is not None and timer.due_ms > self._horizon_ms:
@@ -104,11 +105,27 @@ class TimerActor:
                     await self._wakeup.wait()
                 continue
             now = clock.now_ms()
+            router = self._runtime.router
             while self._heap and self._heap[0][0] <= now:
-                _, _, timer = heapq.heappop(self._heap)
+                timer = self._heap[0][2]
+                if self._brings_back(timer) and not router.has_room(self._starts_in_flight):
+                    # Fire the rest as actors end; the heap may change meanwhile, so look at its head again.
+                    await router.wait_for_room(lambda: self._starts_in_flight)
+                    continue
+                heapq.heappop(self._heap)
                 self._queued.discard(timer)
                 self._fire(timer, now)
             await trio.lowlevel.checkpoint()
+
+    def _brings_back(self, timer: TimerKey) -> bool:
+        """Whether firing this timer brings an invocation from storage into memory."""
+        if timer.kind == TimerKind.START:
+            return True
+        return timer.kind == TimerKind.WAKE and not self._runtime.router.is_alive(timer.invocation_id)
+
+    def _start_settled(self, _: object = None) -> None:
+        self._starts_in_flight -= 1
+        self._runtime.router.room_may_have_changed()
 
     def _fire(self, timer: TimerKey, now_ms: int) -> None:
         self.fired += 1
@@ -118,7 +135,9 @@ class TimerActor:
         if timer.kind == TimerKind.WAKE:
             runtime.router.deliver(timer.invocation_id, Completion(completion_id=timer.completion_id, result=None), timer=timer)
         elif timer.kind == TimerKind.START:
-            runtime.commit(runtime.transitions.start_scheduled(timer.invocation_id, timer, now_ms))
+            self._starts_in_flight += 1
+            runtime.commit(runtime.transitions.start_scheduled(timer.invocation_id, timer, now_ms),
+                           on_commit=self._start_settled, on_error=self._start_settled)
         elif timer.kind == TimerKind.PURGE:
             runtime.commit(runtime.transitions.purge_expired(timer.invocation_id, timer))
         else:
