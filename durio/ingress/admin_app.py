@@ -2,7 +2,7 @@
 
   GET    /health
   GET    /services, /services/{name}, /deployments
-  GET    /invocations?status=&service=&handler=&key=&limit=
+  GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": stored with that status
   GET    /invocations/{id}                      status, target, retries, last failure, journal
   PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
   DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
