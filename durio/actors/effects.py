@@ -31,9 +31,10 @@ class Effects:
     # Exclusive invocations that left their key (completed), so the key admits its next one.
     released: list[InvocationRecord] = field(default_factory=list)
     created: int = 0  # invocations this transition created
-    # Exclusive invocations that took a key whose inbox was empty: nothing else is queued on it yet,
-    # so the key actor knows its whole queue from here on (and may hand the key on early).
-    fresh_holders: set[str] = field(default_factory=set)
+    # Exclusive invocations that took a key whose inbox was empty, with the key's state as the same
+    # transaction read it: nothing else is queued on the key yet, so the key actor knows its whole
+    # queue from here on (and may hand the key on early), and the holder needs no read of its own.
+    fresh_holders: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

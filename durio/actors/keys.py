@@ -53,13 +53,13 @@ class KeyActor:
     def statistics(self) -> dict[str, typing.Any]:
         return {"holder": self.holder, "queued": len(self._queue), "knows_whole_queue": self.knows_whole_queue}
 
-    def admit(self, record: InvocationRecord, journal: list[Entry] | None) -> None:
+    def admit(self, record: InvocationRecord, journal: list[Entry] | None, state: dict[str, bytes] | None = None) -> None:
         """Storage says `record` now holds the key: run it (unless it already runs, handed off early)."""
         self._forget(record.id)
         if self.holder == record.id and self._router.is_alive(record.id):
             return
         self.holder = record.id
-        self._router.spawn(record, journal)
+        self._router.spawn(record, journal, state=state)
 
     def enqueue(self, record: InvocationRecord) -> None:
         """`record` waits for the key behind the holder."""

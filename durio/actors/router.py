@@ -42,13 +42,15 @@ class Router:
         self._unfinished_writes: dict[str, typing.Any] = {}
         self._room: trio.Event | None = None  # set when an actor ends, for whoever waits for room
 
-    def start(self, record: InvocationRecord, journal: list[Entry] | None = None, fresh_key: bool = False) -> None:
+    def start(self, record: InvocationRecord, journal: list[Entry] | None = None,
+              fresh_key_state: dict[str, bytes] | None = None) -> None:
         """Run an invocation that is ready; an actor already alive is told to run it.
 
-        `fresh_key`: an exclusive invocation that found its key's inbox empty.
+        `fresh_key_state`: an exclusive invocation that found its key's inbox empty, with the
+        key's state as of that moment (no one else can have written it since).
         """
         if record.is_exclusive and record.target.key is not None:
-            self._key(record, fresh=fresh_key).admit(record, journal)
+            self._key(record, fresh=fresh_key_state is not None).admit(record, journal, fresh_key_state)
             return
         self.spawn(record, journal)
 

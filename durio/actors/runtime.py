@@ -163,7 +163,7 @@ class Runtime:
 
     def apply(self, effects: Effects) -> None:
         for record, journal in effects.start:
-            self.router.start(record, journal, fresh_key=record.id in effects.fresh_holders)
+            self.router.start(record, journal, fresh_key_state=effects.fresh_holders.get(record.id))
         for record in effects.enqueue:
             self.router.enqueue(record)
         for target_id, seq, notification in effects.deliver:

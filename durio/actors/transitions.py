@@ -147,7 +147,7 @@ class Transitions:
         txn.inbox_push(service, key, record.inbox_seq, record.id)
         if head is None:
             record.status = Status.READY
-            fx.fresh_holders.add(record.id)
+            fx.fresh_holders[record.id] = txn.state_of(service, key)
         else:
             record.status = Status.PENDING
             fx.enqueue.append(record)
