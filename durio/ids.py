@@ -95,16 +95,19 @@ def _derived(parts: list[str], partition_source: str) -> str:
     return _format(partition_key_of(partition_source), int.from_bytes(digest[:16], "big"))
 
 
-# Ids become storage keys many times over an invocation's life and base62 decoding is slow in Python,
-# so the bytes of recently made or seen ids are remembered (bounded: cleared when full).
+# Ids become storage keys, and storage keys ids, many times over an invocation's life, and base62
+# is slow in Python, so recently made or seen ids are remembered both ways (bounded: cleared when full).
 _RAW_CACHE: dict[str, bytes] = {}
+_ID_CACHE: dict[bytes, str] = {}
 _RAW_CACHE_LIMIT = 200_000
 
 
 def _remember(invocation_id: str, raw: bytes) -> str:
     if len(_RAW_CACHE) >= _RAW_CACHE_LIMIT:
         _RAW_CACHE.clear()
+        _ID_CACHE.clear()
     _RAW_CACHE[invocation_id] = raw
+    _ID_CACHE[raw] = invocation_id
     return invocation_id
 
 
@@ -132,6 +135,9 @@ def _parse(invocation_id: str) -> bytes:
 
 
 def invocation_id_from_bytes(raw: bytes) -> str:
+    known = _ID_CACHE.get(raw)
+    if known is not None:
+        return known
     if len(raw) != ID_BYTES:
         raise InvalidId(f"an invocation id has {ID_BYTES} bytes, not {len(raw)}")
     return _format(struct.unpack(">Q", raw[:8])[0], int.from_bytes(raw[8:], "big"))
