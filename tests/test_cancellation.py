@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import trio
 
 import durio as restate
 from tests.conftest import start_in_process, wait_until
@@ -47,10 +48,50 @@ async def child(ctx: restate.Context, wait_ms: int) -> str:
     return "child done"
 
 
+# Backs off 60 s after each failed attempt: a cancellation that waited out the backoff would time the test out.
+flaky = restate.Service("FlakySaga", invocation_retry_policy=restate.InvocationRetryPolicy(
+    initial_interval=timedelta(seconds=60), max_interval=timedelta(seconds=60)))
+step_release = trio.Event()
+step_failed = trio.Event()
+
+
+def fail_at_once() -> None:
+    side_effects.append("charge")
+    raise RuntimeError("the provider is down")
+
+
+async def fail_when_released() -> None:
+    side_effects.append("charge")
+    await step_release.wait()
+    step_failed.set()
+    raise RuntimeError("the provider is down")
+
+
+async def first_undo() -> None:
+    """Lets the abandoned step fail while this compensation is still running."""
+    side_effects.append("undo-1")
+    step_release.set()
+    await step_failed.wait()
+
+
+@flaky.handler()
+async def subscribe(ctx: restate.Context, mode: str) -> str:
+    try:
+        await ctx.run_typed("charge", fail_at_once if mode == "fails" else fail_when_released)
+        return "subscribed"
+    except restate.TerminalError:
+        await ctx.run_typed("undo-1", first_undo if mode == "released" else lambda: side_effects.append("undo-1"))
+        for undo in ("undo-2", "undo-3"):
+            await ctx.run_typed(undo, lambda undo=undo: side_effects.append(undo))
+        raise
+
+
 @pytest.fixture
 async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
+    global step_release, step_failed
     side_effects.clear()
-    return await start_in_process(nursery, [trips, children], data_dir)
+    step_release, step_failed = trio.Event(), trio.Event()
+    return await start_in_process(nursery, [trips, children, flaky], data_dir)
 
 
 async def status_of(server, invocation_id: str) -> dict:  # type: ignore[no-untyped-def]
@@ -186,3 +227,33 @@ async def test_purge_frees_an_idempotency_key(server) -> None:
     again = await server.ingress.post("/restate/call/Children/child", json=1, headers={"Idempotency-Key": "once"})
     assert again.headers["x-restate-id"] == invocation_id
     assert side_effects == ["child-started", "child-started"]
+
+
+async def test_cancelling_an_invocation_that_is_retrying_a_step_unwinds_at_once(server) -> None:
+    sent = await server.ingress.post("/restate/send/FlakySaga/subscribe", json="fails")
+    invocation_id = sent.json()["invocationId"]
+
+    async def backing_off() -> bool:
+        return (await status_of(server, invocation_id))["status"] == "backing-off"
+
+    await wait_until(backing_off)
+    assert side_effects == ["charge"]
+    assert (await server.admin.patch(f"/invocations/{invocation_id}/cancel")).status_code == 202
+    with trio.fail_after(20):  # well inside the 60 s backoff: the cancellation did not wait it out
+        result = await server.ingress.get(f"/restate/attach/{invocation_id}")
+    assert result.status_code == 409 and result.json()["message"] == "canceled"
+    # The failing step is not run again for nothing, and every compensation runs once, in order.
+    assert side_effects == ["charge", "undo-1", "undo-2", "undo-3"]
+
+
+async def test_a_step_failing_after_its_handler_was_cancelled_does_not_cut_the_compensations_short(server) -> None:
+    sent = await server.ingress.post("/restate/send/FlakySaga/subscribe", json="released")
+    invocation_id = sent.json()["invocationId"]
+    await wait_for_effect("charge")
+    assert (await server.admin.patch(f"/invocations/{invocation_id}/cancel")).status_code == 202
+    with trio.fail_after(20):  # the first compensation lets the abandoned step fail, then finishes
+        result = await server.ingress.get(f"/restate/attach/{invocation_id}")
+    assert result.status_code == 409
+    assert side_effects == ["charge", "undo-1", "undo-2", "undo-3"]
+    described = await status_of(server, invocation_id)
+    assert described["retry_count"] == 0, described

@@ -110,6 +110,8 @@ class InvocationActor:
         self._attempt_scope: trio.CancelScope | None = None
         self._run_nursery: trio.Nursery | None = None
         self._runs_in_flight = 0
+        # Steps not started because a cancellation comes first, by completion id: started if awaited after all.
+        self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
         self._attempt_failure: AttemptFailure | None = None
         self._attempt_finished = trio.Event()
         self._last_ticket: Ticket | None = None
@@ -177,9 +179,11 @@ class InvocationActor:
             await self._retry_forever_missing_handler()
             return
         self.handler = handler
-        if self.record.status == Status.BACKING_OFF and self.record.next_retry_ms > self.now_ms():
+        if self.record.status == Status.BACKING_OFF and self.record.next_retry_ms > self.now_ms() and not self._run_requested:
             self.status = LiveStatus.BACKING_OFF
-            await self.runtime.clock.sleep_until_ms(self.record.next_retry_ms)
+            with trio.CancelScope() as self._backoff_scope:
+                await self.runtime.clock.sleep_until_ms(self.record.next_retry_ms)
+            self._backoff_scope = None
         if handler.service_kind != "service" and not self._state_given:
             target = self.record.target
             self.state = await self.runtime.store.read(lambda txn: txn.state_of(target.service, typing.cast(str, target.key)))
@@ -296,6 +300,7 @@ class InvocationActor:
         self.machine.restart()
         self._run_requested = False
         self._attempt_failure = None
+        self._deferred_runs.clear()
         self._attempt_finished = trio.Event()
         context = context_for(self)
         outcome: typing.Any = None
@@ -426,10 +431,23 @@ class InvocationActor:
     def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
         if self._run_nursery is None:
             raise AttemptAborted("a run step was started outside of an attempt")
+        if self.machine.cancellation_ahead():
+            # The handler's next await raises TerminalError(409): the step starts only if it is awaited after that.
+            self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
+            return
         self._runs_in_flight += 1
-        self._run_nursery.start_soon(self._execute_run, entry, action, serde, options, name=f"run {entry.name}")
+        self._run_nursery.start_soon(
+            self._execute_run, entry, action, serde, options, self.machine.cancellation_given, name=f"run {entry.name}"
+        )
 
-    async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+    def _start_deferred_runs(self, handles: typing.Collection[int]) -> None:
+        for handle in handles:
+            deferred = self._deferred_runs.pop(handle, None)
+            if deferred is not None:
+                self.start_run(*deferred)
+
+    async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any],
+                           options: RunOptions[typing.Any], started_after_cancel: bool) -> None:
         faults = self.runtime.faults
         try:
             try:
@@ -444,6 +462,13 @@ class InvocationActor:
             except TerminalError as exc:
                 result = e.Failure(exc.status_code, exc.message, exc.metadata)
             except Exception as exc:  # a retryable failure: this attempt ends, attributed to the step
+                if self.machine.cancellation_given and not started_after_cancel:
+                    # The handler left this step behind when it was cancelled and is running its
+                    # compensations: retrying would cut them short. Awaited again, it starts again.
+                    log.info("invocation %s: step '%s' failed after the handler was cancelled; not retried: %s",
+                             self.id, entry.name, exc)
+                    self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
+                    return
                 self._fail_attempt(AttemptFailure(exc, entry, options))
                 return
             if faults is not None:
@@ -457,6 +482,8 @@ class InvocationActor:
         machine = self.machine
         suspend_after = self.runtime.config.suspend_after_s
         while not machine.wait(handles, need_all):
+            if self._deferred_runs and not machine.cancellation_ahead():
+                self._start_deferred_runs(handles)
             self._notified = trio.Event()
             if self._runs_in_flight or suspend_after is None or machine.has_unconsumed_notifications():
                 await self._notified.wait()
@@ -555,6 +582,8 @@ class InvocationActor:
     def deliver(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
         """A notification for this invocation (from the outbox or a timer)."""
         self._delivered = True
+        if isinstance(notification, e.Signal) and notification.signal_index == e.CANCEL_SIGNAL:
+            self.run_requested()  # a cancellation does not wait out a retry's backoff
         if self.machine is None:
             self._early.append((notification, outbox_seq, timer))
             return

@@ -68,6 +68,7 @@ class InvocationMachine:
         self._cursor = 0  # next entry to look at when consuming notifications
         self._results: dict[int, Result] = {}
         self._cancel_pending = False
+        self.cancellation_given = False  # the handler has been given this attempt's TerminalError(409)
         self.next_completion_id = 1
         self.next_signal_index = FIRST_AWAKEABLE_SIGNAL
 
@@ -154,10 +155,18 @@ class InvocationMachine:
                 return False
         return True
 
+    def cancellation_ahead(self) -> bool:
+        """Whether a cancel signal is in the journal that the handler has not been given yet.
+
+        Its next wait raises TerminalError(409), so a step issued now would only run for nothing.
+        """
+        return -CANCEL_SIGNAL in self._notified and -CANCEL_SIGNAL not in self._results
+
     def take_cancellation(self) -> bool:
         """True once per cancel signal consumed: the handler must see TerminalError(409) now."""
         pending = self._cancel_pending
         self._cancel_pending = False
+        self.cancellation_given = self.cancellation_given or pending
         return pending
 
     def _satisfied(self, handles: typing.Collection[int], need_all: bool) -> bool:

@@ -58,6 +58,8 @@ class EndpointAttempt:
         self._out = out
         self._run_nursery: trio.Nursery | None = None
         self._runs_in_flight = 0
+        # Steps not started because a cancellation comes first, by completion id: started if awaited after all.
+        self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
         self._run_finished = trio.Event()
         self._finished = trio.Event()
         self._terminal_sent = False
@@ -159,10 +161,15 @@ class EndpointAttempt:
 
     def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
         assert self._run_nursery is not None
+        if self.machine.cancellation_ahead():
+            # The handler's next await raises TerminalError(409): the step starts only if it is awaited after that.
+            self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
+            return
         self._runs_in_flight += 1
-        self._run_nursery.start_soon(self._execute_run, entry, action, serde, options)
+        self._run_nursery.start_soon(self._execute_run, entry, action, serde, options, self.machine.cancellation_given)
 
-    async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+    async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any],
+                           options: RunOptions[typing.Any], started_after_cancel: bool) -> None:
         try:
             try:
                 target = action
@@ -177,6 +184,11 @@ class EndpointAttempt:
             except TerminalError as exc:
                 self._propose(entry.completion_id, e.Failure(exc.status_code, exc.message, exc.metadata))
             except Exception as exc:
+                if self.machine.cancellation_given and not started_after_cancel:
+                    # Left behind by a cancelled handler that is running its compensations: not retried.
+                    log.info("step '%s' failed after the handler was cancelled; not retried: %s", entry.name, exc)
+                    self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
+                    return
                 self._run_failed(entry, exc, options)
         finally:
             self._runs_in_flight -= 1
@@ -211,6 +223,11 @@ class EndpointAttempt:
         while not machine.wait(handles, need_all):
             if self._terminal_sent:
                 raise AttemptAborted("the attempt already ended")
+            if self._deferred_runs and not machine.cancellation_ahead():
+                for handle in handles:
+                    deferred = self._deferred_runs.pop(handle, None)
+                    if deferred is not None:
+                        self.start_run(*deferred)
             if self._runs_in_flight:
                 self._run_finished = trio.Event()
                 await self._run_finished.wait()
