@@ -23,6 +23,7 @@ from durio.sdk.futures import (
     RestateDurableSleepFuture,
     SendHandle,
 )
+from durio.sdk.logs import RestateLoggingFilter, getLogger
 from durio.sdk.options import InvocationRetryPolicy, RunOptions
 from durio.sdk.serde import BytesSerde, DefaultSerde, JsonSerde, PydanticJsonSerde, Serde
 from durio.server import app, serve
@@ -57,6 +58,8 @@ __all__ = [
     "select",
     "as_completed",
     "wait_completed",
+    "getLogger",
+    "RestateLoggingFilter",
     "app",
     "serve",
 ]

@@ -12,7 +12,7 @@ EXPECTED = {
     "RestateDurableCallFuture", "RestateDurableSleepFuture", "SendHandle", "RunOptions",
     "InvocationRetryPolicy", "TerminalError", "RetryableError", "SdkInternalBaseException",
     "is_internal_exception", "Serde", "DefaultSerde", "JsonSerde", "BytesSerde", "PydanticJsonSerde",
-    "gather", "select", "as_completed", "wait_completed", "app", "serve",
+    "gather", "select", "as_completed", "wait_completed", "getLogger", "RestateLoggingFilter", "app", "serve",
 }
 
 

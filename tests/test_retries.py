@@ -83,6 +83,20 @@ async def retry_after(ctx: restate.Context) -> int:
     return attempts["retry_after"]
 
 
+handler_log = restate.getLogger("tests.retries.handler")
+
+
+@flaky.handler()
+async def logging_twice_tried(ctx: restate.Context) -> str:
+    handler_log.info("starting")  # replayed on the second attempt: quiet
+    await ctx.run_typed("step", lambda: "done")
+    attempts["logging"] = attempts.get("logging", 0) + 1
+    handler_log.info("after the step, attempt %d", attempts["logging"])  # live on both attempts
+    if attempts["logging"] == 1:
+        raise RuntimeError("fail once after the step")
+    return "done"
+
+
 @pytest.fixture
 async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
     attempts.clear()
@@ -159,3 +173,11 @@ async def test_retryable_error_retry_after_sets_the_delay(server) -> None:
     response = await server.ingress.post("/restate/call/Flaky/retry_after")
     assert response.json() == 2
     assert trio.current_time() - started >= 0.3
+
+
+async def test_get_logger_is_quiet_while_the_journal_is_replayed(server, caplog) -> None:
+    caplog.set_level("INFO", logger="tests.retries.handler")
+    response = await server.ingress.post("/restate/call/Flaky/logging_twice_tried")
+    assert response.json() == "done"
+    messages = [record.getMessage() for record in caplog.records if record.name == "tests.retries.handler"]
+    assert messages == ["starting", "after the step, attempt 1", "after the step, attempt 2"]

@@ -7,6 +7,7 @@ import typing
 
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import TerminalError
+from durio.sdk.logs import end_running_journal, running_journal
 
 
 class OutputEncodingError(Exception):
@@ -18,17 +19,22 @@ NOT_DECODED = object()
 
 async def invoke_handler(handler: Handler, context: typing.Any, input_value: bytes, decoded: typing.Any = NOT_DECODED) -> bytes:
     """Run the handler; `decoded` is its argument when the caller already decoded `input_value`."""
-    async with contextlib.AsyncExitStack() as stack:
-        for make_manager in handler.options.get("context_managers") or ():
-            await stack.enter_async_context(make_manager())
-        if handler.takes_input:
-            try:
-                argument = handler.input_serde.deserialize(input_value) if decoded is NOT_DECODED else decoded
-            except Exception as exc:
-                raise TerminalError(f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", 400) from exc
-            result = await handler.fn(context, argument)
-        else:
-            result = await handler.fn(context)
+    # Quiets getLogger() loggers while the handler re-issues what its journal holds.
+    journal = running_journal(getattr(getattr(context, "_host", None), "machine", None))
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for make_manager in handler.options.get("context_managers") or ():
+                await stack.enter_async_context(make_manager())
+            if handler.takes_input:
+                try:
+                    argument = handler.input_serde.deserialize(input_value) if decoded is NOT_DECODED else decoded
+                except Exception as exc:
+                    raise TerminalError(f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", 400) from exc
+                result = await handler.fn(context, argument)
+            else:
+                result = await handler.fn(context)
+    finally:
+        end_running_journal(journal)
     try:
         return handler.output_serde.serialize(result)
     except Exception as exc:
