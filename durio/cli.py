@@ -75,6 +75,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durio", description="Durable execution for Python, in the style of Restate.")
+    # The admin commands' flags are also taken before the command: `durio --admin H:P services list`.
+    parser.add_argument("--admin", dest="global_admin", type=_address, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json", dest="global_json", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the server with APP's services in-process")
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def admin_command(parent: typing.Any, name: str, help_text: str) -> argparse.ArgumentParser:
         command = parent.add_parser(name, help=help_text)
-        command.add_argument("--admin", type=_address, default=os.environ.get("DURIO_ADMIN", DEFAULT_ADMIN),
+        command.add_argument("--admin", type=_address, default=None,
                              help="the admin API HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)")
         command.add_argument("--json", action="store_true", help="print JSON for scripts")
         return command
@@ -147,8 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _admin_address(args: argparse.Namespace) -> str:
+    """The admin API's address: the flag (after or before the command), then DURIO_ADMIN, then the default."""
+    if args.admin or args.global_admin:
+        return typing.cast(str, args.admin or args.global_admin)
+    try:
+        return _address(os.environ.get("DURIO_ADMIN", DEFAULT_ADMIN))
+    except argparse.ArgumentTypeError as exc:
+        raise CliError(f"DURIO_ADMIN: {exc}") from None
+
+
 def run_admin_command(args: argparse.Namespace) -> None:
-    client = AdminClient(args.admin)
+    args.json = args.json or args.global_json
+    client = AdminClient(_admin_address(args))
     key = (args.command, args.action)
     if key == ("deployments", "register"):
         result = client.request("POST", "/deployments", {"uri": args.url})

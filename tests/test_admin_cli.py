@@ -68,6 +68,9 @@ async def test_cli_lists_describes_controls_invocations_and_reads_state(server_p
     services = await run_durio("services", "list", "--admin", admin, "--json")
     names = {s["name"] for s in json.loads(services.stdout)["services"]}
     assert {"SubscriptionService", "UserSubscriptions", "SignupWorkflow"} <= names
+    flags_first = await run_durio("--admin", admin, "--json", "services", "list")
+    assert flags_first.returncode == 0, flags_first.stderr
+    assert {s["name"] for s in json.loads(flags_first.stdout)["services"]} == names
     assert server.terminate() == 0
 
 

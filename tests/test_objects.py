@@ -191,3 +191,12 @@ async def test_idle_keys_cost_no_actors(server) -> None:
 
 async def _no_actors(server) -> bool:  # type: ignore[no-untyped-def]
     return not server.runtime.router.actors
+
+
+async def test_the_admin_state_api_tells_an_unknown_service_from_an_empty_key(server) -> None:
+    await server.ingress.post("/restate/call/Counter/seen/add", json=2)
+    assert (await server.admin.get("/state/Counter/seen")).json()["state"] == {"value": 2}
+    assert (await server.admin.get("/state/Counter/never-used")).json()["state"] == {}
+    unknown = await server.admin.get("/state/Countr/seen")
+    assert unknown.status_code == 404 and "Countr" in unknown.json()["message"]
+    assert (await server.admin.get("/state/Countr")).status_code == 404

@@ -105,6 +105,7 @@ class AdminApp:
             case ["state", service]:
                 _require(method, "GET")
                 keys = await self.runtime.store.read(lambda txn: txn.state_object_keys(service))
+                self._require_known_service(service, bool(keys))
                 await respond_json(send, 200, {"service": service, "keys": keys})
             case ["state", service, key]:
                 _require(method, "GET")
@@ -248,8 +249,14 @@ class AdminApp:
 
     # ------------------------------------------------------------ state
 
+    def _require_known_service(self, service: str, has_state: bool) -> None:
+        """A typo in a service name is a 404, not an empty state; stored state is shown even if its service is gone."""
+        if not has_state and self.runtime.registry.service(service) is None:
+            raise HttpError(404, f"service '{service}' not found")
+
     async def _state(self, send: Send, service: str, key: str) -> None:
         state = await self.runtime.store.read(lambda txn: txn.state_of(service, key))
+        self._require_known_service(service, bool(state))
         await respond_json(
             send, 200, {"service": service, "key": key, "state": {name: value_json(value) for name, value in sorted(state.items())}}
         )
