@@ -151,6 +151,50 @@ def test_a_store_from_before_the_index_is_indexed_when_opened(tmp_path) -> None:
         store.close()
 
 
+def test_a_listing_filtered_by_target_reads_only_the_records_it_shows(store, monkeypatch) -> None:
+    wanted = [InvocationRecord(id=ids.new_invocation_id(), target=Target("Rare", "run", "k1"), handler_kind=None,
+                               status="suspended", created_ms=5000 + n, modified_ms=0) for n in range(5)]
+    others = [record(created_ms=n, status=Status.SUSPENDED) for n in range(500)]
+    write(store, lambda txn: [txn.put_invocation(r) for r in others + wanted])
+    reads: list[str] = []
+    real_get = Txn.get_invocation
+
+    def counting_get(self: Txn, invocation_id: str) -> InvocationRecord | None:
+        reads.append(invocation_id)
+        return real_get(self, invocation_id)
+
+    monkeypatch.setattr(Txn, "get_invocation", counting_get)
+    listed, rest = read(store, lambda txn: txn.invocations_by_status(
+        ("suspended",), newest_first=True, accept_target=lambda service, handler, key: service == "Rare"))
+    assert [r.id for r in listed] == [r.id for r in reversed(wanted)] and rest is None
+    assert sorted(reads) == sorted(r.id for r in wanted)
+
+
+def test_an_index_without_targets_is_rebuilt_with_them_when_opened(tmp_path) -> None:
+    store = LmdbStore(tmp_path / "data", sync=False)
+    records = [record(created_ms=n) for n in range(30)]
+    write(store, lambda txn: [txn.put_invocation(r) for r in records])
+    with store._env.begin(write=True) as raw:  # the first version of the index held no targets
+        cursor = raw.cursor(db=store._dbs[schema.STATUS_INDEXES["ready"]])
+        for key in list(cursor.iternext(keys=True, values=False)):
+            raw.put(key, b"", db=store._dbs[schema.STATUS_INDEXES["ready"]])
+    write(store, lambda txn: txn.put_meta("status_index", 1))
+    # Still listed (their records are read instead), filters and all.
+    listed, _ = read(store, lambda txn: txn.invocations_by_status(("ready",), accept_target=lambda *target: False))
+    assert len(listed) == 30
+    store.close()
+
+    store = LmdbStore(tmp_path / "data", sync=False)
+    try:
+        listed, _ = read(store, lambda txn: txn.invocations_by_status(("ready",), accept_target=lambda *target: False))
+        assert listed == []
+        listed, _ = read(store, lambda txn: txn.invocations_by_status(
+            ("ready",), accept_target=lambda service, handler, key: (service, handler, key) == ("Svc", "run", None)))
+        assert len(listed) == 30
+    finally:
+        store.close()
+
+
 def test_an_unreadable_record_is_skipped_not_fatal(store) -> None:
     good, bad = record(1), record(2)
     write(store, lambda txn: [txn.put_invocation(good), txn.put_invocation(bad)])

@@ -155,14 +155,17 @@ class AdminApp:
         stored = {"running": ("ready", "backing-off"), "backing-off": ("ready", "backing-off")}.get(
             status or "", STORED_STATUSES if status is None else (status,))
 
+        def accept_target(target_service: str, target_handler: str, target_key: str | None) -> bool:
+            return ((service is None or target_service == service) and (handler is None or target_handler == handler)
+                    and (key is None or target_key == key))
+
         def accept(record: InvocationRecord) -> bool:
             target = record.target
-            return ((service is None or target.service == service) and (handler is None or target.handler == handler)
-                    and (key is None or target.key == key))
+            return accept_target(target.service, target.handler, target.key)
 
         def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int]:
             records, next_start = txn.invocations_by_status(stored, newest_first=True, start_at=start_at, limit=size,
-                                                            accept=accept)
+                                                            accept=accept, accept_target=accept_target)
             counts = txn.count_by_status()
             return records, next_start, sum(counts[s] for s in stored)
 

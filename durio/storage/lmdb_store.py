@@ -27,6 +27,8 @@ T = typing.TypeVar("T")
 log = logging.getLogger("durio.storage")
 
 INITIAL_MAP_SIZE = 64 * 1024 * 1024
+# 1: entries by status and creation time; 2: each entry also holds its target, for filtered listings.
+STATUS_INDEX_VERSION = 2
 
 
 class StorageError(Exception):
@@ -123,15 +125,15 @@ class LmdbStore:
                 )
 
     def _ensure_status_index(self) -> None:
-        """Data written before the status index existed gets one, once."""
+        """Data written before the status index (or before it held targets) is indexed afresh, once."""
         while True:
             try:
                 with self._env.begin(write=True) as raw:
                     txn = Txn(raw, self._dbs)
-                    if txn.get_meta("status_index") is not None:
+                    if (txn.get_meta("status_index") or 0) >= STATUS_INDEX_VERSION:
                         return
                     indexed = txn.rebuild_status_index()
-                    txn.put_meta("status_index", 1)
+                    txn.put_meta("status_index", STATUS_INDEX_VERSION)
             except lmdb.MapFullError:
                 self._grow()
                 continue

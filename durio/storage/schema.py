@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import struct
 
+import msgpack
+
 from durio.ids import ID_BYTES, invocation_id_from_bytes, invocation_id_to_bytes
 from durio.storage.records import STORED_STATUSES
 
@@ -82,6 +84,19 @@ def status_index_key(created_ms: int, invocation_id: str) -> bytes:
 
 def id_from_status_index_key(key: bytes) -> str:
     return invocation_id_from_bytes(bytes(key[8:8 + ID_BYTES]))
+
+
+def status_index_value(service: str, handler: str, key: str | None) -> bytes:
+    """The target beside each index entry, so listings filtered by target skip the records they do not show."""
+    return msgpack.packb((service, handler, key))
+
+
+def target_from_status_index_value(value: bytes) -> tuple[str, str, str | None] | None:
+    """(service, handler, key), or None for an entry written before targets were indexed."""
+    if not value:
+        return None
+    service, handler, key = msgpack.unpackb(value)
+    return service, handler, key
 
 
 def journal_key(invocation_id: str, index: int) -> bytes:

@@ -80,7 +80,7 @@ class Txn:
         if previous != indexed:
             if previous is not None:
                 self._delete(s.STATUS_INDEXES[previous[0]], s.status_index_key(previous[1], record.id))
-            self._put(s.STATUS_INDEXES[indexed[0]], s.status_index_key(indexed[1], record.id), b"")
+            self._put(s.STATUS_INDEXES[indexed[0]], s.status_index_key(indexed[1], record.id), _index_value(record))
             self._indexed[record.id] = indexed
         self._put(s.INVOCATIONS, s.id_key(record.id), pack_record(record))
 
@@ -121,20 +121,28 @@ class Txn:
         start_at: bytes | None = None,
         limit: int | None = None,
         accept: typing.Callable[[InvocationRecord], bool] = lambda record: True,
+        accept_target: typing.Callable[[str, str, str | None], bool] | None = None,
     ) -> tuple[list[InvocationRecord], bytes | None]:
         """Records with one of `statuses`, by creation time, read through the status index.
 
         Newest first, the records come in pages: this returns the ones `accept`
         takes (at most `limit`) and the position where the next page starts
         (pass it as `start_at`), or None when no more are left. Unreadable
-        records are logged and skipped.
+        records are logged and skipped. `accept_target(service, handler, key)`
+        filters on the index alone, before a record is read; an entry written
+        without its target (by an older durio, until the index is rebuilt)
+        passes on to `accept`, which must then check the target itself.
         """
         wanted = {str(status) for status in statuses}
-        scans = [self._index_keys(status, newest_first, start_at) for status in wanted]
+        scans = [self._index_entries(status, newest_first, start_at) for status in wanted]
         records: list[InvocationRecord] = []
-        for key in heapq.merge(*scans, reverse=newest_first):
+        for key, value in heapq.merge(*scans, reverse=newest_first):
             if limit is not None and len(records) >= limit:
                 return records, key
+            if accept_target is not None:
+                target = s.target_from_status_index_value(value)
+                if target is not None and not accept_target(*target):
+                    continue
             invocation_id = s.id_from_status_index_key(key)
             try:
                 record = self.get_invocation(invocation_id)
@@ -145,7 +153,7 @@ class Txn:
                 records.append(record)
         return records, None
 
-    def _index_keys(self, status: str, descending: bool, start_at: bytes | None) -> typing.Iterator[bytes]:
+    def _index_entries(self, status: str, descending: bool, start_at: bytes | None) -> typing.Iterator[tuple[bytes, bytes]]:
         cursor = self._cursor(s.STATUS_INDEXES[status])
         if start_at is None:
             on_key = cursor.last() if descending else cursor.first()
@@ -156,7 +164,7 @@ class Txn:
         else:
             on_key = True
         while on_key:
-            yield bytes(cursor.key())
+            yield bytes(cursor.key()), bytes(cursor.value())
             on_key = cursor.prev() if descending else cursor.next()
 
     def rebuild_status_index(self) -> int:
@@ -166,7 +174,8 @@ class Txn:
         indexed = 0
         for record in self.iter_invocations():
             if str(record.status) in s.STATUS_INDEXES:
-                self._put(s.STATUS_INDEXES[str(record.status)], s.status_index_key(record.created_ms, record.id), b"")
+                self._put(s.STATUS_INDEXES[str(record.status)], s.status_index_key(record.created_ms, record.id),
+                          _index_value(record))
                 indexed += 1
         return indexed
 
@@ -385,3 +394,8 @@ class Txn:
 
 
 assert ID_BYTES == 24
+
+
+def _index_value(record: InvocationRecord) -> bytes:
+    target = record.target
+    return s.status_index_value(target.service, target.handler, target.key)
