@@ -28,6 +28,8 @@ $(CHROMIUM_STAMP): | $(STAMP)
 	touch $@
 
 $(RESTATE_STAMP):
+	@command -v npm >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nodejs npm \
+		|| { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nodejs npm; }
 	mkdir -p .tools/restate
 	cd .tools/restate && npm install --no-audit --no-fund --ignore-scripts @restatedev/restate-server@$(RESTATE_VERSION)
 	ls .tools/restate/node_modules/@restatedev/restate-server-*/bin/restate-server

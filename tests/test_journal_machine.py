@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
+
 import pytest
 
 from durio.journal import entries as e
@@ -125,3 +129,30 @@ def test_wait_all_needs_every_handle() -> None:
     machine.append_notification(e.Completion(completion_id=2, result=b"0"))
     machine.mark_durable(len(machine.entries))
     assert machine.wait([1, 2, 3], need_all=True)
+
+
+def test_a_cancellation_ahead_is_known_before_it_is_consumed() -> None:
+    machine = InvocationMachine([e.Input(), e.Run(name="charge", completion_id=1), e.Signal(signal_index=e.CANCEL_SIGNAL)])
+    machine.record(e.Run(name="charge", completion_id=machine.allocate_completion_id()))
+    assert machine.cancellation_ahead() and not machine.cancellation_given
+    assert machine.wait([1], need_all=True) and machine.take_cancellation()
+    assert not machine.cancellation_ahead() and machine.cancellation_given
+    machine.restart()
+    assert machine.cancellation_ahead() and not machine.cancellation_given
+
+
+def test_these_tests_run_without_trio_lmdb_or_sockets() -> None:
+    """Every other test of this file, in a fresh interpreter where those modules cannot be imported."""
+    blocked_then_run = f"""
+import sys
+import pytest  # for pytest.raises; it uses sockets itself, so it is imported before they are blocked
+for name in ("trio", "lmdb", "hypercorn", "socket", "msgpack"):
+    sys.modules[name] = None
+import tests.test_journal_machine as suite
+ran = [fn() for name, fn in sorted(vars(suite).items()) if name.startswith("test_") and name != "{sys._getframe().f_code.co_name}"]
+print(len(ran))
+"""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", blocked_then_run], cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 10
