@@ -133,6 +133,14 @@ async def _children_of(server, parent_id: str) -> list[dict]:  # type: ignore[no
     return [view for view in listing if view["invoked_by"] == parent_id]
 
 
+async def _called_and_sent_child(server, parent_id: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(the child the parent called, the child it sent to), from the parent's journal."""
+    journal = (await status_of(server, parent_id))["journal"]
+    called = next(entry["callee_id"] for entry in journal if entry["type"] == "call")
+    sent = next(entry["callee_id"] for entry in journal if entry["type"] == "one_way_call")
+    return called, sent
+
+
 async def test_cancellation_reaches_called_children_but_not_sent_ones(server) -> None:
     sent = await server.ingress.post("/restate/send/Trips/parent")
     parent_id = sent.json()["invocationId"]
@@ -151,8 +159,10 @@ async def test_cancellation_reaches_called_children_but_not_sent_ones(server) ->
         return any(v["status"] == "completed" and v.get("completion_failure", {}).get("code") == 409 for v in views)
 
     await wait_until(called_child_cancelled)
-    statuses = sorted(view["status"] for view in await _children_of(server, parent_id))
-    assert statuses[0] == "completed" and statuses[1] != "completed", "the sent child keeps running"
+    called, sent_to = await _called_and_sent_child(server, parent_id)
+    called_view, sent_view = await status_of(server, called), await status_of(server, sent_to)
+    assert called_view["status"] == "completed" and called_view["completion_failure"]["code"] == 409
+    assert sent_view["status"] != "completed", "the sent child keeps running"
 
 
 async def test_kill_is_recursive_for_called_children(server) -> None:
@@ -167,6 +177,9 @@ async def test_kill_is_recursive_for_called_children(server) -> None:
     kids = await _children_of(server, parent_id)
     killed = [k for k in kids if k["status"] == "completed"]
     assert len(killed) == 1 and killed[0]["completion_failure"]["message"] == "killed"
+    called, sent_to = await _called_and_sent_child(server, parent_id)
+    assert killed[0]["id"] == called
+    assert (await status_of(server, sent_to))["status"] != "completed", "the sent child keeps running"
 
 
 async def test_a_handler_can_cancel_another_invocation(server) -> None:

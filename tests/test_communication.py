@@ -61,10 +61,42 @@ async def fire_and_forget(ctx: restate.Context, text: str) -> str:
     return f"{await handle.invocation_id()} {await delayed.invocation_id()}"
 
 
+ledger = restate.VirtualObject("Ledger")
+approval = restate.Workflow("Approval")
+
+
+@ledger.handler()
+async def append(ctx: restate.ObjectContext, text: str) -> list:
+    lines = (await ctx.get("lines", type_hint=list)) or []
+    lines.append(text)
+    ctx.set("lines", lines)
+    return lines
+
+
+@approval.main()
+async def approve(ctx: restate.WorkflowContext, who: str) -> str:
+    return f"approved {who} as {ctx.key()}"
+
+
+@caller.handler()
+async def every_kind(ctx: restate.Context) -> dict:
+    """Each way of reaching another handler: keyed sends and calls, workflows, generic sends."""
+    object_sent = ctx.object_send(append, key="l1", arg="sent")
+    called = await ctx.object_call(append, key="l1", arg="called")
+    workflow_result = await ctx.workflow_call(approve, key="wf-1", arg="ann")
+    workflow_sent = ctx.workflow_send(approve, key="wf-2", arg="bob")
+    generic_sent = ctx.generic_send("Callee", "echo", b'"generic"')
+    return {
+        "called": called,
+        "workflow_result": workflow_result,
+        "ids": [await handle.invocation_id() for handle in (object_sent, workflow_sent, generic_sent)],
+    }
+
+
 @pytest.fixture
 async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
     calls.clear()
-    return await start_in_process(nursery, [caller, callee], data_dir)
+    return await start_in_process(nursery, [caller, callee, ledger, approval], data_dir)
 
 
 async def test_request_response_calls_idempotency_keys_and_generic_calls(server) -> None:
@@ -125,3 +157,26 @@ async def test_the_tours_ticket_purchase_with_idempotency_and_a_scheduled_remind
     assert output.count(f"{payment_ref}") == 1
     assert output.count(">>> Charged") == 2, "the idempotent retry did not charge again"
     assert server.terminate() == 0
+
+
+async def test_object_and_workflow_calls_and_sends_and_generic_sends(server) -> None:
+    response = await server.ingress.post("/restate/call/Caller/every_kind")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    caller_id = response.headers["x-restate-id"]
+    # The send was created first, so it ran first on the key: arrival order is the journal's.
+    assert body["called"] == ["sent", "called"]
+    assert body["workflow_result"] == "approved ann as wf-1"
+    object_sent, workflow_sent, generic_sent = body["ids"]
+    expected = {object_sent: ("Ledger/l1/append", None), workflow_sent: ("Approval/wf-2/approve", "approved bob as wf-2"),
+                generic_sent: ("Callee/echo", "GENERIC")}
+    for invocation_id, (target, output) in expected.items():
+        attached = await server.ingress.get(f"/restate/attach/{invocation_id}")
+        assert attached.status_code == 200, attached.text
+        if output is not None:
+            assert attached.json() == output
+        view = (await server.admin.get(f"/invocations/{invocation_id}")).json()
+        assert view["target"] == target and view["invoked_by"] == caller_id, view
+    assert calls == ["generic"]
+    state = (await server.admin.get("/state/Ledger/l1")).json()["state"]
+    assert state == {"lines": ["sent", "called"]}

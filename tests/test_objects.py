@@ -190,7 +190,8 @@ async def test_idle_keys_cost_no_actors(server) -> None:
 
 
 async def _no_actors(server) -> bool:  # type: ignore[no-untyped-def]
-    return not server.runtime.router.actors
+    """Neither invocation actors nor key actors (mailboxes) stay alive for idle keys."""
+    return not server.runtime.router.actors and not server.runtime.router.keys
 
 
 async def test_the_admin_state_api_tells_an_unknown_service_from_an_empty_key(server) -> None:

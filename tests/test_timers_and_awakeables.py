@@ -60,6 +60,15 @@ async def wait_for_awakeable(ctx: restate.Context) -> str:
     return await confirmation
 
 
+@clockwork.handler()
+async def publish_then_wait(ctx: restate.Context) -> str:
+    """Publishes its awakeable, then sleeps before awaiting it: a resolve can come first."""
+    awakeable_id, confirmation = ctx.awakeable(type_hint=str)
+    await ctx.run_typed("publish", lambda: observed.append(awakeable_id))
+    await ctx.sleep(timedelta(milliseconds=500))
+    return await confirmation
+
+
 async def test_a_handler_that_sleeps_a_simulated_day_runs_in_milliseconds(autojump_clock, tmp_path) -> None:
     started = time.monotonic()
     async with open_runtime([clockwork], tmp_path / "data") as runtime:
@@ -127,12 +136,19 @@ async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
 
 
 async def test_an_awakeable_resolved_before_it_is_awaited_is_delivered_once(server) -> None:
-    sent = await server.ingress.post("/restate/send/Clockwork/wait_for_awakeable")
+    sent = await server.ingress.post("/restate/send/Clockwork/publish_then_wait")
+    invocation_id = sent.json()["invocationId"]
     await wait_until(lambda: _observed_count(1))
     first = await server.ingress.post(f"/restate/awakeables/{observed[0]}/resolve", json="early")
     assert first.status_code == 202
-    result = await server.ingress.get(f"/restate/attach/{sent.json()['invocationId']}")
+    result = await server.ingress.get(f"/restate/attach/{invocation_id}")
     assert result.json() == "early"
+    journal = (await server.admin.get(f"/invocations/{invocation_id}")).json()["journal"]
+    signals = [entry for entry in journal if entry["type"] == "signal"]
+    assert len(signals) == 1, journal
+    sleep = next(entry for entry in journal if entry["type"] == "sleep")
+    woke = next(entry for entry in journal if entry["type"] == "completion" and entry["completion_id"] == sleep["completion_id"])
+    assert signals[0]["index"] < woke["index"], "the resolve arrived while the handler still slept, before it awaited"
 
 
 async def test_resolving_an_awakeable_twice_is_a_clear_error(server) -> None:

@@ -76,21 +76,28 @@ async def test_kill_9_at_a_random_moment_during_a_tour_example(server_process, p
     server = server_process(TOUR_APP)
     await server.start()
     count = 8
+    first_accepted = trio.Event()
     async with server.client() as client:
         async with trio.open_nursery() as nursery:
             async def send(i: int) -> None:
                 try:
-                    await client.post(f"/restate/send/{path.format(i=i)}", json=body(i))
+                    response = await client.post(f"/restate/send/{path.format(i=i)}", json=body(i))
                 except httpx.HTTPError:
-                    pass
+                    return
+                if response.status_code == 202:
+                    first_accepted.set()
 
             for i in range(count):
                 nursery.start_soon(send, i)
+            # The random moment counts from the first acceptance, so there is always something to recover.
+            with trio.fail_after(30):
+                await first_accepted.wait()
             await trio.sleep(rng.uniform(0.0, 0.15))
             server.kill9()
     before_kill = server.output()
     accepted = accepted_invocations(server)
     roots = [i for i, v in accepted.items() if v["caller"] is None]
+    assert roots, "the kill came before any invocation was accepted: this run would check nothing"
 
     await server.start()
     confirmed: set[str] = set()
@@ -147,6 +154,25 @@ async def test_a_5s_sleep_interrupted_after_3s_completes_2s_after_the_restart(se
     took = time.monotonic() - restarted
     assert result.json() == "slept 5000 ms"
     assert 1.0 <= took <= 3.5, f"the sleep finished {took:.2f}s after the restart, not about 2s"
+    assert server.terminate() == 0
+
+
+async def test_a_timer_that_fell_due_while_the_server_was_down_fires_at_once_after_the_restart(server_process) -> None:
+    server = server_process(TEST_APPS / "sleeper_app.py")
+    await server.start()
+    async with server.client() as client:
+        sent = await client.post("/restate/send/Sleeper/nap", json=1000)
+    invocation_id = sent.json()["invocationId"]
+    server.kill9()
+    await trio.sleep(2.0)  # down past the timer's due time
+    await server.start()
+    ready = time.monotonic()
+    async with server.client() as client:
+        result = await client.get(f"/restate/attach/{invocation_id}")
+    took = time.monotonic() - ready
+    assert result.json() == "slept 1000 ms"
+    # Sleeping the timer's 1 s again, or its remainder as of the kill, would take about 1 s.
+    assert took < 0.6, f"a late timer fired {took:.2f}s after the server was ready; it should fire at once"
     assert server.terminate() == 0
 
 
