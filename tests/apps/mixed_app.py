@@ -1,4 +1,5 @@
-"""An in-process durio service that calls a service of a remote deployment (SdkShop, from official_sdk_app)."""
+"""In-process durio services mixed with a remote deployment (official_sdk_app): LocalFront calls SdkShop
+(local -> remote); SdkShop.ask_local calls LocalBack, which calls the remote SdkCart (remote -> local -> remote)."""
 
 from __future__ import annotations
 
@@ -13,4 +14,13 @@ async def buy(ctx: restate.Context, item: str) -> str:
     return f"local saw: {result.decode().strip(chr(34))}"
 
 
-services = [front]
+back = restate.Service("LocalBack")
+
+
+@back.handler()
+async def stamp(ctx: restate.Context, item: str) -> str:
+    count = await ctx.generic_call("SdkCart", "add", f'"{item}"'.encode(), key="mixed")
+    return f"local stamped {item}; cart has {count.decode()}"
+
+
+services = [front, back]

@@ -6,6 +6,7 @@ as a remote deployment. Each side effect appends a line to $SDK_EFFECTS_LOG.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 
@@ -45,6 +46,26 @@ async def wait_for_payment(ctx: restate.Context) -> dict:
     awakeable_id, payment = ctx.awakeable()
     await ctx.run_typed("publish", effect, restate.RunOptions(), f"awakeable {awakeable_id}")
     return await payment
+
+
+@shop.handler()
+async def long_task(ctx: restate.Context, tag: str) -> str:
+    """Sleeps for a minute; a cancellation during the sleep runs one compensation step, then fails."""
+    await ctx.run_typed("start", effect, restate.RunOptions(), f"start {tag}")
+    try:
+        await ctx.sleep(timedelta(seconds=60))
+    except restate.TerminalError as exc:
+        await ctx.run_typed("compensate", effect, restate.RunOptions(), f"compensate {tag} after {exc.status_code} {exc.message}")
+        raise
+    await ctx.run_typed("finish", effect, restate.RunOptions(), f"finish {tag}")
+    return f"finished {tag}"
+
+
+@shop.handler()
+async def ask_local(ctx: restate.Context, item: str) -> str:
+    """Calls LocalBack.stamp, a durio service running in-process in the durio server (tests/apps/mixed_app.py)."""
+    answer = await ctx.generic_call("LocalBack", "stamp", json.dumps(item).encode())
+    return f"remote saw: {json.loads(answer)}"
 
 
 @cart.handler()
