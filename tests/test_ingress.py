@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import threading
+from datetime import timedelta
 
 import httpx
+import pydantic
 import pytest
 import trio
 
 import durio as restate
-from tests.conftest import start_in_process
+from durio.actors.registry import Registry
+from durio.actors.runtime import RuntimeConfig
+from tests.conftest import start_in_process, wait_until
 
 greeter = restate.Service("Greeter")
 executions: list[str] = []
@@ -46,6 +52,31 @@ async def nothing(ctx: restate.Context) -> None:
 @greeter.handler()
 async def refuse(ctx: restate.Context, code: int) -> str:
     raise restate.TerminalError(f"refused with {code}", code)
+
+
+class Order(pydantic.BaseModel):
+    item: str
+    quantity: int
+
+
+class Receipt(pydantic.BaseModel):
+    item: str
+    total_cents: int
+
+
+@greeter.handler()
+async def order(ctx: restate.Context, order: Order) -> Receipt:
+    executions.append(type(order).__name__)
+    return Receipt(item=order.item, total_cents=order.quantity * 250)
+
+
+SHORT_RETENTION = timedelta(seconds=1)
+
+
+@greeter.handler(idempotency_retention=SHORT_RETENTION)
+async def count_briefly_remembered(ctx: restate.Context, name: str) -> int:
+    executions.append(name)
+    return len(executions)
 
 
 SERVICES = [greeter]
@@ -149,6 +180,116 @@ async def test_an_idempotent_send_twice_is_previously_accepted(server) -> None:
     assert second.json() == {"invocationId": first.json()["invocationId"], "status": "PreviouslyAccepted"}
 
 
+async def test_a_short_idempotency_retention_dedupes_until_it_expires_then_runs_again(server) -> None:
+    path = "/restate/call/Greeter/count_briefly_remembered"
+    headers = {"Idempotency-Key": "brief"}
+    first = await server.ingress.post(path, json="Jo", headers=headers)
+    assert first.status_code == 200 and first.json() == 1
+    invocation_id = first.headers["x-restate-id"]
+    record = await server.runtime.get_record(invocation_id)
+    assert record.retention_ms == SHORT_RETENTION.total_seconds() * 1000
+    duplicate = await server.ingress.post(path, json="Jo", headers=headers)
+    assert duplicate.status_code == 200 and duplicate.json() == 1, "the stored result, before the retention ends"
+    assert duplicate.headers["x-restate-id"] == invocation_id
+    assert executions == ["Jo"]
+
+    async def forgotten() -> bool:
+        return await server.runtime.get_record(invocation_id) is None
+
+    await wait_until(forgotten, timeout=10)
+    after_expiry = await server.ingress.post(path, json="Jo", headers=headers)
+    assert after_expiry.status_code == 200 and after_expiry.json() == 2, "the key is free again: the handler ran again"
+    assert executions == ["Jo", "Jo"]
+
+
+async def test_the_default_idempotency_retention_is_24_hours(server) -> None:
+    day_ms = 24 * 3600 * 1000
+    assert RuntimeConfig().retention_ms == day_ms
+    assert Registry([greeter]).retention_ms(greeter.handlers["greet"], idempotent=True) == day_ms
+    assert server.runtime.registry.retention_ms(greeter.handlers["greet"], idempotent=True) == day_ms
+    response = await server.ingress.post("/restate/call/Greeter/greet", json={"name": "Kim"}, headers={"Idempotency-Key": "d"})
+    assert response.status_code == 200
+    record = await server.runtime.get_record(response.headers["x-restate-id"])
+    assert record.idempotency_key == "d" and record.retention_ms == day_ms
+    # The handler-level option changes it for that handler only.
+    assert server.runtime.registry.retention_ms(greeter.handlers["count_briefly_remembered"], idempotent=True) == 1000
+
+
+# ---------------------------------------------------------------- pydantic models
+
+
+async def test_pydantic_models_are_handler_input_and_output(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/order", json={"item": "tea", "quantity": 3})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"item": "tea", "total_cents": 750}
+    assert executions == ["Order"], "the handler received an Order, not a dict"
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ({"item": "tea", "quantity": "lots"}, "valid integer"),
+    ({"item": "tea"}, "Field required"),
+    ({"item": ["not", "a", "string"], "quantity": 1}, "valid string"),
+])
+async def test_a_body_that_does_not_fit_the_pydantic_model_is_400_naming_the_field(server, body, problem: str) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/order", json=body)
+    field = "item" if "valid string" in problem else "quantity"
+    assert_ingress_error(response, 400, "Greeter.order", field, problem)
+    assert executions == []
+    assert await server.runtime.store.read(lambda txn: txn.count_invocations()) == 0
+
+
+# ---------------------------------------------------------------- group commit
+
+
+async def test_concurrent_sends_are_group_committed_off_the_trio_thread(server, monkeypatch) -> None:
+    backend = server.runtime.store.backend
+    writer = server.runtime.store.writer
+    commit_batch = backend.commit_batch
+    commits: list[tuple[bool, bool, int]] = []  # (on the main thread, inside Trio, ops)
+
+    def recording_commit_batch(ops, before_commit=None):  # type: ignore[no-untyped-def]
+        try:
+            trio.lowlevel.current_trio_token()
+            in_trio = True
+        except RuntimeError:
+            in_trio = False
+        commits.append((threading.current_thread() is threading.main_thread(), in_trio, len(ops)))
+        return commit_batch(ops, before_commit)
+
+    monkeypatch.setattr(backend, "commit_batch", recording_commit_batch)
+    before = writer.statistics()
+    completed_before = server.runtime.stats.completed_success
+    sends = 200
+    statuses: list[int] = []
+
+    async def send() -> None:
+        statuses.append((await server.ingress.post("/restate/send/Greeter/nothing")).status_code)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(sends):
+            nursery.start_soon(send)
+    assert statuses == [202] * sends
+
+    async def all_completed() -> bool:
+        return server.runtime.stats.completed_success - completed_before >= sends
+
+    await wait_until(all_completed)
+    after = writer.statistics()
+    batches, ops = after.batches - before.batches, after.ops - before.ops
+    assert ops >= sends, "every send is at least one write"
+    assert batches < ops, f"{ops} writes took {batches} transactions: nothing was batched"
+    assert after.largest_batch > 1
+    assert commits, "the monkeypatched commit was used"
+    assert sum(n for _, _, n in commits) >= ops and max(n for _, _, n in commits) > 1
+    assert not any(main for main, _, _ in commits), "an LMDB commit ran on the main (Trio) thread"
+    assert not any(in_trio for _, in_trio, _ in commits), "an LMDB commit ran inside the Trio loop"
+
+    metrics = (await server.admin.get("/metrics")).text
+    exposed = {name: int(value) for name, value in re.findall(r"^(durio_writer_\w+_total) (\d+)$", metrics, re.M)}
+    assert exposed["durio_writer_batches_total"] < exposed["durio_writer_ops_total"]
+    assert exposed["durio_writer_ops_total"] >= after.ops
+
+
 async def test_health_lists_the_services(server) -> None:
     response = await server.ingress.get("/restate/health")
     assert response.status_code == 200 and response.json() == {"services": ["Greeter"]}
@@ -192,14 +333,16 @@ async def test_invalid_utf8_is_400(server) -> None:
 
 async def test_wrong_method_is_405(server) -> None:
     response = await server.ingress.delete("/restate/call/Greeter/greet")
-    assert_ingress_error(response, 405)
+    assert_ingress_error(response, 405, "method not allowed: DELETE; use GET, POST")
     assert "POST" in response.headers["allow"]
-    assert_ingress_error(await server.ingress.get("/restate/send/Greeter/greet"), 405)
+    send_with_get = await server.ingress.get("/restate/send/Greeter/greet")
+    assert_ingress_error(send_with_get, 405, "method not allowed: GET; use POST")
+    assert send_with_get.headers["allow"] == "POST"
 
 
 async def test_a_body_over_the_limit_is_413(server) -> None:
     response = await server.ingress.post("/restate/call/Greeter/slow", content=b'"' + b"x" * (32 * 1024 * 1024) + b'"')
-    assert_ingress_error(response, 413)
+    assert_ingress_error(response, 413, "request body is larger than the limit", f"{32 * 1024 * 1024} bytes")
 
 
 async def test_a_bad_delay_is_400(server) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
 import trio
 
 import durio as restate
+from durio.actors.runtime import RuntimeConfig
+from durio.sdk.options import DEFAULT_INVOCATION_BACKOFF, Backoff, invocation_backoff
 from tests.conftest import start_in_process, wait_until
 
 flaky = restate.Service("Flaky")
@@ -97,12 +101,60 @@ async def logging_twice_tried(ctx: restate.Context) -> str:
     return "done"
 
 
+# A service-level policy, which the handlers inherit unless they set their own.
+strict = restate.Service("Strict", invocation_retry_policy=restate.InvocationRetryPolicy(
+    initial_interval=timedelta(milliseconds=10), max_attempts=2, on_max_attempts="kill"))
+
+
+@strict.handler()
+async def always_broken(ctx: restate.Context) -> str:
+    attempts["always_broken"] = attempts.get("always_broken", 0) + 1
+    raise RuntimeError("broken on every attempt")
+
+
+@strict.handler(invocation_retry_policy=restate.InvocationRetryPolicy(max_attempts=4))
+async def more_patient(ctx: restate.Context) -> str:
+    attempts["more_patient"] = attempts.get("more_patient", 0) + 1
+    raise RuntimeError("also broken on every attempt")
+
+
+replayed = restate.Service("Replayed")
+# invocation id -> what each attempt drew from ctx.random() and ctx.uuid()
+draws: dict[str, list[tuple[float, str]]] = {}
+
+
+@replayed.handler()
+async def draw(ctx: restate.Context) -> dict:
+    number = ctx.random().random()
+    drawn_uuid = str(ctx.uuid())
+    tries = draws.setdefault(ctx.request().id, [])
+    tries.append((number, drawn_uuid))
+    await ctx.run_typed("step", lambda: "done")
+    if len(tries) == 1:
+        raise RuntimeError("fail once after the step")
+    return {"number": number, "uuid": drawn_uuid}
+
+
+@replayed.handler()
+async def old_style_run(ctx: restate.Context) -> int:
+    def add(a: int, b: int) -> int:
+        attempts["old_style_step"] = attempts.get("old_style_step", 0) + 1
+        return a + b
+
+    total = await ctx.run("add", add, args=(40, 2))
+    attempts["old_style_handler"] = attempts.get("old_style_handler", 0) + 1
+    if attempts["old_style_handler"] == 1:
+        raise RuntimeError("fail once after the step")
+    return total
+
+
 @pytest.fixture
 async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
     attempts.clear()
     threads.clear()
+    draws.clear()
     take_other_path["on"] = False
-    return await start_in_process(nursery, [flaky], data_dir)
+    return await start_in_process(nursery, [flaky, strict, replayed], data_dir)
 
 
 async def test_a_run_with_max_attempts_raises_terminal_error_the_handler_can_catch(server) -> None:
@@ -181,3 +233,93 @@ async def test_get_logger_is_quiet_while_the_journal_is_replayed(server, caplog)
     assert response.json() == "done"
     messages = [record.getMessage() for record in caplog.records if record.name == "tests.retries.handler"]
     assert messages == ["starting", "after the step, attempt 1", "after the step, attempt 2"]
+
+
+# ---------------------------------------------------------------- invocation retry policies
+
+
+def test_the_default_invocation_backoff_is_50ms_doubling_to_10s_with_jitter() -> None:
+    backoff = DEFAULT_INVOCATION_BACKOFF
+    assert RuntimeConfig().invocation_backoff == backoff, "a runtime without a policy uses the default"
+    assert backoff.max_attempts is None and backoff.max_duration_s is None
+    assert not backoff.exhausted(10_000, elapsed_s=7 * 24 * 3600.0), "the default retries forever"
+    rng = random.Random(20240607)
+    for failures in range(1, 13):
+        base = min(10.0, 0.05 * 2 ** (failures - 1))
+        delays = [backoff.delay_s(failures, rng) for _ in range(200)]
+        assert all(base * 0.75 - 1e-9 <= d <= base * 1.25 + 1e-9 for d in delays), (failures, base, min(delays), max(delays))
+        assert len(set(delays)) > 1, "the delay has jitter"
+        assert min(delays) < base < max(delays), "the jitter spreads on both sides of the base delay"
+    assert backoff.delay_s(12, rng) <= 12.5, "capped at 10 s (plus jitter)"
+    without_jitter = Backoff(jitter=0.0)
+    assert [without_jitter.delay_s(n) for n in (1, 2, 3, 8, 9, 20)] == [0.05, 0.1, 0.2, 6.4, 10.0, 10.0]
+
+
+def test_a_handler_policy_takes_precedence_over_the_service_policy_field_by_field() -> None:
+    service_policy = restate.InvocationRetryPolicy(
+        initial_interval=timedelta(milliseconds=10), max_interval=timedelta(seconds=1), max_attempts=2, on_max_attempts="kill")
+    handler_policy = restate.InvocationRetryPolicy(initial_interval=timedelta(milliseconds=30), max_attempts=4)
+    resolved = invocation_backoff(handler_policy, service_policy)
+    assert resolved.initial_s == 0.03 and resolved.max_attempts == 4  # the handler's
+    assert resolved.max_s == 1.0 and resolved.on_max_attempts == "kill"  # the service's, where the handler is silent
+    assert resolved.factor == 2.0  # the default, where both are silent
+    assert invocation_backoff(None, service_policy).max_attempts == 2
+
+
+async def test_the_runtime_resolves_the_handler_policy_over_the_service_policy(server) -> None:
+    runtime = server.runtime
+    inherited = runtime.backoff_for(strict.handlers["always_broken"])
+    assert (inherited.initial_s, inherited.max_attempts, inherited.on_max_attempts) == (0.01, 2, "kill")
+    overridden = runtime.backoff_for(strict.handlers["more_patient"])
+    assert (overridden.initial_s, overridden.max_attempts, overridden.on_max_attempts) == (0.01, 4, "kill")
+    assert runtime.backoff_for(flaky.handlers["eventually"]) == DEFAULT_INVOCATION_BACKOFF
+
+
+async def test_a_service_level_retry_policy_kills_the_invocation_after_max_attempts(server) -> None:
+    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+        response = await server.ingress.post("/restate/call/Strict/always_broken")
+    assert response.status_code == 500, response.text
+    assert response.json() == {"code": 500, "message": "RuntimeError: broken on every attempt", "source": "invocation"}
+    assert attempts["always_broken"] == 2
+    view = (await server.admin.get(f"/invocations/{response.headers['x-restate-id']}")).json()
+    assert view["status"] == "completed" and view["retry_count"] == 2
+    assert [event["kind"] for event in view["events"]].count("attempt_failed") == 2
+
+
+async def test_a_handler_level_retry_policy_overrides_the_service_level_one(server) -> None:
+    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+        response = await server.ingress.post("/restate/call/Strict/more_patient")
+    assert response.status_code == 500, response.text
+    assert "also broken on every attempt" in response.json()["message"]
+    assert attempts["more_patient"] == 4
+
+
+# ---------------------------------------------------------------- replay determinism
+
+
+async def test_ctx_random_and_uuid_are_the_same_when_the_attempt_is_replayed(server) -> None:
+    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+        response = await server.ingress.post("/restate/call/Replayed/draw")
+    assert response.status_code == 200, response.text
+    invocation_id = response.headers["x-restate-id"]
+    tries = draws[invocation_id]
+    assert len(tries) == 2, "the handler failed once after the step and was retried"
+    assert tries[0] == tries[1]
+    assert response.json() == {"number": tries[0][0], "uuid": tries[0][1]}
+    assert uuid.UUID(tries[0][1]).version == 4
+    # Seeded per invocation: another invocation draws other values.
+    other = await server.ingress.post("/restate/call/Replayed/draw")
+    assert other.status_code == 200
+    assert other.json()["number"] != tries[0][0] and other.json()["uuid"] != tries[0][1]
+
+
+async def test_the_older_ctx_run_form_journals_its_step_once_across_a_retry(server) -> None:
+    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+        response = await server.ingress.post("/restate/call/Replayed/old_style_run")
+    assert response.status_code == 200, response.text
+    assert response.json() == 42
+    assert attempts["old_style_handler"] == 2, "the handler ran twice"
+    assert attempts["old_style_step"] == 1, "the step ran once; the retry replayed its journaled result"
+    view = (await server.admin.get(f"/invocations/{response.headers['x-restate-id']}")).json()
+    assert view["retry_count"] == 1
+    assert [entry["name"] for entry in view["journal"] if entry["type"] == "run"] == ["add"], view["journal"]

@@ -288,4 +288,4 @@ def deployment_json(deployment: typing.Any, runtime: Runtime, detailed: bool = F
 
 def _require(method: str, allowed: str) -> None:
     if method != allowed:
-        raise HttpError(405, "method not allowed", [(b"allow", allowed.encode())])
+        raise HttpError(405, f"method not allowed: {method}; use {allowed}", [(b"allow", allowed.encode())])

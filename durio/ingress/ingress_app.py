@@ -179,7 +179,8 @@ class IngressApp:
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send, method: str, parts: list[str], is_send: bool) -> None:
         if method not in ("POST", "GET") or (is_send and method != "POST"):
-            raise HttpError(405, "method not allowed", [(b"allow", b"POST" if is_send else b"GET, POST")])
+            allowed = "POST" if is_send else "GET, POST"
+            raise HttpError(405, f"method not allowed: {method}; use {allowed}", [(b"allow", allowed.encode())])
         target, handler = self._resolve(parts)
         body = await read_body(scope, receive, self.body_limit)
         delay_ms = self._delay(scope, is_send)
@@ -274,7 +275,7 @@ class IngressApp:
 
 def _require(method: str, allowed: str) -> None:
     if method != allowed:
-        raise HttpError(405, "method not allowed", [(b"allow", allowed.encode())])
+        raise HttpError(405, f"method not allowed: {method}; use {allowed}", [(b"allow", allowed.encode())])
 
 
 def _idempotency_key(scope: Scope) -> str | None:
