@@ -53,10 +53,24 @@ async def test_cli_lists_describes_controls_invocations_and_reads_state(server_p
 
     cancelled = await run_durio("invocations", "cancel", scheduled_id, "--admin", admin, "--json")
     assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["action"] == "cancel"
+    paused = await run_durio("invocations", "pause", netflix_id, "--admin", admin, "--json")
+    assert paused.returncode == 0, paused.stderr
+    assert json.loads(paused.stdout)["action"] == "pause"
+
+    async def status_is(wanted: str) -> bool:
+        described = await run_durio("invocations", "describe", netflix_id, "--admin", admin, "--json")
+        return json.loads(described.stdout)["status"] == wanted
+
+    await wait_until(lambda: status_is("paused"))
+    resumed = await run_durio("invocations", "resume", netflix_id, "--admin", admin)
+    assert resumed.returncode == 0, resumed.stderr
+    await wait_until(lambda: status_is("backing-off"))
+    killed_json = await run_durio("invocations", "kill", netflix_id, "--admin", admin, "--json")
+    assert killed_json.returncode == 0 and json.loads(killed_json.stdout)["action"] == "kill"
     killed = await run_durio("invocations", "kill", netflix_id, "--admin", admin)
-    assert killed.returncode == 0 and "killed" in killed.stdout
+    assert killed.returncode == 1 and "409" in killed.stderr, "a second kill: the invocation has already ended"
     purged = await run_durio("invocations", "purge", done_id, "--admin", admin, "--json")
-    assert purged.returncode == 0
+    assert purged.returncode == 0 and json.loads(purged.stdout)["action"] == "purge"
     missing = await run_durio("invocations", "describe", done_id, "--admin", admin)
     assert missing.returncode == 1 and "404" in missing.stderr
 

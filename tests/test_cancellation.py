@@ -222,6 +222,9 @@ async def test_pause_and_resume(server) -> None:
 
     if paused.status_code == 202:
         await wait_until(is_paused)
+    await trio.sleep(0.8)  # past the handler's 300 ms timer: its firing must not wake a paused invocation
+    assert await is_paused()
+    assert side_effects == ["book-flight"]
     assert (await server.admin.patch(f"/invocations/{invocation_id}/resume")).status_code == 200
     assert (await server.ingress.get(f"/restate/attach/{invocation_id}")).json() == "booked"
     assert side_effects == ["book-flight", "book-hotel", "book-car"]
@@ -270,3 +273,20 @@ async def test_a_step_failing_after_its_handler_was_cancelled_does_not_cut_the_c
     assert side_effects == ["charge", "undo-1", "undo-2", "undo-3"]
     described = await status_of(server, invocation_id)
     assert described["retry_count"] == 0, described
+
+
+async def test_cancelling_a_paused_invocation_unwinds_it_with_its_compensations(server) -> None:
+    sent = await server.ingress.post("/restate/send/Trips/book", json=60_000)
+    invocation_id = sent.json()["invocationId"]
+    await wait_for_effect("book-flight")
+    assert (await server.admin.patch(f"/invocations/{invocation_id}/pause")).status_code in (200, 202)
+
+    async def is_paused() -> bool:
+        return (await status_of(server, invocation_id))["status"] == "paused"
+
+    await wait_until(is_paused)
+    assert (await server.admin.patch(f"/invocations/{invocation_id}/cancel")).status_code == 202
+    with trio.fail_after(10):
+        result = await server.ingress.get(f"/restate/attach/{invocation_id}")
+    assert result.status_code == 409 and result.json()["message"] == "canceled"
+    assert side_effects == ["book-flight", "undo-flight"]

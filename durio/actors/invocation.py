@@ -167,9 +167,11 @@ class InvocationActor:
         early, self._early = self._early, []
         for notification, outbox_seq, timer in early:
             self._append_notification(notification, outbox_seq, timer)
-        runnable = self.record.status in (Status.READY, Status.BACKING_OFF) or (
-            self.record.status in (Status.SUSPENDED, Status.PAUSED, Status.PENDING) and (self._delivered or self._run_requested)
-        )
+        status = self.record.status
+        # A paused invocation keeps what arrives (a timer firing, a result) for when it is resumed.
+        runnable = status in (Status.READY, Status.BACKING_OFF) or (
+            status in (Status.SUSPENDED, Status.PENDING) and (self._delivered or self._run_requested)
+        ) or (status == Status.PAUSED and self._run_requested)
         if not runnable:
             await self._flush_writes()
             if not self._run_requested:
