@@ -159,7 +159,7 @@ function timelineRows(invocation) {
       <span class="muted mono">${entry.index}</span>
       <span class="label"><span class="kind">${escapeHtml(entry.type.replace(/_/g, " "))}</span>${escapeHtml(entry.name || "")}${badges.join("")}</span>
       <span class="track"><span class="bar" style="left:${left.toFixed(2)}%;width:${Math.min(width, 100 - left).toFixed(2)}%"></span></span>
-      <span class="muted">${duration}</span>
+      <span class="muted duration">${duration}</span>
       <span class="detail">${escapeHtml(describeStep(entry))}${callee} ${stepOutcome(entry)}</span>
     </div>`;
   }).join("");
