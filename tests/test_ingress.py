@@ -329,6 +329,13 @@ async def test_a_body_of_the_wrong_shape_is_400(server) -> None:
 async def test_invalid_utf8_is_400(server) -> None:
     response = await server.ingress.post("/restate/call/Greeter/slow", content=b'"\xff\xfe"')
     assert_ingress_error(response, 400, "UTF-8")
+    # A surrogate encoded as if it were a character is not UTF-8 either (Python's json.loads would take it).
+    surrogate = await server.ingress.post("/restate/call/Greeter/slow", content=b'"ab\xed\xa0\x80cd"')
+    assert_ingress_error(surrogate, 400, "UTF-8")
+    utf16 = await server.ingress.post("/restate/call/Greeter/slow", content='"hi"'.encode("utf-16"))
+    assert_ingress_error(utf16, 400, "UTF-8")
+    escaped = await server.ingress.post("/restate/call/Greeter/slow", content=b'"\\ud800"')
+    assert escaped.status_code == 200, "an escaped lone surrogate is valid JSON text"
 
 
 async def test_wrong_method_is_405(server) -> None:

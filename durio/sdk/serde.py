@@ -110,7 +110,8 @@ class PydanticJsonSerde(Serde[T]):
 
 def loads(buf: bytes) -> typing.Any:
     try:
-        return json.loads(buf)
+        # Strict UTF-8 first: json.loads on bytes would let UTF-8-encoded surrogates through, and guess UTF-16/32.
+        return json.loads(bytes(buf).decode("utf-8") if isinstance(buf, (bytes, bytearray, memoryview)) else buf)
     except UnicodeDecodeError as exc:
         raise SerdeError(f"the body is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
