@@ -179,9 +179,11 @@ def test_an_index_without_targets_is_rebuilt_with_them_when_opened(tmp_path) -> 
         for key in list(cursor.iternext(keys=True, values=False)):
             raw.put(key, b"", db=store._dbs[schema.STATUS_INDEXES["ready"]])
     write(store, lambda txn: txn.put_meta("status_index", 1))
-    # Still listed (their records are read instead), filters and all.
+    # Still listed and counted (their records are read instead), filters and all.
     listed, _ = read(store, lambda txn: txn.invocations_by_status(("ready",), accept_target=lambda *target: False))
     assert len(listed) == 30
+    assert read(store, lambda txn: txn.count_by_status_and_target(("ready",), lambda service, *_: service == "Svc")) == 30
+    assert read(store, lambda txn: txn.count_by_status_and_target(("ready",), lambda service, *_: service == "Nope")) == 0
     store.close()
 
     store = LmdbStore(tmp_path / "data", sync=False)
@@ -257,6 +259,8 @@ async def test_the_admin_listing_is_newest_first_per_status_and_filter(nursery, 
 
     mine = (await server.admin.get("/invocations", params={"service": "Other", "status": "completed"})).json()
     assert sorted(i["id"] for i in mine["invocations"]) == sorted(sent["finish_too"])
+    assert mine["total"] == len(sent["finish_too"]), "the total counts the service filter too"
     by_handler = (await server.admin.get("/invocations", params={"handler": "finish", "limit": "3"})).json()
     assert [i["id"] for i in by_handler["invocations"]] == sent["finish"][::-1][:3]
+    assert by_handler["total"] == len(sent["finish"])
     assert (await server.admin.get("/invocations", params={"status": "running"})).json()["invocations"] == []

@@ -2,7 +2,8 @@
 
   GET    /health
   GET    /services, /services/{name}, /deployments
-  GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": stored with that status
+  GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": how many are stored
+                                                              with that status and target
   GET    /invocations/{id}                      status, target, retries, last failure, journal
   PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
   DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
@@ -163,9 +164,13 @@ class AdminApp:
             target = record.target
             return accept_target(target.service, target.handler, target.key)
 
+        filtered = service is not None or handler is not None or key is not None
+
         def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int]:
             records, next_start = txn.invocations_by_status(stored, newest_first=True, start_at=start_at, limit=size,
                                                             accept=accept, accept_target=accept_target)
+            if filtered:  # counted on the index alone, not on the records
+                return records, next_start, txn.count_by_status_and_target(stored, accept_target)
             counts = txn.count_by_status()
             return records, next_start, sum(counts[s] for s in stored)
 

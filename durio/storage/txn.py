@@ -153,6 +153,25 @@ class Txn:
                 records.append(record)
         return records, None
 
+    def count_by_status_and_target(
+        self, statuses: typing.Iterable[str], accept_target: typing.Callable[[str, str, str | None], bool]
+    ) -> int:
+        """How many invocations with one of `statuses` have a target `accept_target` takes: an index scan."""
+        count = 0
+        for status in {str(status) for status in statuses}:
+            for key, value in self._index_entries(status, False, None):
+                target = s.target_from_status_index_value(value)
+                if target is None:  # indexed by an older durio: read the record
+                    try:
+                        record = self.get_invocation(s.id_from_status_index_key(key))
+                    except FrameError:
+                        continue
+                    if record is None:
+                        continue
+                    target = (record.target.service, record.target.handler, record.target.key)
+                count += accept_target(*target)
+        return count
+
     def _index_entries(self, status: str, descending: bool, start_at: bytes | None) -> typing.Iterator[tuple[bytes, bytes]]:
         cursor = self._cursor(s.STATUS_INDEXES[status])
         if start_at is None:
