@@ -166,9 +166,11 @@ class AdminApp:
 
         filtered = service is not None or handler is not None or key is not None
 
-        def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int]:
+        def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int | None]:
             records, next_start = txn.invocations_by_status(stored, newest_first=True, start_at=start_at, limit=size,
                                                             accept=accept, accept_target=accept_target)
+            if start_at is not None:
+                return records, next_start, None  # counted with the first page
             if filtered:  # counted on the index alone, not on the records
                 return records, next_start, txn.count_by_status_and_target(stored, accept_target)
             counts = txn.count_by_status()
@@ -178,9 +180,12 @@ class AdminApp:
         views: list[dict] = []
         start_at: bytes | None = None
         size = min(max(limit, 0), 1000) + 16
-        total = 0
+        total: int | None = None
         while True:
-            records, start_at, total = await self.runtime.store.read(functools.partial(page, start_at=start_at, size=size))
+            records, start_at, counted = await self.runtime.store.read(functools.partial(page, start_at=start_at, size=size))
+            # The total as of the first page: pages after it start below what it saw, so invocations created
+            # meanwhile are neither listed nor counted.
+            total = counted if total is None else total
             for record in records:
                 live = self.runtime.live_status(record)
                 if status is None or live == status:
