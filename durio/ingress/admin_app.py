@@ -20,8 +20,9 @@ from urllib.parse import parse_qs
 
 from durio import ids
 from durio.actors.runtime import Runtime
-from durio.ingress.http import HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json
-from durio.ingress.ingress_app import _lifespan
+from durio.ingress.http import (
+    HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
+)
 from durio.ingress.ingress_app import rfc3339
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
@@ -46,7 +47,7 @@ class AdminApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return

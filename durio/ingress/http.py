@@ -1,4 +1,4 @@
-"""Small ASGI helpers shared by the ingress and admin apps: bodies, JSON, errors.
+"""Small ASGI helpers shared by durio's ASGI apps (ingress, admin, endpoint): bodies, JSON, errors.
 
 durio's apps are plain ASGI callables (no framework): every request on the
 ingress hot path goes through a handful of dict lookups, not a router with
@@ -110,4 +110,15 @@ async def drain(receive: Receive) -> None:
     while True:
         message = await receive()
         if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Answer the server's lifespan events: durio's apps have nothing to set up or tear down."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
             return

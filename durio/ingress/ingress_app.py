@@ -33,6 +33,7 @@ from durio.ingress.http import (
     read_body,
     respond,
     respond_json,
+    serve_lifespan,
 )
 from durio.journal.entries import Failure, Target
 from durio.sdk.definitions import Handler
@@ -87,7 +88,7 @@ class IngressApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -290,13 +291,4 @@ def _idempotency_key(scope: Scope) -> str | None:
         raise HttpError(400, "bad header idempotency-key: it is empty")
     return key
 
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 

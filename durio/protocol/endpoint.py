@@ -18,7 +18,7 @@ import typing
 
 import trio
 
-from durio.ingress.http import Receive, Scope, Send, header, read_body, respond
+from durio.ingress.http import Receive, Scope, Send, header, read_body, respond, serve_lifespan
 from durio.journal import entries as e
 from durio.protocol import messages as m
 from durio.protocol.convert import message_to_command, message_to_notification
@@ -49,13 +49,8 @@ class EndpointApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path: str = scope["path"].rstrip("/")
