@@ -49,7 +49,7 @@ import run  # noqa: E402  (the ceilings, the parser, the data directory's place:
 from machine import REPO, filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports, process_tree  # noqa: E402
 from procstats import ProcessGone, cpu_seconds, memory_megabytes  # noqa: E402
-from report import ceiling_table, compare_table, error_notes, write_results  # noqa: E402
+from report import ceiling_table, compare_table, error_notes, finish, machine_line  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -443,21 +443,12 @@ def main(argv: list[str] | None = None) -> int:
             system.stop()
         if not args.keep_data and failure is None:
             shutil.rmtree(work, ignore_errors=True)
-    document["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    path = write_results(document, started, prefix="compare-")
-    _print_report(document, args)
-    print(f"\nresults: {path.relative_to(REPO)}")
-    if failure is not None:
-        print(f"\nbenchmark FAILED: {failure}\n(logs kept in {logs})", file=sys.stderr)
-        return 1
-    return 0
+    return finish(document, started, "compare-", lambda: _print_report(document, args), failure, logs)
 
 
 def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> None:
     machine = document["machine"]
-    print(f"\ndurio {str(machine['durio_commit'])[:12]}{' (+ uncommitted changes)' if machine['durio_uncommitted_changes'] else ''}"
-          f" on {machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}, "
-          f"load average at start {machine['load_average_at_start']}")
+    print(f"\n{machine_line(machine)}")
     restate = document.get("restate")
     if restate:
         deployment = restate.get("deployment", {})

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+import sys
 import typing
+
+from machine import REPO
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -104,3 +107,23 @@ def write_results(document: dict[str, typing.Any], started: datetime.datetime, p
     path = RESULTS_DIR / f"{prefix}{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(document, indent=1) + "\n")
     return path
+
+
+def machine_line(machine: dict[str, typing.Any]) -> str:
+    """Which durio ran on what: the first line of every report."""
+    changes = " (+ uncommitted changes)" if machine["durio_uncommitted_changes"] else ""
+    return (f"durio {str(machine['durio_commit'])[:12]}{changes} on {machine['cpu_model']}, {machine['nproc']} CPUs, "
+            f"Python {machine['python']}, load average at start {machine['load_average_at_start']}")
+
+
+def finish(document: dict[str, typing.Any], started: datetime.datetime, prefix: str,
+           print_report: typing.Callable[[], None], failure: BaseException | None, logs: pathlib.Path) -> int:
+    """Write the run's JSON, print its report, and say whether it failed; the exit status."""
+    document["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    path = write_results(document, started, prefix=prefix)
+    print_report()
+    print(f"\nresults: {path.relative_to(REPO)}")
+    if failure is not None:
+        print(f"\nbenchmark FAILED: {failure}\n(logs kept in {logs})", file=sys.stderr)
+        return 1
+    return 0

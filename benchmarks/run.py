@@ -33,10 +33,10 @@ import typing
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from machine import REPO, filesystem_type, machine_info  # noqa: E402
+from machine import filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
 from procstats import ProcessGone, memory_megabytes  # noqa: E402
-from report import ceiling_table, durio_table, error_notes, write_results  # noqa: E402
+from report import ceiling_table, durio_table, error_notes, finish, machine_line  # noqa: E402
 from workloads import CEILING_SCENARIO, WORKLOADS  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -193,21 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep_data and failure is None:
             shutil.rmtree(work, ignore_errors=True)
-    document["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    path = write_results(document, started)
-    _print_report(document, args)
-    print(f"\nresults: {path.relative_to(REPO)}")
-    if failure is not None:
-        print(f"\nbenchmark FAILED: {failure}\n(logs kept in {logs})", file=sys.stderr)
-        return 1
-    return 0
+    return finish(document, started, "", lambda: _print_report(document, args), failure, logs)
 
 
 def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> None:
     machine = document["machine"]
-    print(f"\ndurio {str(machine['durio_commit'])[:12]}{' (+ uncommitted changes)' if machine['durio_uncommitted_changes'] else ''}"
-          f" on {machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}, "
-          f"load average at start {machine['load_average_at_start']}")
+    print(f"\n{machine_line(machine)}")
     print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
           f"fsync on\n")
     rows = document.get("rows", [])

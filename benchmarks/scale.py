@@ -60,7 +60,7 @@ from http_wire import ProtocolError, Response, ResponseReader, encode_request  #
 from machine import REPO, filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, free_ports  # noqa: E402
 from procstats import ProcessGone  # noqa: E402
-from report import RESULTS_DIR, _format  # noqa: E402
+from report import RESULTS_DIR, _format, machine_line  # noqa: E402
 from run import _data_parent  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -760,10 +760,7 @@ def _n(value: typing.Any, digits: int = 0) -> str:
 
 def print_report(document: dict[str, typing.Any]) -> None:
     machine = document["machine"]
-    print(f"\ndurio {str(machine['durio_commit'])[:12]}{' (+ uncommitted changes)' if machine['durio_uncommitted_changes'] else ''}"
-          f" on {machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}, "
-          f"load average at start {machine['load_average_at_start']}; fsync on, data on "
-          f"{document['settings']['durio_data_filesystem']}")
+    print(f"\n{machine_line(machine)}; fsync on, data on {document['settings']['durio_data_filesystem']}")
     results = document["results"]
     sleepers = results.get("sleepers", {})
     if sleepers.get("rows"):
