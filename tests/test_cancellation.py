@@ -141,14 +141,19 @@ async def _called_and_sent_child(server, parent_id: str) -> tuple[str, str]:  # 
     return called, sent
 
 
-async def test_cancellation_reaches_called_children_but_not_sent_ones(server) -> None:
+async def _parent_with_both_children_started(server) -> str:  # type: ignore[no-untyped-def]
+    """Send Trips.parent and wait until the child it sent to and the child it called both run."""
     sent = await server.ingress.post("/restate/send/Trips/parent")
-    parent_id = sent.json()["invocationId"]
 
     async def both_children_started() -> bool:
         return side_effects.count("child-started") == 2
 
     await wait_until(both_children_started)
+    return sent.json()["invocationId"]
+
+
+async def test_cancellation_reaches_called_children_but_not_sent_ones(server) -> None:
+    parent_id = await _parent_with_both_children_started(server)
     assert (await server.admin.patch(f"/invocations/{parent_id}/cancel")).status_code == 202
     assert (await server.ingress.get(f"/restate/attach/{parent_id}")).status_code == 409
     kids = await _children_of(server, parent_id)
@@ -166,13 +171,7 @@ async def test_cancellation_reaches_called_children_but_not_sent_ones(server) ->
 
 
 async def test_kill_is_recursive_for_called_children(server) -> None:
-    sent = await server.ingress.post("/restate/send/Trips/parent")
-    parent_id = sent.json()["invocationId"]
-
-    async def both_children_started() -> bool:
-        return side_effects.count("child-started") == 2
-
-    await wait_until(both_children_started)
+    parent_id = await _parent_with_both_children_started(server)
     assert (await server.admin.patch(f"/invocations/{parent_id}/kill")).status_code == 200
     kids = await _children_of(server, parent_id)
     killed = [k for k in kids if k["status"] == "completed"]
