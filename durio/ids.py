@@ -8,7 +8,11 @@ ids derived from their target as Restate derives them (SHA-256 of the target
 and the key), so duplicates meet on the same id.
 
 An awakeable id is `sign_1` + base64url (no padding) of the invocation id's 24
-bytes and the u32 signal index.
+bytes and the u32 signal index. Indexes below FIRST_AWAKEABLE_SIGNAL are
+Restate's built-in signals (1 is cancel), so `parse_awakeable_id` refuses them:
+it is the one door every completion goes through (the ingress, handler code,
+remote deployments, durio.testing), and an id naming the cancel signal would
+otherwise let anyone holding an invocation id cancel it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import secrets
 import struct
 import time
 
-from durio.journal.entries import Target
+from durio.journal.entries import FIRST_AWAKEABLE_SIGNAL, Target
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # Restate's order
 _DIGIT = {c: i for i, c in enumerate(_ALPHABET)}
@@ -157,7 +161,7 @@ def awakeable_id(invocation_id: str, signal_index: int) -> str:
 
 
 def parse_awakeable_id(text: str) -> tuple[str, int]:
-    """The invocation id and signal index inside an awakeable id."""
+    """The invocation id and signal index inside an awakeable id; InvalidId for a reserved signal's index."""
     if not isinstance(text, str) or not text.startswith(AWAKEABLE_PREFIX):
         raise InvalidId(f"{text!r} is not an awakeable id (they start with '{AWAKEABLE_PREFIX}')")
     body = text[len(AWAKEABLE_PREFIX):]
@@ -167,7 +171,13 @@ def parse_awakeable_id(text: str) -> tuple[str, int]:
         raise InvalidId(f"{text!r} is not an awakeable id: not base64url") from exc
     if len(raw) != ID_BYTES + 4:
         raise InvalidId(f"{text!r} is not an awakeable id: wrong length")
-    return invocation_id_from_bytes(raw[:ID_BYTES]), struct.unpack(">I", raw[ID_BYTES:])[0]
+    signal_index = struct.unpack(">I", raw[ID_BYTES:])[0]
+    if signal_index < FIRST_AWAKEABLE_SIGNAL:
+        raise InvalidId(
+            f"{text!r} does not name an awakeable: its signal index {signal_index} is reserved for built-in signals "
+            f"(1 is cancel); awakeables start at {FIRST_AWAKEABLE_SIGNAL}"
+        )
+    return invocation_id_from_bytes(raw[:ID_BYTES]), signal_index
 
 
 def callee_invocation_id(target: Target, idempotency_key: str | None, handler_kind: str | None, now_ms: int | None = None) -> str:

@@ -930,6 +930,35 @@ def test_many_idempotent_duplicates_of_odd_keys_make_one_invocation_each(probe: 
     probe.assert_healthy()
 
 
+def assert_still_serving(probe: Probe, after: str) -> None:
+    """Another client's ordinary call succeeds right after a hostile request."""
+    reply = raw_request(probe.ingress_port, b"POST", b"/restate/call/Echo/double", body=b"21")
+    assert reply is not None and (reply.status, reply.body) == (200, b"42"), f"after {after}: {reply}"
+
+
+def scheduled_invocation(probe: Probe) -> str:
+    """An invocation that is neither completed nor about to run: a send delayed by an hour."""
+    sent = check_ingress_reply(raw_request(probe.ingress_port, b"POST", b"/restate/send/Echo/nothing?delay=1h"), b"POST", "a delayed send")
+    assert sent.status == 202, sent
+    return sent.json()["invocationId"]
+
+
+def test_awakeable_ids_naming_a_reserved_signal_are_400_and_cancel_nothing(probe: Probe) -> None:
+    """Signal indexes 1 to 16 are Restate's built-in signals (1 = cancel); only an invocation id is needed to name them."""
+    victim = scheduled_invocation(probe)
+    before = probe.total()
+    for index in range(17):
+        for verb in ("resolve", "reject"):
+            path = f"/restate/awakeables/{ids.awakeable_id(victim, index)}/{verb}".encode()
+            reply = check_ingress_reply(raw_request(probe.ingress_port, b"POST", path, body=b'"x"'), b"POST", path.decode())
+            assert reply.status == 400 and "does not name an awakeable" in reply.json()["message"], (index, verb, reply)
+            assert_still_serving(probe, f"{verb} of signal {index}")
+    described = probe.admin.get(f"/invocations/{victim}").json()
+    assert described["status"] == "scheduled" and described["completed_at"] is None, described
+    assert probe.total() == before + 17 * 2, "only the ordinary calls were added"
+    probe.assert_healthy()
+
+
 # --------------------------------------------------------------------------------------
 # Bugs the properties above found, each on a fresh server. The docstrings say what the bug was.
 

@@ -44,6 +44,14 @@ def test_malformed_awakeable_ids_are_rejected(bad: str) -> None:
         ids.parse_awakeable_id(bad)
 
 
+@pytest.mark.parametrize("index", [0, 1, 2, 16])
+def test_an_awakeable_id_with_a_reserved_signal_index_names_no_awakeable(index: int) -> None:
+    """Indexes below 17 are Restate's built-in signals (1 is cancel): no path may complete them as awakeables."""
+    reserved = ids.awakeable_id(RESTATE_EXAMPLE, index)
+    with pytest.raises(ids.InvalidId, match="does not name an awakeable"):
+        ids.parse_awakeable_id(reserved)
+
+
 def test_idempotent_ids_are_deterministic_per_target_and_key() -> None:
     target = Target("Greeter", "greet")
     first = ids.idempotent_invocation_id(target, "abc")

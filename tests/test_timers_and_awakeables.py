@@ -10,6 +10,7 @@ import trio
 
 import durio as restate
 from durio.actors.runtime import RuntimeConfig, open_runtime
+from durio import ids
 from durio.cli import load_services
 
 from tests.conftest import TOUR_APP, invoke, start_in_process, wait_until
@@ -67,6 +68,12 @@ async def publish_then_wait(ctx: restate.Context) -> str:
     await ctx.run_typed("publish", lambda: observed.append(awakeable_id))
     await ctx.sleep(timedelta(milliseconds=500))
     return await confirmation
+
+
+@clockwork.handler()
+async def resolve_for_someone(ctx: restate.Context, awakeable_id: str) -> str:
+    ctx.resolve_awakeable(awakeable_id, "from a handler")
+    return "resolved"
 
 
 async def test_a_handler_that_sleeps_a_simulated_day_runs_in_milliseconds(autojump_clock, tmp_path) -> None:
@@ -174,6 +181,47 @@ async def test_bad_and_unknown_awakeable_ids(server) -> None:
     unknown = "sign_1STxC7Rw88bwBjlJXuZgAfbf08_R-gJWEAAAAEQ"
     assert (await server.ingress.post(f"/restate/awakeables/{unknown}/resolve", json=1)).status_code == 404
     assert (await server.ingress.get(f"/restate/awakeables/{unknown}/resolve")).status_code == 405
+
+
+async def _sleeping_victim(server) -> str:  # type: ignore[no-untyped-def]
+    sent = await server.ingress.post("/restate/send/Clockwork/sleep_a_day")
+    invocation_id = sent.json()["invocationId"]
+
+    async def suspended() -> bool:
+        return (await server.admin.get(f"/invocations/{invocation_id}")).json()["status"] == "suspended"
+
+    await wait_until(suspended)
+    return invocation_id
+
+
+async def _assert_untouched(server, invocation_id: str) -> None:  # type: ignore[no-untyped-def]
+    view = (await server.admin.get(f"/invocations/{invocation_id}")).json()
+    assert view["status"] == "suspended", view
+    assert not [entry for entry in view["journal"] if entry["type"] == "signal"], view["journal"]
+
+
+@pytest.mark.parametrize("index", [1, 2, 16])
+@pytest.mark.parametrize("verb", ["resolve", "reject"])
+async def test_the_ingress_refuses_an_awakeable_id_with_a_reserved_signal_index(server, index: int, verb: str) -> None:
+    """Index 1 is Restate's cancel signal: with only an invocation id, anyone could cancel it through the ingress."""
+    victim = await _sleeping_victim(server)
+    response = await server.ingress.post(f"/restate/awakeables/{ids.awakeable_id(victim, index)}/{verb}", json="x")
+    assert response.status_code == 400, response.text
+    assert "does not name an awakeable" in response.json()["message"]
+    await _assert_untouched(server, victim)
+    ok = await server.ingress.post(f"/restate/awakeables/{ids.awakeable_id(victim, 17)}/{verb}", json="x")
+    assert ok.status_code == 202, "the same invocation's first awakeable is a real one"
+
+
+async def test_handler_code_and_the_runtime_cannot_complete_a_reserved_signal_either(server) -> None:
+    victim = await _sleeping_victim(server)
+    reserved = ids.awakeable_id(victim, 1)
+    response = await server.ingress.post("/restate/call/Clockwork/resolve_for_someone", json=reserved)
+    assert response.status_code == 400, response.text
+    assert response.json()["source"] == "invocation" and "does not name an awakeable" in response.json()["message"]
+    with pytest.raises(ids.InvalidId, match="does not name an awakeable"):
+        await server.runtime.write(server.runtime.transitions.complete_awakeable(reserved, b'"x"'))
+    await _assert_untouched(server, victim)
 
 
 async def test_a_waiting_invocation_is_suspended_and_holds_no_actor(server) -> None:

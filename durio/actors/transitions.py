@@ -242,19 +242,21 @@ class Transitions:
         elif isinstance(entry, e.CompleteAwakeable):
             try:
                 target_id, signal_index = parse_awakeable_id(entry.awakeable_id)
-            except InvalidId:
+            except InvalidId as exc:  # in-process handlers are refused earlier; a remote one's command lands here
+                self._warn(txn, record, f"awakeable {entry.awakeable_id} was not completed: {exc}", now_ms)
                 return
             outcome = self._complete_signal(txn, target_id, signal_index, entry.result, fx)
             if outcome != CompleteSignalOutcome.DONE:
-                message = f"awakeable {entry.awakeable_id} was not completed: {outcome.replace('_', ' ')}"
-                log.warning("%s (by %s)", message, record.id)
-                txn.add_event(record.id, self.seq.next(), {"kind": "warning", "message": message, "at_ms": now_ms})
+                self._warn(txn, record, f"awakeable {entry.awakeable_id} was not completed: {outcome.replace('_', ' ')}", now_ms)
         elif isinstance(entry, e.SendSignal):
             target_record = txn.get_invocation(entry.target_invocation_id)
             if target_record is None or target_record.is_completed:
                 return
             if entry.signal_index == e.CANCEL_SIGNAL:
                 self._cancel(txn, target_record, now_ms, fx)
+            elif entry.signal_index < e.FIRST_AWAKEABLE_SIGNAL:  # the other built-in signals mean nothing yet
+                self._warn(txn, record, f"signal {entry.signal_index} to {entry.target_invocation_id} was not sent: "
+                           f"indexes below {e.FIRST_AWAKEABLE_SIGNAL} are reserved for built-in signals", now_ms)
             else:
                 self._complete_signal(txn, entry.target_invocation_id, entry.signal_index, entry.result, fx)
         elif isinstance(entry, e.GetPromise):
@@ -268,6 +270,11 @@ class Transitions:
             self._send_to(txn, record.id, e.Completion(completion_id=entry.completion_id, result=outcome), fx)
         elif isinstance(entry, (e.AttachInvocation, e.GetInvocationOutput)):
             self._attach(txn, record, entry, fx)
+
+    def _warn(self, txn: Txn, record: InvocationRecord, message: str, now_ms: int) -> None:
+        """A command that did nothing: logged, and kept with the invocation's history for the UI."""
+        log.warning("%s (by %s)", message, record.id)
+        txn.add_event(record.id, self.seq.next(), {"kind": "warning", "message": message, "at_ms": now_ms})
 
     def _call(
         self,
