@@ -9,6 +9,13 @@ Paths:
   /restate/workflow/{name}/{key}/attach|output a workflow run's result
   /restate/awakeables/{id}/resolve|reject      complete an awakeable
   /restate/health
+
+A handler that is `ingress_private` (its own option, else its service's) is
+refused with Restate's 400 "not public" on every path that would start it or
+read its result: private means only other services' handlers reach it. (Restate
+checks only calls and sends; reading the result is refused too, because a
+workflow's run id follows from its key alone.) Awakeables stay open: an
+awakeable id is a capability the handler hands out on purpose.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from durio.ingress.http import (
     serve_lifespan,
 )
 from durio.journal.entries import Failure, Target
-from durio.sdk.definitions import Handler
+from durio.sdk.definitions import Handler, is_ingress_private
 from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.serde import SerdeError
 from durio.storage import StorageError
@@ -122,6 +129,10 @@ class IngressApp:
                 await self._result(send, rest[0], wait=rest[1] == "attach")
             elif verb == "workflow" and len(rest) == 3 and rest[2] in ("attach", "output"):
                 _require(method, "GET")
+                workflow = self.runtime.registry.service(rest[0])
+                for handler in workflow.handlers.values() if workflow is not None else ():
+                    if handler.kind == "workflow":
+                        self._require_public(handler)
                 await self._result(send, ids.workflow_run_id(rest[0], rest[1]), wait=rest[2] == "attach")
             elif verb in ("awakeables", "a") and len(rest) == 2 and rest[1] in ("resolve", "reject"):
                 _require(method, "POST")
@@ -152,6 +163,7 @@ class IngressApp:
         handler = service.handlers.get(handler_name)
         if handler is None:
             raise HttpError(404, f"the service '{parts[0]}' exists, but the handler '{handler_name}' was not found.")
+        self._require_public(handler)
         if service.kind == "service":
             if len(parts) != 2:
                 raise HttpError(400, f"'{parts[0]}' is a service: call it as /{parts[0]}/{handler_name}, without a key")
@@ -162,6 +174,13 @@ class IngressApp:
         if problem is not None:
             raise HttpError(400, f"bad key: {problem}")
         return Target(service.name, handler_name, parts[1]), handler
+
+    def _require_public(self, handler: Handler) -> None:
+        if is_ingress_private(self.runtime.registry.service(handler.service_name), handler):
+            raise HttpError(
+                400, f"the invoked service is not public: {handler.service_name}/{handler.name} is ingress-private, "
+                     "only other services' handlers may invoke it or read its result",
+            )
 
     def _validate_input(self, handler: Handler, body: bytes) -> typing.Any:
         """The decoded input (handed to the first attempt, so it is not decoded twice); 400 if it does not fit."""
@@ -241,10 +260,13 @@ class IngressApp:
     async def _result(self, send: Send, invocation_id: str, wait: bool) -> None:
         if not ids.is_invocation_id(invocation_id):
             raise HttpError(400, f"bad invocation id '{invocation_id}'")
+        record = await self.runtime.get_record(invocation_id)
+        handler = None if record is None else self.runtime.registry.handler_for(record.target)
+        if handler is not None:
+            self._require_public(handler)
         if wait:
             result = await self.runtime.attach(invocation_id)
         else:
-            record = await self.runtime.get_record(invocation_id)
             if record is not None and not record.is_completed:
                 raise HttpError(NOT_READY_STATUS, "the invocation exists but has not completed yet")
             result = None if record is None else typing.cast(typing.Union[bytes, Failure], record.result)

@@ -7,6 +7,7 @@ import typing
 
 from durio.ingress.ingress_app import rfc3339
 from durio.journal import entries as e
+from durio.sdk.definitions import is_ingress_private
 from durio.storage.records import InvocationRecord
 
 
@@ -158,7 +159,7 @@ def service_json(service: typing.Any, deployment_id: str = "embedded") -> dict[s
             "name": handler.name,
             "input_description": f"JSON {_hint_name(handler.input_hint)}" if handler.takes_input else "none",
             "output_description": f"JSON {_hint_name(handler.output_hint)}",
-            "public": True,
+            "public": not is_ingress_private(service, handler),
         }
         if handler.kind is not None:
             item["ty"] = _HANDLER_TY[handler.kind]
@@ -171,7 +172,7 @@ def service_json(service: typing.Any, deployment_id: str = "embedded") -> dict[s
         "handlers": handlers,
         "deployment_id": deployment_id,
         "revision": 1,
-        "public": True,
+        "public": not getattr(service, "ingress_private", None),
     }
     if service.description:
         view["documentation"] = service.description

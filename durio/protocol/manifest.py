@@ -39,6 +39,8 @@ def _handler_manifest(handler: Handler, version: int) -> dict[str, typing.Any]:
         retention = _millis(handler.options.get("workflow_retention" if handler.kind == "workflow" else "idempotency_retention"))
         if retention is not None:
             item["workflowCompletionRetention" if handler.kind == "workflow" else "idempotencyRetention"] = retention
+        if handler.options.get("ingress_private") is not None:
+            item["ingressPrivate"] = bool(handler.options["ingress_private"])
     if version >= 4 and handler.invocation_retry_policy is not None:
         item.update(_retry_fields(handler.invocation_retry_policy))
     return item

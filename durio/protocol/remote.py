@@ -81,6 +81,7 @@ class RemoteService:
     journal_retention: datetime.timedelta | None = None
     idempotency_retention: datetime.timedelta | None = None
     invocation_retry_policy: InvocationRetryPolicy | None = None
+    ingress_private: bool | None = None  # the manifest's ingressPrivate (v3+); a handler's own, in its options, wins
 
 
 def _retry_policy(spec: dict[str, typing.Any]) -> InvocationRetryPolicy | None:
@@ -96,6 +97,11 @@ def _retry_policy(spec: dict[str, typing.Any]) -> InvocationRetryPolicy | None:
     )
 
 
+def _flag(value: typing.Any) -> bool | None:
+    # Private unless the manifest plainly says false: a malformed flag must not open a handler to the ingress.
+    return None if value is None else value is not False
+
+
 def services_of(deployment: Deployment) -> list[RemoteService]:
     """The services a deployment's manifest declares."""
     services = []
@@ -106,7 +112,7 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
             description=spec.get("documentation"), metadata=spec.get("metadata"),
             journal_retention=_duration(spec.get("journalRetention")),
             idempotency_retention=_duration(spec.get("idempotencyRetention")),
-            invocation_retry_policy=_retry_policy(spec),
+            invocation_retry_policy=_retry_policy(spec), ingress_private=_flag(spec.get("ingressPrivate")),
         )
         for handler_spec in spec.get("handlers", []):
             ty = handler_spec.get("ty")
@@ -118,6 +124,8 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
                                            ("workflowCompletionRetention", "workflow_retention")):
                 if handler_spec.get(manifest_field) is not None:
                     options[option] = _duration(handler_spec[manifest_field])
+            if handler_spec.get("ingressPrivate") is not None:
+                options["ingress_private"] = _flag(handler_spec["ingressPrivate"])
             service.handlers[handler_spec["name"]] = RemoteHandler(
                 service_name=service.name, service_kind=kind, name=handler_spec["name"], kind=handler_kind,
                 deployment=deployment, takes_input=takes_input,

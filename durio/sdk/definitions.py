@@ -62,6 +62,19 @@ class Handler:
         return type(None) not in args
 
 
+def is_ingress_private(service: typing.Any, handler: typing.Any) -> bool:
+    """Whether only other services' handlers may invoke `handler` (Restate's `ingress_private`).
+
+    The handler's own option wins over its service's, so a service can be private
+    with one public handler or public with one private handler. Duck-typed: it
+    answers for a remote deployment's services as for local definitions.
+    """
+    own = handler.options.get("ingress_private")
+    if own is None:
+        own = getattr(service, "ingress_private", None)
+    return bool(own)
+
+
 def handler_of(fn: typing.Any) -> Handler:
     """The Handler behind a decorated function, for typed calls between handlers."""
     handler = getattr(fn, _HANDLER_ATTRIBUTE, None)
