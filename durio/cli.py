@@ -71,6 +71,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="ingress HOST:PORT (env DURIO_INGRESS, default 127.0.0.1:8080)")
     parser.add_argument("--admin", type=_address, default=os.environ.get("DURIO_ADMIN", DEFAULT_ADMIN),
                         help="admin API and UI HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)")
+    parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
+                        help="sign requests to remote deployments with this Ed25519 key, as Restate does "
+                             "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,10 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("serve", "server"):
             _configure_logging()
-            from durio.server import serve  # noqa: PLC0415 (keep `durio --help` fast)
+            from durio.protocol.identity import IdentityKeyError  # noqa: PLC0415 (keep `durio --help` fast)
+            from durio.server import serve  # noqa: PLC0415
 
             services = load_services(args.app) if args.command == "serve" else []
-            serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin)
+            try:
+                serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
+                      request_identity_private_key_pem_file=args.request_identity_private_key_pem_file)
+            except IdentityKeyError as exc:
+                raise CliError(str(exc)) from None
             return 0
         run_admin_command(args)
     except (CliError, AdminError) as exc:

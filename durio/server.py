@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -66,14 +67,41 @@ async def run_until_signalled(services: typing.Iterable[ServiceDefinition], **op
             nursery.start_soon(stop_on_signal)
 
 
+# Restate's environment variable for request-identity-private-key-pem-file, and durio's spelling of it.
+IDENTITY_KEY_ENV = ("DURIO_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE", "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE")
+
+
+def load_request_identity_key(pem_file: str | None) -> typing.Any:
+    """The key that signs requests to remote deployments: from `pem_file`, else the environment, else None.
+
+    An unusable file raises durio.protocol.identity.IdentityKeyError (a ValueError) saying why."""
+    pem_file = pem_file or next((os.environ[name] for name in IDENTITY_KEY_ENV if os.environ.get(name)), None)
+    if not pem_file:
+        return None
+    from durio.protocol.identity import RequestSigner  # noqa: PLC0415 (cryptography loads only when a key is used)
+
+    signer = RequestSigner.from_pem_file(pem_file)
+    # As Restate does: the public key to give deployments (durio.app(..., identity_keys=[...])).
+    log.info("loaded request identity key %s from %s", signer.key_id, pem_file)
+    return signer
+
+
 def serve(
     services: typing.Iterable[ServiceDefinition],
     data_dir: str | None = None,
     ingress: str | None = None,
     admin: str | None = None,
     config: RuntimeConfig | None = None,
+    request_identity_private_key_pem_file: str | None = None,
 ) -> None:
-    """Run durio embedded, with these services in-process, until SIGINT/SIGTERM."""
+    """Run durio embedded, with these services in-process, until SIGINT/SIGTERM.
+
+    Requests to remote deployments are signed with the Ed25519 key in `request_identity_private_key_pem_file`
+    (or in the file RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE names), as Restate signs them.
+    """
+    signer = load_request_identity_key(request_identity_private_key_pem_file)
+    if signer is not None:
+        config = dataclasses.replace(config or RuntimeConfig(), request_identity_key=signer)
     options = {
         "data_dir": data_dir or os.environ.get("DURIO_DATA_DIR") or DEFAULT_DATA_DIR,
         "ingress": ingress or os.environ.get("DURIO_INGRESS") or DEFAULT_INGRESS,
@@ -84,8 +112,27 @@ def serve(
         trio.run(lambda: run_until_signalled(list(services), **options))
 
 
-def app(services: typing.Iterable[ServiceDefinition]) -> typing.Any:
-    """An ASGI app serving these services as a remote deployment (Restate's service protocol)."""
+def app(
+    services: typing.Iterable[ServiceDefinition],
+    protocol: typing.Literal["bidi", "request_response"] | None = None,
+    identity_keys: list[str] | None = None,
+    journal_value_codec: typing.Any = None,
+) -> typing.Any:
+    """An ASGI app serving these services as a remote deployment (Restate's service protocol).
+
+    The official SDK's `restate.app` arguments. `identity_keys`: the public keys (`publickeyv1_...`, as
+    the Restate server logs its `request-identity-private-key-pem-file`'s at start) whose signature a
+    request must carry; without them the app runs any request from anyone who can reach it. durio
+    serves request/response only: `protocol="bidi"` is served that way (the manifest says so, and
+    Restate follows it). A `journal_value_codec` (the official SDK encrypts or transforms journal
+    values with it) is refused rather than ignored, so nothing meant to be encoded is stored as is.
+    """
     from durio.protocol.endpoint import EndpointApp  # noqa: PLC0415 (the protocol stack loads on demand)
 
-    return EndpointApp(list(services))
+    if protocol not in (None, "bidi", "request_response"):
+        raise ValueError(f"protocol is 'bidi' or 'request_response', not {protocol!r}")
+    if protocol == "bidi":
+        log.warning("durio.app serves request/response only; protocol='bidi' is served as request/response")
+    if journal_value_codec is not None:
+        raise NotImplementedError("durio.app does not support journal_value_codec: journal values would be stored unencoded")
+    return EndpointApp(list(services), identity_keys)

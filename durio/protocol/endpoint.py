@@ -5,6 +5,12 @@ Routes (matched on the end of the path, so the app can be mounted anywhere):
   GET  .../health                   200
   POST .../invoke/{service}/{handler}  one attempt, in request/response mode (V5 or V6)
 
+With `identity_keys`, every request but health must be signed by a Restate server holding one of the
+keys (durio.protocol.identity), or it is answered 401 before anything else is looked at: as in the
+official SDKs, health stays open (load balancers probe it) and discovery does not (the manifest names
+every handler). Without keys the endpoint runs whatever any caller sends, state and journal included,
+so it says so in a warning when it starts.
+
 Serve it with hypercorn's Trio worker (durio is Trio-native), e.g.
 `hypercorn --worker-class trio module:app --bind 0.0.0.0:9080`, or run
 `examples/tour/app.py`, which does that on port 9080.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import typing
 
 import trio
@@ -24,6 +31,7 @@ from durio.protocol import messages as m
 from durio.protocol.convert import message_to_command, message_to_notification
 from durio.protocol.endpoint_host import EndpointAttempt
 from durio.protocol.framing import FrameDecoder, ProtocolError, encode
+from durio.protocol.identity import IdentityError, IdentityVerifier
 from durio.protocol.manifest import (
     INVOCATION_CONTENT_TYPE,
     MANIFEST_CONTENT_TYPE,
@@ -39,27 +47,53 @@ SERVER_HEADER = (b"x-restate-server", b"durio/0.1.0")
 BODY_LIMIT = 64 * 1024 * 1024
 
 
+UNSIGNED_WARNING = (
+    "durio.app has no identity_keys: it runs any invocation from anyone who can reach it, with whatever state "
+    "and journal the request carries. Give it the Restate server's public key: "
+    "durio.app(services, identity_keys=['publickeyv1_...'])"
+)
+
+
 class EndpointApp:
-    def __init__(self, services: list[ServiceDefinition]) -> None:
+    def __init__(self, services: list[ServiceDefinition], identity_keys: typing.Iterable[str] | None = None) -> None:
         self.services = {}
         for service in services:
             if service.name in self.services:
                 raise ValueError(f"two services are named {service.name}")
             self.services[service.name] = service
+        self.verifier = IdentityVerifier(identity_keys if identity_keys is not None else ())
+        self._warned_unsigned = False
+
+    def _warn_if_unsigned(self) -> None:
+        if not self.verifier.enabled and not self._warned_unsigned:
+            self._warned_unsigned = True
+            log.warning(UNSIGNED_WARNING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # At the lifespan's startup, or at the first request when the server sends no lifespan events.
+        self._warn_if_unsigned()
         if scope["type"] == "lifespan":
             await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
-        path: str = scope["path"].rstrip("/")
-        if path.endswith("/discover"):
-            await self._discover(scope, send)
-        elif path.endswith("/health"):
+        segments = scope["path"].rstrip("/").split("/")
+        # The official SDK's order: .../invoke/{s}/{h} first, so a handler may be named health or discover.
+        invoke = len(segments) >= 4 and segments[-3] == "invoke"
+        if not invoke and segments[-1] == "health":
             await respond(send, 200, b'{"status":"ok"}', headers=[SERVER_HEADER])
-        elif "/invoke/" in path:
-            await self._invoke(scope, receive, send, path.rsplit("/invoke/", 1)[1])
+            return
+        try:
+            self.verifier.verify(scope["headers"], scope["path"], time.time())
+        except IdentityError as exc:
+            # The body is not read: nothing of an unauthenticated request is looked at.
+            log.warning("refused a request to %r from %s: %s", scope["path"], _client(scope), exc)
+            await respond(send, 401, f"unauthorized: {exc}".encode(), b"text/plain", [SERVER_HEADER])
+            return
+        if invoke:
+            await self._invoke(scope, receive, send, segments[-2], segments[-1])
+        elif segments[-1] == "discover":
+            await self._discover(scope, send)
         else:
             await respond(send, 404, b"not found", b"text/plain", [SERVER_HEADER])
 
@@ -72,8 +106,7 @@ class EndpointApp:
         body = json.dumps(build_manifest(self.services.values(), version)).encode()
         await respond(send, 200, body, MANIFEST_CONTENT_TYPE.format(version).encode(), [SERVER_HEADER])
 
-    async def _invoke(self, scope: Scope, receive: Receive, send: Send, target: str) -> None:
-        service_name, _, handler_name = target.partition("/")
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send, service_name: str, handler_name: str) -> None:
         service = self.services.get(service_name)
         handler = None if service is None else service.handlers.get(handler_name)
         if handler is None:
@@ -109,6 +142,11 @@ class EndpointApp:
             async with out_send:
                 await EndpointAttempt(handler, start, journal, version, out_send).run()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "an unknown client"
 
 
 def _parse_request(body: bytes) -> tuple[typing.Any, list[e.Entry]]:

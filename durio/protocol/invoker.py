@@ -91,7 +91,12 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
         body += encode(type_id, message)
     headers = {"content-type": content_type, "accept": content_type, "x-restate-invocation-id": actor.record.id,
                **deployment.additional_headers}
-    url = f"{deployment.uri}/invoke/{handler.service_name}/{handler.name}"
+    path = f"/invoke/{handler.service_name}/{handler.name}"
+    signer = actor.runtime.config.request_identity_key
+    if signer is not None:
+        # Signed for the path relative to the deployment's URI, as Restate signs (and the SDKs verify) it.
+        headers.update(signer.headers(path))
+    url = deployment.uri + path
     output: bytes | e.Failure | None = None
     try:
         async with http_client.request("POST", url, headers, bytes(body)) as response:

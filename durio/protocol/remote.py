@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from durio import ids
 from durio.protocol import http_client
+from durio.protocol.identity import RequestSigner
 from durio.protocol.manifest import MANIFEST_CONTENT_TYPE, MAX_PROTOCOL, MIN_PROTOCOL
 from durio.sdk.options import InvocationRetryPolicy
 from durio.sdk.serde import JsonSerde
@@ -160,10 +161,14 @@ def _validate(manifest: typing.Any) -> None:
                 raise DiscoveryError(f"handler {service['name']}.{handler['name']} has an unknown type {handler['ty']!r}")
 
 
-async def discover(uri: str, now_ms: int, additional_headers: dict[str, str] | None = None) -> Deployment:
-    """Ask the endpoint at `uri` for its manifest (GET {uri}/discover)."""
+async def discover(
+    uri: str, now_ms: int, additional_headers: dict[str, str] | None = None, signer: RequestSigner | None = None
+) -> Deployment:
+    """Ask the endpoint at `uri` for its manifest (GET {uri}/discover), signed by `signer` if given."""
     base = uri.rstrip("/")
     headers = {"accept": DISCOVERY_ACCEPT, **(additional_headers or {})}
+    if signer is not None:
+        headers.update(signer.headers("/discover"))
     try:
         async with http_client.request("GET", base + "/discover", headers) as response:
             body = await response.read()
