@@ -11,6 +11,7 @@ import pathlib
 import sys
 import typing
 
+from durio.addresses import AddressError, parse_address
 from durio.admin_client import AdminClient, AdminError
 from durio.cli_output import describe_invocation, print_json, table
 from durio.sdk.definitions import Service, VirtualObject, Workflow
@@ -58,10 +59,11 @@ def load_services(app: str) -> list[typing.Any]:
 
 
 def _address(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
-    return f"{host or '127.0.0.1'}:{port}"
+    """HOST:PORT, :PORT (loopback) or [IPv6]:PORT, as durio.serve reads them (durio.addresses)."""
+    try:
+        return str(parse_address(value))
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:

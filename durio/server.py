@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import trio
 
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
+from durio.addresses import parse_address
 from durio.ingress.admin_app import AdminApp
 from durio.ingress.ingress_app import IngressApp
 from durio.ingress.serving import serve_http
@@ -98,18 +99,30 @@ def serve(
 
     Requests to remote deployments are signed with the Ed25519 key in `request_identity_private_key_pem_file`
     (or in the file RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE names), as Restate signs them.
+
+    `ingress` and `admin` are `HOST:PORT`, `:PORT` (loopback) or `[IPv6]:PORT`; a bad one is an
+    AddressError (a ValueError) before anything starts.
     """
     signer = load_request_identity_key(request_identity_private_key_pem_file)
     if signer is not None:
         config = dataclasses.replace(config or RuntimeConfig(), request_identity_key=signer)
     options = {
         "data_dir": data_dir or os.environ.get("DURIO_DATA_DIR") or DEFAULT_DATA_DIR,
-        "ingress": ingress or os.environ.get("DURIO_INGRESS") or DEFAULT_INGRESS,
-        "admin": admin or os.environ.get("DURIO_ADMIN") or DEFAULT_ADMIN,
+        "ingress": _listen_address("ingress", ingress, "DURIO_INGRESS", DEFAULT_INGRESS),
+        "admin": _listen_address("admin", admin, "DURIO_ADMIN", DEFAULT_ADMIN),
         "config": config,
     }
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(lambda: run_until_signalled(list(services), **options))
+
+
+def _listen_address(name: str, value: str | None, variable: str, default: str) -> str:
+    """The argument, else the environment variable, else the default; checked and normalised."""
+    if value:
+        return str(parse_address(value, name))
+    if os.environ.get(variable):
+        return str(parse_address(os.environ[variable], variable))
+    return default
 
 
 def app(

@@ -31,6 +31,8 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
+from durio.addresses import Address, parse_address
+
 log = logging.getLogger("durio.http")
 
 MAX_RECV = 64 * 1024
@@ -142,18 +144,18 @@ class _Connection:
 
 
 async def serve_http(app: typing.Any, bind: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve an ASGI app on `bind` (host:port); hands back the URL it listens on (useful with port 0)."""
-    config = hypercorn_config(bind)
-    host, _, port = bind.rpartition(":")
-    listeners = await trio.open_tcp_listeners(int(port), host=host or None, backlog=config.backlog)
+    """Serve an ASGI app on `bind` (see durio.addresses); hands back the URL it listens on (useful with port 0)."""
+    address = parse_address(bind)
+    config = hypercorn_config(str(address))
+    listeners = await trio.open_tcp_listeners(address.port, host=address.host, backlog=config.backlog)
     wrapped = wrap_app(app, config.wsgi_max_body_size, None)
     context = WorkerContext(None)
-    sockname = listeners[0].socket.getsockname()
+    url = f"http://{Address(*listeners[0].socket.getsockname()[:2])}"
 
     async def handle(stream: trio.SocketStream) -> None:
         await _Connection(wrapped, config, context, stream).run()
 
-    task_status.started(f"http://{sockname[0]}:{sockname[1]}")
+    task_status.started(url)
     try:
         await trio.serve_listeners(handle, listeners)
     finally:
