@@ -210,17 +210,18 @@ class AdminApp:
                 journal, journal_error = txn.journal(invocation_id), None
             except (FrameError, LookupError) as exc:
                 journal, journal_error = [], str(exc)
-            return record, journal, journal_error, txn.events(invocation_id)
+            return record, journal, journal_error, txn.events(invocation_id), txn.events_dropped(invocation_id)
 
         loaded = await self.runtime.store.read(load)
         if loaded is None:
             raise HttpError(404, f"The requested invocation '{invocation_id}' does not exist")
-        record, journal, journal_error, events = loaded
+        record, journal, journal_error, events, events_dropped = loaded
         view = invocation_json(record, self.runtime.live_status(record))
         view["journal"] = journal_json(journal)
         if journal_error:
             view["journal_error"] = journal_error
         view["events"] = events
+        view["events_dropped"] = events_dropped  # between the first and the latest of `events`
         await respond_json(send, 200, view)
 
     async def _control(self, send: Send, invocation_id: str, action: str) -> None:

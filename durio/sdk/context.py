@@ -100,8 +100,13 @@ def _decoder(serde: Serde[typing.Any]) -> typing.Callable[[e.Result], typing.Any
             return None
         try:
             return serde.deserialize(typing.cast(bytes, result))
-        except SerdeError as exc:
-            raise TerminalError(f"cannot decode a stored result: {exc}", 500) from exc
+        except TerminalError:
+            raise
+        except Exception as exc:
+            # Whatever the deserializer raises (a SerdeError, pydantic's ValidationError, a custom serde's
+            # TypeError), a replay decodes the same stored bytes again: retrying cannot help, so this step fails.
+            reason = str(exc) if isinstance(exc, SerdeError) else f"{type(exc).__name__}: {exc}"
+            raise TerminalError(f"cannot decode a stored result: {reason}", 500) from exc
 
     return decode
 

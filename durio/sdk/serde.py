@@ -80,10 +80,7 @@ class DefaultSerde(Serde[T]):
             return None
         hint = self.type_hint
         if is_pydantic(hint):
-            try:
-                return hint.model_validate_json(buf)  # type: ignore[union-attr]
-            except Exception as exc:  # pydantic's ValidationError, without importing pydantic
-                raise SerdeError(str(exc)) from exc
+            return _validate_model_json(hint, buf)
         value = loads(buf)
         if hint is None:
             return value
@@ -102,13 +99,21 @@ class PydanticJsonSerde(Serde[T]):
         self.model = model
 
     def deserialize(self, buf: bytes) -> typing.Optional[T]:
-        return self.model.model_validate_json(buf) if buf else None
+        return _validate_model_json(self.model, buf) if buf else None
 
     def serialize(self, obj: typing.Optional[T]) -> bytes:
         return b"" if obj is None else obj.model_dump_json().encode()  # type: ignore[union-attr]
 
 
+def _validate_model_json(model: typing.Any, buf: bytes) -> typing.Any:
+    try:
+        return model.model_validate_json(buf)
+    except Exception as exc:  # pydantic's ValidationError, without importing pydantic
+        raise SerdeError(str(exc)) from exc
+
+
 def loads(buf: bytes) -> typing.Any:
+    """Decoded JSON; SerdeError for anything that is not JSON this process can read (never another error)."""
     try:
         # Strict UTF-8 first: json.loads on bytes would let UTF-8-encoded surrogates through, and guess UTF-16/32.
         return json.loads(bytes(buf).decode("utf-8") if isinstance(buf, (bytes, bytearray, memoryview)) else buf)
@@ -118,6 +123,8 @@ def loads(buf: bytes) -> typing.Any:
         raise SerdeError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError:
         raise SerdeError("the body's JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer over sys.get_int_max_str_digits() (4300) digits
+        raise SerdeError(f"the body's JSON has a number durio cannot read: {exc}") from None
 
 
 def dumps(value: typing.Any) -> bytes:
@@ -198,7 +205,10 @@ def from_json(value: typing.Any, hint: typing.Any, where: str = "the body") -> t
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SerdeError(f"{where} must be a number, got {_json_name(value)}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond a float's range
+            raise SerdeError(f"{where} is a number too large for a float") from None
     if hint is str:
         if not isinstance(value, str):
             raise SerdeError(f"{where} must be a string, got {_json_name(value)}")

@@ -24,7 +24,7 @@ REPLY_TO = b"reply_to"  # callee id + u64 seq -> ReplyTo: who waits for the call
 PROMISES = b"promises"  # object(service, key) + name -> completed promise
 PROMISE_WAITERS = b"promise_waiters"  # object(service, key) + lp(name) + u64 seq -> ReplyTo
 SIGNALS = b"signals"  # id + u32 signal index -> empty: awakeables already completed
-EVENTS = b"events"  # id + u64 seq -> attempt failures and other history, for the UI
+EVENTS = b"events"  # id + u64 seq -> attempt failures and other history, for the UI; id + EVENTS_DROPPED_SEQ -> count
 DEPLOYMENTS = b"deployments"  # deployment id -> record
 META = b"meta"  # named counters and the schema version
 
@@ -109,6 +109,14 @@ def journal_index(key: bytes) -> int:
 
 def id_seq_key(invocation_id: str, seq: int) -> bytes:
     return invocation_id_to_bytes(invocation_id) + _U64.pack(seq)
+
+
+# Under this seq (after every real one) an invocation's event count keeps how many events were dropped.
+EVENTS_DROPPED_SEQ = (1 << 64) - 1
+
+
+def events_dropped_key(invocation_id: str) -> bytes:
+    return id_seq_key(invocation_id, EVENTS_DROPPED_SEQ)
 
 
 def seq_of(key: bytes) -> int:

@@ -22,6 +22,8 @@ from durio.storage.records import InvocationRecord, PromiseRecord, ReplyTo, Time
 
 log = logging.getLogger("durio.storage")
 
+EVENTS_KEPT_AT_EACH_END = 10  # an invocation keeps its first 10 and latest 10 events
+
 
 def _prefix_scan(cursor: lmdb.Cursor, prefix: bytes) -> typing.Iterator[tuple[bytes, bytes]]:
     if not cursor.set_range(prefix):
@@ -384,11 +386,30 @@ class Txn:
     # ------------------------------------------------------------ events (history for humans)
 
     def add_event(self, invocation_id: str, seq: int, event: dict) -> None:
+        """Keep an event; past 2 * EVENTS_KEPT_AT_EACH_END, the oldest of the latest ones is dropped and counted.
+
+        An invocation keeps its first events (how it started failing) and its latest
+        (how it fails now): one that retries forever adds an event per attempt, and
+        would otherwise grow its history, and its admin answer, without bound.
+        """
         self._put(s.EVENTS, s.id_seq_key(invocation_id, seq), pack(event))
+        counter = s.events_dropped_key(invocation_id)
+        kept = [bytes(key) for key, _ in _prefix_scan(self._cursor(s.EVENTS), invocation_id_to_bytes(invocation_id))
+                if bytes(key) != counter]
+        if len(kept) > 2 * EVENTS_KEPT_AT_EACH_END:
+            self._delete(s.EVENTS, kept[EVENTS_KEPT_AT_EACH_END])
+            self._put(s.EVENTS, counter, pack(self.events_dropped(invocation_id) + 1))
 
     def events(self, invocation_id: str) -> list[dict]:
+        """The kept events, oldest first (the dropped ones were between the first and the latest)."""
         prefix = invocation_id_to_bytes(invocation_id)
-        return [unpack(raw, f"an event of {invocation_id}") for _, raw in _prefix_scan(self._cursor(s.EVENTS), prefix)]
+        counter = s.events_dropped_key(invocation_id)
+        return [unpack(raw, f"an event of {invocation_id}") for key, raw in _prefix_scan(self._cursor(s.EVENTS), prefix)
+                if bytes(key) != counter]
+
+    def events_dropped(self, invocation_id: str) -> int:
+        raw = self._get(s.EVENTS, s.events_dropped_key(invocation_id))
+        return 0 if raw is None else unpack(raw, f"the dropped-event count of {invocation_id}")
 
     def delete_events(self, invocation_id: str) -> None:
         self._delete_prefix(s.EVENTS, invocation_id_to_bytes(invocation_id))

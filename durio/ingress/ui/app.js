@@ -195,7 +195,7 @@ async function renderInvocation(id) {
       <div id="retries">${failures.length === 0 ? `<div class="muted">No failed attempts.</div>` : failures.slice(-20).map((f) => `
         <div class="retry"><strong>attempt ${f.retry_count}</strong> <span class="muted">${time(new Date(f.at_ms).toISOString())}</span>
         ${f.entry_name ? `in <code>${escapeHtml(f.entry_name)}</code>` : ""}<div class="error">${escapeHtml(f.message)}</div></div>`).join("")}
-        ${failures.length > 20 ? `<div class="muted">… and ${failures.length - 20} earlier attempts</div>` : ""}</div>
+        ${inv.events_dropped ? `<div class="muted">… and ${inv.events_dropped} events between the first and the latest ten, not kept</div>` : ""}</div>
       ${warnings.length ? `<h2>Warnings</h2>${warnings.map((w) => `<div class="retry">${escapeHtml(w.message)}</div>`).join("")}` : ""}`;
     return inv;
   };
