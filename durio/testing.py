@@ -106,6 +106,11 @@ class TestClient:
             raise LookupError(f"no invocation for awakeable {awakeable_id}")
         return outcome == CompleteSignalOutcome.DONE
 
+    async def cancel(self, invocation_id: str) -> None:
+        """Cancel an invocation as the admin API does: it unwinds, running its compensations."""
+        transitions = self.runtime.transitions
+        await self.runtime.write(transitions.cancel(invocation_id, self.runtime.clock.now_ms()))
+
     async def state(self, service: str, key: str) -> dict[str, typing.Any]:
         raw = await self.runtime.store.read(lambda txn: txn.state_of(service, key))
         return {name: json.loads(value) if value else None for name, value in raw.items()}

@@ -45,6 +45,8 @@ reminders = restate.Service("Reminders")
 approvals = restate.Service("Approvals")
 timer = restate.Service("Timer")
 signup = restate.Workflow("Signup")
+trips = restate.Service("CancelledTrip")
+refunds = restate.Service("Refunds")
 
 
 @subscriptions.handler()
@@ -132,6 +134,33 @@ async def click(ctx: restate.WorkflowSharedContext, link: str) -> None:
     await ctx.promise("link", type_hint=str).resolve(link)
 
 
+@refunds.handler()
+async def refund(ctx: restate.Context) -> str:
+    await ctx.sleep(timedelta(minutes=1))  # outlasts suspend_after: the trip suspends in its compensation
+    return await step(ctx, "refund")
+
+
+@trips.handler()
+async def trip(ctx: restate.Context) -> str:
+    await step(ctx, "reserve")
+    try:
+        await ctx.sleep(timedelta(days=1))
+        return "kept"
+    except restate.TerminalError:
+        # Compensation after a cancellation: a call, a sleep and an awakeable, each surviving a crash.
+        await ctx.service_call(refund, None)
+        await ctx.sleep(timedelta(minutes=5))
+        awakeable_id, confirmed = ctx.awakeable(type_hint=str)
+
+        def publish() -> None:
+            awakeable_ids["release"] = awakeable_id
+
+        await ctx.run_typed("publish", publish)
+        await confirmed
+        await step(ctx, "release")
+        raise
+
+
 async def callees(client: TestClient) -> collections.Counter[tuple[str | None, str]]:
     records = await client.runtime.store.read(lambda txn: list(txn.iter_invocations()))
     return collections.Counter((r.caller_id, str(r.target)) for r in records if r.caller_id is not None)
@@ -201,7 +230,26 @@ async def workflow_scenario(client: TestClient) -> typing.Any:
     return await client.attach(run_id)
 
 
-SERVICES = [subscriptions, saga, counter, chain_a, chain_b, reminders, approvals, timer, signup]
+async def cancelled_saga_scenario(client: TestClient) -> typing.Any:
+    invocation_id = await client.send("CancelledTrip", "trip")
+    await wait_for(client, lambda: any(key.endswith(":reserve") for key in effects))
+    await client.cancel(invocation_id)
+    await wait_for(client, lambda: "release" in awakeable_ids)
+    await client.resolve_awakeable(awakeable_ids["release"], "ok")
+    try:
+        await client.attach(invocation_id)
+    except restate.TerminalError as exc:
+        return exc.status_code, exc.message, await callees(client)
+    return None
+
+
+async def wait_for(client: TestClient, condition: typing.Callable[[], bool]) -> None:
+    # Virtual time runs on while steps run in threads: poll each virtual second, not each millisecond.
+    while not condition():
+        await client.runtime.clock.sleep_until_ms(client.runtime.clock.now_ms() + 1000)
+
+
+SERVICES = [subscriptions, saga, counter, chain_a, chain_b, reminders, approvals, timer, signup, trips, refunds]
 
 CASES: dict[str, tuple[typing.Callable[[TestClient], typing.Awaitable[typing.Any]], typing.Callable[[typing.Any], None]]] = {}
 
@@ -263,6 +311,15 @@ def check_timer(result: typing.Any) -> None:
 def check_workflow(result: typing.Any) -> None:
     assert result == "activated via link-1"
     assert_effects_once({"create-user", "activate"}, CURRENT["crash"])
+
+
+@case("cancelled saga", cancelled_saga_scenario)
+def check_cancelled_saga(result: typing.Any) -> None:
+    assert result is not None, "the cancelled trip completed normally"
+    code, message, children = result
+    assert (code, message) == (409, "canceled")
+    assert list(children.values()) == [1], f"the compensation's call was made once: {children}"
+    assert_effects_once({"reserve", "refund", "release"}, CURRENT["crash"])
 
 
 CURRENT: dict[str, typing.Any] = {"crash": None}

@@ -156,3 +156,36 @@ print(len(ran))
     result = subprocess.run([sys.executable, "-c", blocked_then_run], cwd=root, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) >= 10
+
+
+def test_a_cancellation_replayed_reaches_only_the_calls_issued_before_it() -> None:
+    """The compensation's own call, later in the journal, is not cancelled on replay (red-team B1)."""
+    trip = e.Target("Trip", "book")
+    refund = e.Target("Refund", "run")
+    journal = [
+        e.Input(),
+        e.Call(target=trip, value=b"", completion_id=1, invocation_id_completion_id=2, callee_id="inv_trip"),
+        e.Sleep(wake_up_ms=10, completion_id=3),
+        e.Signal(signal_index=e.CANCEL_SIGNAL),
+        # Written by the first run after it took the cancellation: cancel the trip, then compensate.
+        e.SendSignal(target_invocation_id="inv_trip", signal_index=e.CANCEL_SIGNAL),
+        e.Call(target=refund, value=b"", completion_id=4, invocation_id_completion_id=5, callee_id="inv_refund"),
+    ]
+    machine = InvocationMachine(journal)
+    machine.record(e.Call(target=trip, value=b"", completion_id=1, invocation_id_completion_id=2))
+    machine.record(e.Sleep(wake_up_ms=99, completion_id=3))
+    assert machine.wait([3], need_all=False)
+    assert machine.take_cancellation()
+    assert [call.callee_id for call in machine.calls_to_cancel()] == ["inv_trip"]
+
+
+def test_a_completed_call_is_not_cancelled() -> None:
+    machine = fresh()
+    machine.record(e.Call(target=e.Target("A", "a"), value=b"", completion_id=1, invocation_id_completion_id=2, callee_id="x"))
+    machine.append_notification(e.Completion(completion_id=1, result=b"1"))
+    machine.append_notification(e.Signal(signal_index=e.CANCEL_SIGNAL))
+    machine.mark_durable(len(machine.entries))
+    assert machine.wait([1], need_all=False)
+    assert machine.wait([7], need_all=False)  # ended by the cancellation, not by handle 7
+    assert machine.take_cancellation()
+    assert machine.calls_to_cancel() == []

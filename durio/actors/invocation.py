@@ -501,9 +501,8 @@ class InvocationActor:
 
     def _cancel_children(self) -> None:
         """Cancellation reaches the calls this handler still waits for (not its sends)."""
-        for entry in list(self.machine.entries):
-            if isinstance(entry, e.Call) and not self.machine.is_completed(entry.completion_id):
-                self.record_command(e.SendSignal(target_invocation_id=entry.callee_id, signal_index=e.CANCEL_SIGNAL))
+        for call in self.machine.calls_to_cancel():
+            self.record_command(e.SendSignal(target_invocation_id=call.callee_id, signal_index=e.CANCEL_SIGNAL))
 
     def _fail_attempt(self, failure: AttemptFailure) -> None:
         if self._attempt_failure is None:

@@ -22,6 +22,7 @@ import typing
 from durio.journal.entries import (
     CANCEL_SIGNAL,
     FIRST_AWAKEABLE_SIGNAL,
+    Call,
     Entry,
     Input,
     Notification,
@@ -106,6 +107,17 @@ class InvocationMachine:
         self._command_positions.append(len(self.entries) - 1)
         self._next_command += 1
         return command, True
+
+    def calls_to_cancel(self) -> list[Call]:
+        """The calls a cancellation taken now reaches: issued by this attempt, results not yet seen.
+
+        Only the commands the handler has issued so far count, never the rest of a
+        journal being replayed: those came after the cancellation in the first run
+        (a compensation's own calls), and cancelling them would make the replay
+        issue a command the first run did not.
+        """
+        issued = (self.entries[i] for i in self._command_positions[: self._next_command])
+        return [c for c in issued if isinstance(c, Call) and c.completion_id not in self._results]
 
     def unreplayed_command(self) -> tuple[int, Entry] | None:
         """The next recorded command the handler has not issued yet, if any."""

@@ -245,9 +245,10 @@ class EndpointAttempt:
             raise TerminalError("canceled", 409)
 
     def _cancel_children(self) -> None:
-        known_ids = {n.completion_id: n.result for n in self.machine.entries if isinstance(n, e.Completion)}
-        for entry in list(self.machine.entries):
-            if isinstance(entry, e.Call) and not self.machine.is_completed(entry.completion_id):
-                callee = known_ids.get(entry.invocation_id_completion_id)
+        # A callee's id counts only if this attempt has consumed it, as it had in the first run.
+        machine = self.machine
+        for call in machine.calls_to_cancel():
+            if machine.is_completed(call.invocation_id_completion_id):
+                callee = machine.result(call.invocation_id_completion_id)
                 if isinstance(callee, str):
                     self.record_command(e.SendSignal(target_invocation_id=callee, signal_index=e.CANCEL_SIGNAL))
