@@ -959,6 +959,47 @@ def test_awakeable_ids_naming_a_reserved_signal_are_400_and_cancel_nothing(probe
     probe.assert_healthy()
 
 
+NUMBERS_NO_HANDLER_READS = [b"1" * 5000, b"-" + b"9" * 4400, b"NaN", b"Infinity", b"-Infinity", b"1e400", b"[1, -1e999]"]
+
+
+def strict_json(body: bytes) -> typing.Any:
+    """Python's json.loads takes NaN and Infinity; an answer that holds them is not JSON."""
+    def refuse(name: str) -> typing.NoReturn:
+        raise AssertionError(f"{name} in an answer that says it is JSON: {body[:300]!r}")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+def test_json_numbers_no_handler_can_read_are_400_everywhere_and_the_server_keeps_serving(probe: Probe) -> None:
+    """NaN, Infinity and 1e400 are not JSON; an integer over 4300 digits is JSON that Python will not read. Each is
+    refused at the door (an awakeable's payload used to be taken, and its invocation then retried forever)."""
+    victim = scheduled_invocation(probe)
+    awakeable = ids.awakeable_id(victim, 17)  # where its first awakeable would be
+    before, ordinary = probe.total(), 0
+    for number in NUMBERS_NO_HANDLER_READS:
+        for path, body in [(b"/restate/call/Echo/double", number), (b"/restate/send/Counter/n/add", number),
+                           (b"/restate/call/Echo/greet", b'{"name": "a", "age": ' + number + b"}"),
+                           (f"/restate/awakeables/{awakeable}/resolve".encode(), number)]:
+            what = f"{path.decode()} with {number[:20]!r}"
+            reply = check_ingress_reply(raw_request(probe.ingress_port, b"POST", path, body=body), b"POST", what)
+            assert reply.status == 400, f"{what}: {reply}"
+            assert_still_serving(probe, what)
+            ordinary += 1
+        # A handler without input ignores its body, so it is stored as it came: the admin API shows it as text.
+        ignored = check_ingress_reply(raw_request(probe.ingress_port, b"POST", b"/restate/call/Echo/nothing", body=number),
+                                      b"POST", "Echo/nothing")
+        assert ignored.status == 200, ignored
+        described = raw_request(probe.admin_port, b"GET", f"/invocations/{ignored.headers['x-restate-id']}".encode())
+        assert described is not None and described.status == 200, described
+        assert strict_json(described.body)["journal"][0]["value"] == number.decode()
+        ordinary += 1
+    refused = raw_request(probe.admin_port, b"POST", b"/deployments", body=b'{"uri": "http://127.0.0.1:9", "force": NaN}')
+    assert refused is not None and refused.status == 400 and "NaN" in refused.json()["message"], refused
+    assert probe.admin.get(f"/invocations/{victim}").json()["status"] == "scheduled"
+    assert probe.total() == before + ordinary, "only the ordinary calls were added"
+    probe.assert_healthy()
+
+
 # --------------------------------------------------------------------------------------
 # Bugs the properties above found, each on a fresh server. The docstrings say what the bug was.
 

@@ -70,6 +70,50 @@ async def order(ctx: restate.Context, order: Order) -> Receipt:
     return Receipt(item=order.item, total_cents=order.quantity * 250)
 
 
+class Reading(pydantic.BaseModel):
+    value: float
+
+
+@greeter.handler()
+async def echo(ctx: restate.Context, value):  # type: ignore[no-untyped-def]
+    return value
+
+
+@greeter.handler()
+async def halve(ctx: restate.Context, x: float) -> float:
+    return x / 2
+
+
+@greeter.handler()
+async def scale(ctx: restate.Context, reading: Reading) -> float:
+    return reading.value * 2
+
+
+@greeter.handler()
+async def not_a_number(ctx: restate.Context) -> float:
+    executions.append("not_a_number")
+    return float("nan")
+
+
+@greeter.handler()
+async def measure(ctx: restate.Context) -> str:
+    try:
+        await ctx.run_typed("read the sensor", lambda: float("inf"))
+    except restate.TerminalError as exc:
+        return f"caught: {exc.message}"
+    return "no error"
+
+
+published: list[str] = []
+
+
+@greeter.handler()
+async def wait_for_word(ctx: restate.Context) -> str:
+    awakeable_id, word = ctx.awakeable(type_hint=str)
+    await ctx.run_typed("publish", lambda: published.append(awakeable_id))
+    return await word
+
+
 SHORT_RETENTION = timedelta(seconds=1)
 
 
@@ -85,6 +129,7 @@ SERVICES = [greeter]
 @pytest.fixture
 async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
     executions.clear()
+    published.clear()
     return await start_in_process(nursery, SERVICES, data_dir)
 
 
@@ -336,6 +381,53 @@ async def test_invalid_utf8_is_400(server) -> None:
     assert_ingress_error(utf16, 400, "UTF-8")
     escaped = await server.ingress.post("/restate/call/Greeter/slow", content=b'"\\ud800"')
     assert escaped.status_code == 200, "an escaped lone surrogate is valid JSON text"
+
+
+NOT_JSON_NUMBERS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999", b"[1, NaN]"]
+
+
+@pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
+@pytest.mark.parametrize("handler", ["echo", "halve", "scale"])
+async def test_nan_infinity_and_out_of_range_numbers_are_not_json_input(server, handler: str, number: bytes) -> None:
+    """Python's json reads them (and pydantic's parser too); no JSON parser elsewhere does."""
+    body = b'{"value": ' + number + b"}" if handler == "scale" else number
+    response = await server.ingress.post(f"/restate/call/Greeter/{handler}", content=body)
+    assert_ingress_error(response, 400, f"Greeter.{handler}")
+    assert any(word in response.json()["message"] for word in ("NaN", "Infinity", "range")), response.json()
+    assert await server.runtime.store.read(lambda txn: txn.count_invocations()) == 0
+
+
+async def test_a_handler_returning_nan_fails_once_with_a_clear_message_instead_of_answering_invalid_json(server) -> None:
+    response = await server.ingress.post("/restate/call/Greeter/not_a_number")
+    assert response.status_code == 500, response.text
+    body = response.json()
+    assert body["source"] == "invocation", body
+    assert "Greeter.not_a_number" in body["message"] and "nan" in body["message"] and "JSON" in body["message"], body
+    described = (await server.admin.get(f"/invocations/{response.headers['x-restate-id']}")).json()
+    assert described["retry_count"] == 0 and executions == ["not_a_number"], "terminal: not retried"
+    # A run step's result is the same: its await raises TerminalError, which the handler may catch.
+    measured = await server.ingress.post("/restate/call/Greeter/measure")
+    assert measured.status_code == 200 and measured.json().startswith("caught: the value is inf"), measured.text
+
+
+async def test_an_awakeable_payload_no_handler_could_read_as_json_is_400_and_changes_nothing(server) -> None:
+    sent = await server.ingress.post("/restate/send/Greeter/wait_for_word")
+
+    async def published_one() -> bool:
+        return len(published) == 1
+
+    await wait_until(published_one)
+    for payload in [*NOT_JSON_NUMBERS, b"1" * 5000, b"[" * 100_000 + b"]" * 100_000]:
+        refused = await server.ingress.post(f"/restate/awakeables/{published[0]}/resolve", content=payload)
+        assert_ingress_error(refused, 400, "bad awakeable payload")
+    resolved = await server.ingress.post(f"/restate/awakeables/{published[0]}/resolve", json="word")
+    assert resolved.status_code == 202, resolved.text
+    assert (await server.ingress.get(f"/restate/attach/{sent.json()['invocationId']}")).json() == "word"
+
+
+async def test_admin_json_bodies_refuse_nan_too(server) -> None:
+    response = await server.admin.post("/deployments", content=b'{"uri": "http://127.0.0.1:9", "force": NaN}')
+    assert response.status_code == 400 and "NaN" in response.json()["message"], response.text
 
 
 async def test_wrong_method_is_405(server) -> None:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import typing
 from urllib.parse import parse_qs
@@ -26,6 +25,7 @@ from durio.ingress.http import (
 from durio.ingress.ingress_app import rfc3339
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
+from durio.sdk import serde
 from durio.storage import StorageError, Txn
 from durio.storage.frames import FrameError
 from durio.storage.records import STORED_STATUSES, InvocationRecord, Status
@@ -120,9 +120,9 @@ class AdminApp:
     async def _register_deployment(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(scope, receive, 1024 * 1024)
         try:
-            request = json.loads(body)
-        except ValueError:
-            raise HttpError(400, "the body must be JSON: {\"uri\": \"http://host:port\"}") from None
+            request = serde.loads(body)
+        except serde.SerdeError as exc:
+            raise HttpError(400, f"the body must be JSON: {{\"uri\": \"http://host:port\"}} ({exc})") from None
         if not isinstance(request, dict) or not isinstance(request.get("uri"), str):
             raise HttpError(400, "the body must name the deployment's 'uri'")
         if "arn" in request:

@@ -97,8 +97,9 @@ async def respond(
 
 
 def dumps(value: typing.Any) -> bytes:
-    # ASCII escapes: whatever a stored value holds (a lone surrogate included) can be answered.
-    return json.dumps(value, separators=(",", ":")).encode()
+    # ASCII escapes: whatever a stored value holds (a lone surrogate included) can be answered. Never NaN or
+    # Infinity, which are not JSON: stored values reach views through serde.loads, which refuses them.
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 async def respond_json(send: Send, status: int, value: typing.Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:

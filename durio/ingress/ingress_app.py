@@ -45,6 +45,7 @@ from durio.ingress.http import (
 from durio.journal.entries import Failure, Target
 from durio.sdk.definitions import Handler, is_ingress_private
 from durio.sdk.invoke import NOT_DECODED
+from durio.sdk import serde
 from durio.sdk.serde import SerdeError
 from durio.storage import StorageError
 from durio.storage.schema import key_problem
@@ -283,6 +284,7 @@ class IngressApp:
         except ids.InvalidId as exc:
             raise HttpError(400, f"bad awakeable id '{awakeable_id}': {exc}") from None
         if resolve:
+            _check_awakeable_payload(body)
             result: bytes | Failure = body
         else:
             result = Failure(500, body.decode("utf-8", errors="replace"))
@@ -294,6 +296,17 @@ class IngressApp:
         if outcome == CompleteSignalOutcome.INVOCATION_COMPLETED:
             raise HttpError(409, f"awakeable {awakeable_id} belongs to an invocation that has already completed")
         await respond(send, 202)
+
+
+def _check_awakeable_payload(body: bytes) -> None:
+    """A payload is opaque bytes (an awakeable may read it with a BytesSerde), but JSON-like text no handler
+    could read as JSON (NaN, 1e400, an integer over 4300 digits) is refused here, before it reaches one."""
+    try:
+        serde.loads(body)
+    except serde.UnsupportedJson as exc:
+        raise HttpError(400, f"bad awakeable payload: {exc}") from None
+    except serde.SerdeError:
+        pass
 
 
 def _require(method: str, allowed: str) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import typing
 
 from durio.ingress.ingress_app import rfc3339
 from durio.journal import entries as e
+from durio.sdk import serde
 from durio.sdk.definitions import is_ingress_private
 from durio.storage.records import InvocationRecord
 
@@ -16,12 +16,12 @@ def _timestamp(ms: int) -> str | None:
 
 
 def value_json(value: bytes | None) -> typing.Any:
-    """A stored value as JSON when it is JSON, else as text."""
+    """A stored value as JSON when it is JSON durio reads (never NaN: a remote SDK may store it), else as text."""
     if value is None or value == b"":
         return None
     try:
-        return json.loads(value)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return serde.loads(value)
+    except serde.SerdeError:
         return value.decode("utf-8", errors="replace")
 
 

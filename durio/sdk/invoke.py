@@ -37,6 +37,9 @@ async def invoke_handler(handler: Handler, context: typing.Any, input_value: byt
         end_running_journal(journal)
     try:
         return handler.output_serde.serialize(result)
+    except TerminalError as exc:  # a value JSON cannot carry (NaN): the same code returns it again on a retry
+        raise TerminalError(f"{handler.service_name}.{handler.name} returned a value that cannot be its output: {exc.message}",
+                            exc.status_code) from exc
     except Exception as exc:
         raise OutputEncodingError(
             f"{handler.service_name}.{handler.name} returned a {type(result).__name__} that cannot be written as its output: {exc}"

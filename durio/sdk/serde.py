@@ -4,6 +4,15 @@ The names and the bytes match the official SDK (None is the empty body), so a
 value written by one is read by the other. Unlike the official `DefaultSerde`,
 decoding checks the value against the hint, so the ingress can reject a body of
 the wrong shape with a 400 before an invocation exists.
+
+`loads` and `dumps` are durio's one JSON codec, and they speak JSON only:
+Python's json module reads and writes NaN, Infinity and -Infinity (and reads
+1e400 as Infinity), which are not JSON, and which no other JSON parser reads.
+Reading them is a SerdeError (the ingress answers 400). Writing them raises
+NonFiniteNumber, a TerminalError: the step or handler that produced the value
+fails with a message naming it. We rejected writing null instead (JavaScript's
+JSON.stringify does), because it changes the value silently, and retrying,
+because replaying the same journal computes the same value again.
 """
 
 from __future__ import annotations
@@ -11,14 +20,30 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+import math
 import types
 import typing
+
+from durio.sdk.errors import TerminalError
 
 T = typing.TypeVar("T")
 
 
 class SerdeError(ValueError):
     """A value does not fit its type hint, or bytes are not valid JSON."""
+
+
+class UnsupportedJson(SerdeError):
+    """JSON-like text durio refuses to read: NaN or Infinity, a number beyond a float's range, an integer
+    over 4300 digits, nesting too deep. Unlike bytes that are not JSON at all, which an awakeable may carry
+    for a BytesSerde, these are refused even where bytes pass through untouched."""
+
+
+class NonFiniteNumber(SerdeError, TerminalError):
+    """A value to write holds NaN or an infinity, which JSON cannot carry: final, as the same code computes it again."""
+
+    def __init__(self, message: str) -> None:
+        TerminalError.__init__(self, message, 500)
 
 
 def _pydantic_base() -> type | None:
@@ -106,30 +131,76 @@ class PydanticJsonSerde(Serde[T]):
 
 
 def _validate_model_json(model: typing.Any, buf: bytes) -> typing.Any:
+    # pydantic's own parser reads NaN, Infinity and 1e400: durio's parser sees the bytes first (a second
+    # parse, of what is usually a small body), so a model gets the same JSON every other handler gets.
+    loads(buf)
     try:
         return model.model_validate_json(buf)
     except Exception as exc:  # pydantic's ValidationError, without importing pydantic
         raise SerdeError(str(exc)) from exc
 
 
-def loads(buf: bytes) -> typing.Any:
-    """Decoded JSON; SerdeError for anything that is not JSON this process can read (never another error)."""
+def _refuse_constant(name: str) -> typing.NoReturn:
+    raise UnsupportedJson(f"the body's JSON has {name}, which is not a JSON number (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise UnsupportedJson(f"the body's JSON has the number {text[:40]}, beyond the range of a JSON number (a 64-bit float)")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def loads(buf: bytes | str) -> typing.Any:
+    """Decoded JSON; a SerdeError (UnsupportedJson for JSON-like text durio refuses) and never another error."""
     try:
         # Strict UTF-8 first: json.loads on bytes would let UTF-8-encoded surrogates through, and guess UTF-16/32.
-        return json.loads(bytes(buf).decode("utf-8") if isinstance(buf, (bytes, bytearray, memoryview)) else buf)
+        return _DECODER.decode(bytes(buf).decode("utf-8") if isinstance(buf, (bytes, bytearray, memoryview)) else buf)
+    except SerdeError:
+        raise
     except UnicodeDecodeError as exc:
         raise SerdeError(f"the body is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise SerdeError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError:
-        raise SerdeError("the body's JSON is nested too deeply") from None
+        raise UnsupportedJson("the body's JSON is nested too deeply") from None
     except ValueError as exc:  # an integer over sys.get_int_max_str_digits() (4300) digits
-        raise SerdeError(f"the body's JSON has a number durio cannot read: {exc}") from None
+        raise UnsupportedJson(f"the body's JSON has an integer too long to read: {exc}") from None
 
 
 def dumps(value: typing.Any) -> bytes:
-    # ASCII escapes: any str JSON can carry (a lone surrogate included) encodes, and the bytes are valid UTF-8.
-    return json.dumps(value, separators=(",", ":")).encode()
+    """JSON bytes; NonFiniteNumber (a TerminalError) for a value holding NaN or an infinity."""
+    try:
+        # ASCII escapes: any str JSON can carry (a lone surrogate included) encodes, and the bytes are valid UTF-8.
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        where = _non_finite_at(value, "the value")
+        if where is None:
+            raise
+        raise NonFiniteNumber(
+            f"{where[0]} is {where[1]!r}, which cannot be written as JSON (JSON has no NaN or Infinity); "
+            "return None or a string instead"
+        ) from None
+
+
+def _non_finite_at(value: typing.Any, where: str) -> tuple[str, float] | None:
+    """Where in `value` a NaN or infinity is (only looked for once encoding failed)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, value)
+    if isinstance(value, dict):
+        items: typing.Iterable[tuple[str, typing.Any]] = ((f"{where}.{k}", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for path, item in items:
+        found = _non_finite_at(item, path)
+        if found is not None:
+            return found
+    return None
 
 
 def to_json(value: typing.Any) -> typing.Any:
