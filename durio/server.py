@@ -16,6 +16,7 @@ from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
 from durio.addresses import parse_address
 from durio.ingress.admin_app import AdminApp
 from durio.ingress.ingress_app import IngressApp
+from durio.ingress.limits import HttpLimits
 from durio.ingress.serving import serve_http
 from durio.ingress.ui import admin_routes
 from durio.sdk.definitions import ServiceDefinition
@@ -41,13 +42,14 @@ async def run_server(
     ingress: str = DEFAULT_INGRESS,
     admin: str = DEFAULT_ADMIN,
     config: RuntimeConfig | None = None,
+    http_limits: HttpLimits | None = None,
     task_status: trio.TaskStatus[RunningServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the runtime and both HTTP listeners until cancelled."""
+    """Run the runtime and both HTTP listeners (each with its own `http_limits`) until cancelled."""
     async with open_runtime(services, data_dir, config) as runtime:
         async with trio.open_nursery() as nursery:
-            ingress_url = await nursery.start(serve_http, IngressApp(runtime), ingress)
-            admin_url = await nursery.start(serve_http, AdminApp(runtime, admin_routes(runtime)), admin)
+            ingress_url = await nursery.start(serve_http, IngressApp(runtime), ingress, http_limits)
+            admin_url = await nursery.start(serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits)
             log.info("durio ingress listening on %s", ingress_url)
             log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
             task_status.started(RunningServer(runtime, ingress_url, admin_url))
@@ -101,7 +103,8 @@ def serve(
     (or in the file RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE names), as Restate signs them.
 
     `ingress` and `admin` are `HOST:PORT`, `:PORT` (loopback) or `[IPv6]:PORT`; a bad one is an
-    AddressError (a ValueError) before anything starts.
+    AddressError (a ValueError) before anything starts. What clients may hold of each listener
+    (body timeout, connections, buffered bodies) is read from DURIO_HTTP_* (durio.ingress.limits).
     """
     signer = load_request_identity_key(request_identity_private_key_pem_file)
     if signer is not None:
@@ -111,6 +114,7 @@ def serve(
         "ingress": _listen_address("ingress", ingress, "DURIO_INGRESS", DEFAULT_INGRESS),
         "admin": _listen_address("admin", admin, "DURIO_ADMIN", DEFAULT_ADMIN),
         "config": config,
+        "http_limits": HttpLimits.from_env(),
     }
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(lambda: run_until_signalled(list(services), **options))

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import re
+import select
 import socket
 import string
 import time
@@ -1117,3 +1118,157 @@ def test_regression_deeply_nested_input_to_a_handler_without_input_does_not_brea
         assert called.status_code == 200, called.text
         described = admin.get(f"/invocations/{called.headers['x-restate-id']}")
     assert described.status_code == 200, f"{described.status_code} {described.text!r}\n{_bug_report(fresh)}"
+
+
+# --------------------------------------------------------------------------------------
+# What one client may hold of the server (RED-TEAM B6), each on a fresh server with small
+# limits (DURIO_HTTP_*): bodies that stop arriving, connections, request bytes held at once,
+# responses nobody reads. Throughout, everyone else is served.
+
+
+def limited_server(server_process, name: str, **limits: str) -> ServerProcess:  # type: ignore[no-untyped-def]
+    server = server_process(HOSTILE_APP, env={f"DURIO_HTTP_{k.upper()}": v for k, v in limits.items()}, name=name)
+    trio.run(server.start)
+    return server
+
+
+def open_upload(port: int, target: bytes, framing: str, sent: bytes = b'"') -> socket.socket:
+    """A POST whose body starts (`sent`) and then stops: chunked with one chunk, or a content-length of 10."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    head = b"POST " + target + b" HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+    if framing == "chunked":
+        sock.sendall(head + b"transfer-encoding: chunked\r\n\r\n" + b"%x\r\n" % len(sent) + sent + b"\r\n")
+    else:
+        sock.sendall(head + b"content-length: " + str(max(10, len(sent) + 1)).encode() + b"\r\n\r\n" + sent)
+    return sock
+
+
+def read_reply(sock: socket.socket) -> Reply | None:
+    """Whatever the server answers on `sock` until it closes it (the socket's timeout bounds the wait)."""
+    received = bytearray()
+    with sock:
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+    if not received:
+        return None
+    head, _, rest = bytes(received).partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return Reply(int(lines[0].split(b" ", 2)[1]), headers, rest[: int(headers.get("content-length", len(rest)))])
+
+
+def assert_served(ingress_port: int, admin_port: int) -> None:
+    """Others are served: a health check on both ports, and a call that runs a handler."""
+    health = raw_request(ingress_port, b"GET", b"/restate/health", framing="none", timeout=5)
+    assert health is not None and health.status == 200, health
+    call = raw_request(ingress_port, b"POST", b"/restate/call/Echo/double", body=b"21", timeout=5)
+    assert call is not None and (call.status, call.json()) == (200, 42), call
+    admin = raw_request(admin_port, b"GET", b"/health", framing="none", timeout=5)
+    assert admin is not None and admin.status == 200, admin
+
+
+def test_a_body_that_stops_arriving_is_answered_408_in_time_while_others_are_served(server_process) -> None:  # type: ignore[no-untyped-def]
+    server = limited_server(server_process, "stalled-bodies", body_timeout="2")
+    ingress, admin = _port(server.ingress_url), _port(server.admin_url)
+    started = time.monotonic()
+    stalled = [open_upload(ingress, b"/restate/call/Echo/upper", framing) for framing in ("chunked", "length") for _ in range(5)]
+    stalled += [open_upload(admin, b"/deployments", framing) for framing in ("chunked", "length")]
+    assert_served(ingress, admin)
+    assert time.monotonic() - started < 2, "too slow to show that others are served while the uploads are held"
+    replies = [read_reply(sock) for sock in stalled]
+    elapsed = time.monotonic() - started
+    for reply in replies[:10]:
+        check_ingress_reply(reply, b"POST", "a stalled upload")
+    for reply in replies[10:]:
+        check_admin_reply(reply, b"POST", "a stalled registration")
+    assert [r.status for r in replies if r is not None] == [408] * 12, replies
+    assert all("did not arrive in time" in r.json()["message"] for r in replies if r is not None)
+    assert elapsed < 8, f"the stalled uploads were held {elapsed:.1f} s with a 2 s body timeout"
+    assert_served(ingress, admin)
+    with httpx.Client(base_url=server.admin_url, timeout=10) as client:
+        assert client.get("/invocations", params={"limit": "0"}).json()["total"] == 2  # the assert_served calls only
+
+
+def test_connections_over_the_bound_are_answered_429_at_once_and_served_again_once_freed(server_process) -> None:  # type: ignore[no-untyped-def]
+    server = limited_server(server_process, "connections", max_connections="6")
+    ingress, admin = _port(server.ingress_url), _port(server.admin_url)
+    held = []
+    for _ in range(6):  # keep-alive connections, each answered once, so the server is known to count them
+        sock = socket.create_connection(("127.0.0.1", ingress), timeout=10)
+        sock.sendall(b"GET /restate/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200"), "a connection under the bound was not served"
+        held.append(sock)
+    started = time.monotonic()
+    refused = raw_request(ingress, b"GET", b"/restate/health", framing="none", timeout=5)
+    assert refused is not None and refused.status == 429, refused
+    assert refused.headers.get("retry-after") == "1" and "too many connections" in refused.json()["message"]
+    assert time.monotonic() - started < 2
+    admin_health = raw_request(admin, b"GET", b"/health", framing="none", timeout=5)
+    assert admin_health is not None and admin_health.status == 200, "the admin port has its own connections"
+    for sock in held:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while (reply := raw_request(ingress, b"GET", b"/restate/health", framing="none", timeout=5)) is not None and reply.status == 429:
+        assert time.monotonic() < deadline, "closed connections were not freed"
+        time.sleep(0.05)
+    assert_served(ingress, admin)
+
+
+def test_request_bodies_held_at_once_are_bounded_and_a_body_over_what_is_left_is_429(server_process) -> None:  # type: ignore[no-untyped-def]
+    server = limited_server(server_process, "buffered", max_buffered_bytes="1000000", body_timeout="3",
+                            body_min_rate="1000000000")
+    ingress, admin = _port(server.ingress_url), _port(server.admin_url)
+    piece = b'"' + b"x" * 399_999
+    uploads = [open_upload(ingress, b"/restate/call/Echo/upper", "chunked", piece) for _ in range(3)]
+    # 1.2 MB sent, 1 MB allowed: an upload whose bytes do not fit is answered at once; the others are held.
+    started = time.monotonic()
+    readable, _, _ = select.select(uploads, [], [], 2.5)
+    assert readable, "no upload was refused: 1.2 MB of bodies held with a 1 MB budget"
+    refused = [check_ingress_reply(read_reply(sock), b"POST", "an upload over the budget") for sock in readable]
+    assert {r.status for r in refused} == {429} and time.monotonic() - started < 2.5, refused
+    assert all(r.headers.get("retry-after") == "1" and "retry later" in r.json()["message"] for r in refused)
+    # While the others are held: a body announced bigger than the budget is refused before any of it is sent ...
+    announced = raw_request(ingress, b"POST", b"/restate/call/Echo/upper", [(b"content-length", b"1000001")], framing="none", timeout=2)
+    assert announced is not None and announced.status == 429, announced
+    # ... and small ones are served.
+    assert_served(ingress, admin)
+    held = [read_reply(sock) for sock in uploads if sock not in readable]
+    assert held and {r.status for r in held if r is not None} == {408}, held
+    # Released when answered: a body of the same size now fits.
+    whole = raw_request(ingress, b"POST", b"/restate/call/Echo/upper", body=piece + b'"', timeout=10)
+    assert whole is not None and whole.status == 200 and whole.json() == "X" * 399_999
+
+
+def test_a_response_the_client_stops_reading_is_dropped_after_the_send_timeout(server_process) -> None:  # type: ignore[no-untyped-def]
+    server = limited_server(server_process, "unread", send_timeout="1")
+    ingress, admin = _port(server.ingress_url), _port(server.admin_url)
+    size = 8_000_000  # more than the kernel buffers on both ends hold (4 MB send buffer at most)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(15)
+    sock.connect(("127.0.0.1", ingress))
+    body = b'"' + b"x" * size + b'"'
+    sock.sendall(b"POST /restate/call/Echo/upper HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: " + str(len(body)).encode()
+                 + b"\r\n\r\n" + body)
+    time.sleep(4)  # not reading: the server's write stalls
+    assert_served(ingress, admin)
+    received = 0
+    with sock:
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert received < size, f"the whole {received}-byte answer waited for a client that did not read it"
+
+
+def test_a_bad_http_limit_in_the_environment_stops_the_server_at_start(server_process) -> None:  # type: ignore[no-untyped-def]
+    server = server_process(HOSTILE_APP, env={"DURIO_HTTP_BODY_TIMEOUT": "soon"}, name="bad-limit")
+    with pytest.raises(RuntimeError, match="DURIO_HTTP_BODY_TIMEOUT='soon' is not a number"):
+        trio.run(server.start)

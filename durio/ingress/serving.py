@@ -14,6 +14,11 @@ h11 parsing, ASGI semantics, keep-alive — and drives it itself:
   - the idle timeout is the deadline of the read loop's cancel scope, moved
     when the protocol reports the connection idle or busy;
   - no lock: the writer task is the only one writing the socket.
+
+What a client may hold is bounded (durio.ingress.limits): a listener serves at most
+`max_connections` at once and answers the next one 429 without reading it; a write the
+client stops reading is abandoned after `send_timeout`; request bodies are timed and
+budgeted by a BodyGuard around the app.
 """
 
 from __future__ import annotations
@@ -32,19 +37,22 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
 from durio.addresses import Address, parse_address
+from durio.ingress.limits import BodyGuard, HttpLimits
 
 log = logging.getLogger("durio.http")
 
 MAX_RECV = 64 * 1024
 HIGH_WATER = 256 * 1024  # a slow reader makes the app wait beyond this much unsent data
+SEND_SLICE = 256 * 1024  # the send timeout is per slice: a big response to a slow but reading client goes on
+REFUSAL_LINGER = 1.0  # how long a refused connection is read (and dropped) so that the client sees the 429
 
 
-def hypercorn_config(bind: str) -> Config:
+def hypercorn_config(bind: str, limits: HttpLimits | None = None) -> Config:
     config = Config()
     config.bind = [bind]
     config.accesslog = None
     config.errorlog = logging.getLogger("durio.http.hypercorn")
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = (limits or HttpLimits()).keep_alive_timeout
     config.graceful_timeout = 2
     config.backlog = 1024
     config.include_server_header = False
@@ -54,9 +62,11 @@ def hypercorn_config(bind: str) -> Config:
 class _Connection:
     """One client connection: reads feed hypercorn's protocol, one task writes what it answers."""
 
-    def __init__(self, app: typing.Any, config: Config, context: WorkerContext, stream: trio.SocketStream) -> None:
+    def __init__(self, app: typing.Any, config: Config, context: WorkerContext, stream: trio.SocketStream,
+                 send_timeout: float) -> None:
         self._app = app
         self._config = config
+        self._send_timeout = send_timeout
         self._context = context
         self._stream = stream
         self._protocol: ProtocolWrapper
@@ -109,6 +119,8 @@ class _Connection:
 
     async def _send(self, event: typing.Any) -> None:
         if isinstance(event, RawData):
+            if self._closing:
+                return  # the writer has stopped: nothing more will be sent, and nobody would drain it
             if event.data:
                 self._buffer += event.data
                 self._data_ready.set()
@@ -129,8 +141,8 @@ class _Connection:
                 data = bytes(self._buffer)
                 self._buffer.clear()
                 try:
-                    await self._stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
                     self._closing = True
             self._drained.set()
             if self._closing:
@@ -142,18 +154,62 @@ class _Connection:
                         pass
                 return
 
+    async def _send_all(self, data: bytes) -> None:
+        """Send it all, each slice within the send timeout (TooSlowError: the client stopped reading)."""
+        if len(data) <= SEND_SLICE:
+            with trio.fail_after(self._send_timeout):
+                await self._stream.send_all(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), SEND_SLICE):
+            with trio.fail_after(self._send_timeout):
+                await self._stream.send_all(view[start:start + SEND_SLICE])
 
-async def serve_http(app: typing.Any, bind: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+
+_REFUSAL_BODY = b'{"code":429,"message":"too many connections to this server; retry later"}'
+REFUSAL = (
+    b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+    b"connection: close\r\ncontent-length: " + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY
+)
+
+
+async def _refuse(stream: trio.SocketStream) -> None:
+    """Answer 429 without parsing the request, then close (reading a little first, so the client is not reset)."""
+    with trio.move_on_after(REFUSAL_LINGER):
+        try:
+            await stream.send_all(REFUSAL)
+            await stream.send_eof()
+            while await stream.receive_some(MAX_RECV):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+    await stream.aclose()
+
+
+async def serve_http(
+    app: typing.Any, bind: str, limits: HttpLimits | None = None, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Serve an ASGI app on `bind` (see durio.addresses); hands back the URL it listens on (useful with port 0)."""
+    limits = limits or HttpLimits()
     address = parse_address(bind)
-    config = hypercorn_config(str(address))
+    config = hypercorn_config(str(address), limits)
     listeners = await trio.open_tcp_listeners(address.port, host=address.host, backlog=config.backlog)
-    wrapped = wrap_app(app, config.wsgi_max_body_size, None)
+    wrapped = wrap_app(BodyGuard(app, limits), config.wsgi_max_body_size, None)
     context = WorkerContext(None)
     url = f"http://{Address(*listeners[0].socket.getsockname()[:2])}"
+    max_connections = limits.connections()
+    connections = 0  # open connections served; at most max_connections
 
     async def handle(stream: trio.SocketStream) -> None:
-        await _Connection(wrapped, config, context, stream).run()
+        nonlocal connections
+        if connections >= max_connections:
+            await _refuse(stream)
+            return
+        connections += 1
+        try:
+            await _Connection(wrapped, config, context, stream, limits.send_timeout).run()
+        finally:
+            connections -= 1
 
     task_status.started(url)
     try:
