@@ -325,6 +325,11 @@ class Runtime:
             return "backing-off"
         return str(record.status)
 
+    def live_statuses(self) -> dict[str, str]:
+        """A snapshot, by invocation id, of the statuses live actors show over the stored ones (as live_status)."""
+        return {invocation_id: actor.status.value for invocation_id, actor in self.router.actors.items()
+                if actor.status.value in ("running", "backing-off")}
+
 
 @contextlib.asynccontextmanager
 async def open_runtime(

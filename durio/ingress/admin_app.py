@@ -2,8 +2,8 @@
 
   GET    /health
   GET    /services, /services/{name}, /deployments
-  GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": how many are stored
-                                                              with that status and target
+  GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": how many show that
+                                                              status (live actors included) and target
   GET    /invocations/{id}                      status, target, retries, last failure, journal
   PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
   DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
@@ -153,9 +153,14 @@ class AdminApp:
             raise HttpError(400, "limit must be an integer") from None
         if status is not None and status not in STATUSES:
             raise HttpError(400, f"unknown status '{status}': one of {', '.join(sorted(STATUSES))}")
-        # Stored statuses that may show as the requested one once live actors are taken into account.
-        stored = {"running": ("ready", "backing-off"), "backing-off": ("ready", "backing-off")}.get(
-            status or "", STORED_STATUSES if status is None else (status,))
+        stored = STORED_STATUSES if status is None else tuple(s for s in STORED_STATUSES if s == status)
+        # What live actors show over the stored status ('running' is never stored, and a stored 'backing-off',
+        # 'ready' or 'suspended' shows as 'running' while an actor runs it), taken once, so that the total and
+        # the listing both count what shows the requested status now.
+        live = self.runtime.live_statuses()
+
+        def shown(record: InvocationRecord) -> str:
+            return str(record.status) if record.is_completed else live.get(record.id, str(record.status))
 
         def accept_target(target_service: str, target_handler: str, target_key: str | None) -> bool:
             return ((service is None or target_service == service) and (handler is None or target_handler == handler)
@@ -167,33 +172,57 @@ class AdminApp:
 
         filtered = service is not None or handler is not None or key is not None
 
-        def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int | None]:
+        def live_differences(txn: Txn) -> tuple[list[InvocationRecord], int]:
+            """Records that show `status` but are stored under another one (the index scan misses them), and how
+            many that the scan counts show another status."""
+            extra: list[InvocationRecord] = []
+            elsewhere = 0
+            for invocation_id, live_status in live.items():
+                try:
+                    record = txn.get_invocation(invocation_id)
+                except FrameError:
+                    continue
+                if record is None or record.is_completed or not accept(record):
+                    continue
+                if live_status == status and str(record.status) not in stored:
+                    extra.append(record)
+                elif live_status != status and str(record.status) in stored:
+                    elsewhere += 1
+            return extra, elsewhere
+
+        def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int | None, list[InvocationRecord]]:
             records, next_start = txn.invocations_by_status(stored, newest_first=True, start_at=start_at, limit=size,
                                                             accept=accept, accept_target=accept_target)
             if start_at is not None:
-                return records, next_start, None  # counted with the first page
+                return records, next_start, None, []  # counted with the first page
             if filtered:  # counted on the index alone, not on the records
-                return records, next_start, txn.count_by_status_and_target(stored, accept_target)
-            counts = txn.count_by_status()
-            return records, next_start, sum(counts[s] for s in stored)
+                counted = txn.count_by_status_and_target(stored, accept_target)
+            else:
+                counts = txn.count_by_status()
+                counted = sum(counts[s] for s in stored)
+            if status is None:
+                return records, next_start, counted, []  # every live status stands for a stored one: same total
+            extra, elsewhere = live_differences(txn)
+            return records, next_start, counted - elsewhere + len(extra), extra
 
         # Newest first, page by page through the status index, so a short list reads only what it shows.
-        views: list[dict] = []
+        found: list[InvocationRecord] = []
+        extra: list[InvocationRecord] = []
         start_at: bytes | None = None
         size = min(max(limit, 0), 1000) + 16
         total: int | None = None
         while True:
-            records, start_at, counted = await self.runtime.store.read(functools.partial(page, start_at=start_at, size=size))
+            records, start_at, counted, more = await self.runtime.store.read(functools.partial(page, start_at=start_at, size=size))
             # The total as of the first page: pages after it start below what it saw, so invocations created
             # meanwhile are neither listed nor counted.
-            total = counted if total is None else total
-            for record in records:
-                live = self.runtime.live_status(record)
-                if status is None or live == status:
-                    views.append(invocation_json(record, live))
-            if len(views) >= limit or start_at is None:
+            if total is None:
+                total, extra = counted, more
+            found.extend(record for record in records if status is None or shown(record) == status)
+            if len(found) >= limit or start_at is None:
                 break
-        await respond_json(send, 200, {"invocations": views[:max(0, limit)], "total": total})
+        newest_first = sorted([*found[:max(0, limit)], *extra], key=_listing_order, reverse=True)
+        views = [invocation_json(record, shown(record)) for record in newest_first[:max(0, limit)]]
+        await respond_json(send, 200, {"invocations": views, "total": total})
 
     def _check_id(self, invocation_id: str) -> None:
         if not ids.is_invocation_id(invocation_id):
@@ -275,6 +304,10 @@ class AdminApp:
         await respond_json(
             send, 200, {"service": service, "key": key, "state": {name: value_json(value) for name, value in sorted(state.items())}}
         )
+
+
+def _listing_order(record: InvocationRecord) -> tuple[int, bytes]:
+    return record.created_ms, ids.invocation_id_to_bytes(record.id)  # the status index's order
 
 
 def _service_view(service: typing.Any) -> dict[str, typing.Any]:
