@@ -118,3 +118,46 @@ class RestateServer(Peer):
         return response.json()
 
 
+
+
+class RawPeer:
+    """A loopback HTTP peer on raw Trio sockets, for peers no HTTP server would be: silent, endless, dripping.
+
+    `answer(peer, stream, head)` writes whatever it likes after the request head arrived; the peer
+    records each request head and counts the body bytes its answers managed to send (`sent`).
+    """
+
+    def __init__(self, answer: typing.Callable[["RawPeer", trio.SocketStream, bytes], typing.Awaitable[None]]) -> None:
+        self.answer = answer
+        self.heads: list[bytes] = []
+        self.sent = 0
+        self.url = ""
+
+    async def serve(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+        task_status.started(self.url)
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        head = b""
+        async with stream:
+            try:
+                while b"\r\n\r\n" not in head:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    head += data
+                self.heads.append(head.partition(b"\r\n\r\n")[0])
+                await self.answer(self, stream, head)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass  # the client hung up: what the test checks is how much it took first
+
+    async def send_body(self, stream: trio.SocketStream, size: int, chunk: bytes = b"\0" * 65536) -> None:
+        """Send `size` bytes (or until the client hangs up), counting them in `sent`."""
+        while self.sent < size:
+            await stream.send_all(chunk)
+            self.sent += len(chunk)
+
+    def paths(self) -> list[bytes]:
+        return [head.split(b" ")[1] for head in self.heads]

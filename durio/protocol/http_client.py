@@ -3,11 +3,19 @@
 Enough for discovery and for invoking deployments in request/response mode:
 one connection per request, the request body sent whole, the response body
 streamed back chunk by chunk.
+
+Every request runs under Limits: a connect timeout, a read timeout (the longest
+wait for the peer to take or give anything), an optional total timeout and an
+optional bound on the response body, checked as it arrives, so a peer that
+never answers or answers without end costs a bounded time and memory. The
+response head is bounded by h11 (16 KiB). Nothing is retried or redirected here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import typing
 import urllib.parse
 
@@ -17,23 +25,81 @@ import trio
 MAX_CHUNK = 65536
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    connect_timeout: float = 10.0
+    # The longest the peer may take to accept a slice of the request or to send anything back.
+    read_timeout: float = 30.0
+    # The whole exchange, body included; None: as long as the peer keeps making progress.
+    total_timeout: float | None = None
+    # The response body's size; None: unbounded (the caller consumes it as it arrives).
+    max_response_bytes: int | None = None
+
+
 class HttpClientError(Exception):
     """The endpoint could not be reached or broke HTTP."""
 
 
+class HttpTimeout(HttpClientError):
+    """The endpoint did not answer (or take the request) in time."""
+
+
+class ResponseTooLarge(HttpClientError):
+    """The response body is larger than Limits.max_response_bytes; the rest was not read."""
+
+
+class _Clock:
+    """The deadlines of one exchange."""
+
+    def __init__(self, url: str, limits: Limits) -> None:
+        self.url = url
+        self.limits = limits
+        self.end = math.inf if limits.total_timeout is None else trio.current_time() + limits.total_timeout
+
+    def deadline(self, timeout: float) -> float:
+        return min(trio.current_time() + timeout, self.end)
+
+    def timeout_error(self, waiting_for: str) -> HttpTimeout:
+        if trio.current_time() >= self.end:
+            return HttpTimeout(f"{self.url} did not finish answering within {self.limits.total_timeout:g} s")
+        return HttpTimeout(f"{self.url} did not {waiting_for} for {self.limits.read_timeout:g} s")
+
+    async def receive(self, stream: trio.SocketStream) -> bytes:
+        data = None
+        with trio.move_on_at(self.deadline(self.limits.read_timeout)):
+            data = await stream.receive_some(MAX_CHUNK)
+        if data is None:
+            raise self.timeout_error("send anything")
+        return data
+
+    async def send(self, stream: trio.SocketStream, data: bytes) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_CHUNK):
+            with trio.move_on_at(self.deadline(self.limits.read_timeout)) as scope:
+                await stream.send_all(view[start:start + MAX_CHUNK])
+            if scope.cancelled_caught:
+                raise self.timeout_error("take the request")
+
+
 class Response:
-    def __init__(self, status: int, headers: dict[str, str], conn: h11.Connection, stream: trio.SocketStream) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str], conn: h11.Connection, stream: trio.SocketStream,
+                 clock: _Clock) -> None:
         self.status = status
+        self.reason = reason  # the status line's reason phrase, as the peer sent it
         self.headers = headers
         self._conn = conn
         self._stream = stream
+        self._clock = clock
+        self._received = 0
 
-    async def iter_body(self) -> typing.AsyncIterator[bytes]:
+    async def next_chunk(self) -> bytes | None:
+        """The next piece of the body, None at its end."""
+        limit = self._clock.limits.max_response_bytes
         while True:
             try:
                 event = self._conn.next_event()
                 if event is h11.NEED_DATA:
-                    data = await self._stream.receive_some(MAX_CHUNK)
+                    data = await self._clock.receive(self._stream)
                     self._conn.receive_data(data)
                     continue
             except h11.ProtocolError as exc:
@@ -41,12 +107,26 @@ class Response:
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise HttpClientError(f"the connection failed while reading the response: {exc}") from exc
             if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                return
+                self._received += len(event.data)
+                if limit is not None and self._received > limit:
+                    raise ResponseTooLarge(f"{self._clock.url} answered with more than {limit} bytes")
+                return bytes(event.data)
+            if isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return None
+
+    async def iter_body(self) -> typing.AsyncIterator[bytes]:
+        while (chunk := await self.next_chunk()) is not None:
+            yield chunk
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.iter_body()])
+
+    async def read_at_most(self, size: int) -> bytes:
+        """The body's first `size` bytes; the rest is left unread (close the response after this)."""
+        data = bytearray()
+        while len(data) < size and (chunk := await self.next_chunk()) is not None:
+            data += chunk
+        return bytes(data[:size])
 
 
 def _split(url: str) -> tuple[str, int, str]:
@@ -61,27 +141,31 @@ def _split(url: str) -> tuple[str, int, str]:
 
 @contextlib.asynccontextmanager
 async def request(
-    method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b"", connect_timeout: float = 10.0
+    method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b"", limits: Limits = Limits()
 ) -> typing.AsyncIterator[Response]:
     host, port, path = _split(url)
-    try:
-        with trio.fail_after(connect_timeout):
+    clock = _Clock(url, limits)
+    stream: trio.SocketStream | None = None
+    with trio.move_on_at(clock.deadline(limits.connect_timeout)):
+        try:
             stream = await trio.open_tcp_stream(host, port)
-    except (OSError, trio.TooSlowError) as exc:
-        raise HttpClientError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from exc
+        except OSError as exc:
+            raise HttpClientError(f"cannot connect to {host}:{port}: {exc}") from exc
+    if stream is None:
+        raise HttpTimeout(f"cannot connect to {host}:{port}: no connection within {limits.connect_timeout:g} s")
     async with stream:
         conn = h11.Connection(our_role=h11.CLIENT)
         request_headers = [("host", f"{host}:{port}"), ("content-length", str(len(body))), ("connection", "close")]
         request_headers += list((headers or {}).items())
         try:
-            await stream.send_all(conn.send(h11.Request(method=method, target=path, headers=request_headers)))
+            await clock.send(stream, conn.send(h11.Request(method=method, target=path, headers=request_headers)))
             if body:
-                await stream.send_all(conn.send(h11.Data(data=body)))
-            await stream.send_all(conn.send(h11.EndOfMessage()))
+                await clock.send(stream, conn.send(h11.Data(data=body)))
+            await clock.send(stream, conn.send(h11.EndOfMessage()))
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
-                    data = await stream.receive_some(MAX_CHUNK)
+                    data = await clock.receive(stream)
                     conn.receive_data(data)
                     if not data and conn.their_state is h11.SEND_RESPONSE:
                         raise HttpClientError(f"{url} closed the connection without answering")
@@ -90,10 +174,12 @@ async def request(
                     continue
                 if isinstance(event, h11.Response):
                     response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
-                    yield Response(event.status_code, response_headers, conn, stream)
+                    yield Response(event.status_code, event.reason.decode("latin-1"), response_headers, conn, stream, clock)
                     return
                 raise HttpClientError(f"{url} answered with {event!r} instead of a response")
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise HttpClientError(f"the connection to {url} failed: {exc}") from exc
+        except h11.LocalProtocolError as exc:
+            raise HttpClientError(f"durio cannot send this request to {url}: {exc}") from exc
         except h11.ProtocolError as exc:
             raise HttpClientError(f"{url} broke HTTP/1.1: {exc}") from exc

@@ -6,6 +6,17 @@ run results and one terminal message. Each command is persisted and performed
 as it arrives, exactly as for in-process handlers. After a Suspension the
 actor waits for what the endpoint waits for and invokes it again with the
 grown journal; if that takes long, it suspends the invocation instead.
+
+Each request runs under http_client limits, as Restate's invoker does: the deployment may
+send nothing for its inactivity timeout plus its abort timeout (Restate's defaults, 1 min
+each, or the service's or handler's own from its manifest) before the attempt is abandoned
+and retried (so a `run` step that keeps the deployment silent longer is retried: give such a
+service longer timeouts in its options). The
+answer has no total size bound, because it is decoded and persisted frame by frame as it
+arrives; each frame is bounded by framing.MAX_FRAME (the ingress's body limit plus its
+envelope), the largest input or output durio accepts anyway. A failed attempt's answer is
+read for at most ERROR_EXCERPT bytes, kept in its failure message (the deployment is
+registered, so its words help whoever reads the failure).
 """
 
 from __future__ import annotations
@@ -31,6 +42,10 @@ if typing.TYPE_CHECKING:
 log = logging.getLogger("durio.invoker")
 
 M = m.MESSAGES
+
+INACTIVITY_TIMEOUT_S = 60.0  # Restate's [worker.invoker] inactivity-timeout default
+ABORT_TIMEOUT_S = 60.0  # and abort-timeout
+ERROR_EXCERPT = 300
 
 
 class RemoteFailure(Exception):
@@ -99,9 +114,9 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
     url = deployment.uri + path
     output: bytes | e.Failure | None = None
     try:
-        async with http_client.request("POST", url, headers, bytes(body)) as response:
+        async with http_client.request("POST", url, headers, bytes(body), limits=invocation_limits(handler)) as response:
             if response.status // 100 != 2:
-                text = (await response.read())[:300].decode(errors="replace")
+                text = (await response.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
                 return RemoteFailure(f"{url} answered {response.status}: {text}", 500)
             if response.headers.get("content-type", "").strip() != content_type:
                 return RemoteFailure(
@@ -120,6 +135,13 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
     except ProtocolError as exc:
         return RemoteFailure(f"protocol violation by {deployment.uri}: {exc}", exc.code)
     return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", 571)
+
+
+def invocation_limits(handler: typing.Any) -> http_client.Limits:
+    inactivity, abort = handler.inactivity_timeout, handler.abort_timeout
+    silence = (INACTIVITY_TIMEOUT_S if inactivity is None else inactivity.total_seconds()) + (
+        ABORT_TIMEOUT_S if abort is None else abort.total_seconds())
+    return http_client.Limits(connect_timeout=10.0, read_timeout=max(silence, 0.001))
 
 
 class _Output(typing.NamedTuple):

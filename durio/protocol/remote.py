@@ -4,13 +4,23 @@ A RemoteHandler answers the same questions a local Handler does (kind, input,
 retention, retry policy) so the ingress, the admin API and the runtime treat
 both alike; `deployment` tells the invocation actor to run it over the
 service protocol instead of calling a function.
+
+Registration makes durio fetch `{uri}/discover` from whatever the admin API is given, with
+the headers it is given: the admin port is trusted (and on loopback by default), but what a
+fetch may cost and reveal is still bounded. The URI is a plain http:// origin and path (no
+query, fragment or credentials, which would steer or hide the path fetched), additional
+headers cannot replace the ones that frame the request, the exchange runs under
+DISCOVERY_LIMITS, and an error names the status, never echoes the answer's body.
 """
 
 from __future__ import annotations
 
 import datetime
+import http
 import json
+import re
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 
 from durio import ids
@@ -23,6 +33,13 @@ from durio.sdk.serde import JsonSerde
 _KIND = {"SERVICE": "service", "VIRTUAL_OBJECT": "object", "WORKFLOW": "workflow"}
 _HANDLER_KIND = {"EXCLUSIVE": "exclusive", "SHARED": "shared", "WORKFLOW": "workflow"}
 DISCOVERY_ACCEPT = ", ".join(MANIFEST_CONTENT_TYPE.format(v) for v in (1, 2, 3, 4))
+# A manifest is a few KiB: a megabyte is plenty, and a peer that is slow, silent or endless is cut off
+# well before the CLI's own 30 s wait for the admin API ends.
+DISCOVERY_LIMITS = http_client.Limits(connect_timeout=10.0, read_timeout=10.0, total_timeout=20.0, max_response_bytes=1024 * 1024)
+# Headers that frame the request or the connection: durio sets them, additional headers may not.
+RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
+                              "upgrade", "proxy-connection", "expect"})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class DiscoveryError(Exception):
@@ -69,6 +86,10 @@ class RemoteHandler:
     metadata: dict[str, str] | None = None
     invocation_retry_policy: InvocationRetryPolicy | None = None
     options: dict[str, typing.Any] = field(default_factory=dict)
+    # The manifest's inactivityTimeout and abortTimeout (the handler's, else its service's): how long the
+    # deployment may send nothing during an invocation (their sum) before the attempt is abandoned.
+    inactivity_timeout: datetime.timedelta | None = None
+    abort_timeout: datetime.timedelta | None = None
 
 
 @dataclass
@@ -133,9 +154,17 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
                 input_required=bool(input_spec and input_spec.get("required")),
                 description=handler_spec.get("documentation"), metadata=handler_spec.get("metadata"),
                 invocation_retry_policy=_retry_policy(handler_spec), options=options,
+                inactivity_timeout=_duration(handler_spec.get("inactivityTimeout", spec.get("inactivityTimeout"))),
+                abort_timeout=_duration(handler_spec.get("abortTimeout", spec.get("abortTimeout"))),
             )
         services.append(service)
     return services
+
+
+def _excerpt(value: typing.Any, size: int = 80) -> str:
+    """A bounded rendering of something the endpoint sent, for an error message."""
+    text = repr(value)
+    return text if len(text) <= size else text[:size] + "..."
 
 
 def _validate(manifest: typing.Any) -> None:
@@ -145,44 +174,102 @@ def _validate(manifest: typing.Any) -> None:
         if field_name not in manifest:
             raise DiscoveryError(f"the manifest has no '{field_name}'")
     if manifest.get("protocolMode", "REQUEST_RESPONSE") not in ("REQUEST_RESPONSE", "BIDI_STREAM"):
-        raise DiscoveryError(f"unknown protocolMode {manifest.get('protocolMode')!r}")
+        raise DiscoveryError(f"unknown protocolMode {_excerpt(manifest.get('protocolMode'))}")
     low, high = manifest["minProtocolVersion"], manifest["maxProtocolVersion"]
     if not (isinstance(low, int) and isinstance(high, int)) or high < MIN_PROTOCOL or low > MAX_PROTOCOL:
         raise DiscoveryError(
-            f"the endpoint speaks service protocol versions {low} to {high}; durio speaks {MIN_PROTOCOL} to {MAX_PROTOCOL}"
+            f"the endpoint speaks service protocol versions {_excerpt(low)} to {_excerpt(high)}; "
+            f"durio speaks {MIN_PROTOCOL} to {MAX_PROTOCOL}"
         )
+    if not isinstance(manifest["services"], list):
+        raise DiscoveryError("the manifest's 'services' is not a list")
     for service in manifest["services"]:
         if not isinstance(service, dict) or service.get("ty") not in _KIND or not isinstance(service.get("name"), str):
-            raise DiscoveryError(f"a service in the manifest is malformed: {service!r}")
+            raise DiscoveryError(f"a service in the manifest is malformed: {_excerpt(service)}")
+        _check_timeouts(service, service["name"])
         for handler in service.get("handlers", []):
             if not isinstance(handler, dict) or not isinstance(handler.get("name"), str):
-                raise DiscoveryError(f"a handler of {service['name']} is malformed: {handler!r}")
+                raise DiscoveryError(f"a handler of {_excerpt(service['name'])} is malformed: {_excerpt(handler)}")
             if handler.get("ty") is not None and handler["ty"] not in _HANDLER_KIND:
-                raise DiscoveryError(f"handler {service['name']}.{handler['name']} has an unknown type {handler['ty']!r}")
+                raise DiscoveryError(f"handler {_excerpt(service['name'])}.{_excerpt(handler['name'])} has an unknown type "
+                                     f"{_excerpt(handler['ty'])}")
+            _check_timeouts(handler, f"{service['name']}.{handler['name']}")
+
+
+def _check_timeouts(spec: dict[str, typing.Any], name: str) -> None:
+    for field_name in ("inactivityTimeout", "abortTimeout"):
+        value = spec.get(field_name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise DiscoveryError(f"{_excerpt(name)}'s {field_name} is not a number of milliseconds: {_excerpt(value)}")
+
+
+def _status_text(status: int) -> str:
+    """The status and its standard phrase: the peer's own reason phrase is its text, not ours to echo."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def check_uri(uri: str) -> str:
+    """The deployment's base URI (no trailing slash), or a DiscoveryError saying what is wrong with it."""
+    try:
+        parsed = urllib.parse.urlsplit(uri)
+        parsed.port  # noqa: B018 (a port out of range raises here)
+    except ValueError as exc:
+        raise DiscoveryError(f"{_excerpt(uri)} is not a URL: {exc}") from None
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise DiscoveryError(f"{_excerpt(uri)} is not an http:// URL (durio speaks plain HTTP/1.1 to deployments)")
+    if parsed.query or parsed.fragment or "?" in uri or "#" in uri:
+        raise DiscoveryError(f"{_excerpt(uri)} has a query or a fragment; a deployment's URI is an origin and a path")
+    if parsed.username is not None or parsed.password is not None:
+        raise DiscoveryError("a deployment's URI carries no credentials; send them with additional_headers")
+    return uri.rstrip("/")
+
+
+def check_headers(headers: dict[str, str]) -> None:
+    """Additional headers are well-formed and leave the request's framing to durio."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise DiscoveryError(f"additional header {_excerpt(name)} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise DiscoveryError(f"additional header {name!r} is set by durio and cannot be replaced")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise DiscoveryError(f"additional header {name!r} has a value that cannot be sent (a line break or NUL)")
 
 
 async def discover(
     uri: str, now_ms: int, additional_headers: dict[str, str] | None = None, signer: RequestSigner | None = None
 ) -> Deployment:
-    """Ask the endpoint at `uri` for its manifest (GET {uri}/discover), signed by `signer` if given."""
-    base = uri.rstrip("/")
+    """Ask the endpoint at `uri` for its manifest (GET {uri}/discover), signed by `signer` if given.
+
+    A failure is a DiscoveryError that names the status or the reason, never the body of the answer:
+    `uri` may point anywhere the server can reach."""
+    base = check_uri(uri)
+    check_headers(additional_headers or {})
     headers = {"accept": DISCOVERY_ACCEPT, **(additional_headers or {})}
     if signer is not None:
         headers.update(signer.headers("/discover"))
+    body = b""
     try:
-        async with http_client.request("GET", base + "/discover", headers) as response:
-            body = await response.read()
+        async with http_client.request("GET", base + "/discover", headers, limits=DISCOVERY_LIMITS) as response:
+            content_type = response.headers.get("content-type", "")
+            if response.status == 200 and content_type.startswith("application/vnd.restate.endpointmanifest.v"):
+                body = await response.read()
+    except http_client.ResponseTooLarge:
+        raise DiscoveryError(
+            f"cannot discover {uri}: the manifest is larger than {DISCOVERY_LIMITS.max_response_bytes} bytes"
+        ) from None
     except http_client.HttpClientError as exc:
         raise DiscoveryError(f"cannot discover {uri}: {exc}") from exc
     if response.status != 200:
-        raise DiscoveryError(f"{uri}/discover answered {response.status}: {body[:200].decode(errors='replace')}")
-    content_type = response.headers.get("content-type", "")
+        raise DiscoveryError(f"{uri}/discover answered {_status_text(response.status)}")
     if not content_type.startswith("application/vnd.restate.endpointmanifest.v"):
-        raise DiscoveryError(f"{uri}/discover answered with content type {content_type!r}, not an endpoint manifest")
+        raise DiscoveryError(f"{uri}/discover answered with content type {_excerpt(content_type)}, not an endpoint manifest")
     try:
         manifest = json.loads(body)
-    except ValueError as exc:
-        raise DiscoveryError(f"the manifest of {uri} is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the decoder goes
+        raise DiscoveryError(f"the manifest of {uri} is not JSON: {exc}") from None
     _validate(manifest)
     version = min(manifest["maxProtocolVersion"], MAX_PROTOCOL)
     return Deployment(
