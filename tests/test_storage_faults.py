@@ -4,12 +4,14 @@ a full disk fails requests with a clear 5xx, writes nothing half, and service re
 from __future__ import annotations
 
 import json
-
 import pathlib
 import subprocess
+import typing
+from datetime import timedelta
 
 import httpx
 import pytest
+import trio
 
 
 import durio as restate
@@ -17,7 +19,7 @@ from durio.actors.runtime import RuntimeConfig, open_runtime
 from durio.storage import schema
 from durio.storage.frames import pack_entry
 from durio.journal.entries import Run
-from durio.storage.lmdb_store import LmdbStore
+from durio.storage.lmdb_store import LmdbStore, StorageFull
 from tests.conftest import TEST_APPS, ServerProcess, invoke, wait_until
 
 blobs = restate.VirtualObject("Blobs")
@@ -138,3 +140,117 @@ async def test_a_full_disk_fails_requests_cleanly_and_service_resumes_when_space
     assert server.terminate() == 0
 
 
+
+
+# ---------------------------------------------------------------- work due while storage refused writes (red-team B2)
+
+naps = restate.Service("Naps")
+nap_log: list[str] = []
+
+
+@naps.handler()
+async def nap(ctx: restate.Context, seconds: float) -> str:
+    try:
+        await ctx.sleep(timedelta(seconds=seconds))
+    except restate.TerminalError:
+        await ctx.run_typed("compensate", lambda: nap_log.append("compensated"))
+        raise
+    return "woke"
+
+
+class RefusingDisk:
+    """Makes the real LMDB store refuse whole batches, as a full disk does, while `full` is set."""
+
+    def __init__(self, backend: LmdbStore) -> None:
+        self.full = False
+        self.refused = 0
+        commit = backend.commit_batch
+
+        def commit_batch(*args: typing.Any) -> typing.Any:
+            if self.full:
+                self.refused += 1
+                raise StorageFull("the disk under the test store is full (simulated)")
+            return commit(*args)
+
+        backend.commit_batch = commit_batch  # type: ignore[method-assign]
+
+
+async def test_work_that_fell_due_while_the_disk_was_full_is_done_once_it_frees_without_a_restart(tmp_path) -> None:
+    nap_log.clear()
+    async with open_runtime([naps], tmp_path / "data", RuntimeConfig(suspend_after_s=0.2)) as runtime:
+        disk = RefusingDisk(runtime.store.backend)
+        scheduled = await invoke(runtime, "Naps", "nap", 0.0, send=True, delay_ms=300)
+        sleeper = await invoke(runtime, "Naps", "nap", 0.5, send=True)
+
+        async def sleeping() -> bool:
+            record = await runtime.get_record(sleeper)
+            return record.status == "suspended"
+
+        await wait_until(sleeping)
+        disk.full = True
+        await trio.sleep(1.0)  # the delayed send's start and the sleeper's wake-up fall due now, and fail
+        assert disk.refused > 0, "nothing was written while the disk was full"
+        disk.full = False
+        with trio.fail_after(10):
+            assert await runtime.attach(scheduled) == b'"woke"'
+            assert await runtime.attach(sleeper) == b'"woke"'
+
+
+async def test_an_acknowledged_cancel_is_applied_even_if_its_delivery_hit_a_full_disk(tmp_path) -> None:
+    nap_log.clear()
+    async with open_runtime([naps], tmp_path / "data", RuntimeConfig(suspend_after_s=None)) as runtime:
+        disk = RefusingDisk(runtime.store.backend)
+        napper = await invoke(runtime, "Naps", "nap", 3600.0, send=True)
+
+        async def sleeping() -> bool:
+            journal = await runtime.store.read(lambda txn: txn.journal(napper))
+            return any(entry.type_name == "sleep" for entry in journal)
+
+        await wait_until(sleeping)
+        outcome = await runtime.write(runtime.transitions.cancel(napper, runtime.clock.now_ms()))
+        assert outcome == "signalled"
+        # Acknowledged: the cancel is durable. The actor's append of the signal is queued now; refuse it.
+        disk.full = True
+        await trio.sleep(0.5)
+        assert disk.refused > 0
+        disk.full = False
+        with trio.fail_after(10):
+            result = await runtime.attach(napper)
+    assert result.code == 409 and result.message == "canceled"
+    assert nap_log == ["compensated"]
+
+
+def fill(disk: pathlib.Path) -> pathlib.Path:
+    """Write a file until the disk has no space left."""
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+async def test_a_server_whose_disk_filled_and_emptied_runs_what_fell_due_meanwhile(small_disk, tmp_path) -> None:
+    """The red-team reproduction: a delayed send and a wake-up fall due while the disk is full."""
+    _remount(small_disk, "16m")
+    server = ServerProcess(TEST_APPS / "nap_app.py", small_disk / "data", tmp_path / "server.log")
+    await server.start()
+    async with server.client() as client, server.client(admin=True) as admin:
+        delayed = (await client.post("/restate/send/Nap/nap?delay=2s", json=0)).json()["invocationId"]
+        sleeper = (await client.post("/restate/send/Nap/nap", json=2)).json()["invocationId"]
+        filler = await trio.to_thread.run_sync(fill, small_disk)
+        await trio.sleep(4)  # both fall due, and their writes hit the full disk
+        refused = (await client.post("/restate/send/Nap/nap", json=0)).status_code
+        filler.unlink()
+        with trio.fail_after(20):
+            for invocation_id in (delayed, sleeper):
+                result = await client.get(f"/restate/attach/{invocation_id}")
+                assert result.status_code == 200 and result.json() == "woke", result.text
+        views = [(await admin.get(f"/invocations/{i}")).json() for i in (delayed, sleeper)]
+    assert refused == 503, "the disk was not full"
+    assert [view["status"] for view in views] == ["completed", "completed"]
+    assert "storage takes writes again" in server.output()
+    assert server.terminate() == 0

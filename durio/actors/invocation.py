@@ -594,7 +594,7 @@ class InvocationActor:
         handle = e.handle_of(notification)
         if self.machine.has_notification(handle):
             if outbox_seq is not None or timer is not None:
-                self._submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer))
+                self._submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer, handle))
             return
         notification.ts = self.now_ms()
         index = self.machine.append_notification(notification)
@@ -623,6 +623,17 @@ class InvocationActor:
         self._write_error = error
         self._fail_attempt(AttemptFailure(_StorageWriteFailed(f"a journal write failed: {error}")))
 
+    async def _redeliver_outbox(self) -> None:
+        """After a failed write, take again what was sent to this invocation and not yet journaled.
+
+        The failed batch may have held the append of a delivered message (a cancel
+        signal, a call's result): the message is still in the outbox, but nothing
+        else would deliver it again before a restart.
+        """
+        pending = await self.runtime.store.read(lambda txn: txn.outbox_of(self.id))
+        for outbox_seq, notification in pending:
+            self._append_notification(notification, outbox_seq)
+
     async def _flush_writes(self) -> None:
         """Wait until every write made so far is durable; after a failed one, reload the journal."""
         if self._last_ticket is not None:
@@ -638,6 +649,7 @@ class InvocationActor:
                 raise _StorageWriteFailed(f"{self.id} disappeared from storage")
             self.record, journal = loaded
             self.machine = InvocationMachine(journal)
+            await self._redeliver_outbox()
             if self.record.status == Status.PENDING:
                 # It ran ahead of its turn (handed a key its predecessor did not release): wait to be admitted.
                 raise _NotMyTurn()

@@ -30,7 +30,7 @@ from durio.protocol.remote import Deployment, discover, services_of
 from durio.sdk.definitions import Handler, ServiceDefinition
 from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_backoff
-from durio.storage import Store, Ticket, Txn, open_store
+from durio.storage import StorageError, Store, StoreClosed, Ticket, Txn, open_store
 from durio.storage.frames import FrameError
 from durio.storage.records import InvocationRecord, Status
 
@@ -87,6 +87,8 @@ class Runtime:
         self.router: Router = typing.cast(Router, None)
         self.timers: TimerActor = typing.cast(TimerActor, None)
         self.recovered = 0
+        # Set when storage refuses a batch (a full disk): what was due then is done again once it heals.
+        self._storage_failed = trio.Event()
         self.faults = config.faults
         if self.faults is not None:
             store.writer.faults = self.faults
@@ -111,6 +113,7 @@ class Runtime:
             waiting = await self._recover()
             if waiting:
                 supervisor.start_soon(self._resume_when_there_is_room, waiting)
+            supervisor.start_soon(self._heal_after_storage_failures)
             task_status.started(self)
             await trio.sleep_forever()
 
@@ -144,6 +147,51 @@ class Runtime:
             await self.router.wait_for_room()
             self.router.start(record)
 
+    # ------------------------------------------------------------ storage failures
+
+    async def _heal_after_storage_failures(self) -> None:
+        """Once storage takes writes again after refusing some, redo what the refused writes left undone.
+
+        A refused batch leaves storage as it was, but work in memory has moved on:
+        a timer popped from the window, an outbox message handed to an actor whose
+        append failed, a start that never committed. Storage still holds all of it,
+        so once a probe write commits the runtime does what a restart would: it
+        reloads the timer window, redelivers the outbox and starts runnable
+        invocations that no actor runs. Each of those steps is harmless twice.
+        """
+        while True:
+            await self._storage_failed.wait()
+            delay_s = 0.05
+            while True:
+                self._storage_failed = trio.Event()
+                await trio.sleep(delay_s)
+                try:
+                    await self.write(_probe_write)
+                    break
+                except StorageError:
+                    delay_s = min(delay_s * 2, 2.0)
+            log.warning("storage takes writes again: redoing the work that was due while it refused them")
+            await self._redo_due_work()
+
+    async def _redo_due_work(self) -> None:
+        self.timers.reload()
+
+        def scan(txn: Txn) -> tuple[list[InvocationRecord], list[tuple[str, int, typing.Any]]]:
+            runnable, _ = txn.invocations_by_status((Status.READY, Status.BACKING_OFF))
+            return runnable, list(txn.iter_outbox())
+
+        runnable, outbox = await self.store.read(scan)
+        router = self.router
+        for target_id, seq, notification in outbox:
+            router.deliver(target_id, notification, outbox_seq=seq)
+        for record in runnable:
+            if router.is_alive(record.id):
+                continue
+            if record.is_exclusive and record.target.key is not None and (record.target.service, record.target.key) in router.keys:
+                continue  # its key actor knows its queue and admits it in turn
+            await router.wait_for_room()
+            router.start(record)
+
     def commit(
         self,
         op: typing.Callable[[Txn], Applied],
@@ -157,7 +205,13 @@ class Runtime:
             if on_commit is not None:
                 on_commit(applied.value)
 
-        return self.store.submit(op, committed, on_error)
+        def failed(error: BaseException) -> None:
+            if isinstance(error, StorageError) and not isinstance(error, StoreClosed):
+                self._storage_failed.set()
+            if on_error is not None:
+                on_error(error)
+
+        return self.store.submit(op, committed, failed)
 
     async def write(self, op: typing.Callable[[Txn], Applied]) -> typing.Any:
         """Commit a transition and return its value once durable."""
@@ -329,6 +383,12 @@ class Runtime:
         """A snapshot, by invocation id, of the statuses live actors show over the stored ones (as live_status)."""
         return {invocation_id: actor.status.value for invocation_id, actor in self.router.actors.items()
                 if actor.status.value in ("running", "backing-off")}
+
+
+def _probe_write(txn: Txn) -> Applied:
+    """The smallest write that goes through the whole commit path: does storage take writes?"""
+    txn.put_meta("storage_probe", 1)
+    return Applied(None, Effects())
 
 
 @contextlib.asynccontextmanager

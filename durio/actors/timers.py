@@ -38,6 +38,7 @@ class TimerActor:
         self._wakeup = trio.Event()
         self.fired = 0
         self._starts_in_flight = 0  # delayed sends fired whose actors exist once their start commits
+        self._reload_requested = False
 
     def add(self, timer: TimerKey) -> None:
         if self._horizon_ms is not None and timer.due_ms > self._horizon_ms:
@@ -57,6 +58,16 @@ class TimerActor:
         self._heap = kept
         self._queued = {item[2] for item in kept}
         self._horizon_ms = boundary_ms if self._horizon_ms is None else min(self._horizon_ms, boundary_ms)
+
+    def reload(self) -> None:
+        """Forget the window and read it again from storage, due timers included.
+
+        After storage failed, timers popped from the heap may never have done their
+        work (the write they triggered failed), while storage still has them. Firing
+        one twice is harmless: every transition it triggers checks its work is done.
+        """
+        self._reload_requested = True
+        self._wakeup.set()
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -91,6 +102,13 @@ class TimerActor:
         task_status.started()
         clock = self._runtime.clock
         while True:
+            if self._reload_requested:
+                self._reload_requested = False
+                self._heap.clear()
+                self._queued.clear()
+                self._horizon_ms = None
+                await self._load_window(0)
+                continue
             if not self._heap:
                 if self._horizon_ms is not None:
                     await self._load_window(self._horizon_ms + 1)

@@ -211,10 +211,20 @@ class Transitions:
 
         return op
 
-    def discard_message(self, invocation_id: str, outbox_seq: int | None, timer: TimerKey | None) -> Op:
-        """Drop a message whose notification the journal already has (a redelivery)."""
+    def discard_message(self, invocation_id: str, outbox_seq: int | None, timer: TimerKey | None,
+                        handle: int | None = None) -> Op:
+        """Drop a message whose notification the journal already has (a redelivery).
+
+        With `handle`, only if the stored journal holds it: the copy the actor has in
+        memory may still be on its way to storage, and if that write fails the message
+        is all that is left of it.
+        """
 
         def op(txn: Txn) -> Applied:
+            if handle is not None and not any(
+                not entry.is_command and e.handle_of(entry) == handle for entry in txn.journal(invocation_id)  # type: ignore[arg-type]
+            ):
+                return Applied(None, Effects())
             if outbox_seq is not None:
                 txn.delete_outbox(invocation_id, outbox_seq)
             if timer is not None:

@@ -8,13 +8,13 @@ import typing
 
 import trio
 
-from durio.storage.lmdb_store import LmdbStore, StorageError, StorageFull
+from durio.storage.lmdb_store import LmdbStore, StorageError, StorageFull, StoreClosed
 from durio.storage.txn import Txn
 from durio.storage.writer import GroupCommitWriter, Op, OnCommit, Ticket
 
 T = typing.TypeVar("T")
 
-__all__ = ["Store", "open_store", "StorageError", "StorageFull", "Txn", "Ticket"]
+__all__ = ["Store", "open_store", "StorageError", "StorageFull", "StoreClosed", "Txn", "Ticket"]
 
 
 class Store:

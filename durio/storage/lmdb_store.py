@@ -35,6 +35,10 @@ class StorageError(Exception):
     """Storage cannot take a write (the disk is full, the files are unusable)."""
 
 
+class StoreClosed(StorageError):
+    """The store is shut down (or halted by an injected crash): a write was not tried, not refused."""
+
+
 class StorageFull(StorageError):
     """The disk is full: nothing of the failed batch was written."""
 

@@ -323,6 +323,17 @@ class Txn:
             except FrameError as exc:
                 log.error("skipping an unreadable outbox message: %s", exc)
 
+    def outbox_of(self, invocation_id: str) -> list[tuple[int, Notification]]:
+        """The messages waiting for one invocation, in the order they were sent."""
+        found = []
+        for key, raw in _prefix_scan(self._cursor(s.OUTBOX), invocation_id_to_bytes(invocation_id)):
+            seq = s.seq_of(key)
+            try:
+                found.append((seq, typing.cast(Notification, unpack_entry(raw, f"outbox message {seq} for {invocation_id}"))))
+            except FrameError as exc:
+                log.error("skipping an unreadable outbox message: %s", exc)
+        return found
+
     def max_outbox_seq(self) -> int:
         return max((s.seq_of(k) for k in self._cursor(s.OUTBOX).iternext(keys=True, values=False)), default=0)
 

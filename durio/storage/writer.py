@@ -19,7 +19,7 @@ import typing
 
 import trio
 
-from durio.storage.lmdb_store import LmdbStore, OpFailed, StorageError
+from durio.storage.lmdb_store import LmdbStore, OpFailed, StorageError, StoreClosed
 from durio.storage.txn import Txn
 
 log = logging.getLogger("durio.storage")
@@ -94,7 +94,7 @@ class GroupCommitWriter:
         """Queue an op for the next batch; never blocks."""
         ticket = Ticket(op, on_commit, on_error)
         if self._closed or self.halted:
-            ticket._finish(None, StorageError("the store is shut down"))
+            ticket._finish(None, StoreClosed("the store is shut down"))
             return ticket
         self._queue.append(ticket)
         self._wakeup.set()
@@ -131,7 +131,7 @@ class GroupCommitWriter:
                 batch = []
         finally:
             self._closed = True
-            error = StorageError("the store shut down before this write was committed")
+            error = StoreClosed("the store shut down before this write was committed")
             for ticket in batch + self._queue:
                 if not ticket.done:
                     ticket._finish(None, error)
@@ -139,7 +139,7 @@ class GroupCommitWriter:
     async def _commit(self, batch: list[Ticket]) -> None:
         if self.halted:
             for ticket in batch:
-                ticket._finish(None, StorageError("the store is halted"))
+                ticket._finish(None, StoreClosed("the store is halted"))
             return
         if self.faults is not None:
             self.faults.hit("commit.before")
