@@ -14,12 +14,14 @@ import typing
 from datetime import timedelta
 
 import pytest
+import trio
 
 import durio as restate
 from durio.testing import Crash, TestClient, crash_at_every_step
 
 effects: collections.Counter[str] = collections.Counter()
 awakeable_ids: dict[str, str] = {}
+signals: dict[str, trio.Event] = {}
 
 
 def effect(name: str) -> str:
@@ -30,6 +32,7 @@ def effect(name: str) -> str:
 def reset() -> None:
     effects.clear()
     awakeable_ids.clear()
+    signals.update(reserved=trio.Event(), published=trio.Event())
 
 
 def step(ctx: restate.Context, name: str) -> typing.Awaitable[str]:
@@ -140,11 +143,20 @@ async def refund(ctx: restate.Context) -> str:
     return await step(ctx, "refund")
 
 
+async def reserve(key: str) -> str:
+    effect(key)
+    signals["reserved"].set()
+    return key
+
+
 @trips.handler()
 async def trip(ctx: restate.Context) -> str:
-    await step(ctx, "reserve")
+    await ctx.run_typed("reserve", reserve, restate.RunOptions(), f"{ctx.request().id}:reserve")
     try:
-        await ctx.sleep(timedelta(days=1))
+        # Only a cancellation ends this wait. (A long sleep would race it: on the virtual clock time
+        # leaps to the next timer whenever every task waits, even while the cancel is being written.)
+        _, never_resolved = ctx.awakeable(type_hint=str)
+        await never_resolved
         return "kept"
     except restate.TerminalError:
         # Compensation after a cancellation: a call, a sleep and an awakeable, each surviving a crash.
@@ -152,8 +164,9 @@ async def trip(ctx: restate.Context) -> str:
         await ctx.sleep(timedelta(minutes=5))
         awakeable_id, confirmed = ctx.awakeable(type_hint=str)
 
-        def publish() -> None:
+        async def publish() -> None:
             awakeable_ids["release"] = awakeable_id
+            signals["published"].set()
 
         await ctx.run_typed("publish", publish)
         await confirmed
@@ -231,22 +244,18 @@ async def workflow_scenario(client: TestClient) -> typing.Any:
 
 
 async def cancelled_saga_scenario(client: TestClient) -> typing.Any:
+    # Wait on events the handler sets, not by polling: a poll on the virtual clock makes time fly while
+    # storage threads work, so every wait would outlast suspend_after and the run would crawl.
     invocation_id = await client.send("CancelledTrip", "trip")
-    await wait_for(client, lambda: any(key.endswith(":reserve") for key in effects))
+    await signals["reserved"].wait()  # set by this run, or by the crashed one that made the step durable
     await client.cancel(invocation_id)
-    await wait_for(client, lambda: "release" in awakeable_ids)
+    await signals["published"].wait()
     await client.resolve_awakeable(awakeable_ids["release"], "ok")
     try:
         await client.attach(invocation_id)
     except restate.TerminalError as exc:
         return exc.status_code, exc.message, await callees(client)
     return None
-
-
-async def wait_for(client: TestClient, condition: typing.Callable[[], bool]) -> None:
-    # Virtual time runs on while steps run in threads: poll each virtual second, not each millisecond.
-    while not condition():
-        await client.runtime.clock.sleep_until_ms(client.runtime.clock.now_ms() + 1000)
 
 
 SERVICES = [subscriptions, saga, counter, chain_a, chain_b, reminders, approvals, timer, signup, trips, refunds]
