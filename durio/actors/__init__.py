@@ -1,0 +1,1 @@
+"""The actor runtime: invocation and key actors, timers, the router, transitions and recovery."""

@@ -1,0 +1,1 @@
+"""What handler code touches: definitions, contexts, futures, serde, errors."""
