@@ -6,6 +6,10 @@ SDK's, so handler code written for `restate` runs on durio with
 """
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import sys as _sys
+import types as _types
 import typing
 
 if typing.TYPE_CHECKING:
@@ -31,6 +35,14 @@ if typing.TYPE_CHECKING:
     from durio.sdk.options import InvocationRetryPolicy, RunOptions
     from durio.sdk.serde import BytesSerde, DefaultSerde, JsonSerde, PydanticJsonSerde, Serde
     from durio.server import app, serve
+    from durio import logging
+    from durio.client import create_client
+    from durio.client_types import HttpError, RestateClient, RestateClientSendHandle
+    from durio.connection import ConnectError, connect, with_connection
+    from durio.context import ScopedContext
+    from durio.entry_codec import JournalValueCodec, JournalValueCodecProvider
+    from durio.harness import create_test_harness, test_harness
+    from durio.types import HarnessEnvironment
 
 # Where each public name lives. They load on first use, so that `durio.journal` (the sans-IO
 # journal machine) and `durio.ids` import without Trio, LMDB or hypercorn, and the CLI starts fast.
@@ -51,7 +63,23 @@ _SOURCES = {
     "BytesSerde": "durio.sdk.serde", "DefaultSerde": "durio.sdk.serde", "JsonSerde": "durio.sdk.serde",
     "PydanticJsonSerde": "durio.sdk.serde", "Serde": "durio.sdk.serde",
     "app": "durio.server", "serve": "durio.server",
+    "create_client": "durio.client",
+    "HttpError": "durio.client_types", "RestateClient": "durio.client_types",
+    "RestateClientSendHandle": "durio.client_types",
+    "ConnectError": "durio.connection", "connect": "durio.connection", "with_connection": "durio.connection",
+    "ScopedContext": "durio.context",
+    "JournalValueCodec": "durio.entry_codec", "JournalValueCodecProvider": "durio.entry_codec",
+    "create_test_harness": "durio.harness", "test_harness": "durio.harness",
+    "HarnessEnvironment": "durio.types",
 }
+
+# The official SDK's public modules, each at the same name under durio (`restate.exceptions` is
+# `durio.exceptions`). install_as_restate() aliases exactly these.
+SDK_MODULES = (
+    "exceptions", "serde", "context", "service", "object", "workflow", "retry_policy", "asyncio", "logging",
+    "extensions", "context_managers", "server_context", "endpoint", "entry_codec", "client", "client_types",
+    "harness", "types", "connection", "_preview",
+)
 
 __all__ = [
     "Service",
@@ -87,10 +115,71 @@ __all__ = [
     "RestateLoggingFilter",
     "app",
     "serve",
+    "ScopedContext",
+    "JournalValueCodec",
+    "JournalValueCodecProvider",
+    "connect",
+    "with_connection",
+    "ConnectError",
+    "create_test_harness",
+    "test_harness",
+    "HarnessEnvironment",
+    "logging",
+    "RestateClient",
+    "RestateClientSendHandle",
+    "HttpError",
+    "create_client",
+    "install_as_restate",
 ]
 
 
+class _RestateAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds `restate.X` as durio's `durio.X`: the same module object under both names."""
+
+    def find_spec(self, fullname: str, path: typing.Any = None, target: typing.Any = None) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith("restate."):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> _types.ModuleType:
+        # A module durio lacks fails as it would for the real package, naming the restate module.
+        durio_name = "durio." + spec.name.partition(".")[2]
+        try:
+            return importlib.import_module(durio_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != durio_name:
+                raise
+            raise ModuleNotFoundError(f"No module named {spec.name!r} (durio has no {durio_name})", name=spec.name) from None
+
+    def exec_module(self, module: _types.ModuleType) -> None:
+        pass  # already executed under its durio name
+
+
+def install_as_restate() -> None:
+    """Make `import restate` (and `restate.exceptions`, `restate.serde`, ...) import durio.
+
+    Call it once, before the first `import restate`, e.g. at the top of the entry point or a conftest:
+
+        import durio; durio.install_as_restate()
+
+    It replaces a `restate` package imported earlier in this process (its modules are dropped from
+    sys.modules), so that one name means one implementation.
+    """
+    this = _sys.modules[__name__]
+    for name in [name for name in _sys.modules if name == "restate" or name.startswith("restate.")]:
+        if not getattr(_sys.modules[name], "__name__", "").startswith("durio"):
+            del _sys.modules[name]
+    if not any(isinstance(finder, _RestateAlias) for finder in _sys.meta_path):
+        _sys.meta_path.insert(0, _RestateAlias())
+    _sys.modules["restate"] = this
+    for module in SDK_MODULES:
+        if f"durio.{module}" in _sys.modules:  # loaded already: make it reachable as restate.X at once
+            _sys.modules[f"restate.{module}"] = _sys.modules[f"durio.{module}"]
+
+
 def __getattr__(name: str) -> typing.Any:
+    if name == "logging":  # the SDK exports its logging module as a top-level name
+        return importlib.import_module("durio.logging")
     source = _SOURCES.get(name)
     if source is None:
         raise AttributeError(f"module 'durio' has no attribute {name!r}")

@@ -153,3 +153,25 @@ def app(
     if journal_value_codec is not None:
         raise NotImplementedError("durio.app does not support journal_value_codec: journal values would be stored unencoded")
     return EndpointApp(list(services), identity_keys)
+
+
+def services_of(app: typing.Any) -> list[ServiceDefinition]:
+    """The services behind what `app()` (or `Endpoint.app()`) returned, or of a service or list of services.
+
+    So that a file written for the official SDK, which only defines `app = restate.app([...])`, can be
+    served (`durio serve file.py`) and tested (the harness) by durio in-process."""
+    from durio.protocol.endpoint import EndpointApp  # noqa: PLC0415 (the protocol stack loads on demand)
+    from durio.sdk.definitions import Service, VirtualObject, Workflow  # noqa: PLC0415
+
+    if isinstance(app, EndpointApp):
+        return list(app.services.values())
+    if isinstance(app, (Service, VirtualObject, Workflow)):
+        return [app]
+    if isinstance(app, typing.Iterable) and not isinstance(app, (str, bytes)):
+        services = list(app)
+        for service in services:
+            if not isinstance(service, (Service, VirtualObject, Workflow)):
+                raise TypeError(f"{service!r} is not a durio Service, VirtualObject or Workflow")
+        return services
+    raise TypeError(f"{app!r} is neither durio.app([...]) nor a list of services")
+

@@ -13,6 +13,10 @@ EXPECTED = {
     "InvocationRetryPolicy", "TerminalError", "RetryableError", "SdkInternalBaseException",
     "is_internal_exception", "Serde", "DefaultSerde", "JsonSerde", "BytesSerde", "PydanticJsonSerde",
     "gather", "select", "as_completed", "wait_completed", "getLogger", "RestateLoggingFilter", "app", "serve",
+    # The rest of the official SDK's top-level names (issue 14), and the alias installer.
+    "ScopedContext", "JournalValueCodec", "JournalValueCodecProvider", "connect", "with_connection", "ConnectError",
+    "create_test_harness", "test_harness", "HarnessEnvironment", "logging", "RestateClient",
+    "RestateClientSendHandle", "HttpError", "create_client", "install_as_restate",
 }
 
 

@@ -36,9 +36,10 @@ async def gather(*futures: RestateDurableFuture[typing.Any]) -> list[RestateDura
 
 
 async def wait_completed(
-    *futures: RestateDurableFuture[typing.Any],
+    *args: RestateDurableFuture[typing.Any],
 ) -> tuple[list[RestateDurableFuture[typing.Any]], list[RestateDurableFuture[typing.Any]]]:
     """Wait until at least one future is completed; returns (completed, not completed)."""
+    futures = args  # the SDK's parameter name is `args`
     if not futures:
         return [], []
     done = [f for f in futures if f.is_completed()]
@@ -58,11 +59,12 @@ async def as_completed(*futures: RestateDurableFuture[typing.Any]) -> typing.Asy
             yield future
 
 
-async def select(**futures: RestateDurableFuture[typing.Any]) -> list[typing.Any]:
+async def select(**kws: RestateDurableFuture[typing.Any]) -> list[typing.Any]:
     """Wait for the first future to complete; returns [its name, its value].
 
     A timeout: `match await select(result=f, timeout=ctx.sleep(timedelta(seconds=30)))`.
     """
+    futures = kws  # the SDK's parameter name is `kws`
     if not futures:
         raise ValueError("select needs at least one future")
     names = {id(future): name for name, future in futures.items()}

@@ -49,9 +49,9 @@ class Request:
     attempt_headers: dict[str, str]
     body: bytes
     attempt_finished_event: typing.Any
-    idempotency_key: str | None = None
     scope: str | None = None
     limit_key: str | None = None
+    idempotency_key: str | None = None
 
 
 def _unwrap_optional(hint: typing.Any) -> typing.Any:
@@ -111,6 +111,13 @@ def _decoder(serde: Serde[typing.Any]) -> typing.Callable[[e.Result], typing.Any
     return decode
 
 
+def _refuse_scope(scope: str | None, limit_key: str | None) -> None:
+    # Restate's flow control (server 1.7 preview, protocol v7) routes calls by scope and limits them per
+    # limit key. durio has neither; dropping them would run the call unscoped and unlimited, unnoticed.
+    if scope is not None or limit_key is not None:
+        raise TerminalError("durio does not implement Restate's flow-control scopes (scope=, limit_key=, ctx.scope())", 501)
+
+
 def _void(result: e.Result) -> None:
     raise_failure(result)
 
@@ -142,6 +149,11 @@ class Context:
             attempt_finished_event=self._host.attempt_finished(),
             idempotency_key=record.idempotency_key,
         )
+
+    def scope(self, scope: str) -> typing.NoReturn:
+        """Restate's flow-control preview (scopes and limit keys), which durio does not implement."""
+        _refuse_scope(scope, None)
+        raise AssertionError("unreachable")
 
     def key(self) -> str:
         key = self._host.record.target.key
@@ -300,11 +312,13 @@ class Context:
     def workflow_send(self, tpe: typing.Any, key: str, arg: typing.Any, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
         return self.object_send(tpe, key, arg, send_delay, idempotency_key, headers)
 
-    def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, **_ignored: typing.Any) -> RestateDurableCallFuture[bytes]:
+    def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, scope: str | None = None, limit_key: str | None = None) -> RestateDurableCallFuture[bytes]:
+        _refuse_scope(scope, limit_key)
         kind = self._host.kind_of(e.Target(service, handler, key))
         return self._do_call(e.Target(service, handler, key), bytes(arg), BytesSerde(), kind, idempotency_key, headers)
 
-    def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, **_ignored: typing.Any) -> SendHandle:
+    def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, scope: str | None = None, limit_key: str | None = None) -> SendHandle:
+        _refuse_scope(scope, limit_key)
         kind = self._host.kind_of(e.Target(service, handler, key))
         return self._do_send(e.Target(service, handler, key), bytes(arg), kind, send_delay, idempotency_key, headers)
 

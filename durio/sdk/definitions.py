@@ -2,6 +2,8 @@
 
 The constructors and decorators take the official SDK's parameters, so a
 service file written for `restate` runs on durio with only the import changed.
+They are spelled out, in the SDK's order, rather than taken as `**options`: a
+misspelt option is then a TypeError, as in the SDK, instead of silently unused.
 Parameters that only make sense for the Restate server (inactivity timeouts,
 lazy state) are accepted and kept, and show up in discovery.
 """
@@ -180,13 +182,31 @@ class _Definition:
         return register
 
 
+_ContextManagers = typing.Optional[typing.List[typing.Callable[[], typing.AsyncContextManager[None]]]]
+
+
 class Service(_Definition):
-    """A stateless service: handlers run concurrently, each invocation on its own."""
+    """A stateless service: handlers run concurrently, each invocation on its own.
+
+    The parameters (and their positions) are the official SDK's; an unknown keyword is a TypeError."""
 
     kind: ServiceKind = "service"
 
-    def __init__(self, name: str, description: str | None = None, metadata: dict[str, str] | None = None, **options: typing.Any) -> None:
-        super().__init__(name, description, metadata, **options)
+    def __init__(
+        self,
+        name: str,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
+        ingress_private: bool | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: _ContextManagers = None,
+    ) -> None:
+        super().__init__(name, description, metadata, inactivity_timeout, abort_timeout, journal_retention,
+                         idempotency_retention, ingress_private, invocation_retry_policy, invocation_context_managers)
 
     def handler(
         self,
@@ -196,14 +216,29 @@ class Service(_Definition):
         input_serde: Serde[typing.Any] = DefaultSerde(),
         output_serde: Serde[typing.Any] = DefaultSerde(),
         metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
+        ingress_private: bool | None = None,
         invocation_retry_policy: InvocationRetryPolicy | None = None,
-        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
-        **options: typing.Any,
+        invocation_context_managers: _ContextManagers = None,
     ) -> typing.Callable[[typing.Any], typing.Any]:
+        options = dict(  # None: unset
+            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
+            journal_retention=journal_retention, idempotency_retention=idempotency_retention,
+            ingress_private=ingress_private,
+        )
         return self._add_handler(
             name, None, accept, content_type, input_serde, output_serde, metadata,
             invocation_retry_policy, invocation_context_managers, options,
         )
+
+
+def _check_state_preload(enable_lazy_state: bool | None, state_preload: bool | list[str] | None) -> None:
+    # The SDK's rule: state_preload replaces the deprecated enable_lazy_state, so both at once is ambiguous.
+    if enable_lazy_state is not None and state_preload is not None:
+        raise ValueError("set either state_preload or the deprecated enable_lazy_state, not both")
 
 
 class VirtualObject(_Definition):
@@ -211,8 +246,25 @@ class VirtualObject(_Definition):
 
     kind: ServiceKind = "object"
 
-    def __init__(self, name: str, description: str | None = None, metadata: dict[str, str] | None = None, **options: typing.Any) -> None:
-        super().__init__(name, description, metadata, **options)
+    def __init__(
+        self,
+        name: str,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
+        enable_lazy_state: bool | None = None,
+        state_preload: bool | list[str] | None = None,
+        ingress_private: bool | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: _ContextManagers = None,
+    ) -> None:
+        _check_state_preload(enable_lazy_state, state_preload)
+        super().__init__(name, description, metadata, inactivity_timeout, abort_timeout, journal_retention,
+                         idempotency_retention, ingress_private, invocation_retry_policy, invocation_context_managers,
+                         enable_lazy_state, state_preload)
 
     def handler(
         self,
@@ -223,12 +275,25 @@ class VirtualObject(_Definition):
         input_serde: Serde[typing.Any] = DefaultSerde(),
         output_serde: Serde[typing.Any] = DefaultSerde(),
         metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
+        enable_lazy_state: bool | None = None,
+        state_preload: bool | list[str] | None = None,
+        ingress_private: bool | None = None,
         invocation_retry_policy: InvocationRetryPolicy | None = None,
-        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
-        **options: typing.Any,
+        invocation_context_managers: _ContextManagers = None,
     ) -> typing.Callable[[typing.Any], typing.Any]:
         if kind not in ("exclusive", "shared", None):
             raise ValueError(f"kind must be 'exclusive' or 'shared', not {kind!r}")
+        _check_state_preload(enable_lazy_state, state_preload)
+        options = dict(  # None: unset
+            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
+            journal_retention=journal_retention, idempotency_retention=idempotency_retention,
+            enable_lazy_state=enable_lazy_state, state_preload=state_preload,
+            ingress_private=ingress_private,
+        )
         return self._add_handler(
             name, kind or "exclusive", accept, content_type, input_serde, output_serde, metadata,
             invocation_retry_policy, invocation_context_managers, options,
@@ -240,8 +305,25 @@ class Workflow(_Definition):
 
     kind: ServiceKind = "workflow"
 
-    def __init__(self, name: str, description: str | None = None, metadata: dict[str, str] | None = None, **options: typing.Any) -> None:
-        super().__init__(name, description, metadata, **options)
+    def __init__(
+        self,
+        name: str,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
+        enable_lazy_state: bool | None = None,
+        state_preload: bool | list[str] | None = None,
+        ingress_private: bool | None = None,
+        invocation_retry_policy: InvocationRetryPolicy | None = None,
+        invocation_context_managers: _ContextManagers = None,
+    ) -> None:
+        _check_state_preload(enable_lazy_state, state_preload)
+        super().__init__(name, description, metadata, inactivity_timeout, abort_timeout, journal_retention,
+                         idempotency_retention, ingress_private, invocation_retry_policy, invocation_context_managers,
+                         enable_lazy_state, state_preload)
 
     def main(
         self,
@@ -251,12 +333,25 @@ class Workflow(_Definition):
         input_serde: Serde[typing.Any] = DefaultSerde(),
         output_serde: Serde[typing.Any] = DefaultSerde(),
         metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        workflow_retention: timedelta | None = None,
+        enable_lazy_state: bool | None = None,
+        state_preload: bool | list[str] | None = None,
+        ingress_private: bool | None = None,
         invocation_retry_policy: InvocationRetryPolicy | None = None,
-        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
-        **options: typing.Any,
+        invocation_context_managers: _ContextManagers = None,
     ) -> typing.Callable[[typing.Any], typing.Any]:
         if any(h.kind == "workflow" for h in self.handlers.values()):
             raise ValueError(f"workflow {self.name} already has a main handler")
+        _check_state_preload(enable_lazy_state, state_preload)
+        options = dict(  # None: unset
+            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
+            journal_retention=journal_retention, workflow_retention=workflow_retention,
+            enable_lazy_state=enable_lazy_state, state_preload=state_preload,
+            ingress_private=ingress_private,
+        )
         return self._add_handler(
             name, "workflow", accept, content_type, input_serde, output_serde, metadata,
             invocation_retry_policy, invocation_context_managers, options,
@@ -270,10 +365,23 @@ class Workflow(_Definition):
         input_serde: Serde[typing.Any] = DefaultSerde(),
         output_serde: Serde[typing.Any] = DefaultSerde(),
         metadata: dict[str, str] | None = None,
+        inactivity_timeout: timedelta | None = None,
+        abort_timeout: timedelta | None = None,
+        journal_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
+        enable_lazy_state: bool | None = None,
+        state_preload: bool | list[str] | None = None,
+        ingress_private: bool | None = None,
         invocation_retry_policy: InvocationRetryPolicy | None = None,
-        invocation_context_managers: list[typing.Callable[[], typing.AsyncContextManager[None]]] | None = None,
-        **options: typing.Any,
+        invocation_context_managers: _ContextManagers = None,
     ) -> typing.Callable[[typing.Any], typing.Any]:
+        _check_state_preload(enable_lazy_state, state_preload)
+        options = dict(  # None: unset
+            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
+            journal_retention=journal_retention, idempotency_retention=idempotency_retention,
+            enable_lazy_state=enable_lazy_state, state_preload=state_preload,
+            ingress_private=ingress_private,
+        )
         return self._add_handler(
             name, "shared", accept, content_type, input_serde, output_serde, metadata,
             invocation_retry_policy, invocation_context_managers, options,

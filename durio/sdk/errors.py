@@ -66,13 +66,20 @@ class SuspendedException(SdkInternalBaseException):
         super().__init__("The invocation is suspended; durio resumes it when what it waits for arrives.")
 
 
-class AttemptAborted(SdkInternalBaseException):
+class SdkInternalException(SdkInternalBaseException):
+    """The attempt raised a retryable error; the invocation retries from where its journal ends (the SDK's name)."""
+
+    def __init__(self) -> None:
+        super().__init__("This attempt raised a retryable error; durio retries the invocation from where it left off.")
+
+
+class AttemptAborted(SdkInternalException):
     """The current attempt ends early (a run failed, a journal mismatch); the invocation retries."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"This attempt was aborted: {reason}")
+        SdkInternalBaseException.__init__(self, f"This attempt was aborted: {reason}")
 
 
-def is_internal_exception(exc: BaseException) -> bool:
+def is_internal_exception(e: BaseException) -> bool:
     """True for durio's control-flow exceptions, which handler code must let through."""
-    return isinstance(exc, SdkInternalBaseException)
+    return isinstance(e, SdkInternalBaseException)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import typing
 
 from durio.sdk.definitions import Handler
@@ -16,11 +17,20 @@ class OutputEncodingError(Exception):
 
 NOT_DECODED = object()
 
+# The context of the handler running in this task (and its run steps and context managers).
+_current_context: contextvars.ContextVar[typing.Any] = contextvars.ContextVar("durio_current_context", default=None)
+
+
+def current_context() -> typing.Any:
+    """The context of the handler this code runs in, or None outside a handler (the SDK's extension hook)."""
+    return _current_context.get()
+
 
 async def invoke_handler(handler: Handler, context: typing.Any, input_value: bytes, decoded: typing.Any = NOT_DECODED) -> bytes:
     """Run the handler; `decoded` is its argument when the caller already decoded `input_value`."""
     # Quiets getLogger() loggers while the handler re-issues what its journal holds.
     journal = running_journal(getattr(getattr(context, "_host", None), "machine", None))
+    current = _current_context.set(context)
     try:
         async with contextlib.AsyncExitStack() as stack:
             for make_manager in handler.options.get("context_managers") or ():
@@ -34,6 +44,7 @@ async def invoke_handler(handler: Handler, context: typing.Any, input_value: byt
             else:
                 result = await handler.fn(context)
     finally:
+        _current_context.reset(current)
         end_running_journal(journal)
     try:
         return handler.output_serde.serialize(result)

@@ -57,8 +57,8 @@ def _pydantic_base() -> type | None:
 _PYDANTIC_BASE = _pydantic_base()
 
 
-def is_pydantic(hint: typing.Any) -> bool:
-    return _PYDANTIC_BASE is not None and isinstance(hint, type) and issubclass(hint, _PYDANTIC_BASE)
+def is_pydantic(annotation: typing.Any) -> bool:
+    return _PYDANTIC_BASE is not None and isinstance(annotation, type) and issubclass(annotation, _PYDANTIC_BASE)
 
 
 class Serde(typing.Generic[T], abc.ABC):
