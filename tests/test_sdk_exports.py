@@ -68,11 +68,7 @@ INTERNAL_NAMES: dict[str, dict[str, str]] = {
 SERVER_CONTEXT_API = {"current_context"}
 
 # Deliberate differences of signature, by qualified name (in whichever module the SDK offers it) -> reason.
-_SIGNALS = "not implemented yet (issue 14): durio has awakeables, which do the same by id; see README"
 SIGNATURE_DIFFERENCES: dict[str, str] = {
-    **{f"{cls}.{method}": _SIGNALS
-       for cls in ("Context", "ObjectContext", "ObjectSharedContext", "WorkflowContext", "WorkflowSharedContext")
-       for method in ("signal", "resolve_signal", "reject_signal")},
     "DurablePromise.__init__": "durio's promise is bound to the context that made it (`ctx.promise(name)`, the only "
                                "way handler code gets one in either SDK), so its constructor takes the context",
     "Client.do_call": "the SDK client's internal helpers; durio's Client has its own",

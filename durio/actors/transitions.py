@@ -269,6 +269,15 @@ class Transitions:
                            f"indexes below {e.FIRST_AWAKEABLE_SIGNAL} are reserved for built-in signals", now_ms)
             else:
                 self._complete_signal(txn, entry.target_invocation_id, entry.signal_index, entry.result, fx)
+        elif isinstance(entry, e.SendNamedSignal):
+            target_record = txn.get_invocation(entry.target_invocation_id)
+            if target_record is None or target_record.is_completed:
+                self._warn(txn, record, f"signal '{entry.signal_name}' to {entry.target_invocation_id} was not sent: "
+                           f"{'no such invocation' if target_record is None else 'it has completed'}", now_ms)
+                return
+            # Kept in the target's journal until its handler awaits ctx.signal(name); a second one for the same
+            # name is journaled too, and the handler sees the first (JournalMachine: the first one counts).
+            self._send_to(txn, entry.target_invocation_id, e.NamedSignal(signal_name=entry.signal_name, result=entry.result), fx)
         elif isinstance(entry, e.GetPromise):
             self._get_promise(txn, record, entry.key, entry.completion_id, fx)
         elif isinstance(entry, e.PeekPromise):

@@ -122,13 +122,19 @@ def journal_json(entries: list[e.Entry]) -> list[dict[str, typing.Any]]:
         elif isinstance(entry, e.CompleteAwakeable):
             item["awakeable_id"] = entry.awakeable_id
             item.update(result_fields(entry.result))
-        elif isinstance(entry, (e.SendSignal, e.AttachInvocation, e.GetInvocationOutput)):
+        elif isinstance(entry, (e.SendSignal, e.SendNamedSignal, e.AttachInvocation, e.GetInvocationOutput)):
             item["target_invocation_id"] = entry.target_invocation_id
+            if isinstance(entry, e.SendNamedSignal):
+                item["signal_name"] = entry.signal_name
+                item.update(result_fields(entry.result))
         elif isinstance(entry, e.Completion):
             item["completion_id"] = entry.completion_id
             item.update(result_fields(entry.result))
         elif isinstance(entry, e.Signal):
             item["signal_index"] = entry.signal_index
+            item.update(result_fields(entry.result))
+        elif isinstance(entry, e.NamedSignal):
+            item["signal_name"] = entry.signal_name
             item.update(result_fields(entry.result))
         completion_id = getattr(entry, "completion_id", None)
         if entry.is_command and completion_id is not None:

@@ -2,9 +2,9 @@
 
 It follows Restate's V5/V6 service protocol: commands (Input, Output, Run,
 Sleep, Call, OneWayCall, state, promises, CompleteAwakeable, SendSignal,
-AttachInvocation, GetInvocationOutput) carry the completion ids they will be
-completed with; notifications carry a completion id or a signal index and a
-result. A journal is one sequence of both, in the order they became durable.
+SendNamedSignal, AttachInvocation, GetInvocationOutput) carry the completion ids
+they will be completed with; notifications carry a completion id, a signal index
+or a signal name, and a result. A journal is one sequence of both, in the order they became durable.
 
 A result is `bytes` (a value), `Failure`, `None` (void), a `str` (an
 invocation id) or a `list[str]` (state keys).
@@ -12,11 +12,15 @@ invocation id) or a `list[str]` (state keys).
 
 from __future__ import annotations
 
+import hashlib
 import typing
 from dataclasses import dataclass, field
 
 CANCEL_SIGNAL = 1  # Restate's reserved signal index for cancellation
 FIRST_AWAKEABLE_SIGNAL = 17  # indexes 1..16 are reserved for built-in signals
+# Handles of named signals (ctx.signal(name)) lie below -NAMED_SIGNAL_BASE, apart from indexed signals'
+# (a u32 index) and completion ids (positive); see named_signal_handle.
+NAMED_SIGNAL_BASE = 1 << 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +300,23 @@ class SendSignal(Entry):
 
 
 @dataclass(slots=True, kw_only=True)
+class SendNamedSignal(Entry):
+    """Resolve or reject the signal `signal_name` of another invocation (ctx.resolve_signal / reject_signal)."""
+
+    type_name: typing.ClassVar[str] = "send_named_signal"
+    target_invocation_id: str
+    signal_name: str
+    result: bytes | Failure | None = None
+    name: str = ""
+
+    def identity(self) -> tuple:
+        return (self.target_invocation_id, self.signal_name)
+
+    def describe(self) -> str:
+        return f"signal '{self.signal_name}' to {self.target_invocation_id}"
+
+
+@dataclass(slots=True, kw_only=True)
 class AttachInvocation(Entry):
     type_name: typing.ClassVar[str] = "attach_invocation"
     target_invocation_id: str
@@ -340,13 +361,23 @@ class Signal(Entry):
     result: Result = None
 
 
-Notification = typing.Union[Completion, Signal]
+@dataclass(slots=True, kw_only=True)
+class NamedSignal(Entry):
+    """The signal `signal_name` for this invocation, which ctx.signal(name) awaits."""
+
+    is_command: typing.ClassVar[bool] = False
+    type_name: typing.ClassVar[str] = "named_signal"
+    signal_name: str
+    result: Result = None
+
+
+Notification = typing.Union[Completion, Signal, NamedSignal]
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
     Input, Output, Run, Sleep, Call, OneWayCall, GetState, GetLazyState, GetStateKeys,
     GetLazyStateKeys, SetState, ClearState, ClearAllState, GetPromise, PeekPromise,
     CompletePromise, CompleteAwakeable, SendSignal, AttachInvocation, GetInvocationOutput,
-    Completion, Signal,
+    Completion, Signal, SendNamedSignal, NamedSignal,
 )
 
 
@@ -354,8 +385,23 @@ def handle_of(notification: Notification) -> int:
     """The handle a notification completes: completion ids are positive, signals negative."""
     if isinstance(notification, Completion):
         return notification.completion_id
+    if isinstance(notification, NamedSignal):
+        return named_signal_handle(notification.signal_name)
     return -notification.signal_index
 
 
 def signal_handle(signal_index: int) -> int:
     return -signal_index
+
+
+def named_signal_handle(name: str) -> int:
+    """The handle of the named signal `name`: the same in every attempt and process, derived from the name.
+
+    A hash, so that a handle needs no table that would have to be journaled too; 48 bits keep a collision
+    between the few names one invocation uses out of reach, and the handle within msgpack's int64."""
+    digest = hashlib.blake2b(name.encode(), digest_size=6).digest()
+    return -(NAMED_SIGNAL_BASE + int.from_bytes(digest, "big"))
+
+
+def is_named_signal_handle(handle: int) -> bool:
+    return handle <= -NAMED_SIGNAL_BASE

@@ -28,6 +28,7 @@ from durio.journal.entries import (
     Notification,
     Result,
     handle_of,
+    named_signal_handle,
 )
 
 
@@ -60,6 +61,8 @@ class InvocationMachine:
         # Entries below this index are durable; notifications past it stay invisible.
         self.durable_length = len(entries)
         self._notified: set[int] = {handle_of(e) for e in entries if not e.is_command}  # type: ignore[arg-type]
+        # The names behind the named-signal handles the handler awaited (a remote suspension names them).
+        self.signal_names: dict[int, str] = {}
         self.restart()
 
     def restart(self) -> None:
@@ -93,6 +96,12 @@ class InvocationMachine:
         index = self.next_signal_index
         self.next_signal_index += 1
         return index
+
+    def named_signal(self, name: str) -> int:
+        """The handle ctx.signal(name) awaits. No command: the signal's notification is all the journal holds."""
+        handle = named_signal_handle(name)
+        self.signal_names[handle] = name
+        return handle
 
     def record(self, command: Entry) -> tuple[Entry, bool]:
         """Issue a command. Replaying: the stored twin (with its results). Live: appended, new=True."""

@@ -134,6 +134,10 @@ def command_to_message(entry: e.Entry, version: int) -> tuple[int, typing.Any]:
         message = M["SendSignalCommandMessage"](target_invocation_id=entry.target_invocation_id, idx=entry.signal_index, entry_name=name)
         _set_result(message, entry.result, version)
         return 0x0410, message
+    if isinstance(entry, e.SendNamedSignal):
+        message = M["SendSignalCommandMessage"](target_invocation_id=entry.target_invocation_id, name=entry.signal_name, entry_name=name)
+        _set_result(message, entry.result, version)
+        return 0x0410, message
     if isinstance(entry, e.AttachInvocation):
         return 0x0412, M["AttachInvocationCommandMessage"](invocation_id=entry.target_invocation_id, result_completion_id=entry.completion_id, name=name)
     if isinstance(entry, e.GetInvocationOutput):
@@ -206,8 +210,12 @@ def message_to_command(type_id: int, message: typing.Any) -> e.Entry:
         result = _result_of(message)
         return e.CompleteAwakeable(awakeable_id=message.awakeable_id, result=typing.cast(typing.Union[bytes, e.Failure], result if result is not None else b""), name=message.name)
     if type_id == 0x0410:
-        if message.WhichOneof("signal_id") != "idx":
-            raise ProtocolError("named signals are not supported")
+        which = message.WhichOneof("signal_id")
+        if which == "name":
+            return e.SendNamedSignal(target_invocation_id=message.target_invocation_id, signal_name=message.name,
+                                     result=typing.cast(typing.Union[bytes, e.Failure, None], _result_of(message)), name=message.entry_name)
+        if which != "idx":
+            raise ProtocolError("a SendSignal command names no signal")
         return e.SendSignal(target_invocation_id=message.target_invocation_id, signal_index=message.idx,
                             result=typing.cast(typing.Union[bytes, e.Failure, None], _result_of(message)), name=message.entry_name)
     if type_id == 0x0412:
@@ -243,6 +251,9 @@ def notification_to_message(notification: e.Notification, types: dict[int, int],
     if isinstance(notification, e.Signal):
         message.signal_id = notification.signal_index
         type_id = m.SIGNAL
+    elif isinstance(notification, e.NamedSignal):
+        message.signal_name = notification.signal_name
+        type_id = m.SIGNAL
     else:
         message.completion_id = notification.completion_id
         type_id = types.get(notification.completion_id, m.RUN_DONE)
@@ -259,7 +270,9 @@ def message_to_notification(type_id: int, message: typing.Any) -> e.Notification
         return e.Completion(completion_id=message.completion_id, result=result)
     if which == "signal_id":
         return e.Signal(signal_index=message.signal_id, result=result)
-    raise ProtocolError("named signals are not supported" if which == "signal_name" else "a notification without an id")
+    if which == "signal_name":
+        return e.NamedSignal(signal_name=message.signal_name, result=result)
+    raise ProtocolError("a notification without an id")
 
 
 def journal_to_frames(journal: list[e.Entry], version: int) -> list[tuple[int, typing.Any]]:

@@ -236,7 +236,8 @@ class EndpointAttempt:
             pending = [h for h in handles if not machine.is_completed(h)]
             suspension = M["SuspensionMessage"](
                 waiting_completions=sorted(h for h in pending if h > 0),
-                waiting_signals=sorted({-h for h in pending if h < 0} | {e.CANCEL_SIGNAL}),
+                waiting_signals=sorted({-h for h in pending if h < 0 and not e.is_named_signal_handle(h)} | {e.CANCEL_SIGNAL}),
+                waiting_named_signals=sorted(machine.signal_names[h] for h in pending if e.is_named_signal_handle(h)),
             )
             self._terminal(m.SUSPENSION, suspension)
             raise SuspendedException()

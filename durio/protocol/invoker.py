@@ -164,9 +164,8 @@ def _apply_frame(actor: "InvocationActor", frame: typing.Any, output: bytes | e.
         actor.deliver(e.Completion(completion_id=message.result_completion_id, result=result))
         return None
     if type_id == m.SUSPENSION:
-        awaited = [*message.waiting_completions, *(-s for s in message.waiting_signals)]
-        if message.waiting_named_signals:
-            raise ProtocolError("named signals are not supported")
+        awaited = [*message.waiting_completions, *(-s for s in message.waiting_signals),
+                   *(e.named_signal_handle(name) for name in message.waiting_named_signals)]
         if not awaited:
             raise ProtocolError("a Suspension that waits for nothing")
         return awaited

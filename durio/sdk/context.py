@@ -339,6 +339,26 @@ class Context:
         self._check_awakeable_id(name)
         self._host.record_command(e.CompleteAwakeable(awakeable_id=name, result=e.Failure(failure_code, failure_message)))
 
+    def signal(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> RestateDurableFuture[T]:
+        """The value another handler sends this invocation under `name` (ctx.resolve_signal), once it arrives."""
+        serde = _serde_with_hint(serde, type_hint)
+        return RestateDurableFuture(self, self._host.machine.named_signal(name), _decoder(serde))
+
+    def resolve_signal(self, invocation_id: str, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde()) -> None:
+        self._check_invocation_id(invocation_id)
+        self._host.record_command(e.SendNamedSignal(target_invocation_id=invocation_id, signal_name=name,
+                                                    result=_serde_with_hint(serde, type(value)).serialize(value)))
+
+    def reject_signal(self, invocation_id: str, name: str, failure_message: str, failure_code: int = 500) -> None:
+        self._check_invocation_id(invocation_id)
+        self._host.record_command(e.SendNamedSignal(target_invocation_id=invocation_id, signal_name=name,
+                                                    result=e.Failure(failure_code, failure_message)))
+
+    @staticmethod
+    def _check_invocation_id(invocation_id: str) -> None:
+        if not ids.is_invocation_id(invocation_id):
+            raise TerminalError(f"{invocation_id!r} is not an invocation id", 400)
+
     @staticmethod
     def _check_awakeable_id(name: str) -> None:
         try:

@@ -26,7 +26,8 @@ ENTRY_CODES: dict[type[e.Entry], int] = {
     e.GetLazyState: 8, e.GetStateKeys: 9, e.GetLazyStateKeys: 10, e.SetState: 11, e.ClearState: 12,
     e.ClearAllState: 13, e.GetPromise: 14, e.PeekPromise: 15, e.CompletePromise: 16,
     e.CompleteAwakeable: 17, e.SendSignal: 18, e.AttachInvocation: 19, e.GetInvocationOutput: 20,
-    e.Completion: 64, e.Signal: 65,
+    e.SendNamedSignal: 21,
+    e.Completion: 64, e.Signal: 65, e.NamedSignal: 66,
 }
 _ENTRY_BY_CODE = {code: cls for cls, code in ENTRY_CODES.items()}
 _ENTRY_FIELDS = {
