@@ -67,7 +67,9 @@ class AttemptFailure:
         text = getattr(error, "message", None) or str(error) or type(error).__name__
         if isinstance(error, (JournalMismatch, TerminalError, RetryableError, RemoteFailure)):
             return text
-        return f"{type(error).__name__}: {text}"
+        if type(error).__module__.partition(".")[0] == "durio":  # durio's own (a protocol error, a bad output)
+            return f"{type(error).__name__}: {text}"
+        return repr(error)  # what the official SDK records for the handler's exceptions: ValueError('boom')
 
     @property
     def code(self) -> int:
@@ -258,9 +260,9 @@ class InvocationActor:
                 failures += 1
                 self._run_failures[completion_id] = (failures, first)
                 if step_backoff.exhausted(failures, now - first):
-                    # From now on the step raises TerminalError in the handler, which may catch it.
-                    message = f"run '{failure.run_entry.name}' failed after {failures} attempts: {failure.message}"
-                    self._append_notification(e.Completion(completion_id=completion_id, result=e.Failure(500, message)))
+                    # From now on the step raises TerminalError in the handler, which may catch it; its message is
+                    # the last failure's, as the official SDK's (ValueError('boom')).
+                    self._append_notification(e.Completion(completion_id=completion_id, result=e.Failure(500, failure.message)))
                     return 0.0, False, False
                 return step_backoff.delay_s(failures), False, False
         if isinstance(failure.error, RetryableError) and failure.error.retry_after is not None:

@@ -140,7 +140,8 @@ class EndpointApp:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(forward_frames)
             async with out_send:
-                await EndpointAttempt(handler, start, journal, version, out_send).run()
+                attempt_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+                await EndpointAttempt(handler, start, journal, version, out_send, attempt_headers).run()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -44,8 +44,11 @@ class _EndAttempt(Exception):
 class EndpointAttempt:
     """An InvocationHost whose journal comes from, and goes to, a Restate server."""
 
-    def __init__(self, handler: Handler, start: typing.Any, journal: list[e.Entry], version: int, out: trio.MemorySendChannel[bytes]) -> None:
+    def __init__(self, handler: Handler, start: typing.Any, journal: list[e.Entry], version: int, out: trio.MemorySendChannel[bytes],
+                 attempt_headers: dict[str, str] | None = None) -> None:
         self.handler = handler
+        # The headers of the HTTP request that carries this attempt (ctx.request().attempt_headers).
+        self.attempt_headers = attempt_headers or {}
         self.version = version
         self.machine = InvocationMachine(journal)
         target = e.Target(handler.service_name, handler.name, start.key or None)
@@ -84,7 +87,7 @@ class EndpointAttempt:
                 except _EndAttempt:
                     pass
                 except Exception as exc:
-                    self._error(500, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                    self._error(500, repr(exc), traceback.format_exc())  # the official SDK's text: ValueError('boom')
                 finally:
                     runs.cancel_scope.cancel()
         finally:
@@ -203,12 +206,12 @@ class EndpointAttempt:
         self._emit(m.PROPOSE_RUN_COMPLETION, proposal)
 
     def _run_failed(self, entry: e.Run, exc: Exception, options: RunOptions[typing.Any]) -> None:
-        message = f"{type(exc).__name__}: {exc}"
+        message = repr(exc)  # the official SDK's text: ValueError('boom')
         backoff = run_backoff(options)
         failures = self.retry_count + 1
         index = next((i for i, x in enumerate(self.machine.entries) if x is entry), 0)
         if backoff is not None and backoff.exhausted(failures, self.retry_duration_ms / 1000):
-            self._propose(entry.completion_id, e.Failure(500, f"run '{entry.name}' failed after {failures} attempts: {message}"))
+            self._propose(entry.completion_id, e.Failure(500, message))
             return
         if isinstance(exc, RetryableError) and exc.retry_after is not None:
             delay = int(exc.retry_after.total_seconds() * 1000)

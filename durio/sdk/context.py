@@ -141,12 +141,16 @@ class Context:
     def request(self) -> Request:
         record = self._host.record
         headers = {k: v for k, v in self._host.machine.input.headers}
+        # A remote attempt arrives in an HTTP request of its own; an embedded one has none, so its
+        # headers are the invocation's own.
+        attempt_headers = getattr(self._host, "attempt_headers", None)
         return Request(
             id=record.id,
             headers=headers,
-            attempt_headers={},
+            attempt_headers=dict(headers) if attempt_headers is None else dict(attempt_headers),
             body=self._host.machine.input.value,
             attempt_finished_event=self._host.attempt_finished(),
+            # None in a remote attempt: protocols V5/V6 do not carry it (the official SDK's is None there too).
             idempotency_key=record.idempotency_key,
         )
 
@@ -383,8 +387,11 @@ class Context:
         return RestateDurableFuture(self, entry.completion_id, _decoder(serde))
 
 
-class ObjectSharedContext(Context):
-    """A shared handler of a virtual object: it reads state, never writes it."""
+class _KeyedContext(Context):
+    """What every virtual object and workflow handler can do: read its key's state.
+
+    Private, so that the public classes relate as the official SDK's do: an exclusive handler's
+    ObjectContext is not an ObjectSharedContext (`isinstance` tells the two kinds apart)."""
 
     def get(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None, entry_name: str | None = None) -> RestateDurableFuture[T | None]:
         serde = _serde_with_hint(serde, type_hint)
@@ -401,6 +408,10 @@ class ObjectSharedContext(Context):
         )
         keys = list(entry.keys)
         return RestateDurableFuture(self, None, lambda _: keys)
+
+
+class ObjectSharedContext(_KeyedContext):
+    """A shared handler of a virtual object: it reads state, never writes it."""
 
     def _read_only(self, what: str) -> typing.NoReturn:
         handler = self._host.handler
@@ -419,7 +430,7 @@ class ObjectSharedContext(Context):
         self._read_only("ctx.clear_all()")
 
 
-class ObjectContext(ObjectSharedContext):
+class ObjectContext(_KeyedContext):
     """An exclusive handler of a virtual object: the only writer of its key's state."""
 
     def set(self, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde(), entry_name: str | None = None) -> None:

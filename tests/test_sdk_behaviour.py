@@ -1,0 +1,72 @@
+"""What handler code can observe matches the official SDK: the failure text of an exception (its repr),
+the message of an exhausted run, isinstance of the context classes, current_context(), the request's
+attempt headers and idempotency key, and ctx.scope() refused rather than dropped. Embedded, and as a
+deployment of a durio server."""
+
+from __future__ import annotations
+
+import pathlib
+import typing
+
+import pytest
+import trio
+
+from tests.apps.sdk_behaviour_app import SERVICES, seen_in_manager
+from tests.conftest import InProcessServer, start_in_process
+from tests.remote_peers import hypercorn_deployment
+
+
+@pytest.fixture(params=["embedded", "remote"])
+async def server(request: pytest.FixtureRequest, nursery: trio.Nursery, data_dir: pathlib.Path,
+                 tmp_path: pathlib.Path) -> typing.AsyncIterator[tuple[InProcessServer, str]]:
+    if request.param == "embedded":
+        yield await start_in_process(nursery, SERVICES, data_dir), "embedded"
+        return
+    peer = hypercorn_deployment("tests.apps.sdk_behaviour_app:app", tmp_path / "behaviour.log", trio_worker=True)
+    await peer.start(ready_path="/health")
+    try:
+        server = await start_in_process(nursery, [], data_dir)
+        registered = await server.admin.post("/deployments", json={"uri": peer.url})
+        assert registered.status_code == 201, registered.text
+        yield server, "remote"
+    finally:
+        peer.stop()
+
+
+async def test_a_handlers_exception_is_recorded_as_its_repr(server: tuple[InProcessServer, str]) -> None:
+    ingress, admin = server[0].ingress, server[0].admin
+    response = await ingress.post("/Behaviour/fails_once", json=server[1])
+    assert response.json() == "recovered"
+    view = (await admin.get(f"/invocations/{response.headers['x-restate-id']}")).json()
+    messages = [event["message"] for event in view["events"] if event["kind"] == "attempt_failed"]
+    assert messages == ["ValueError('boom')"]
+
+
+async def test_an_exhausted_run_fails_with_the_last_errors_repr(server: tuple[InProcessServer, str]) -> None:
+    response = await server[0].ingress.post("/Behaviour/exhausted")
+    assert response.json() == "ValueError('always fails')"
+
+
+async def test_context_classes_tell_exclusive_from_shared(server: tuple[InProcessServer, str]) -> None:
+    ingress = server[0].ingress
+    assert (await ingress.post("/Kinds/k/exclusive")).json() == [True, False]
+    assert (await ingress.post("/Kinds/k/shared")).json() == [False, True]
+
+
+async def test_the_request_and_current_context(server: tuple[InProcessServer, str]) -> None:
+    response = await server[0].ingress.post("/Behaviour/request_info", headers={"x-probe": "1", "idempotency-key": "k-1"})
+    info = response.json()
+    assert info["current_context_is_ctx"] is True
+    if server[1] == "embedded":
+        assert info["idempotency_key"] == "k-1"
+        assert "x-probe" in info["attempt_headers"]  # embedded: the invocation's own headers
+        assert seen_in_manager and all(seen_in_manager)  # invocation context managers see it too
+    else:
+        assert info["idempotency_key"] is None  # protocols V5/V6 do not carry it, as for the official SDK
+        assert "content-type" in info["attempt_headers"]  # the attempt's own HTTP request
+
+
+async def test_a_scope_is_refused_not_dropped(server: tuple[InProcessServer, str]) -> None:
+    response = await server[0].ingress.post("/Behaviour/scoped")
+    assert response.status_code == 501
+    assert "scope" in response.json()["message"]
