@@ -47,6 +47,13 @@ async def test_an_exhausted_run_fails_with_the_last_errors_repr(server: tuple[In
     assert response.json() == "ValueError('always fails')"
 
 
+async def test_a_step_runs_when_awaited_and_one_never_awaited_never_runs(server: tuple[InProcessServer, str]) -> None:
+    ingress = server[0].ingress
+    assert (await ingress.post("/Behaviour/steps", json=server[1])).json() == 3
+    effects = (await ingress.post("/Behaviour/effects", json=server[1])).json()
+    assert effects == [f"{server[1]}: first", f"{server[1]}: second"]
+
+
 async def test_context_classes_tell_exclusive_from_shared(server: tuple[InProcessServer, str]) -> None:
     ingress = server[0].ingress
     assert (await ingress.post("/Kinds/k/exclusive")).json() == [True, False]

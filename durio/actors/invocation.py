@@ -112,7 +112,8 @@ class InvocationActor:
         self._attempt_scope: trio.CancelScope | None = None
         self._run_nursery: trio.Nursery | None = None
         self._runs_in_flight = 0
-        # Steps not started because a cancellation comes first, by completion id: started if awaited after all.
+        # Steps not started yet, by completion id. A step starts when the handler awaits it, as in the official
+        # SDK (one nobody awaits never runs), and not while a cancellation comes first.
         self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
         self._attempt_failure: AttemptFailure | None = None
         self._attempt_finished = trio.Event()
@@ -433,12 +434,13 @@ class InvocationActor:
         return entry
 
     def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        """Take a step; it runs once awaited (see `wait`). A cancellation ahead makes that await raise 409 first."""
         if self._run_nursery is None:
             raise AttemptAborted("a run step was started outside of an attempt")
-        if self.machine.cancellation_ahead():
-            # The handler's next await raises TerminalError(409): the step starts only if it is awaited after that.
-            self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
-            return
+        self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
+
+    def _launch_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        assert self._run_nursery is not None
         self._runs_in_flight += 1
         self._run_nursery.start_soon(
             self._execute_run, entry, action, serde, options, self.machine.cancellation_given, name=f"run {entry.name}"
@@ -448,7 +450,7 @@ class InvocationActor:
         for handle in handles:
             deferred = self._deferred_runs.pop(handle, None)
             if deferred is not None:
-                self.start_run(*deferred)
+                self._launch_run(*deferred)
 
     async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any],
                            options: RunOptions[typing.Any], started_after_cancel: bool) -> None:

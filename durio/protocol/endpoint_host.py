@@ -61,7 +61,8 @@ class EndpointAttempt:
         self._out = out
         self._run_nursery: trio.Nursery | None = None
         self._runs_in_flight = 0
-        # Steps not started because a cancellation comes first, by completion id: started if awaited after all.
+        # Steps not started yet, by completion id. A step starts when the handler awaits it, as in the official
+        # SDK (one nobody awaits never runs), and not while a cancellation comes first.
         self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
         self._run_finished = trio.Event()
         self._finished = trio.Event()
@@ -163,11 +164,12 @@ class EndpointAttempt:
         return entry
 
     def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        """Take a step; it runs once awaited (see `wait`). A cancellation ahead makes that await raise 409 first."""
         assert self._run_nursery is not None
-        if self.machine.cancellation_ahead():
-            # The handler's next await raises TerminalError(409): the step starts only if it is awaited after that.
-            self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
-            return
+        self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
+
+    def _launch_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+        assert self._run_nursery is not None
         self._runs_in_flight += 1
         self._run_nursery.start_soon(self._execute_run, entry, action, serde, options, self.machine.cancellation_given)
 
@@ -230,7 +232,7 @@ class EndpointAttempt:
                 for handle in handles:
                     deferred = self._deferred_runs.pop(handle, None)
                     if deferred is not None:
-                        self.start_run(*deferred)
+                        self._launch_run(*deferred)
             if self._runs_in_flight:
                 self._run_finished = trio.Event()
                 await self._run_finished.wait()

@@ -13,6 +13,7 @@ from durio.extensions import current_context
 
 failures: dict[str, int] = {}
 seen_in_manager: list[bool] = []
+side_effects: list[str] = []
 
 
 @contextlib.asynccontextmanager
@@ -52,6 +53,20 @@ async def request_info(ctx: durio.Context) -> dict:
         "idempotency_key": request.idempotency_key,
         "attempt_headers": sorted(name.lower() for name in request.attempt_headers),
     }
+
+
+@behaviour.handler()
+async def steps(ctx: durio.Context, tag: str) -> int:
+    ctx.run_typed("never awaited", lambda: side_effects.append(f"{tag}: never awaited"))
+    first = ctx.run_typed("first", lambda: side_effects.append(f"{tag}: first") or 1)
+    second = ctx.run_typed("second", lambda: side_effects.append(f"{tag}: second") or 2)
+    await durio.gather(first, second)
+    return await first + await second
+
+
+@behaviour.handler()
+async def effects(ctx: durio.Context, tag: str) -> list:
+    return sorted(effect for effect in side_effects if effect.startswith(f"{tag}:"))
 
 
 @behaviour.handler()
