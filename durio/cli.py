@@ -72,6 +72,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="ingress HOST:PORT (env DURIO_INGRESS, default 127.0.0.1:8080)")
     parser.add_argument("--admin", type=_address, default=os.environ.get("DURIO_ADMIN", DEFAULT_ADMIN),
                         help="admin API and UI HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)")
+    parser.add_argument("--config-file", metavar="FILE", default=None,
+                        help="Restate's TOML configuration (restate.toml): the options durio supports are read from it "
+                             "(env DURIO_CONFIG_FILE or RESTATE_CONFIG; RESTATE_*/DURIO_* variables override it)")
     parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
                         help="sign requests to remote deployments with this Ed25519 key, as Restate does "
                              "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("serve", "server"):
             _configure_logging()
-            from durio.protocol.identity import IdentityKeyError  # noqa: PLC0415 (keep `durio --help` fast)
+            from durio.config import ConfigError  # noqa: PLC0415 (keep `durio --help` fast)
+            from durio.protocol.identity import IdentityKeyError  # noqa: PLC0415
             from durio.server import serve  # noqa: PLC0415
 
             if args.command == "serve":
@@ -155,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             services = load_services(args.app) if args.command == "serve" else []
             try:
                 serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
-                      request_identity_private_key_pem_file=args.request_identity_private_key_pem_file)
-            except IdentityKeyError as exc:
+                      request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
+                      config_file=args.config_file)
+            except (IdentityKeyError, ConfigError) as exc:
                 raise CliError(str(exc)) from None
             return 0
         run_admin_command(args)

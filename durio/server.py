@@ -81,7 +81,7 @@ def load_request_identity_key(pem_file: str | None) -> typing.Any:
     pem_file = pem_file or next((os.environ[name] for name in IDENTITY_KEY_ENV if os.environ.get(name)), None)
     if not pem_file:
         return None
-    from durio.protocol.identity import RequestSigner  # noqa: PLC0415 (cryptography loads only when a key is used)
+    from durio.protocol.identity import RequestSigner
 
     signer = RequestSigner.from_pem_file(pem_file)
     # As Restate does: the public key to give deployments (durio.app(..., identity_keys=[...])).
@@ -96,8 +96,14 @@ def serve(
     admin: str | None = None,
     config: RuntimeConfig | None = None,
     request_identity_private_key_pem_file: str | None = None,
+    config_file: str | None = None,
 ) -> None:
     """Run durio embedded, with these services in-process, until SIGINT/SIGTERM.
+
+    Server defaults (retry policy, inactivity and abort timeouts, retentions) are read from Restate's own
+    configuration: the TOML `config_file` (else the file DURIO_CONFIG_FILE or RESTATE_CONFIG names) and
+    RESTATE_*/DURIO_* variables (durio.config); they apply over `config`. A bad value raises
+    durio.config.ConfigError (a ValueError) before anything starts; an unsupported option is a warning.
 
     Requests to remote deployments are signed with the Ed25519 key in `request_identity_private_key_pem_file`
     (or in the file RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE names), as Restate signs them.
@@ -106,7 +112,13 @@ def serve(
     AddressError (a ValueError) before anything starts. What clients may hold of each listener
     (body timeout, connections, buffered bodies) is read from DURIO_HTTP_* (durio.ingress.limits).
     """
-    signer = load_request_identity_key(request_identity_private_key_pem_file)
+    from durio.config import load_settings
+
+    settings = load_settings(config_file)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    config = settings.apply(config or RuntimeConfig())
+    signer = load_request_identity_key(request_identity_private_key_pem_file or settings.request_identity_private_key_pem_file)
     if signer is not None:
         config = dataclasses.replace(config or RuntimeConfig(), request_identity_key=signer)
     options = {
@@ -144,7 +156,7 @@ def app(
     Restate follows it). A `journal_value_codec` (the official SDK encrypts or transforms journal
     values with it) is refused rather than ignored, so nothing meant to be encoded is stored as is.
     """
-    from durio.protocol.endpoint import EndpointApp  # noqa: PLC0415 (the protocol stack loads on demand)
+    from durio.protocol.endpoint import EndpointApp
 
     if protocol not in (None, "bidi", "request_response"):
         raise ValueError(f"protocol is 'bidi' or 'request_response', not {protocol!r}")
@@ -160,8 +172,8 @@ def services_of(app: typing.Any) -> list[ServiceDefinition]:
 
     So that a file written for the official SDK, which only defines `app = restate.app([...])`, can be
     served (`durio serve file.py`) and tested (the harness) by durio in-process."""
-    from durio.protocol.endpoint import EndpointApp  # noqa: PLC0415 (the protocol stack loads on demand)
-    from durio.sdk.definitions import Service, VirtualObject, Workflow  # noqa: PLC0415
+    from durio.protocol.endpoint import EndpointApp
+    from durio.sdk.definitions import Service, VirtualObject, Workflow
 
     if isinstance(app, EndpointApp):
         return list(app.services.values())

@@ -14,8 +14,18 @@ from durio.sdk.definitions import Handler, ServiceDefinition
 
 
 class Registry:
-    def __init__(self, services: typing.Iterable[ServiceDefinition] = (), default_retention_ms: int = 24 * 3600 * 1000) -> None:
+    def __init__(
+        self,
+        services: typing.Iterable[ServiceDefinition] = (),
+        default_retention_ms: int = 24 * 3600 * 1000,
+        idempotency_retention_ms: int | None = None,
+        workflow_retention_ms: int | None = None,
+    ) -> None:
+        # The server's defaults (Restate's default-journal-, -idempotency- and -workflow-completion-retention):
+        # what a handler or service that sets none of its own keeps; the last two fall back to the first.
         self.default_retention_ms = default_retention_ms
+        self.idempotency_retention_ms = idempotency_retention_ms
+        self.workflow_retention_ms = workflow_retention_ms
         self._services: dict[str, ServiceDefinition] = {}
         for service in services:
             if service.name in self._services:
@@ -74,4 +84,5 @@ class Registry:
         for value in candidates:
             if value is not None:
                 return max(1, int(value.total_seconds() * 1000))
-        return self.default_retention_ms
+        server_default = self.workflow_retention_ms if handler.kind == "workflow" else self.idempotency_retention_ms if idempotent else None
+        return self.default_retention_ms if server_default is None else server_default

@@ -54,7 +54,16 @@ class RuntimeStats:
 class RuntimeConfig:
     # Suspend a waiting invocation (drop its coroutine) after this long; None never suspends.
     suspend_after_s: float | None = 1.0
+    # How long a completed invocation is kept (Restate's default-journal-retention), and the same for
+    # idempotent invocations and workflow runs (default-idempotency- and -workflow-completion-retention;
+    # None: retention_ms). A handler's or service's own retention wins over these.
     retention_ms: int = DAY_MS
+    idempotency_retention_ms: int | None = None
+    workflow_retention_ms: int | None = None
+    # How long a remote deployment may send nothing during an attempt before it is abandoned: Restate's
+    # [worker.invoker] inactivity-timeout plus abort-timeout (a handler's manifest may set its own).
+    remote_inactivity_timeout_s: float = 60.0
+    remote_abort_timeout_s: float = 60.0
     # Forget completed invocations when their retention ends. Off only in tests on a virtual clock,
     # where time leaps to the next timer whenever every task waits (even on a storage thread).
     purge_completed: bool = True
@@ -399,7 +408,8 @@ async def open_runtime(
 ) -> typing.AsyncIterator[Runtime]:
     """Run durio's runtime (storage, actors, timers) for the duration of the block."""
     config = config or RuntimeConfig()
-    registry = Registry(services, default_retention_ms=config.retention_ms)
+    registry = Registry(services, default_retention_ms=config.retention_ms, idempotency_retention_ms=config.idempotency_retention_ms,
+                        workflow_retention_ms=config.workflow_retention_ms)
     async with open_store(data_dir, sync=config.sync, map_size=config.map_size) as store:
         async with trio.open_nursery() as nursery:
             runtime = await nursery.start(Runtime(store, registry, config).run)

@@ -6,7 +6,14 @@ Paths:
   /{svc}[/{key}]/{handler}[/send]              the older unversioned forms
   /restate/attach/{id}, /restate/output/{id}   wait for / peek a result (470 = not ready)
   /restate/invocation/{id}/attach|output       the older forms of the same
+  /restate/invocation/{svc}[/{key}]/{handler}/{idempotencyKey}/attach|output
+                                               an idempotent invocation's result, by its target and key
   /restate/workflow/{name}/{key}/attach|output a workflow run's result
+  POST /restate/attach|output|lookup           the same by a JSON target (Restate's form):
+      {"target": "invocation", "invocationId"}
+      {"target": "idempotentInvocation", "service", "key"?, "handler", "idempotencyKey"}
+      {"target": "workflow", "workflowName", "workflowKey"}
+    lookup answers {"invocationId"} without reading the result.
   /restate/awakeables/{id}/resolve|reject      complete an awakeable
   /restate/health
 
@@ -43,9 +50,9 @@ from durio.ingress.http import (
     serve_lifespan,
 )
 from durio.journal.entries import Failure, Target
+from durio.sdk import serde
 from durio.sdk.definitions import Handler, is_ingress_private
 from durio.sdk.invoke import NOT_DECODED
-from durio.sdk import serde
 from durio.sdk.serde import SerdeError
 from durio.storage import StorageError
 from durio.storage.schema import key_problem
@@ -77,7 +84,7 @@ def http_status_of(code: int) -> int:
 
 def rfc3339(ms: int) -> str:
     try:
-        moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+        moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
     except (ValueError, OverflowError, OSError):
         return f"{ms}ms since the epoch"  # beyond what a date can say
     if moment.microsecond == 0:
@@ -125,16 +132,24 @@ class IngressApp:
             elif verb in ("attach", "output") and len(rest) == 1:
                 _require(method, "GET")
                 await self._result(send, rest[0], wait=verb == "attach")
+            elif verb in ("attach", "output", "lookup") and not rest:
+                _require(method, "POST")
+                invocation_id = self._target_body_id(await read_body(scope, receive, self.body_limit))
+                if verb == "lookup":
+                    await respond_json(send, 200, {"invocationId": invocation_id})
+                else:
+                    await self._result(send, invocation_id, wait=verb == "attach")
             elif verb == "invocation" and len(rest) == 2 and rest[1] in ("attach", "output"):
                 _require(method, "GET")
                 await self._result(send, rest[0], wait=rest[1] == "attach")
+            elif verb == "invocation" and len(rest) in (4, 5) and rest[-1] in ("attach", "output"):
+                _require(method, "GET")
+                service_name, *key, handler_name, idempotency_key = rest[:-1]
+                invocation_id = self._idempotent_id(service_name, key[0] if key else None, handler_name, idempotency_key)
+                await self._result(send, invocation_id, wait=rest[-1] == "attach")
             elif verb == "workflow" and len(rest) == 3 and rest[2] in ("attach", "output"):
                 _require(method, "GET")
-                workflow = self.runtime.registry.service(rest[0])
-                for handler in workflow.handlers.values() if workflow is not None else ():
-                    if handler.kind == "workflow":
-                        self._require_public(handler)
-                await self._result(send, ids.workflow_run_id(rest[0], rest[1]), wait=rest[2] == "attach")
+                await self._result(send, self._workflow_id(rest[0], rest[1]), wait=rest[2] == "attach")
             elif verb in ("awakeables", "a") and len(rest) == 2 and rest[1] in ("resolve", "reject"):
                 _require(method, "POST")
                 await self._complete_awakeable(scope, receive, send, rest[0], resolve=rest[1] == "resolve")
@@ -258,6 +273,48 @@ class IngressApp:
 
     # ------------------------------------------------------------ attach and output
 
+    def _workflow_id(self, name: str, key: str) -> str:
+        workflow = self.runtime.registry.service(name)
+        for handler in workflow.handlers.values() if workflow is not None else ():
+            if handler.kind == "workflow":
+                self._require_public(handler)
+        return ids.workflow_run_id(name, key)
+
+    def _idempotent_id(self, service_name: str, key: str | None, handler_name: str, idempotency_key: str) -> str:
+        """The id an idempotent call to this target got (derived, as Restate's, from the target and the key)."""
+        if not idempotency_key:
+            raise HttpError(400, "bad idempotency key: it is empty")
+        target, _handler = self._resolve([service_name, *([key] if key is not None else []), handler_name])
+        return ids.idempotent_invocation_id(target, idempotency_key)
+
+    def _target_body_id(self, body: bytes) -> str:
+        """The invocation a POST /restate/attach|output|lookup body names."""
+        try:
+            spec = serde.loads(body)
+        except serde.SerdeError as exc:
+            raise HttpError(400, f"cannot read body: invalid request body: {exc}") from None
+        if not isinstance(spec, dict):
+            raise HttpError(400, "cannot read body: invalid request body: expected a JSON object with a field `target`")
+
+        def field(name: str, required: bool = True) -> typing.Any:
+            value = spec.get(name)
+            if value is None and not required:
+                return None
+            if not isinstance(value, str):
+                raise HttpError(400, f"cannot read body: invalid request body: missing field `{name}`"
+                                     if value is None else f"cannot read body: invalid request body: `{name}` must be a string")
+            return value
+
+        target = field("target")
+        if target == "invocation":
+            return field("invocationId")
+        if target == "idempotentInvocation":
+            return self._idempotent_id(field("service"), field("key", required=False), field("handler"), field("idempotencyKey"))
+        if target == "workflow":
+            return self._workflow_id(field("workflowName"), field("workflowKey"))
+        raise HttpError(400, f"cannot read body: invalid request body: unknown target {target!r}, "
+                             "expected one of `invocation`, `idempotentInvocation`, `workflow`")
+
     async def _result(self, send: Send, invocation_id: str, wait: bool) -> None:
         if not ids.is_invocation_id(invocation_id):
             raise HttpError(400, f"bad invocation id '{invocation_id}'")
@@ -270,7 +327,7 @@ class IngressApp:
         else:
             if record is not None and not record.is_completed:
                 raise HttpError(NOT_READY_STATUS, "the invocation exists but has not completed yet")
-            result = None if record is None else typing.cast(typing.Union[bytes, Failure], record.result)
+            result = None if record is None else typing.cast(bytes | Failure, record.result)
         if result is None:
             raise HttpError(404, "invocation not found")
         await self._send_result(send, invocation_id, result)

@@ -19,7 +19,8 @@ def _value(content: bytes) -> typing.Any:
     return M["Value"](content=content)
 
 
-def _failure(failure: e.Failure, version: int) -> typing.Any:
+def failure_message(failure: e.Failure, version: int) -> typing.Any:
+    """A Failure message; its metadata travels from V6 on."""
     message = M["Failure"](code=failure.code, message=failure.message)
     if failure.metadata and version >= 6:
         for key, value in failure.metadata.items():
@@ -27,14 +28,14 @@ def _failure(failure: e.Failure, version: int) -> typing.Any:
     return message
 
 
-def _failure_of(message: typing.Any) -> e.Failure:
+def failure_of(message: typing.Any) -> e.Failure:
     metadata = {item.key: item.value for item in message.metadata} or None
     return e.Failure(message.code, message.message, metadata)
 
 
 def _set_result(target: typing.Any, result: e.Result, version: int, *, value_field: str = "value", void_field: str = "void", failure_field: str = "failure") -> None:
     if isinstance(result, e.Failure):
-        getattr(target, failure_field).CopyFrom(_failure(result, version))
+        getattr(target, failure_field).CopyFrom(failure_message(result, version))
     elif isinstance(result, bytes):
         getattr(target, value_field).CopyFrom(_value(result))
     elif result is None:
@@ -52,7 +53,7 @@ def _result_of(message: typing.Any, oneof: str = "result") -> e.Result:
     if which in ("value", "completion_value"):
         return bytes(getattr(message, which).content)
     if which in ("failure", "completion_failure"):
-        return _failure_of(getattr(message, which))
+        return failure_of(getattr(message, which))
     if which == "invocation_id":
         return message.invocation_id
     if which == "state_keys":

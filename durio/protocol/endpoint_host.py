@@ -22,7 +22,7 @@ import trio
 from durio.journal import entries as e
 from durio.journal.machine import InvocationMachine, JournalMismatch
 from durio.protocol import messages as m
-from durio.protocol.convert import command_to_message
+from durio.protocol.convert import command_to_message, failure_message
 from durio.protocol.framing import encode
 from durio.sdk.context import context_for
 from durio.sdk.definitions import Handler
@@ -202,7 +202,7 @@ class EndpointAttempt:
     def _propose(self, completion_id: int, result: bytes | e.Failure) -> None:
         proposal = M["ProposeRunCompletionMessage"](result_completion_id=completion_id)
         if isinstance(result, e.Failure):
-            proposal.failure.CopyFrom(M["Failure"](code=result.code, message=result.message))
+            proposal.failure.CopyFrom(failure_message(result, self.version))
         else:
             proposal.value = result
         self._emit(m.PROPOSE_RUN_COMPLETION, proposal)

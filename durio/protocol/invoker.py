@@ -31,7 +31,7 @@ from durio import ids
 from durio.journal import entries as e
 from durio.protocol import http_client
 from durio.protocol import messages as m
-from durio.protocol.convert import journal_to_frames, message_to_command
+from durio.protocol.convert import failure_of, journal_to_frames, message_to_command
 from durio.protocol.framing import FrameDecoder, ProtocolError, encode
 from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
 from durio.sdk.errors import SuspendedException
@@ -43,8 +43,6 @@ log = logging.getLogger("durio.invoker")
 
 M = m.MESSAGES
 
-INACTIVITY_TIMEOUT_S = 60.0  # Restate's [worker.invoker] inactivity-timeout default
-ABORT_TIMEOUT_S = 60.0  # and abort-timeout
 ERROR_EXCERPT = 300
 
 
@@ -114,7 +112,7 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
     url = deployment.uri + path
     output: bytes | e.Failure | None = None
     try:
-        async with http_client.request("POST", url, headers, bytes(body), limits=invocation_limits(handler)) as response:
+        async with http_client.request("POST", url, headers, bytes(body), limits=invocation_limits(handler, actor.runtime.config)) as response:
             if response.status // 100 != 2:
                 text = (await response.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
                 return RemoteFailure(f"{url} answered {response.status}: {text}", 500)
@@ -137,10 +135,11 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
     return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", 571)
 
 
-def invocation_limits(handler: typing.Any) -> http_client.Limits:
+def invocation_limits(handler: typing.Any, config: typing.Any) -> http_client.Limits:
+    """The handler's manifest timeouts, else the server's (a RuntimeConfig's remote_*_timeout_s)."""
     inactivity, abort = handler.inactivity_timeout, handler.abort_timeout
-    silence = (INACTIVITY_TIMEOUT_S if inactivity is None else inactivity.total_seconds()) + (
-        ABORT_TIMEOUT_S if abort is None else abort.total_seconds())
+    silence = (config.remote_inactivity_timeout_s if inactivity is None else inactivity.total_seconds()) + (
+        config.remote_abort_timeout_s if abort is None else abort.total_seconds())
     return http_client.Limits(connect_timeout=10.0, read_timeout=max(silence, 0.001))
 
 
@@ -160,7 +159,7 @@ def _apply_frame(actor: "InvocationActor", frame: typing.Any, output: bytes | e.
         which = message.WhichOneof("result")
         if which is None:
             raise ProtocolError("a run completion proposal without a result")
-        result: bytes | e.Failure = bytes(message.value) if which == "value" else e.Failure(message.failure.code, message.failure.message)
+        result: bytes | e.Failure = bytes(message.value) if which == "value" else failure_of(message.failure)
         actor.deliver(e.Completion(completion_id=message.result_completion_id, result=result))
         return None
     if type_id == m.SUSPENSION:

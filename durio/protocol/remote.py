@@ -28,7 +28,7 @@ from durio.protocol import http_client
 from durio.protocol.identity import RequestSigner
 from durio.protocol.manifest import MANIFEST_CONTENT_TYPE, MAX_PROTOCOL, MIN_PROTOCOL
 from durio.sdk.options import InvocationRetryPolicy
-from durio.sdk.serde import JsonSerde
+from durio.sdk.serde import BytesSerde, JsonSerde
 
 _KIND = {"SERVICE": "service", "VIRTUAL_OBJECT": "object", "WORKFLOW": "workflow"}
 _HANDLER_KIND = {"EXCLUSIVE": "exclusive", "SHARED": "shared", "WORKFLOW": "workflow"}
@@ -124,6 +124,17 @@ def _flag(value: typing.Any) -> bool | None:
     return None if value is None else value is not False
 
 
+def _is_json(input_spec: dict[str, typing.Any] | None) -> bool:
+    """Whether the ingress reads this handler's input as JSON: only when the manifest says its content type
+    is JSON (or says nothing, as older manifests do). `*/*`, `application/octet-stream`, `text/plain`, ...
+    are bytes passed through untouched, as Restate passes them."""
+    content_type = (input_spec or {}).get("contentType")
+    if not isinstance(content_type, str):
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 def services_of(deployment: Deployment) -> list[RemoteService]:
     """The services a deployment's manifest declares."""
     services = []
@@ -152,6 +163,7 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
                 service_name=service.name, service_kind=kind, name=handler_spec["name"], kind=handler_kind,
                 deployment=deployment, takes_input=takes_input,
                 input_required=bool(input_spec and input_spec.get("required")),
+                input_serde=JsonSerde() if _is_json(input_spec) else BytesSerde(),
                 description=handler_spec.get("documentation"), metadata=handler_spec.get("metadata"),
                 invocation_retry_policy=_retry_policy(handler_spec), options=options,
                 inactivity_timeout=_duration(handler_spec.get("inactivityTimeout", spec.get("inactivityTimeout"))),
