@@ -1,4 +1,4 @@
-"""JSON serialization driven by type hints: plain JSON types, dataclasses, pydantic models.
+"""JSON serialization driven by type hints: plain JSON types, dataclasses, pydantic models, msgspec Structs.
 
 The names and the bytes match the official SDK (None is the empty body), so a
 value written by one is read by the other. Unlike the official `DefaultSerde`,
@@ -21,6 +21,7 @@ import abc
 import dataclasses
 import json
 import math
+import sys
 import types
 import typing
 
@@ -59,6 +60,25 @@ _PYDANTIC_BASE = _pydantic_base()
 
 def is_pydantic(annotation: typing.Any) -> bool:
     return _PYDANTIC_BASE is not None and isinstance(annotation, type) and issubclass(annotation, _PYDANTIC_BASE)
+
+
+def _msgspec() -> typing.Any:
+    # Only if the application imported it: a msgspec.Struct hint or value implies it did, and durio
+    # does not pay for importing an optional library nobody uses.
+    return sys.modules.get("msgspec")
+
+
+def is_msgspec(annotation: typing.Any) -> bool:
+    msgspec = _msgspec()
+    return msgspec is not None and isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)
+
+
+def _msgspec_convert(value: typing.Any, hint: typing.Any, where: str) -> typing.Any:
+    msgspec = _msgspec()
+    try:
+        return msgspec.convert(value, type=hint)
+    except msgspec.ValidationError as exc:
+        raise SerdeError(f"{where} does not fit {hint.__name__}: {exc}") from exc
 
 
 class Serde(typing.Generic[T], abc.ABC):
@@ -115,6 +135,24 @@ class DefaultSerde(Serde[T]):
         if obj is None:
             return b""
         return dumps(to_json(obj))
+
+
+class MsgspecJsonSerde(Serde[T]):
+    """JSON for one msgspec Struct type (msgspec is optional: install it to use this serde)."""
+
+    def __init__(self, model: typing.Any) -> None:
+        try:
+            import msgspec  # noqa: PLC0415 (optional dependency)
+        except ImportError as exc:
+            raise ImportError("MsgspecJsonSerde needs msgspec: pip install msgspec") from exc
+        self.model = model
+
+    def deserialize(self, buf: bytes) -> typing.Optional[T]:
+        # durio's parser first, so a Struct gets the same JSON (no NaN, no 1e400) every other handler gets.
+        return typing.cast(T, _msgspec_convert(loads(buf), self.model, "the value")) if buf else None
+
+    def serialize(self, obj: typing.Optional[T]) -> bytes:
+        return b"" if obj is None else dumps(to_json(obj))
 
 
 class PydanticJsonSerde(Serde[T]):
@@ -211,6 +249,9 @@ def to_json(value: typing.Any) -> typing.Any:
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if _PYDANTIC_BASE is not None and isinstance(value, _PYDANTIC_BASE):
         return value.model_dump(mode="json")
+    msgspec = _msgspec()
+    if msgspec is not None and isinstance(value, msgspec.Struct):
+        return to_json(msgspec.to_builtins(value))
     if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -228,9 +269,11 @@ def _json_name(value: typing.Any) -> str:
 
 
 def from_json(value: typing.Any, hint: typing.Any, where: str = "the body") -> typing.Any:
-    """Check decoded JSON against a type hint and build dataclasses/pydantic models from it."""
+    """Check decoded JSON against a type hint and build dataclasses/pydantic models/msgspec Structs from it."""
     if hint is typing.Any or hint is object:
         return value
+    if is_msgspec(hint):
+        return _msgspec_convert(value, hint, where)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is typing.Union or origin is types.UnionType:
@@ -322,4 +365,6 @@ def serde_for_hint(hint: typing.Any) -> Serde[typing.Any]:
     """The default serde for a handler's parameter or return annotation."""
     if is_pydantic(hint):
         return PydanticJsonSerde(hint)
+    if is_msgspec(hint):
+        return MsgspecJsonSerde(hint)
     return DefaultSerde(hint)
