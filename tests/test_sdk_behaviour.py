@@ -54,6 +54,17 @@ async def test_a_step_runs_when_awaited_and_one_never_awaited_never_runs(server:
     assert effects == [f"{server[1]}: first", f"{server[1]}: second"]
 
 
+async def test_a_reply_has_the_handlers_content_type(server: tuple[InProcessServer, str]) -> None:
+    ingress = server[0].ingress
+    response = await ingress.post("/Behaviour/shout", content=b"hey", headers={"content-type": "text/plain"})
+    assert response.status_code == 200, response.text
+    assert (response.content, response.headers["content-type"]) == (b"HEY", "text/plain; charset=utf-8")
+    attached = await ingress.get(f"/restate/invocation/{response.headers['x-restate-id']}/output")
+    assert (attached.content, attached.headers["content-type"]) == (b"HEY", "text/plain; charset=utf-8")
+    default = await ingress.post("/Behaviour/exhausted")
+    assert default.headers["content-type"] == "application/json"
+
+
 async def test_context_classes_tell_exclusive_from_shared(server: tuple[InProcessServer, str]) -> None:
     ingress = server[0].ingress
     assert (await ingress.post("/Kinds/k/exclusive")).json() == [True, False]

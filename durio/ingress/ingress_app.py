@@ -238,7 +238,7 @@ class IngressApp:
             await respond_json(send, 202, reply, [(b"x-restate-id", existing.id.encode())])
             return
         invocation_id, result = await self.runtime.call(record, input_entry, decoded)
-        await self._send_result(send, invocation_id, result)
+        await self._send_result(send, invocation_id, result, handler)
 
     def _delay(self, scope: Scope, is_send: bool) -> int:
         query = scope.get("query_string", b"")
@@ -258,7 +258,8 @@ class IngressApp:
         except BadDuration as exc:
             raise HttpError(400, f"bad delay query parameter: {exc}") from None
 
-    async def _send_result(self, send: Send, invocation_id: str, result: bytes | Failure) -> None:
+    async def _send_result(self, send: Send, invocation_id: str, result: bytes | Failure, handler: typing.Any = None) -> None:
+        """The result as Restate answers it: a value with the handler's output content type, a failure as JSON."""
         id_header = (b"x-restate-id", invocation_id.encode())
         if isinstance(result, Failure):
             body = {"code": result.code, "message": result.message, "source": "invocation"}
@@ -269,7 +270,8 @@ class IngressApp:
                 [id_header, (b"x-restate-error-source", b"invocation")],
             )
             return
-        await respond(send, 200, result, headers=[id_header])
+        content_type = getattr(handler, "content_type", None) or "application/json"
+        await respond(send, 200, result, content_type.encode("latin-1"), headers=[id_header])
 
     # ------------------------------------------------------------ attach and output
 
@@ -330,7 +332,7 @@ class IngressApp:
             result = None if record is None else typing.cast(bytes | Failure, record.result)
         if result is None:
             raise HttpError(404, "invocation not found")
-        await self._send_result(send, invocation_id, result)
+        await self._send_result(send, invocation_id, result, handler)
 
     # ------------------------------------------------------------ awakeables
 

@@ -90,6 +90,7 @@ class RemoteHandler:
     # deployment may send nothing during an invocation (their sum) before the attempt is abandoned.
     inactivity_timeout: datetime.timedelta | None = None
     abort_timeout: datetime.timedelta | None = None
+    content_type: str = "application/json"  # the manifest's output contentType: the ingress's reply is that
 
 
 @dataclass
@@ -135,6 +136,11 @@ def _is_json(input_spec: dict[str, typing.Any] | None) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+def _output_content_type(output_spec: dict[str, typing.Any] | None) -> str:
+    content_type = (output_spec or {}).get("contentType")
+    return content_type if isinstance(content_type, str) and content_type else "application/json"
+
+
 def services_of(deployment: Deployment) -> list[RemoteService]:
     """The services a deployment's manifest declares."""
     services = []
@@ -168,6 +174,7 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
                 invocation_retry_policy=_retry_policy(handler_spec), options=options,
                 inactivity_timeout=_duration(handler_spec.get("inactivityTimeout", spec.get("inactivityTimeout"))),
                 abort_timeout=_duration(handler_spec.get("abortTimeout", spec.get("abortTimeout"))),
+                content_type=_output_content_type(handler_spec.get("output")),
             )
         services.append(service)
     return services

@@ -69,6 +69,12 @@ async def effects(ctx: durio.Context, tag: str) -> list:
     return sorted(effect for effect in side_effects if effect.startswith(f"{tag}:"))
 
 
+@behaviour.handler(accept="text/plain", content_type="text/plain; charset=utf-8",
+                   input_serde=durio.BytesSerde(), output_serde=durio.BytesSerde())
+async def shout(ctx: durio.Context, text: bytes) -> bytes:
+    return text.upper()
+
+
 @behaviour.handler()
 async def scoped(ctx: durio.Context) -> str:
     ctx.scope("tenant-a")
