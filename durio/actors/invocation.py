@@ -7,8 +7,8 @@ this actor appends to its invocation's journal, so journal indexes are
 assigned in one place, synchronously.
 
 While the handler waits for something that is not a running step (a timer,
-a call, an awakeable, a promise) for longer than `suspend_after_s`, the
-actor suspends it: the coroutine is dropped, the invocation is marked
+a call, an awakeable, a promise) for longer than `suspend_after_s` (or the
+handler's or its service's `inactivity_timeout`), the actor suspends it: the coroutine is dropped, the invocation is marked
 suspended, and the actor exits. A later notification starts a new actor
 that replays the journal. Waiting therefore costs storage, not memory.
 """
@@ -486,7 +486,7 @@ class InvocationActor:
 
     async def wait(self, handles: typing.Collection[int], need_all: bool) -> None:
         machine = self.machine
-        suspend_after = self.runtime.config.suspend_after_s
+        suspend_after = self.runtime.suspend_after_for(self.handler)
         while not machine.wait(handles, need_all):
             if self._deferred_runs and not machine.cancellation_ahead():
                 self._start_deferred_runs(handles)

@@ -286,6 +286,14 @@ class Runtime:
             return self.config.invocation_backoff
         return invocation_backoff(*policies)
 
+    def suspend_after_for(self, handler: Handler) -> float | None:
+        """How long an in-process handler may wait (on anything but a running step) before it is suspended:
+        its own inactivity_timeout, else its service's (Restate's per-handler option), else suspend_after_s."""
+        timeout = handler.options.get("inactivity_timeout")
+        if timeout is None:
+            timeout = getattr(self.registry.service(handler.service_name), "inactivity_timeout", None)
+        return self.config.suspend_after_s if timeout is None else timeout.total_seconds()
+
     # ------------------------------------------------------------ invoking
 
     def new_invocation(
