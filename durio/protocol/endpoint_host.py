@@ -156,9 +156,6 @@ class EndpointAttempt:
             raise AttemptAborted(str(exc)) from None
         if isinstance(entry, (e.Call, e.OneWayCall)):
             entry.callee_id = ""  # the server assigns it and tells us in a notification
-        if isinstance(entry, e.GetState) and self.partial_state and entry.key not in self.state:
-            self._error(500, "durio endpoints need eager state: register this deployment without lazy state")
-            raise AttemptAborted("lazy state")
         if new:
             self._emit(*command_to_message(entry, self.version))
         return entry

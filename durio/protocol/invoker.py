@@ -63,18 +63,27 @@ def random_seed(invocation_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(invocation_id.encode(), digest_size=8).digest(), "big")
 
 
+def _lazy_state_of(handler: typing.Any, service: typing.Any) -> bool:
+    """Whether the deployment asked for lazy state (enableLazyState): the handler's own flag, else its service's."""
+    own = handler.options.get("enable_lazy_state")
+    return bool(getattr(service, "enable_lazy_state", None) if own is None else own)
+
+
 def _start_message(actor: "InvocationActor", version: int) -> typing.Any:
     record = actor.record
+    # With lazy state the deployment gets none up front and asks for each key it reads (GetLazyState), as
+    # Restate does; its answers then reflect what the invocation wrote so far.
+    lazy = _lazy_state_of(actor.handler, actor.runtime.registry.service(actor.handler.service_name))
     start = M["StartMessage"](
         id=ids.invocation_id_to_bytes(record.id),
         debug_id=record.id,
         known_entries=len(actor.machine.entries),
         key=record.target.key or "",
-        partial_state=False,
+        partial_state=lazy,
         retry_count_since_last_stored_entry=actor.remote_failures,
         duration_since_last_stored_entry=0,
     )
-    for name, value in sorted(actor.state.items()):
+    for name, value in sorted(actor.state.items()) if not lazy else ():
         start.state_map.add(key=name.encode(), value=value)
     if version >= 6:
         start.random_seed = random_seed(record.id)

@@ -19,6 +19,16 @@ def _millis(value: typing.Any) -> int | None:
     return None if value is None else int(value.total_seconds() * 1000)
 
 
+def lazy_state(state_preload: bool | list[str] | None, enable_lazy_state: bool | None) -> bool | None:
+    """The manifest's enableLazyState for the SDK's pair of options: state_preload=False (or a list of keys to
+    preload, which manifests up to v4 cannot name: all keys are then fetched when read) means lazy."""
+    if state_preload is None:
+        return enable_lazy_state
+    if isinstance(state_preload, bool):
+        return not state_preload
+    return True
+
+
 def _handler_manifest(handler: Handler, version: int) -> dict[str, typing.Any]:
     item: dict[str, typing.Any] = {"name": handler.name}
     if handler.kind is not None:
@@ -41,6 +51,9 @@ def _handler_manifest(handler: Handler, version: int) -> dict[str, typing.Any]:
             item["workflowCompletionRetention" if handler.kind == "workflow" else "idempotencyRetention"] = retention
         if handler.options.get("ingress_private") is not None:
             item["ingressPrivate"] = bool(handler.options["ingress_private"])
+        lazy = lazy_state(handler.options.get("state_preload"), handler.options.get("enable_lazy_state"))
+        if lazy is not None:
+            item["enableLazyState"] = lazy
     if version >= 4 and handler.invocation_retry_policy is not None:
         item.update(_retry_fields(handler.invocation_retry_policy))
     return item
@@ -82,6 +95,9 @@ def build_manifest(services: typing.Iterable[ServiceDefinition], version: int) -
                     entry[field] = _millis(value)
             if service.ingress_private is not None:
                 entry["ingressPrivate"] = service.ingress_private
+            lazy = lazy_state(service.state_preload, service.enable_lazy_state)
+            if lazy is not None:
+                entry["enableLazyState"] = lazy
         if version >= 4 and service.invocation_retry_policy is not None:
             entry.update(_retry_fields(service.invocation_retry_policy))
         entries.append(entry)

@@ -105,6 +105,7 @@ class RemoteService:
     idempotency_retention: datetime.timedelta | None = None
     invocation_retry_policy: InvocationRetryPolicy | None = None
     ingress_private: bool | None = None  # the manifest's ingressPrivate (v3+); a handler's own, in its options, wins
+    enable_lazy_state: bool | None = None  # the manifest's enableLazyState (v3+); a handler's own, in its options, wins
 
 
 def _retry_policy(spec: dict[str, typing.Any]) -> InvocationRetryPolicy | None:
@@ -152,6 +153,7 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
             journal_retention=_duration(spec.get("journalRetention")),
             idempotency_retention=_duration(spec.get("idempotencyRetention")),
             invocation_retry_policy=_retry_policy(spec), ingress_private=_flag(spec.get("ingressPrivate")),
+            enable_lazy_state=spec.get("enableLazyState") if isinstance(spec.get("enableLazyState"), bool) else None,
         )
         for handler_spec in spec.get("handlers", []):
             ty = handler_spec.get("ty")
@@ -165,6 +167,8 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
                     options[option] = _duration(handler_spec[manifest_field])
             if handler_spec.get("ingressPrivate") is not None:
                 options["ingress_private"] = _flag(handler_spec["ingressPrivate"])
+            if isinstance(handler_spec.get("enableLazyState"), bool):
+                options["enable_lazy_state"] = handler_spec["enableLazyState"]
             service.handlers[handler_spec["name"]] = RemoteHandler(
                 service_name=service.name, service_kind=kind, name=handler_spec["name"], kind=handler_kind,
                 deployment=deployment, takes_input=takes_input,

@@ -393,8 +393,19 @@ class _KeyedContext(Context):
     Private, so that the public classes relate as the official SDK's do: an exclusive handler's
     ObjectContext is not an ObjectSharedContext (`isinstance` tells the two kinds apart)."""
 
+    @property
+    def _lazy(self) -> bool:
+        """Whether the state view holds only part of the state (a remote attempt with lazy state): what it lacks
+        is asked of the server. Only a remote host has `partial_state`; an embedded one always has it all."""
+        return bool(getattr(self._host, "partial_state", False))
+
     def get(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None, entry_name: str | None = None) -> RestateDurableFuture[T | None]:
         serde = _serde_with_hint(serde, type_hint)
+        if self._lazy and name not in self._host.state:
+            completion_id = self._host.machine.allocate_completion_id()
+            lazy = typing.cast(e.GetLazyState, self._host.record_command(
+                e.GetLazyState(key=name, completion_id=completion_id, name=entry_name or "")))
+            return RestateDurableFuture(self, lazy.completion_id, _decoder(serde))
         command = e.GetState(key=name, value=self._host.state.get(name), name=entry_name or "")
         entry = typing.cast(e.GetState, self._host.record_command(command))
         value = entry.value
@@ -402,6 +413,11 @@ class _KeyedContext(Context):
         return RestateDurableFuture(self, None, lambda _: None if value is None else decode(value))
 
     def state_keys(self, entry_name: str | None = None) -> RestateDurableFuture[list[str]]:
+        if self._lazy:
+            completion_id = self._host.machine.allocate_completion_id()
+            lazy = typing.cast(e.GetLazyStateKeys, self._host.record_command(
+                e.GetLazyStateKeys(completion_id=completion_id, name=entry_name or "")))
+            return RestateDurableFuture(self, lazy.completion_id, lambda result: list(typing.cast(list, raise_failure(result)) or []))
         entry = typing.cast(
             e.GetStateKeys,
             self._host.record_command(e.GetStateKeys(keys=sorted(self._host.state), name=entry_name or "")),
@@ -454,9 +470,12 @@ class ObjectContext(_KeyedContext):
         problem = None if key is None else name_problem(key)
         if problem is not None:
             raise TerminalError(f"cannot write the state {key[:40]!r}...: {problem}", 400)
-        # A replayed write is already in the state view (it was loaded from storage or made live).
+        # A replayed write is already in the state view (it was loaded from storage or made live). With lazy
+        # state it is applied again: the view then knows the keys this handler wrote, as in the first attempt,
+        # so a replayed get() asks the server again exactly when the first one did. (Reapplying a journal's
+        # writes to the state they produced gives that state again.)
         replaying = self._host.machine.replaying
-        return self._host.record_command(command), not replaying
+        return self._host.record_command(command), not replaying or self._lazy
 
 
 class _PromiseMethods:
