@@ -78,7 +78,7 @@ _SOURCES = {
 SDK_MODULES = (
     "exceptions", "serde", "context", "service", "object", "workflow", "retry_policy", "asyncio", "logging",
     "extensions", "context_managers", "server_context", "endpoint", "entry_codec", "client", "client_types",
-    "harness", "types", "connection", "_preview",
+    "harness", "types", "connection", "_preview", "ext", "ext.tracing", "ext.turnstile",
 )
 
 __all__ = [
@@ -178,8 +178,8 @@ def install_as_restate() -> None:
 
 
 def __getattr__(name: str) -> typing.Any:
-    if name == "logging":  # the SDK exports its logging module as a top-level name
-        return importlib.import_module("durio.logging")
+    if name in SDK_MODULES:  # `restate.exceptions.TerminalError` works without importing it first
+        return importlib.import_module(f"durio.{name}")
     source = _SOURCES.get(name)
     if source is None:
         raise AttributeError(f"module 'durio' has no attribute {name!r}")

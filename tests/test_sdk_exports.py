@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import subprocess
 import sys
@@ -28,8 +29,8 @@ PUBLIC_MODULES = [
     "restate.workflow", "restate.retry_policy", "restate.asyncio", "restate.logging", "restate.extensions",
     "restate.context_managers", "restate.server_context", "restate.endpoint", "restate.entry_codec",
     "restate.client", "restate.client_types", "restate.harness", "restate.types", "restate.connection",
-    "restate._preview",
-]
+    "restate._preview", "restate.ext.turnstile",
+] + (["restate.ext.tracing"] if importlib.util.find_spec("opentelemetry") else [])
 
 # The SDK's modules that are its runtime, not its API: durio has its own runtime in their place.
 INTERNAL_MODULES = {
@@ -41,8 +42,9 @@ INTERNAL_MODULES = {
     "restate.handler": "the SDK's handler records; durio's are durio.sdk.definitions",
     "restate.aws_lambda": "AWS Lambda wrapping; durio serves ASGI (hypercorn --worker-class trio) and its own server",
     "restate.__main__": "`python -m restate connect`, Restate Cloud's tunnel (see restate.connection)",
-    "restate.ext": "integrations with third-party frameworks (OpenAI agents, pydantic-ai, ADK, LangChain, "
-                   "OpenTelemetry): not provided yet; see README",
+    "restate.ext.openai": "the AI-agent integrations drive asyncio frameworks inside handlers, which run on Trio "
+                          "in durio: importing durio.ext.openai (and .pydantic, .adk, .langchain) raises ImportError "
+                          "saying so",
 }
 
 # Names in a public module that are the SDK's internals there, not API (module -> name -> reason).
@@ -65,7 +67,7 @@ INTERNAL_NAMES: dict[str, dict[str, str]] = {
     "restate.types": {"extract_core_type": "a type-hint helper of the SDK's serde selection"},
     "restate.client": {},
 }
-SERVER_CONTEXT_API = {"current_context"}
+SERVER_CONTEXT_API = {"current_context", "set_extension_data", "get_extension_data", "clear_extension_data"}
 
 # Deliberate differences of signature, by qualified name (in whichever module the SDK offers it) -> reason.
 SIGNATURE_DIFFERENCES: dict[str, str] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
+import logging
 import typing
 
 from durio.sdk.definitions import Handler
@@ -17,6 +19,8 @@ class OutputEncodingError(Exception):
 
 NOT_DECODED = object()
 
+log = logging.getLogger("durio")
+
 # The context of the handler running in this task (and its run steps and context managers).
 _current_context: contextvars.ContextVar[typing.Any] = contextvars.ContextVar("durio_current_context", default=None)
 
@@ -24,6 +28,27 @@ _current_context: contextvars.ContextVar[typing.Any] = contextvars.ContextVar("d
 def current_context() -> typing.Any:
     """The context of the handler this code runs in, or None outside a handler (the SDK's extension hook)."""
     return _current_context.get()
+
+
+def extension_data(context: typing.Any) -> dict[str, typing.Any]:
+    """What integrations keep with one attempt of a handler (the SDK's extension data); each value with a
+    `__close__` method has it called (or awaited) when the attempt ends, however it ends."""
+    data = getattr(context, "_extension_data", None)
+    if data is None:
+        data = context._extension_data = {}
+    return data
+
+
+async def _close_extension_data(context: typing.Any) -> None:
+    for value in list(getattr(context, "_extension_data", {}).values()):
+        close = getattr(value, "__close__", None)
+        if callable(close):
+            try:
+                outcome = close()
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:  # one integration's cleanup must not hide the handler's outcome, nor stop another's
+                log.exception("closing extension data %r failed", value)
 
 
 async def invoke_handler(handler: Handler, context: typing.Any, input_value: bytes, decoded: typing.Any = NOT_DECODED) -> bytes:
@@ -44,6 +69,7 @@ async def invoke_handler(handler: Handler, context: typing.Any, input_value: byt
             else:
                 result = await handler.fn(context)
     finally:
+        await _close_extension_data(context)
         _current_context.reset(current)
         end_running_journal(journal)
     try:
