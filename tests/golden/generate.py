@@ -1,6 +1,8 @@
 """Write the golden journals: run each handler once and store its journal frames as they are on disk.
 
-    .venv/bin/python -m tests.golden.generate
+    .venv/bin/python -m tests.golden.generate [CASE ...]
+
+Name cases to write only those (a new case must not rewrite the journals earlier versions wrote).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
+import sys
 import tempfile
 
 import msgpack
@@ -18,14 +21,16 @@ from tests.conftest import invoke
 from tests.golden.golden_services import services
 
 HERE = pathlib.Path(__file__).parent
-CASES = {"steps": ("steps", "ada"), "race": ("race", None), "saga": ("saga", None)}
+CASES = {"steps": ("steps", "ada"), "race": ("race", None), "saga": ("saga", None), "signals": ("signals", None)}
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
     folder = tempfile.mkdtemp()
     try:
         async with open_runtime(services, folder) as runtime:
             for name, (handler, body) in CASES.items():
+                if names and name not in names:
+                    continue
                 result = await invoke(runtime, "Golden", handler, body)
                 records = await runtime.store.read(lambda txn: list(txn.iter_invocations()))
                 record = next(r for r in records if r.target.handler == handler)
@@ -40,4 +45,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    trio.run(main, sys.argv[1:])

@@ -47,4 +47,12 @@ async def saga(ctx: restate.Context) -> str:
         return f"compensated: {exc.message}"
 
 
+@golden.handler()
+async def signals(ctx: restate.Context) -> str:
+    # Named signals (SendNamedSignal, NamedSignal): sent to itself, so the journal holds both sides.
+    ctx.resolve_signal(ctx.request().id, "go", "ready")
+    value = await ctx.signal("go", type_hint=str)
+    return value + " " + await ctx.run_typed("after", step, restate.RunOptions(), "after")
+
+
 services = [golden]
