@@ -65,6 +65,19 @@ async def test_a_reply_has_the_handlers_content_type(server: tuple[InProcessServ
     assert default.headers["content-type"] == "application/json"
 
 
+async def test_a_content_type_the_handler_does_not_accept_is_a_400_as_on_restate(server: tuple[InProcessServer, str]) -> None:
+    ingress = server[0].ingress
+    refused = await ingress.post("/Behaviour/shout", json="hey")  # application/json, for a text/plain handler
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "input validation error: Content-type 'application/json' does not match 'text/plain'"
+    wrong = await ingress.post("/Behaviour/fails_once", content=b'"x"', headers={"content-type": "text/plain"})
+    assert wrong.status_code == 400 and "does not match 'application/json'" in wrong.json()["message"]
+    with_charset = await ingress.post("/Behaviour/shout", content=b"hey", headers={"content-type": "text/plain; charset=utf-8"})
+    assert with_charset.content == b"HEY"
+    untyped = await ingress.post("/Behaviour/shout", content=b"hey")  # no content type: read anyway (Restate: 400)
+    assert untyped.content == b"HEY"
+
+
 async def test_context_classes_tell_exclusive_from_shared(server: tuple[InProcessServer, str]) -> None:
     ingress = server[0].ingress
     assert (await ingress.post("/Kinds/k/exclusive")).json() == [True, False]

@@ -91,6 +91,7 @@ class RemoteHandler:
     inactivity_timeout: datetime.timedelta | None = None
     abort_timeout: datetime.timedelta | None = None
     content_type: str = "application/json"  # the manifest's output contentType: the ingress's reply is that
+    accept: str | None = None  # the manifest's input contentType: a request's content type must match it
 
 
 @dataclass
@@ -179,6 +180,7 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
                 inactivity_timeout=_duration(handler_spec.get("inactivityTimeout", spec.get("inactivityTimeout"))),
                 abort_timeout=_duration(handler_spec.get("abortTimeout", spec.get("abortTimeout"))),
                 content_type=_output_content_type(handler_spec.get("output")),
+                accept=(input_spec or {}).get("contentType") if isinstance((input_spec or {}).get("contentType"), str) else None,
             )
         services.append(service)
     return services
