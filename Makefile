@@ -11,7 +11,7 @@ CHROMIUM_STAMP := $(VENV)/.chromium
 RESTATE_VERSION := 1.7.12
 RESTATE_STAMP := .tools/restate/.installed-$(RESTATE_VERSION)
 
-.PHONY: run test bench bench-scale bench-compare clean
+.PHONY: run test conformance-restate bench bench-scale bench-compare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ $(RESTATE_STAMP):
 
 test: $(STAMP) $(CHROMIUM_STAMP) $(RESTATE_STAMP)
 	$(BIN)/python -m pytest -q
+
+# Restate's SDK test suite as ported in tests/conformance (which `make test` runs on durio, remote and
+# embedded), here against the official Restate server: it shows each test asks for what Restate does.
+conformance-restate: $(STAMP) $(RESTATE_STAMP)
+	DURIO_CONFORMANCE_TARGETS=restate $(BIN)/python -m pytest -q tests/conformance
 
 # Options go through BENCH_ARGS, e.g. make bench BENCH_ARGS='--duration 3 --workloads noop,steps'
 bench: $(STAMP)

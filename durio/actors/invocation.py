@@ -377,7 +377,10 @@ class InvocationActor:
 
         def something_arrived() -> bool:
             if self.is_remote:
-                return len(self.machine.entries) != journal_length
+                # What the deployment waits for may have arrived while its request was in flight or while
+                # the writes above were flushed, before journal_length was taken: check for it, not only growth.
+                awaited = (*self.awaiting, -e.CANCEL_SIGNAL)
+                return len(self.machine.entries) != journal_length or any(self.machine.has_notification(h) for h in awaited)
             return self.machine.has_unconsumed_notifications()
 
         if something_arrived():
