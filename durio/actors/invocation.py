@@ -107,6 +107,9 @@ class InvocationActor:
         self.status = LiveStatus.LOADING
         self.scope = trio.CancelScope()
         self._early: list[tuple[e.Entry, int | None, TimerKey | None]] = []
+        # Timer notifications appended but not yet durable. A reload after a failed write takes them again: the
+        # timer actor popped them from its window, and a refire that came while this copy was in memory was dropped.
+        self._undurable_timers: dict[TimerKey, e.Notification] = {}
         self._delivered = False
         self._notified = trio.Event()
         self._attempt_scope: trio.CancelScope | None = None
@@ -606,14 +609,18 @@ class InvocationActor:
         notification.ts = self.now_ms()
         index = self.machine.append_notification(notification)
         self.runtime.stats.journal_appends += 1
+        if timer is not None:
+            self._undurable_timers[timer] = notification
         if self.runtime.faults is not None:
             self.runtime.faults.hit("notification.before_durable")
         self._submit(
             self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
-            on_commit=lambda _: self._durable(index + 1),
+            on_commit=lambda _: self._durable(index + 1, timer),
         )
 
-    def _durable(self, length: int) -> None:
+    def _durable(self, length: int, timer: TimerKey | None = None) -> None:
+        if timer is not None:
+            self._undurable_timers.pop(timer, None)
         if self.runtime.faults is not None:
             self.runtime.faults.hit("notification.after_durable")
         self.machine.mark_durable(length)
@@ -635,11 +642,15 @@ class InvocationActor:
 
         The failed batch may have held the append of a delivered message (a cancel
         signal, a call's result): the message is still in the outbox, but nothing
-        else would deliver it again before a restart.
+        else would deliver it again before a restart. Likewise a timer's wake-up:
+        the timer is still in storage, but out of the timer actor's window.
         """
         pending = await self.runtime.store.read(lambda txn: txn.outbox_of(self.id))
         for outbox_seq, notification in pending:
             self._append_notification(notification, outbox_seq)
+        undurable, self._undurable_timers = self._undurable_timers, {}
+        for timer, notification in undurable.items():
+            self._append_notification(notification, timer=timer)
 
     async def _flush_writes(self) -> None:
         """Wait until every write made so far is durable; after a failed one, reload the journal."""
