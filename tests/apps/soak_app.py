@@ -17,6 +17,17 @@ can count how many times every step of every invocation really ran, across kills
   Onboarding/<id>.run(name)   a workflow: run "welcome", a durable sleep, waits for the promise
                               "email" that Onboarding/<id>.verify resolves; state; a result
 
+For the disk-full soak (tests/test_soak.py), whose steps return a fresh nonce that they also log
+("<invocation id> <step> <subject> <nonce>"), so the soak sees which execution's result was journaled:
+
+  Tally/<key>.add(addition)   exclusive: run "tally", then the ref into a ledger and the amount into
+                              the total in state; returns the new total
+  Saga.book(booking)          run "reserve", then waits 60 s (a sleep or an awakeable nobody resolves);
+                              cancelled (in the step or the wait), it compensates: calls Refunds.refund,
+                              sleeps, run "compensated", and re-raises the cancellation (409)
+  Refunds.refund(booking)     sleeps (long enough that its caller suspends), run "refund"; returns
+                              "refunded-<booking id>"
+
 SOAK_FAULT (comma-separated) plants the faults the soak must catch, to test the soak itself:
 "double-ledger" writes some refs twice into a counter's ledger, "rerun-step" logs some
 "charge" steps twice.
@@ -26,6 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
+import uuid
 from datetime import timedelta
 
 import trio
@@ -161,4 +174,75 @@ async def verify(ctx: restate.WorkflowSharedContext, email: str) -> None:
     await ctx.promise("email", type_hint=str).resolve(email)
 
 
-services = [counter, audit, payments, orders, onboarding]
+# ---------------------------------------------------------------- the disk-full soak's services
+
+
+def nonce_step(invocation_id: str, step: str, subject: str) -> typing.Callable[[], str]:
+    """A `run` action that logs its execution with a fresh nonce and returns the nonce."""
+
+    def action() -> str:
+        nonce = uuid.uuid4().hex
+        record_execution(invocation_id, step, f"{subject} {nonce}")
+        return nonce
+
+    return action
+
+
+tally = restate.VirtualObject("Tally")
+
+
+@tally.handler(name="add")
+async def tally_add(ctx: restate.ObjectContext, addition: Addition) -> int:
+    await ctx.run_typed("tally", nonce_step(ctx.request().id, "tally", addition.ref))
+    ledger = await ctx.get("ledger", type_hint=list[str]) or []
+    total = await ctx.get("total", type_hint=int) or 0
+    ctx.set("ledger", [*ledger, addition.ref])
+    ctx.set("total", total + addition.amount)
+    return total + addition.amount
+
+
+@tally.handler(name="peek", kind="shared")
+async def tally_peek(ctx: restate.ObjectSharedContext) -> dict:
+    return {"total": await ctx.get("total", type_hint=int) or 0, "ledger": await ctx.get("ledger", type_hint=list[str]) or []}
+
+
+@dataclasses.dataclass
+class Booking:
+    id: str
+    wait: str  # "sleep" or "awakeable": what the saga waits on until it is cancelled
+    refund_ms: int  # how long the compensation's callee sleeps
+    after_ms: int  # how long the compensation sleeps after the call
+
+
+refunds = restate.Service("Refunds")
+
+
+@refunds.handler()
+async def refund(ctx: restate.Context, booking: Booking) -> str:
+    await ctx.sleep(timedelta(milliseconds=booking.refund_ms))
+    await ctx.run_typed("refund", nonce_step(ctx.request().id, "refund", booking.id))
+    return f"refunded-{booking.id}"
+
+
+saga = restate.Service("Saga")
+
+
+@saga.handler()
+async def book(ctx: restate.Context, booking: Booking) -> str:
+    invocation_id = ctx.request().id
+    try:  # a cancellation can arrive before the step or during it: it is compensated all the same
+        await ctx.run_typed("reserve", nonce_step(invocation_id, "reserve", booking.id))
+        if booking.wait == "sleep":
+            await ctx.sleep(timedelta(seconds=60))
+        else:
+            _, never = ctx.awakeable(type_hint=str)
+            await never
+    except restate.TerminalError:
+        refunded = await ctx.service_call(refund, booking)
+        await ctx.sleep(timedelta(milliseconds=booking.after_ms))
+        await ctx.run_typed("compensated", nonce_step(invocation_id, "compensated", refunded))
+        raise
+    return "kept"
+
+
+services = [counter, audit, payments, orders, onboarding, tally, refunds, saga]
