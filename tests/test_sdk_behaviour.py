@@ -1,19 +1,20 @@
 """What handler code can observe matches the official SDK: the failure text of an exception (its repr),
 the message of an exhausted run, isinstance of the context classes, current_context(), the request's
-attempt headers and idempotency key, and ctx.scope() refused rather than dropped. Embedded, and as a
-deployment of a durio server."""
+attempt headers and idempotency key, and ctx.scope() refused rather than dropped. Embedded, as a
+deployment of a durio server, and (the subset Restate's APIs show) as one of the official Restate server."""
 
 from __future__ import annotations
 
 import pathlib
 import typing
 
+import httpx
 import pytest
 import trio
 
 from tests.apps.sdk_behaviour_app import SERVICES, seen_in_manager
 from tests.conftest import InProcessServer, start_in_process
-from tests.remote_peers import hypercorn_deployment
+from tests.remote_peers import RestateServer, hypercorn_deployment
 
 
 @pytest.fixture(params=["embedded", "remote"])
@@ -101,3 +102,29 @@ async def test_a_scope_is_refused_not_dropped(server: tuple[InProcessServer, str
     response = await server[0].ingress.post("/Behaviour/scoped")
     assert response.status_code == 501
     assert "scope" in response.json()["message"]
+
+
+async def test_the_same_behaviour_through_the_official_restate_server(tmp_path: pathlib.Path) -> None:
+    restate = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
+    peer = hypercorn_deployment("tests.apps.sdk_behaviour_app:app", tmp_path / "behaviour.log", trio_worker=True)
+    try:
+        await restate.start(ready_path="/health")
+        await peer.start(ready_path="/health")
+        await restate.register(peer.url)
+        async with httpx.AsyncClient(base_url=restate.ingress_url, timeout=60) as ingress:
+            assert (await ingress.post("/Behaviour/exhausted")).json() == "ValueError('always fails')"
+            assert (await ingress.post("/Kinds/k/exclusive")).json() == [True, False]
+            assert (await ingress.post("/Kinds/k/shared")).json() == [False, True]
+            assert (await ingress.post("/Behaviour/steps", json="restate")).json() == 3
+            assert (await ingress.post("/Behaviour/effects", json="restate")).json() == ["restate: first", "restate: second"]
+            info = (await ingress.post("/Behaviour/request_info", headers={"idempotency-key": "k-2"})).json()
+            assert info["current_context_is_ctx"] is True and "content-type" in info["attempt_headers"]
+            shout = await ingress.post("/Behaviour/shout", content=b"hey", headers={"content-type": "text/plain"})
+            assert (shout.content, shout.headers["content-type"]) == (b"HEY", "text/plain; charset=utf-8")
+            refused = await ingress.post("/Behaviour/shout", json="hey")
+            assert refused.status_code == 400 and "does not match 'text/plain'" in refused.json()["message"]
+            scoped = await ingress.post("/Behaviour/scoped")
+            assert scoped.status_code == 501 and "scope" in scoped.json()["message"]
+    finally:
+        peer.stop()
+        restate.stop()
