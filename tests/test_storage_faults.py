@@ -16,6 +16,7 @@ import trio
 
 import durio as restate
 from durio.actors.runtime import RuntimeConfig, open_runtime
+from durio.sdk.options import Backoff
 from durio.storage import schema
 from durio.storage.frames import pack_entry
 from durio.journal.entries import Run
@@ -163,11 +164,13 @@ class RefusingDisk:
 
     def __init__(self, backend: LmdbStore) -> None:
         self.full = False
+        self.refuse_batches = 0  # refuse this many batches, then take writes again
         self.refused = 0
         commit = backend.commit_batch
 
         def commit_batch(*args: typing.Any) -> typing.Any:
-            if self.full:
+            if self.full or self.refuse_batches > 0:
+                self.refuse_batches = max(0, self.refuse_batches - 1)
                 self.refused += 1
                 raise StorageFull("the disk under the test store is full (simulated)")
             return commit(*args)
@@ -254,3 +257,25 @@ async def test_a_server_whose_disk_filled_and_emptied_runs_what_fell_due_meanwhi
     assert [view["status"] for view in views] == ["completed", "completed"]
     assert "storage takes writes again" in server.output()
     assert server.terminate() == 0
+
+
+async def test_a_wake_up_refused_by_a_full_disk_reaches_a_live_sleeper_once_the_disk_frees(tmp_path) -> None:
+    """Found by the disk-full soak. The sleeper's actor stays alive (it never suspends); its append of
+    the wake-up is refused, and storage heals before the actor retries (a 1 s backoff here), so the
+    timer's refire finds the unstored copy still in memory and is dropped as a duplicate. The reload
+    before the next attempt must take the wake-up again, or the sleep waits until a restart."""
+    nap_log.clear()
+    config = RuntimeConfig(suspend_after_s=None, invocation_backoff=Backoff(initial_s=1.0, jitter=0.0))
+    async with open_runtime([naps], tmp_path / "data", config) as runtime:
+        disk = RefusingDisk(runtime.store.backend)
+        sleeper = await invoke(runtime, "Naps", "nap", 0.5, send=True)
+
+        async def sleeping() -> bool:
+            journal = await runtime.store.read(lambda txn: txn.journal(sleeper))
+            return any(entry.type_name == "sleep" for entry in journal)
+
+        await wait_until(sleeping)
+        disk.refuse_batches = 1  # the wake-up's append, and nothing after it
+        with trio.fail_after(10):
+            assert await runtime.attach(sleeper) == b'"woke"'
+        assert disk.refused == 1
