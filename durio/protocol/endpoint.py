@@ -13,7 +13,9 @@ so it says so in a warning when it starts.
 
 Serve it with hypercorn's Trio worker (durio is Trio-native), e.g.
 `hypercorn --worker-class trio module:app --bind 0.0.0.0:9080`, or run
-`examples/tour/app.py`, which does that on port 9080.
+`examples/tour/app.py`, which does that on port 9080. Under an asyncio server (hypercorn's default
+worker, as the official SDK's docs serve `app`), durio runs Trio as a guest of its loop
+(durio.protocol.asyncio_guest).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 import time
 import typing
 
+import sniffio
 import trio
 
 from durio.ingress.http import Receive, Scope, Send, header, read_body, respond, serve_lifespan
@@ -63,6 +66,7 @@ class EndpointApp:
             self.services[service.name] = service
         self.verifier = IdentityVerifier(identity_keys if identity_keys is not None else ())
         self._warned_unsigned = False
+        self._asyncio_guest: typing.Any = None  # made on the first call under asyncio
 
     def _warn_if_unsigned(self) -> None:
         if not self.verifier.enabled and not self._warned_unsigned:
@@ -70,6 +74,16 @@ class EndpointApp:
             log.warning(UNSIGNED_WARNING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if sniffio.current_async_library() != "trio":
+            if self._asyncio_guest is None:
+                from durio.protocol.asyncio_guest import AsyncioGuest  # noqa: PLC0415 (only under asyncio)
+
+                self._asyncio_guest = AsyncioGuest(self._serve)
+            await self._asyncio_guest(scope, receive, send)
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         # At the lifespan's startup, or at the first request when the server sends no lifespan events.
         self._warn_if_unsigned()
         if scope["type"] == "lifespan":

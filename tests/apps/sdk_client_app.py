@@ -63,6 +63,7 @@ async def confirm(ctx: durio.WorkflowSharedContext, word: str) -> None:
 
 
 SERVICES = [greeter, counter, signup]
+app = durio.app(SERVICES)
 
 
 if __name__ == "__main__":
@@ -75,4 +76,4 @@ if __name__ == "__main__":
     config = Config()
     config.bind = [os.environ["CLIENT_APP_BIND"]]
     config.accesslog = None
-    trio.run(functools.partial(serve, durio.app(SERVICES), config))
+    trio.run(functools.partial(serve, app, config))
