@@ -25,7 +25,7 @@ log = logging.getLogger("durio.storage")
 EVENTS_KEPT_AT_EACH_END = 10  # an invocation keeps its first 10 and latest 10 events
 
 
-def _prefix_scan(cursor: lmdb.Cursor, prefix: bytes) -> typing.Iterator[tuple[bytes, bytes]]:
+def _prefix_scan(cursor: typing.Any, prefix: bytes) -> typing.Iterator[tuple[bytes, bytes]]:
     if not cursor.set_range(prefix):
         return
     for key, value in cursor:
@@ -43,11 +43,13 @@ class Txn:
         # (status, created_ms) under which each invocation this transaction has seen is in the status index.
         self._indexed: dict[str, tuple[str, int] | None] = {}
 
-    def _cursor(self, name: bytes) -> lmdb.Cursor:
+    # Transactions are opened with buffers=False, so keys and values are bytes; py-lmdb's stubs
+    # also allow memoryview, hence the untyped cursor and the cast.
+    def _cursor(self, name: bytes) -> typing.Any:
         return self._txn.cursor(db=self._dbs[name])
 
     def _get(self, name: bytes, key: bytes) -> bytes | None:
-        return self._txn.get(key, db=self._dbs[name])
+        return typing.cast("bytes | None", self._txn.get(key, db=self._dbs[name]))
 
     def _put(self, name: bytes, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[name])
@@ -213,7 +215,7 @@ class Txn:
 
     def journal(self, invocation_id: str) -> list[Entry]:
         prefix = invocation_id_to_bytes(invocation_id)
-        entries = []
+        entries: list[Entry] = []
         for key, raw in _prefix_scan(self._cursor(s.JOURNAL), prefix):
             index = s.journal_index(key)
             if index != len(entries):
