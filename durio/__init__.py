@@ -2,7 +2,9 @@
 
 This module is the public API. Its names are the official Restate Python
 SDK's, so handler code written for `restate` runs on durio with
-`import durio as restate`.
+`import durio as restate`; the SDK's modules are durio's too (`durio.exceptions`,
+`durio.serde`, ...), and `durio.install_as_restate()` makes `import restate` and
+`from restate.exceptions import ...` import durio.
 """
 
 import importlib
@@ -75,7 +77,7 @@ _SOURCES = {
 
 # The official SDK's public modules, each at the same name under durio (`restate.exceptions` is
 # `durio.exceptions`). install_as_restate() aliases exactly these.
-SDK_MODULES = (
+_SDK_MODULES = (
     "exceptions", "serde", "context", "service", "object", "workflow", "retry_policy", "asyncio", "logging",
     "extensions", "context_managers", "server_context", "endpoint", "entry_codec", "client", "client_types",
     "harness", "types", "connection", "_preview", "ext", "ext.tracing", "ext.turnstile",
@@ -172,13 +174,13 @@ def install_as_restate() -> None:
     if not any(isinstance(finder, _RestateAlias) for finder in _sys.meta_path):
         _sys.meta_path.insert(0, _RestateAlias())
     _sys.modules["restate"] = this
-    for module in SDK_MODULES:
+    for module in _SDK_MODULES:
         if f"durio.{module}" in _sys.modules:  # loaded already: make it reachable as restate.X at once
             _sys.modules[f"restate.{module}"] = _sys.modules[f"durio.{module}"]
 
 
 def __getattr__(name: str) -> typing.Any:
-    if name in SDK_MODULES:  # `restate.exceptions.TerminalError` works without importing it first
+    if name in _SDK_MODULES:  # `restate.exceptions.TerminalError` works without importing it first
         return importlib.import_module(f"durio.{name}")
     source = _SOURCES.get(name)
     if source is None:
