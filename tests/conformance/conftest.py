@@ -190,27 +190,31 @@ def _restate(base: pathlib.Path, env: dict[str, str]) -> Target:
     return Target("restate", server, f"http://127.0.0.1:{ingress}", f"http://127.0.0.1:{admin}")
 
 
+def deployment_url(process: Process) -> str:
+    return process.ready_url.removesuffix("/health")
+
+
 class Targets:
     """The session's servers, made when first asked for and stopped at the end."""
 
     def __init__(self, base: pathlib.Path) -> None:
         self.base = base
         self.processes: list[Process] = []
-        self._deployment: str | None = None
+        self._deployments: dict[str, Process] = {}
         self._targets: dict[tuple[str, str], Target] = {}
 
-    def deployment(self) -> str:
-        """The official-SDK deployment serving services.py (one for every remote target)."""
-        if self._deployment is None:
+    def deployment(self, name: str = "sdk", env: dict[str, str] | None = None) -> Process:
+        """An official-SDK deployment serving services.py (the default one serves every remote target)."""
+        if name not in self._deployments:
             port = free_port()
             peer = Process([sys.executable, "-m", "hypercorn", "tests.conformance.remote_app:app", "--bind", f"127.0.0.1:{port}"],
-                           self.base / "sdk.log", f"http://127.0.0.1:{port}/health")
+                           self.base / f"{name}.log", f"http://127.0.0.1:{port}/health", env)
             self.processes.append(peer)
             peer.start()
-            self._deployment = f"http://127.0.0.1:{port}"
-        return self._deployment
+            self._deployments[name] = peer
+        return self._deployments[name]
 
-    def get(self, mode: str, name: str = "default", env: dict[str, str] | None = None) -> Target:
+    def get(self, mode: str, name: str = "default", env: dict[str, str] | None = None, deployment: Process | None = None) -> Target:
         if (mode, name) not in self._targets:
             base = self.base / f"{mode}-{name}"
             base.mkdir()
@@ -218,7 +222,7 @@ class Targets:
             target = _restate(base, env) if mode == "restate" else _durio(mode, base, env)
             self.processes.append(target.server)
             if mode != "embedded":
-                target.register(self.deployment())
+                target.register(deployment_url(deployment or self.deployment()))
             self._targets[mode, name] = target
         return self._targets[mode, name]
 

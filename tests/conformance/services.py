@@ -10,8 +10,10 @@ dicts: the contracts ask for "an atomic counter in the service", not for state.
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import json
+import os
 import typing
 from datetime import timedelta
 
@@ -433,5 +435,120 @@ async def set_different_key(ctx: restate.ObjectContext) -> None:
     await _then_increment(ctx)
 
 
-services = [counter, proxy, list_object, map_object, failing, utils, awakeable_holder, cancel_runner, cancel_blocking,
+# ---------------------------------------------------------------- VirtualObjectCommandInterpreter
+
+
+interpreter = restate.VirtualObject("VirtualObjectCommandInterpreter")
+RESULTS = "results"
+
+
+def _awakeable_state(awakeable_key: str) -> str:
+    return f"awk-{awakeable_key}"
+
+
+def _awaitable(ctx: restate.ObjectContext, command: dict[str, typing.Any]) -> tuple[str, typing.Any]:
+    """(kind, future) for an AwaitableCommand; the awakeable's id is stored for the shared handlers."""
+    kind = command["type"]
+    if kind == "createAwakeable":
+        awakeable_id, future = ctx.awakeable(type_hint=str)
+        ctx.set(_awakeable_state(command["awakeableKey"]), awakeable_id)
+        return kind, future
+    if kind == "sleep":
+        return kind, ctx.sleep(timedelta(milliseconds=command["timeoutMillis"]))
+    if kind == "runThrowTerminalException":
+        reason = command["reason"]
+
+        def throw() -> str:
+            raise restate.TerminalError(reason)
+
+        return kind, ctx.run_typed("run should fail", throw)
+    raise restate.TerminalError(f"unknown awaitable command {kind!r}")
+
+
+async def _result_of(kind: str, future: typing.Any) -> str:
+    value = await future
+    return "sleep" if kind == "sleep" else str(value)
+
+
+@interpreter.handler(name="interpretCommands")
+async def interpret_commands(ctx: restate.ObjectContext, request: dict[str, typing.Any]) -> str:
+    result = ""
+    for command in request["commands"]:
+        kind = command["type"]
+        if kind == "awaitOne":
+            result = await _result_of(*_awaitable(ctx, command["command"]))
+        elif kind == "awaitAny":
+            awaitables = [_awaitable(ctx, c) for c in command["commands"]]
+            done, _pending = await restate.wait_completed(*[f for _, f in awaitables])
+            first = next(i for i, (_, f) in enumerate(awaitables) if f in done)
+            result = await _result_of(*awaitables[first])
+        elif kind == "awaitAnySuccessful":
+            awaitables = [_awaitable(ctx, c) for c in command["commands"]]
+            kinds = {id(f): k for k, f in awaitables}
+            async for future in restate.as_completed(*[f for _, f in awaitables]):
+                try:
+                    result = await _result_of(kinds[id(future)], future)
+                    break
+                except restate.TerminalError:
+                    continue
+            else:
+                raise restate.TerminalError("all awaitables failed")
+        elif kind == "awaitAwakeableOrTimeout":
+            awakeable_id, awakeable = ctx.awakeable(type_hint=str)
+            ctx.set(_awakeable_state(command["awakeableKey"]), awakeable_id)
+            match await restate.select(awakeable=awakeable, timeout=ctx.sleep(timedelta(milliseconds=command["timeoutMillis"]))):
+                case ["awakeable", value]:
+                    result = value
+                case _:
+                    raise restate.TerminalError("await-timeout")
+        elif kind == "resolveAwakeable":
+            await _resolve(ctx, command)
+            result = ""
+        elif kind == "rejectAwakeable":
+            await _reject(ctx, command)
+            result = ""
+        elif kind == "getEnvVariable":
+            result = await ctx.run_typed("get env", functools.partial(os.environ.get, command["envName"], ""))
+        else:
+            raise restate.TerminalError(f"unknown command {kind!r}")
+        ctx.set(RESULTS, [*(await ctx.get(RESULTS) or []), result])
+    return result
+
+
+async def _awakeable_id(ctx: typing.Any, awakeable_key: str) -> str:
+    awakeable_id = await ctx.get(_awakeable_state(awakeable_key))
+    if awakeable_id is None:
+        raise restate.TerminalError(f"no awakeable is registered under {awakeable_key!r}")
+    return str(awakeable_id)
+
+
+async def _resolve(ctx: typing.Any, request: dict[str, str]) -> None:
+    ctx.resolve_awakeable(await _awakeable_id(ctx, request["awakeableKey"]), request["value"])
+
+
+async def _reject(ctx: typing.Any, request: dict[str, str]) -> None:
+    ctx.reject_awakeable(await _awakeable_id(ctx, request["awakeableKey"]), request["reason"])
+
+
+@interpreter.handler(name="resolveAwakeable", kind="shared")
+async def interpreter_resolve_awakeable(ctx: restate.ObjectSharedContext, request: dict[str, str]) -> None:
+    await _resolve(ctx, request)
+
+
+@interpreter.handler(name="rejectAwakeable", kind="shared")
+async def interpreter_reject_awakeable(ctx: restate.ObjectSharedContext, request: dict[str, str]) -> None:
+    await _reject(ctx, request)
+
+
+@interpreter.handler(name="hasAwakeable", kind="shared")
+async def interpreter_has_awakeable(ctx: restate.ObjectSharedContext, awakeable_key: str) -> bool:
+    return await ctx.get(_awakeable_state(awakeable_key)) is not None
+
+
+@interpreter.handler(name="getResults", kind="shared")
+async def interpreter_get_results(ctx: restate.ObjectSharedContext) -> list[str]:
+    return await ctx.get(RESULTS) or []
+
+
+services = [interpreter, counter, proxy, list_object, map_object, failing, utils, awakeable_holder, cancel_runner, cancel_blocking,
             kill_runner, kill_singleton, block_and_wait, non_deterministic]
