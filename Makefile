@@ -41,7 +41,7 @@ test: $(STAMP) $(CHROMIUM_STAMP) $(RESTATE_STAMP)
 # Restate's SDK test suite as ported in tests/conformance (which `make test` runs on durio, remote and
 # embedded), here against the official Restate server: it shows each test asks for what Restate does.
 conformance-restate: $(STAMP) $(RESTATE_STAMP)
-	DURIO_CONFORMANCE_TARGETS=restate $(BIN)/python -m pytest -q tests/conformance
+	DURIO_CONFORMANCE_TARGETS=restate,restate-default $(BIN)/python -m pytest -q tests/conformance
 
 # Options go through BENCH_ARGS, e.g. make bench BENCH_ARGS='--duration 3 --workloads noop,steps'
 bench: $(STAMP)

@@ -5,10 +5,11 @@
 - restate: the remote deployment on the official Restate server (`make conformance-restate`), to show
   that a test asks for what Restate does.
 
-DURIO_CONFORMANCE_TARGETS picks them (default `remote,embedded`). Each target is one server per test
+DURIO_CONFORMANCE_TARGETS picks them (default `remote,embedded,remote-default,embedded-default`). Each target is one server per test
 session, shared by every test class (the suite's own tests use fresh keys, so they do not interfere),
-and always suspending, as the suite's "alwaysSuspending" configuration: an inactivity timeout of 0s
-makes every wait suspend and replay the journal. NonDeterminismErrors gets its own server with the
+each in the suite's two configurations: always suspending (its "alwaysSuspending": an inactivity
+timeout of 0s makes every wait suspend and replay the journal) and, with the `-default` suffix
+(`remote-default`, `embedded-default`, `restate-default`), the server's defaults. NonDeterminismErrors gets its own server with the
 retry policy it configures. KillRuntime/StopRuntime kill -9 or SIGTERM the real server process and
 start it again on the same data dir and ports.
 
@@ -38,22 +39,35 @@ from tests.conftest import ROOT, free_port
 from tests.remote_peers import restate_server_binary
 
 MODES = ("remote", "embedded", "restate")
+# A mode with this suffix runs with the server's default inactivity timeout instead of always suspending.
+DEFAULT_CONFIG = "-default"
 # The suite's "alwaysSuspending" configuration, in Restate's own environment variables (durio reads them too).
 ALWAYS_SUSPENDING = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
 _not_applicable: list[tuple[str, str]] = []
 
 
 def selected_modes() -> list[str]:
-    modes = [m.strip() for m in os.environ.get("DURIO_CONFORMANCE_TARGETS", "remote,embedded").split(",") if m.strip()]
-    unknown = set(modes) - set(MODES)
+    chosen = os.environ.get("DURIO_CONFORMANCE_TARGETS", "remote,embedded,remote-default,embedded-default")
+    modes = [m.strip() for m in chosen.split(",") if m.strip()]
+    unknown = {m for m in modes if base_mode(m) not in MODES}
     if unknown:
-        raise pytest.UsageError(f"DURIO_CONFORMANCE_TARGETS: unknown {sorted(unknown)}; choose from {MODES}")
+        raise pytest.UsageError(f"DURIO_CONFORMANCE_TARGETS: unknown {sorted(unknown)}; choose from {MODES}, "
+                                f"each optionally with {DEFAULT_CONFIG} (default configuration, not always suspending)")
     return modes
+
+
+def base_mode(mode: str) -> str:
+    return mode.removesuffix(DEFAULT_CONFIG)
+
+
+def always_suspending(mode: str) -> bool:
+    return not mode.endswith(DEFAULT_CONFIG)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "not_applicable(modes, reason): the conformance test cannot apply in these modes")
     config.addinivalue_line("markers", "durio_gap(modes, reason): durio does not yet pass this conformance test in these modes")
+    config.addinivalue_line("markers", "only_always_suspending: the suite runs this test only always suspending")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -66,13 +80,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         mode = getattr(getattr(item, "callspec", None), "params", {}).get("mode")
         if mode is None:
             continue
-        for marker in item.iter_markers("not_applicable"):
-            if mode in marker.args[0]:
-                reason = f"NOT APPLICABLE in {mode} mode: {marker.args[1]}"
-                _not_applicable.append((item.nodeid, reason))
-                item.add_marker(pytest.mark.skip(reason=reason))
+        reasons = [marker.args[1] for marker in item.iter_markers("not_applicable") if base_mode(mode) in marker.args[0]]
+        if not always_suspending(mode) and item.get_closest_marker("only_always_suspending"):
+            reasons.append("the suite runs it only in its always-suspending configuration")
+        for why in reasons[:1]:
+            reason = f"NOT APPLICABLE in {mode} mode: {why}"
+            _not_applicable.append((item.nodeid, reason))
+            item.add_marker(pytest.mark.skip(reason=reason))
         for marker in item.iter_markers("durio_gap"):
-            if mode in marker.args[0] and mode != "restate":
+            if mode in marker.args[0] and base_mode(mode) != "restate":
                 item.add_marker(pytest.mark.xfail(strict=True, reason=f"durio gap in {mode} mode: {marker.args[1]}"))
 
 
@@ -218,10 +234,11 @@ class Targets:
         if (mode, name) not in self._targets:
             base = self.base / f"{mode}-{name}"
             base.mkdir()
-            env = {**ALWAYS_SUSPENDING, **(env or {})}
-            target = _restate(base, env) if mode == "restate" else _durio(mode, base, env)
+            env = {**(ALWAYS_SUSPENDING if always_suspending(mode) else {}), **(env or {})}
+            kind = base_mode(mode)
+            target = _restate(base, env) if kind == "restate" else _durio(kind, base, env)
             self.processes.append(target.server)
-            if mode != "embedded":
+            if kind != "embedded":
                 target.register(deployment_url(deployment or self.deployment()))
             self._targets[mode, name] = target
         return self._targets[mode, name]

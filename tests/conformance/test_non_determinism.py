@@ -12,6 +12,8 @@ import pytest
 
 from tests.conformance.client import call, call_ok, eventually
 
+pytestmark = pytest.mark.only_always_suspending
+
 STRICT = {
     "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "1",
     "RESTATE_DEFAULT_RETRY_POLICY__ON_MAX_ATTEMPTS": "kill",

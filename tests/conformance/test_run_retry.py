@@ -22,6 +22,7 @@ async def test_run_is_retried_until_it_exhausts_the_retry_attempts(ingress) -> N
     assert await call_ok(ingress, "Failing", "sideEffectFailsAfterGivenAttempts", 3, key=str(uuid.uuid4())) >= 3
 
 
+@pytest.mark.only_always_suspending
 @pytest.mark.not_applicable(("embedded",), "an embedded step's result is journaled in-process, and the handler continues "
                             "once the write is durable: there is no acknowledgement to wait for across a network, so "
                             "nothing suspends and the local count is not restarted by a replay")
