@@ -6,7 +6,7 @@
   that a test asks for what Restate does.
 
 DURIO_CONFORMANCE_TARGETS picks them (default `remote,embedded,remote-default,embedded-default`). Each target is one server per test
-session, shared by every test class (the suite's own tests use fresh keys, so they do not interfere),
+run of this package (stopped before the rest of `make test`), shared by every test class (the suite's own tests use fresh keys, so they do not interfere),
 each in the suite's two configurations: always suspending (its "alwaysSuspending": an inactivity
 timeout of 0s makes every wait suspend and replay the journal) and, with the `-default` suffix
 (`remote-default`, `embedded-default`, `restate-default`), the server's defaults. NonDeterminismErrors gets its own server with the
@@ -72,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "mode" in metafunc.fixturenames:
-        metafunc.parametrize("mode", selected_modes(), scope="session")
+        metafunc.parametrize("mode", selected_modes(), scope="package")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -211,7 +211,7 @@ def deployment_url(process: Process) -> str:
 
 
 class Targets:
-    """The session's servers, made when first asked for and stopped at the end."""
+    """The package's servers, made when first asked for and stopped when its tests are done."""
 
     def __init__(self, base: pathlib.Path) -> None:
         self.base = base
@@ -248,7 +248,7 @@ class Targets:
             process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def targets() -> typing.Iterator[Targets]:
     base = pathlib.Path(tempfile.mkdtemp(prefix="durio-conformance-"))
     made = Targets(base)
@@ -260,7 +260,7 @@ def targets() -> typing.Iterator[Targets]:
             shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def target(targets: Targets, mode: str) -> Target:
     return targets.get(mode)
 
