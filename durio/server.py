@@ -153,8 +153,9 @@ def app(
     the Restate server logs its `request-identity-private-key-pem-file`'s at start) whose signature a
     request must carry; without them the app runs any request from anyone who can reach it. durio
     serves request/response only: `protocol="bidi"` is served that way (the manifest says so, and
-    Restate follows it). A `journal_value_codec` (the official SDK encrypts or transforms journal
-    values with it) is refused rather than ignored, so nothing meant to be encoded is stored as is.
+    Restate follows it). A `journal_value_codec` (a JournalValueCodec, or an async provider of one)
+    encodes every value the deployment sends and decodes what it receives (durio.protocol.value_codec),
+    so the server stores only encoded values; an ingress client needs the same codec.
     """
     from durio.protocol.endpoint import EndpointApp
 
@@ -162,9 +163,7 @@ def app(
         raise ValueError(f"protocol is 'bidi' or 'request_response', not {protocol!r}")
     if protocol == "bidi":
         log.warning("durio.app serves request/response only; protocol='bidi' is served as request/response")
-    if journal_value_codec is not None:
-        raise NotImplementedError("durio.app does not support journal_value_codec: journal values would be stored unencoded")
-    return EndpointApp(list(services), identity_keys)
+    return EndpointApp(list(services), identity_keys, journal_value_codec)
 
 
 def services_of(app: typing.Any) -> list[ServiceDefinition]:
@@ -176,6 +175,10 @@ def services_of(app: typing.Any) -> list[ServiceDefinition]:
     from durio.sdk.definitions import Service, VirtualObject, Workflow
 
     if isinstance(app, EndpointApp):
+        if app.journal_value_codec is not None:
+            # Embedded, values are stored as the handlers make them: the codec would silently not apply.
+            raise TypeError("this app has a journal_value_codec, which applies only when it is served as a deployment "
+                            "(hypercorn, registered with a server): durio cannot run its services embedded")
         return list(app.services.values())
     if isinstance(app, (Service, VirtualObject, Workflow)):
         return [app]

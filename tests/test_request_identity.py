@@ -223,8 +223,8 @@ def test_app_takes_the_official_sdks_arguments() -> None:
     restate.app(identity_app.services, protocol="bidi")
     with pytest.raises(ValueError, match="protocol"):
         restate.app(identity_app.services, protocol="streaming")  # type: ignore[arg-type]
-    with pytest.raises(NotImplementedError, match="journal_value_codec"):
-        restate.app(identity_app.services, journal_value_codec=object())
+    codec = object()  # kept and applied to the values the deployment sends and receives (test_sdk_journal_codec)
+    assert restate.app(identity_app.services, journal_value_codec=codec).journal_value_codec is codec
 
 
 # ---------------------------------------------------------------- the endpoint

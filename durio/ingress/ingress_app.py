@@ -234,6 +234,11 @@ class IngressApp:
             if handler.input_required:
                 raise HttpError(400, f"{handler.service_name}.{handler.name} needs a JSON body, and the request has none")
             return None
+        if getattr(handler, "deployment", None) is not None:
+            # A remote handler's body goes to its deployment as it is, as Restate passes it: the deployment
+            # reads it (and answers 400 itself). It may not even be JSON to anyone but the deployment: a
+            # journal value codec encodes it in the client (durio.protocol.value_codec).
+            return NOT_DECODED
         try:
             return handler.input_serde.deserialize(body)
         except SerdeError as exc:

@@ -35,6 +35,8 @@ from durio.protocol.convert import message_to_command, message_to_notification
 from durio.protocol.endpoint_host import EndpointAttempt
 from durio.protocol.framing import FrameDecoder, ProtocolError, encode
 from durio.protocol.identity import IdentityError, IdentityVerifier
+from durio.protocol.value_codec import decode_journal
+from durio.protocol.value_codec import resolve as resolve_codec
 from durio.protocol.manifest import (
     INVOCATION_CONTENT_TYPE,
     MANIFEST_CONTENT_TYPE,
@@ -58,7 +60,8 @@ UNSIGNED_WARNING = (
 
 
 class EndpointApp:
-    def __init__(self, services: list[ServiceDefinition], identity_keys: typing.Iterable[str] | None = None) -> None:
+    def __init__(self, services: list[ServiceDefinition], identity_keys: typing.Iterable[str] | None = None,
+                 journal_value_codec: typing.Any = None) -> None:
         self.services = {}
         for service in services:
             if service.name in self.services:
@@ -67,6 +70,10 @@ class EndpointApp:
         self.verifier = IdentityVerifier(identity_keys if identity_keys is not None else ())
         self._warned_unsigned = False
         self._asyncio_guest: typing.Any = None  # made on the first call under asyncio
+        # A JournalValueCodec, or an async provider of one, built at the first invocation and kept.
+        self.journal_value_codec = journal_value_codec
+        self._codec: typing.Any = None
+        self._codec_ready = journal_value_codec is None
 
     def _warn_if_unsigned(self) -> None:
         if not self.verifier.enabled and not self._warned_unsigned:
@@ -111,6 +118,12 @@ class EndpointApp:
         else:
             await respond(send, 404, b"not found", b"text/plain", [SERVER_HEADER])
 
+    async def _journal_codec(self) -> typing.Any:
+        if not self._codec_ready:
+            self._codec = await resolve_codec(self.journal_value_codec)
+            self._codec_ready = True
+        return self._codec
+
     async def _discover(self, scope: Scope, send: Send) -> None:
         accept = header(scope, b"accept")
         version = negotiate_manifest_version(accept.decode("latin-1") if accept else None)
@@ -141,6 +154,13 @@ class EndpointApp:
         out_send, out_receive = trio.open_memory_channel[bytes](float("inf"))
         try:
             start, journal = _parse_request(body)
+            codec = await self._journal_codec()
+            try:
+                await decode_journal(journal, codec)
+                for entry in start.state_map if codec is not None else ():
+                    entry.value = await codec.decode(bytes(entry.value))
+            except Exception as exc:  # a value the codec cannot read (not encoded, another key): retried, and said why
+                raise ProtocolError(f"the journal value codec cannot decode a value: {exc!r}", 500) from exc
         except ProtocolError as exc:
             error = m.MESSAGES["ErrorMessage"](code=exc.code, message=str(exc))
             await send({"type": "http.response.body", "body": encode(m.ERROR, error), "more_body": False})
@@ -155,7 +175,7 @@ class EndpointApp:
             nursery.start_soon(forward_frames)
             async with out_send:
                 attempt_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-                await EndpointAttempt(handler, start, journal, version, out_send, attempt_headers).run()
+                await EndpointAttempt(handler, start, journal, version, out_send, attempt_headers, codec).run()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -24,6 +24,7 @@ from durio.journal.machine import InvocationMachine, JournalMismatch
 from durio.protocol import messages as m
 from durio.protocol.convert import command_to_message, failure_message
 from durio.protocol.framing import encode
+from durio.protocol.value_codec import encoded
 from durio.sdk.context import context_for
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError
@@ -45,8 +46,10 @@ class EndpointAttempt:
     """An InvocationHost whose journal comes from, and goes to, a Restate server."""
 
     def __init__(self, handler: Handler, start: typing.Any, journal: list[e.Entry], version: int, out: trio.MemorySendChannel[bytes],
-                 attempt_headers: dict[str, str] | None = None) -> None:
+                 attempt_headers: dict[str, str] | None = None, codec: typing.Any = None) -> None:
         self.handler = handler
+        # The deployment's journal value codec: what is sent is encoded (durio.protocol.value_codec).
+        self.codec = codec
         # The headers of the HTTP request that carries this attempt (ctx.request().attempt_headers).
         self.attempt_headers = attempt_headers or {}
         self.version = version
@@ -103,7 +106,7 @@ class EndpointAttempt:
             self._error(570, str(exc), related=(exc.index, exc.issued))
             return
         if new:
-            self._emit(*command_to_message(entry, self.version))
+            self._emit(*command_to_message(encoded(entry, self.codec), self.version))
         self._terminal(m.END, M["EndMessage"]())
 
     def _emit(self, type_id: int, message: typing.Any) -> None:
@@ -157,7 +160,7 @@ class EndpointAttempt:
         if isinstance(entry, (e.Call, e.OneWayCall)):
             entry.callee_id = ""  # the server assigns it and tells us in a notification
         if new:
-            self._emit(*command_to_message(entry, self.version))
+            self._emit(*command_to_message(encoded(entry, self.codec), self.version))
         return entry
 
     def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
@@ -201,7 +204,7 @@ class EndpointAttempt:
         if isinstance(result, e.Failure):
             proposal.failure.CopyFrom(failure_message(result, self.version))
         else:
-            proposal.value = result
+            proposal.value = result if self.codec is None else self.codec.encode(result)
         self._emit(m.PROPOSE_RUN_COMPLETION, proposal)
 
     def _run_failed(self, entry: e.Run, exc: Exception, options: RunOptions[typing.Any]) -> None:
