@@ -170,9 +170,8 @@ class RestateTestHarness:
         self.start()
         return self
 
-    def __exit__(self, *exc_info: typing.Any) -> bool:
+    def __exit__(self, *exc_info: typing.Any) -> None:
         self.stop()
-        return False
 
 
 def test_harness(app: typing.Any, follow_logs: bool = False, restate_image: str = DEFAULT_IMAGE,

@@ -75,7 +75,7 @@ class RestateTracer(Tracer):
         return span
 
     @contextlib.contextmanager
-    def start_as_current_span(
+    def start_as_current_span(  # type: ignore[override]  # OpenTelemetry's own context-manager type is private
         self,
         name: str,
         context: typing.Any = None,

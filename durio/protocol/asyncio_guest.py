@@ -65,7 +65,7 @@ class AsyncioGuest:
             self._token.run_sync_soon(cancel_scope.cancel)
             raise
 
-    def _from_trio(self, call: typing.Callable[..., typing.Awaitable[typing.Any]]) -> typing.Callable[..., typing.Awaitable[typing.Any]]:
+    def _from_trio(self, call: typing.Callable[..., typing.Any]) -> typing.Callable[..., typing.Awaitable[typing.Any]]:
         """`call` (an asyncio coroutine function), made awaitable from Trio: it runs as an asyncio task."""
         loop = typing.cast(asyncio.AbstractEventLoop, self._loop)
         token = typing.cast(trio.lowlevel.TrioToken, self._token)

@@ -161,7 +161,7 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
             handler_kind = _HANDLER_KIND[ty] if ty else {"object": "exclusive", "workflow": "workflow"}.get(kind)
             input_spec = handler_spec.get("input")
             takes_input = input_spec is None or bool(input_spec)
-            options = {}
+            options: dict[str, typing.Any] = {}
             for manifest_field, option in (("journalRetention", "journal_retention"), ("idempotencyRetention", "idempotency_retention"),
                                            ("workflowCompletionRetention", "workflow_retention")):
                 if handler_spec.get(manifest_field) is not None:
