@@ -279,3 +279,41 @@ async def test_a_wake_up_refused_by_a_full_disk_reaches_a_live_sleeper_once_the_
         with trio.fail_after(10):
             assert await runtime.attach(sleeper) == b'"woke"'
         assert disk.refused == 1
+
+
+# ---------------------------------------------------------------- a queued invocation that ran ahead (disk-full soak)
+
+ledgers = restate.VirtualObject("Ledgers")
+ledger_gates: dict[str, trio.Event] = {}
+
+
+@ledgers.handler()
+async def append(ctx: restate.ObjectContext, ref: str) -> list[str]:
+    gate = ledger_gates.get(ref)
+    if gate is not None:
+        await ctx.run_typed("gate", gate.wait)
+    entries = [*(await ctx.get("entries", type_hint=list[str]) or []), ref]
+    ctx.set("entries", entries)
+    return entries
+
+
+async def test_a_queued_invocation_that_ran_ahead_of_its_key_keeps_its_place_in_storage(tmp_path) -> None:
+    """Found by the disk-full soak: its predecessor's completion was refused, so the successor (handed
+    the key early) had its writes refused too. Its failed attempt and its suspension must not turn it
+    from queued into backing-off or suspended: it would then load as if it held the key, read the key's
+    state from before its predecessor's writes, and overwrite them once those committed."""
+    ledger_gates.clear()
+    ledger_gates["first"] = trio.Event()
+    async with open_runtime([ledgers], tmp_path / "data") as runtime:
+        first = await invoke(runtime, "Ledgers", "append", "first", key="k", send=True)
+        second = await invoke(runtime, "Ledgers", "append", "second", key="k", send=True)
+        assert (await runtime.get_record(second)).status == "pending"
+        now = runtime.clock.now_ms()
+        failure = {"message": "a journal write failed", "code": 500}
+        await runtime.write(runtime.transitions.attempt_failed(second, 1, failure, now + 50, False, now))
+        await runtime.write(runtime.transitions.suspend(second, [], now))
+        record = await runtime.get_record(second)
+        assert (record.status, record.retry_count) == ("pending", 0), "a queued invocation's record changed"
+        ledger_gates["first"].set()
+        assert await runtime.attach(first) == b'["first"]'
+        assert await runtime.attach(second) == b'["first","second"]'

@@ -473,7 +473,7 @@ class Transitions:
     def suspend(self, invocation_id: str, awaiting: list[str], now_ms: int) -> Op:
         def op(txn: Txn) -> Applied:
             record = txn.get_invocation(invocation_id)
-            if record is None or record.is_completed:
+            if record is None or record.is_completed or _ran_ahead(record):
                 return Applied(False, Effects())
             record.status = Status.SUSPENDED
             record.awaiting = awaiting
@@ -490,7 +490,7 @@ class Transitions:
 
         def op(txn: Txn) -> Applied:
             record = txn.get_invocation(invocation_id)
-            if record is None or record.is_completed:
+            if record is None or record.is_completed or _ran_ahead(record):
                 return Applied(False, Effects())
             record.retry_count = retry_count
             record.last_failure = failure
@@ -648,3 +648,13 @@ class Transitions:
             return purge(txn)
 
         return op
+
+
+def _ran_ahead(record: InvocationRecord) -> bool:
+    """An exclusive invocation still queued for its key in storage, whose actor was handed the key early.
+
+    What its attempt did counts for nothing until its predecessor's completion commits: its writes
+    are refused, and so is any change to its status. Marked backing-off or suspended, it would load
+    as if it held the key, with the key's state as it was before its predecessor's writes.
+    """
+    return record.status == Status.PENDING
