@@ -27,7 +27,6 @@ import os
 import re
 import select
 import socket
-import string
 import time
 import typing
 import urllib.parse

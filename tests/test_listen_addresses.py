@@ -131,7 +131,7 @@ def serve_embedded(tmp_path: pathlib.Path, arguments: str, env: dict[str, str]) 
 
 def wait_listening(process: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> set[str]:
     deadline = time.monotonic() + timeout
-    while not (hosts := listening_hosts(port)):
+    while not listening_hosts(port):
         if process.poll() is not None:
             raise RuntimeError(f"durio.serve exited with {process.returncode}: {process.stdout.read().decode()}")  # type: ignore[union-attr]
         assert time.monotonic() < deadline, f"nothing listens on {port}"

@@ -106,7 +106,7 @@ class InvocationActor:
         self._decoded_input = decoded_input  # the ingress decoded the input already: the first attempt uses it
         self.status = LiveStatus.LOADING
         self.scope = trio.CancelScope()
-        self._early: list[tuple[e.Entry, int | None, TimerKey | None]] = []
+        self._early: list[tuple[e.Notification, int | None, TimerKey | None]] = []
         # Timer notifications appended but not yet durable. A reload after a failed write takes them again: the
         # timer actor popped them from its window, and a refire that came while this copy was in memory was dropped.
         self._undurable_timers: dict[TimerKey, e.Notification] = {}
@@ -567,9 +567,8 @@ class InvocationActor:
         if isinstance(entry, (e.GetPromise, e.PeekPromise, e.CompletePromise)) and handler.service_kind != "workflow":
             raise ProtocolError(f"{entry.describe()} from {handler.service_name}, which is not a workflow")
         if isinstance(entry, (e.Call, e.OneWayCall)):
-            if entry.invoke_at_ms if isinstance(entry, e.OneWayCall) else False:
-                if entry.invoke_at_ms <= self.now_ms():
-                    entry.invoke_at_ms = 0
+            if isinstance(entry, e.OneWayCall) and entry.invoke_at_ms and entry.invoke_at_ms <= self.now_ms():
+                entry.invoke_at_ms = 0
             entry.callee_id = ids.callee_invocation_id(entry.target, entry.idempotency_key, self.kind_of(entry.target), self.now_ms())
         entry.ts = self.now_ms()
         index = self.machine.append_command_after_replay(entry)

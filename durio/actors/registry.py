@@ -74,6 +74,7 @@ class Registry:
     def retention_ms(self, handler: Handler, idempotent: bool = False) -> int:
         """How long a completed invocation (its result, journal, and a workflow's state) is kept."""
         service = self._services[handler.service_name]
+        candidates: tuple[typing.Any, ...]
         if handler.kind == "workflow":
             candidates = (handler.options.get("workflow_retention"), handler.options.get("journal_retention"), service.journal_retention)
         elif idempotent:

@@ -285,8 +285,8 @@ class Transitions:
             result = None if promise is None else promise.result
             self._send_to(txn, record.id, e.Completion(completion_id=entry.completion_id, result=result), fx)
         elif isinstance(entry, e.CompletePromise):
-            outcome = self._complete_promise(txn, target.service, typing.cast(str, target.key), entry.key, entry.result, fx)
-            self._send_to(txn, record.id, e.Completion(completion_id=entry.completion_id, result=outcome), fx)
+            promise_outcome = self._complete_promise(txn, target.service, typing.cast(str, target.key), entry.key, entry.result, fx)
+            self._send_to(txn, record.id, e.Completion(completion_id=entry.completion_id, result=promise_outcome), fx)
         elif isinstance(entry, (e.AttachInvocation, e.GetInvocationOutput)):
             self._attach(txn, record, entry, fx)
 

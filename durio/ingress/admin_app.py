@@ -75,10 +75,10 @@ class AdminApp:
                 await respond_json(send, 200, {"services": [_service_view(s) for s in self.runtime.registry.services.values()]})
             case ["services", name]:
                 _require(method, "GET")
-                service = self.runtime.registry.service(name)
-                if service is None:
+                definition = self.runtime.registry.service(name)
+                if definition is None:
                     raise HttpError(404, f"service '{name}' not found")
-                await respond_json(send, 200, _service_view(service))
+                await respond_json(send, 200, _service_view(definition))
             case ["deployments"]:
                 if method == "POST":
                     await self._register_deployment(scope, receive, send)

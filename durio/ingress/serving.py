@@ -194,7 +194,7 @@ async def serve_http(
     address = parse_address(bind)
     config = hypercorn_config(str(address), limits)
     listeners = await trio.open_tcp_listeners(address.port, host=address.host, backlog=config.backlog)
-    wrapped = wrap_app(BodyGuard(app, limits), config.wsgi_max_body_size, None)
+    wrapped = wrap_app(typing.cast(typing.Any, BodyGuard(app, limits)), config.wsgi_max_body_size, None)
     context = WorkerContext(None)
     url = f"http://{Address(*listeners[0].socket.getsockname()[:2])}"
     max_connections = limits.connections()

@@ -62,7 +62,7 @@ UNSIGNED_WARNING = (
 class EndpointApp:
     def __init__(self, services: list[ServiceDefinition], identity_keys: typing.Iterable[str] | None = None,
                  journal_value_codec: typing.Any = None) -> None:
-        self.services = {}
+        self.services: dict[str, ServiceDefinition] = {}
         for service in services:
             if service.name in self.services:
                 raise ValueError(f"two services are named {service.name}")

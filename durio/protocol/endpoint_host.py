@@ -215,6 +215,7 @@ class EndpointAttempt:
         if backoff is not None and backoff.exhausted(failures, self.retry_duration_ms / 1000):
             self._propose(entry.completion_id, e.Failure(500, message))
             return
+        delay: int | None
         if isinstance(exc, RetryableError) and exc.retry_after is not None:
             delay = int(exc.retry_after.total_seconds() * 1000)
         else:

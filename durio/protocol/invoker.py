@@ -38,6 +38,7 @@ from durio.sdk.errors import SuspendedException
 
 if typing.TYPE_CHECKING:
     from durio.actors.invocation import InvocationActor
+    from durio.protocol.remote import RemoteHandler
 
 log = logging.getLogger("durio.invoker")
 
@@ -105,7 +106,7 @@ async def remote_attempt(actor: "InvocationActor") -> bytes | e.Failure | Suspen
 
 async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFailure | list[int]:
     handler = actor.handler
-    deployment = handler.deployment
+    deployment = typing.cast("RemoteHandler", handler).deployment
     version = deployment.protocol_version
     content_type = INVOCATION_CONTENT_TYPE.format(version)
     body = bytearray(encode(m.START, _start_message(actor, version)))

@@ -118,7 +118,7 @@ def _retry_policy(spec: dict[str, typing.Any]) -> InvocationRetryPolicy | None:
         max_interval=_duration(spec.get("retryPolicyMaxInterval")),
         max_attempts=spec.get("retryPolicyMaxAttempts"),
         exponentiation_factor=spec.get("retryPolicyExponentiationFactor"),
-        on_max_attempts=on_max.lower() if isinstance(on_max, str) else None,
+        on_max_attempts=typing.cast(typing.Any, on_max.lower() if isinstance(on_max, str) else None),
     )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import math
 import random as _random
+from random import Random as RandomGenerator  # the name `_random` is also a method below
 import typing
 import uuid as _uuid
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ class Context:
 
     # ------------------------------------------------------------ deterministic values
 
-    def random(self) -> _random.Random:
+    def random(self) -> "RandomGenerator":
         """A random generator seeded by the invocation id: the same values on every replay."""
         return self._random
 
@@ -469,7 +470,7 @@ class ObjectContext(_KeyedContext):
         key = getattr(command, "key", None)
         problem = None if key is None else name_problem(key)
         if problem is not None:
-            raise TerminalError(f"cannot write the state {key[:40]!r}...: {problem}", 400)
+            raise TerminalError(f"cannot write the state {typing.cast(str, key)[:40]!r}...: {problem}", 400)
         # A replayed write is already in the state view (it was loaded from storage or made live). With lazy
         # state it is applied again: the view then knows the keys this handler wrote, as in the first attempt,
         # so a replayed get() asks the server again exactly when the first one did. (Reapplying a journal's

@@ -107,7 +107,8 @@ class DurablePromise(typing.Generic[T]):
     """A workflow's named promise: awaited by one handler, completed by another, once."""
 
     def __init__(self, context: "Context", name: str, serde: typing.Any) -> None:
-        self._context = context
+        # A workflow's context: only workflow contexts make promises, and they have the _promise_* verbs.
+        self._context: typing.Any = context
         self.name = name
         self.serde = serde
 

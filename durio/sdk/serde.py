@@ -142,7 +142,7 @@ class MsgspecJsonSerde(Serde[T]):
 
     def __init__(self, model: typing.Any) -> None:
         try:
-            import msgspec  # noqa: PLC0415 (optional dependency)
+            import msgspec  # noqa: F401 (optional dependency: fail here, not at the first value)
         except ImportError as exc:
             raise ImportError("MsgspecJsonSerde needs msgspec: pip install msgspec") from exc
         self.model = model
@@ -165,7 +165,7 @@ class PydanticJsonSerde(Serde[T]):
         return _validate_model_json(self.model, buf) if buf else None
 
     def serialize(self, obj: typing.Optional[T]) -> bytes:
-        return b"" if obj is None else obj.model_dump_json().encode()  # type: ignore[union-attr]
+        return b"" if obj is None else typing.cast(typing.Any, obj).model_dump_json().encode()
 
 
 def _validate_model_json(model: typing.Any, buf: bytes) -> typing.Any:
@@ -248,7 +248,7 @@ def to_json(value: typing.Any) -> typing.Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if _PYDANTIC_BASE is not None and isinstance(value, _PYDANTIC_BASE):
-        return value.model_dump(mode="json")
+        return typing.cast(typing.Any, value).model_dump(mode="json")
     msgspec = _msgspec()
     if msgspec is not None and isinstance(value, msgspec.Struct):
         return to_json(msgspec.to_builtins(value))
