@@ -43,6 +43,13 @@ test: $(STAMP) $(CHROMIUM_STAMP) $(RESTATE_STAMP)
 conformance-restate: $(STAMP) $(RESTATE_STAMP)
 	DURIO_CONFORMANCE_TARGETS=restate,restate-default $(BIN)/python -m pytest -q tests/conformance
 
+# Mistakes (ruff: undefined names, unused imports), types (mypy over durio/) and the import contracts
+# in pyproject.toml (import-linter: the journal is sans-IO, storage and the SDK never import upward).
+lint: $(STAMP)
+	$(BIN)/ruff check durio tests benchmarks examples scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
 # Options go through BENCH_ARGS, e.g. make bench BENCH_ARGS='--duration 3 --workloads noop,steps'
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
