@@ -11,7 +11,7 @@ CHROMIUM_STAMP := $(VENV)/.chromium
 RESTATE_VERSION := 1.7.12
 RESTATE_STAMP := .tools/restate/.installed-$(RESTATE_VERSION)
 
-.PHONY: run test conformance-restate bench bench-scale bench-compare clean
+.PHONY: run test lint conformance-restate bench bench-scale bench-compare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
