@@ -151,8 +151,9 @@ async def reserve(key: str) -> str:
 
 @trips.handler()
 async def trip(ctx: restate.Context) -> str:
-    await ctx.run_typed("reserve", reserve, restate.RunOptions(), f"{ctx.request().id}:reserve")
     try:
+        # The cancel may land while this step runs: its await then raises the 409, and the saga compensates.
+        await ctx.run_typed("reserve", reserve, restate.RunOptions(), f"{ctx.request().id}:reserve")
         # Only a cancellation ends this wait. (A long sleep would race it: on the virtual clock time
         # leaps to the next timer whenever every task waits, even while the cancel is being written.)
         _, never_resolved = ctx.awakeable(type_hint=str)
