@@ -110,6 +110,8 @@ class InvocationActor:
         # Timer notifications appended but not yet durable. A reload after a failed write takes them again: the
         # timer actor popped them from its window, and a refire that came while this copy was in memory was dropped.
         self._undurable_timers: dict[TimerKey, e.Notification] = {}
+        # Outbox messages appended but not yet durable, by outbox seq: handed back if this actor ends first.
+        self._undurable_messages: dict[int, e.Notification] = {}
         self._delivered = False
         self._notified = trio.Event()
         self._attempt_scope: trio.CancelScope | None = None
@@ -142,6 +144,27 @@ class InvocationActor:
             self.status = LiveStatus.DONE
             self._attempt_finished.set()
             self.runtime.router.actor_exited(self)
+            self._hand_back_unstored_deliveries()
+
+    def _hand_back_unstored_deliveries(self) -> None:
+        """Deliveries this actor took but never stored go back where they came from.
+
+        An actor can end (crash and restart, suspend) while the append of a wake-up or
+        a message is refused by a full disk. The timer actor had popped the timer and the
+        outbox message had been handed over, so nothing would deliver them again before
+        a restart. Delivering one twice is harmless: the journal takes a handle once.
+        """
+        if self.scope.cancel_called:
+            return  # stopped (killed, or the runtime shuts down): nothing more runs for it here
+        for timer in self._undurable_timers:
+            self.runtime.timers.add(timer)
+        self._undurable_timers = {}
+        messages, self._undurable_messages = self._undurable_messages, {}
+        for outbox_seq, notification in messages.items():
+            try:
+                self.runtime.router.deliver(self.id, notification, outbox_seq=outbox_seq)
+            except RuntimeError:  # the supervisor's nursery is closing: recovery redelivers it
+                return
 
     def stop(self) -> None:
         """Stop at once (kill, or shutdown); nothing more is written."""
@@ -610,16 +633,20 @@ class InvocationActor:
         self.runtime.stats.journal_appends += 1
         if timer is not None:
             self._undurable_timers[timer] = notification
+        if outbox_seq is not None:
+            self._undurable_messages[outbox_seq] = notification
         if self.runtime.faults is not None:
             self.runtime.faults.hit("notification.before_durable")
         self._submit(
             self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
-            on_commit=lambda _: self._durable(index + 1, timer),
+            on_commit=lambda _: self._durable(index + 1, timer, outbox_seq),
         )
 
-    def _durable(self, length: int, timer: TimerKey | None = None) -> None:
+    def _durable(self, length: int, timer: TimerKey | None = None, outbox_seq: int | None = None) -> None:
         if timer is not None:
             self._undurable_timers.pop(timer, None)
+        if outbox_seq is not None:
+            self._undurable_messages.pop(outbox_seq, None)
         if self.runtime.faults is not None:
             self.runtime.faults.hit("notification.after_durable")
         self.machine.mark_durable(length)
@@ -645,6 +672,7 @@ class InvocationActor:
         the timer is still in storage, but out of the timer actor's window.
         """
         pending = await self.runtime.store.read(lambda txn: txn.outbox_of(self.id))
+        self._undurable_messages = {}  # storage's outbox is the whole truth: take it all again
         for outbox_seq, notification in pending:
             self._append_notification(notification, outbox_seq)
         undurable, self._undurable_timers = self._undurable_timers, {}
