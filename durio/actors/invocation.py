@@ -672,12 +672,13 @@ class InvocationActor:
         the timer is still in storage, but out of the timer actor's window.
         """
         pending = await self.runtime.store.read(lambda txn: txn.outbox_of(self.id))
-        self._undurable_messages = {}  # storage's outbox is the whole truth: take it all again
+        # A delivery may have come while the outbox was read, into the reloaded journal: it is tracked
+        # (as undurable) by that append, and must stay tracked, so nothing here clears the trackers.
         for outbox_seq, notification in pending:
             self._append_notification(notification, outbox_seq)
-        undurable, self._undurable_timers = self._undurable_timers, {}
-        for timer, notification in undurable.items():
-            self._append_notification(notification, timer=timer)
+        for timer, notification in list(self._undurable_timers.items()):
+            if not self.machine.has_notification(e.handle_of(notification)):
+                self._append_notification(notification, timer=timer)
 
     async def _flush_writes(self) -> None:
         """Wait until every write made so far is durable; after a failed one, reload the journal."""
