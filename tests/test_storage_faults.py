@@ -165,15 +165,20 @@ class RefusingDisk:
     def __init__(self, backend: LmdbStore) -> None:
         self.full = False
         self.refuse_batches = 0  # refuse this many batches, then take writes again
+        # Refuse the first batch whose ops match, then take writes again.
+        self.refuse_when: typing.Callable[[list[typing.Any]], bool] | None = None
         self.refused = 0
         commit = backend.commit_batch
 
-        def commit_batch(*args: typing.Any) -> typing.Any:
-            if self.full or self.refuse_batches > 0:
+        def commit_batch(ops: list[typing.Any], *args: typing.Any) -> typing.Any:
+            matched = self.refuse_when is not None and self.refuse_when(ops)
+            if matched:
+                self.refuse_when = None
+            if self.full or self.refuse_batches > 0 or matched:
                 self.refuse_batches = max(0, self.refuse_batches - 1)
                 self.refused += 1
                 raise StorageFull("the disk under the test store is full (simulated)")
-            return commit(*args)
+            return commit(ops, *args)
 
         backend.commit_batch = commit_batch  # type: ignore[method-assign]
 
@@ -323,3 +328,38 @@ async def test_a_queued_invocation_that_ran_ahead_of_its_key_keeps_its_place_in_
         ledger_gates["first"].set()
         assert await runtime.attach(first) == b'["first"]'
         assert await runtime.attach(second) == b'["first","second"]'
+
+
+async def test_a_successor_admitted_while_it_reloads_after_a_refused_write_still_runs(tmp_path) -> None:
+    """Found by the disk-full soak (a key's holder `ready`, its queue `pending`, nothing running them).
+    The holder's completion is refused, so its successor, handed the key early, has its writes refused
+    and reloads: it reads itself still queued. The holder's retry then commits, and storage admits the
+    successor while that stale read is in hand; the successor must run, not give up its turn for good."""
+    ledger_gates.clear()
+    ledger_gates["first"] = trio.Event()
+    async with open_runtime([ledgers], tmp_path / "data") as runtime:
+        first = await invoke(runtime, "Ledgers", "append", "first", key="k", send=True)
+        second = await invoke(runtime, "Ledgers", "append", "second", key="k", send=True)
+        third = await invoke(runtime, "Ledgers", "append", "third", key="k", send=True)
+        disk = RefusingDisk(runtime.store.backend)
+        disk.refuse_when = lambda ops: any(op.__qualname__.startswith("Transitions.complete.") for op in ops)
+
+        load = runtime.load_invocation
+        loads_of_second = 0
+
+        async def load_then_let_the_first_complete(invocation_id: str):  # type: ignore[no-untyped-def]
+            nonlocal loads_of_second
+            loaded = await load(invocation_id)
+            if invocation_id == second:
+                loads_of_second += 1
+                if loads_of_second == 2:  # the reload after its refused write: it reads itself queued
+                    assert loaded is not None and loaded[0].status == "pending"
+                    assert await runtime.attach(first) == b'["first"]'
+            return loaded
+
+        runtime.load_invocation = load_then_let_the_first_complete  # type: ignore[method-assign]
+        ledger_gates["first"].set()
+        with trio.fail_after(10):
+            assert await runtime.attach(second) == b'["first","second"]'
+            assert await runtime.attach(third) == b'["first","second","third"]'
+        assert disk.refused == 1 and loads_of_second >= 2

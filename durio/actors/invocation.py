@@ -103,6 +103,8 @@ class InvocationActor:
         self.state: dict[str, bytes] = state if state is not None else {}
         self._state_given = state is not None
         self.handed_off = False
+        # It ended because its last read of storage had it queued behind its key's holder (see Router).
+        self.waits_for_turn = False
         self._decoded_input = decoded_input  # the ingress decoded the input already: the first attempt uses it
         self.status = LiveStatus.LOADING
         self.scope = trio.CancelScope()
@@ -140,6 +142,7 @@ class InvocationActor:
                 await self._serve()
         except _NotMyTurn:
             log.info("invocation %s does not hold its key yet; it waits for its turn", self.id)
+            self.waits_for_turn = True
         finally:
             self.status = LiveStatus.DONE
             self._attempt_finished.set()
@@ -204,6 +207,7 @@ class InvocationActor:
         if not runnable:
             await self._flush_writes()
             if not self._run_requested:
+                self.waits_for_turn = status == Status.PENDING
                 return
         handler = self.runtime.registry.handler_for(self.record.target)
         if handler is None:

@@ -22,7 +22,7 @@ from durio.actors.invocation import InvocationActor
 from durio.actors.keys import KeyActor
 from durio.sdk.invoke import NOT_DECODED
 from durio.journal.entries import Entry, Notification
-from durio.storage.records import InvocationRecord, TimerKey
+from durio.storage.records import InvocationRecord, Status, TimerKey
 
 if typing.TYPE_CHECKING:
     from durio.actors.runtime import Runtime
@@ -149,6 +149,17 @@ class Router:
                 except Exception:
                     pass
 
+    async def _run_if_admitted_meanwhile(self, invocation_id: str) -> None:
+        """Run an invocation that storage made its key's holder while its actor, reading it still queued, ended.
+
+        The admission (its predecessor's completion committing) found the actor alive and left it
+        running; the actor, acting on its stale read, then gave up its turn. Nothing else would
+        start it again: its key actor and its predecessor are done with it.
+        """
+        record = await self._runtime.get_record(invocation_id)
+        if record is not None and record.status in (Status.READY, Status.BACKING_OFF) and invocation_id not in self.actors:
+            self.start(record)
+
     def _spawn(self, actor: InvocationActor) -> None:
         self.actors[actor.id] = actor
         self._nursery.start_soon(self._supervise, actor, name=f"invocation {actor.id}")
@@ -158,6 +169,8 @@ class Router:
         while True:
             try:
                 await actor.run()
+                if actor.waits_for_turn:
+                    await self._run_if_admitted_meanwhile(actor.id)
                 return
             except Exception:
                 log.exception("the actor of %s crashed; restarting it from storage", actor.id)
