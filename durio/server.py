@@ -151,9 +151,9 @@ def app(
 
     The official SDK's `restate.app` arguments. `identity_keys`: the public keys (`publickeyv1_...`, as
     the Restate server logs its `request-identity-private-key-pem-file`'s at start) whose signature a
-    request must carry; without them the app runs any request from anyone who can reach it. durio
-    serves request/response only: `protocol="bidi"` is served that way (the manifest says so, and
-    Restate follows it). A `journal_value_codec` (a JournalValueCodec, or an async provider of one)
+    request must carry; without them the app runs any request from anyone who can reach it. `protocol`:
+    the mode the manifest announces; by default, as the official SDK does, bidirectional streaming when
+    discovery came over HTTP/2 and request/response over HTTP/1.1. A `journal_value_codec` (a JournalValueCodec, or an async provider of one)
     encodes every value the deployment sends and decodes what it receives (durio.protocol.value_codec),
     so the server stores only encoded values; an ingress client needs the same codec.
     """
@@ -161,9 +161,7 @@ def app(
 
     if protocol not in (None, "bidi", "request_response"):
         raise ValueError(f"protocol is 'bidi' or 'request_response', not {protocol!r}")
-    if protocol == "bidi":
-        log.warning("durio.app serves request/response only; protocol='bidi' is served as request/response")
-    return EndpointApp(list(services), identity_keys, journal_value_codec)
+    return EndpointApp(list(services), identity_keys, journal_value_codec, protocol)
 
 
 def services_of(app: typing.Any) -> list[ServiceDefinition]:

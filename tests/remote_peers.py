@@ -88,7 +88,7 @@ def restate_server_binary() -> str:
 class RestateServer(Peer):
     """The official Restate server (npm @restatedev/restate-server), on loopback ports."""
 
-    def __init__(self, base_dir: pathlib.Path, log_path: pathlib.Path) -> None:
+    def __init__(self, base_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None) -> None:
         self.ingress_port = free_port()
         self.admin_port = free_port()
         node_port = free_port()
@@ -100,6 +100,7 @@ class RestateServer(Peer):
             "RESTATE_BIND_ADDRESS": f"127.0.0.1:{node_port}",
             "RESTATE_ADVERTISED_ADDRESS": f"http://127.0.0.1:{node_port}",
             "RESTATE_DEFAULT_NUM_PARTITIONS": "2",
+            **(env or {}),
         }
         super().__init__([restate_server_binary(), "--base-dir", str(base_dir), "--no-logo"], log_path, self.admin_port, env)
 

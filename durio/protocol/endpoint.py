@@ -3,7 +3,8 @@
 Routes (matched on the end of the path, so the app can be mounted anywhere):
   GET  .../discover                 the endpoint manifest (v1 to v4)
   GET  .../health                   200
-  POST .../invoke/{service}/{handler}  one attempt, in request/response mode (V5 or V6)
+  POST .../invoke/{service}/{handler}  one attempt (V5 or V6): request/response over HTTP/1.1, a
+                                       bidirectional stream over HTTP/2 (durio.protocol.request_stream)
 
 With `identity_keys`, every request but health must be signed by a Restate server holding one of the
 keys (durio.protocol.identity), or it is answered 401 before anything else is looked at: as in the
@@ -28,13 +29,12 @@ import typing
 import sniffio
 import trio
 
-from durio.ingress.http import Receive, Scope, Send, header, read_body, respond, serve_lifespan
-from durio.journal import entries as e
+from durio.ingress.http import HttpError, Receive, Scope, Send, header, respond, serve_lifespan
 from durio.protocol import messages as m
-from durio.protocol.convert import message_to_command, message_to_notification
 from durio.protocol.endpoint_host import EndpointAttempt
-from durio.protocol.framing import FrameDecoder, ProtocolError, encode
+from durio.protocol.framing import ProtocolError, encode
 from durio.protocol.identity import IdentityError, IdentityVerifier
+from durio.protocol.request_stream import RequestStream
 from durio.protocol.value_codec import decode_journal
 from durio.protocol.value_codec import resolve as resolve_codec
 from durio.protocol.manifest import (
@@ -50,6 +50,8 @@ log = logging.getLogger("durio.endpoint")
 
 SERVER_HEADER = (b"x-restate-server", b"durio/0.1.0")
 BODY_LIMIT = 64 * 1024 * 1024
+# How long an ended attempt waits for the server to close its side of the request before ending the response.
+REQUEST_DRAIN_S = 5.0
 
 
 UNSIGNED_WARNING = (
@@ -61,12 +63,15 @@ UNSIGNED_WARNING = (
 
 class EndpointApp:
     def __init__(self, services: list[ServiceDefinition], identity_keys: typing.Iterable[str] | None = None,
-                 journal_value_codec: typing.Any = None) -> None:
+                 journal_value_codec: typing.Any = None,
+                 protocol: typing.Literal["bidi", "request_response"] | None = None) -> None:
         self.services: dict[str, ServiceDefinition] = {}
         for service in services:
             if service.name in self.services:
                 raise ValueError(f"two services are named {service.name}")
             self.services[service.name] = service
+        # The protocol mode the manifest announces; None: the one the discovery request came over.
+        self.protocol = protocol
         self.verifier = IdentityVerifier(identity_keys if identity_keys is not None else ())
         self._warned_unsigned = False
         self._asyncio_guest: typing.Any = None  # made on the first call under asyncio
@@ -130,7 +135,9 @@ class EndpointApp:
         if version is None:
             await respond(send, 415, b"Unsupported discovery version", b"text/plain", [SERVER_HEADER])
             return
-        body = json.dumps(build_manifest(self.services.values(), version)).encode()
+        protocol = self.protocol or ("bidi" if scope.get("http_version") == "2" else "request_response")
+        mode = "BIDI_STREAM" if protocol == "bidi" else "REQUEST_RESPONSE"
+        body = json.dumps(build_manifest(self.services.values(), version, mode)).encode()
         await respond(send, 200, body, MANIFEST_CONTENT_TYPE.format(version).encode(), [SERVER_HEADER])
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send, service_name: str, handler_name: str) -> None:
@@ -145,7 +152,12 @@ class EndpointApp:
             await respond(send, 415, b"unsupported content type: expected application/vnd.restate.invocation.v5 or v6",
                           b"text/plain", [SERVER_HEADER])
             return
-        body = await read_body(scope, receive, BODY_LIMIT)
+        request = RequestStream(scope, receive, BODY_LIMIT)
+        try:
+            start, journal = await request.replay()
+        except ProtocolError as exc:
+            await _refuse_attempt(send, version, exc)
+            return
         await send({
             "type": "http.response.start",
             "status": 200,
@@ -153,7 +165,6 @@ class EndpointApp:
         })
         out_send, out_receive = trio.open_memory_channel[bytes](float("inf"))
         try:
-            start, journal = _parse_request(body)
             codec = await self._journal_codec()
             try:
                 await decode_journal(journal, codec)
@@ -171,35 +182,51 @@ class EndpointApp:
                 async for frame in out_receive:
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
 
+        request_over = trio.Event()
+
+        async def take_notifications(attempt: EndpointAttempt) -> None:
+            # Over HTTP/2 the request stays open: what the server sends meanwhile reaches the running handler.
+            try:
+                async for notification in request.notifications():
+                    if codec is not None:
+                        await decode_journal([notification], codec)
+                    attempt.notify(notification)
+                attempt.input_closed()
+            except ProtocolError as exc:
+                attempt.fail(exc.code, str(exc))
+            except HttpError:
+                attempt.abandon()  # the server went away: nothing this attempt does can reach it
+            finally:
+                request_over.set()
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(forward_frames)
             async with out_send:
                 attempt_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-                await EndpointAttempt(handler, start, journal, version, out_send, attempt_headers, codec).run()
+                attempt = EndpointAttempt(handler, start, journal, version, out_send, attempt_headers, codec)
+                async with trio.open_nursery() as inputs:
+                    inputs.start_soon(take_notifications, attempt)
+                    await attempt.run()
+                    # The server closes its side once it has read how the attempt ended. Ending the response
+                    # before that would leave its last frames arriving on a stream the HTTP/2 server has
+                    # forgotten, which hypercorn (0.18) answers by dropping the whole connection.
+                    with trio.move_on_after(REQUEST_DRAIN_S):
+                        await request_over.wait()
+                    inputs.cancel_scope.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _refuse_attempt(send: Send, version: int, exc: ProtocolError) -> None:
+    """A request that is not a well-formed invocation: its one answer is an ErrorMessage."""
+    await send({
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
+    })
+    error = m.MESSAGES["ErrorMessage"](code=exc.code, message=str(exc))
+    await send({"type": "http.response.body", "body": encode(m.ERROR, error), "more_body": False})
 
 
 def _client(scope: Scope) -> str:
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if client else "an unknown client"
-
-
-def _parse_request(body: bytes) -> tuple[typing.Any, list[e.Entry]]:
-    frames = FrameDecoder().feed(body)
-    if not frames or frames[0].type_id != m.START:
-        raise ProtocolError("the request does not start with a StartMessage")
-    start = frames[0].message
-    replay = frames[1:]
-    if len(replay) < start.known_entries:
-        raise ProtocolError(f"the StartMessage announces {start.known_entries} entries, the request carries {len(replay)}")
-    journal: list[e.Entry] = []
-    for frame in replay[: start.known_entries]:
-        if m.is_command(frame.type_id):
-            journal.append(message_to_command(frame.type_id, frame.message))
-        elif m.is_notification(frame.type_id):
-            journal.append(message_to_notification(frame.type_id, frame.message))
-        else:
-            raise ProtocolError(f"unexpected message type 0x{frame.type_id:04x} in the journal")
-    if not journal or not isinstance(journal[0], e.Input):
-        raise ProtocolError("the journal does not start with an Input command")
-    return start, journal

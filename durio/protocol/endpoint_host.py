@@ -1,10 +1,14 @@
-"""Running one invocation attempt for a Restate server, over the service protocol (request/response mode).
+"""Running one invocation attempt for a Restate server, over the service protocol.
 
 The server sends the journal; the same state machine and contexts that run
 handlers in-process replay it. New commands go back as frames, a `run`
-step's result as a ProposeRunCompletion, and an await the journal cannot
-satisfy ends the attempt with a Suspension: the server resumes the
-invocation in a new request once what it waits for has arrived.
+step's result as a ProposeRunCompletion. While the server keeps its side of
+the request open (a bidirectional HTTP/2 stream), what it sends meanwhile
+(a call's result, a fired timer, a step's confirmed result) reaches the
+waiting handler. An await nothing can satisfy any more (the request is
+closed: request/response mode, or the server asks it to suspend) ends the
+attempt with a Suspension: the server resumes the invocation in a new
+request once what it waits for has arrived.
 """
 
 from __future__ import annotations
@@ -67,8 +71,11 @@ class EndpointAttempt:
         # Steps not started yet, by completion id. A step starts when the handler awaits it, as in the official
         # SDK (one nobody awaits never runs), and not while a cancellation comes first.
         self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
-        self._run_finished = trio.Event()
+        # Set whenever a wait may be satisfied now: a step ended, a notification came, the request closed.
+        self._progress = trio.Event()
+        self._input_open = True
         self._finished = trio.Event()
+        self._scope = trio.CancelScope()
         self._terminal_sent = False
         self._commands_sent = 0
 
@@ -77,27 +84,56 @@ class EndpointAttempt:
     async def run(self) -> None:
         context = context_for(self)
         try:
-            async with trio.open_nursery() as runs:
-                self._run_nursery = runs
-                try:
-                    output = await invoke_handler(self.handler, context, self.machine.input.value)
-                    self._finish(output)
-                except TerminalError as exc:
-                    self._finish(e.Failure(exc.status_code, exc.message, exc.metadata))
-                except SuspendedException:
-                    pass  # the Suspension is written
-                except AttemptAborted:
-                    pass  # the Error is written
-                except _EndAttempt:
-                    pass
-                except Exception as exc:
-                    self._error(500, repr(exc), traceback.format_exc())  # the official SDK's text: ValueError('boom')
-                finally:
-                    runs.cancel_scope.cancel()
+            with self._scope:
+                await self._run_handler(context)
         finally:
             self._finished.set()
         if not self._terminal_sent:
             self._error(500, "the handler ended without an outcome")
+
+    async def _run_handler(self, context: typing.Any) -> None:
+        async with trio.open_nursery() as runs:
+            self._run_nursery = runs
+            try:
+                output = await invoke_handler(self.handler, context, self.machine.input.value)
+                self._finish(output)
+            except TerminalError as exc:
+                self._finish(e.Failure(exc.status_code, exc.message, exc.metadata))
+            except SuspendedException:
+                pass  # the Suspension is written
+            except AttemptAborted:
+                pass  # the Error is written
+            except _EndAttempt:
+                pass
+            except Exception as exc:
+                self._error(500, repr(exc), traceback.format_exc())  # the official SDK's text: ValueError('boom')
+            finally:
+                runs.cancel_scope.cancel()
+
+    # ------------------------------------------------------------ what the server sends meanwhile
+
+    def notify(self, notification: e.Notification) -> None:
+        """A notification the server sent while the attempt runs (bidirectional mode)."""
+        machine = self.machine
+        if machine.has_notification(e.handle_of(notification)):
+            return
+        machine.mark_durable(machine.append_notification(notification) + 1)
+        self._progress.set()
+
+    def input_closed(self) -> None:
+        """The server closed its side: nothing more arrives, and a wait nothing satisfies suspends."""
+        self._input_open = False
+        self._progress.set()
+
+    def fail(self, code: int, message: str) -> None:
+        """The server sent something unreadable: the attempt ends with an error it is told about."""
+        self._error(code, message)
+        self._scope.cancel()
+
+    def abandon(self) -> None:
+        """The server went away mid-attempt: stop; it retries the invocation in a new attempt."""
+        self._terminal_sent = True
+        self._scope.cancel()
 
     def _finish(self, result: bytes | e.Failure) -> None:
         try:
@@ -197,7 +233,7 @@ class EndpointAttempt:
                 self._run_failed(entry, exc, options)
         finally:
             self._runs_in_flight -= 1
-            self._run_finished.set()
+            self._progress.set()
 
     def _propose(self, completion_id: int, result: bytes | e.Failure) -> None:
         proposal = M["ProposeRunCompletionMessage"](result_completion_id=completion_id)
@@ -234,11 +270,11 @@ class EndpointAttempt:
                     deferred = self._deferred_runs.pop(handle, None)
                     if deferred is not None:
                         self._launch_run(*deferred)
-            if self._runs_in_flight:
-                self._run_finished = trio.Event()
-                await self._run_finished.wait()
+            if self._runs_in_flight or self._input_open:
+                self._progress = trio.Event()
+                await self._progress.wait()
                 continue
-            # The request is closed: nothing more can arrive in this attempt. Suspend.
+            # Nothing runs and the request is closed: nothing more can arrive in this attempt. Suspend.
             pending = [h for h in handles if not machine.is_completed(h)]
             suspension = M["SuspensionMessage"](
                 waiting_completions=sorted(h for h in pending if h > 0),

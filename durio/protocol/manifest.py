@@ -74,8 +74,13 @@ def _retry_fields(policy: typing.Any) -> dict[str, typing.Any]:
     return fields
 
 
-def build_manifest(services: typing.Iterable[ServiceDefinition], version: int) -> dict[str, typing.Any]:
-    """The manifest of these services at manifest `version` (1 to 4)."""
+def build_manifest(services: typing.Iterable[ServiceDefinition], version: int,
+                   protocol_mode: str = "REQUEST_RESPONSE") -> dict[str, typing.Any]:
+    """The manifest of these services at manifest `version` (1 to 4).
+
+    `protocol_mode`: BIDI_STREAM when the endpoint is reached over HTTP/2, where one request
+    stays open for a whole attempt; REQUEST_RESPONSE over HTTP/1.1.
+    """
     entries = []
     for service in services:
         entry: dict[str, typing.Any] = {
@@ -102,7 +107,7 @@ def build_manifest(services: typing.Iterable[ServiceDefinition], version: int) -
             entry.update(_retry_fields(service.invocation_retry_policy))
         entries.append(entry)
     return {
-        "protocolMode": "REQUEST_RESPONSE",
+        "protocolMode": protocol_mode,
         "minProtocolVersion": MIN_PROTOCOL,
         "maxProtocolVersion": MAX_PROTOCOL,
         "services": entries,
