@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     deployments = commands.add_parser("deployments", help="remote deployments").add_subparsers(dest="action", required=True)
     register = admin_command(deployments, "register", "register a remote deployment by its URL")
     register.add_argument("url")
+    register.add_argument("--use-http1.1", dest="use_http_11", action="store_true",
+                          help="talk HTTP/1.1 to it, so request/response (default: HTTP/2, a bidirectional stream per attempt)")
     admin_command(deployments, "list", "list the registered deployments")
 
     services_group = commands.add_parser("services", help="services").add_subparsers(dest="action", required=True)
@@ -186,7 +188,7 @@ def run_admin_command(args: argparse.Namespace) -> None:
     client = AdminClient(_admin_address(args))
     key = (args.command, args.action)
     if key == ("deployments", "register"):
-        result = client.request("POST", "/deployments", {"uri": args.url})
+        result = client.request("POST", "/deployments", {"uri": args.url, **({"use_http_11": True} if args.use_http_11 else {})})
         if args.json:
             print_json(result)
         else:

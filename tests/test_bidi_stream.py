@@ -309,3 +309,132 @@ async def test_the_tour_registered_with_the_seeds_command_runs_over_bidi_streams
     finally:
         server.stop()
         endpoint.stop()
+
+
+# ---------------------------------------------------------------- a durio server as the client
+
+
+def http2_requests(log: pathlib.Path, path: str) -> list[str]:
+    """The request lines of hypercorn's access log for `path`, e.g. 'POST /invoke/SdkShop/nap 2', one per answered
+    request (over HTTP/2 hypercorn also logs a line with no status when a streamed request's body ends)."""
+    if not log.exists():
+        return []
+    lines = [line.split('"') for line in log.read_text().splitlines() if f" {path} " in line]
+    return [parts[1] for parts in lines if parts[2].split()[0] != "-"]
+
+
+def official_sdk_endpoint(tmp_path: pathlib.Path) -> tuple[Peer, pathlib.Path]:
+    access_log = tmp_path / "access.log"
+    peer = hypercorn_deployment("tests.apps.official_sdk_app:app", tmp_path / "sdk.log",
+                                {"SDK_EFFECTS_LOG": str(tmp_path / "effects.log")})
+    peer.command += ["--access-logfile", str(access_log)]
+    return peer, access_log
+
+
+async def register_with_durio(durio: typing.Any, uri: str, **options: typing.Any) -> dict[str, typing.Any]:
+    async with durio.client(admin=True) as admin:
+        response = await admin.post("/deployments", json={"uri": uri, **options})
+        assert response.status_code in (200, 201), response.text
+        return typing.cast(dict[str, typing.Any], (await admin.get(f"/deployments/{response.json()['id']}")).json())
+
+
+@pytest.mark.parametrize("use_http_11", [False, True])
+async def test_a_durio_server_streams_to_an_official_sdk_deployment_unless_told_to_use_http1(
+        server_process, tmp_path: pathlib.Path, use_http_11: bool) -> None:
+    endpoint, access_log = official_sdk_endpoint(tmp_path)
+    await endpoint.start()
+    try:
+        durio = server_process(None)
+        await durio.start()
+        deployment = await register_with_durio(durio, endpoint.url, **({"use_http_11": True} if use_http_11 else {}))
+        async with durio.client() as client:
+            response = await client.post("/restate/call/SdkShop/nap", json=300)
+        assert response.status_code == 200 and response.json() == "napped 300", response.text
+        naps = http2_requests(access_log, "/invoke/SdkShop/nap")
+        if use_http_11:
+            assert (deployment["protocol_type"], deployment["http_version"]) == ("RequestResponse", "HTTP/1.1")
+            # Suspended at the first step's result, at the sleep and at the second step's result.
+            assert len(naps) >= 3 and set(naps) == {"POST /invoke/SdkShop/nap 1.1"}, naps
+        else:
+            assert (deployment["protocol_type"], deployment["http_version"]) == ("BidiStream", "HTTP/2.0")
+            assert naps == ["POST /invoke/SdkShop/nap 2"], naps
+        assert durio.terminate() == 0
+    finally:
+        endpoint.stop()
+
+
+async def test_a_durio_server_streams_to_durio_app_and_closes_an_idle_stream_after_its_inactivity_timeout(
+        server_process, tmp_path: pathlib.Path, bidi_log: pathlib.Path) -> None:
+    config = tmp_path / "restate.toml"
+    config.write_text('[worker.invoker]\ninactivity-timeout = "1s"\n')
+    endpoint = bidi_endpoint(tmp_path, bidi_log, "trio")
+    await endpoint.start()
+    steps_log = pathlib.Path(str(bidi_log) + ".steps")
+    try:
+        durio = server_process(None, env={"DURIO_CONFIG_FILE": str(config)})
+        await durio.start()
+        assert (await register_with_durio(durio, endpoint.url))["protocol_type"] == "BidiStream"
+        async with durio.client() as client, durio.client(admin=True) as admin:
+            assert (await client.post("/restate/call/Steps/walk", json="ada")).json() == ["one", "hello ada", "two"]
+            assert requests_to(bidi_log, "/invoke/Steps/walk") == ["/invoke/Steps/walk HTTP/2"]
+
+            sent = (await client.post("/restate/send/Steps/wait_for_word")).json()
+
+            async def suspended() -> bool:
+                return (await admin.get(f"/invocations/{sent['invocationId']}")).json()["status"] == "suspended"
+
+            await wait_until(suspended, timeout=30)  # the stream was idle for 1 s: durio closed it, the endpoint suspended
+            awakeable = steps_log.read_text().split("awakeable ")[1].split()[0]
+            assert (await client.post(f"/restate/awakeables/{awakeable}/resolve", json="hello")).status_code in (200, 202)
+            result = await client.get(f"/restate/attach/{sent['invocationId']}")
+        assert result.json() == "hello"
+        assert requests_to(bidi_log, "/invoke/Steps/wait_for_word") == ["/invoke/Steps/wait_for_word HTTP/2"] * 2
+        assert durio.terminate() == 0
+    finally:
+        endpoint.stop()
+
+
+@pytest.mark.parametrize("killed", ["deployment", "durio"])
+async def test_kill_9_mid_stream_of_the_deployment_or_of_durio_loses_nothing_and_repeats_nothing(
+        server_process, tmp_path: pathlib.Path, bidi_log: pathlib.Path, killed: str) -> None:
+    port = free_port()
+    endpoint = bidi_endpoint(tmp_path, bidi_log, "trio", port)
+    await endpoint.start()
+    steps_log = pathlib.Path(str(bidi_log) + ".steps")
+    restarted: Peer | None = None
+    try:
+        durio = server_process(None)
+        durio.ingress_bind = f"127.0.0.1:{free_port()}"
+        durio.admin_bind = f"127.0.0.1:{free_port()}"
+        await durio.start()
+        await register_with_durio(durio, endpoint.url)
+        async with durio.client() as client:
+            sent = (await client.post("/restate/send/Steps/nap", json=2.0)).json()
+
+        async def napping() -> bool:
+            async with durio.client(admin=True) as admin:
+                view = (await admin.get(f"/invocations/{sent['invocationId']}")).json()
+            return any(entry.get("type") == "sleep" for entry in view["journal"])
+
+        # Mid-stream: the first step's result is durable (the deployment had it back before it asked for the
+        # timer), and the timer has not fired.
+        await wait_until(napping, timeout=30)
+        if killed == "deployment":
+            assert endpoint.process is not None
+            endpoint.process.send_signal(signal.SIGKILL)
+            endpoint.process.wait()
+            restarted = bidi_endpoint(tmp_path, bidi_log, "trio", port)
+            await restarted.start()
+        else:
+            durio.kill9()
+            await durio.start()
+        async with durio.client() as client:
+            with trio.fail_after(60):
+                result = await client.get(f"/restate/attach/{sent['invocationId']}")
+        assert result.status_code == 200 and result.json() == "rested", result.text
+        assert steps_log.read_text().split() == ["before", "after"]
+        assert durio.terminate() == 0
+    finally:
+        endpoint.stop()
+        if restarted is not None:
+            restarted.stop()

@@ -116,6 +116,7 @@ class InvocationActor:
         self._undurable_messages: dict[int, e.Notification] = {}
         self._delivered = False
         self._notified = trio.Event()
+        self._durable_grew = trio.Event()  # set each time a notification becomes durable (bidi streams wait on it)
         self._attempt_scope: trio.CancelScope | None = None
         self._run_nursery: trio.Nursery | None = None
         self._runs_in_flight = 0
@@ -567,6 +568,10 @@ class InvocationActor:
     async def flush_writes(self) -> None:
         await self._flush_writes()
 
+    async def durable_growth(self) -> None:
+        """Wait until another notification becomes durable."""
+        await self._durable_grew.wait()
+
     async def wait_for_any(self, handles: typing.Collection[int]) -> bool:
         """Wait until the journal durably holds any of these; False after `suspend_after_s` of nothing."""
         suspend_after = self.runtime.config.suspend_after_s
@@ -655,6 +660,8 @@ class InvocationActor:
             self.runtime.faults.hit("notification.after_durable")
         self.machine.mark_durable(length)
         self._notified.set()
+        self._durable_grew.set()
+        self._durable_grew = trio.Event()
 
     # ------------------------------------------------------------ writes
 

@@ -130,8 +130,11 @@ class AdminApp:
         headers = request.get("additional_headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise HttpError(400, "'additional_headers' must be an object of strings")
+        use_http_11 = request.get("use_http_11", False)
+        if not isinstance(use_http_11, bool):
+            raise HttpError(400, "'use_http_11' must be true or false")
         try:
-            deployment, created = await self.runtime.register_deployment(request["uri"], headers)
+            deployment, created = await self.runtime.register_deployment(request["uri"], headers, use_http_11)
         except DiscoveryError as exc:
             raise HttpError(400, str(exc)) from None
         except ValueError as exc:
@@ -320,8 +323,8 @@ def deployment_json(deployment: typing.Any, runtime: Runtime, detailed: bool = F
     return {
         "id": deployment.id,
         "uri": deployment.uri,
-        "protocol_type": "RequestResponse",
-        "http_version": "HTTP/1.1",
+        "protocol_type": deployment.protocol_type,
+        "http_version": deployment.http_version,
         "additional_headers": deployment.additional_headers,
         "created_at": rfc3339(deployment.created_ms),
         "min_protocol_version": deployment.manifest["minProtocolVersion"],

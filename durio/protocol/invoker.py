@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import typing
 
 import trio
@@ -31,7 +32,8 @@ from durio import ids
 from durio.journal import entries as e
 from durio.protocol import http_client
 from durio.protocol import messages as m
-from durio.protocol.convert import failure_of, journal_to_frames, message_to_command
+from durio.protocol import h2_client
+from durio.protocol.convert import completion_types, failure_of, journal_to_frames, message_to_command, notification_to_message
 from durio.protocol.framing import FrameDecoder, ProtocolError, encode
 from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
 from durio.sdk.errors import SuspendedException
@@ -39,6 +41,9 @@ from durio.sdk.errors import SuspendedException
 if typing.TYPE_CHECKING:
     from durio.actors.invocation import InvocationActor
     from durio.protocol.remote import RemoteHandler
+
+HTTP_2 = "HTTP/2.0"
+BIDI_STREAM = "BidiStream"
 
 log = logging.getLogger("durio.invoker")
 
@@ -120,9 +125,12 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
         # Signed for the path relative to the deployment's URI, as Restate signs (and the SDKs verify) it.
         headers.update(signer.headers(path))
     url = deployment.uri + path
-    output: bytes | e.Failure | None = None
+    limits = invocation_limits(handler, actor.runtime.config)
     try:
-        async with http_client.request("POST", url, headers, bytes(body), limits=invocation_limits(handler, actor.runtime.config)) as response:
+        if deployment.http_version == HTTP_2:
+            async with h2_client.stream("POST", url, headers, limits) as exchange:
+                return await _exchange(actor, exchange, bytes(body), url, content_type, deployment.protocol_type == BIDI_STREAM)
+        async with http_client.request("POST", url, headers, bytes(body), limits=limits) as response:
             if response.status // 100 != 2:
                 text = (await response.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
                 return RemoteFailure(f"{url} answered {response.status}: {text}", 500)
@@ -130,27 +138,118 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
                 return RemoteFailure(
                     f"{url} answered with content type {response.headers.get('content-type')!r}, expected {content_type}", 571
                 )
-            decoder = FrameDecoder()
-            async for chunk in response.iter_body():
-                for frame in decoder.feed(chunk):
-                    outcome = _apply_frame(actor, frame, output)
-                    if isinstance(outcome, _Output):
-                        output = outcome.result
-                    elif outcome is not None:
-                        return outcome
+            return await _read_answer(actor, response.iter_body(), url)
     except http_client.HttpClientError as exc:
         return RemoteFailure(str(exc), 503)
     except ProtocolError as exc:
         return RemoteFailure(f"protocol violation by {deployment.uri}: {exc}", exc.code)
+
+
+async def _read_answer(actor: "InvocationActor", chunks: typing.AsyncIterator[bytes], url: str) -> bytes | e.Failure | RemoteFailure | list[int]:
+    """Apply the deployment's frames as they arrive, until its terminal message."""
+    output: bytes | e.Failure | None = None
+    decoder = FrameDecoder()
+    async for chunk in chunks:
+        for frame in decoder.feed(chunk):
+            outcome = _apply_frame(actor, frame, output)
+            if isinstance(outcome, _Output):
+                output = outcome.result
+            elif outcome is not None:
+                return outcome
     return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", 571)
 
 
-def invocation_limits(handler: typing.Any, config: typing.Any) -> http_client.Limits:
-    """The handler's manifest timeouts, else the server's (a RuntimeConfig's remote_*_timeout_s)."""
+async def _exchange(actor: "InvocationActor", exchange: h2_client.Exchange, body: bytes, url: str, content_type: str,
+                    streaming: bool) -> bytes | e.Failure | RemoteFailure | list[int]:
+    """One attempt over HTTP/2. Streaming (BidiStream), the request stays open: each notification that
+    becomes durable meanwhile is sent on it, until the deployment ends the attempt or the stream has been
+    idle for the inactivity timeout, when the request is closed and the deployment suspends (as Restate does)."""
+    sent = len(actor.machine.entries)
+    await exchange.send(body)
+    if not streaming:
+        await exchange.end()
+    await exchange.response_started()
+    if exchange.status // 100 != 2:
+        text = (await exchange.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
+        return RemoteFailure(f"{url} answered {exchange.status}: {text}", 500)
+    if exchange.headers.get("content-type", "").strip() != content_type:
+        return RemoteFailure(f"{url} answered with content type {exchange.headers.get('content-type')!r}, expected {content_type}", 571)
+    stream = _OpenStream(actor, exchange, sent, streaming)
+    with h2_client.lone_errors():
+        async with trio.open_nursery() as nursery:
+            if streaming:
+                nursery.start_soon(stream.send_notifications)
+            outcome = await _read_answer(actor, stream.chunks(), url)
+            nursery.cancel_scope.cancel()
+    return outcome
+
+
+class _OpenStream:
+    """Both directions of a bidirectional attempt, and Restate's two timers over them."""
+
+    def __init__(self, actor: "InvocationActor", exchange: h2_client.Exchange, sent: int, streaming: bool) -> None:
+        self.actor = actor
+        self.exchange = exchange
+        self.sent = sent  # journal entries the deployment has
+        self.request_open = streaming
+        limits = invocation_timeouts(actor.handler, actor.runtime.config)
+        self.inactivity_s, self.abort_s = limits
+        self.last_activity = trio.current_time()
+        self._reading: trio.CancelScope | None = None  # the wait for the deployment while the request is open
+
+    async def chunks(self) -> typing.AsyncIterator[bytes]:
+        """The response body. While the request is open the deployment may be silent (the sender closes it
+        after the inactivity timeout); after that it has the abort timeout to answer each time."""
+        while True:
+            if self.request_open:
+                with trio.CancelScope() as scope:
+                    self._reading = scope
+                    chunk = await self.exchange.next_chunk(timeout=math.inf)
+                if scope.cancelled_caught:
+                    continue  # the request was closed meanwhile: wait again, with the abort timeout
+            else:
+                chunk = await self.exchange.next_chunk(timeout=self.abort_s)
+            if chunk is None:
+                return
+            self.last_activity = trio.current_time()
+            yield chunk
+
+    async def send_notifications(self) -> None:
+        actor = self.actor
+        version = typing.cast("RemoteHandler", actor.handler).deployment.protocol_version
+        while True:
+            machine = actor.machine
+            fresh = [entry for entry in machine.entries[self.sent:machine.durable_length] if not entry.is_command]
+            self.sent = max(self.sent, machine.durable_length)
+            if fresh:
+                types = completion_types(machine.entries)
+                data = b"".join(encode(*notification_to_message(typing.cast(e.Notification, n), types, version)) for n in fresh)
+                await self.exchange.send(data)
+                self.last_activity = trio.current_time()
+            with trio.move_on_at(self.last_activity + self.inactivity_s):
+                await actor.durable_growth()
+                continue
+            if trio.current_time() < self.last_activity + self.inactivity_s:
+                continue  # the deployment sent something meanwhile
+            # Idle for the inactivity timeout: close the request; the deployment suspends, or fails the abort timeout.
+            self.request_open = False
+            if self._reading is not None:
+                self._reading.cancel()
+            await self.exchange.end()
+            return
+
+
+def invocation_timeouts(handler: typing.Any, config: typing.Any) -> tuple[float, float]:
+    """(inactivity, abort) in seconds: the handler's manifest timeouts, else the server's (remote_*_timeout_s)."""
     inactivity, abort = handler.inactivity_timeout, handler.abort_timeout
-    silence = (config.remote_inactivity_timeout_s if inactivity is None else inactivity.total_seconds()) + (
-        config.remote_abort_timeout_s if abort is None else abort.total_seconds())
-    return http_client.Limits(connect_timeout=10.0, read_timeout=max(silence, 0.001))
+    return (config.remote_inactivity_timeout_s if inactivity is None else inactivity.total_seconds(),
+            config.remote_abort_timeout_s if abort is None else abort.total_seconds())
+
+
+def invocation_limits(handler: typing.Any, config: typing.Any) -> http_client.Limits:
+    """How long a request/response attempt's deployment may be silent: its inactivity plus abort timeouts."""
+    inactivity, abort = invocation_timeouts(handler, config)
+    return http_client.Limits(connect_timeout=10.0, read_timeout=max(inactivity + abort, 0.001))
 
 
 class _Output(typing.NamedTuple):

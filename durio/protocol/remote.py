@@ -24,7 +24,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from durio import ids
-from durio.protocol import http_client
+from durio.protocol import h2_client, http_client
 from durio.protocol.identity import RequestSigner
 from durio.protocol.manifest import MANIFEST_CONTENT_TYPE, MAX_PROTOCOL, MIN_PROTOCOL
 from durio.sdk.options import InvocationRetryPolicy
@@ -55,10 +55,21 @@ class Deployment:
     created_ms: int
     sdk: str | None = None
     additional_headers: dict[str, str] = field(default_factory=dict)
+    # Registered with use_http_11 (Restate's switch): HTTP/1.1, so request/response, whatever the manifest says.
+    use_http_11: bool = False
+    # What discovery spoke: HTTP/2 unless asked otherwise (records from before durio spoke HTTP/2 say HTTP/1.1).
+    http_version: str = "HTTP/1.1"
+
+    @property
+    def protocol_type(self) -> str:
+        """BidiStream when the manifest asks for it and the deployment speaks HTTP/2; RequestResponse otherwise."""
+        bidi = self.manifest.get("protocolMode", "REQUEST_RESPONSE") == "BIDI_STREAM" and self.http_version == "HTTP/2.0"
+        return "BidiStream" if bidi else "RequestResponse"
 
     def to_record(self) -> dict[str, typing.Any]:
         return {"id": self.id, "uri": self.uri, "protocol_version": self.protocol_version, "manifest": self.manifest,
-                "created_ms": self.created_ms, "sdk": self.sdk, "additional_headers": self.additional_headers}
+                "created_ms": self.created_ms, "sdk": self.sdk, "additional_headers": self.additional_headers,
+                "use_http_11": self.use_http_11, "http_version": self.http_version}
 
     @classmethod
     def from_record(cls, record: dict[str, typing.Any]) -> "Deployment":
@@ -244,7 +255,7 @@ def check_uri(uri: str) -> str:
     except ValueError as exc:
         raise DiscoveryError(f"{_excerpt(uri)} is not a URL: {exc}") from None
     if parsed.scheme != "http" or not parsed.hostname:
-        raise DiscoveryError(f"{_excerpt(uri)} is not an http:// URL (durio speaks plain HTTP/1.1 to deployments)")
+        raise DiscoveryError(f"{_excerpt(uri)} is not an http:// URL (durio speaks plain HTTP to deployments: h2c or HTTP/1.1)")
     if parsed.query or parsed.fragment or "?" in uri or "#" in uri:
         raise DiscoveryError(f"{_excerpt(uri)} has a query or a fragment; a deployment's URI is an origin and a path")
     if parsed.username is not None or parsed.password is not None:
@@ -264,10 +275,13 @@ def check_headers(headers: dict[str, str]) -> None:
 
 
 async def discover(
-    uri: str, now_ms: int, additional_headers: dict[str, str] | None = None, signer: RequestSigner | None = None
+    uri: str, now_ms: int, additional_headers: dict[str, str] | None = None, signer: RequestSigner | None = None,
+    use_http_11: bool = False,
 ) -> Deployment:
     """Ask the endpoint at `uri` for its manifest (GET {uri}/discover), signed by `signer` if given.
 
+    Over HTTP/2 (h2c with prior knowledge, as Restate asks), unless `use_http_11`; an endpoint that
+    answers the HTTP/2 preface in HTTP/1.1 is asked again over HTTP/1.1 (and invoked that way).
     A failure is a DiscoveryError that names the status or the reason, never the body of the answer:
     `uri` may point anywhere the server can reach."""
     base = check_uri(uri)
@@ -275,20 +289,27 @@ async def discover(
     headers = {"accept": DISCOVERY_ACCEPT, **(additional_headers or {})}
     if signer is not None:
         headers.update(signer.headers("/discover"))
-    body = b""
+    http_version = "HTTP/1.1"
     try:
-        async with http_client.request("GET", base + "/discover", headers, limits=DISCOVERY_LIMITS) as response:
-            content_type = response.headers.get("content-type", "")
-            if response.status == 200 and content_type.startswith("application/vnd.restate.endpointmanifest.v"):
-                body = await response.read()
+        answer = None
+        if not use_http_11:
+            try:
+                answer = await _fetch_manifest_h2(base + "/discover", headers)
+                http_version = "HTTP/2.0"
+            except h2_client.NotHttp2:
+                answer = None
+        if answer is None:
+            answer = await _fetch_manifest_h1(base + "/discover", headers)
     except http_client.ResponseTooLarge:
         raise DiscoveryError(
             f"cannot discover {uri}: the manifest is larger than {DISCOVERY_LIMITS.max_response_bytes} bytes"
         ) from None
     except http_client.HttpClientError as exc:
         raise DiscoveryError(f"cannot discover {uri}: {exc}") from exc
-    if response.status != 200:
-        raise DiscoveryError(f"{uri}/discover answered {_status_text(response.status)}")
+    status, response_headers, body = answer
+    content_type = response_headers.get("content-type", "")
+    if status != 200:
+        raise DiscoveryError(f"{uri}/discover answered {_status_text(status)}")
     if not content_type.startswith("application/vnd.restate.endpointmanifest.v"):
         raise DiscoveryError(f"{uri}/discover answered with content type {_excerpt(content_type)}, not an endpoint manifest")
     try:
@@ -299,5 +320,23 @@ async def discover(
     version = min(manifest["maxProtocolVersion"], MAX_PROTOCOL)
     return Deployment(
         id=ids.new_deployment_id(), uri=base, protocol_version=version, manifest=manifest, created_ms=now_ms,
-        sdk=response.headers.get("x-restate-server"), additional_headers=dict(additional_headers or {}),
+        sdk=response_headers.get("x-restate-server"), additional_headers=dict(additional_headers or {}),
+        use_http_11=use_http_11, http_version=http_version,
     )
+
+
+def _is_manifest(status: int, content_type: str) -> bool:
+    return status == 200 and content_type.startswith("application/vnd.restate.endpointmanifest.v")
+
+
+async def _fetch_manifest_h1(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    async with http_client.request("GET", url, headers, limits=DISCOVERY_LIMITS) as response:
+        body = await response.read() if _is_manifest(response.status, response.headers.get("content-type", "")) else b""
+        return response.status, response.headers, body
+
+
+async def _fetch_manifest_h2(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    async with h2_client.stream("GET", url, headers, DISCOVERY_LIMITS, end_request=True) as exchange:
+        await exchange.response_started()
+        body = await exchange.read() if _is_manifest(exchange.status, exchange.headers.get("content-type", "")) else b""
+        return exchange.status, exchange.headers, body
