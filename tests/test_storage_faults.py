@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
+import threading
 import typing
 from datetime import timedelta
 
@@ -168,6 +169,11 @@ class RefusingDisk:
         # Refuse the first batch whose ops match, then take writes again.
         self.refuse_when: typing.Callable[[list[typing.Any]], bool] | None = None
         self.refused = 0
+        # Hold the first batch whose ops match after it commits, until `release` is set: the data is durable
+        # and visible, but the writer has not yet told anyone (its on-commit callbacks wait).
+        self.hold_when: typing.Callable[[list[typing.Any]], bool] | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
         commit = backend.commit_batch
 
         def commit_batch(ops: list[typing.Any], *args: typing.Any) -> typing.Any:
@@ -178,7 +184,13 @@ class RefusingDisk:
                 self.refuse_batches = max(0, self.refuse_batches - 1)
                 self.refused += 1
                 raise StorageFull("the disk under the test store is full (simulated)")
-            return commit(ops, *args)
+            hold = self.hold_when is not None and self.hold_when(ops)
+            outcome = commit(ops, *args)
+            if hold:
+                self.hold_when = None
+                self.holding.set()
+                self.release.wait(10)
+            return outcome
 
         backend.commit_batch = commit_batch  # type: ignore[method-assign]
 
@@ -363,3 +375,50 @@ async def test_a_successor_admitted_while_it_reloads_after_a_refused_write_still
             assert await runtime.attach(second) == b'["first","second"]'
             assert await runtime.attach(third) == b'["first","second","third"]'
         assert disk.refused == 1 and loads_of_second >= 2
+
+
+async def test_a_notification_stored_just_after_a_reload_read_the_journal_is_not_lost_or_miscounted(tmp_path, nursery) -> None:
+    """Found by the disk-full soak (a Refunds.refund retried for ever with IndexError). A refused write
+    makes the actor reload its journal; a notification it appended before that read (here: an awakeable
+    result delivered meanwhile) commits only after it. The reloaded journal must not be told that entry
+    is durable (it does not have it), and the invocation must still get the result."""
+    published.clear()
+    async with open_runtime([waiter], tmp_path / "data", RuntimeConfig(suspend_after_s=0.2)) as runtime:
+        disk = RefusingDisk(runtime.store.backend)
+        invocation_id = await invoke(runtime, "Waiter", "wait", "late", send=True)
+
+        async def published_its_awakeable() -> bool:
+            return "late" in published
+
+        await wait_until(published_its_awakeable)
+        disk.refuse_when = lambda ops: any(op.__qualname__.startswith("Transitions.suspend.") for op in ops)
+
+        load = runtime.load_invocation
+        resolved = False
+
+        async def load_then_resolve(loaded_id: str):  # type: ignore[no-untyped-def]
+            nonlocal resolved
+            loaded = await load(loaded_id)
+            if loaded_id == invocation_id and not resolved:
+                resolved = True
+                # The awakeable's result reaches the actor after its journal was read: the actor appends it
+                # to the journal it is replacing, and that append commits (so the message leaves the outbox)
+                # but tells the actor only once it works from the reloaded journal.
+                disk.hold_when = lambda ops: any(op.__qualname__.startswith("Transitions.append.") for op in ops)
+                await runtime.write(runtime.transitions.complete_awakeable(published["late"], b'"in time"'))
+                with trio.fail_after(5):
+                    while not disk.holding.is_set():
+                        await trio.sleep(0.01)
+                nursery.start_soon(release_soon)
+            return loaded
+
+        async def release_soon() -> None:
+            await trio.sleep(0.3)  # the actor has read its (now empty) outbox by then
+            disk.release.set()
+
+        runtime.load_invocation = load_then_resolve  # type: ignore[method-assign]
+        with trio.fail_after(10):
+            assert await runtime.attach(invocation_id) == b'"in time"'
+        assert disk.refused == 1 and resolved
+        record = await runtime.get_record(invocation_id)
+    assert record.retry_count <= 2, f"the invocation failed {record.retry_count} attempts"

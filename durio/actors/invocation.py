@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import trio
 
+from durio.actors.transitions import STALE_JOURNAL
 from durio.journal import entries as e
 from durio import ids
 from durio.journal.machine import InvocationMachine, JournalMismatch
@@ -80,6 +81,10 @@ class AttemptFailure:
 
 class _StorageWriteFailed(Exception):
     pass
+
+
+class _StaleJournal(Exception):
+    """Storage holds journal entries the actor's journal in memory lacks: it must reload."""
 
 
 class InvocationActor:
@@ -417,10 +422,13 @@ class InvocationActor:
         if something_arrived():
             return False
         awaiting = [self._describe_handle(h) for h in self.awaiting]
-        ticket = self._submit(self.runtime.transitions.suspend(self.id, awaiting, self.now_ms()))
+        ticket = self._submit(self.runtime.transitions.suspend(self.id, awaiting, self.now_ms(), journal_length))
         try:
-            await ticket.wait()
+            applied = await ticket.wait()
         except Exception:
+            return False
+        if applied.value == STALE_JOURNAL:
+            self._write_error = self._write_error or _StaleJournal(f"the stored journal of {self.id} has entries this actor has not seen")
             return False
         # No checkpoint between this check and the actor's deregistration: no wake-up is lost.
         return not (something_arrived() or self._run_requested)
@@ -648,16 +656,26 @@ class InvocationActor:
             self.runtime.faults.hit("notification.before_durable")
         self._submit(
             self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
-            on_commit=lambda _: self._durable(index + 1, timer, outbox_seq),
+            on_commit=functools.partial(self._on_notification_stored, index + 1, timer, outbox_seq, self.machine),
         )
 
-    def _durable(self, length: int, timer: TimerKey | None = None, outbox_seq: int | None = None) -> None:
+    def _on_notification_stored(self, length: int, timer: TimerKey | None, outbox_seq: int | None, machine: InvocationMachine,
+                                _applied: typing.Any) -> None:
+        """A notification appended to `machine`'s journal is durable: the journal's first `length` entries are."""
         if timer is not None:
             self._undurable_timers.pop(timer, None)
         if outbox_seq is not None:
             self._undurable_messages.pop(outbox_seq, None)
         if self.runtime.faults is not None:
             self.runtime.faults.hit("notification.after_durable")
+        if machine is not self.machine:
+            # Appended to the journal a reload has replaced, and committed after the reload read storage:
+            # storage holds an entry the journal in memory lacks. Reload again before going on.
+            stale = _StaleJournal(f"journal entry {length - 1} of {self.id} was stored after the journal was reloaded")
+            self._write_error = self._write_error or stale
+            self._fail_attempt(AttemptFailure(stale))
+            self._notified.set()
+            return
         self.machine.mark_durable(length)
         self._notified.set()
         self._durable_grew.set()

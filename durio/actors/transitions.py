@@ -32,6 +32,8 @@ Op = typing.Callable[[Txn], Applied]
 WORKFLOW_ALREADY_INVOKED = e.Failure(409, "the workflow method was already invoked")
 KILLED = e.Failure(409, "killed")
 CANCELLED = e.Failure(409, "canceled")
+# A suspension refused because storage holds journal entries the suspending actor has not seen.
+STALE_JOURNAL = "stale journal"
 
 
 class JournalOutOfStep(Exception):
@@ -470,11 +472,16 @@ class Transitions:
 
         return op
 
-    def suspend(self, invocation_id: str, awaiting: list[str], now_ms: int) -> Op:
+    def suspend(self, invocation_id: str, awaiting: list[str], now_ms: int, journal_length: int | None = None) -> Op:
+        """Suspend, unless the stored journal has grown past the `journal_length` entries the actor has seen
+        (something it waits for may be there): then the value is STALE_JOURNAL and nothing changes."""
+
         def op(txn: Txn) -> Applied:
             record = txn.get_invocation(invocation_id)
             if record is None or record.is_completed or _ran_ahead(record):
                 return Applied(False, Effects())
+            if journal_length is not None and txn.has_entry(invocation_id, journal_length):
+                return Applied(STALE_JOURNAL, Effects())
             record.status = Status.SUSPENDED
             record.awaiting = awaiting
             record.modified_ms = now_ms
