@@ -13,7 +13,7 @@ import typing
 
 from durio.addresses import AddressError, parse_address
 from durio.admin_client import AdminClient, AdminError
-from durio.cli_output import describe_invocation, print_json, table
+from durio.cli_output import describe_invocation, print_json, sql_table, table
 
 DEFAULT_DATA_DIR = "./.durio"
 DEFAULT_INGRESS = "127.0.0.1:8080"
@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         admin_command(invocations, action, help_text).add_argument("id")
 
+    sql = admin_command(commands, "sql", "query invocations, journals and state with SQL (Restate's tables: "
+                                         "sys_invocation, sys_journal, state, sys_service, sys_deployment, ...)")
+    sql.add_argument("query", help="one SELECT statement")
+    sql.set_defaults(action=None)
+
     state = commands.add_parser("state", help="virtual object and workflow state").add_subparsers(dest="action", required=True)
     state_get = admin_command(state, "get", "the state of one key")
     state_get.add_argument("service")
@@ -220,6 +225,9 @@ def run_admin_command(args: argparse.Namespace) -> None:
             print_json({"id": args.id, "action": args.action, "status": result.get("status")})
         else:
             print(f"{args.id}: {done[args.action]}")
+    elif args.command == "sql":
+        result = client.request("POST", "/query", {"query": args.query})
+        print_json(result) if args.json else print(sql_table(result))
     elif key == ("state", "get"):
         from urllib.parse import quote  # noqa: PLC0415
 

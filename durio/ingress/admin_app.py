@@ -8,6 +8,7 @@
   PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
   DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
   GET    /state/{service}/{key}
+  POST   /query {"query": "SELECT ..."}             SQL introspection (query_route.py)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from durio.ingress.http import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
 from durio.ingress.ingress_app import rfc3339
+from durio.ingress.query_route import serve_query
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
 from durio.sdk import serde
@@ -112,6 +114,9 @@ class AdminApp:
             case ["state", service, key]:
                 _require(method, "GET")
                 await self._state(send, service, key)
+            case ["query"]:
+                _require(method, "POST")
+                await serve_query(self.runtime, scope, receive, send)
             case _:
                 raise HttpError(404, f"not found: {scope['path']}")
 
