@@ -104,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     deployments = commands.add_parser("deployments", help="remote deployments").add_subparsers(dest="action", required=True)
     register = admin_command(deployments, "register", "register a remote deployment by its URL")
     register.add_argument("url")
+    register.add_argument("--use-http1.1", dest="use_http_11", action="store_true",
+                          help="reach the deployment over HTTP/1.1 (Restate's use_http_11; durio always does)")
     admin_command(deployments, "list", "list the registered deployments")
+    remove = admin_command(deployments, "remove", "remove a deployment no unfinished invocation needs")
+    remove.add_argument("id")
 
     services_group = commands.add_parser("services", help="services").add_subparsers(dest="action", required=True)
     admin_command(services_group, "list", "list the services and their handlers")
@@ -191,11 +195,14 @@ def run_admin_command(args: argparse.Namespace) -> None:
     client = AdminClient(_admin_address(args))
     key = (args.command, args.action)
     if key == ("deployments", "register"):
-        result = client.request("POST", "/deployments", {"uri": args.url})
+        result = client.request("POST", "/deployments", {"uri": args.url, "use_http_11": args.use_http_11})
         if args.json:
             print_json(result)
         else:
             print(f"registered {result.get('id')} with services: {', '.join(s['name'] for s in result.get('services', []))}")
+    elif key == ("deployments", "remove"):
+        client.request("DELETE", f"/deployments/{args.id}")
+        print_json({"id": args.id, "removed": True}) if args.json else print(f"removed {args.id}")
     elif key == ("deployments", "list"):
         result = client.get("/deployments")
         print_json(result) if args.json else print(table(result["deployments"], [("id", "ID"), ("uri", "URI"), ("created_at", "CREATED")]))

@@ -265,9 +265,11 @@ class Runtime:
             return None
         return loaded
 
-    async def register_deployment(self, uri: str, additional_headers: dict[str, str] | None = None) -> tuple[Deployment, bool]:
+    async def register_deployment(self, uri: str, additional_headers: dict[str, str] | None = None,
+                                  use_http_11: bool = False) -> tuple[Deployment, bool]:
         """Discover an endpoint and serve its services; (deployment, True if new)."""
         deployment = await discover(uri, self.clock.now_ms(), additional_headers, self.config.request_identity_key)
+        deployment.use_http_11 = use_http_11
         previous = next((d for d in self.deployments.values() if d.uri == deployment.uri), None)
         if previous is not None:
             deployment.id = previous.id

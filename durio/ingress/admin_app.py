@@ -2,6 +2,7 @@
 
   GET    /health
   GET    /services, /services/{name}, /deployments
+  POST   /deployments {"uri", "use_http_11"?}; DELETE /deployments/{id} (refused while invocations need it)
   GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": how many show that
                                                               status (live actors included) and target
   GET    /invocations/{id}                      status, target, retries, last failure, journal
@@ -24,6 +25,7 @@ from durio.ingress.http import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
 from durio.ingress.ingress_app import rfc3339
+from durio.ingress.deployment_routes import checked_use_http_11, serve_deployment_removal
 from durio.ingress.query_route import serve_query
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
@@ -88,6 +90,9 @@ class AdminApp:
                 _require(method, "GET")
                 await respond_json(send, 200, {"deployments": [deployment_json(d, self.runtime) for d in self.runtime.deployments.values()]})
             case ["deployments", deployment_id]:
+                if method == "DELETE":
+                    await serve_deployment_removal(self.runtime, send, deployment_id)
+                    return
                 _require(method, "GET")
                 deployment = self.runtime.deployments.get(deployment_id)
                 if deployment is None:
@@ -135,8 +140,9 @@ class AdminApp:
         headers = request.get("additional_headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise HttpError(400, "'additional_headers' must be an object of strings")
+        use_http_11 = checked_use_http_11(request)
         try:
-            deployment, created = await self.runtime.register_deployment(request["uri"], headers)
+            deployment, created = await self.runtime.register_deployment(request["uri"], headers, use_http_11)
         except DiscoveryError as exc:
             raise HttpError(400, str(exc)) from None
         except ValueError as exc:

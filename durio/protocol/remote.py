@@ -55,10 +55,13 @@ class Deployment:
     created_ms: int
     sdk: str | None = None
     additional_headers: dict[str, str] = field(default_factory=dict)
+    # Registered with Restate's use_http_11 option (durio's client speaks HTTP/1.1 to every deployment).
+    use_http_11: bool = False
 
     def to_record(self) -> dict[str, typing.Any]:
         return {"id": self.id, "uri": self.uri, "protocol_version": self.protocol_version, "manifest": self.manifest,
-                "created_ms": self.created_ms, "sdk": self.sdk, "additional_headers": self.additional_headers}
+                "created_ms": self.created_ms, "sdk": self.sdk, "additional_headers": self.additional_headers,
+                "use_http_11": self.use_http_11}
 
     @classmethod
     def from_record(cls, record: dict[str, typing.Any]) -> "Deployment":
