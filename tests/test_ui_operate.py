@@ -22,6 +22,7 @@ import trio
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import ROOT, ServerProcess, free_port
+from tests.otlp_receiver import OtlpReceiver, running_receiver
 from tests.remote_peers import Peer, hypercorn_deployment
 from tests.test_ui_browser import CHROMIUM_FLAGS, chromium_path
 
@@ -33,6 +34,7 @@ class Setup(typing.NamedTuple):
     tour: Peer
     spare: Peer  # a second deployment that no invocation uses
     screenshots: typing.Any
+    traces: OtlpReceiver  # the server exports its traces here
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[Setup]:
     folder = tmp_path_factory.mktemp("operate")
     screenshots = tmp_path_factory.mktemp("screenshots")
     print(f"\nscreenshots: {screenshots}")
-    server = ServerProcess(None, folder / "data", folder / "server.log")
+    receiver_context = running_receiver()
+    traces = receiver_context.__enter__()
+    server = ServerProcess(None, folder / "data", folder / "server.log",
+                           {"OTEL_EXPORTER_OTLP_ENDPOINT": traces.url, "OTEL_BSP_SCHEDULE_DELAY": "50"})
     port = free_port()
     tour = Peer([sys.executable, str(ROOT / "examples" / "tour" / "app.py")], folder / "tour.log", port,
                 {"TOUR_BIND": f"127.0.0.1:{port}", "TOUR_NETFLIX_DOWN": "1"})
@@ -49,12 +54,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[Setup]:
         trio.run(server.start)
         trio.run(tour.start)
         trio.run(spare.start)
-        yield Setup(server, tour, spare, screenshots)
+        yield Setup(server, tour, spare, screenshots, traces)
     finally:
         for peer in (tour, spare):
             peer.stop()
         if server.process is not None:
             server.terminate()
+        receiver_context.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +144,14 @@ def test_the_seeds_flow_register_the_tour_from_the_ui_call_it_and_open_the_invoc
     expect(runs).to_have_count(3)
     assert [runs.nth(i).get_attribute("data-name") for i in range(3)] == ["pay", "add-Hulu", "add-Prime"]
     expect(page.locator("#timeline .step.run .duration").first).to_have_text(re.compile(r"^\d+ ms$"))
+    # Its trace: the id the page shows is the trace its spans were exported in, rooted at the invocation.
+    spans = setup.traces.wait_for(lambda spans: any(s.attributes.get("restate.invocation.id") == invocation_id
+                                                    and s.name == "SubscriptionService/add" for s in spans))
+    [root] = [s for s in spans if s.name == "SubscriptionService/add" and s.attributes["restate.invocation.id"] == invocation_id]
+    expect(page.locator("#trace-id")).to_have_text(root.trace_id)
+    assert root.parent_span_id is None
+    steps = {s.name for s in spans if s.trace_id == root.trace_id}
+    assert {"attempt", "run pay", "run add-Hulu", "run add-Prime"} <= steps, steps
     page.screenshot(path=str(setup.screenshots / "2-seed-invocation.png"), full_page=True)
     assert (setup.screenshots / "2-seed-invocation.png").stat().st_size > 10_000
 

@@ -29,7 +29,9 @@ from durio.ingress.deployment_routes import checked_use_http_11, serve_deploymen
 from durio.ingress.query_route import serve_query
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
+from durio.journal.entries import Input
 from durio.sdk import serde
+from durio.telemetry.trace_ids import trace_id_hex
 from durio.storage import StorageError, Txn
 from durio.storage.frames import FrameError
 from durio.storage.records import STORED_STATUSES, InvocationRecord, Status
@@ -262,6 +264,8 @@ class AdminApp:
             view["journal_error"] = journal_error
         view["events"] = events
         view["events_dropped"] = events_dropped  # between the first and the latest of `events`
+        if self.runtime.tracing is not None and journal and isinstance(journal[0], Input):
+            view["trace_id"] = trace_id_hex(record.id, journal[0].headers)  # the trace its spans were exported in
         await respond_json(send, 200, view)
 
     async def _control(self, send: Send, invocation_id: str, action: str) -> None:

@@ -36,7 +36,8 @@ def query_snapshot(runtime: Runtime) -> QuerySnapshot:
          "services": [s for s, info in services.items() if info["deployment_id"] == d.id]}
         for d in runtime.deployments.values()
     ]
-    return QuerySnapshot(live_statuses=runtime.live_statuses(), services=services, deployments=deployments)
+    return QuerySnapshot(live_statuses=runtime.live_statuses(), services=services, deployments=deployments,
+                         tracing=runtime.tracing is not None)
 
 
 async def serve_query(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:

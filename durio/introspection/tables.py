@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from durio import ids
 from durio.introspection.journal_rows import JOURNAL_COLUMNS, journal_rows
 from durio.introspection.values import LazyRow, key_partition, partition_key, sql_time, utf8_or_none
-from durio.journal.entries import Failure
+from durio.journal.entries import Failure, Input
+from durio.telemetry.trace_ids import trace_id_hex
 from durio.storage import Txn
-from durio.storage.frames import FrameError
+from durio.storage.frames import FrameError, unpack_entry
 from durio.storage.records import STORED_STATUSES, InvocationRecord
 
 Row = typing.Mapping[str, typing.Any]
@@ -39,6 +40,8 @@ class QuerySnapshot:
     services: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
     # Registered deployments: {"id", "endpoint", "created_ms", "min_protocol", "max_protocol", "services"}.
     deployments: list[dict[str, typing.Any]] = field(default_factory=list)
+    # Whether the server exports traces: trace_id names the trace of an invocation's spans only then.
+    tracing: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,16 @@ class _Invocation:
             return None
         return "failure" if isinstance(self.record.result, Failure) else "success"
 
+    def trace_id(self) -> str | None:
+        if not self.snapshot.tracing:
+            return None
+        frames = self.txn.raw_journal(self.record.id)[:1]
+        try:
+            first = unpack_entry(frames[0], f"the input of {self.record.id}") if frames else None
+        except FrameError:
+            return None
+        return trace_id_hex(self.record.id, first.headers) if isinstance(first, Input) else None
+
     def commands(self) -> int:
         rows = journal_rows(self.record.id, self.txn.raw_journal(self.record.id))
         return sum(1 for row in rows if row["entry_type"].startswith("Command"))
@@ -117,7 +130,7 @@ _INVOCATION_FIELDS: dict[str, typing.Callable[[_Invocation], typing.Any]] = {
     "restarted_from": _none,
     "pinned_deployment_id": lambda i: i.record.deployment_id,
     "pinned_service_protocol_version": _none,
-    "trace_id": lambda i: getattr(i.record, "trace_id", None),
+    "trace_id": _Invocation.trace_id,
     "journal_size": lambda i: len(i.txn.raw_journal(i.record.id)),
     "journal_commands_size": _Invocation.commands,
     "created_at": lambda i: sql_time(i.record.created_ms),
