@@ -13,7 +13,7 @@ import typing
 
 from durio.addresses import AddressError, parse_address
 from durio.admin_client import AdminClient, AdminError
-from durio.cli_output import describe_invocation, print_json, table
+from durio.cli_output import describe_invocation, print_json, sql_table, table
 
 DEFAULT_DATA_DIR = "./.durio"
 DEFAULT_INGRESS = "127.0.0.1:8080"
@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--use-http1.1", dest="use_http_11", action="store_true",
                           help="talk HTTP/1.1 to it, so request/response (default: HTTP/2, a bidirectional stream per attempt)")
     admin_command(deployments, "list", "list the registered deployments")
+    remove = admin_command(deployments, "remove", "remove a deployment no unfinished invocation needs")
+    remove.add_argument("id")
 
     services_group = commands.add_parser("services", help="services").add_subparsers(dest="action", required=True)
     admin_command(services_group, "list", "list the services and their handlers")
@@ -125,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "run a paused or suspended invocation now"),
     ):
         admin_command(invocations, action, help_text).add_argument("id")
+
+    sql = admin_command(commands, "sql", "query invocations, journals and state with SQL (Restate's tables: "
+                                         "sys_invocation, sys_journal, state, sys_service, sys_deployment, ...)")
+    sql.add_argument("query", help="one SELECT statement")
+    sql.set_defaults(action=None)
 
     state = commands.add_parser("state", help="virtual object and workflow state").add_subparsers(dest="action", required=True)
     state_get = admin_command(state, "get", "the state of one key")
@@ -193,6 +200,9 @@ def run_admin_command(args: argparse.Namespace) -> None:
             print_json(result)
         else:
             print(f"registered {result.get('id')} with services: {', '.join(s['name'] for s in result.get('services', []))}")
+    elif key == ("deployments", "remove"):
+        client.request("DELETE", f"/deployments/{args.id}")
+        print_json({"id": args.id, "removed": True}) if args.json else print(f"removed {args.id}")
     elif key == ("deployments", "list"):
         result = client.get("/deployments")
         print_json(result) if args.json else print(table(result["deployments"], [("id", "ID"), ("uri", "URI"), ("created_at", "CREATED")]))
@@ -222,6 +232,9 @@ def run_admin_command(args: argparse.Namespace) -> None:
             print_json({"id": args.id, "action": args.action, "status": result.get("status")})
         else:
             print(f"{args.id}: {done[args.action]}")
+    elif args.command == "sql":
+        result = client.request("POST", "/query", {"query": args.query})
+        print_json(result) if args.json else print(sql_table(result))
     elif key == ("state", "get"):
         from urllib.parse import quote  # noqa: PLC0415
 

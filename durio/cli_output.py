@@ -22,6 +22,15 @@ def table(rows: list[dict[str, typing.Any]], columns: list[tuple[str, str]]) -> 
     return "\n".join(lines)
 
 
+def sql_table(result: dict[str, typing.Any]) -> str:
+    """A `POST /query` answer as a table, columns in the query's order, with a line if the limit cut it."""
+    columns = result.get("columns") or (list(result["rows"][0]) if result.get("rows") else [])
+    text = table(result.get("rows", []), [(name, name.upper()) for name in columns]) if columns else "(none)"
+    rows = len(result.get("rows", []))
+    text += f"\n({rows} row{'s' if rows != 1 else ''}{', truncated at the limit' if result.get('truncated') else ''})"
+    return text
+
+
 def _cell(value: typing.Any) -> str:
     if value is None:
         return "-"

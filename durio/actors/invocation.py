@@ -138,6 +138,10 @@ class InvocationActor:
         self._remote_failures_at = 0
         self._run_requested = admitted  # its key actor admitted it ahead of storage saying so
         self._backoff_scope: trio.CancelScope | None = None
+        # With tracing on (durio.telemetry): the current attempt's span, and the headers of the attempt
+        # (the invocation's, with the attempt's traceparent) that ctx.request().attempt_headers shows.
+        self.trace_attempt: typing.Any = None
+        self.attempt_headers: dict[str, str] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -257,9 +261,13 @@ class InvocationActor:
     async def _attempts(self) -> None:
         backoff = self.runtime.backoff_for(self.handler)
         retry_count = self.record.retry_count
+        tracing = self.runtime.tracing
         while True:
             self.status = LiveStatus.RUNNING
+            attempt_span = tracing.start_attempt(self, retry_count) if tracing is not None else None
             result = await (self._remote_attempt() if self.is_remote else self._attempt())
+            if tracing is not None:
+                tracing.end_attempt(self, attempt_span, result)
             if isinstance(result, SuspendedException):
                 if await self._suspend():
                     return
@@ -403,6 +411,8 @@ class InvocationActor:
             await self._flush_writes()
         if ticket.error is not None:
             raise ticket.error
+        if self.runtime.tracing is not None:
+            self.runtime.tracing.end_invocation(self, result, output.ts)
         self.status = LiveStatus.DONE
 
     async def _suspend(self) -> bool:
@@ -464,6 +474,8 @@ class InvocationActor:
         if new:
             entry.ts = self.now_ms()
             index = len(self.machine.entries) - 1
+            if self.runtime.tracing is not None and isinstance(entry, (e.Call, e.OneWayCall)):
+                self.runtime.tracing.tag_outgoing(self, entry)
             self.runtime.stats.journal_appends += 1
             faults = self.runtime.faults
             points = _fault_points_of(entry) if faults is not None else None
@@ -610,6 +622,8 @@ class InvocationActor:
             if isinstance(entry, e.OneWayCall) and entry.invoke_at_ms and entry.invoke_at_ms <= self.now_ms():
                 entry.invoke_at_ms = 0
             entry.callee_id = ids.callee_invocation_id(entry.target, entry.idempotency_key, self.kind_of(entry.target), self.now_ms())
+            if self.runtime.tracing is not None:
+                self.runtime.tracing.tag_outgoing(self, entry)
         entry.ts = self.now_ms()
         index = self.machine.append_command_after_replay(entry)
         self.runtime.stats.journal_appends += 1
@@ -654,6 +668,8 @@ class InvocationActor:
             self._undurable_messages[outbox_seq] = notification
         if self.runtime.faults is not None:
             self.runtime.faults.hit("notification.before_durable")
+        if self.runtime.tracing is not None:
+            self.runtime.tracing.step_completed(self, notification)
         self._submit(
             self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
             on_commit=functools.partial(self._on_notification_stored, index + 1, timer, outbox_seq, self.machine),

@@ -49,6 +49,17 @@ class Registry:
         self.check_remote(services)
         self._services = {**self._services, **{service.name: service for service in services}}
 
+    def remove_remote(self, names: typing.Iterable[str]) -> dict[str, ServiceDefinition]:
+        """Stop serving these remote services (their deployment is being removed); returns them."""
+        gone = set(names)
+        removed = {name: service for name, service in self._services.items() if name in gone}
+        self._services = {name: service for name, service in self._services.items() if name not in gone}
+        return removed
+
+    def restore(self, removed: dict[str, ServiceDefinition]) -> None:
+        """Serve again the services a refused removal took out."""
+        self._services = {**self._services, **removed}
+
     def deployment_of(self, service_name: str) -> typing.Any:
         return getattr(self._services.get(service_name), "deployment", None)
 

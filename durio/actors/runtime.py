@@ -33,6 +33,7 @@ from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_ba
 from durio.storage import StorageError, Store, StoreClosed, Ticket, Txn, open_store
 from durio.storage.frames import FrameError
 from durio.storage.records import InvocationRecord, Status
+from durio.telemetry import tracing_from_environment
 
 log = logging.getLogger("durio.runtime")
 
@@ -80,6 +81,8 @@ class RuntimeConfig:
     # Signs every request to a remote deployment (a durio.protocol.identity.RequestSigner, loaded from
     # Restate's request-identity-private-key-pem-file); None sends them unsigned.
     request_identity_key: typing.Any = None
+    # A durio.telemetry.spans.Tracing to use instead of what the environment configures (tests).
+    tracing: typing.Any = None
 
 
 class Runtime:
@@ -99,6 +102,8 @@ class Runtime:
         # Set when storage refuses a batch (a full disk): what was due then is done again once it heals.
         self._storage_failed = trio.Event()
         self.faults = config.faults
+        # OpenTelemetry traces (durio.telemetry), when OTEL_EXPORTER_OTLP_* configures them; None: off, free.
+        self.tracing = config.tracing if config.tracing is not None else tracing_from_environment()
         if self.faults is not None:
             store.writer.faults = self.faults
             self.faults.on_crash = store.writer.halt
@@ -426,3 +431,6 @@ async def open_runtime(
                 yield runtime
             finally:
                 nursery.cancel_scope.cancel()
+        if runtime.tracing is not None:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(runtime.tracing.shutdown)  # export what is buffered

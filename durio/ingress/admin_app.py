@@ -2,12 +2,14 @@
 
   GET    /health
   GET    /services, /services/{name}, /deployments
+  POST   /deployments {"uri", "use_http_11"?}; DELETE /deployments/{id} (refused while invocations need it)
   GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": how many show that
                                                               status (live actors included) and target
   GET    /invocations/{id}                      status, target, retries, last failure, journal
   PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
   DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
   GET    /state/{service}/{key}
+  POST   /query {"query": "SELECT ..."}             SQL introspection (query_route.py)
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from durio.ingress.http import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
 from durio.ingress.ingress_app import rfc3339
+from durio.ingress.deployment_routes import checked_use_http_11, serve_deployment_removal
+from durio.ingress.query_route import serve_query
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
+from durio.journal.entries import Input
 from durio.sdk import serde
+from durio.telemetry.trace_ids import trace_id_hex
 from durio.storage import StorageError, Txn
 from durio.storage.frames import FrameError
 from durio.storage.records import STORED_STATUSES, InvocationRecord, Status
@@ -86,6 +92,9 @@ class AdminApp:
                 _require(method, "GET")
                 await respond_json(send, 200, {"deployments": [deployment_json(d, self.runtime) for d in self.runtime.deployments.values()]})
             case ["deployments", deployment_id]:
+                if method == "DELETE":
+                    await serve_deployment_removal(self.runtime, send, deployment_id)
+                    return
                 _require(method, "GET")
                 deployment = self.runtime.deployments.get(deployment_id)
                 if deployment is None:
@@ -112,6 +121,9 @@ class AdminApp:
             case ["state", service, key]:
                 _require(method, "GET")
                 await self._state(send, service, key)
+            case ["query"]:
+                _require(method, "POST")
+                await serve_query(self.runtime, scope, receive, send)
             case _:
                 raise HttpError(404, f"not found: {scope['path']}")
 
@@ -130,9 +142,7 @@ class AdminApp:
         headers = request.get("additional_headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise HttpError(400, "'additional_headers' must be an object of strings")
-        use_http_11 = request.get("use_http_11", False)
-        if not isinstance(use_http_11, bool):
-            raise HttpError(400, "'use_http_11' must be true or false")
+        use_http_11 = checked_use_http_11(request)
         try:
             deployment, created = await self.runtime.register_deployment(request["uri"], headers, use_http_11)
         except DiscoveryError as exc:
@@ -254,6 +264,8 @@ class AdminApp:
             view["journal_error"] = journal_error
         view["events"] = events
         view["events_dropped"] = events_dropped  # between the first and the latest of `events`
+        if self.runtime.tracing is not None and journal and isinstance(journal[0], Input):
+            view["trace_id"] = trace_id_hex(record.id, journal[0].headers)  # the trace its spans were exported in
         await respond_json(send, 200, view)
 
     async def _control(self, send: Send, invocation_id: str, action: str) -> None:

@@ -16,6 +16,8 @@ from durio.ingress.metrics import MetricsRenderer
 _CONTENT_TYPES = {
     "index.html": b"text/html; charset=utf-8",
     "app.js": b"text/javascript; charset=utf-8",
+    "actions.js": b"text/javascript; charset=utf-8",
+    "deployments.js": b"text/javascript; charset=utf-8",
     "style.css": b"text/css; charset=utf-8",
 }
 

@@ -119,6 +119,10 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
         body += encode(type_id, message)
     headers = {"content-type": content_type, "accept": content_type, "x-restate-invocation-id": actor.record.id,
                **deployment.additional_headers}
+    if actor.runtime.tracing is not None:
+        traceparent = actor.runtime.tracing.traceparent_of_attempt(actor)
+        if traceparent is not None:
+            headers["traceparent"] = traceparent  # the deployment's handler continues the attempt's trace
     path = f"/invoke/{handler.service_name}/{handler.name}"
     signer = actor.runtime.config.request_identity_key
     if signer is not None:

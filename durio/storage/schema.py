@@ -161,6 +161,12 @@ def promise_waiter_prefix(service: str, key: str, name: str) -> bytes:
     return object_prefix(service, key) + _U32.pack(len(name_bytes)) + name_bytes
 
 
+def promise_name_of_waiter(rest: bytes) -> str:
+    """The promise name in what follows the object prefix of a promise waiter's key."""
+    (length,) = _U32.unpack(rest[:4])
+    return rest[4:4 + length].decode()
+
+
 def timer_key(due_ms: int, invocation_id: str, kind: int, completion_id: int) -> bytes:
     return _U64.pack(due_ms) + invocation_id_to_bytes(invocation_id) + bytes((kind,)) + _U32.pack(completion_id)
 

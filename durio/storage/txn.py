@@ -427,6 +427,46 @@ class Txn:
     def delete_events(self, invocation_id: str) -> None:
         self._delete_prefix(s.EVENTS, invocation_id_to_bytes(invocation_id))
 
+    # ------------------------------------------------------------ whole-database scans (SQL introspection)
+
+    def iter_journals(self) -> typing.Iterator[tuple[str, list[bytes]]]:
+        """(invocation id, its raw entry frames in order) for every journal, in id order."""
+        cursor = self._cursor(s.JOURNAL)
+        current: bytes | None = None
+        frames: list[bytes] = []
+        for key, raw in cursor:
+            owner = bytes(key[:ID_BYTES])
+            if owner != current:
+                if current is not None:
+                    yield s.id_from_key(current), frames
+                current, frames = owner, []
+            frames.append(bytes(raw))
+        if current is not None:
+            yield s.id_from_key(current), frames
+
+    def iter_state(self, service: str | None = None, key: str | None = None) -> typing.Iterator[tuple[str, str, str, bytes]]:
+        """(service, key, name, value) of stored state: all of it, one service's, or one object's."""
+        if service is None:
+            entries = iter(self._cursor(s.STATE))
+        else:
+            prefix = s.service_prefix(service) if key is None else s.object_prefix(service, key)
+            entries = _prefix_scan(self._cursor(s.STATE), prefix)
+        for raw_key, value in entries:
+            service_name, object_key, name = s.split_object_prefix(raw_key)
+            yield service_name, object_key, name.decode(), bytes(value)
+
+    def iter_promises(self) -> typing.Iterator[tuple[str, str, str, PromiseRecord]]:
+        """(workflow, key, promise name, record) of every completed promise."""
+        for raw_key, raw in self._cursor(s.PROMISES):
+            service, object_key, name = s.split_object_prefix(raw_key)
+            yield service, object_key, name.decode(), PromiseRecord(unpack(raw, f"promise '{name.decode()}' of {service}/{object_key}"))
+
+    def iter_promise_waiters(self) -> typing.Iterator[tuple[str, str, str]]:
+        """(workflow, key, promise name) for each promise someone waits on (pending ones included)."""
+        for raw_key in self._cursor(s.PROMISE_WAITERS).iternext(keys=True, values=False):
+            service, object_key, rest = s.split_object_prefix(raw_key)
+            yield service, object_key, s.promise_name_of_waiter(rest)
+
     # ------------------------------------------------------------ deployments and meta
 
     def put_deployment(self, deployment_id: str, record: dict) -> None:

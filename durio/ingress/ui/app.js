@@ -97,13 +97,15 @@ async function renderInvocations(params) {
     document.getElementById("count").textContent = `${data.invocations.length} shown`;
     document.getElementById("list").innerHTML = data.invocations.length === 0
       ? `<div class="empty">No invocations match.</div>`
-      : `<table id="invocations"><thead><tr><th>Invocation</th><th>Target</th><th>Status</th><th>Retries</th><th>Created</th><th>Last error</th></tr></thead><tbody>
+      : `<table id="invocations"><thead><tr><th>Invocation</th><th>Target</th><th>Status</th><th>Retries</th><th>Created</th><th>Last error</th><th>Actions</th></tr></thead><tbody>
         ${data.invocations.map((inv) => `<tr data-id="${escapeHtml(inv.id)}">
           <td><a class="mono" href="#/invocations/${encodeURIComponent(inv.id)}">${escapeHtml(inv.id)}</a></td>
           <td>${escapeHtml(inv.target)}</td><td>${statusBadge(inv)}</td>
           <td>${inv.retry_count}</td><td>${time(inv.created_at)}</td>
-          <td class="error">${escapeHtml(inv.last_failure ? inv.last_failure.message : "")}</td></tr>`).join("")}
+          <td class="error">${escapeHtml(inv.last_failure ? inv.last_failure.message : "")}</td>
+          <td class="actions">${invocationActionButtons(inv)}</td></tr>`).join("")}
         </tbody></table>`;
+    wireInvocationActions(document.getElementById("list"), actionAnswer(), () => load());
   };
   await load();
   scheduleRefresh(load);
@@ -130,7 +132,9 @@ function stepOutcome(entry) {
 }
 
 function timelineRows(invocation) {
-  const commands = invocation.journal.filter((e) => !["completion", "signal"].includes(e.type));
+  // Commands, and the cancellation signal (index 1): what runs after it is compensation, as after a failure.
+  const isCancel = (e) => e.type === "signal" && e.signal_index === 1;
+  const commands = invocation.journal.filter((e) => !["completion", "signal"].includes(e.type) || isCancel(e));
   const start = millis(invocation.created_at);
   const end = Math.max(millis(invocation.completed_at) || Date.now(), ...commands.map((e) => millis(e.completed_at) || millis(e.at) || start));
   const span = Math.max(1, end - start);
@@ -145,6 +149,11 @@ function timelineRows(invocation) {
       classes.push("compensation");
       badges.push(`<span class="badge compensation">compensation</span>`);
     }
+    if (isCancel(entry)) {
+      classes.push("cancelled");
+      badges.push(`<span class="badge failed">cancelled</span>`);
+      afterFailure = true;
+    }
     if (failed) {
       classes.push("failed");
       badges.push(`<span class="badge failed">failed</span>`);
@@ -153,7 +162,7 @@ function timelineRows(invocation) {
     if (entry.completion_id !== undefined && !entry.completed_at) classes.push("pending");
     const left = ((begin - start) / span) * 100;
     const width = Math.max(0.3, ((finish - begin) / span) * 100);
-    const duration = entry.duration_ms !== undefined ? `${entry.duration_ms} ms` : (entry.completion_id !== undefined && !entry.completed_at ? "waiting" : "");
+    const duration = entry.duration_ms !== undefined ? `${entry.duration_ms} ms` : (entry.completion_id !== undefined && !entry.completed_at ? (invocation.completed_at ? "never finished" : "waiting") : "");
     const callee = entry.callee_id ? ` <a class="mono callee" href="#/invocations/${encodeURIComponent(entry.callee_id)}">${escapeHtml(entry.callee_id)}</a>` : "";
     return `<div class="${classes.join(" ")}" data-type="${escapeHtml(entry.type)}" data-name="${escapeHtml(entry.name || "")}">
       <span class="muted mono">${entry.index}</span>
@@ -184,10 +193,11 @@ async function renderInvocation(id) {
         ${inv.invoked_by ? `<dt>Invoked by</dt><dd><a class="mono" href="#/invocations/${encodeURIComponent(inv.invoked_by)}">${escapeHtml(inv.invoked_by)}</a></dd>` : ""}
         ${inv.idempotency_key ? `<dt>Idempotency key</dt><dd class="mono">${escapeHtml(inv.idempotency_key)}</dd>` : ""}
         ${inv.awaiting.length ? `<dt>Waiting for</dt><dd>${escapeHtml(inv.awaiting.join(", "))}</dd>` : ""}
+        ${inv.trace_id ? `<dt>Trace</dt><dd class="mono" id="trace-id">${escapeHtml(inv.trace_id)}</dd>` : ""}
         <dt>Retries</dt><dd id="retry-count">${inv.retry_count}</dd>
         ${inv.last_failure ? `<dt>Last error</dt><dd class="error" id="last-error">[${inv.last_failure.code}] ${escapeHtml(inv.last_failure.message)}${inv.last_failure.related_entry_name ? ` — in ${escapeHtml(inv.last_failure.related_entry_type || "step")} '${escapeHtml(inv.last_failure.related_entry_name)}'` : ""}</dd>` : ""}
         ${output}
-      </dl></div>
+      </dl><div class="actions" id="actions">${invocationActionButtons(inv)}</div></div>
       <h2>Journal</h2>
       ${inv.journal_error ? `<div class="card error">${escapeHtml(inv.journal_error)}</div>` : ""}
       <div class="timeline" id="timeline">${timelineRows(inv)}</div>
@@ -197,6 +207,10 @@ async function renderInvocation(id) {
         ${f.entry_name ? `in <code>${escapeHtml(f.entry_name)}</code>` : ""}<div class="error">${escapeHtml(f.message)}</div></div>`).join("")}
         ${inv.events_dropped ? `<div class="muted">… and ${inv.events_dropped} events between the first and the latest ten, not kept</div>` : ""}</div>
       ${warnings.length ? `<h2>Warnings</h2>${warnings.map((w) => `<div class="retry">${escapeHtml(w.message)}</div>`).join("")}` : ""}`;
+    wireInvocationActions(document.getElementById("actions"), actionAnswer(), (action, answer) => {
+      if (action === "purge" && answer.ok) keepAnswerAndGo("#/invocations");
+      else return route();
+    });
     return inv;
   };
   const inv = await load();
@@ -253,6 +267,7 @@ async function route() {
     if (parts[0] === "invocations" && parts[1]) await renderInvocation(parts[1]);
     else if (parts[0] === "state") await renderState(parts.slice(1));
     else if (parts[0] === "services") await renderServices();
+    else if (parts[0] === "deployments") await renderDeployments();
     else await renderInvocations(params);
   } catch (error) {
     view.innerHTML = `<div class="card error">${escapeHtml(error.message)}</div>`;
