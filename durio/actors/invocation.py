@@ -179,6 +179,15 @@ class InvocationActor:
             except RuntimeError:  # the supervisor's nursery is closing: recovery redelivers it
                 return
 
+    def describe(self) -> str:
+        """What this actor is doing, for the shutdown log (a stuck invocation shows where it stands)."""
+        machine = self.machine
+        journal = "not loaded" if machine is None else (
+            f"journal {len(machine.entries)} entries, {machine.durable_length} durable, "
+            f"unconsumed notifications: {machine.has_unconsumed_notifications()}")
+        return (f"{self.id} {self.status.value}; {journal}; awaiting {self.awaiting}; write error {self._write_error!r}; "
+                f"unstored deliveries {len(self._undurable_messages) + len(self._undurable_timers)}; early {len(self._early)}")
+
     def stop(self) -> None:
         """Stop at once (kill, or shutdown); nothing more is written."""
         self.scope.cancel()

@@ -408,6 +408,14 @@ class Runtime:
                 if actor.status.value in ("running", "backing-off")}
 
 
+    def log_actors_in_memory(self, most: int = 20) -> None:
+        """At shutdown: the invocations still in memory and where each stands (an operator's and a soak's clue)."""
+        actors = list(self.router.actors.values()) if self.router is not None else []
+        if actors:
+            log.info("%d invocations in memory at shutdown%s:\n  %s", len(actors), f" (the first {most})" if len(actors) > most else "",
+                     "\n  ".join(actor.describe() for actor in actors[:most]))
+
+
 def _probe_write(txn: Txn) -> Applied:
     """The smallest write that goes through the whole commit path: does storage take writes?"""
     txn.put_meta("storage_probe", 1)
@@ -430,6 +438,7 @@ async def open_runtime(
             try:
                 yield runtime
             finally:
+                runtime.log_actors_in_memory()
                 nursery.cancel_scope.cancel()
         if runtime.tracing is not None:
             with trio.CancelScope(shield=True):
