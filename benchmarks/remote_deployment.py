@@ -85,7 +85,8 @@ def main() -> None:
     for name, value in HYPERCORN_SETTINGS.items():
         setattr(config, name, value)
     print(f"bench_services as a deployment on http://{sys.argv[1]} (hypercorn, trio worker)", flush=True)
-    trio.run(functools.partial(serve, ByteCounter(durio.app(services)), config))
+    app: typing.Any = ByteCounter(durio.app(typing.cast(typing.Any, services)))  # hypercorn's ASGI types are narrower
+    trio.run(functools.partial(serve, app, config))
 
 
 if __name__ == "__main__":

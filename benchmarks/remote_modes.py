@@ -153,9 +153,10 @@ def _per_invocation(before: dict[str, typing.Any], after: dict[str, typing.Any])
         "response_bytes": end["response_bytes"] - start["response_bytes"],
         "deployment_cpu_s": after["deployment_cpu_s"] - before["deployment_cpu_s"],
         "durio_cpu_s": after["durio_cpu_s"] - before["durio_cpu_s"],
-        "deployment_paths": {path: {name: tally[name] - before["deployment"].get(path, {}).get(name, 0) for name in tally}
-                             for path, tally in after["deployment"].items() if path.startswith("/invoke/")},
     }
+    paths = {path: {name: tally[name] - before["deployment"].get(path, {}).get(name, 0) for name in tally}
+             for path, tally in after["deployment"].items() if path.startswith("/invoke/")}
+    figures["deployment_paths"] = {path: tally for path, tally in paths.items() if tally["requests"]}
     per = max(invocations, 1)
     figures.update({
         "requests_per_invocation": figures["deployment_requests"] / per,
