@@ -14,6 +14,7 @@ import typing
 from durio.addresses import AddressError, parse_address
 from durio.admin_client import AdminClient, AdminError
 from durio.cli_output import describe_invocation, print_json, sql_table, table
+from durio.cli_schedules import ScheduleCommandError, add_schedule_commands, run_schedule_command
 
 DEFAULT_DATA_DIR = "./.durio"
 DEFAULT_INGRESS = "127.0.0.1:8080"
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     state_get = admin_command(state, "get", "the state of one key")
     state_get.add_argument("service")
     state_get.add_argument("key")
+    add_schedule_commands(commands, admin_command)
     return parser
 
 
@@ -194,7 +196,12 @@ def run_admin_command(args: argparse.Namespace) -> None:
     args.json = args.json or args.global_json
     client = AdminClient(_admin_address(args))
     key = (args.command, args.action)
-    if key == ("deployments", "register"):
+    if args.command == "schedules":
+        try:
+            run_schedule_command(client, args)
+        except ScheduleCommandError as exc:
+            raise CliError(str(exc)) from None
+    elif key == ("deployments", "register"):
         result = client.request("POST", "/deployments", {"uri": args.url, **({"use_http_11": True} if args.use_http_11 else {})})
         if args.json:
             print_json(result)
