@@ -53,9 +53,16 @@ def load_services(app: str) -> list[typing.Any]:
     from durio.server import services_of  # noqa: PLC0415 (keep `durio --help` fast)
 
     try:
-        return services_of(target)
+        services = services_of(target)
     except TypeError as exc:
         raise CliError(f"{module_ref}:{name}: {exc}") from None
+    from durio.schedules.declare import declared_schedules  # noqa: PLC0415
+
+    try:
+        declared_schedules(services)  # a schedule that cannot be made stops the start here, with a message
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return services
 
 
 def _address(value: str) -> str:

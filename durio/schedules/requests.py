@@ -63,10 +63,10 @@ def parse_create(body: typing.Any, services: Services) -> CreateRequest:
     overlap = body.get("overlap", DEFAULT_OVERLAP)
     if overlap not in OVERLAP_POLICIES:
         raise SpecError("overlap", f"{overlap!r} is not an overlap policy: one of {', '.join(OVERLAP_POLICIES)}")
-    catchup_window_ms = duration_field("catchup_window", body.get("catchup_window"), DEFAULT_CATCHUP_WINDOW_MS)
+    catchup_window_ms = typing.cast(int, duration_field("catchup_window", body.get("catchup_window"), DEFAULT_CATCHUP_WINDOW_MS))
     if catchup_window_ms < MIN_CATCHUP_WINDOW_MS:
         raise SpecError("catchup_window", f"{body.get('catchup_window')!r} is shorter than the shortest window, 1s")
-    jitter_ms = duration_field("jitter", body.get("jitter"), 0)
+    jitter_ms = typing.cast(int, duration_field("jitter", body.get("jitter"), 0))
     if jitter_ms >= catchup_window_ms:
         raise SpecError("jitter", f"{body.get('jitter')!r} is not shorter than the catch-up window: every tick would be skipped as late")
     start_at_ms = instant_field("start_at", body.get("start_at"), timezone)

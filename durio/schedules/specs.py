@@ -26,7 +26,7 @@ from cronsim import CronSim, CronSimError
 from durio.journal.entries import Target
 
 OVERLAP_POLICIES = ("skip", "buffer_one", "allow_all", "cancel_other")
-DEFAULT_OVERLAP = "skip"  # Temporal's default too: a slow handler never piles up invocations
+DEFAULT_OVERLAP: typing.Literal["skip"] = "skip"  # Temporal's default too: a slow handler never piles up invocations
 DEFAULT_CATCHUP_WINDOW_MS = 3_600_000  # ticks missed while durio was down fire if less than an hour late
 MIN_EVERY_MS = 1000  # cron's granularity is a second (its optional sixth field); so is an interval's
 MIN_CATCHUP_WINDOW_MS = 1000  # a window shorter than timer latency would skip ticks that were merely busy
@@ -89,6 +89,7 @@ class ScheduleSpec:
         """The first tick strictly after `after_ms` (and not before start_at), or None when there is none left."""
         if self.start_at_ms is not None and after_ms < self.start_at_ms:
             after_ms = self.start_at_ms - 1
+        tick: int | None
         if self.every_ms is not None:
             anchor = self.start_at_ms or 0
             tick = anchor + ((after_ms - anchor) // self.every_ms + 1) * self.every_ms
