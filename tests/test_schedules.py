@@ -487,3 +487,28 @@ async def test_schedules_declared_in_code_are_created_changed_and_removed_with_t
         timers = await runtime.store.read(lambda txn: txn.timers_from(0, 100))
     assert set(remaining) == {"manual"}, "gone from the code, gone from durio; the API's schedule stays"
     assert [timer.invocation_id for timer in timers if timer.kind == 5] == [remaining["manual"].key]
+
+
+async def test_a_long_outage_is_handled_in_bounded_steps_and_its_skipped_ticks_are_one_entry_per_run(patient_clock, tmp_path) -> None:
+    """Every second, a day's window, overlap skip: 2 hours down is 7,200 due ticks, worked through 500 per write."""
+    start = datetime.datetime(2026, 6, 1, 0, 0, 0, 500_000, tzinfo=datetime.UTC)
+    async with open_runtime(SERVICES, tmp_path / "data", config(start)) as runtime:
+        lab.runtime = runtime
+        spec = await create(runtime, every="1s", target="Lab/slow", catchup_window="1d")
+        await lab.wait_for(lab.started(1))
+    restart = start + datetime.timedelta(hours=2)
+    async with open_runtime(SERVICES, tmp_path / "data", config(restart)) as runtime:
+        lab.runtime = runtime
+        batches_before = runtime.store.writer.statistics().ops
+        restart_ms = int(restart.timestamp() * 1000)
+        await lab.wait_for(lambda: tick_ms(lab.runs[-1].tick) > restart_ms)
+        await runtime.schedules.control("s", "pause")
+        fired, skipped = await handled_ticks(runtime, spec)
+        writes = runtime.store.writer.statistics().ops - batches_before
+        found = await runtime.schedules.get("s")
+        assert found is not None
+    record = found[0]
+    assert_each_tick_handled_once(spec, fired, skipped, fired[0], lab.cursor_ms)
+    assert len(skipped) > 7000
+    assert len(record.last_skips) < 20 and record.skipped == len(skipped), "runs of overlapping ticks are one entry each"
+    assert writes >= 7000 // 500, "the outage's ticks were handled in bounded writes"

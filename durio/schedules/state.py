@@ -48,8 +48,18 @@ class ScheduleRecord:
         self.last_fires.append(entry)
         del self.last_fires[:-HISTORY_KEPT]
 
-    def note_skip(self, tick_ms: int, count: int, reason: str, now_ms: int, until_ms: int | None = None) -> None:
+    def note_skip(self, tick_ms: int, count: int, reason: str, now_ms: int, until_ms: int | None = None,
+                  after_tick: int | None = None) -> None:
+        """Count skipped ticks. When the latest entry ends at `after_tick` (the spec's tick just before these) for
+        the same reason, they extend it: a slow run's many overlapping ticks make one entry, not twenty."""
         self.skipped += count
+        latest = self.last_skips[-1] if self.last_skips else None
+        if (after_tick is not None and latest is not None and latest["reason"] == reason
+                and latest.get("until", latest["tick"]) == after_tick):
+            latest["count"] += count
+            latest["until"] = until_ms if until_ms is not None else tick_ms
+            latest["at"] = now_ms
+            return
         entry: dict[str, typing.Any] = {"tick": tick_ms, "count": count, "reason": reason, "at": now_ms}
         if until_ms is not None and until_ms != tick_ms:
             entry["until"] = until_ms

@@ -31,6 +31,9 @@ from durio.storage.txn import Txn
 Op = typing.Callable[[Txn], Applied]
 
 MAX_BACKFILL_TICKS = 1000  # one backfill is one transaction: a bounded one
+# Ticks one evaluation handles at most: after a long outage with a long window, the rest are handled by
+# the next evaluations (the timer stays due, so the timer actor fires it again at once), each a bounded write.
+MAX_TICKS_PER_STEP = 500
 MAX_COUNTED_MISSES = 10_000  # past this many missed cron ticks in one outage, the count says "at least"
 SCHEDULE_HEADER = "x-durio-schedule"
 SCHEDULED_AT_HEADER = "x-durio-scheduled-at"
@@ -236,14 +239,14 @@ class ScheduleSteps:
         if record.paused:
             return
         spec = record.spec
-        while record.next_tick_ms is not None:
+        for _ in range(MAX_TICKS_PER_STEP):
             tick = record.next_tick_ms
-            if tick + spec.jitter_for(tick) > now_ms:
+            if tick is None or tick + spec.jitter_for(tick) > now_ms:
                 break
             if now_ms - tick > spec.catchup_window_ms:
                 self._skip_missed(record, tick, now_ms)
                 continue
-            self._handle(txn, record, tick, "schedule", spec.overlap, now_ms, fx)
+            self._handle(txn, record, tick, "schedule", spec.overlap, now_ms, fx, previous_tick=record.cursor_ms)
             record.cursor_ms = tick
             record.next_tick_ms = spec.first_tick_after(tick)
 
@@ -274,15 +277,21 @@ class ScheduleSteps:
                 still.append(invocation_id)
         record.running = still
 
-    def _handle(self, txn: Txn, record: ScheduleRecord, tick: int, by: str, overlap: str, now_ms: int, fx: Effects) -> dict[str, typing.Any]:
-        """One tick, under an overlap policy: fired, skipped or buffered (its fate, for trigger and backfill)."""
+    def _handle(
+        self, txn: Txn, record: ScheduleRecord, tick: int, by: str, overlap: str, now_ms: int, fx: Effects,
+        previous_tick: int | None = None,
+    ) -> dict[str, typing.Any]:
+        """One tick, under an overlap policy: fired, skipped or buffered (its fate, for trigger and backfill).
+
+        `previous_tick`: the spec's tick just before this one, for a skip to join the entry of a run of skips."""
         if record.running and overlap != "allow_all":
             running = record.running[-1]
             if overlap == "skip":
-                record.note_skip(tick, 1, f"overlap: {running} was still running", now_ms)
+                record.note_skip(tick, 1, f"overlap: {running} was still running", now_ms, after_tick=previous_tick)
                 return {"tick": tick, "outcome": "skipped", "reason": "overlap"}
             if overlap == "buffer_one" and record.buffered is not None:
-                record.note_skip(tick, 1, f"overlap: {running} was still running and a tick was already buffered", now_ms)
+                reason = f"overlap: {running} was still running and a tick was already buffered"
+                record.note_skip(tick, 1, reason, now_ms, after_tick=previous_tick)
                 return {"tick": tick, "outcome": "skipped", "reason": "overlap"}
             if overlap == "cancel_other":
                 if record.buffered is None:
