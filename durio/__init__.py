@@ -45,6 +45,7 @@ if typing.TYPE_CHECKING:
     from durio.entry_codec import JournalValueCodec, JournalValueCodecProvider
     from durio.harness import create_test_harness, test_harness
     from durio.types import HarnessEnvironment
+    from durio.schedules.declare import scheduled
 
 # Where each public name lives. They load on first use, so that `durio.journal` (the sans-IO
 # journal machine) and `durio.ids` import without Trio, LMDB or hypercorn, and the CLI starts fast.
@@ -73,6 +74,7 @@ _SOURCES = {
     "JournalValueCodec": "durio.entry_codec", "JournalValueCodecProvider": "durio.entry_codec",
     "create_test_harness": "durio.harness", "test_harness": "durio.harness",
     "HarnessEnvironment": "durio.types",
+    "scheduled": "durio.schedules.declare",  # a durio extension: the official SDK has no schedules
 }
 
 # The official SDK's public modules, each at the same name under durio (`restate.exceptions` is
@@ -132,6 +134,7 @@ __all__ = [
     "HttpError",
     "create_client",
     "install_as_restate",
+    "scheduled",
 ]
 
 

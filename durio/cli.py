@@ -14,6 +14,7 @@ import typing
 from durio.addresses import AddressError, parse_address
 from durio.admin_client import AdminClient, AdminError
 from durio.cli_output import describe_invocation, print_json, sql_table, table
+from durio.cli_schedules import ScheduleCommandError, add_schedule_commands, run_schedule_command
 
 DEFAULT_DATA_DIR = "./.durio"
 DEFAULT_INGRESS = "127.0.0.1:8080"
@@ -52,9 +53,16 @@ def load_services(app: str) -> list[typing.Any]:
     from durio.server import services_of  # noqa: PLC0415 (keep `durio --help` fast)
 
     try:
-        return services_of(target)
+        services = services_of(target)
     except TypeError as exc:
         raise CliError(f"{module_ref}:{name}: {exc}") from None
+    from durio.schedules.declare import declared_schedules  # noqa: PLC0415
+
+    try:
+        declared_schedules(services)  # a schedule that cannot be made stops the start here, with a message
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return services
 
 
 def _address(value: str) -> str:
@@ -137,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     state_get = admin_command(state, "get", "the state of one key")
     state_get.add_argument("service")
     state_get.add_argument("key")
+    add_schedule_commands(commands, admin_command)
     return parser
 
 
@@ -194,7 +203,12 @@ def run_admin_command(args: argparse.Namespace) -> None:
     args.json = args.json or args.global_json
     client = AdminClient(_admin_address(args))
     key = (args.command, args.action)
-    if key == ("deployments", "register"):
+    if args.command == "schedules":
+        try:
+            run_schedule_command(client, args)
+        except ScheduleCommandError as exc:
+            raise CliError(str(exc)) from None
+    elif key == ("deployments", "register"):
         result = client.request("POST", "/deployments", {"uri": args.url, **({"use_http_11": True} if args.use_http_11 else {})})
         if args.json:
             print_json(result)

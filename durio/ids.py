@@ -94,6 +94,13 @@ def workflow_run_id(workflow: str, key: str) -> str:
     return _derived(["wf", workflow, key], key)
 
 
+def derived_id(parts: list[str], partition_source: str) -> str:
+    """An id in the invocation-id format derived from `parts`, in the partition of `partition_source`.
+
+    Schedules name themselves with one (durio.schedules.state.schedule_key)."""
+    return _derived(parts, partition_source)
+
+
 def _derived(parts: list[str], partition_source: str) -> str:
     digest = hashlib.sha256(",".join(parts).encode()).digest()
     return _format(partition_key_of(partition_source), int.from_bytes(digest[:16], "big"))

@@ -17,6 +17,8 @@ EXPECTED = {
     "ScopedContext", "JournalValueCodec", "JournalValueCodecProvider", "connect", "with_connection", "ConnectError",
     "create_test_harness", "test_harness", "HarnessEnvironment", "logging", "RestateClient",
     "RestateClientSendHandle", "HttpError", "create_client", "install_as_restate",
+    # durio's extensions beyond the official SDK.
+    "scheduled",
 }
 
 

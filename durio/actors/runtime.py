@@ -27,6 +27,7 @@ from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, Created, Transiti
 from durio.actors.waiters import CompletionWaiters
 from durio.journal.entries import Entry, Failure, Input, Target
 from durio.protocol.remote import Deployment, discover, services_of
+from durio.schedules.scheduler import Scheduler
 from durio.sdk.definitions import Handler, ServiceDefinition
 from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_backoff
@@ -83,6 +84,9 @@ class RuntimeConfig:
     request_identity_key: typing.Any = None
     # A durio.telemetry.spans.Tracing to use instead of what the environment configures (tests).
     tracing: typing.Any = None
+    # The wall-clock time (epoch seconds) the runtime's clock reads at start; None: the real time. Tests on a
+    # virtual clock set it to put a schedule before a daylight-saving change.
+    clock_start_s: float | None = None
 
 
 class Runtime:
@@ -98,6 +102,7 @@ class Runtime:
         self.deployments: dict[str, Deployment] = {}
         self.router: Router = typing.cast(Router, None)
         self.timers: TimerActor = typing.cast(TimerActor, None)
+        self.schedules = Scheduler(self)
         self.recovered = 0
         # Set when storage refuses a batch (a full disk): what was due then is done again once it heals.
         self._storage_failed = trio.Event()
@@ -111,7 +116,7 @@ class Runtime:
     # ------------------------------------------------------------ running
 
     async def run(self, *, task_status: trio.TaskStatus["Runtime"] = trio.TASK_STATUS_IGNORED) -> None:
-        self.clock = Clock()
+        self.clock = Clock(self.config.clock_start_s)
         high_water = await self.store.read(lambda txn: txn.get_meta("sequence") or 0)
         self.sequences = Sequences(high_water + 1)
         self.transitions.seq = self.sequences
@@ -123,6 +128,7 @@ class Runtime:
         async with trio.open_nursery() as supervisor:
             self.router = Router(self, supervisor)
             self.timers = TimerActor(self)
+            await supervisor.start(self.schedules.run)  # before any timer fires: it syncs the schedules declared in code
             await supervisor.start(self.timers.run)
             waiting = await self._recover()
             if waiting:

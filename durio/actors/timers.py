@@ -158,6 +158,8 @@ class TimerActor:
                            on_commit=self._start_settled, on_error=self._start_settled)
         elif timer.kind == TimerKind.PURGE:
             runtime.commit(runtime.transitions.purge_expired(timer.invocation_id, timer))
+        elif timer.kind == TimerKind.SCHEDULE:
+            runtime.schedules.fire(timer, now_ms)
         else:
             log.warning("unknown timer kind %s for %s", timer.kind, timer.invocation_id)
         if runtime.faults is not None:

@@ -10,6 +10,7 @@
   DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
   GET    /state/{service}/{key}
   POST   /query {"query": "SELECT ..."}             SQL introspection (query_route.py)
+  /schedules...                                 durio.ingress.schedules_api
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from durio.ingress.http import (
 from durio.ingress.ingress_app import rfc3339
 from durio.ingress.deployment_routes import checked_use_http_11, serve_deployment_removal
 from durio.ingress.query_route import serve_query
+from durio.ingress.schedules_api import serve_schedules
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
 from durio.protocol.remote import DiscoveryError
 from durio.journal.entries import Input
@@ -124,6 +126,8 @@ class AdminApp:
             case ["query"]:
                 _require(method, "POST")
                 await serve_query(self.runtime, scope, receive, send)
+            case ["schedules", *rest]:
+                await serve_schedules(self.runtime, scope, receive, send, rest)
             case _:
                 raise HttpError(404, f"not found: {scope['path']}")
 

@@ -19,6 +19,7 @@ _CONTENT_TYPES = {
     "actions.js": b"text/javascript; charset=utf-8",
     "deployments.js": b"text/javascript; charset=utf-8",
     "style.css": b"text/css; charset=utf-8",
+    "schedules.js": b"text/javascript; charset=utf-8",
 }
 
 

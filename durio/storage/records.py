@@ -87,6 +87,7 @@ class TimerKind(enum.IntEnum):
     START = 2  # a scheduled (delayed) invocation becomes due
     PURGE = 3  # a completed invocation's retention ends
     RETRY = 4  # a backing-off invocation's next attempt (so it survives a restart)
+    SCHEDULE = 5  # a schedule's next tick is due (its invocation_id is the schedule's key)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -26,6 +26,7 @@ PROMISE_WAITERS = b"promise_waiters"  # object(service, key) + lp(name) + u64 se
 SIGNALS = b"signals"  # id + u32 signal index -> empty: awakeables already completed
 EVENTS = b"events"  # id + u64 seq -> attempt failures and other history, for the UI; id + EVENTS_DROPPED_SEQ -> count
 DEPLOYMENTS = b"deployments"  # deployment id -> record
+SCHEDULES = b"schedules"  # schedule key (24 bytes, derived from the schedule id) -> schedule record
 META = b"meta"  # named counters and the schema version
 
 # The status index: one database per stored status, u64 created_ms + id -> empty. LMDB knows each
@@ -35,7 +36,7 @@ STATUS_INDEXES = {status: b"status:" + status.encode() for status in STORED_STAT
 
 ALL_DATABASES = (
     INVOCATIONS, JOURNAL, STATE, INBOX, TIMERS, OUTBOX, REPLY_TO, PROMISES,
-    PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META, *STATUS_INDEXES.values(),
+    PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META, *STATUS_INDEXES.values(), SCHEDULES,
 )
 
 # LMDB keys are at most 511 bytes; a state key is service + object key + state name with their lengths.

@@ -478,6 +478,28 @@ class Txn:
     def delete_deployment(self, deployment_id: str) -> None:
         self._delete(s.DEPLOYMENTS, deployment_id.encode())
 
+    # ------------------------------------------------------------ schedules (durio.schedules)
+
+    def get_schedule(self, schedule_key: str) -> dict | None:
+        raw = self._get(s.SCHEDULES, s.id_key(schedule_key))
+        return None if raw is None else unpack(raw, f"the schedule {schedule_key}")
+
+    def put_schedule(self, schedule_key: str, record: dict) -> None:
+        self._put(s.SCHEDULES, s.id_key(schedule_key), pack(record))
+
+    def delete_schedule(self, schedule_key: str) -> None:
+        self._delete(s.SCHEDULES, s.id_key(schedule_key))
+
+    def schedules(self) -> list[dict]:
+        """Every readable schedule record; an unreadable one is logged and skipped."""
+        found = []
+        for key, raw in self._cursor(s.SCHEDULES):
+            try:
+                found.append(unpack(raw, f"the schedule {s.id_from_key(key)}"))
+            except FrameError as exc:
+                log.error("skipping an unreadable schedule: %s", exc)
+        return found
+
     def get_meta(self, name: str) -> typing.Any:
         raw = self._get(s.META, name.encode())
         return None if raw is None else unpack(raw, f"meta '{name}'")

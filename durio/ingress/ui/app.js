@@ -268,6 +268,7 @@ async function route() {
     else if (parts[0] === "state") await renderState(parts.slice(1));
     else if (parts[0] === "services") await renderServices();
     else if (parts[0] === "deployments") await renderDeployments();
+    else if (parts[0] === "schedules") await renderSchedules(parts[1]);  // schedules.js
     else await renderInvocations(params);
   } catch (error) {
     view.innerHTML = `<div class="card error">${escapeHtml(error.message)}</div>`;
