@@ -179,6 +179,9 @@ class Target:
             body["use_http_11"] = True
         response = httpx.post(self.admin_url + "/deployments", json=body, timeout=60)
         assert response.status_code in (200, 201), response.text
+        if self.mode == "remote":
+            # Registered without flags, a durio server talks to the official SDK over HTTP/2, one stream per attempt.
+            assert (response.json()["protocol_type"], response.json()["http_version"]) == ("BidiStream", "HTTP/2.0"), response.text
 
 
 def _durio(mode: str, base: pathlib.Path, env: dict[str, str]) -> Target:
