@@ -422,3 +422,40 @@ async def test_a_notification_stored_just_after_a_reload_read_the_journal_is_not
         assert disk.refused == 1 and resolved
         record = await runtime.get_record(invocation_id)
     assert record.retry_count <= 2, f"the invocation failed {record.retry_count} attempts"
+
+
+async def test_a_write_refused_while_the_actor_reloads_is_reloaded_again_not_forgotten(tmp_path, monkeypatch) -> None:
+    """Found by the disk-full soak (a cancelled saga `ready`, its callee's result left in its outbox, no attempt
+    failing). While an actor reloads after a refused write, a result is delivered to the reloaded journal and its
+    append is refused too. The attempt that follows must not start on that journal (it would wait for ever on a
+    notification that will never be stored): the actor reloads again and takes the result from the outbox."""
+    from durio.actors.invocation import InvocationActor
+
+    published.clear()
+    async with open_runtime([waiter], tmp_path / "data", RuntimeConfig(suspend_after_s=0.2)) as runtime:
+        disk = RefusingDisk(runtime.store.backend)
+        invocation_id = await invoke(runtime, "Waiter", "wait", "refused", send=True)
+
+        async def published_its_awakeable() -> bool:
+            return "refused" in published
+
+        await wait_until(published_its_awakeable)
+        redeliver = InvocationActor._redeliver_outbox
+        refused_meanwhile = False
+
+        async def refuse_a_delivery_then_redeliver(actor: InvocationActor) -> None:
+            nonlocal refused_meanwhile
+            if actor.id == invocation_id and not refused_meanwhile:
+                refused_meanwhile = True
+                disk.refuse_when = lambda ops: any(op.__qualname__.startswith("Transitions.append.") for op in ops)
+                await runtime.write(runtime.transitions.complete_awakeable(published["refused"], b'"at last"'))
+                with trio.fail_after(5):  # the delivery's append, to the reloaded journal, is refused
+                    while actor._write_error is None:
+                        await trio.sleep(0.01)
+            await redeliver(actor)
+
+        monkeypatch.setattr(InvocationActor, "_redeliver_outbox", refuse_a_delivery_then_redeliver)
+        disk.refuse_when = lambda ops: any(op.__qualname__.startswith("Transitions.suspend.") for op in ops)
+        with trio.fail_after(10):
+            assert await runtime.attach(invocation_id) == b'"at last"'
+        assert refused_meanwhile and disk.refused == 2

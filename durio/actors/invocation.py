@@ -742,7 +742,13 @@ class InvocationActor:
                     await self._last_ticket.wait()
                 except Exception:
                     pass
-        if self._write_error is not None:
+        # A write refused while the journal reloads (a delivery appended to the reloaded journal) means another
+        # reload: the attempt that follows must not start on a journal holding an entry that will never be stored.
+        pause_s = 0.0
+        while self._write_error is not None:
+            if pause_s:
+                await trio.sleep(pause_s)  # storage still refuses writes: do not spin
+            pause_s = min(max(pause_s * 2, 0.05), 1.0)
             self._write_error = None
             loaded = await self.runtime.load_invocation(self.id)
             if loaded is None:
