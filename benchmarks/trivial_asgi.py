@@ -15,6 +15,7 @@ import signal
 import sys
 import typing
 
+import anyio
 import trio
 from hypercorn.trio import serve
 
@@ -66,8 +67,8 @@ async def main(bind: str, driver: str) -> None:
     config, origin = durio_like_config(bind)
     logging.getLogger(config.errorlog.name if isinstance(config.errorlog, logging.Logger) else "hypercorn").setLevel(logging.WARNING)
     print(f"trivial ASGI app on hypercorn ({driver} Trio driver, {origin}) at http://{bind}", file=sys.stderr, flush=True)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as nursery:
             if driver == "durio":
                 from durio.ingress.serving import serve_http  # noqa: PLC0415
 

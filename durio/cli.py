@@ -13,6 +13,7 @@ import typing
 
 from durio.addresses import AddressError, parse_address
 from durio.admin_client import AdminClient, AdminError
+from durio.backend import BACKENDS
 from durio.cli_output import describe_invocation, print_json, sql_table, table
 from durio.cli_schedules import ScheduleCommandError, add_schedule_commands, run_schedule_command
 
@@ -83,6 +84,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-file", metavar="FILE", default=None,
                         help="Restate's TOML configuration (restate.toml): the options durio supports are read from it "
                              "(env DURIO_CONFIG_FILE or RESTATE_CONFIG; RESTATE_*/DURIO_* variables override it)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="the event loop: trio, asyncio (for handlers that use asyncio libraries) or uvloop "
+                             "(pip install 'durio[uvloop]'); env DURIO_BACKEND, default trio")
     parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
                         help="sign requests to remote deployments with this Ed25519 key, as Restate does "
                              "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
@@ -163,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("serve", "server"):
             _configure_logging()
+            from durio.backend import BackendError  # noqa: PLC0415
             from durio.config import ConfigError  # noqa: PLC0415 (keep `durio --help` fast)
             from durio.protocol.identity import IdentityKeyError  # noqa: PLC0415
             from durio.server import serve  # noqa: PLC0415
@@ -178,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
                       request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
-                      config_file=args.config_file)
-            except (IdentityKeyError, ConfigError) as exc:
+                      config_file=args.config_file, backend=args.backend)
+            except (IdentityKeyError, ConfigError, BackendError) as exc:
                 raise CliError(str(exc)) from None
             return 0
         run_admin_command(args)

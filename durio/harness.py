@@ -9,8 +9,9 @@ official harness run unchanged; `restate_image` names a container this harness n
 (the SDK sets Restate's inactivity timeout to 0 for the same effect); `disable_retries=True` kills an
 invocation at its first failure, as the SDK's harness configures Restate to.
 
-The async `create_test_harness` runs durio in the caller's event loop under Trio, and in a thread of
-its own under asyncio; the sync `test_harness` (deprecated in the SDK) always uses the thread.
+The async `create_test_harness` runs durio in the caller's event loop, Trio or asyncio (the handlers run
+there too); the sync `test_harness` (deprecated in the SDK) runs it in a thread of its own, on the
+backend DURIO_BACKEND names (durio.backend).
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ import threading
 import typing
 from dataclasses import dataclass
 
-import trio
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
+from durio import backend
 from durio.actors.runtime import RuntimeConfig
 from durio.client import create_client
 from durio.entry_codec import JournalValueCodec
@@ -71,7 +75,7 @@ def _following_logs(follow: bool) -> typing.Iterator[None]:
 
 
 class _ServerThread:
-    """An embedded durio with its own Trio loop in a thread, for callers that are not on Trio."""
+    """An embedded durio with its own event loop in a thread, for callers that have no loop (the sync harness)."""
 
     def __init__(self, app: typing.Any, config: RuntimeConfig) -> None:
         self.services = services_of(app)
@@ -79,8 +83,8 @@ class _ServerThread:
         self.running: RunningServer | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._stop: anyio.Event | None = None
         self._thread: threading.Thread | None = None
         self._data = tempfile.TemporaryDirectory(prefix="durio-harness-")
 
@@ -97,16 +101,16 @@ class _ServerThread:
 
     def _run(self) -> None:
         try:
-            trio.run(self._serve)
+            backend.run(self._serve, backend=backend.choose_backend())
         except BaseException as exc:  # reported to start(); a thread has nobody else to tell
             self._error = exc
         finally:
             self._ready.set()
 
     async def _serve(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        self._stop = trio.Event()
-        async with trio.open_nursery() as nursery:
+        self._token = anyio.lowlevel.current_token()
+        self._stop = anyio.Event()
+        async with anyio.create_task_group() as nursery:
             self.running = await nursery.start(lambda task_status: run_server(
                 self.services, data_dir=self._data.name, ingress="127.0.0.1:0", admin="127.0.0.1:0",
                 config=self.config, task_status=task_status))
@@ -118,8 +122,8 @@ class _ServerThread:
         if self._thread is None:
             return
         if self._token is not None and self._stop is not None:
-            with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+            with contextlib.suppress(RuntimeError):  # the loop has already ended (trio's RunFinishedError is one)
+                anyio.from_thread.run_sync(self._stop.set, token=self._token)
         self._thread.join()
         self._thread = None
         self._data.cleanup()
@@ -188,33 +192,21 @@ async def create_test_harness(app: typing.Any, follow_logs: bool = False, restat
                               always_replay: bool = False, disable_retries: bool = False,
                               journal_value_codec: JournalValueCodec | None = None) -> typing.AsyncIterator[HarnessEnvironment]:
     """Run `app`'s services in an embedded durio while the block runs; yields its URLs and an ingress client."""
-    import sniffio  # noqa: PLC0415 (installed with trio)
-
     if journal_value_codec is not None:
         # The client would encode what the embedded handlers then read as it is.
         raise NotImplementedError("durio's harness runs the services embedded, where no journal value codec applies: "
                                   "test a codec with the app served as a deployment of a durio server")
     config = _runtime_config(always_replay, disable_retries)
     with _following_logs(follow_logs):
-        if sniffio.current_async_library() == "trio":
-            with tempfile.TemporaryDirectory(prefix="durio-harness-") as data_dir:
-                async with trio.open_nursery() as nursery:
-                    running: RunningServer = await nursery.start(lambda task_status: run_server(
-                        services_of(app), data_dir=data_dir, ingress="127.0.0.1:0", admin="127.0.0.1:0",
-                        config=config, task_status=task_status))
-                    async with create_client(running.ingress_url, journal_value_codec=journal_value_codec) as client:
-                        yield HarnessEnvironment(running.ingress_url, running.admin_url, client)
-                    nursery.cancel_scope.cancel()
-        else:
-            import asyncio  # noqa: PLC0415 (only under asyncio)
-
-            server = _ServerThread(app, config)
-            running = await asyncio.to_thread(server.start)
-            try:
+        # On the caller's loop, whichever it is: the handlers run there too.
+        with tempfile.TemporaryDirectory(prefix="durio-harness-") as data_dir:
+            async with anyio.create_task_group() as nursery:
+                running: RunningServer = await nursery.start(lambda task_status: run_server(
+                    services_of(app), data_dir=data_dir, ingress="127.0.0.1:0", admin="127.0.0.1:0",
+                    config=config, task_status=task_status))
                 async with create_client(running.ingress_url, journal_value_codec=journal_value_codec) as client:
                     yield HarnessEnvironment(running.ingress_url, running.admin_url, client)
-            finally:
-                await asyncio.to_thread(server.stop)
+                nursery.cancel_scope.cancel()
 
 
 __all__ = ["test_harness", "create_test_harness", "RestateTestHarness", "TestConfiguration", "HarnessEnvironment"]

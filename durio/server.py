@@ -10,8 +10,10 @@ import signal
 import typing
 from dataclasses import dataclass
 
-import trio
+import anyio
+import anyio.abc
 
+from durio import backend as backends
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
 from durio.addresses import parse_address
 from durio.ingress.admin_app import AdminApp
@@ -43,11 +45,11 @@ async def run_server(
     admin: str = DEFAULT_ADMIN,
     config: RuntimeConfig | None = None,
     http_limits: HttpLimits | None = None,
-    task_status: trio.TaskStatus[RunningServer] = trio.TASK_STATUS_IGNORED,
+    task_status: anyio.abc.TaskStatus[RunningServer] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the runtime and both HTTP listeners (each with its own `http_limits`) until cancelled."""
     async with open_runtime(services, data_dir, config) as runtime:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             ingress_url = await nursery.start(serve_http, IngressApp(runtime), ingress, http_limits)
             admin_url = await nursery.start(serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits)
             log.info("durio ingress listening on %s", ingress_url)
@@ -55,10 +57,12 @@ async def run_server(
             task_status.started(RunningServer(runtime, ingress_url, admin_url))
 
 
-async def run_until_signalled(services: typing.Iterable[ServiceDefinition], **options: typing.Any) -> None:
-    """Run the server; SIGINT or SIGTERM shut it down cleanly."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
+async def run_until_signalled(services: typing.Iterable[ServiceDefinition], backend_name: str = backends.DEFAULT_BACKEND,
+                              **options: typing.Any) -> None:
+    """Run the server; SIGINT or SIGTERM shut it down cleanly. `backend_name` is what it runs on, for the log."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as nursery:
+            log.info("durio runs on %s", backend_name)
             await nursery.start(lambda task_status: run_server(services, task_status=task_status, **options))
 
             async def stop_on_signal() -> None:
@@ -97,8 +101,13 @@ def serve(
     config: RuntimeConfig | None = None,
     request_identity_private_key_pem_file: str | None = None,
     config_file: str | None = None,
+    backend: str | None = None,
 ) -> None:
     """Run durio embedded, with these services in-process, until SIGINT/SIGTERM.
+
+    `backend` is the event loop: "trio" (the default), "asyncio" or "uvloop" (the extra durio[uvloop]),
+    else DURIO_BACKEND names it; a bad one is a durio.backend.BackendError (a ValueError) before anything
+    starts. Handlers run on that loop: those that use asyncio libraries need "asyncio" or "uvloop".
 
     Server defaults (retry policy, inactivity and abort timeouts, retentions) are read from Restate's own
     configuration: the TOML `config_file` (else the file DURIO_CONFIG_FILE or RESTATE_CONFIG names) and
@@ -114,6 +123,7 @@ def serve(
     """
     from durio.config import load_settings
 
+    backend_name = backends.choose_backend(backend)
     settings = load_settings(config_file)
     for warning in settings.warnings:
         log.warning("%s", warning)
@@ -127,9 +137,10 @@ def serve(
         "admin": _listen_address("admin", admin, "DURIO_ADMIN", DEFAULT_ADMIN),
         "config": config,
         "http_limits": HttpLimits.from_env(),
+        "backend_name": backend_name,
     }
     with contextlib.suppress(KeyboardInterrupt):
-        trio.run(lambda: run_until_signalled(list(services), **options))
+        backends.run(lambda: run_until_signalled(list(services), **options), backend=backend_name)
 
 
 def _listen_address(name: str, value: str | None, variable: str, default: str) -> str:

@@ -47,6 +47,7 @@ import time
 import typing
 
 import httpx
+import anyio
 import trio
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ class Server:
                     return
                 if self.process.poll() is not None:
                     if "address already in use" in output.lower() and attempt < 4:
-                        await trio.sleep(0.5)
+                        await anyio.sleep(0.5)
                         break  # the port is still held by the dead process's sockets: try again
                     if self.process.returncode < 0 and attempt < 4:
                         # Killed by a signal we did not send (another process on a shared machine): not durio's doing.
@@ -116,7 +117,7 @@ class Server:
                     raise ServerFailed(f"the server exited with {self.process.returncode} while starting:\n{output[-5000:]}")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the server did not start in {timeout} s:\n{output[-5000:]}")
-                await trio.sleep(0.02)
+                await anyio.sleep(0.02)
         raise ServerFailed("the server could not start in 5 attempts")
 
     def kill9(self) -> None:
@@ -185,12 +186,12 @@ class Load:
                 response = await client.request(method, path, **kwargs)
             except httpx.TransportError:
                 self.model.retries += 1
-                await trio.sleep(delay)
+                await anyio.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 continue
             if response.status_code >= 500:
                 self.model.violation(f"{method} {path} answered {response.status_code}: {response.text[:300]}")
-                await trio.sleep(delay)
+                await anyio.sleep(delay)
                 continue
             return response
 
@@ -250,7 +251,7 @@ class Load:
         try:
             response = await client.post("/restate/send/Audit/record", json=ref)
         except httpx.TransportError:
-            await trio.sleep(0.05)
+            await anyio.sleep(0.05)
             return
         if response.status_code == 202:
             self.model.audits[ref] = True
@@ -271,7 +272,7 @@ class Load:
         else:
             # A call would wait for the promise: start it, give up waiting, and resolve the promise below.
             self.model.requests += 1
-            with trio.move_on_after(0.05):
+            with anyio.move_on_after(0.05):
                 try:
                     await client.post(f"/restate/call{base}/run", json=name)
                 except httpx.TransportError:
@@ -372,13 +373,13 @@ async def soak(kills: int, seed: int, data_dir: pathlib.Path, workers: int = 6, 
     limits = httpx.Limits(max_connections=workers * 2, max_keepalive_connections=workers * 2)
     timeout = httpx.Timeout(60.0, connect=2.0)
     async with httpx.AsyncClient(base_url=server.ingress_url, timeout=timeout, limits=limits) as client:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for _ in range(workers):
                 nursery.start_soon(load.worker, client)
             ready = True
             for number in range(kills):
                 # A ready server runs a while; one still starting (opening its files, recovering) is killed sooner.
-                await trio.sleep(rng.uniform(min_gap, max_gap) if ready else rng.uniform(0.0, 0.6))
+                await anyio.sleep(rng.uniform(min_gap, max_gap) if ready else rng.uniform(0.0, 0.6))
                 server.kill9()
                 # The process is dead: what its files hold now is what survived.
                 durable, broken = read_storage(data_dir)
@@ -399,7 +400,7 @@ async def soak(kills: int, seed: int, data_dir: pathlib.Path, workers: int = 6, 
                     nursery.cancel_scope.cancel()
                     return Result(number + 1, 0, model.requests, model.retries, time.monotonic() - started,
                                   model.violations, {})
-            await trio.sleep(0.5)
+            await anyio.sleep(0.5)
             load.stopping = True  # each worker finishes (retries) the request it is on, then stops
     admin = httpx.Client(base_url=server.admin_url, timeout=60)
     try:

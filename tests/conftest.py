@@ -12,9 +12,11 @@ import time
 import typing
 from dataclasses import dataclass
 
+import anyio
+import anyio.abc
 import httpx
 import pytest
-import trio
+import trio.testing
 
 from durio.actors.runtime import RuntimeConfig
 from durio.server import RunningServer, run_server
@@ -35,13 +37,74 @@ class InProcessServer:
         return self.running.runtime
 
 
+# ---------------------------------------------------------------- backends
+# Every async test runs through AnyIO's plugin (anyio_mode = "auto"), once per backend that
+# DURIO_TEST_BACKENDS names (default: trio). A test that takes `autojump_clock` skips virtual time on
+# Trio's MockClock, which asyncio has no equivalent of: it runs on trio only, and is left out of a
+# run that names no trio.
+
+def _test_backends() -> list[str]:
+    names = [name.strip() for name in os.environ.get("DURIO_TEST_BACKENDS", "trio").split(",") if name.strip()]
+    unknown = set(names) - {"trio", "asyncio", "uvloop"}
+    if unknown:
+        raise pytest.UsageError(f"DURIO_TEST_BACKENDS: unknown backend(s) {sorted(unknown)}; use trio, asyncio, uvloop")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "anyio_backend" not in metafunc.fixturenames:
+        return
+    backends = _test_backends()
+    if "autojump_clock" in metafunc.fixturenames or metafunc.definition.get_closest_marker("trio_only"):
+        backends = [name for name in backends if name == "trio"]
+    metafunc.parametrize("anyio_backend", backends, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A trio-only test in a run without trio has no backend to run on: it is deselected, not skipped.
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("anyio_backend") if callspec is not None else None
+        no_backend = "anyio_backend" in getattr(item, "fixturenames", ()) and backend not in ("trio", "asyncio", "uvloop")
+        (dropped if no_backend else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture
+def anyio_backend(request: pytest.FixtureRequest) -> typing.Any:
+    """A fresh event loop per test; on trio with a MockClock when the test asks for `autojump_clock`."""
+    name = request.param
+    if name == "uvloop":
+        return ("asyncio", {"use_uvloop": True})
+    if name == "trio" and "autojump_clock" in request.fixturenames:
+        return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+    return name
+
+
+@pytest.fixture
+def autojump_clock(anyio_backend: typing.Any) -> trio.testing.MockClock:
+    """Trio's virtual clock, which jumps to the next deadline whenever every task waits (trio only)."""
+    return anyio_backend[1]["clock"]
+
+
+@pytest.fixture
+async def nursery() -> typing.AsyncIterator[anyio.abc.TaskGroup]:
+    """A task group that lives as long as the test, cancelled when it ends (as pytest-trio's `nursery`)."""
+    async with anyio.create_task_group() as task_group:
+        yield task_group
+        task_group.cancel_scope.cancel()
+
+
 @pytest.fixture
 def data_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     return tmp_path / "data"
 
 
-async def start_in_process(nursery: trio.Nursery, services: list, data_dir: pathlib.Path, **config: typing.Any) -> InProcessServer:
-    """Run durio with `services` on loopback ports inside the test's Trio loop."""
+async def start_in_process(nursery: anyio.abc.TaskGroup, services: list, data_dir: pathlib.Path, **config: typing.Any) -> InProcessServer:
+    """Run durio with `services` on loopback ports inside the test's event loop."""
     runtime_config = RuntimeConfig(**config)
     running: RunningServer = await nursery.start(
         lambda task_status: run_server(
@@ -63,8 +126,10 @@ _LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
 class ServerProcess:
     """`durio serve APP` as a real child process, for kill -9 tests."""
 
-    def __init__(self, app: pathlib.Path | str | None, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, app: pathlib.Path | str | None, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
         self.app = str(app) if app is not None else ""
+        self.args = list(args or [])  # more flags, e.g. ["--backend", "asyncio"]
         self.ingress_bind = "127.0.0.1:0"  # set a fixed port to keep the address across restarts
         self.admin_bind = "127.0.0.1:0"
         self.data_dir = data_dir
@@ -81,7 +146,7 @@ class ServerProcess:
         command = ["serve", self.app] if self.app else ["server"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "durio.cli", *command, "--data-dir", str(self.data_dir),
-             "--ingress", self.ingress_bind, "--admin", self.admin_bind],
+             "--ingress", self.ingress_bind, "--admin", self.admin_bind, *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT),
         )
         log.close()
@@ -94,7 +159,7 @@ class ServerProcess:
                 raise TimeoutError(f"the server did not start:\n{self.new_output()}")
             for kind, url in _LISTENING.findall(self.new_output()):
                 urls[kind] = url
-            await trio.sleep(0.05)
+            await anyio.sleep(0.05)
         self.ingress_url, self.admin_url = urls["ingress"], urls["admin"]
 
     def new_output(self) -> str:
@@ -137,8 +202,9 @@ def free_port() -> int:
 def server_process(tmp_path: pathlib.Path) -> typing.Iterator[typing.Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def make(app: pathlib.Path | str | None, env: dict[str, str] | None = None, name: str = "server") -> ServerProcess:
-        process = ServerProcess(app, tmp_path / f"{name}-data", tmp_path / f"{name}.log", env)
+    def make(app: pathlib.Path | str | None, env: dict[str, str] | None = None, name: str = "server",
+             args: list[str] | None = None) -> ServerProcess:
+        process = ServerProcess(app, tmp_path / f"{name}-data", tmp_path / f"{name}.log", env, args)
         started.append(process)
         return process
 
@@ -150,9 +216,9 @@ def server_process(tmp_path: pathlib.Path) -> typing.Iterator[typing.Callable[..
 
 async def wait_until(predicate: typing.Callable[[], typing.Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05) -> None:
     """Poll an async predicate (for observing a real server from outside, not for ordering tasks)."""
-    with trio.fail_after(timeout):
+    with anyio.fail_after(timeout):
         while not await predicate():
-            await trio.sleep(interval)
+            await anyio.sleep(interval)
 
 
 async def invoke(runtime: typing.Any, service: str, handler: str, body: typing.Any = None, key: str | None = None, send: bool = False, delay_ms: int = 0) -> typing.Any:

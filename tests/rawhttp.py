@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 client on Trio sockets, for firing hundreds of concurrent requests.
+"""A minimal HTTP/1.1 client on AnyIO sockets, for firing hundreds of concurrent requests.
 
 httpx's connection pool does work per queued request that grows with the
 queue, which dominates a test with hundreds of requests in flight; this one
@@ -11,7 +11,7 @@ import json
 import typing
 import urllib.parse
 
-import trio
+import anyio
 
 
 async def request(url: str, method: str = "POST", body: typing.Any = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -22,15 +22,15 @@ async def request(url: str, method: str = "POST", body: typing.Any = None, heade
     if body is not None:
         lines.append("content-type: application/json")
     lines.extend(f"{k}: {v}" for k, v in (headers or {}).items())
-    stream = await trio.open_tcp_stream(parsed.hostname, parsed.port)
+    stream = await anyio.connect_tcp(parsed.hostname or "127.0.0.1", parsed.port or 80)
     async with stream:
-        await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        await stream.send(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         data = b""
         while True:
-            chunk = await stream.receive_some(65536)
-            if not chunk:
+            try:
+                data += await stream.receive(65536)
+            except anyio.EndOfStream:
                 break
-            data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     return status, rest

@@ -13,7 +13,8 @@ import time
 import typing
 
 import httpx
-import trio
+import anyio
+import anyio.abc
 
 from tests.conftest import ROOT, free_port
 
@@ -54,7 +55,7 @@ class Peer:
                     pass
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.command} did not start:\n{self.output()}")
-                await trio.sleep(0.1)
+                await anyio.sleep(0.1)
 
     def output(self) -> str:
         return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else ""
@@ -122,42 +123,44 @@ class RestateServer(Peer):
 
 
 class RawPeer:
-    """A loopback HTTP peer on raw Trio sockets, for peers no HTTP server would be: silent, endless, dripping.
+    """A loopback HTTP peer on raw AnyIO sockets, for peers no HTTP server would be: silent, endless, dripping.
 
     `answer(peer, stream, head)` writes whatever it likes after the request head arrived; the peer
     records each request head and counts the body bytes its answers managed to send (`sent`).
     """
 
-    def __init__(self, answer: typing.Callable[["RawPeer", trio.SocketStream, bytes], typing.Awaitable[None]]) -> None:
+    def __init__(self, answer: typing.Callable[["RawPeer", anyio.abc.SocketStream, bytes], typing.Awaitable[None]]) -> None:
         self.answer = answer
         self.heads: list[bytes] = []
         self.sent = 0
         self.url = ""
 
-    async def serve(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+    async def serve(self, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.url = f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}"
         task_status.started(self.url)
-        await trio.serve_listeners(self._handle, listeners)
+        async with listener:
+            await listener.serve(self._handle)
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
         head = b""
         async with stream:
             try:
                 while b"\r\n\r\n" not in head:
-                    data = await stream.receive_some(65536)
-                    if not data:
+                    try:
+                        data = await stream.receive(65536)
+                    except anyio.EndOfStream:
                         return
                     head += data
                 self.heads.append(head.partition(b"\r\n\r\n")[0])
                 await self.answer(self, stream, head)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 pass  # the client hung up: what the test checks is how much it took first
 
-    async def send_body(self, stream: trio.SocketStream, size: int, chunk: bytes = b"\0" * 65536) -> None:
+    async def send_body(self, stream: anyio.abc.SocketStream, size: int, chunk: bytes = b"\0" * 65536) -> None:
         """Send `size` bytes (or until the client hangs up), counting them in `sent`."""
         while self.sent < size:
-            await stream.send_all(chunk)
+            await stream.send(chunk)
             self.sent += len(chunk)
 
     def paths(self) -> list[bytes]:

@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 
-import trio
+import anyio
+import anyio.to_thread
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, TOUR_APP, wait_until
@@ -17,7 +18,7 @@ def durio(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def run_durio(*args: str) -> subprocess.CompletedProcess[str]:
-    return await trio.to_thread.run_sync(lambda: durio(*args))
+    return await anyio.to_thread.run_sync(lambda: durio(*args))
 
 
 async def test_cli_lists_describes_controls_invocations_and_reads_state(server_process) -> None:

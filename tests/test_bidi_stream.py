@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from durio import ids
@@ -49,11 +49,11 @@ class ScriptedServer:
 
     def __init__(self, http_version: str = "2") -> None:
         self.http_version = http_version
-        self._inbox_send, self._inbox = trio.open_memory_channel[dict[str, typing.Any]](100)
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[dict[str, typing.Any]](100)
         self.frames: list[Frame] = []
         self._decoder = FrameDecoder()
-        self.response_ended = trio.Event()
-        self.frame_arrived = trio.Event()
+        self.response_ended = anyio.Event()
+        self.frame_arrived = anyio.Event()
 
     def send_frames(self, data: bytes, more: bool = True) -> None:
         self._inbox_send.send_nowait({"type": "http.request", "body": data, "more_body": more})
@@ -69,7 +69,7 @@ class ScriptedServer:
             if message["type"] == "http.response.body":
                 self.frames.extend(self._decoder.feed(message.get("body", b"")))
                 self.frame_arrived.set()
-                self.frame_arrived = trio.Event()
+                self.frame_arrived = anyio.Event()
                 if not message.get("more_body", False):
                     self.response_ended.set()
 
@@ -93,11 +93,11 @@ def sleep_done(completion_id: int) -> bytes:
 
 async def test_a_notification_sent_on_the_open_stream_reaches_the_waiting_handler() -> None:
     server = ScriptedServer()
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(server.run, restate.app([naps]), "/invoke/Naps/nap")
         server.send_frames(start_of_nap())
         sleep = await server.wait_for(SLEEP)
-        with trio.move_on_after(0.3):  # the request is open: the handler waits, it does not suspend
+        with anyio.move_on_after(0.3):  # the request is open: the handler waits, it does not suspend
             await server.wait_for(m.SUSPENSION)
         assert m.SUSPENSION not in [frame.type_id for frame in server.frames]
         server.send_frames(sleep_done(sleep.message.result_completion_id))
@@ -106,34 +106,34 @@ async def test_a_notification_sent_on_the_open_stream_reaches_the_waiting_handle
         assert json.loads(output.message.value.content) == "woke"
         assert not server.response_ended.is_set(), "the response ended before the server closed its side"
         server.send_frames(b"", more=False)
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             await server.response_ended.wait()
     assert [frame.type_id for frame in server.frames] == [SLEEP, OUTPUT, m.END]
 
 
 async def test_when_the_server_closes_its_side_a_waiting_handler_suspends() -> None:
     server = ScriptedServer()
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(server.run, restate.app([naps]), "/invoke/Naps/nap")
         server.send_frames(start_of_nap())
         sleep = await server.wait_for(SLEEP)
         server.send_frames(b"", more=False)  # the server's inactivity timeout: it asks the attempt to suspend
         suspension = await server.wait_for(m.SUSPENSION)
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             await server.response_ended.wait()
     assert list(suspension.message.waiting_completions) == [sleep.message.result_completion_id]
 
 
 async def test_an_unreadable_frame_on_the_open_stream_fails_the_attempt_with_a_message() -> None:
     server = ScriptedServer()
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(server.run, restate.app([naps]), "/invoke/Naps/nap")
         server.send_frames(start_of_nap())
         await server.wait_for(SLEEP)
         server.send_frames(encode(m.START, M["StartMessage"]()))  # a second StartMessage, after the journal
         error = await server.wait_for(m.ERROR)
         server.send_frames(b"", more=False)
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             await server.response_ended.wait()
     assert "unexpected message type 0x0000 after the journal" in error.message.message
 
@@ -286,7 +286,7 @@ async def test_a_deployment_killed_mid_stream_and_restarted_finishes_the_invocat
             restarted = bidi_endpoint(tmp_path, bidi_log, "trio", port)
             await restarted.start()
             try:
-                with trio.fail_after(60):
+                with anyio.fail_after(60):
                     result = await client.get(f"{server.ingress_url}/restate/invocation/{sent['invocationId']}/attach")
             finally:
                 restarted.stop()
@@ -355,7 +355,7 @@ async def test_a_durio_server_streams_to_an_official_sdk_deployment_unless_told_
             return bool(http2_requests(access_log, "/invoke/SdkShop/nap"))
 
         await wait_until(logged)
-        await trio.sleep(0.2)  # and any request after it
+        await anyio.sleep(0.2)  # and any request after it
         naps = http2_requests(access_log, "/invoke/SdkShop/nap")
         if use_http_11:
             assert (deployment["protocol_type"], deployment["http_version"]) == ("RequestResponse", "HTTP/1.1")
@@ -435,7 +435,7 @@ async def test_kill_9_mid_stream_of_the_deployment_or_of_durio_loses_nothing_and
             durio.kill9()
             await durio.start()
         async with durio.client() as client:
-            with trio.fail_after(60):
+            with anyio.fail_after(60):
                 result = await client.get(f"/restate/attach/{sent['invocationId']}")
         assert result.status_code == 200 and result.json() == "rested", result.text
         assert steps_log.read_text().split() == ["before", "after"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pathlib
 
-import trio
+import anyio
 
 from tests.conftest import TEST_APPS, wait_until
 from tests.remote_peers import hypercorn_deployment
@@ -35,7 +35,7 @@ async def cancel_the_saga_and_see_it_end(durio, tmp_path: pathlib.Path) -> None:
         await wait_until(sleeping)
         cancelled = await admin.patch(f"/invocations/{invocation_id}/cancel")
         assert cancelled.status_code == 202, cancelled.text
-        with trio.fail_after(30):
+        with anyio.fail_after(30):
             result = await client.get(f"/restate/attach/{invocation_id}")
         view = (await admin.get(f"/invocations/{invocation_id}")).json()
     assert result.status_code == 409, result.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from tests.conftest import start_in_process, wait_until
@@ -51,8 +51,8 @@ async def child(ctx: restate.Context, wait_ms: int) -> str:
 # Backs off 60 s after each failed attempt: a cancellation that waited out the backoff would time the test out.
 flaky = restate.Service("FlakySaga", invocation_retry_policy=restate.InvocationRetryPolicy(
     initial_interval=timedelta(seconds=60), max_interval=timedelta(seconds=60)))
-step_release = trio.Event()
-step_failed = trio.Event()
+step_release = anyio.Event()
+step_failed = anyio.Event()
 
 
 def fail_at_once() -> None:
@@ -90,7 +90,7 @@ async def subscribe(ctx: restate.Context, mode: str) -> str:
 async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
     global step_release, step_failed
     side_effects.clear()
-    step_release, step_failed = trio.Event(), trio.Event()
+    step_release, step_failed = anyio.Event(), anyio.Event()
     return await start_in_process(nursery, [trips, children, flaky], data_dir)
 
 
@@ -221,7 +221,7 @@ async def test_pause_and_resume(server) -> None:
 
     if paused.status_code == 202:
         await wait_until(is_paused)
-    await trio.sleep(0.8)  # past the handler's 300 ms timer: its firing must not wake a paused invocation
+    await anyio.sleep(0.8)  # past the handler's 300 ms timer: its firing must not wake a paused invocation
     assert await is_paused()
     assert side_effects == ["book-flight"]
     assert (await server.admin.patch(f"/invocations/{invocation_id}/resume")).status_code == 200
@@ -254,7 +254,7 @@ async def test_cancelling_an_invocation_that_is_retrying_a_step_unwinds_at_once(
     await wait_until(backing_off)
     assert side_effects == ["charge"]
     assert (await server.admin.patch(f"/invocations/{invocation_id}/cancel")).status_code == 202
-    with trio.fail_after(20):  # well inside the 60 s backoff: the cancellation did not wait it out
+    with anyio.fail_after(20):  # well inside the 60 s backoff: the cancellation did not wait it out
         result = await server.ingress.get(f"/restate/attach/{invocation_id}")
     assert result.status_code == 409 and result.json()["message"] == "canceled"
     # The failing step is not run again for nothing, and every compensation runs once, in order.
@@ -266,7 +266,7 @@ async def test_a_step_failing_after_its_handler_was_cancelled_does_not_cut_the_c
     invocation_id = sent.json()["invocationId"]
     await wait_for_effect("charge")
     assert (await server.admin.patch(f"/invocations/{invocation_id}/cancel")).status_code == 202
-    with trio.fail_after(20):  # the first compensation lets the abandoned step fail, then finishes
+    with anyio.fail_after(20):  # the first compensation lets the abandoned step fail, then finishes
         result = await server.ingress.get(f"/restate/attach/{invocation_id}")
     assert result.status_code == 409
     assert side_effects == ["charge", "undo-1", "undo-2", "undo-3"]
@@ -285,7 +285,7 @@ async def test_cancelling_a_paused_invocation_unwinds_it_with_its_compensations(
 
     await wait_until(is_paused)
     assert (await server.admin.patch(f"/invocations/{invocation_id}/cancel")).status_code == 202
-    with trio.fail_after(10):
+    with anyio.fail_after(10):
         result = await server.ingress.get(f"/restate/attach/{invocation_id}")
     assert result.status_code == 409 and result.json()["message"] == "canceled"
     assert side_effects == ["book-flight", "undo-flight"]

@@ -6,7 +6,7 @@ import collections
 import pathlib
 
 import httpx
-import trio
+import anyio
 
 from durio.journal import entries as e
 from durio.storage.lmdb_store import LmdbStore
@@ -52,7 +52,7 @@ async def test_kill_9_with_50_invocations_in_flight_loses_nothing_and_reruns_no_
 
     first_answers: dict[str, httpx.Response] = {}
     async with server.client() as client:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for key in keys:
                 nursery.start_soon(call, client, key, first_answers)
             # Kill once every invocation is accepted and some steps are done, but none has finished.
@@ -83,7 +83,7 @@ async def test_kill_9_with_50_invocations_in_flight_loses_nothing_and_reruns_no_
     # The original requests, retried with their idempotency keys, get the stored results without re-running anything.
     async with server.client() as client:
         retries = {}
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for key in keys:
                 nursery.start_soon(call, client, key, retries)
     assert len(retries) == 50

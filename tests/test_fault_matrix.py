@@ -14,14 +14,14 @@ import typing
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from durio.testing import Crash, TestClient, crash_at_every_step
 
 effects: collections.Counter[str] = collections.Counter()
 awakeable_ids: dict[str, str] = {}
-signals: dict[str, trio.Event] = {}
+signals: dict[str, anyio.Event] = {}
 
 
 def effect(name: str) -> str:
@@ -32,7 +32,7 @@ def effect(name: str) -> str:
 def reset() -> None:
     effects.clear()
     awakeable_ids.clear()
-    signals.update(reserved=trio.Event(), published=trio.Event())
+    signals.update(reserved=anyio.Event(), published=anyio.Event())
 
 
 def step(ctx: restate.Context, name: str) -> typing.Awaitable[str]:

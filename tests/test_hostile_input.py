@@ -33,6 +33,7 @@ import urllib.parse
 
 import httpx
 import pytest
+import anyio
 import trio
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st

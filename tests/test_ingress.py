@@ -10,7 +10,8 @@ from datetime import timedelta
 import httpx
 import pydantic
 import pytest
-import trio
+import anyio
+import anyio.lowlevel
 
 import durio as restate
 from durio.actors.registry import Registry
@@ -37,7 +38,7 @@ async def greet(ctx: restate.Context, greeting: Greeting) -> str:
 async def slow(ctx: restate.Context, name: str) -> dict:
     async def count() -> int:
         executions.append(name)
-        await trio.sleep(0.2)
+        await anyio.sleep(0.2)
         return len(executions)
 
     number = await ctx.run_typed("count", count)
@@ -181,7 +182,7 @@ async def test_a_delayed_send_reports_its_execution_time_and_runs_later(server) 
     sent = await server.ingress.post("/restate/send/Greeter/greet?delay=300ms", json={"name": "Ed"})
     assert sent.status_code == 202
     assert sent.json()["executionTime"].endswith("Z")
-    await trio.sleep(0.1)
+    await anyio.sleep(0.1)
     assert executions == []
     attached = await server.ingress.get(f"/restate/attach/{sent.json()['invocationId']}")
     assert attached.json() == "Hello Ed" and executions == ["Ed"]
@@ -201,7 +202,7 @@ async def test_the_same_idempotency_key_twenty_times_at_once_runs_once(server) -
             await server.ingress.post("/restate/call/Greeter/slow", json="Fay", headers={"Idempotency-Key": "k-20"})
         )
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for _ in range(20):
             nursery.start_soon(call)
     assert executions == ["Fay"]
@@ -286,19 +287,19 @@ async def test_a_body_that_does_not_fit_the_pydantic_model_is_400_naming_the_fie
 # ---------------------------------------------------------------- group commit
 
 
-async def test_concurrent_sends_are_group_committed_off_the_trio_thread(server, monkeypatch) -> None:
+async def test_concurrent_sends_are_group_committed_off_the_loop_thread(server, monkeypatch) -> None:
     backend = server.runtime.store.backend
     writer = server.runtime.store.writer
     commit_batch = backend.commit_batch
-    commits: list[tuple[bool, bool, int]] = []  # (on the main thread, inside Trio, ops)
+    commits: list[tuple[bool, bool, int]] = []  # (on the main thread, inside the event loop, ops)
 
     def recording_commit_batch(ops, before_commit=None):  # type: ignore[no-untyped-def]
         try:
-            trio.lowlevel.current_trio_token()
-            in_trio = True
+            anyio.lowlevel.current_token()
+            in_loop = True
         except RuntimeError:
-            in_trio = False
-        commits.append((threading.current_thread() is threading.main_thread(), in_trio, len(ops)))
+            in_loop = False
+        commits.append((threading.current_thread() is threading.main_thread(), in_loop, len(ops)))
         return commit_batch(ops, before_commit)
 
     monkeypatch.setattr(backend, "commit_batch", recording_commit_batch)
@@ -310,7 +311,7 @@ async def test_concurrent_sends_are_group_committed_off_the_trio_thread(server, 
     async def send() -> None:
         statuses.append((await server.ingress.post("/restate/send/Greeter/nothing")).status_code)
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for _ in range(sends):
             nursery.start_soon(send)
     assert statuses == [202] * sends
@@ -326,8 +327,8 @@ async def test_concurrent_sends_are_group_committed_off_the_trio_thread(server, 
     assert after.largest_batch > 1
     assert commits, "the monkeypatched commit was used"
     assert sum(n for _, _, n in commits) >= ops and max(n for _, _, n in commits) > 1
-    assert not any(main for main, _, _ in commits), "an LMDB commit ran on the main (Trio) thread"
-    assert not any(in_trio for _, in_trio, _ in commits), "an LMDB commit ran inside the Trio loop"
+    assert not any(main for main, _, _ in commits), "an LMDB commit ran on the main (event loop's) thread"
+    assert not any(in_loop for _, in_loop, _ in commits), "an LMDB commit ran inside the event loop"
 
     metrics = (await server.admin.get("/metrics")).text
     exposed = {name: int(value) for name, value in re.findall(r"^(durio_writer_\w+_total) (\d+)$", metrics, re.M)}

@@ -15,7 +15,7 @@ import time
 
 import httpx
 import pytest
-import trio
+import anyio
 
 from durio.addresses import Address, AddressError, parse_address
 from durio.server import run_server
@@ -183,4 +183,4 @@ async def test_nothing_listens_on_the_machines_other_addresses(nursery, data_dir
     port = int(running.admin_url.rsplit(":", 1)[1])
     for host in others:
         with pytest.raises(OSError):
-            await trio.open_tcp_stream(host, port)
+            await anyio.connect_tcp(host, port)

@@ -6,7 +6,7 @@ import typing
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from tests import rawhttp
@@ -16,7 +16,7 @@ counter = restate.VirtualObject("Counter")
 started: list[int] = []
 activity = {"active": 0, "max_active": 0}
 awakeables: dict[str, str] = {}
-awakeable_ready = {"event": trio.Event()}
+awakeable_ready = {"event": anyio.Event()}
 
 
 @counter.handler()
@@ -77,7 +77,7 @@ async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
     started.clear()
     activity.update(active=0, max_active=0)
     awakeables.clear()
-    awakeable_ready["event"] = trio.Event()
+    awakeable_ready["event"] = anyio.Event()
     return await start_in_process(nursery, [counter], data_dir)
 
 
@@ -103,7 +103,7 @@ async def concurrently(calls: list[typing.Callable[[], typing.Awaitable[tuple[in
     async def one(call: typing.Callable[[], typing.Awaitable[tuple[int, bytes]]]) -> None:
         statuses.append((await call())[0])
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for call in calls:
             nursery.start_soon(one, call)
     return statuses
@@ -136,7 +136,7 @@ async def test_exclusive_handlers_on_one_key_never_overlap_and_start_in_arrival_
 
 
 async def test_different_keys_run_concurrently(server) -> None:
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for n in range(10):
             nursery.start_soon(lambda n=n: server.ingress.post(f"/restate/call/Counter/k{n}/record", json=n))
     assert activity["max_active"] > 1
@@ -148,7 +148,7 @@ async def test_a_shared_handler_answers_while_an_exclusive_one_is_blocked(server
     await awakeable_ready["event"].wait()
     queued = await server.ingress.post("/restate/send/Counter/busy/add", json=1)
 
-    with trio.fail_after(2):
+    with anyio.fail_after(2):
         shared = await server.ingress.get("/restate/call/Counter/busy/get")
     assert shared.json() == 7, "the shared read sees committed state and does not wait for the lock"
     assert (await server.ingress.get(f"/restate/output/{queued.json()['invocationId']}")).status_code == 470

@@ -12,7 +12,8 @@ import json
 import time
 
 import pytest
-import trio
+import anyio
+import anyio.abc
 
 import durio as restate
 from durio.protocol import http_client, remote
@@ -35,7 +36,7 @@ async def server(nursery, data_dir):  # type: ignore[no-untyped-def]
     return await start_in_process(nursery, [healthy], data_dir)
 
 
-async def start_peer(nursery: trio.Nursery, answer) -> RawPeer:  # type: ignore[no-untyped-def]
+async def start_peer(nursery: anyio.abc.TaskGroup, answer) -> RawPeer:  # type: ignore[no-untyped-def]
     peer = RawPeer(answer)
     await nursery.start(peer.serve)
     return peer
@@ -49,7 +50,7 @@ async def assert_served(server) -> None:  # type: ignore[no-untyped-def]
 async def register(server, uri: str, **extra) -> tuple[int, str, float]:  # type: ignore[no-untyped-def]
     """POST /deployments; (status, message, seconds it took). A registration still waiting after 15 s fails the test."""
     started = time.monotonic()
-    with trio.fail_after(15):
+    with anyio.fail_after(15):
         response = await server.admin.post("/deployments", json={"uri": uri, **extra})
     return response.status_code, response.text, time.monotonic() - started
 
@@ -66,16 +67,16 @@ def short_discovery(monkeypatch):  # type: ignore[no-untyped-def]
     return limits
 
 
-async def silent(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
-    await trio.sleep_forever()
+async def silent(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
+    await anyio.sleep_forever()
 
 
-async def dripping(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
+async def dripping(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
     """Never silent for long, never done."""
-    await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: 100000\r\n\r\n")
+    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: 100000\r\n\r\n")
     while True:
-        await stream.send_all(b" ")
-        await trio.sleep(0.1)
+        await stream.send(b" ")
+        await anyio.sleep(0.1)
 
 
 async def test_a_peer_that_never_answers_fails_registration_within_the_read_timeout(server, nursery, short_discovery) -> None:
@@ -96,8 +97,8 @@ async def test_a_peer_that_keeps_dripping_fails_registration_within_the_total_ti
 async def test_a_huge_manifest_is_refused_without_reading_it_all(server, nursery) -> None:
     size = 100 * 1024 * 1024
 
-    async def endless(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
-        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
+    async def endless(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
                               + str(size).encode() + b"\r\n\r\n")
         await peer.send_body(stream, size, b"[" * 65536)
 
@@ -110,8 +111,8 @@ async def test_a_huge_manifest_is_refused_without_reading_it_all(server, nursery
 
 
 async def test_an_error_answer_is_reported_by_its_status_and_its_body_is_not_echoed(server, nursery) -> None:
-    async def forbidden(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
-        await stream.send_all(b"HTTP/1.1 403 s3cr3t-in-the-reason\r\ncontent-type: application/json\r\ncontent-length: "
+    async def forbidden(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(b"HTTP/1.1 403 s3cr3t-in-the-reason\r\ncontent-type: application/json\r\ncontent-length: "
                               + str(len(SECRET)).encode() + b"\r\n\r\n" + SECRET)
 
     peer = await start_peer(nursery, forbidden)
@@ -123,8 +124,8 @@ async def test_an_error_answer_is_reported_by_its_status_and_its_body_is_not_ech
 
 
 async def test_a_uri_with_a_query_fragment_or_credentials_is_refused_before_any_request(server, nursery) -> None:
-    async def manifest(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
-        await stream.send_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+    async def manifest(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
 
     peer = await start_peer(nursery, manifest)
     for uri, complaint in [
@@ -148,8 +149,8 @@ async def test_a_uri_with_a_query_fragment_or_credentials_is_refused_before_any_
     ({"bad name": "x"}, "not a valid header name"),
 ])
 async def test_additional_headers_cannot_reframe_the_request(server, nursery, headers, complaint) -> None:
-    async def manifest(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
-        await stream.send_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+    async def manifest(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
 
     peer = await start_peer(nursery, manifest)
     status, message, _ = await register(server, peer.url, additional_headers=headers)
@@ -167,9 +168,9 @@ def deployment_answer(invoke):  # type: ignore[no-untyped-def]
     manifest = json.dumps({"protocolMode": "REQUEST_RESPONSE", "minProtocolVersion": 5, "maxProtocolVersion": 6,
                            "services": [{**SERVICE, "inactivityTimeout": 300, "abortTimeout": 300}]}).encode()
 
-    async def answer(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
+    async def answer(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
         if head.split(b" ")[1].endswith(b"/discover"):
-            await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
                                   + str(len(manifest)).encode() + b"\r\n\r\n" + manifest)
         else:
             await invoke(peer, stream)
@@ -193,10 +194,10 @@ async def failure_after_retries(server, invocation_id: str, retries: int = 2) ->
 
 
 async def test_a_deployment_silent_past_its_inactivity_and_abort_timeouts_is_retried(server, nursery) -> None:
-    async def head_then_silence(peer: RawPeer, stream: trio.SocketStream) -> None:
-        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.restate.invocation.v6\r\n"
+    async def head_then_silence(peer: RawPeer, stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.restate.invocation.v6\r\n"
                               b"transfer-encoding: chunked\r\n\r\n")
-        await trio.sleep_forever()
+        await anyio.sleep_forever()
 
     peer = await registered(server, nursery, head_then_silence)
     started = time.monotonic()
@@ -211,8 +212,8 @@ async def test_a_deployment_silent_past_its_inactivity_and_abort_timeouts_is_ret
 async def test_a_huge_error_answer_from_a_deployment_is_read_only_for_its_excerpt(server, nursery) -> None:
     size = 50 * 1024 * 1024
 
-    async def huge_error(peer: RawPeer, stream: trio.SocketStream) -> None:
-        await stream.send_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: " + str(size).encode() + b"\r\n\r\n")
+    async def huge_error(peer: RawPeer, stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: " + str(size).encode() + b"\r\n\r\n")
         await peer.send_body(stream, size, b"on fire " * 8192)
 
     peer = await registered(server, nursery, huge_error)
@@ -228,8 +229,8 @@ async def test_a_manifest_nested_too_deep_is_a_clear_400_not_a_500(server, nurse
     which escaped the admin API as a 500. Under the size limit, 200,000 '[' still do."""
     body = b"[" * 200_000
 
-    async def nested(peer: RawPeer, stream: trio.SocketStream, head: bytes) -> None:
-        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
+    async def nested(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
+        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
                               + str(len(body)).encode() + b"\r\n\r\n" + body)
 
     peer = await start_peer(nursery, nested)

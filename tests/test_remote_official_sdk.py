@@ -12,7 +12,8 @@ import sys
 
 import httpx
 import pytest
-import trio
+import anyio
+import anyio.to_thread
 
 from tests.conftest import ROOT, wait_until
 from tests.remote_peers import Peer, hypercorn_deployment
@@ -166,7 +167,7 @@ async def test_cancelling_a_remote_invocation_runs_its_compensation_once(server_
     async with durio.client() as client, durio.client(admin=True) as admin:
         cancelled = await admin.patch(f"/invocations/{invocation_id}/cancel")
         assert cancelled.status_code == 202, cancelled.text
-        with trio.fail_after(15):  # well inside the 60 s sleep: the cancellation did not wait it out
+        with anyio.fail_after(15):  # well inside the 60 s sleep: the cancellation did not wait it out
             result = await client.get(f"/restate/attach/{invocation_id}")
         view = (await admin.get(f"/invocations/{invocation_id}")).json()
     # The handler saw the cancellation as TerminalError(409) at its sleep, compensated once, and re-raised it; the
@@ -188,7 +189,7 @@ async def test_killing_a_remote_invocation_stops_it_without_compensation(server_
     async with durio.client() as client, durio.client(admin=True) as admin:
         killed = await admin.patch(f"/invocations/{invocation_id}/kill")
         assert killed.status_code == 200, killed.text
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             result = await client.get(f"/restate/attach/{invocation_id}")
         assert result.status_code == 409 and result.json()["message"] == "killed", result.text
         view = (await admin.get(f"/invocations/{invocation_id}")).json()
@@ -203,7 +204,7 @@ async def test_killing_a_remote_invocation_stops_it_without_compensation(server_
 async def run_durio_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m durio.cli ARGS` as a real child process."""
     environment = {k: v for k, v in os.environ.items() if k != "DURIO_ADMIN"} | (env or {})
-    return await trio.to_thread.run_sync(lambda: subprocess.run(
+    return await anyio.to_thread.run_sync(lambda: subprocess.run(
         [sys.executable, "-m", "durio.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, env=environment))
 
 

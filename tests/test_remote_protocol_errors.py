@@ -11,7 +11,7 @@ import time
 
 import httpx
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from durio import ids
@@ -79,9 +79,9 @@ async def ping(ctx: restate.Context) -> str:
 @pytest.fixture
 async def setup(nursery, data_dir):  # type: ignore[no-untyped-def]
     server = await start_in_process(nursery, [healthy], data_dir)
-    endpoint_scope = trio.CancelScope()
+    endpoint_scope = anyio.CancelScope()
 
-    async def run_endpoint(task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+    async def run_endpoint(task_status=anyio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
         with endpoint_scope:
             await serve_http(misbehaving_endpoint, "127.0.0.1:0", task_status=task_status)
 
@@ -123,7 +123,7 @@ async def test_a_protocol_error_is_a_clear_retried_failure(setup, handler: str) 
 async def test_an_endpoint_that_is_down_is_retried_until_it_comes_back(setup) -> None:
     server, endpoint_scope = setup
     endpoint_scope.cancel()
-    await trio.sleep(0.1)
+    await anyio.sleep(0.1)
     sent = await server.ingress.post("/restate/send/Broken/no_end")
     invocation_id = sent.json()["invocationId"]
 
@@ -247,7 +247,7 @@ async def test_a_durio_server_speaks_v5_to_an_endpoint_that_goes_no_higher(nurse
         registered = await server.admin.post("/deployments", json={"uri": peer.url})
         assert registered.status_code == 201, registered.text
         assert registered.json()["max_protocol_version"] == 5
-        with trio.fail_after(15):  # a refused V6 request would be retried, not answered
+        with anyio.fail_after(15):  # a refused V6 request would be retried, not answered
             greeted = await server.ingress.post("/restate/call/Versions/greet", json="server")
             assert greeted.status_code == 200, greeted.text
             assert greeted.json() == "hello server"

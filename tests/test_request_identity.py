@@ -18,7 +18,8 @@ import typing
 
 import httpx
 import pytest
-import trio
+import anyio
+import anyio.abc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -245,7 +246,7 @@ async def post_invocation(url: str, headers: dict[str, str], path: str = "/invok
 
 
 @pytest.fixture
-async def endpoint(nursery: trio.Nursery) -> str:
+async def endpoint(nursery: anyio.abc.TaskGroup) -> str:
     """tests/apps/identity_app.py's services as `durio.app(..., identity_keys=[KEY])`, on a loopback port."""
     identity_app.EFFECTS.clear()
     app = restate.app(identity_app.services, identity_keys=[SPARE.kid, KEY.kid])

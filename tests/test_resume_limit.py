@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import trio
+import anyio
 
 import durio as restate
 from durio.actors.runtime import RuntimeConfig, open_runtime
@@ -19,7 +19,7 @@ LIMIT = 12
 
 napper = restate.Service("Napper")
 gate = restate.Service("Gate")
-gate_open = trio.Event()
+gate_open = anyio.Event()
 entered: list[str] = []
 
 
@@ -39,11 +39,11 @@ async def wait(ctx: restate.Context) -> str:
     return await ctx.run_typed("pass", pass_the_gate)
 
 
-async def watch_actors(runtime, most: list[int], done: trio.Event) -> None:
+async def watch_actors(runtime, most: list[int], done: anyio.Event) -> None:
     """Record the most actors alive at once, looking at every turn of the scheduler."""
     while not done.is_set():
         most[0] = max(most[0], len(runtime.router.actors))
-        await trio.sleep(0)
+        await anyio.sleep(0)
 
 
 async def outputs(runtime, ids: list[str]) -> list:
@@ -60,8 +60,8 @@ async def test_a_wave_of_due_timers_is_resumed_a_bounded_number_at_a_time(tmp_pa
             return not runtime.router.actors
 
         await wait_until(all_asleep)
-        most, done = [0], trio.Event()
-        async with trio.open_nursery() as nursery:
+        most, done = [0], anyio.Event()
+        async with anyio.create_task_group() as nursery:
             nursery.start_soon(watch_actors, runtime, most, done)
 
             async def all_rested() -> bool:
@@ -74,7 +74,7 @@ async def test_a_wave_of_due_timers_is_resumed_a_bounded_number_at_a_time(tmp_pa
 
 async def test_recovery_resumes_a_bounded_number_at_a_time_and_the_rest_as_room_frees(tmp_path) -> None:
     global gate_open
-    gate_open = trio.Event()
+    gate_open = anyio.Event()
     entered.clear()
     async with open_runtime([gate], tmp_path / "data", RuntimeConfig(purge_completed=False)) as runtime:
         ids = [await invoke(runtime, "Gate", "wait", send=True) for _ in range(60)]
@@ -94,10 +94,10 @@ async def test_recovery_resumes_a_bounded_number_at_a_time_and_the_rest_as_room_
             return len(entered) == LIMIT
 
         await wait_until(the_first_are_at_the_gate)
-        await trio.sleep(0.2)
+        await anyio.sleep(0.2)
         assert len(entered) == LIMIT and len(runtime.router.actors) == LIMIT, "more started than the limit"
-        most, done = [0], trio.Event()
-        async with trio.open_nursery() as nursery:
+        most, done = [0], anyio.Event()
+        async with anyio.create_task_group() as nursery:
             nursery.start_soon(watch_actors, runtime, most, done)
             gate_open.set()
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from durio.actors.runtime import RuntimeConfig
@@ -191,7 +191,7 @@ async def test_retry_policy_with_pause_pauses_the_invocation(server) -> None:
 
     await wait_until(paused)
     assert attempts["pausing"] == 2
-    await trio.sleep(0.2)
+    await anyio.sleep(0.2)
     assert attempts["pausing"] == 2, "a paused invocation is not retried"
 
 
@@ -221,10 +221,10 @@ async def test_a_changed_code_path_is_a_journal_mismatch_that_fails_only_that_in
 
 
 async def test_retryable_error_retry_after_sets_the_delay(server) -> None:
-    started = trio.current_time()
+    started = anyio.current_time()
     response = await server.ingress.post("/restate/call/Flaky/retry_after")
     assert response.json() == 2
-    assert trio.current_time() - started >= 0.3
+    assert anyio.current_time() - started >= 0.3
 
 
 async def test_get_logger_is_quiet_while_the_journal_is_replayed(server, caplog) -> None:
@@ -276,7 +276,7 @@ async def test_the_runtime_resolves_the_handler_policy_over_the_service_policy(s
 
 
 async def test_a_service_level_retry_policy_kills_the_invocation_after_max_attempts(server) -> None:
-    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+    with anyio.fail_after(10):  # a wrong policy or a failed replay would retry forever
         response = await server.ingress.post("/restate/call/Strict/always_broken")
     assert response.status_code == 500, response.text
     assert response.json() == {"code": 500, "message": "RuntimeError('broken on every attempt')", "source": "invocation"}
@@ -287,7 +287,7 @@ async def test_a_service_level_retry_policy_kills_the_invocation_after_max_attem
 
 
 async def test_a_handler_level_retry_policy_overrides_the_service_level_one(server) -> None:
-    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+    with anyio.fail_after(10):  # a wrong policy or a failed replay would retry forever
         response = await server.ingress.post("/restate/call/Strict/more_patient")
     assert response.status_code == 500, response.text
     assert "also broken on every attempt" in response.json()["message"]
@@ -298,7 +298,7 @@ async def test_a_handler_level_retry_policy_overrides_the_service_level_one(serv
 
 
 async def test_ctx_random_and_uuid_are_the_same_when_the_attempt_is_replayed(server) -> None:
-    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+    with anyio.fail_after(10):  # a wrong policy or a failed replay would retry forever
         response = await server.ingress.post("/restate/call/Replayed/draw")
     assert response.status_code == 200, response.text
     invocation_id = response.headers["x-restate-id"]
@@ -314,7 +314,7 @@ async def test_ctx_random_and_uuid_are_the_same_when_the_attempt_is_replayed(ser
 
 
 async def test_the_older_ctx_run_form_journals_its_step_once_across_a_retry(server) -> None:
-    with trio.fail_after(10):  # a wrong policy or a failed replay would retry forever
+    with anyio.fail_after(10):  # a wrong policy or a failed replay would retry forever
         response = await server.ingress.post("/restate/call/Replayed/old_style_run")
     assert response.status_code == 200, response.text
     assert response.json() == 42

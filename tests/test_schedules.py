@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 
 import pytest
-import trio
+import anyio
 import trio.testing
 
 import durio as restate
@@ -45,7 +45,7 @@ class Lab:
     runtime: Runtime | None = None
     runs: list[Run] = field(default_factory=list)
     cursor_ms: int = 0  # the schedule's cursor as handled_ticks last read it
-    waiters: list[tuple[typing.Callable[[], bool], trio.Event]] = field(default_factory=list)
+    waiters: list[tuple[typing.Callable[[], bool], anyio.Event]] = field(default_factory=list)
 
     def now_ms(self) -> int:
         # The clock of the runtime the test opened last: a handler that runs while a later one starts (a
@@ -59,7 +59,7 @@ class Lab:
                 event.set()
 
     async def wait_for(self, predicate: typing.Callable[[], bool]) -> None:
-        event = trio.Event()
+        event = anyio.Event()
         self.waiters.append((predicate, event))
         self.changed()
         # No deadline here: autojump leaps to the earliest deadline whenever every task waits, a write's
@@ -320,7 +320,7 @@ async def test_pause_stops_ticks_resume_skips_what_passed_trigger_fires_now_and_
         assert (await runtime.schedules.control("s", "pause")).status == "unchanged"
         before = len(lab.runs)
         paused_at = runtime.clock.now_ms()
-        await trio.sleep(60)  # nothing may fire meanwhile: there is no timer to wait for
+        await anyio.sleep(60)  # nothing may fire meanwhile: there is no timer to wait for
         assert len(lab.runs) == before, "a paused schedule fires nothing"
 
         resumed = await runtime.schedules.control("s", "resume")

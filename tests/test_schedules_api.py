@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-import trio
+import anyio
+import anyio.to_thread
 
 import durio as restate
 from tests.conftest import ROOT, start_in_process, wait_until
@@ -160,7 +161,7 @@ def durio(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def run_durio(*args: str) -> subprocess.CompletedProcess[str]:
-    return await trio.to_thread.run_sync(lambda: durio(*args))
+    return await anyio.to_thread.run_sync(lambda: durio(*args))
 
 
 async def test_the_durio_schedules_command_creates_lists_describes_controls_and_deletes(tmp_path, nursery) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,8 @@ import typing
 
 import httpx
 import pytest
-import trio
+import anyio
+import anyio.abc
 
 from tests.apps.sdk_behaviour_app import SERVICES, seen_in_manager
 from tests.conftest import InProcessServer, start_in_process
@@ -18,7 +19,7 @@ from tests.remote_peers import RestateServer, hypercorn_deployment
 
 
 @pytest.fixture(params=["embedded", "remote"])
-async def server(request: pytest.FixtureRequest, nursery: trio.Nursery, data_dir: pathlib.Path,
+async def server(request: pytest.FixtureRequest, nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path,
                  tmp_path: pathlib.Path) -> typing.AsyncIterator[tuple[InProcessServer, str]]:
     if request.param == "embedded":
         yield await start_in_process(nursery, SERVICES, data_dir), "embedded"

@@ -8,7 +8,8 @@ import sys
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
+import anyio.abc
 
 import durio
 from durio.client import create_client
@@ -19,7 +20,7 @@ from tests.remote_peers import Peer, RestateServer
 CLIENT_APP = pathlib.Path(__file__).resolve().parent / "apps" / "sdk_client_app.py"
 
 
-async def test_calls_and_sends_to_every_kind_of_handler(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_calls_and_sends_to_every_kind_of_handler(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, SERVICES, data_dir)
     await calls_and_sends_to_every_kind_of_handler(server.running.ingress_url)
     assert seen_headers == {"x-test-default": "d", "x-test-call": "c"}
@@ -68,7 +69,7 @@ async def calls_and_sends_to_every_kind_of_handler(ingress_url: str) -> None:
         assert generic.invocation_id
 
 
-async def test_an_idempotency_key_runs_the_handler_once(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_an_idempotency_key_runs_the_handler_once(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, SERVICES, data_dir)
     async with create_client(server.running.ingress_url) as client:
         for _ in range(3):
@@ -76,10 +77,10 @@ async def test_an_idempotency_key_runs_the_handler_once(nursery: trio.Nursery, d
     assert calls["Once"] == 1
 
 
-async def test_a_delayed_send_runs_after_its_delay(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_a_delayed_send_runs_after_its_delay(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, SERVICES, data_dir)
     async with create_client(server.running.ingress_url) as client:
-        start = trio.current_time()
+        start = anyio.current_time()
         await client.object_send(add, "late", 7, send_delay=timedelta(milliseconds=300))
         assert await client.object_call(current, "late", None) == 0
 
@@ -87,10 +88,10 @@ async def test_a_delayed_send_runs_after_its_delay(nursery: trio.Nursery, data_d
             return await client.object_call(current, "late", None) == 7
 
         await wait_until(arrived)
-        assert trio.current_time() - start >= 0.3
+        assert anyio.current_time() - start >= 0.3
 
 
-async def test_errors_are_http_errors(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_errors_are_http_errors(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, SERVICES, data_dir)
     async with create_client(server.running.ingress_url) as client:
         with pytest.raises(durio.HttpError) as refused:
@@ -101,7 +102,7 @@ async def test_errors_are_http_errors(nursery: trio.Nursery, data_dir: pathlib.P
         assert missing.value.status_code == 404
 
 
-async def test_flow_control_scopes_are_not_silently_dropped(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_flow_control_scopes_are_not_silently_dropped(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, SERVICES, data_dir)
     async with create_client(server.running.ingress_url) as client:
         with pytest.raises(ValueError, match="limit_key needs a scope"):

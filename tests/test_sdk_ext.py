@@ -8,7 +8,8 @@ import pathlib
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
+import anyio.abc
 
 import durio
 from durio.ext.turnstile import Turnstile
@@ -44,7 +45,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 
 
-async def test_spans_are_children_of_the_invocations_trace_once_each(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_spans_are_children_of_the_invocations_trace_once_each(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, [traced], data_dir, suspend_after_s=0.0)
     response = await server.ingress.post("/Traced/work", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
     assert response.json() == "done"
@@ -71,7 +72,7 @@ async def test_the_turnstile_lets_ids_through_in_order() -> None:
         passed.append(id_)
         turnstile.allow_next_after(id_)
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for id_ in ("c", "b", "a"):
             nursery.start_soon(take_turn, id_)
     assert passed == ["a", "b", "c"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-import trio
+import anyio
+import anyio.abc
 
 import durio
 from durio.client import create_client
@@ -18,7 +19,7 @@ from tests.remote_peers import RestateServer, hypercorn_deployment
 EXPECTED = {"stamped": "[ada]", "loud": "[ADA]", "kept": "[ADA]"}
 
 
-async def test_a_durio_server_holds_only_encoded_values(nursery: trio.Nursery, data_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+async def test_a_durio_server_holds_only_encoded_values(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
     peer = hypercorn_deployment("tests.apps.codec_app:app", tmp_path / "codec.log", trio_worker=True)
     await peer.start(ready_path="/health")
     try:

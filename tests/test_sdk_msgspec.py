@@ -6,7 +6,8 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-import trio
+import anyio
+import anyio.abc
 
 import durio
 from durio.serde import MsgspecJsonSerde
@@ -45,7 +46,7 @@ async def echo(ctx: durio.ObjectContext, order: Order) -> Order:
     return order
 
 
-async def test_structs_as_input_output_and_state(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_structs_as_input_output_and_state(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, [shop], data_dir)
     response = await server.ingress.post("/MsgspecShop/k/buy", json={"item": "tea", "quantity": 2})
     assert response.status_code == 200, response.text
@@ -54,7 +55,7 @@ async def test_structs_as_input_output_and_state(nursery: trio.Nursery, data_dir
     assert (await server.ingress.post("/MsgspecShop/k/echo", json={"item": "cake"})).json() == {"item": "cake", "quantity": 1}
 
 
-async def test_a_body_that_does_not_fit_the_struct_is_a_400(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_a_body_that_does_not_fit_the_struct_is_a_400(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, [shop], data_dir)
     response = await server.ingress.post("/MsgspecShop/k/buy", json={"quantity": 2})
     assert response.status_code == 400

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pathlib
 from datetime import timedelta
 
-import trio
+import anyio
+import anyio.abc
 
 import durio
 from tests.conftest import start_in_process, wait_until
@@ -31,7 +32,7 @@ async def status(server: object, invocation_id: str) -> str:
 
 
 async def test_inactivity_timeout_of_the_handler_else_the_service_suspends_a_waiting_handler(
-    nursery: trio.Nursery, data_dir: pathlib.Path
+    nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path
 ) -> None:
     server = await start_in_process(nursery, [patient, brisk], data_dir, suspend_after_s=None)
     started = {}
@@ -43,6 +44,6 @@ async def test_inactivity_timeout_of_the_handler_else_the_service_suspends_a_wai
             return await status(server, invocation_id) == "suspended"
 
         await wait_until(suspended, timeout=10)
-    await trio.sleep(0.3)
+    await anyio.sleep(0.3)
     for path in ("Patient/wait", "Brisk/wait_patiently"):
         assert await status(server, started[path]) != "suspended", path

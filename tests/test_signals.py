@@ -9,7 +9,8 @@ import sys
 import typing
 
 import httpx
-import trio
+import anyio
+import anyio.abc
 
 from durio.journal import entries as e
 from tests.apps.signals_app import SERVICES
@@ -37,7 +38,7 @@ async def signals_reach_their_invocations(client: httpx.AsyncClient) -> None:
     for name, value in (("second", 2), ("first", 1)):
         sent = await client.post("/SignalSender/approve", json={"invocation_id": early, "name": name, "value": value})
         assert sent.status_code == 200, sent.text
-    await trio.sleep(0.1)  # let the waiters reach their signal (they suspend there)
+    await anyio.sleep(0.1)  # let the waiters reach their signal (they suspend there)
     assert (await client.post("/SignalSender/approve", json={"invocation_id": approved, "value": "yes"})).status_code == 200
     assert (await client.post("/SignalSender/reject", json={"invocation_id": rejected, "message": "no"})).status_code == 200
     assert (await attach(client, approved)).json() == "ran, approved: yes"
@@ -45,7 +46,7 @@ async def signals_reach_their_invocations(client: httpx.AsyncClient) -> None:
     assert (await attach(client, early)).json() == [2, 1]
 
 
-async def test_signals_embedded(nursery: trio.Nursery, data_dir: pathlib.Path) -> None:
+async def test_signals_embedded(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
     server = await start_in_process(nursery, SERVICES, data_dir, suspend_after_s=0.0)
     await signals_reach_their_invocations(server.ingress)
 
@@ -56,7 +57,7 @@ async def test_a_signal_reaches_an_invocation_across_a_kill_9(server_process: ty
     await server.start()
     async with server.client() as client:
         waiting = await start_waiter(client)
-        await trio.sleep(0.3)
+        await anyio.sleep(0.3)
     server.kill9()
     await server.start()
     async with server.client() as client:

@@ -19,7 +19,9 @@ import typing
 
 import httpx
 import pytest
-import trio
+import anyio
+import anyio.abc
+import anyio.to_thread
 
 from tests.conftest import ROOT, ServerProcess
 
@@ -105,7 +107,7 @@ async def test_regression_exclusive_calls_arriving_after_a_restart_queue_behind_
     server.kill9()
     await server.start()
     async with server.client() as client:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for n in range(4):
                 nursery.start_soon(add, client, f"late-{n}")
         outputs = {ref: (await client.get(f"/restate/attach/{invocation_id}")).json() for ref, invocation_id in ids.items()}
@@ -206,7 +208,7 @@ class DiskLoad:
         self.stopping = False
         self.serial = 0
         self.in_flight: collections.Counter[str] = collections.Counter()  # requests not answered yet
-        self.disk_freed = trio.Event()  # set when the filler stops, its file deleted
+        self.disk_freed = anyio.Event()  # set when the filler stops, its file deleted
 
     def next_id(self, prefix: str) -> str:
         self.serial += 1
@@ -229,7 +231,7 @@ class DiskLoad:
                         self.soak.violations.append(f"{method} {path} answered {response.status_code}: {response.text[:300]}")
                     return response
                 self.soak.refused += 1
-                await trio.sleep(delay)
+                await anyio.sleep(delay)
                 delay = min(delay * 2, 0.5)
         finally:
             self.in_flight[asked] -= 1
@@ -258,7 +260,7 @@ class DiskLoad:
             else:
                 self.soak.order_results[order_id] = answer.json()
 
-    async def saga_worker(self, nursery: trio.Nursery) -> None:
+    async def saga_worker(self, nursery: anyio.abc.TaskGroup) -> None:
         while not self.stopping:
             booking_id = self.next_id("b")
             booking = {"id": booking_id, "wait": self.rng.choice(["sleep", "awakeable"]),
@@ -270,10 +272,10 @@ class DiskLoad:
                 continue
             self.soak.sagas[booking_id] = sent.json()["invocationId"]
             nursery.start_soon(self.cancel, booking_id, self.rng.uniform(0.0, 2.0))
-            await trio.sleep(self.rng.uniform(0.0, 0.3))
+            await anyio.sleep(self.rng.uniform(0.0, 0.3))
 
     async def cancel(self, booking_id: str, after_s: float) -> None:
-        await trio.sleep(after_s)
+        await anyio.sleep(after_s)
         answer = await self.until_taken(self.admin, "PATCH", f"/invocations/{self.soak.sagas[booking_id]}/cancel")
         if answer.status_code in (200, 202):
             self.soak.cancels_acknowledged[booking_id] = answer.status_code
@@ -285,10 +287,10 @@ class DiskLoad:
         filler = disk / "filler"
         try:
             while not self.stopping:
-                await trio.sleep(self.rng.uniform(1.0, 3.0))
-                self.soak.filled_bytes += await trio.to_thread.run_sync(fill_disk, filler)
+                await anyio.sleep(self.rng.uniform(1.0, 3.0))
+                self.soak.filled_bytes += await anyio.to_thread.run_sync(fill_disk, filler)
                 self.soak.fills += 1
-                await trio.sleep(self.rng.uniform(1.0, 3.0))
+                await anyio.sleep(self.rng.uniform(1.0, 3.0))
                 filler.unlink()
         finally:
             filler.unlink(missing_ok=True)
@@ -324,9 +326,9 @@ async def settle(admin: httpx.AsyncClient, soak: DiskSoak, deadline: float) -> l
     while True:
         listing = (await admin.get("/invocations", params={"limit": "10000000"})).json()
         invocations = listing["invocations"]
-        if all(i["status"] == "completed" for i in invocations) or trio.current_time() > deadline:
+        if all(i["status"] == "completed" for i in invocations) or anyio.current_time() > deadline:
             break
-        await trio.sleep(0.2)
+        await anyio.sleep(0.2)
     # Nothing may be left: no acknowledged work is unfinished, and nothing waits for a time already past.
     for status in ("scheduled", "pending", "ready", "running", "backing-off", "suspended", "paused"):
         left = (await admin.get("/invocations", params={"status": status, "limit": "10000000"})).json()["invocations"]
@@ -345,7 +347,7 @@ async def peek_state(client: httpx.AsyncClient, soak: "DiskSoak", service: str, 
         response = await client.post(f"/restate/call/{service}/{key}/peek")
         if response.status_code == 200:
             return response.json()
-        await trio.sleep(0.5)
+        await anyio.sleep(0.5)
     soak.violations.append(f"{service}/{key}/peek answered {response.status_code}: {response.text[:200]}")
     return {"total": None, "ledger": []}
 
@@ -478,7 +480,7 @@ async def test_under_a_disk_that_fills_and_empties_acknowledged_work_and_cancels
         async with httpx.AsyncClient(base_url=server.ingress_url, timeout=timeout, limits=limits) as client, \
                 httpx.AsyncClient(base_url=server.admin_url, timeout=timeout) as admin:
             load = DiskLoad(client, admin, soak, rng)
-            async with trio.open_nursery() as nursery:
+            async with anyio.create_task_group() as nursery:
                 for _ in range(3):
                     nursery.start_soon(load.tally_worker)
                 for _ in range(2):
@@ -486,10 +488,10 @@ async def test_under_a_disk_that_fills_and_empties_acknowledged_work_and_cancels
                 for _ in range(3):
                     nursery.start_soon(load.saga_worker, nursery)
                 nursery.start_soon(load.fill_and_empty, tmpfs_disk)
-                await trio.sleep(DISK_LOAD_S)
+                await anyio.sleep(DISK_LOAD_S)
                 load.stopping = True  # the filler frees the disk; each client finishes what it is on
                 await load.disk_freed.wait()
-                settled_by = trio.current_time() + DISK_SETTLE_S
+                settled_by = anyio.current_time() + DISK_SETTLE_S
                 nursery.cancel_scope.deadline = settled_by
             unanswered = [asked for asked, n in load.in_flight.items() if n > 0]
             if unanswered:

@@ -6,7 +6,7 @@ import functools
 import pathlib
 
 import pytest
-import trio
+import anyio
 
 import durio
 from durio.ingress.query_route import query_snapshot
@@ -29,21 +29,21 @@ async def sql(server, text: str, **limits) -> list[dict]:  # type: ignore[no-unt
 
 
 async def test_one_query_sees_one_snapshot_while_invocations_are_written(data_dir: pathlib.Path) -> None:
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         server = await start_in_process(nursery, [greeter], data_dir)
         # An invocation's record and its journal's first entry are written in one transaction: in any one
         # snapshot there are exactly as many of each, however many commit while the query runs.
         check = ("select (select count(*) from sys_invocation) as invocations, "
                  "(select count(*) from sys_journal where index = 0) as inputs, "
                  "(select count(*) from sys_invocation) as again")
-        done = trio.Event()
+        done = anyio.Event()
 
         async def send(i: int) -> None:
             response = await server.ingress.post("/restate/send/Greeter/greet", json=str(i))
             assert response.status_code == 202
 
         async def write_many() -> None:
-            async with trio.open_nursery() as senders:
+            async with anyio.create_task_group() as senders:
                 for i in range(150):
                     senders.start_soon(send, i)
             done.set()
@@ -61,17 +61,17 @@ async def test_one_query_sees_one_snapshot_while_invocations_are_written(data_di
 
 
 async def test_a_query_past_its_time_limit_stops_with_a_clear_error(data_dir: pathlib.Path) -> None:
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         server = await start_in_process(nursery, [greeter], data_dir)
         endless = "with recursive n(x) as (select 1 union all select x + 1 from n) select count(*) from n"
-        with trio.fail_after(10):
+        with anyio.fail_after(10):
             with pytest.raises(QueryTimeout, match="longer than its time limit of 0.3 s"):
                 await sql(server, endless, time_limit_s=0.3)
         nursery.cancel_scope.cancel()
 
 
 async def test_a_lookup_by_id_reads_one_invocation_not_all(data_dir: pathlib.Path) -> None:
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         server = await start_in_process(nursery, [greeter], data_dir)
         sent = [await server.ingress.post("/restate/send/Greeter/greet", json=str(i)) for i in range(20)]
         target = sent[7].json()["invocationId"]

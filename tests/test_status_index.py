@@ -10,7 +10,7 @@ import random
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from durio import ids
@@ -295,7 +295,7 @@ async def nap(ctx: restate.Context) -> str:
 async def test_totals_for_live_statuses_count_only_what_shows_that_status(nursery, data_dir) -> None:
     """'running' is never stored (a live actor shows it over 'ready', 'suspended'...), and 'backing-off' is stored
     but may show as 'running' when an actor retries early: the totals count what the listing would show."""
-    release["busy"] = trio.Event()
+    release["busy"] = anyio.Event()
     server = await start_in_process(nursery, [live], data_dir, suspend_after_s=0.0)
     sent = {name: (await server.ingress.post(f"/restate/send/Live/{name}")).json()["invocationId"]
             for name in ("busy", "stuck", "nap")}

@@ -12,7 +12,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import trio
+import anyio
+import anyio.to_thread
 
 
 import durio as restate
@@ -208,10 +209,10 @@ async def test_work_that_fell_due_while_the_disk_was_full_is_done_once_it_frees_
 
         await wait_until(sleeping)
         disk.full = True
-        await trio.sleep(1.0)  # the delayed send's start and the sleeper's wake-up fall due now, and fail
+        await anyio.sleep(1.0)  # the delayed send's start and the sleeper's wake-up fall due now, and fail
         assert disk.refused > 0, "nothing was written while the disk was full"
         disk.full = False
-        with trio.fail_after(10):
+        with anyio.fail_after(10):
             assert await runtime.attach(scheduled) == b'"woke"'
             assert await runtime.attach(sleeper) == b'"woke"'
 
@@ -231,10 +232,10 @@ async def test_an_acknowledged_cancel_is_applied_even_if_its_delivery_hit_a_full
         assert outcome == "signalled"
         # Acknowledged: the cancel is durable. The actor's append of the signal is queued now; refuse it.
         disk.full = True
-        await trio.sleep(0.5)
+        await anyio.sleep(0.5)
         assert disk.refused > 0
         disk.full = False
-        with trio.fail_after(10):
+        with anyio.fail_after(10):
             result = await runtime.attach(napper)
     assert result.code == 409 and result.message == "canceled"
     assert nap_log == ["compensated"]
@@ -261,8 +262,8 @@ async def test_a_server_whose_disk_filled_and_emptied_runs_what_fell_due_meanwhi
     async with server.client() as client, server.client(admin=True) as admin:
         delayed = (await client.post("/restate/send/Nap/nap?delay=2s", json=0)).json()["invocationId"]
         sleeper = (await client.post("/restate/send/Nap/nap", json=2)).json()["invocationId"]
-        filler = await trio.to_thread.run_sync(fill, small_disk)
-        await trio.sleep(4)  # both fall due, and their writes hit the full disk
+        filler = await anyio.to_thread.run_sync(fill, small_disk)
+        await anyio.sleep(4)  # both fall due, and their writes hit the full disk
         # LMDB may still have free pages in its file: large bodies make it grow, which the full disk refuses.
         refused = 0
         for n in range(30):
@@ -271,7 +272,7 @@ async def test_a_server_whose_disk_filled_and_emptied_runs_what_fell_due_meanwhi
             if refused == 503:
                 break
         filler.unlink()
-        with trio.fail_after(20):
+        with anyio.fail_after(20):
             for invocation_id in (delayed, sleeper):
                 result = await client.get(f"/restate/attach/{invocation_id}")
                 assert result.status_code == 200 and result.json() == "woke", result.text
@@ -299,7 +300,7 @@ async def test_a_wake_up_refused_by_a_full_disk_reaches_a_live_sleeper_once_the_
 
         await wait_until(sleeping)
         disk.refuse_batches = 1  # the wake-up's append, and nothing after it
-        with trio.fail_after(10):
+        with anyio.fail_after(10):
             assert await runtime.attach(sleeper) == b'"woke"'
         assert disk.refused == 1
 
@@ -307,7 +308,7 @@ async def test_a_wake_up_refused_by_a_full_disk_reaches_a_live_sleeper_once_the_
 # ---------------------------------------------------------------- a queued invocation that ran ahead (disk-full soak)
 
 ledgers = restate.VirtualObject("Ledgers")
-ledger_gates: dict[str, trio.Event] = {}
+ledger_gates: dict[str, anyio.Event] = {}
 
 
 @ledgers.handler()
@@ -326,7 +327,7 @@ async def test_a_queued_invocation_that_ran_ahead_of_its_key_keeps_its_place_in_
     from queued into backing-off or suspended: it would then load as if it held the key, read the key's
     state from before its predecessor's writes, and overwrite them once those committed."""
     ledger_gates.clear()
-    ledger_gates["first"] = trio.Event()
+    ledger_gates["first"] = anyio.Event()
     async with open_runtime([ledgers], tmp_path / "data") as runtime:
         first = await invoke(runtime, "Ledgers", "append", "first", key="k", send=True)
         second = await invoke(runtime, "Ledgers", "append", "second", key="k", send=True)
@@ -348,7 +349,7 @@ async def test_a_successor_admitted_while_it_reloads_after_a_refused_write_still
     and reloads: it reads itself still queued. The holder's retry then commits, and storage admits the
     successor while that stale read is in hand; the successor must run, not give up its turn for good."""
     ledger_gates.clear()
-    ledger_gates["first"] = trio.Event()
+    ledger_gates["first"] = anyio.Event()
     async with open_runtime([ledgers], tmp_path / "data") as runtime:
         first = await invoke(runtime, "Ledgers", "append", "first", key="k", send=True)
         second = await invoke(runtime, "Ledgers", "append", "second", key="k", send=True)
@@ -371,7 +372,7 @@ async def test_a_successor_admitted_while_it_reloads_after_a_refused_write_still
 
         runtime.load_invocation = load_then_let_the_first_complete  # type: ignore[method-assign]
         ledger_gates["first"].set()
-        with trio.fail_after(10):
+        with anyio.fail_after(10):
             assert await runtime.attach(second) == b'["first","second"]'
             assert await runtime.attach(third) == b'["first","second","third"]'
         assert disk.refused == 1 and loads_of_second >= 2
@@ -406,18 +407,18 @@ async def test_a_notification_stored_just_after_a_reload_read_the_journal_is_not
                 # but tells the actor only once it works from the reloaded journal.
                 disk.hold_when = lambda ops: any(op.__qualname__.startswith("Transitions.append.") for op in ops)
                 await runtime.write(runtime.transitions.complete_awakeable(published["late"], b'"in time"'))
-                with trio.fail_after(5):
+                with anyio.fail_after(5):
                     while not disk.holding.is_set():
-                        await trio.sleep(0.01)
+                        await anyio.sleep(0.01)
                 nursery.start_soon(release_soon)
             return loaded
 
         async def release_soon() -> None:
-            await trio.sleep(0.3)  # the actor has read its (now empty) outbox by then
+            await anyio.sleep(0.3)  # the actor has read its (now empty) outbox by then
             disk.release.set()
 
         runtime.load_invocation = load_then_resolve  # type: ignore[method-assign]
-        with trio.fail_after(10):
+        with anyio.fail_after(10):
             assert await runtime.attach(invocation_id) == b'"in time"'
         assert disk.refused == 1 and resolved
         record = await runtime.get_record(invocation_id)

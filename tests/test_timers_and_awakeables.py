@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from durio.actors.runtime import RuntimeConfig, open_runtime
@@ -46,7 +46,7 @@ async def fan_out(ctx: restate.Context) -> list:
 @clockwork.handler()
 async def gather_runs(ctx: restate.Context) -> list:
     async def step(n: int) -> int:
-        await trio.sleep(0.01 * (3 - n))
+        await anyio.sleep(0.01 * (3 - n))
         return n * n
 
     futures = [ctx.run_typed(f"square-{n}", step, restate.RunOptions(), n) for n in range(3)]
@@ -87,10 +87,10 @@ async def test_a_handler_that_sleeps_a_simulated_day_runs_in_milliseconds(autoju
 async def test_the_tours_payment_times_out_after_30_seconds_and_cancels_the_payment(autojump_clock, tmp_path, capsys) -> None:
     services = load_services(str(TOUR_APP))
     async with open_runtime(services, tmp_path / "data") as runtime:
-        started = trio.current_time()
+        started = anyio.current_time()
         result = await invoke(runtime, "PaymentsWithTimeout", "process",
                               {"amount": 100, "currency": "USD", "customerId": "cust-123", "orderId": "order-456"})
-        waited = trio.current_time() - started
+        waited = anyio.current_time() - started
     assert result == {"success": False, "transactionId": None, "errorMessage": "Payment timeout"}
     assert 30 <= waited < 35
     output = capsys.readouterr().out
@@ -102,7 +102,7 @@ async def test_select_returns_whichever_completed_first(tmp_path) -> None:
     observed.clear()
     async with open_runtime([clockwork], tmp_path / "data") as runtime:
         assert await invoke(runtime, "Clockwork", "race", 50) == ["timeout", None]
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             results = []
 
             async def run_race() -> None:
@@ -246,7 +246,7 @@ async def test_ten_thousand_sleeping_invocations_leave_the_server_responsive(tmp
         await ctx.sleep(timedelta(hours=1))
 
     async with open_runtime([sleeper], tmp_path / "data", RuntimeConfig(suspend_after_s=0.0)) as runtime:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for _ in range(10_000):
                 nursery.start_soon(lambda: invoke(runtime, "HourSleeper", "nap", send=True))
 
@@ -257,9 +257,9 @@ async def test_ten_thousand_sleeping_invocations_leave_the_server_responsive(tmp
         count = await runtime.store.read(lambda txn: sum(1 for r in txn.iter_invocations() if r.status == "suspended"))
         assert count == 10_000
         assert len(runtime.timers) <= 2 * 4096, "only a window of the timers is kept in memory"
-        started = trio.current_time()
+        started = anyio.current_time()
         clockwork_result = await invoke(runtime, "HourSleeper", "nap", send=True)
         assert clockwork_result.startswith("inv_1")
-        assert trio.current_time() - started < 1.0
+        assert anyio.current_time() - started < 1.0
 
 

@@ -18,7 +18,7 @@ import typing
 
 import httpx
 import pytest
-import trio
+import anyio
 
 from durio.storage.lmdb_store import LmdbStore
 from tests.conftest import TEST_APPS, TOUR_APP, ServerProcess, free_port, wait_until
@@ -76,9 +76,9 @@ async def test_kill_9_at_a_random_moment_during_a_tour_example(server_process, p
     server = server_process(TOUR_APP)
     await server.start()
     count = 8
-    first_accepted = trio.Event()
+    first_accepted = anyio.Event()
     async with server.client() as client:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             async def send(i: int) -> None:
                 try:
                     response = await client.post(f"/restate/send/{path.format(i=i)}", json=body(i))
@@ -90,9 +90,9 @@ async def test_kill_9_at_a_random_moment_during_a_tour_example(server_process, p
             for i in range(count):
                 nursery.start_soon(send, i)
             # The random moment counts from the first acceptance, so there is always something to recover.
-            with trio.fail_after(30):
+            with anyio.fail_after(30):
                 await first_accepted.wait()
-            await trio.sleep(rng.uniform(0.0, 0.15))
+            await anyio.sleep(rng.uniform(0.0, 0.15))
             server.kill9()
     before_kill = server.output()
     accepted = accepted_invocations(server)
@@ -145,7 +145,7 @@ async def test_a_5s_sleep_interrupted_after_3s_completes_2s_after_the_restart(se
     async with server.client() as client:
         sent = await client.post("/restate/send/Sleeper/nap", json=5000)
     invocation_id = sent.json()["invocationId"]
-    await trio.sleep(3.0)
+    await anyio.sleep(3.0)
     server.kill9()
     restarted = time.monotonic()
     await server.start()
@@ -164,7 +164,7 @@ async def test_a_timer_that_fell_due_while_the_server_was_down_fires_at_once_aft
         sent = await client.post("/restate/send/Sleeper/nap", json=1000)
     invocation_id = sent.json()["invocationId"]
     server.kill9()
-    await trio.sleep(2.0)  # down past the timer's due time
+    await anyio.sleep(2.0)  # down past the timer's due time
     await server.start()
     ready = time.monotonic()
     async with server.client() as client:
@@ -199,14 +199,14 @@ async def test_an_awakeable_resolved_while_the_server_is_down_is_delivered_once(
                 try:
                     response = await client.post(f"/restate/awakeables/{awakeable}/resolve", json={"success": True, "transactionId": "txn-down"})
                 except httpx.HTTPError:
-                    await trio.sleep(0.1)  # the server is down: a client with retries keeps trying
+                    await anyio.sleep(0.1)  # the server is down: a client with retries keeps trying
                     continue
                 resolved.append(response.status_code)
                 return
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(resolve_with_retries)
-        await trio.sleep(0.5)
+        await anyio.sleep(0.5)
         assert not resolved
         await server.start()
     assert resolved == [202]

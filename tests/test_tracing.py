@@ -12,7 +12,8 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-import trio
+import anyio
+import anyio.to_thread
 
 from durio.telemetry import TracingConfigError, tracing_configured, tracing_from_environment
 from tests.conftest import TEST_APPS
@@ -51,7 +52,7 @@ async def test_a_saga_across_two_services_is_one_trace_per_request_with_its_comp
                 continued = await client.post("/restate/call/Trips/plan", json="porto",
                                               headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"})
             assert plain.status_code == continued.status_code == 402, plain.text
-            spans = await trio.to_thread.run_sync(lambda: receiver.wait_for(lambda s: len(by_name(s, "Trips/plan")) == 2))
+            spans = await anyio.to_thread.run_sync(lambda: receiver.wait_for(lambda s: len(by_name(s, "Trips/plan")) == 2))
             async with server.client(admin=True) as admin:
                 described = (await admin.get(f"/invocations/{plain.headers['x-restate-id']}")).json()
                 queried = (await admin.post("/query", json={"query": "select id, trace_id from sys_invocation "

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import httpx
 import pytest
+import anyio
 import trio
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -56,7 +57,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
         for _ in range(200):
             if admin.get(f"/invocations/{ids['netflix']}").json()["retry_count"] >= 3:
                 break
-            trio.run(trio.sleep, 0.05)
+            trio.run(anyio.sleep, 0.05)
     yield server, ids
     server.terminate()
 

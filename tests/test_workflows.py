@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import trio
+import anyio
 
 import durio as restate
 from tests import rawhttp
@@ -60,7 +60,7 @@ async def test_the_run_executes_once_under_concurrent_duplicate_calls(server) ->
     async def call() -> None:
         answers.append(await rawhttp.request(url, body="expense"))
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for _ in range(20):
             nursery.start_soon(call)
         await wait_until(lambda: _count_at_least(answers, 19))

@@ -1,4 +1,4 @@
-"""The invocation actor: one Trio task that owns one invocation's journal.
+"""The invocation actor: one task that owns one invocation's journal.
 
 It replays the journal into the handler, persists each new command, runs
 `run` steps, moves arriving notifications into the journal, and decides what
@@ -23,9 +23,12 @@ import logging
 import typing
 from dataclasses import dataclass
 
-import trio
+import anyio
+import anyio.abc
+import anyio.to_thread
 
 from durio.actors.transitions import STALE_JOURNAL
+from durio.backend import end_abandoned_waiter, explain_wrong_loop
 from durio.journal import entries as e
 from durio import ids
 from durio.journal.machine import InvocationMachine, JournalMismatch
@@ -112,7 +115,7 @@ class InvocationActor:
         self.waits_for_turn = False
         self._decoded_input = decoded_input  # the ingress decoded the input already: the first attempt uses it
         self.status = LiveStatus.LOADING
-        self.scope = trio.CancelScope()
+        self.scope = anyio.CancelScope()
         self._early: list[tuple[e.Notification, int | None, TimerKey | None]] = []
         # Timer notifications appended but not yet durable. A reload after a failed write takes them again: the
         # timer actor popped them from its window, and a refire that came while this copy was in memory was dropped.
@@ -120,16 +123,16 @@ class InvocationActor:
         # Outbox messages appended but not yet durable, by outbox seq: handed back if this actor ends first.
         self._undurable_messages: dict[int, e.Notification] = {}
         self._delivered = False
-        self._notified = trio.Event()
-        self._durable_grew = trio.Event()  # set each time a notification becomes durable (bidi streams wait on it)
-        self._attempt_scope: trio.CancelScope | None = None
-        self._run_nursery: trio.Nursery | None = None
+        self._notified = anyio.Event()
+        self._durable_grew = anyio.Event()  # set each time a notification becomes durable (bidi streams wait on it)
+        self._attempt_scope: anyio.CancelScope | None = None
+        self._run_nursery: anyio.abc.TaskGroup | None = None
         self._runs_in_flight = 0
         # Steps not started yet, by completion id. A step starts when the handler awaits it, as in the official
         # SDK (one nobody awaits never runs), and not while a cancellation comes first.
         self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
         self._attempt_failure: AttemptFailure | None = None
-        self._attempt_finished = trio.Event()
+        self._attempt_finished = anyio.Event()
         self._last_ticket: Ticket | None = None
         self._write_error: BaseException | None = None
         self._run_failures: dict[int, tuple[int, float]] = {}  # completion id -> (failures, first failure time)
@@ -137,7 +140,7 @@ class InvocationActor:
         self.remote_failures = 0  # failed remote attempts since the journal last grew
         self._remote_failures_at = 0
         self._run_requested = admitted  # its key actor admitted it ahead of storage saying so
-        self._backoff_scope: trio.CancelScope | None = None
+        self._backoff_scope: anyio.CancelScope | None = None
         # With tracing on (durio.telemetry): the current attempt's span, and the headers of the attempt
         # (the invocation's, with the attempt's traceparent) that ctx.request().attempt_headers shows.
         self.trace_attempt: typing.Any = None
@@ -235,7 +238,7 @@ class InvocationActor:
         self.handler = handler
         if self.record.status == Status.BACKING_OFF and self.record.next_retry_ms > self.now_ms() and not self._run_requested:
             self.status = LiveStatus.BACKING_OFF
-            with trio.CancelScope() as self._backoff_scope:
+            with anyio.CancelScope() as self._backoff_scope:
                 await self.runtime.clock.sleep_until_ms(self.record.next_retry_ms)
             self._backoff_scope = None
         if handler.service_kind != "service" and not self._state_given:
@@ -258,7 +261,7 @@ class InvocationActor:
             delay = backoff.delay_s(retry_count)
             self._record_failure(failure, retry_count, delay, pause=False)
             self.status = LiveStatus.BACKING_OFF
-            await trio.sleep(delay)
+            await anyio.sleep(delay)
             handler = self.runtime.registry.handler_for(target)
             if handler is not None:
                 self.handler = handler
@@ -298,8 +301,8 @@ class InvocationActor:
             log.info("invocation %s attempt %d failed, retrying in %.3fs: %s", self.id, retry_count, delay, result.message)
             if delay > 0:
                 self.status = LiveStatus.BACKING_OFF
-                with trio.CancelScope() as self._backoff_scope:
-                    await trio.sleep(delay)
+                with anyio.CancelScope() as self._backoff_scope:
+                    await anyio.sleep(delay)
                 self._backoff_scope = None
                 self._submit(self.runtime.transitions.running_again(self.id, self.now_ms()))
 
@@ -309,7 +312,7 @@ class InvocationActor:
             step_backoff = run_backoff(failure.run_options)
             if step_backoff is not None:
                 completion_id = failure.run_entry.completion_id
-                now = trio.current_time()
+                now = anyio.current_time()
                 failures, first = self._run_failures.get(completion_id, (0, now))
                 failures += 1
                 self._run_failures[completion_id] = (failures, first)
@@ -359,13 +362,13 @@ class InvocationActor:
         self._run_requested = False
         self._attempt_failure = None
         self._deferred_runs.clear()
-        self._attempt_finished = trio.Event()
+        self._attempt_finished = anyio.Event()
         context = context_for(self)
         outcome: typing.Any = None
         try:
-            with trio.CancelScope() as attempt_scope:
+            with anyio.CancelScope() as attempt_scope:
                 self._attempt_scope = attempt_scope
-                async with trio.open_nursery() as runs:
+                async with anyio.create_task_group() as runs:
                     self._run_nursery = runs
                     try:
                         decoded, self._decoded_input = self._decoded_input, NOT_DECODED
@@ -376,13 +379,14 @@ class InvocationActor:
                     except (SuspendedException, AttemptAborted) as exc:
                         outcome = exc
                     except Exception as exc:
-                        outcome = AttemptFailure(exc)
+                        outcome = AttemptFailure(explain_wrong_loop(exc))
                     finally:
                         runs.cancel_scope.cancel()  # steps the handler never awaited end with the attempt
         finally:
             self._attempt_scope = None
             self._run_nursery = None
             self._attempt_finished.set()
+            self._notified.set()  # a wait the handler abandoned (asyncio) wakes, and ends
         if self._attempt_failure is not None:
             return self._attempt_failure  # a step failed, the journal diverged, or a write failed
         if outcome is None or isinstance(outcome, AttemptAborted):
@@ -416,7 +420,7 @@ class InvocationActor:
             # The next invocation on the key may run now: its writes queue behind this completion.
             self.handed_off = True
             self.runtime.router.handoff(self)
-        with trio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
             await self._flush_writes()
         if ticket.error is not None:
             raise ticket.error
@@ -471,7 +475,7 @@ class InvocationActor:
     def kind_of(self, target: e.Target) -> str | None:
         return self.runtime.registry.kind_of(target)
 
-    def attempt_finished(self) -> trio.Event:
+    def attempt_finished(self) -> anyio.Event:
         return self._attempt_finished
 
     def record_command(self, command: e.Entry) -> e.Entry:
@@ -526,7 +530,7 @@ class InvocationActor:
                     value = await action()
                 else:
                     call = functools.partial(contextvars.copy_context().run, action)
-                    value = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+                    value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
                 result: bytes | e.Failure = serde.serialize(value)
             except TerminalError as exc:
                 result = e.Failure(exc.status_code, exc.message, exc.metadata)
@@ -538,7 +542,7 @@ class InvocationActor:
                              self.id, entry.name, exc)
                     self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
                     return
-                self._fail_attempt(AttemptFailure(exc, entry, options))
+                self._fail_attempt(AttemptFailure(explain_wrong_loop(exc) if _is_async(action) else exc, entry, options))
                 return
             if faults is not None:
                 faults.hit("run.after_effect")
@@ -547,19 +551,32 @@ class InvocationActor:
             self._runs_in_flight -= 1
             self._notified.set()
 
+    def _next_notification(self) -> anyio.Event:
+        """The event the next notification sets.
+
+        Shared by every task that waits now: under asyncio a handler may wait on several futures at once
+        (asyncio.gather makes a task per future), and each of them must wake on the next notification.
+        """
+        if self._notified.is_set():
+            self._notified = anyio.Event()
+        return self._notified
+
     async def wait(self, handles: typing.Collection[int], need_all: bool) -> None:
         machine = self.machine
         suspend_after = self.runtime.suspend_after_for(self.handler)
+        attempt_finished = self._attempt_finished
         while not machine.wait(handles, need_all):
+            if attempt_finished.is_set():
+                end_abandoned_waiter()
             if self._deferred_runs and not machine.cancellation_ahead():
                 self._start_deferred_runs(handles)
-            self._notified = trio.Event()
+            notified = self._next_notification()
             if self._runs_in_flight or suspend_after is None or machine.has_unconsumed_notifications():
-                await self._notified.wait()
+                await notified.wait()
                 continue
-            with trio.move_on_after(suspend_after):
-                await self._notified.wait()
-            if not self._notified.is_set() and not self._runs_in_flight and not machine.has_unconsumed_notifications():
+            with anyio.move_on_after(suspend_after):
+                await notified.wait()
+            if not notified.is_set() and not self._runs_in_flight and not machine.has_unconsumed_notifications():
                 self.awaiting = list(handles)
                 raise SuspendedException()
         if machine.take_cancellation():
@@ -604,18 +621,18 @@ class InvocationActor:
     async def wait_for_any(self, handles: typing.Collection[int]) -> bool:
         """Wait until the journal durably holds any of these; False after `suspend_after_s` of nothing."""
         suspend_after = self.runtime.config.suspend_after_s
-        deadline = None if suspend_after is None else trio.current_time() + suspend_after
+        deadline = None if suspend_after is None else anyio.current_time() + suspend_after
         while True:
             await self._flush_writes()
             if any(self.machine.has_notification(h) for h in handles):
                 return True
-            self._notified = trio.Event()
+            notified = self._next_notification()
             if deadline is None:
-                await self._notified.wait()
+                await notified.wait()
                 continue
-            with trio.move_on_at(deadline):
-                await self._notified.wait()
-            if not self._notified.is_set():
+            with anyio.CancelScope(deadline=deadline):
+                await notified.wait()
+            if not notified.is_set():
                 return False
 
     def record_remote_command(self, entry: e.Entry) -> None:
@@ -704,7 +721,7 @@ class InvocationActor:
         self.machine.mark_durable(length)
         self._notified.set()
         self._durable_grew.set()
-        self._durable_grew = trio.Event()
+        self._durable_grew = anyio.Event()
 
     # ------------------------------------------------------------ writes
 
@@ -737,7 +754,7 @@ class InvocationActor:
     async def _flush_writes(self) -> None:
         """Wait until every write made so far is durable; after a failed one, reload the journal."""
         if self._last_ticket is not None:
-            with trio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
                 try:
                     await self._last_ticket.wait()
                 except Exception:

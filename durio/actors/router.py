@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import typing
 
-import trio
+import anyio
+import anyio.abc
 
 from durio.actors.invocation import InvocationActor
 from durio.actors.keys import KeyActor
@@ -33,14 +34,14 @@ _RESTART_DELAYS = (0.05, 0.2, 1.0, 5.0)
 
 
 class Router:
-    def __init__(self, runtime: "Runtime", nursery: trio.Nursery) -> None:
+    def __init__(self, runtime: "Runtime", nursery: anyio.abc.TaskGroup) -> None:
         self._runtime = runtime
         self._nursery = nursery
         self.actors: dict[str, InvocationActor] = {}
         self.keys: dict[tuple[str, str], KeyActor] = {}
         # Writes an ended actor left in flight; its successor loads only once they are durable.
         self._unfinished_writes: dict[str, typing.Any] = {}
-        self._room: trio.Event | None = None  # set when an actor ends, for whoever waits for room
+        self._room: anyio.Event | None = None  # set when an actor ends, for whoever waits for room
 
     def start(self, record: InvocationRecord, journal: list[Entry] | None = None,
               fresh_key_state: dict[str, bytes] | None = None) -> None:
@@ -78,7 +79,7 @@ class Router:
     async def wait_for_room(self, reserved: typing.Callable[[], int] = lambda: 0) -> None:
         while not self.has_room(reserved()):
             if self._room is None:
-                self._room = trio.Event()
+                self._room = anyio.Event()
             await self._room.wait()
 
     def room_may_have_changed(self) -> None:
@@ -143,7 +144,7 @@ class Router:
         """Before loading an invocation, let the writes of its previous actor become durable."""
         ticket = self._unfinished_writes.pop(invocation_id, None)
         if ticket is not None:
-            with trio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
                 try:
                     await ticket.wait()
                 except Exception:
@@ -176,7 +177,7 @@ class Router:
                 log.exception("the actor of %s crashed; restarting it from storage", actor.id)
             delay = _RESTART_DELAYS[min(crashes, len(_RESTART_DELAYS) - 1)]
             crashes += 1
-            await trio.sleep(delay)
+            await anyio.sleep(delay)
             if actor.id in self.actors:
                 return  # something else already started a fresh actor for it
             actor = InvocationActor(self._runtime, actor.id)

@@ -15,7 +15,9 @@ import os
 import typing
 from dataclasses import dataclass, field
 
-import trio
+import anyio
+import anyio.to_thread
+import anyio.abc
 
 from durio import ids
 from durio.actors.clock import Clock
@@ -105,7 +107,7 @@ class Runtime:
         self.schedules = Scheduler(self)
         self.recovered = 0
         # Set when storage refuses a batch (a full disk): what was due then is done again once it heals.
-        self._storage_failed = trio.Event()
+        self._storage_failed = anyio.Event()
         self.faults = config.faults
         # OpenTelemetry traces (durio.telemetry), when OTEL_EXPORTER_OTLP_* configures them; None: off, free.
         self.tracing = config.tracing if config.tracing is not None else tracing_from_environment()
@@ -115,7 +117,7 @@ class Runtime:
 
     # ------------------------------------------------------------ running
 
-    async def run(self, *, task_status: trio.TaskStatus["Runtime"] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus["Runtime"] = anyio.TASK_STATUS_IGNORED) -> None:
         self.clock = Clock(self.config.clock_start_s)
         high_water = await self.store.read(lambda txn: txn.get_meta("sequence") or 0)
         self.sequences = Sequences(high_water + 1)
@@ -125,7 +127,7 @@ class Runtime:
             deployment = Deployment.from_record(record)
             self.deployments[deployment.id] = deployment
             self.registry.add_remote(services_of(deployment))
-        async with trio.open_nursery() as supervisor:
+        async with anyio.create_task_group() as supervisor:
             self.router = Router(self, supervisor)
             self.timers = TimerActor(self)
             await supervisor.start(self.schedules.run)  # before any timer fires: it syncs the schedules declared in code
@@ -135,7 +137,7 @@ class Runtime:
                 supervisor.start_soon(self._resume_when_there_is_room, waiting)
             supervisor.start_soon(self._heal_after_storage_failures)
             task_status.started(self)
-            await trio.sleep_forever()
+            await anyio.sleep_forever()
 
     def _persist_sequence(self, txn: Txn) -> None:
         # Every batch records the sequence high-water mark, so numbers are never reused after a restart.
@@ -183,8 +185,8 @@ class Runtime:
             await self._storage_failed.wait()
             delay_s = 0.05
             while True:
-                self._storage_failed = trio.Event()
-                await trio.sleep(delay_s)
+                self._storage_failed = anyio.Event()
+                await anyio.sleep(delay_s)
                 try:
                     await self.write(_probe_write)
                     break
@@ -439,7 +441,7 @@ async def open_runtime(
     registry = Registry(services, default_retention_ms=config.retention_ms, idempotency_retention_ms=config.idempotency_retention_ms,
                         workflow_retention_ms=config.workflow_retention_ms)
     async with open_store(data_dir, sync=config.sync, map_size=config.map_size) as store:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             runtime = await nursery.start(Runtime(store, registry, config).run)
             try:
                 yield runtime
@@ -447,5 +449,5 @@ async def open_runtime(
                 runtime.log_actors_in_memory()
                 nursery.cancel_scope.cancel()
         if runtime.tracing is not None:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(runtime.tracing.shutdown)  # export what is buffered
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(runtime.tracing.shutdown)  # export what is buffered

@@ -14,7 +14,9 @@ import heapq
 import logging
 import typing
 
-import trio
+import anyio
+import anyio.abc
+import anyio.lowlevel
 
 from durio.journal.entries import Completion
 from durio.storage.records import TimerKey, TimerKind
@@ -35,7 +37,7 @@ class TimerActor:
         self._counter = 0
         # Storage may hold timers due after this (None: everything stored is in the heap).
         self._horizon_ms: int | None = None
-        self._wakeup = trio.Event()
+        self._wakeup = anyio.Event()
         self.fired = 0
         self._starts_in_flight = 0  # delayed sends fired whose actors exist once their start commits
         self._reload_requested = False
@@ -97,7 +99,7 @@ class TimerActor:
         for timer in timers:
             self._push(timer)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await self._load_window(0)
         task_status.started()
         clock = self._runtime.clock
@@ -113,13 +115,13 @@ class TimerActor:
                 if self._horizon_ms is not None:
                     await self._load_window(self._horizon_ms + 1)
                     continue
-                self._wakeup = trio.Event()
+                self._wakeup = anyio.Event()
                 await self._wakeup.wait()
                 continue
             due_ms = self._heap[0][0]
             if due_ms > clock.now_ms():
-                self._wakeup = trio.Event()
-                with trio.move_on_at(clock.deadline_for(due_ms)):
+                self._wakeup = anyio.Event()
+                with anyio.CancelScope(deadline=clock.deadline_for(due_ms)):
                     await self._wakeup.wait()
                 continue
             now = clock.now_ms()
@@ -133,7 +135,7 @@ class TimerActor:
                 heapq.heappop(self._heap)
                 self._queued.discard(timer)
                 self._fire(timer, now)
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
 
     def _brings_back(self, timer: TimerKey) -> bool:
         """Whether firing this timer brings an invocation from storage into memory."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import trio
+import anyio
 
 from durio.journal.entries import Failure
 
@@ -11,7 +11,7 @@ class ResultSlot:
     __slots__ = ("event", "result")
 
     def __init__(self) -> None:
-        self.event = trio.Event()
+        self.event = anyio.Event()
         self.result: bytes | Failure | None = None
 
     async def wait(self) -> bytes | Failure:

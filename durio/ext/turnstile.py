@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import trio
+import anyio
 
 from durio.sdk.errors import SdkInternalException
 
@@ -12,7 +12,7 @@ class Turnstile:
 
     def __init__(self, ids: list[str]) -> None:
         self.turns = dict(zip(ids, ids[1:]))  # each id -> the id whose turn comes after it
-        self.events = {id_: trio.Event() for id_ in ids}
+        self.events = {id_: anyio.Event() for id_ in ids}
         self.canceled = False
         if ids:
             self.events[ids[0]].set()  # the first id may go at once

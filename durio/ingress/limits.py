@@ -19,7 +19,7 @@ import os
 import resource
 import typing
 
-import trio
+import anyio
 
 from durio.ingress.http import HttpError, Receive, Scope, Send, header
 
@@ -123,7 +123,7 @@ class _GuardedBody:
         self._guard = guard
         self._scope = scope
         self._receive = receive
-        self._deadline = trio.current_time() + guard.limits.body_timeout
+        self._deadline = anyio.current_time() + guard.limits.body_timeout
         self._started = False
         self._complete = False
         self.held = 0  # bytes of this request's body counted in guard.buffered
@@ -134,7 +134,7 @@ class _GuardedBody:
         if not self._started:
             self._started = True
             self._check_announced_length()
-        with trio.move_on_at(self._deadline):
+        with anyio.CancelScope(deadline=self._deadline):
             message = await self._receive()
             self._take(message)
             return message

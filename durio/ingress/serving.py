@@ -1,4 +1,4 @@
-"""Serving ASGI apps over HTTP/1.1 with hypercorn's protocol, driven by a lean Trio connection loop.
+"""Serving ASGI apps over HTTP/1.1 with hypercorn's protocol, driven by a lean AnyIO connection loop.
 
 hypercorn keeps its HTTP and ASGI logic in a sans-IO `protocol` package and
 drives it from `hypercorn.trio` with per-event locks and cancel scopes, a
@@ -19,6 +19,9 @@ What a client may hold is bounded (durio.ingress.limits): a listener serves at m
 `max_connections` at once and answers the next one 429 without reading it; a write the
 client stops reading is abandoned after `send_timeout`; request bodies are timed and
 budgeted by a BodyGuard around the app.
+
+The loop is AnyIO code (with hypercorn's task group and worker context on AnyIO,
+durio.ingress.hypercorn_anyio), so it serves on Trio, asyncio and uvloop alike.
 """
 
 from __future__ import annotations
@@ -27,16 +30,17 @@ import logging
 import math
 import typing
 
-import trio
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData, Updated
 from hypercorn.protocol import ProtocolWrapper
-from hypercorn.trio.task_group import TaskGroup
-from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
 from durio.addresses import Address, parse_address
+from durio.ingress.hypercorn_anyio import TaskGroup, WorkerContext
 from durio.ingress.limits import BodyGuard, HttpLimits
 
 log = logging.getLogger("durio.http")
@@ -62,7 +66,7 @@ def hypercorn_config(bind: str, limits: HttpLimits | None = None) -> Config:
 class _Connection:
     """One client connection: reads feed hypercorn's protocol, one task writes what it answers."""
 
-    def __init__(self, app: typing.Any, config: Config, context: WorkerContext, stream: trio.SocketStream,
+    def __init__(self, app: typing.Any, config: Config, context: WorkerContext, stream: anyio.abc.SocketStream,
                  send_timeout: float) -> None:
         self._app = app
         self._config = config
@@ -71,16 +75,16 @@ class _Connection:
         self._stream = stream
         self._protocol: ProtocolWrapper
         self._buffer = bytearray()
-        self._data_ready = trio.Event()
-        self._drained = trio.Event()
+        self._data_ready = anyio.Event()
+        self._drained = anyio.Event()
         self._closing = False
-        self._read_scope = trio.CancelScope()
+        self._read_scope = anyio.CancelScope()
 
     async def run(self) -> None:
-        socket = self._stream.socket
         try:
-            client, server = socket.getpeername()[:2], socket.getsockname()[:2]
-        except OSError:
+            client = self._stream.extra(SocketAttribute.remote_address)[:2]
+            server = self._stream.extra(SocketAttribute.local_address)[:2]
+        except (OSError, anyio.TypedAttributeLookupError):
             await self._stream.aclose()
             return
         try:
@@ -97,7 +101,7 @@ class _Connection:
         except OSError:
             pass
         finally:
-            with trio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
 
     async def _read_loop(self) -> None:
@@ -105,8 +109,10 @@ class _Connection:
         with self._read_scope:
             while not self._closing:
                 try:
-                    data = await self._stream.receive_some(MAX_RECV)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = await self._stream.receive(MAX_RECV)
+                except anyio.EndOfStream:
+                    data = b""
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     break
                 await self._protocol.handle(RawData(bytes(data)))
                 if not data:
@@ -115,7 +121,7 @@ class _Connection:
 
     def _set_idle(self, idle: bool) -> None:
         timeout = self._config.keep_alive_timeout
-        self._read_scope.deadline = trio.current_time() + timeout if idle else math.inf
+        self._read_scope.deadline = anyio.current_time() + timeout if idle else math.inf
 
     async def _send(self, event: typing.Any) -> None:
         if isinstance(event, RawData):
@@ -125,7 +131,7 @@ class _Connection:
                 self._buffer += event.data
                 self._data_ready.set()
                 if len(self._buffer) > HIGH_WATER:
-                    self._drained = trio.Event()
+                    self._drained = anyio.Event()
                     await self._drained.wait()
         elif isinstance(event, Closed):
             self._closing = True
@@ -136,34 +142,34 @@ class _Connection:
     async def _write_loop(self) -> None:
         while True:
             await self._data_ready.wait()
-            self._data_ready = trio.Event()
+            self._data_ready = anyio.Event()
             if self._buffer:
                 data = bytes(self._buffer)
                 self._buffer.clear()
                 try:
                     await self._send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, TimeoutError):
                     self._closing = True
             self._drained.set()
             if self._closing:
                 self._read_scope.cancel()
-                with trio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True):
                     try:
                         await self._stream.send_eof()
-                    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.BusyResourceError, OSError):
                         pass
                 return
 
     async def _send_all(self, data: bytes) -> None:
         """Send it all, each slice within the send timeout (TooSlowError: the client stopped reading)."""
         if len(data) <= SEND_SLICE:
-            with trio.fail_after(self._send_timeout):
-                await self._stream.send_all(data)
+            with anyio.fail_after(self._send_timeout):
+                await self._stream.send(data)
             return
         view = memoryview(data)
         for start in range(0, len(view), SEND_SLICE):
-            with trio.fail_after(self._send_timeout):
-                await self._stream.send_all(view[start:start + SEND_SLICE])
+            with anyio.fail_after(self._send_timeout):
+                await self._stream.send(view[start:start + SEND_SLICE])
 
 
 _REFUSAL_BODY = b'{"code":429,"message":"too many connections to this server; retry later"}'
@@ -173,34 +179,34 @@ REFUSAL = (
 )
 
 
-async def _refuse(stream: trio.SocketStream) -> None:
+async def _refuse(stream: anyio.abc.SocketStream) -> None:
     """Answer 429 without parsing the request, then close (reading a little first, so the client is not reset)."""
-    with trio.move_on_after(REFUSAL_LINGER):
+    with anyio.move_on_after(REFUSAL_LINGER):
         try:
-            await stream.send_all(REFUSAL)
+            await stream.send(REFUSAL)
             await stream.send_eof()
-            while await stream.receive_some(MAX_RECV):
+            while await stream.receive(MAX_RECV):
                 pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
             pass
     await stream.aclose()
 
 
 async def serve_http(
-    app: typing.Any, bind: str, limits: HttpLimits | None = None, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+    app: typing.Any, bind: str, limits: HttpLimits | None = None, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve an ASGI app on `bind` (see durio.addresses); hands back the URL it listens on (useful with port 0)."""
     limits = limits or HttpLimits()
     address = parse_address(bind)
     config = hypercorn_config(str(address), limits)
-    listeners = await trio.open_tcp_listeners(address.port, host=address.host, backlog=config.backlog)
+    listener = await anyio.create_tcp_listener(local_host=address.host, local_port=address.port, backlog=config.backlog)
     wrapped = wrap_app(typing.cast(typing.Any, BodyGuard(app, limits)), config.wsgi_max_body_size, None)
     context = WorkerContext(None)
-    url = f"http://{Address(*listeners[0].socket.getsockname()[:2])}"
+    url = f"http://{Address(*listener.listeners[0].extra(SocketAttribute.local_address)[:2])}"
     max_connections = limits.connections()
     connections = 0  # open connections served; at most max_connections
 
-    async def handle(stream: trio.SocketStream) -> None:
+    async def handle(stream: anyio.abc.SocketStream) -> None:
         nonlocal connections
         if connections >= max_connections:
             await _refuse(stream)
@@ -213,6 +219,7 @@ async def serve_http(
 
     task_status.started(url)
     try:
-        await trio.serve_listeners(handle, listeners)
+        async with listener:
+            await listener.serve(handle)
     finally:
         await context.terminated.set()

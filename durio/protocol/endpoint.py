@@ -12,11 +12,10 @@ official SDKs, health stays open (load balancers probe it) and discovery does no
 every handler). Without keys the endpoint runs whatever any caller sends, state and journal included,
 so it says so in a warning when it starts.
 
-Serve it with hypercorn's Trio worker (durio is Trio-native), e.g.
-`hypercorn --worker-class trio module:app --bind 0.0.0.0:9080`, or run
-`examples/tour/app.py`, which does that on port 9080. Under an asyncio server (hypercorn's default
-worker, as the official SDK's docs serve `app`), durio runs Trio as a guest of its loop
-(durio.protocol.asyncio_guest).
+The app is AnyIO code: it runs on whatever loop the ASGI server runs, so serve it with hypercorn's
+default (asyncio) worker as the official SDK's docs do (`hypercorn module:app --bind 0.0.0.0:9080`),
+with `--worker-class uvloop` or `trio`, or with uvicorn; or run `examples/tour/app.py`, which serves it
+on port 9080. The handlers run on that loop too: under asyncio they may use asyncio libraries.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ import logging
 import time
 import typing
 
-import sniffio
-import trio
+import anyio
 
 from durio.ingress.http import HttpError, Receive, Scope, Send, header, respond, serve_lifespan
 from durio.protocol import messages as m
@@ -74,7 +72,6 @@ class EndpointApp:
         self.protocol = protocol
         self.verifier = IdentityVerifier(identity_keys if identity_keys is not None else ())
         self._warned_unsigned = False
-        self._asyncio_guest: typing.Any = None  # made on the first call under asyncio
         # A JournalValueCodec, or an async provider of one, built at the first invocation and kept.
         self.journal_value_codec = journal_value_codec
         self._codec: typing.Any = None
@@ -86,16 +83,6 @@ class EndpointApp:
             log.warning(UNSIGNED_WARNING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if sniffio.current_async_library() != "trio":
-            if self._asyncio_guest is None:
-                from durio.protocol.asyncio_guest import AsyncioGuest  # noqa: PLC0415 (only under asyncio)
-
-                self._asyncio_guest = AsyncioGuest(self._serve)
-            await self._asyncio_guest(scope, receive, send)
-            return
-        await self._serve(scope, receive, send)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         # At the lifespan's startup, or at the first request when the server sends no lifespan events.
         self._warn_if_unsigned()
         if scope["type"] == "lifespan":
@@ -163,7 +150,7 @@ class EndpointApp:
             "status": 200,
             "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
         })
-        out_send, out_receive = trio.open_memory_channel[bytes](float("inf"))
+        out_send, out_receive = anyio.create_memory_object_stream[bytes](float("inf"))
         try:
             codec = await self._journal_codec()
             try:
@@ -173,6 +160,8 @@ class EndpointApp:
             except Exception as exc:  # a value the codec cannot read (not encoded, another key): retried, and said why
                 raise ProtocolError(f"the journal value codec cannot decode a value: {exc!r}", 500) from exc
         except ProtocolError as exc:
+            out_send.close()
+            out_receive.close()
             error = m.MESSAGES["ErrorMessage"](code=exc.code, message=str(exc))
             await send({"type": "http.response.body", "body": encode(m.ERROR, error), "more_body": False})
             return
@@ -182,7 +171,7 @@ class EndpointApp:
                 async for frame in out_receive:
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
 
-        request_over = trio.Event()
+        request_over = anyio.Event()
 
         async def take_notifications(attempt: EndpointAttempt) -> None:
             # Over HTTP/2 the request stays open: what the server sends meanwhile reaches the running handler.
@@ -199,18 +188,18 @@ class EndpointApp:
             finally:
                 request_over.set()
 
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             nursery.start_soon(forward_frames)
             async with out_send:
                 attempt_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                 attempt = EndpointAttempt(handler, start, journal, version, out_send, attempt_headers, codec)
-                async with trio.open_nursery() as inputs:
+                async with anyio.create_task_group() as inputs:
                     inputs.start_soon(take_notifications, attempt)
                     await attempt.run()
                     # The server closes its side once it has read how the attempt ended. Ending the response
                     # before that would leave its last frames arriving on a stream the HTTP/2 server has
                     # forgotten, which hypercorn (0.18) answers by dropping the whole connection.
-                    with trio.move_on_after(REQUEST_DRAIN_S):
+                    with anyio.move_on_after(REQUEST_DRAIN_S):
                         await request_over.wait()
                     inputs.cancel_scope.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -21,8 +21,12 @@ import time
 import traceback
 import typing
 
-import trio
+import anyio
+import anyio.abc
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectSendStream
 
+from durio.backend import end_abandoned_waiter, explain_wrong_loop
 from durio.journal import entries as e
 from durio.journal.machine import InvocationMachine, JournalMismatch
 from durio.protocol import messages as m
@@ -49,7 +53,7 @@ class _EndAttempt(Exception):
 class EndpointAttempt:
     """An InvocationHost whose journal comes from, and goes to, a Restate server."""
 
-    def __init__(self, handler: Handler, start: typing.Any, journal: list[e.Entry], version: int, out: trio.MemorySendChannel[bytes],
+    def __init__(self, handler: Handler, start: typing.Any, journal: list[e.Entry], version: int, out: MemoryObjectSendStream[bytes],
                  attempt_headers: dict[str, str] | None = None, codec: typing.Any = None) -> None:
         self.handler = handler
         # The deployment's journal value codec: what is sent is encoded (durio.protocol.value_codec).
@@ -66,16 +70,16 @@ class EndpointAttempt:
         self.retry_count = start.retry_count_since_last_stored_entry
         self.retry_duration_ms = start.duration_since_last_stored_entry
         self._out = out
-        self._run_nursery: trio.Nursery | None = None
+        self._run_nursery: anyio.abc.TaskGroup | None = None
         self._runs_in_flight = 0
         # Steps not started yet, by completion id. A step starts when the handler awaits it, as in the official
         # SDK (one nobody awaits never runs), and not while a cancellation comes first.
         self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
         # Set whenever a wait may be satisfied now: a step ended, a notification came, the request closed.
-        self._progress = trio.Event()
+        self._progress = anyio.Event()
         self._input_open = True
-        self._finished = trio.Event()
-        self._scope = trio.CancelScope()
+        self._finished = anyio.Event()
+        self._scope = anyio.CancelScope()
         self._terminal_sent = False
         self._commands_sent = 0
 
@@ -88,11 +92,12 @@ class EndpointAttempt:
                 await self._run_handler(context)
         finally:
             self._finished.set()
+            self._progress.set()  # a wait the handler abandoned (asyncio) wakes, and ends
         if not self._terminal_sent:
             self._error(500, "the handler ended without an outcome")
 
     async def _run_handler(self, context: typing.Any) -> None:
-        async with trio.open_nursery() as runs:
+        async with anyio.create_task_group() as runs:
             self._run_nursery = runs
             try:
                 output = await invoke_handler(self.handler, context, self.machine.input.value)
@@ -106,7 +111,7 @@ class EndpointAttempt:
             except _EndAttempt:
                 pass
             except Exception as exc:
-                self._error(500, repr(exc), traceback.format_exc())  # the official SDK's text: ValueError('boom')
+                self._error(500, repr(explain_wrong_loop(exc)), traceback.format_exc())  # the SDK's text: ValueError('boom')
             finally:
                 runs.cancel_scope.cancel()
 
@@ -184,7 +189,7 @@ class EndpointAttempt:
     def kind_of(self, target: e.Target) -> str | None:
         return None  # the server assigns callee ids: no need to know other services here
 
-    def attempt_finished(self) -> trio.Event:
+    def attempt_finished(self) -> anyio.Event:
         return self._finished
 
     def record_command(self, command: e.Entry) -> e.Entry:
@@ -217,10 +222,16 @@ class EndpointAttempt:
                 while isinstance(target, functools.partial):
                     target = target.func
                 if inspect.iscoroutinefunction(target):
-                    value = await action()
+                    try:
+                        value = await action()
+                    except (RuntimeError, TypeError) as exc:
+                        explained = explain_wrong_loop(exc)
+                        if explained is exc:
+                            raise
+                        raise explained from exc
                 else:
                     call = functools.partial(contextvars.copy_context().run, action)
-                    value = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+                    value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
                 self._propose(entry.completion_id, serde.serialize(value))
             except TerminalError as exc:
                 self._propose(entry.completion_id, e.Failure(exc.status_code, exc.message, exc.metadata))
@@ -263,6 +274,8 @@ class EndpointAttempt:
     async def wait(self, handles: typing.Collection[int], need_all: bool) -> None:
         machine = self.machine
         while not machine.wait(handles, need_all):
+            if self._finished.is_set():
+                end_abandoned_waiter()
             if self._terminal_sent:
                 raise AttemptAborted("the attempt already ended")
             if self._deferred_runs and not machine.cancellation_ahead():
@@ -271,7 +284,9 @@ class EndpointAttempt:
                     if deferred is not None:
                         self._launch_run(*deferred)
             if self._runs_in_flight or self._input_open:
-                self._progress = trio.Event()
+                # Shared by every task that waits now (asyncio.gather makes a task per future): each wakes.
+                if self._progress.is_set():
+                    self._progress = anyio.Event()
                 await self._progress.wait()
                 continue
             # Nothing runs and the request is closed: nothing more can arrive in this attempt. Suspend.

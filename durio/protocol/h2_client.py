@@ -1,4 +1,4 @@
-"""An HTTP/2 client on Trio for talking to deployments: one full-duplex request per connection.
+"""An HTTP/2 client on AnyIO for talking to deployments: one full-duplex request per connection.
 
 Restate talks to deployments over HTTP/2 by default (h2c with prior knowledge
 for http:// URLs), keeping one request open for a whole attempt: the journal
@@ -25,7 +25,8 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
-import trio
+import anyio
+import anyio.abc
 
 from durio.protocol.http_client import HttpClientError, HttpTimeout, Limits, ResponseTooLarge, _Clock, _split
 
@@ -39,18 +40,18 @@ class NotHttp2(HttpClientError):
 class Exchange:
     """One request and its response, both streamed. Use `stream()` to make one."""
 
-    def __init__(self, url: str, socket: trio.SocketStream, limits: Limits) -> None:
+    def __init__(self, url: str, socket: anyio.abc.SocketStream, limits: Limits) -> None:
         self.url = url
         self._socket = socket
         self._clock = _Clock(url, limits)
         self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="latin-1"))
-        self._write_lock = trio.Lock()
+        self._write_lock = anyio.Lock()
         self._stream_id = 0
         self.status = 0
         self.headers: dict[str, str] = {}
-        self._response_started = trio.Event()
-        self._window_opened = trio.Event()
-        self._body_send, self._body_receive = trio.open_memory_channel[bytes](math.inf)
+        self._response_started = anyio.Event()
+        self._window_opened = anyio.Event()
+        self._body_send, self._body_receive = anyio.create_memory_object_stream[bytes](math.inf)
         self._error: HttpClientError | None = None
         self._received = 0
         self._request_ended = False
@@ -65,7 +66,7 @@ class Exchange:
         async with self._write_lock:
             try:
                 await self._clock.send(self._socket, data)
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 raise HttpClientError(f"the connection to {self.url} failed: {exc}") from exc
 
     async def _start(self, method: str, path: str, authority: str, headers: dict[str, str], end_stream: bool) -> None:
@@ -82,8 +83,10 @@ class Exchange:
         try:
             while True:
                 try:
-                    data = await self._socket.receive_some(MAX_CHUNK)
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    data = await self._socket.receive(MAX_CHUNK)
+                except anyio.EndOfStream:
+                    data = b""
+                except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                     raise HttpClientError(f"the connection to {self.url} failed: {exc}") from exc
                 if not data:
                     raise HttpClientError(f"{self.url} closed the connection before the response ended")
@@ -142,8 +145,8 @@ class Exchange:
                 raise self._error
             window = min(self._conn.local_flow_control_window(self._stream_id), self._conn.max_outbound_frame_size)
             if window <= 0:
-                self._window_opened = trio.Event()
-                with trio.move_on_at(self._clock.deadline(self._clock.limits.read_timeout)) as scope:
+                self._window_opened = anyio.Event()
+                with anyio.CancelScope(deadline=self._clock.deadline(self._clock.limits.read_timeout)) as scope:
                     await self._window_opened.wait()
                 if scope.cancelled_caught:
                     raise self._clock.timeout_error("take the request")
@@ -170,7 +173,7 @@ class Exchange:
 
     async def response_started(self) -> None:
         """Wait for the response's status and headers."""
-        with trio.move_on_at(self._clock.deadline(self._clock.limits.read_timeout)) as scope:
+        with anyio.CancelScope(deadline=self._clock.deadline(self._clock.limits.read_timeout)) as scope:
             await self._response_started.wait()
         if scope.cancelled_caught:
             raise self._clock.timeout_error("send anything")
@@ -182,10 +185,10 @@ class Exchange:
     async def next_chunk(self, timeout: float | None = None) -> bytes | None:
         """The next piece of the response body, None at its end (`timeout`: the read timeout's stand-in)."""
         wait = self._clock.limits.read_timeout if timeout is None else timeout
-        with trio.move_on_at(self._clock.deadline(wait)) as scope:
+        with anyio.CancelScope(deadline=self._clock.deadline(wait)) as scope:
             try:
                 return await self._body_receive.receive()
-            except trio.EndOfChannel:
+            except anyio.EndOfStream:
                 if self._error is not None:
                     raise self._error from None
                 return None
@@ -225,21 +228,22 @@ async def stream(method: str, url: str, headers: dict[str, str] | None = None, l
     """
     host, port, path = _split(url)
     clock = _Clock(url, limits)
-    socket: trio.SocketStream | None = None
-    with trio.move_on_at(clock.deadline(limits.connect_timeout)):
+    socket: anyio.abc.SocketStream | None = None
+    with anyio.CancelScope(deadline=clock.deadline(limits.connect_timeout)):
         try:
-            socket = await trio.open_tcp_stream(host, port)
+            socket = await anyio.connect_tcp(host, port)
         except OSError as exc:
             raise HttpClientError(f"cannot connect to {host}:{port}: {exc}") from exc
     if socket is None:
         raise HttpTimeout(f"cannot connect to {host}:{port}: no connection within {limits.connect_timeout:g} s")
     async with socket:
         exchange = Exchange(url, socket, limits)
-        await exchange._start(method, path, f"{host}:{port}", headers or {}, end_request)
-        with lone_errors():
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(exchange.read_frames)
-                try:
-                    yield exchange
-                finally:
-                    nursery.cancel_scope.cancel()
+        with exchange._body_receive, exchange._body_send:
+            await exchange._start(method, path, f"{host}:{port}", headers or {}, end_request)
+            with lone_errors():
+                async with anyio.create_task_group() as nursery:
+                    nursery.start_soon(exchange.read_frames)
+                    try:
+                        yield exchange
+                    finally:
+                        nursery.cancel_scope.cancel()

@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 client on Trio, built on h11 (which hypercorn already brings).
+"""A small HTTP/1.1 client on AnyIO, built on h11 (which hypercorn already brings).
 
 Enough for discovery and for invoking deployments in request/response mode:
 one connection per request, the request body sent whole, the response body
@@ -20,7 +20,8 @@ import typing
 import urllib.parse
 
 import h11
-import trio
+import anyio
+import anyio.abc
 
 MAX_CHUNK = 65536
 
@@ -54,35 +55,38 @@ class _Clock:
     def __init__(self, url: str, limits: Limits) -> None:
         self.url = url
         self.limits = limits
-        self.end = math.inf if limits.total_timeout is None else trio.current_time() + limits.total_timeout
+        self.end = math.inf if limits.total_timeout is None else anyio.current_time() + limits.total_timeout
 
     def deadline(self, timeout: float) -> float:
-        return min(trio.current_time() + timeout, self.end)
+        return min(anyio.current_time() + timeout, self.end)
 
     def timeout_error(self, waiting_for: str) -> HttpTimeout:
-        if trio.current_time() >= self.end:
+        if anyio.current_time() >= self.end:
             return HttpTimeout(f"{self.url} did not finish answering within {self.limits.total_timeout:g} s")
         return HttpTimeout(f"{self.url} did not {waiting_for} for {self.limits.read_timeout:g} s")
 
-    async def receive(self, stream: trio.SocketStream) -> bytes:
+    async def receive(self, stream: anyio.abc.SocketStream) -> bytes:
         data = None
-        with trio.move_on_at(self.deadline(self.limits.read_timeout)):
-            data = await stream.receive_some(MAX_CHUNK)
+        with anyio.CancelScope(deadline=self.deadline(self.limits.read_timeout)):
+            try:
+                data = await stream.receive(MAX_CHUNK)
+            except anyio.EndOfStream:
+                data = b""
         if data is None:
             raise self.timeout_error("send anything")
         return data
 
-    async def send(self, stream: trio.SocketStream, data: bytes) -> None:
+    async def send(self, stream: anyio.abc.SocketStream, data: bytes) -> None:
         view = memoryview(data)
         for start in range(0, len(view), MAX_CHUNK):
-            with trio.move_on_at(self.deadline(self.limits.read_timeout)) as scope:
-                await stream.send_all(view[start:start + MAX_CHUNK])
+            with anyio.CancelScope(deadline=self.deadline(self.limits.read_timeout)) as scope:
+                await stream.send(view[start:start + MAX_CHUNK])
             if scope.cancelled_caught:
                 raise self.timeout_error("take the request")
 
 
 class Response:
-    def __init__(self, status: int, reason: str, headers: dict[str, str], conn: h11.Connection, stream: trio.SocketStream,
+    def __init__(self, status: int, reason: str, headers: dict[str, str], conn: h11.Connection, stream: anyio.abc.SocketStream,
                  clock: _Clock) -> None:
         self.status = status
         self.reason = reason  # the status line's reason phrase, as the peer sent it
@@ -104,7 +108,7 @@ class Response:
                     continue
             except h11.ProtocolError as exc:
                 raise HttpClientError(f"the response broke HTTP/1.1: {exc}") from exc
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 raise HttpClientError(f"the connection failed while reading the response: {exc}") from exc
             if isinstance(event, h11.Data):
                 self._received += len(event.data)
@@ -145,10 +149,10 @@ async def request(
 ) -> typing.AsyncIterator[Response]:
     host, port, path = _split(url)
     clock = _Clock(url, limits)
-    stream: trio.SocketStream | None = None
-    with trio.move_on_at(clock.deadline(limits.connect_timeout)):
+    stream: anyio.abc.SocketStream | None = None
+    with anyio.CancelScope(deadline=clock.deadline(limits.connect_timeout)):
         try:
-            stream = await trio.open_tcp_stream(host, port)
+            stream = await anyio.connect_tcp(host, port)
         except OSError as exc:
             raise HttpClientError(f"cannot connect to {host}:{port}: {exc}") from exc
     if stream is None:
@@ -177,7 +181,7 @@ async def request(
                     yield Response(event.status_code, event.reason.decode("latin-1"), response_headers, conn, stream, clock)
                     return
                 raise HttpClientError(f"{url} answered with {event!r} instead of a response")
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             raise HttpClientError(f"the connection to {url} failed: {exc}") from exc
         except h11.LocalProtocolError as exc:
             raise HttpClientError(f"durio cannot send this request to {url}: {exc}") from exc

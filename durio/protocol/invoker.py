@@ -26,7 +26,7 @@ import logging
 import math
 import typing
 
-import trio
+import anyio
 
 from durio import ids
 from durio.journal import entries as e
@@ -180,7 +180,7 @@ async def _exchange(actor: "InvocationActor", exchange: h2_client.Exchange, body
         return RemoteFailure(f"{url} answered with content type {exchange.headers.get('content-type')!r}, expected {content_type}", 571)
     stream = _OpenStream(actor, exchange, sent, streaming)
     with h2_client.lone_errors():
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             if streaming:
                 nursery.start_soon(stream.send_notifications)
             outcome = await _read_answer(actor, stream.chunks(), url)
@@ -198,15 +198,15 @@ class _OpenStream:
         self.request_open = streaming
         limits = invocation_timeouts(actor.handler, actor.runtime.config)
         self.inactivity_s, self.abort_s = limits
-        self.last_activity = trio.current_time()
-        self._reading: trio.CancelScope | None = None  # the wait for the deployment while the request is open
+        self.last_activity = anyio.current_time()
+        self._reading: anyio.CancelScope | None = None  # the wait for the deployment while the request is open
 
     async def chunks(self) -> typing.AsyncIterator[bytes]:
         """The response body. While the request is open the deployment may be silent (the sender closes it
         after the inactivity timeout); after that it has the abort timeout to answer each time."""
         while True:
             if self.request_open:
-                with trio.CancelScope() as scope:
+                with anyio.CancelScope() as scope:
                     self._reading = scope
                     chunk = await self.exchange.next_chunk(timeout=math.inf)
                 if scope.cancelled_caught:
@@ -215,7 +215,7 @@ class _OpenStream:
                 chunk = await self.exchange.next_chunk(timeout=self.abort_s)
             if chunk is None:
                 return
-            self.last_activity = trio.current_time()
+            self.last_activity = anyio.current_time()
             yield chunk
 
     async def send_notifications(self) -> None:
@@ -229,11 +229,11 @@ class _OpenStream:
                 types = completion_types(machine.entries)
                 data = b"".join(encode(*notification_to_message(typing.cast(e.Notification, n), types, version)) for n in fresh)
                 await self.exchange.send(data)
-                self.last_activity = trio.current_time()
-            with trio.move_on_at(self.last_activity + self.inactivity_s):
+                self.last_activity = anyio.current_time()
+            with anyio.CancelScope(deadline=self.last_activity + self.inactivity_s):
                 await actor.durable_growth()
                 continue
-            if trio.current_time() < self.last_activity + self.inactivity_s:
+            if anyio.current_time() < self.last_activity + self.inactivity_s:
                 continue  # the deployment sent something meanwhile
             # Idle for the inactivity timeout: close the request; the deployment suspends, or fails the abort timeout.
             self.request_open = False
@@ -294,5 +294,3 @@ def _apply_frame(actor: "InvocationActor", frame: typing.Any, output: bytes | e.
         return output
     raise ProtocolError(f"unexpected message type 0x{type_id:04x} from the endpoint")
 
-
-_ = trio

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import typing
 
-import trio
+import anyio
+import anyio.abc
 
 from durio.schedules.declare import declared_schedules
 from durio.schedules.specs import ScheduleSpec
@@ -34,10 +35,10 @@ class Scheduler:
     def __init__(self, runtime: "Runtime") -> None:
         self._runtime = runtime
         self.steps = ScheduleSteps(runtime.transitions, runtime.registry)
-        self._nursery: trio.Nursery | None = None
+        self._nursery: anyio.abc.TaskGroup | None = None
         self._watching: set[tuple[str, str]] = set()  # (schedule key, invocation id)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         runtime = self._runtime
         specs = declared_schedules(runtime.registry.services.values())
         summary = await runtime.write(self.steps.sync_declared(specs, runtime.clock.now_ms()))
@@ -47,7 +48,7 @@ class Scheduler:
         for schedule_id in summary["took_over"]:
             log.warning("the schedule %s, made through the admin API, is now the one declared in code", schedule_id)
         records = await runtime.store.read(lambda txn: txn.schedules())
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             self._nursery = nursery
             for raw in records:
                 record = ScheduleRecord.from_stored(raw)
@@ -55,7 +56,7 @@ class Scheduler:
                     # What the buffered tick waited for may have ended while durio was down: evaluate then.
                     nursery.start_soon(self._evaluate_after, record.key, record.running[-1] if record.running else None)
             task_status.started()
-            await trio.sleep_forever()
+            await anyio.sleep_forever()
 
     # ------------------------------------------------------------ ticks
 

@@ -6,7 +6,8 @@ import contextlib
 import os
 import typing
 
-import trio
+import anyio
+import anyio.to_thread
 
 from durio.storage.lmdb_store import LmdbStore, StorageError, StorageFull, StoreClosed
 from durio.storage.txn import Txn
@@ -25,7 +26,7 @@ class Store:
         self.writer = GroupCommitWriter(backend)
 
     async def read(self, fn: typing.Callable[[Txn], T]) -> T:
-        return await trio.to_thread.run_sync(self.backend.read, fn)
+        return await anyio.to_thread.run_sync(self.backend.read, fn)
 
     def read_blocking(self, fn: typing.Callable[[Txn], T]) -> T:
         """For start-up and tests, before the loop serves anyone."""
@@ -42,10 +43,10 @@ class Store:
 async def open_store(path: str | os.PathLike[str], *, sync: bool = True, map_size: int | None = None) -> typing.AsyncIterator[Store]:
     """Open the store and run its writer for the duration of the block."""
     options = {"sync": sync} if map_size is None else {"sync": sync, "map_size": map_size}
-    backend = await trio.to_thread.run_sync(lambda: LmdbStore(path, **options))
+    backend = await anyio.to_thread.run_sync(lambda: LmdbStore(path, **options))
     store = Store(backend)
     try:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             await nursery.start(store.writer.run)
             yield store
             nursery.cancel_scope.cancel()

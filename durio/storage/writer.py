@@ -17,7 +17,10 @@ from __future__ import annotations
 import logging
 import typing
 
-import trio
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import anyio.to_thread
 
 from durio.storage.lmdb_store import LmdbStore, OpFailed, StorageError, StoreClosed
 from durio.storage.txn import Txn
@@ -43,7 +46,7 @@ class Ticket:
         self.on_error = on_error
         self.outcome: typing.Any = None
         self.error: BaseException | None = None
-        self._done = trio.Event()
+        self._done = anyio.Event()
 
     @property
     def done(self) -> bool:
@@ -80,7 +83,7 @@ class GroupCommitWriter:
     def __init__(self, store: LmdbStore) -> None:
         self._store = store
         self._queue: list[Ticket] = []
-        self._wakeup = trio.Event()
+        self._wakeup = anyio.Event()
         self._batches = 0
         self._ops = 0
         self._largest = 0
@@ -111,22 +114,22 @@ class GroupCommitWriter:
     def statistics(self) -> WriterStatistics:
         return WriterStatistics(len(self._queue), self._batches, self._ops, self._largest)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         batch: list[Ticket] = []
         try:
             while True:
                 if not self._queue:
-                    self._wakeup = trio.Event()
+                    self._wakeup = anyio.Event()
                     await self._wakeup.wait()
                 # Let the tasks that are ready now submit too, so that their writes share this
                 # commit: a call created and completed in one tick costs one fsync, not two.
                 for _ in range(LINGER_CHECKPOINTS):
-                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
                 batch = self._queue[:MAX_BATCH]
                 del self._queue[:MAX_BATCH]
                 # The thread cannot be abandoned: a batch either commits or fails as a whole.
-                with trio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True):
                     await self._commit(batch)
                 batch = []
         finally:
@@ -144,7 +147,7 @@ class GroupCommitWriter:
         if self.faults is not None:
             self.faults.hit("commit.before")
         try:
-            outcomes = await trio.to_thread.run_sync(self._store.commit_batch, [t.op for t in batch], self.before_commit)
+            outcomes = await anyio.to_thread.run_sync(self._store.commit_batch, [t.op for t in batch], self.before_commit)
         except StorageError as exc:
             log.error("a batch of %d writes failed: %s", len(batch), exc)
             for ticket in batch:

@@ -41,7 +41,7 @@ import typing
 import uuid
 from datetime import timedelta
 
-import trio
+import anyio
 
 import durio as restate
 
@@ -80,7 +80,7 @@ async def add(ctx: restate.ObjectContext, addition: Addition) -> int:
 
     async def hold() -> str:
         record_execution(invocation_id, "lock-enter", where)
-        await trio.sleep(LOCK_S)
+        await anyio.sleep(LOCK_S)
         record_execution(invocation_id, "lock-exit", where)
         return where
 

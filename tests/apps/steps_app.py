@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-import trio
+import anyio
 
 import durio as restate
 
@@ -30,7 +30,7 @@ async def run(ctx: restate.Context, delay_ms: int) -> list[str]:
     for step in ("pay", "add-Hulu", "add-Prime"):
 
         async def perform(step: str = step) -> str:
-            await trio.sleep(delay_ms / 1000)
+            await anyio.sleep(delay_ms / 1000)
             record_execution(invocation_id, step)
             return f"{step}-done"
 

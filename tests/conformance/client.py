@@ -7,7 +7,7 @@ import typing
 import uuid
 
 import httpx
-import trio
+import anyio
 
 
 def path(service: str, handler: str, key: str | None = None) -> str:
@@ -50,12 +50,12 @@ async def send(client: httpx.AsyncClient, service: str, handler: str, body: typi
 
 async def eventually(check: typing.Callable[[], typing.Awaitable[typing.Any]], timeout: float = 30.0) -> typing.Any:
     """Awaitility's untilAsserted: retry `check` until it stops raising, or raise its last error."""
-    with trio.move_on_after(timeout):
+    with anyio.move_on_after(timeout):
         while True:
             try:
                 return await check()
             except (AssertionError, httpx.HTTPError):
-                await trio.sleep(0.1)
+                await anyio.sleep(0.1)
     return await check()
 
 

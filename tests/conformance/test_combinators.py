@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-import trio
+import anyio
 
 from tests.conformance.client import call, call_ok, eventually
 
@@ -36,7 +36,7 @@ async def test_first_successful_completed_awakeable(ingress) -> None:
     async def interpret() -> None:
         result.append(await call_ok(ingress, INTERPRETER, "interpretCommands", request, key=key))
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(interpret)
 
         async def created() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import trio
+import anyio
+import anyio.to_thread
 
 from tests.conformance.client import call_ok, eventually
 
@@ -15,7 +16,7 @@ async def _add_restart_add(target, restart) -> None:  # type: ignore[no-untyped-
     key = f"my-key-{uuid.uuid4()}"
     async with httpx.AsyncClient(base_url=target.ingress_url, timeout=30) as client:
         assert await call_ok(client, "Counter", "add", 1, key=key) == {"oldValue": 0, "newValue": 1}
-    await trio.to_thread.run_sync(restart)
+    await anyio.to_thread.run_sync(restart)
     idempotency_key = str(uuid.uuid4())
 
     async def second_add() -> None:

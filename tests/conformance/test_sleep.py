@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 
-import trio
+import anyio
 
 from tests.conformance.client import call_ok
 
@@ -18,8 +18,8 @@ async def test_sleep(ingress) -> None:
 
 async def test_many_sleeps(ingress) -> None:
     # The suite's numbers: 50 invocations at once, each with 20 timers of 10-50 ms.
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as nursery:
             for _ in range(50):
                 nursery.start_soon(call_ok, ingress, "TestUtilsService", "sleepConcurrently",
                                    [random.randint(10, 50) for _ in range(20)])

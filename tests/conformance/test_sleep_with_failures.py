@@ -7,7 +7,8 @@ import random
 import time
 
 import pytest
-import trio
+import anyio
+import anyio.to_thread
 
 from tests.conformance.client import call_ok
 
@@ -20,10 +21,10 @@ pytestmark = pytest.mark.not_applicable(
 
 async def _sleep_through(ingress, restart) -> None:  # type: ignore[no-untyped-def]
     started = time.monotonic()
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(call_ok, ingress, "TestUtilsService", "sleepConcurrently", [int(SLEEP_S * 1000)])
-        await trio.sleep(random.uniform(SLEEP_S / 4, SLEEP_S / 2))
-        await trio.to_thread.run_sync(restart)
+        await anyio.sleep(random.uniform(SLEEP_S / 4, SLEEP_S / 2))
+        await anyio.to_thread.run_sync(restart)
     assert time.monotonic() - started >= SLEEP_S
 
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import msgpack
+import anyio
 import trio
 
 from durio.actors.runtime import open_runtime
