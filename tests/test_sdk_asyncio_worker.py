@@ -1,6 +1,6 @@
 """`durio.app` served the way the official SDK's docs serve `app`: `hypercorn module:app` with its default
-asyncio worker (durio runs Trio as a guest of the asyncio loop), registered with a durio server and with the
-official Restate server."""
+asyncio worker (the app and its handlers run on the asyncio loop: durio is AnyIO code), registered with a
+durio server and with the official Restate server."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def test_durio_app_under_hypercorns_asyncio_worker_on_a_durio_server(serve
         await calls_and_sends_to_every_kind_of_handler(server.ingress_url)
         assert await churn_everything(server.ingress_url) == {name: AFTER_CHURN for name in ("LazyState", "NotPreloaded", "EagerState")}
         assert server.terminate() == 0
-        # A graceful stop ends the Trio guest run through the lifespan's shutdown.
+        # A graceful stop: the lifespan's shutdown ends the app cleanly.
         for peer in (client_app, lazy_app):
             peer.process.send_signal(signal.SIGTERM)
             assert peer.process.wait(timeout=30) == 0, peer.output()
