@@ -40,6 +40,25 @@ def durio_table(rows: list[Row]) -> str:
     return _format(body, header)
 
 
+def backend_table(rows: list[Row], backends: list[str]) -> str:
+    """One line per workload and concurrency, a column per backend: req/s (p99 ms), then the fastest and by how much."""
+    header = ["workload", "conc", *backends, "fastest"]
+    by_key: dict[tuple[str, int], dict[str, Row]] = {}
+    for row in rows:
+        by_key.setdefault((row["workload"], row["concurrency"]), {})[row.get("backend", "trio")] = row
+    body = []
+    for (workload, concurrency), found in by_key.items():
+        cells = [f"{_number(found[b]['requests_per_s'], 0)} ({_number(found[b]['p99_ms'], 1)})" if b in found else "-"
+                 for b in backends]
+        ranked = sorted((r["requests_per_s"], b) for b, r in found.items() if r.get("requests_per_s"))
+        fastest = "-"
+        if len(ranked) >= 2:
+            (best, best_name), (second, _) = ranked[-1], ranked[-2]
+            fastest = f"{best_name} +{(best / second - 1) * 100:.0f}%"
+        body.append([workload, str(concurrency), *cells, fastest])
+    return _format(body, header)
+
+
 def ceiling_table(rows: list[Row]) -> str:
     header = ["ceiling", "conc", "req/s", "p50 ms", "p99 ms", "RSS MB", "CPU s/1k req", "errors"]
     body = [[

@@ -6,9 +6,11 @@
 1. Ceilings. The load generator against trivial_server.py (the client's own
    limit) and against trivial_asgi.py (an empty ASGI app on hypercorn's Trio
    worker with durio's settings: the HTTP stack's limit).
-2. durio. `python -m durio.cli serve benchmarks/durio_app.py` in a fresh data
+2. durio. `python -m durio.cli serve benchmarks/durio_app.py --backend B` for
+   each backend (trio, asyncio, uvloop by default), each in a fresh data
    directory (fsync on, as shipped), then every workload at every concurrency,
-   each row a warm-up and a measured window of loadgen.py in its own process.
+   the backends' rows alternating (so that the machine's drift does not favour
+   one), each row a warm-up and a measured window of loadgen.py in its own process.
    Per row: req/s, p50, p99 from the client; the server's RSS at the row's end
    and its CPU seconds per 1,000 requests over exactly the measured window.
 3. One table on stdout, everything (with histograms and machine info) in
@@ -36,10 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
 from procstats import ProcessGone, memory_megabytes  # noqa: E402
-from report import ceiling_table, durio_table, error_notes, finish, machine_line  # noqa: E402
+from report import backend_table, ceiling_table, durio_table, error_notes, finish, machine_line  # noqa: E402
 from workloads import CEILING_SCENARIO, WORKLOADS  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
+BACKENDS = ("trio", "asyncio", "uvloop")  # durio.backend.BACKENDS (the benchmark imports nothing of durio)
 PYTHON = sys.executable
 
 
@@ -101,25 +104,38 @@ def run_ceilings(args: argparse.Namespace, logs: pathlib.Path, rows: list[dict[s
 
 
 def run_durio(args: argparse.Namespace, data_dir: pathlib.Path, logs: pathlib.Path, rows: list[dict[str, typing.Any]]) -> None:
-    """Append a row per workload and concurrency to `rows`."""
-    ingress, admin = free_ports(2)
-    argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir),
-            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}"]
-    server = ServerProcess("durio", argv, logs / "durio.log")
+    """Append a row per workload, concurrency and backend to `rows` (one server per backend, all up at once)."""
+    servers: dict[str, tuple[ServerProcess, int]] = {}
     try:
-        server.wait_until_answering(ingress, "/restate/health")
+        for backend in args.backends:
+            ingress, admin = free_ports(2)
+            argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir / backend),
+                    "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend]
+            servers[backend] = (ServerProcess(f"durio ({backend})", argv, logs / f"durio-{backend}.log"), ingress)
+        for server, ingress in servers.values():
+            server.wait_until_answering(ingress, "/restate/health")
         for name in args.workloads:
             workload = WORKLOADS[name]
             for concurrency in args.concurrency:
-                progress(f"  {name}, {concurrency} connections ...")
-                row = measure(f"http://127.0.0.1:{ingress}", workload.scenario, concurrency, args, server, args.duration)
-                rows.append({"workload": name, **row})
+                for backend, (server, ingress) in servers.items():
+                    progress(f"  {name}, {concurrency} connections, {backend} ...")
+                    row = measure(f"http://127.0.0.1:{ingress}", workload.scenario, concurrency, args, server, args.duration)
+                    rows.append({"workload": name, "backend": backend, **row})
     finally:
-        server.stop()
+        for server, _ in servers.values():
+            server.stop()
 
 
 def _int_list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _backend_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown backend(s) {', '.join(unknown) or '(none)'}; known: {', '.join(BACKENDS)}")
+    return names
 
 
 def _workload_list(text: str) -> list[str]:
@@ -138,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=_int_list, default=[1, 16, 64], help="comma-separated (default 1,16,64)")
     parser.add_argument("--workloads", type=_workload_list, default=list(WORKLOADS),
                         help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)")
+    parser.add_argument("--backends", type=_backend_list, default=list(BACKENDS),
+                        help=f"comma-separated event loops durio runs on, from {','.join(BACKENDS)} (default: all)")
     parser.add_argument("--skip-ceilings", action="store_true", help="measure durio only")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as failed")
     parser.add_argument("--keep-data", action="store_true", help="keep durio's data directory and the server logs")
@@ -172,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "duration_s": args.duration, "warmup_s": args.warmup, "ceiling_duration_s": args.ceiling_duration,
             "concurrency": args.concurrency, "workloads": args.workloads, "timeout_s": args.timeout,
+            "backends": args.backends,
             "durio_data_filesystem": filesystem_type(work), "fsync": "durio default (on)",
             "client": "benchmarks/loadgen.py, one thread per keep-alive connection, closed loop",
         },
@@ -203,7 +222,13 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
           f"fsync on\n")
     rows = document.get("rows", [])
     if rows:
-        print(durio_table(rows))
+        backends = list(dict.fromkeys(row.get("backend", "trio") for row in rows))
+        if len(backends) > 1:
+            print("req/s (p99 ms) per backend; the last column is the fastest backend and its lead over the next:")
+            print(backend_table(rows, backends))
+        for backend in backends:
+            print(f"\ndurio on {backend}:")
+            print(durio_table([row for row in rows if row.get("backend", "trio") == backend]))
         if any(row["workload"] == "awakeable" for row in rows):
             print("(awakeable: a request is one cycle of 3 HTTP requests: send the waiter, resolve, attach)")
     ceilings = document.get("ceilings", [])
