@@ -137,10 +137,9 @@ def serve(
         "admin": _listen_address("admin", admin, "DURIO_ADMIN", DEFAULT_ADMIN),
         "config": config,
         "http_limits": HttpLimits.from_env(),
-        "backend_name": backend_name,
     }
     with contextlib.suppress(KeyboardInterrupt):
-        backends.run(lambda: run_until_signalled(list(services), **options), backend=backend_name)
+        backends.run(lambda: run_until_signalled(list(services), backend_name, **options), backend=backend_name)
 
 
 def _listen_address(name: str, value: str | None, variable: str, default: str) -> str:

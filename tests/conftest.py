@@ -19,6 +19,7 @@ import pytest
 import trio.testing
 
 from durio.actors.runtime import RuntimeConfig
+from durio.backend import running_on_trio
 from durio.server import RunningServer, run_server
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -130,6 +131,8 @@ class ServerProcess:
                  args: list[str] | None = None) -> None:
         self.app = str(app) if app is not None else ""
         self.args = list(args or [])  # more flags, e.g. ["--backend", "asyncio"]
+        # Unless the test chose one, the server runs on the test's own backend (see start).
+        self.backend_chosen = "DURIO_BACKEND" in (env or {}) or "--backend" in self.args
         self.ingress_bind = "127.0.0.1:0"  # set a fixed port to keep the address across restarts
         self.admin_bind = "127.0.0.1:0"
         self.data_dir = data_dir
@@ -144,10 +147,13 @@ class ServerProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         command = ["serve", self.app] if self.app else ["server"]
+        env = self.env
+        if not self.backend_chosen:
+            env = {**env, "DURIO_BACKEND": "trio" if running_on_trio() else "asyncio"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "durio.cli", *command, "--data-dir", str(self.data_dir),
              "--ingress", self.ingress_bind, "--admin", self.admin_bind, *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT),
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
         )
         log.close()
         deadline = time.monotonic() + timeout

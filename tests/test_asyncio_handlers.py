@@ -115,7 +115,7 @@ async def test_asyncio_handlers_run_under_backend_asyncio_and_each_step_once_acr
 
 @pytest.mark.parametrize("handler, body", [("nap", 10), ("gathered", ["x", "y"]), ("checkout", {"order": "o-2"})])
 async def test_the_same_handlers_under_trio_fail_saying_to_run_on_asyncio(server_process, ledger, handler, body) -> None:
-    server = server_process(ASYNCIO_APP, env={"LEDGER_URL": ledger.url})  # the default backend: trio
+    server = server_process(ASYNCIO_APP, env={"LEDGER_URL": ledger.url, "DURIO_BACKEND": ""})  # the default backend: trio
     await server.start()
     assert "durio runs on trio" in server.output()
     async with server.client() as client:

@@ -33,7 +33,6 @@ import urllib.parse
 
 import httpx
 import pytest
-import anyio
 import trio
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st

@@ -15,14 +15,15 @@ import anyio
 import anyio.abc
 import anyio.from_thread
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from hypercorn.config import Config
 from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ASGISendEvent, Scope
 
 SendToServer = typing.Callable[[ASGISendEvent | None], typing.Awaitable[None]]
 
 
-async def _handle(app: AppWrapper, config: Config, scope: Scope, to_app: anyio.abc.ObjectSendStream[ASGIReceiveEvent],
-                  receive: anyio.abc.ObjectReceiveStream[ASGIReceiveEvent], send: SendToServer) -> None:
+async def _handle(app: AppWrapper, config: Config, scope: Scope, to_app: MemoryObjectSendStream[ASGIReceiveEvent],
+                  receive: MemoryObjectReceiveStream[ASGIReceiveEvent], send: SendToServer) -> None:
     try:
         with to_app, receive:
             await app(scope, receive.receive, send, anyio.to_thread.run_sync, anyio.from_thread.run)
@@ -59,7 +60,7 @@ class TaskGroup:
         self.spawn(_handle, app, config, scope, to_app, app_receive, send)
         return put
 
-    def spawn(self, func: typing.Callable[..., typing.Awaitable[typing.Any]], *args: typing.Any) -> None:
+    def spawn(self, func: typing.Callable[..., typing.Coroutine[typing.Any, typing.Any, typing.Any]], *args: typing.Any) -> None:
         assert self._task_group is not None
         self._task_group.start_soon(func, *args)
 

@@ -90,8 +90,9 @@ class _Connection:
         try:
             async with TaskGroup() as task_group:
                 self._protocol = ProtocolWrapper(
-                    self._app, self._config, self._context, task_group, ConnectionState({}), False,
-                    client, server, self._send, "http/1.1",
+                    # The context has what HTTP/1.1 uses (no QUIC single tasks).
+                    self._app, self._config, typing.cast(typing.Any, self._context), task_group, ConnectionState({}), False,
+                    typing.cast(tuple[str, int], client), typing.cast(tuple[str, int], server), self._send, "http/1.1",
                 )
                 await self._protocol.initiate()
                 task_group.spawn(self._write_loop)
@@ -169,7 +170,7 @@ class _Connection:
         view = memoryview(data)
         for start in range(0, len(view), SEND_SLICE):
             with anyio.fail_after(self._send_timeout):
-                await self._stream.send(view[start:start + SEND_SLICE])
+                await self._stream.send(typing.cast(bytes, view[start:start + SEND_SLICE]))  # any bytes-like is sent
 
 
 _REFUSAL_BODY = b'{"code":429,"message":"too many connections to this server; retry later"}'

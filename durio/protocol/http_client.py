@@ -80,7 +80,7 @@ class _Clock:
         view = memoryview(data)
         for start in range(0, len(view), MAX_CHUNK):
             with anyio.CancelScope(deadline=self.deadline(self.limits.read_timeout)) as scope:
-                await stream.send(view[start:start + MAX_CHUNK])
+                await stream.send(typing.cast(bytes, view[start:start + MAX_CHUNK]))  # any bytes-like is sent
             if scope.cancelled_caught:
                 raise self.timeout_error("take the request")
 

@@ -14,7 +14,6 @@ import sys
 import tempfile
 
 import msgpack
-import anyio
 import trio
 
 from durio.actors.runtime import open_runtime
