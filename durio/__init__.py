@@ -1,4 +1,4 @@
-"""durio: durable execution for Python, in the style of Restate, built on Trio.
+"""durio: durable execution for Python, in the style of Restate, built on AnyIO (Trio by default, or asyncio).
 
 This module is the public API. Its names are the official Restate Python
 SDK's, so handler code written for `restate` runs on durio with

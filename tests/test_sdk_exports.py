@@ -40,11 +40,10 @@ INTERNAL_MODULES = {
     "restate.server_types": "ASGI type aliases of the SDK's server",
     "restate.discovery": "the SDK's manifest writer; durio's is durio.protocol.manifest",
     "restate.handler": "the SDK's handler records; durio's are durio.sdk.definitions",
-    "restate.aws_lambda": "AWS Lambda wrapping; durio serves ASGI (hypercorn --worker-class trio) and its own server",
+    "restate.aws_lambda": "AWS Lambda wrapping; durio serves ASGI (hypercorn, uvicorn) and its own server",
     "restate.__main__": "`python -m restate connect`, Restate Cloud's tunnel (see restate.connection)",
-    "restate.ext.openai": "the AI-agent integrations drive asyncio frameworks inside handlers, which run on Trio "
-                          "in durio: importing durio.ext.openai (and .pydantic, .adk, .langchain) raises ImportError "
-                          "saying so",
+    "restate.ext.openai": "the AI-agent integrations' durable wrappers are not ported: importing durio.ext.openai "
+                          "(and .pydantic, .adk, .langchain) raises ImportError saying so",
 }
 
 # Names in a public module that are the SDK's internals there, not API (module -> name -> reason).

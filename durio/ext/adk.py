@@ -1,11 +1,11 @@
 """The official SDK's `restate.ext.adk` (Google ADK (RestatePlugin) integration): not available in durio.
 
-It drives an asyncio agent framework from inside handlers, and durio runs handlers on Trio, so importing
-it says so rather than failing later inside a handler.
+durio has not ported its durable wrappers (the agent framework itself, being asyncio, runs in handlers
+on durio's asyncio backend), so importing it says so rather than failing later inside a handler.
 """
 
 raise ImportError(
-    "durio does not provide restate.ext.adk, the Google ADK (RestatePlugin) integration: it needs asyncio "
-    "inside handlers, and durio runs handlers on Trio. Serve these handlers with the official restate-sdk "
+    "durio does not provide restate.ext.adk, the Google ADK (RestatePlugin) integration: durio has not "
+    "ported its durable wrappers. Serve these handlers with the official restate-sdk "
     "as a deployment of a durio server instead."
 )
