@@ -10,12 +10,15 @@ from __future__ import annotations
 import collections
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 import typing
 
 import pytest
 
-from tests.conftest import TEST_APPS, ServerProcess, wait_until
+from tests.conftest import ROOT, TEST_APPS, ServerProcess, wait_until
 
 ASYNCIO_APP = TEST_APPS / "asyncio_app.py"
 
@@ -140,3 +143,28 @@ async def test_the_same_handlers_under_trio_fail_saying_to_run_on_asyncio(server
     assert await call(server, "hello", "ada", service="PlainTrioSafe") == "hello ada"
     assert server.process is not None and server.process.poll() is None
     assert server.terminate() == 0
+
+
+async def test_backend_uvloop_runs_the_asyncio_handlers(server_process, ledger) -> None:
+    server = server_process(ASYNCIO_APP, env={"LEDGER_URL": ledger.url, "DURIO_BACKEND": "uvloop"})
+    await server.start()
+    assert "durio runs on uvloop" in server.output()
+    assert await call(server, "nap", 5) == "slept 5 ms"
+    assert await call(server, "gathered", ["u", "v"]) == ["u", "v"]
+    ledger.open_gates.add("o-3")
+    assert await call(server, "checkout", {"order": "o-3"}) == {
+        "charged": "1", "reserved": ["A", "B"], "gate": "through", "tag": "o-3"}
+    assert ledger.effects == {"charge o-3": 1, "reserve o-3 a": 1, "reserve o-3 b": 1}
+    assert server.terminate() == 0
+
+
+def test_an_unknown_backend_is_refused_before_anything_starts(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    flag = subprocess.run([sys.executable, "-m", "durio.cli", "server", "--data-dir", str(data_dir), "--backend", "curio"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert flag.returncode == 2 and "invalid choice: 'curio'" in flag.stderr
+    env_var = subprocess.run([sys.executable, "-m", "durio.cli", "server", "--data-dir", str(data_dir)],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, "DURIO_BACKEND": "curio"})
+    assert env_var.returncode == 1
+    assert "DURIO_BACKEND: 'curio' is not a backend; choose one of trio, asyncio, uvloop" in env_var.stderr
+    assert not data_dir.exists(), "nothing was created"
