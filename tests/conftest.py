@@ -93,10 +93,23 @@ def autojump_clock(anyio_backend: typing.Any) -> trio.testing.MockClock:
 
 @pytest.fixture
 async def nursery() -> typing.AsyncIterator[anyio.abc.TaskGroup]:
-    """A task group that lives as long as the test, cancelled when it ends (as pytest-trio's `nursery`)."""
-    async with anyio.create_task_group() as task_group:
-        yield task_group
-        task_group.cancel_scope.cancel()
+    """A task group that lives as long as the test, cancelled when it ends (as pytest-trio's `nursery`).
+
+    AnyIO's plugin runs fixtures and the test in one task, so a task group entered here would hold that task
+    in its cancel scope: a test or fixture cancelling it (to stop a server) would cancel the runner itself.
+    The group is therefore hosted by a task of its own, and cancelling it ends only that task's children.
+    """
+    done = anyio.Event()
+
+    async def host(*, task_status: anyio.abc.TaskStatus[anyio.abc.TaskGroup]) -> None:
+        async with anyio.create_task_group() as task_group:
+            task_status.started(task_group)
+            await done.wait()
+            task_group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as outer:
+        yield await outer.start(host)
+        done.set()
 
 
 @pytest.fixture
