@@ -96,11 +96,11 @@ class System:
             server.stop()
 
 
-def start_durio(data_dir: pathlib.Path, logs: pathlib.Path) -> tuple[System, dict[str, typing.Any]]:
-    """durio exactly as run.py starts it for `make bench`."""
+def start_durio(data_dir: pathlib.Path, logs: pathlib.Path, backend: str) -> tuple[System, dict[str, typing.Any]]:
+    """durio exactly as run.py starts it for `make bench`, on one backend."""
     ingress, admin = free_ports(2)
     argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir),
-            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}"]
+            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend]
     server = ServerProcess("durio", argv, logs / "durio.log")
     system = System("durio", f"http://127.0.0.1:{ingress}", {"durio": server})
     try:
@@ -420,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
             run.progress("measuring the ceilings")
             run.run_ceilings(args, logs, document.setdefault("ceilings", []))
         run.progress(f"starting durio (data in {durio_data}) and Restate (base dir {restate_base})")
-        durio, document["durio"] = start_durio(durio_data, logs)
+        # One backend: the one --backends names alone, else the benchmarks' default (run.BENCH_BACKEND).
+        backend = args.backends[0] if len(args.backends) == 1 else run.BENCH_BACKEND
+        durio, document["durio"] = start_durio(durio_data, logs, backend)
         systems.append(durio)
         restate, document["restate"] = start_restate(args, restate_base, logs, work)
         systems.append(restate)
