@@ -48,7 +48,7 @@ log = logging.getLogger("durio.http")
 MAX_RECV = 64 * 1024
 HIGH_WATER = 256 * 1024  # a slow reader makes the app wait beyond this much unsent data
 SEND_SLICE = 256 * 1024  # the send timeout is per slice: a big response to a slow but reading client goes on
-REFUSAL_LINGER = 1.0  # how long a refused connection is read (and dropped) so that the client sees the 429
+REFUSAL_LINGER = 1.0  # how long a closed or refused connection is read (and dropped) so that the client sees the answer
 
 
 def hypercorn_config(bind: str, limits: HttpLimits | None = None) -> Config:
@@ -99,11 +99,26 @@ class _Connection:
                 await self._read_loop()
                 self._closing = True
                 self._data_ready.set()
+            await self._linger()
         except OSError:
             pass
         finally:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
+
+    async def _linger(self) -> None:
+        """Once this side has sent all and its EOF, drop what the client still sends, for a moment, then close.
+
+        Closing a socket with unread data in it resets the connection, and a reset can destroy the answer
+        the client has not read yet: a 413 answered while the rest of the body still arrives. A client that
+        read the answer closes its side, which ends this at once.
+        """
+        with anyio.move_on_after(REFUSAL_LINGER):
+            try:
+                while True:
+                    await self._stream.receive(MAX_RECV)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
 
     async def _read_loop(self) -> None:
         self._set_idle(True)
