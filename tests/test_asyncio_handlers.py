@@ -168,3 +168,40 @@ def test_an_unknown_backend_is_refused_before_anything_starts(tmp_path) -> None:
     assert env_var.returncode == 1
     assert "DURIO_BACKEND: 'curio' is not a backend; choose one of trio, asyncio, uvloop" in env_var.stderr
     assert not data_dir.exists(), "nothing was created"
+
+
+@pytest.mark.parametrize("worker", ["asyncio", "trio"])
+async def test_the_handlers_as_a_deployment_follow_the_asgi_servers_loop(worker, server_process, ledger, tmp_path) -> None:
+    """durio.app runs on the ASGI server's loop: hypercorn's asyncio worker runs the asyncio handlers (gather
+    over run steps included, in request/response mode), its trio worker fails them saying to serve on asyncio."""
+    from tests.remote_peers import hypercorn_deployment
+
+    endpoint = hypercorn_deployment("tests.apps.asyncio_app:app", tmp_path / "endpoint.log", {"LEDGER_URL": ledger.url},
+                                    trio_worker=worker == "trio")
+    await endpoint.start(ready_path="/health")
+    try:
+        server = server_process(None)
+        await server.start()
+        async with server.client(admin=True) as admin:
+            assert (await admin.post("/deployments", json={"uri": endpoint.url})).status_code == 201
+        if worker == "asyncio":
+            ledger.open_gates.add("o-4")
+            assert await call(server, "checkout", {"order": "o-4"}) == {
+                "charged": "1", "reserved": ["A", "B"], "gate": "through", "tag": "o-4"}
+            assert await call(server, "gathered", ["r", "s"]) == ["r", "s"]
+            assert ledger.effects == {"charge o-4": 1, "reserve o-4 a": 1, "reserve o-4 b": 1}
+        else:
+            async with server.client() as client:
+                sent = await client.post("/restate/send/AsyncioShop/gathered", json=["r", "s"])
+            invocation_id = sent.json()["invocationId"]
+            async with server.client(admin=True) as admin:
+                async def failed() -> bool:
+                    return (await admin.get(f"/invocations/{invocation_id}")).json()["retry_count"] >= 1
+
+                await wait_until(failed)
+                message = (await admin.get(f"/invocations/{invocation_id}")).json()["last_failure"]["message"]
+            assert "WrongEventLoop" in message and "an asyncio server" in message, message
+            assert await call(server, "hello", "ada", service="PlainTrioSafe") == "hello ada"
+        assert server.terminate() == 0
+    finally:
+        endpoint.stop()

@@ -123,3 +123,4 @@ async def hello(ctx: durio.Context, name: str) -> str:
 
 
 services = [shop, plain]
+app = durio.app(services)  # the same handlers as a deployment: `hypercorn tests.apps.asyncio_app:app`
