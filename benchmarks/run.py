@@ -43,9 +43,9 @@ from workloads import CEILING_SCENARIO, WORKLOADS  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 BACKENDS = ("trio", "asyncio", "uvloop")  # durio.backend.BACKENDS (the benchmark imports nothing of durio)
-# The backend the comparisons with Restate use (make bench-compare): chosen from make bench's backend columns
-# (benchmarks/RESULTS.md says by how much).
-BENCH_BACKEND = "trio"
+# The backend the comparisons with Restate use (make bench-compare): the fastest in make bench's backend
+# columns (benchmarks/RESULTS.md says by how much). Users' default stays trio (durio.backend).
+BENCH_BACKEND = "uvloop"
 PYTHON = sys.executable
 
 
