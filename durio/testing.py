@@ -24,6 +24,11 @@ random id — fails some check.
         report = await crash_at_every_step([checkout], scenario, check, data_dir=tmp_path, reset=charges.clear)
         assert report.crash_points > 10
 
+It runs on the test's event loop, Trio or asyncio (AnyIO's pytest plugin, or pytest-trio). On Trio
+under a `trio.testing.MockClock(autojump_threshold=0)` (pytest-trio's `autojump_clock`; with AnyIO's
+plugin, `anyio_backend = ("trio", {"clock": MockClock(autojump_threshold=0)})`) durable timers of days
+take no time; asyncio has no such clock, so there they take as long as they say.
+
 It is also a pytest plugin: installing durio gives every test a `crash_matrix`
 fixture, `crash_at_every_step` bound to the test's `tmp_path`. The crash is
 simulated inside the test process, so durio runs with fsync off here: what was
