@@ -24,10 +24,11 @@ random id — fails some check.
         report = await crash_at_every_step([checkout], scenario, check, data_dir=tmp_path, reset=charges.clear)
         assert report.crash_points > 10
 
-It runs on the test's event loop, Trio or asyncio (AnyIO's pytest plugin, or pytest-trio). On Trio
-under a `trio.testing.MockClock(autojump_threshold=0)` (pytest-trio's `autojump_clock`; with AnyIO's
-plugin, `anyio_backend = ("trio", {"clock": MockClock(autojump_threshold=0)})`) durable timers of days
-take no time; asyncio has no such clock, so there they take as long as they say.
+It runs on the test's event loop, Trio or asyncio (AnyIO's pytest plugin, or pytest-trio). Durable
+timers of days take no time under a clock that jumps to the next deadline whenever every task waits:
+on Trio `trio.testing.MockClock(autojump_threshold=0)` (pytest-trio's `autojump_clock`; with AnyIO's
+plugin, `anyio_backend = ("trio", {"clock": MockClock(autojump_threshold=0)})`), on asyncio this
+module's `VirtualTimeLoop` (`anyio_backend = ("asyncio", {"loop_factory": VirtualTimeLoop})`).
 
 It is also a pytest plugin: installing durio gives every test a `crash_matrix`
 fixture, `crash_at_every_step` bound to the test's `tmp_path`. The crash is
@@ -37,12 +38,15 @@ written is in the page cache and survives, as it would survive a `kill -9`.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import functools
 import inspect
 import json
+import math
 import os
+import selectors
 import typing
 from dataclasses import dataclass, field
 
@@ -54,7 +58,7 @@ from durio.sdk.definitions import ServiceDefinition
 from durio.sdk.errors import TerminalError
 from durio.storage.lmdb_store import LmdbStore
 
-__all__ = ["TestClient", "Crash", "CrashReport", "crash_at_every_step", "POINTS"]
+__all__ = ["TestClient", "Crash", "CrashReport", "crash_at_every_step", "POINTS", "VirtualTimeLoop"]
 
 T = typing.TypeVar("T")
 
@@ -257,6 +261,68 @@ def _find_crash(error: BaseException) -> InjectedCrash | None:
 async def _maybe_await(value: typing.Any) -> None:
     if hasattr(value, "__await__"):
         await value
+
+
+# ---------------------------------------------------------------- virtual time on asyncio
+
+
+class _JumpingSelector(selectors.BaseSelector):
+    """A selector that, instead of sleeping until the next timer, moves its loop's clock to it."""
+
+    def __init__(self, loop: "VirtualTimeLoop") -> None:
+        self._loop = loop
+        self._real = selectors.DefaultSelector()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._real.select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:  # no timer pending: only I/O (a worker thread finishing, a socket) can wake the loop
+            return self._real.select(None)
+        self._loop.jump(timeout)
+        return []
+
+    def register(self, fileobj: typing.Any, events: int, data: typing.Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: typing.Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: typing.Any, events: int, data: typing.Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_map(self) -> typing.Mapping[typing.Any, selectors.SelectorKey]:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """asyncio's loop with Trio's autojump clock: when every task waits and a timer is pending, time jumps to it.
+
+    The clock is the real monotonic clock plus the jumps so far, so durable timers (durio reads time
+    from the loop) fire at once, in order, while I/O goes on in real time. The hazard is Trio's too:
+    a jump can happen while a worker thread (an LMDB write) runs, since the loop cannot see threads.
+    """
+
+    def __init__(self) -> None:
+        self._jumped = 0.0
+        super().__init__(selector=_JumpingSelector(self))
+
+    def time(self) -> float:
+        return super().time() + self._jumped
+
+    def call_at(self, when: float, callback: typing.Callable[..., object], *args: typing.Any,
+                context: typing.Any = None) -> asyncio.TimerHandle:
+        if when == math.inf:
+            # Never due (asyncio.sleep(inf), AnyIO's sleep_forever): kept out of the timer heap, or the loop
+            # would jump towards it a day at a time (asyncio's longest wait) whenever it is idle.
+            return asyncio.TimerHandle(when, callback, args, self, context)
+        return super().call_at(when, callback, *args, context=context)
+
+    def jump(self, seconds: float) -> None:
+        self._jumped += seconds
 
 
 # ---------------------------------------------------------------- the pytest plugin

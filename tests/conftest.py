@@ -20,6 +20,7 @@ import trio.testing
 
 from durio.actors.runtime import RuntimeConfig
 from durio.backend import running_on_trio
+from durio.testing import VirtualTimeLoop
 from durio.server import RunningServer, run_server
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -40,9 +41,9 @@ class InProcessServer:
 
 # ---------------------------------------------------------------- backends
 # Every async test runs through AnyIO's plugin (anyio_mode = "auto"), once per backend that
-# DURIO_TEST_BACKENDS names (default: trio). A test that takes `autojump_clock` skips virtual time on
-# Trio's MockClock, which asyncio has no equivalent of: it runs on trio only, and is left out of a
-# run that names no trio.
+# DURIO_TEST_BACKENDS names (default: trio). A test that takes `autojump_clock` runs on a clock that
+# jumps to the next deadline whenever every task waits: Trio's MockClock, asyncio's VirtualTimeLoop
+# (durio.testing); uvloop has none, so such a test is left out of a uvloop run.
 
 def _test_backends() -> list[str]:
     names = [name.strip() for name in os.environ.get("DURIO_TEST_BACKENDS", "trio").split(",") if name.strip()]
@@ -56,13 +57,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "anyio_backend" not in metafunc.fixturenames:
         return
     backends = _test_backends()
-    if "autojump_clock" in metafunc.fixturenames or metafunc.definition.get_closest_marker("trio_only"):
-        backends = [name for name in backends if name == "trio"]
+    if "autojump_clock" in metafunc.fixturenames:
+        backends = [name for name in backends if name != "uvloop"]
     metafunc.parametrize("anyio_backend", backends, indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A trio-only test in a run without trio has no backend to run on: it is deselected, not skipped.
+    # A test with no backend to run on (autojump_clock in a uvloop-only run) is deselected, not skipped.
     # DURIO_TEST_SUBSET=N keeps the first N tests of each file (a file opens with its core cases): make test's
     # second pass, on asyncio, covers every file without doubling the suite's time.
     per_file = int(os.environ.get("DURIO_TEST_SUBSET") or 0)
@@ -72,7 +73,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("anyio_backend") if callspec is not None else None
         no_backend = "anyio_backend" in getattr(item, "fixturenames", ()) and backend not in ("trio", "asyncio", "uvloop")
-        no_backend = no_backend or (item.get_closest_marker("trio_only") is not None and "trio" not in _test_backends())
         beyond_subset = False
         if per_file and not no_backend:
             taken[item.nodeid.split("::")[0]] = count = taken.get(item.nodeid.split("::")[0], 0) + 1
@@ -85,19 +85,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def anyio_backend(request: pytest.FixtureRequest) -> typing.Any:
-    """A fresh event loop per test; on trio with a MockClock when the test asks for `autojump_clock`."""
+    """A fresh event loop per test; with a jumping clock when the test asks for `autojump_clock`."""
     name = request.param
     if name == "uvloop":
         return ("asyncio", {"use_uvloop": True})
-    if name == "trio" and "autojump_clock" in request.fixturenames:
-        return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+    if "autojump_clock" in request.fixturenames:
+        if name == "trio":
+            return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+        return ("asyncio", {"loop_factory": VirtualTimeLoop})
     return name
 
 
 @pytest.fixture
-def autojump_clock(anyio_backend: typing.Any) -> trio.testing.MockClock:
-    """Trio's virtual clock, which jumps to the next deadline whenever every task waits (trio only)."""
-    return anyio_backend[1]["clock"]
+def autojump_clock(anyio_backend: typing.Any) -> typing.Any:
+    """Virtual time that jumps to the next deadline whenever every task waits: Trio's MockClock, or asyncio's
+    VirtualTimeLoop (the fixture's value is then the loop's class: the loop is the running one)."""
+    return anyio_backend[1].get("clock") or anyio_backend[1]["loop_factory"]
 
 
 @pytest.fixture

@@ -350,7 +350,6 @@ async def test_every_crash_point_of_every_example_recovers_exactly(name: str, tm
     assert report.crash_points >= 10
 
 
-@pytest.mark.trio_only  # the matrix it sums runs on Trio's autojump clock
 def test_the_matrix_exercised_hundreds_of_crash_points() -> None:
     """Runs after the matrix (same module, defined last)."""
     if len(TOTALS) < len(CASES):
