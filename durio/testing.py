@@ -47,6 +47,7 @@ import json
 import math
 import os
 import selectors
+import time
 import typing
 from dataclasses import dataclass, field
 
@@ -269,8 +270,9 @@ async def _maybe_await(value: typing.Any) -> None:
 class _JumpingSelector(selectors.BaseSelector):
     """A selector that, instead of sleeping until the next timer, moves its loop's clock to it."""
 
-    def __init__(self, loop: "VirtualTimeLoop") -> None:
+    def __init__(self, loop: "VirtualTimeLoop", threshold: float) -> None:
         self._loop = loop
+        self._threshold = threshold
         self._real = selectors.DefaultSelector()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
@@ -279,7 +281,12 @@ class _JumpingSelector(selectors.BaseSelector):
             return ready
         if timeout is None:  # no timer pending: only I/O (a worker thread finishing, a socket) can wake the loop
             return self._real.select(None)
-        self._loop.jump(timeout)
+        due = self._loop.time() + timeout  # the next timer, which the jump lands on, not past
+        if self._threshold > 0:  # wait that long in real time first: a worker thread may finish meanwhile
+            ready = self._real.select(min(timeout, self._threshold))
+            if ready:
+                return ready
+        self._loop.jump(max(0.0, due - self._loop.time()))
         return []
 
     def register(self, fileobj: typing.Any, events: int, data: typing.Any = None) -> selectors.SelectorKey:
@@ -301,17 +308,20 @@ class _JumpingSelector(selectors.BaseSelector):
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """asyncio's loop with Trio's autojump clock: when every task waits and a timer is pending, time jumps to it.
 
-    The clock is the real monotonic clock plus the jumps so far, so durable timers (durio reads time
-    from the loop) fire at once, in order, while I/O goes on in real time. The hazard is Trio's too:
-    a jump can happen while a worker thread (an LMDB write) runs, since the loop cannot see threads.
+    As Trio's MockClock (rate 0), time stands still but for the jumps, so durable timers (durio reads
+    time from the loop) fire at once and in order, at exactly their deadlines, however long the work
+    between them takes in real time; I/O goes on as it comes. The hazard is Trio's too:
+    a jump can happen while a worker thread (an LMDB write) runs, since the loop cannot see threads;
+    `autojump_threshold` (as Trio's MockClock's) makes it wait that long in real time before a jump.
+    A loop factory with a threshold: `functools.partial(VirtualTimeLoop, autojump_threshold=0.05)`.
     """
 
-    def __init__(self) -> None:
-        self._jumped = 0.0
-        super().__init__(selector=_JumpingSelector(self))
+    def __init__(self, autojump_threshold: float = 0.0) -> None:
+        self._now = time.monotonic()
+        super().__init__(selector=_JumpingSelector(self, autojump_threshold))
 
     def time(self) -> float:
-        return super().time() + self._jumped
+        return self._now
 
     def call_at(self, when: float, callback: typing.Callable[..., object], *args: typing.Any,
                 context: typing.Any = None) -> asyncio.TimerHandle:
@@ -322,7 +332,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return super().call_at(when, callback, *args, context=context)
 
     def jump(self, seconds: float) -> None:
-        self._jumped += seconds
+        self._now += seconds
 
 
 # ---------------------------------------------------------------- the pytest plugin

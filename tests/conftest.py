@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
@@ -41,9 +42,10 @@ class InProcessServer:
 
 # ---------------------------------------------------------------- backends
 # Every async test runs through AnyIO's plugin (anyio_mode = "auto"), once per backend that
-# DURIO_TEST_BACKENDS names (default: trio). A test that takes `autojump_clock` runs on a clock that
-# jumps to the next deadline whenever every task waits: Trio's MockClock, asyncio's VirtualTimeLoop
-# (durio.testing); uvloop has none, so such a test is left out of a uvloop run.
+# DURIO_TEST_BACKENDS names (default: trio). A test that takes a fixture named `*_clock` whose value is a
+# trio.testing.MockClock (`autojump_clock` below, or a file's own) runs on virtual time, as pytest-trio
+# ran such tests: on Trio with that clock, on asyncio on durio.testing.VirtualTimeLoop with the clock's
+# autojump threshold; uvloop has no virtual time, so such a test is left out of a uvloop run.
 
 def _test_backends() -> list[str]:
     names = [name.strip() for name in os.environ.get("DURIO_TEST_BACKENDS", "trio").split(",") if name.strip()]
@@ -57,13 +59,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "anyio_backend" not in metafunc.fixturenames:
         return
     backends = _test_backends()
-    if "autojump_clock" in metafunc.fixturenames:
+    if any(name.endswith("_clock") for name in metafunc.fixturenames):
         backends = [name for name in backends if name != "uvloop"]
     metafunc.parametrize("anyio_backend", backends, indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A test with no backend to run on (autojump_clock in a uvloop-only run) is deselected, not skipped.
+    # A test with no backend to run on (a virtual clock in a uvloop-only run) is deselected, not skipped.
     # DURIO_TEST_SUBSET=N keeps the first N tests of each file (a file opens with its core cases): make test's
     # second pass, on asyncio, covers every file without doubling the suite's time.
     per_file = int(os.environ.get("DURIO_TEST_SUBSET") or 0)
@@ -85,22 +87,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def anyio_backend(request: pytest.FixtureRequest) -> typing.Any:
-    """A fresh event loop per test; with a jumping clock when the test asks for `autojump_clock`."""
+    """A fresh event loop per test; on virtual time when the test takes a `*_clock` fixture (see above)."""
     name = request.param
     if name == "uvloop":
         return ("asyncio", {"use_uvloop": True})
-    if "autojump_clock" in request.fixturenames:
-        if name == "trio":
-            return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
-        return ("asyncio", {"loop_factory": VirtualTimeLoop})
-    return name
+    clocks = [request.getfixturevalue(fixture) for fixture in request.fixturenames if fixture.endswith("_clock")]
+    clock = next((value for value in clocks if isinstance(value, trio.testing.MockClock)), None)
+    if clock is None:
+        return name
+    if name == "trio":
+        return ("trio", {"clock": clock})
+    return ("asyncio", {"loop_factory": functools.partial(VirtualTimeLoop, autojump_threshold=clock.autojump_threshold)})
 
 
 @pytest.fixture
-def autojump_clock(anyio_backend: typing.Any) -> typing.Any:
-    """Virtual time that jumps to the next deadline whenever every task waits: Trio's MockClock, or asyncio's
-    VirtualTimeLoop (the fixture's value is then the loop's class: the loop is the running one)."""
-    return anyio_backend[1].get("clock") or anyio_backend[1]["loop_factory"]
+def autojump_clock() -> trio.testing.MockClock:
+    """Virtual time that jumps to the next deadline whenever every task waits (on asyncio: VirtualTimeLoop's)."""
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 @pytest.fixture
