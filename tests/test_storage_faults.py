@@ -450,13 +450,13 @@ async def test_a_write_refused_while_the_actor_reloads_is_reloaded_again_not_for
                 refused_meanwhile = True
                 disk.refuse_when = lambda ops: any(op.__qualname__.startswith("Transitions.append.") for op in ops)
                 await runtime.write(runtime.transitions.complete_awakeable(published["refused"], b'"at last"'))
-                with trio.fail_after(5):  # the delivery's append, to the reloaded journal, is refused
+                with anyio.fail_after(5):  # the delivery's append, to the reloaded journal, is refused
                     while actor._write_error is None:
-                        await trio.sleep(0.01)
+                        await anyio.sleep(0.01)
             await redeliver(actor)
 
         monkeypatch.setattr(InvocationActor, "_redeliver_outbox", refuse_a_delivery_then_redeliver)
         disk.refuse_when = lambda ops: any(op.__qualname__.startswith("Transitions.suspend.") for op in ops)
-        with trio.fail_after(10):
+        with anyio.fail_after(10):
             assert await runtime.attach(invocation_id) == b'"at last"'
         assert refused_meanwhile and disk.refused == 2

@@ -764,7 +764,7 @@ class InvocationActor:
         pause_s = 0.0
         while self._write_error is not None:
             if pause_s:
-                await trio.sleep(pause_s)  # storage still refuses writes: do not spin
+                await anyio.sleep(pause_s)  # storage still refuses writes: do not spin
             pause_s = min(max(pause_s * 2, 0.05), 1.0)
             self._write_error = None
             loaded = await self.runtime.load_invocation(self.id)
