@@ -323,8 +323,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._now
 
-    def call_at(self, when: float, callback: typing.Callable[..., object], *args: typing.Any,
-                context: typing.Any = None) -> asyncio.TimerHandle:
+    def call_at(self, when: float, callback: typing.Callable[..., object], *args: typing.Any,  # type: ignore[override]
+                context: typing.Any = None) -> asyncio.TimerHandle:  # (typeshed ties callback to args with a TypeVarTuple)
         if when == math.inf:
             # Never due (asyncio.sleep(inf), AnyIO's sleep_forever): kept out of the timer heap, or the loop
             # would jump towards it a day at a time (asyncio's longest wait) whenever it is idle.
