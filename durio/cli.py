@@ -87,6 +87,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="the event loop: trio, asyncio (for handlers that use asyncio libraries) or uvloop "
                              "(pip install 'durio[uvloop]'); env DURIO_BACKEND, default trio")
+    parser.add_argument("--deployment-ca-file", metavar="FILE", default=None,
+                        help="trust this CA file's certificates for https:// deployments, besides the system's "
+                             "(env DURIO_DEPLOYMENT_CA_FILE)")
     parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
                         help="sign requests to remote deployments with this Ed25519 key, as Restate does "
                              "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             from durio.backend import BackendError  # noqa: PLC0415
             from durio.config import ConfigError  # noqa: PLC0415 (keep `durio --help` fast)
             from durio.protocol.identity import IdentityKeyError  # noqa: PLC0415
-            from durio.server import serve  # noqa: PLC0415
+            from durio.server import CaFileError, serve  # noqa: PLC0415
 
             if args.command == "serve":
                 # In this process `restate` is durio, so a file written for the official SDK (`import restate`,
@@ -183,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
                       request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
-                      config_file=args.config_file, backend=args.backend)
-            except (IdentityKeyError, ConfigError, BackendError) as exc:
+                      config_file=args.config_file, backend=args.backend, deployment_ca_file=args.deployment_ca_file)
+            except (IdentityKeyError, ConfigError, BackendError, CaFileError) as exc:
                 raise CliError(str(exc)) from None
             return 0
         run_admin_command(args)

@@ -102,6 +102,7 @@ def serve(
     request_identity_private_key_pem_file: str | None = None,
     config_file: str | None = None,
     backend: str | None = None,
+    deployment_ca_file: str | None = None,
 ) -> None:
     """Run durio embedded, with these services in-process, until SIGINT/SIGTERM.
 
@@ -115,7 +116,9 @@ def serve(
     durio.config.ConfigError (a ValueError) before anything starts; an unsupported option is a warning.
 
     Requests to remote deployments are signed with the Ed25519 key in `request_identity_private_key_pem_file`
-    (or in the file RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE names), as Restate signs them.
+    (or in the file RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE names), as Restate signs them. An https://
+    deployment's certificate is verified against the system's CAs and those of `deployment_ca_file` (else
+    the file DURIO_DEPLOYMENT_CA_FILE names); one that cannot be read is a ValueError before anything starts.
 
     `ingress` and `admin` are `HOST:PORT`, `:PORT` (loopback) or `[IPv6]:PORT`; a bad one is an
     AddressError (a ValueError) before anything starts. What clients may hold of each listener
@@ -131,6 +134,10 @@ def serve(
     signer = load_request_identity_key(request_identity_private_key_pem_file or settings.request_identity_private_key_pem_file)
     if signer is not None:
         config = dataclasses.replace(config or RuntimeConfig(), request_identity_key=signer)
+    ca_file = deployment_ca_file or os.environ.get("DURIO_DEPLOYMENT_CA_FILE") or None
+    if ca_file is not None:
+        check_ca_file(ca_file)
+        config = dataclasses.replace(config, deployment_ca_file=ca_file)
     options = {
         "data_dir": data_dir or os.environ.get("DURIO_DATA_DIR") or DEFAULT_DATA_DIR,
         "ingress": _listen_address("ingress", ingress, "DURIO_INGRESS", DEFAULT_INGRESS),
@@ -140,6 +147,19 @@ def serve(
     }
     with contextlib.suppress(KeyboardInterrupt):
         backends.run(lambda: run_until_signalled(list(services), backend_name, **options), backend=backend_name)
+
+
+class CaFileError(ValueError):
+    """The CA file for https:// deployments cannot be used."""
+
+
+def check_ca_file(path: str) -> None:
+    import ssl
+
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise CaFileError(f"the deployment CA file {path!r} cannot be used: {exc}") from None
 
 
 def _listen_address(name: str, value: str | None, variable: str, default: str) -> str:

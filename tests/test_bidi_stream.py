@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import pathlib
 import signal
+import ssl
+import subprocess
 import typing
 from datetime import timedelta
 
@@ -444,3 +446,98 @@ async def test_kill_9_mid_stream_of_the_deployment_or_of_durio_loses_nothing_and
         endpoint.stop()
         if restarted is not None:
             restarted.stop()
+
+
+# ---------------------------------------------------------------- https:// deployments
+
+
+def make_certificates(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
+    """A throwaway CA and a certificate it signs for localhost and 127.0.0.1: (ca.pem, cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "durio test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+@pytest.fixture
+async def tls_endpoint(tmp_path: pathlib.Path, bidi_log: pathlib.Path):  # type: ignore[no-untyped-def]
+    """tests/apps/bidi_app.py served over TLS by hypercorn (ALPN h2 and http/1.1), and the CA that signed it."""
+    ca, cert, key = make_certificates(tmp_path)
+    peer = bidi_endpoint(tmp_path, bidi_log, "trio")
+    peer.command += ["--certfile", str(cert), "--keyfile", str(key)]
+    # Peer.start waits on http://: this one answers only https://, so it is started and awaited here.
+    log = open(peer.log_path, "ab")
+    peer.process = subprocess.Popen(peer.command, stdout=log, stderr=subprocess.STDOUT, env=peer.env, cwd=str(peer.cwd),
+                                    start_new_session=True)
+    log.close()
+    url = f"https://localhost:{peer.port}"
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca)), timeout=2) as client:
+        with anyio.fail_after(60):
+            while True:
+                try:
+                    if (await client.get(url + "/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await anyio.sleep(0.1)
+    yield url, ca
+    peer.stop()
+
+
+@pytest.mark.parametrize("use_http_11", [False, True])
+async def test_an_https_deployment_is_verified_against_the_trusted_ca_and_streams_over_tls(
+        server_process, tls_endpoint, bidi_log: pathlib.Path, use_http_11: bool) -> None:
+    url, ca = tls_endpoint
+    durio = server_process(None, env={"DURIO_DEPLOYMENT_CA_FILE": str(ca)})
+    await durio.start()
+    deployment = await register_with_durio(durio, url, **({"use_http_11": True} if use_http_11 else {}))
+    expected = ("RequestResponse", "HTTP/1.1") if use_http_11 else ("BidiStream", "HTTP/2.0")
+    assert (deployment["protocol_type"], deployment["http_version"]) == expected
+    async with durio.client() as client:
+        response = await client.post("/restate/call/Steps/walk", json="ada")
+    assert response.status_code == 200 and response.json() == ["one", "hello ada", "two"], response.text
+    walks = requests_to(bidi_log, "/invoke/Steps/walk")
+    assert walks == ["/invoke/Steps/walk HTTP/2"] if not use_http_11 else len(walks) >= 4
+    assert durio.terminate() == 0
+
+
+async def test_an_https_deployment_whose_certificate_does_not_verify_is_refused(server_process, tls_endpoint) -> None:
+    url, _ = tls_endpoint
+    durio = server_process(None)  # the test CA is not trusted
+    await durio.start()
+    async with durio.client(admin=True) as admin:
+        response = await admin.post("/deployments", json={"uri": url})
+    assert response.status_code == 400
+    assert "certificate verify failed" in response.json()["message"], response.text
+    assert durio.terminate() == 0

@@ -133,7 +133,7 @@ async def test_a_uri_with_a_query_fragment_or_credentials_is_refused_before_any_
         (peer.url + "/internal/keys?", "has a query or a fragment"),
         (peer.url + "/internal/keys?x=1&", "has a query or a fragment"),
         (peer.url.replace("http://", "http://user:pw@"), "carries no credentials"),
-        ("https://127.0.0.1:1", "not an http:// URL"),
+        ("ftp://127.0.0.1:1", "not an http:// or https:// URL"),
         ("http://127.0.0.1:99999", "is not a URL"),
     ]:
         status, message, _ = await register(server, uri)

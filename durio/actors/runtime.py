@@ -81,6 +81,8 @@ class RuntimeConfig:
     # Timers and recovery bring stored invocations back into memory only while fewer than this many
     # actors are alive: a wave of due timers is worked through a bounded set at a time, not all at once.
     resume_limit: int = 1000
+    # A CA file whose certificates https:// deployments may also be signed by (besides the system's).
+    deployment_ca_file: str | None = None
     # Signs every request to a remote deployment (a durio.protocol.identity.RequestSigner, loaded from
     # Restate's request-identity-private-key-pem-file); None sends them unsigned.
     request_identity_key: typing.Any = None
@@ -281,7 +283,8 @@ class Runtime:
     async def register_deployment(self, uri: str, additional_headers: dict[str, str] | None = None,
                                   use_http_11: bool = False) -> tuple[Deployment, bool]:
         """Discover an endpoint and serve its services; (deployment, True if new)."""
-        deployment = await discover(uri, self.clock.now_ms(), additional_headers, self.config.request_identity_key, use_http_11)
+        deployment = await discover(uri, self.clock.now_ms(), additional_headers, self.config.request_identity_key, use_http_11,
+                                     self.config.deployment_ca_file)
         previous = next((d for d in self.deployments.values() if d.uri == deployment.uri), None)
         if previous is not None:
             deployment.id = previous.id

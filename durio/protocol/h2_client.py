@@ -28,7 +28,9 @@ import h2.exceptions
 import anyio
 import anyio.abc
 
-from durio.protocol.http_client import HttpClientError, HttpTimeout, Limits, ResponseTooLarge, _Clock, _split
+from anyio.streams.tls import TLSAttribute
+
+from durio.protocol.http_client import HttpClientError, Limits, ResponseTooLarge, _Clock, _split, connect
 
 MAX_CHUNK = 65536
 
@@ -40,7 +42,7 @@ class NotHttp2(HttpClientError):
 class Exchange:
     """One request and its response, both streamed. Use `stream()` to make one."""
 
-    def __init__(self, url: str, socket: anyio.abc.SocketStream, limits: Limits) -> None:
+    def __init__(self, url: str, socket: anyio.abc.ByteStream, limits: Limits) -> None:
         self.url = url
         self._socket = socket
         self._clock = _Clock(url, limits)
@@ -69,10 +71,11 @@ class Exchange:
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 raise HttpClientError(f"the connection to {self.url} failed: {exc}") from exc
 
-    async def _start(self, method: str, path: str, authority: str, headers: dict[str, str], end_stream: bool) -> None:
+    async def _start(self, method: str, path: str, authority: str, headers: dict[str, str], end_stream: bool,
+                     scheme: str = "http") -> None:
         self._conn.initiate_connection()
         self._stream_id = self._conn.get_next_available_stream_id()
-        request_headers = [(":method", method), (":scheme", "http"), (":authority", authority), (":path", path)]
+        request_headers = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
         request_headers += [(name.lower(), value) for name, value in headers.items()]
         self._conn.send_headers(self._stream_id, request_headers, end_stream=end_stream)
         self._request_ended = end_stream
@@ -221,25 +224,20 @@ def lone_errors() -> typing.Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def stream(method: str, url: str, headers: dict[str, str] | None = None, limits: Limits = Limits(),
-                 end_request: bool = False) -> typing.AsyncIterator[Exchange]:
-    """Open an HTTP/2 (h2c, prior knowledge) connection and start one request on it.
+                 end_request: bool = False, ca_file: str | None = None) -> typing.AsyncIterator[Exchange]:
+    """Open an HTTP/2 connection (h2c with prior knowledge, or TLS choosing h2 by ALPN) and start one request on it.
 
     `end_request`: the request has no body (a GET). The exchange's reader runs until the block ends.
     """
-    host, port, path = _split(url)
-    clock = _Clock(url, limits)
-    socket: anyio.abc.SocketStream | None = None
-    with anyio.CancelScope(deadline=clock.deadline(limits.connect_timeout)):
-        try:
-            socket = await anyio.connect_tcp(host, port)
-        except OSError as exc:
-            raise HttpClientError(f"cannot connect to {host}:{port}: {exc}") from exc
-    if socket is None:
-        raise HttpTimeout(f"cannot connect to {host}:{port}: no connection within {limits.connect_timeout:g} s")
+    host, port, path, secure = _split(url)
+    socket = await connect(url, limits, ["h2", "http/1.1"], ca_file)
+    if secure and socket.extra(TLSAttribute.alpn_protocol, None) != "h2":
+        await socket.aclose()
+        raise NotHttp2(f"{url}: the TLS handshake did not choose HTTP/2 (ALPN)")
     async with socket:
         exchange = Exchange(url, socket, limits)
         with exchange._body_receive, exchange._body_send:
-            await exchange._start(method, path, f"{host}:{port}", headers or {}, end_request)
+            await exchange._start(method, path, f"{host}:{port}", headers or {}, end_request, "https" if secure else "http")
             with lone_errors():
                 async with anyio.create_task_group() as nursery:
                     nursery.start_soon(exchange.read_frames)

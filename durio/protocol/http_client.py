@@ -1,7 +1,8 @@
 """A small HTTP/1.1 client on AnyIO, built on h11 (which hypercorn already brings).
 
 Enough for discovery and for invoking deployments in request/response mode:
-one connection per request, the request body sent whole, the response body
+one connection per request (TLS for https://, verified against the system's
+CAs and an optional CA file), the request body sent whole, the response body
 streamed back chunk by chunk.
 
 Every request runs under Limits: a connect timeout, a read timeout (the longest
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import ssl
 import typing
 import urllib.parse
 
@@ -65,7 +67,7 @@ class _Clock:
             return HttpTimeout(f"{self.url} did not finish answering within {self.limits.total_timeout:g} s")
         return HttpTimeout(f"{self.url} did not {waiting_for} for {self.limits.read_timeout:g} s")
 
-    async def receive(self, stream: anyio.abc.SocketStream) -> bytes:
+    async def receive(self, stream: anyio.abc.ByteStream) -> bytes:
         data = None
         with anyio.CancelScope(deadline=self.deadline(self.limits.read_timeout)):
             try:
@@ -76,7 +78,7 @@ class _Clock:
             raise self.timeout_error("send anything")
         return data
 
-    async def send(self, stream: anyio.abc.SocketStream, data: bytes) -> None:
+    async def send(self, stream: anyio.abc.ByteStream, data: bytes) -> None:
         view = memoryview(data)
         for start in range(0, len(view), MAX_CHUNK):
             with anyio.CancelScope(deadline=self.deadline(self.limits.read_timeout)) as scope:
@@ -86,7 +88,7 @@ class _Clock:
 
 
 class Response:
-    def __init__(self, status: int, reason: str, headers: dict[str, str], conn: h11.Connection, stream: anyio.abc.SocketStream,
+    def __init__(self, status: int, reason: str, headers: dict[str, str], conn: h11.Connection, stream: anyio.abc.ByteStream,
                  clock: _Clock) -> None:
         self.status = status
         self.reason = reason  # the status line's reason phrase, as the peer sent it
@@ -133,30 +135,56 @@ class Response:
         return bytes(data[:size])
 
 
-def _split(url: str) -> tuple[str, int, str]:
+def _split(url: str) -> tuple[str, int, str, bool]:
+    """(host, port, path, secure): an http:// or https:// URL's parts."""
     parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme != "http" or not parsed.hostname:
-        raise HttpClientError(f"{url!r} is not an http:// URL (durio speaks plain HTTP/1.1 to deployments)")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise HttpClientError(f"{url!r} is not an http:// or https:// URL")
     path = parsed.path or "/"
     if parsed.query:
         path += "?" + parsed.query
-    return parsed.hostname, parsed.port or 80, path
+    secure = parsed.scheme == "https"
+    return parsed.hostname, parsed.port or (443 if secure else 80), path, secure
+
+
+def tls_context(alpn: list[str], ca_file: str | None = None) -> ssl.SSLContext:
+    """A client TLS context that verifies the peer against the system's CAs, plus `ca_file`'s if given."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    context.set_alpn_protocols(alpn)
+    return context
+
+
+async def connect(url: str, limits: Limits, alpn: list[str], ca_file: str | None = None) -> anyio.abc.ByteStream:
+    """A connection to `url`'s host, over TLS (verified, offering `alpn`) for https://."""
+    host, port, _, secure = _split(url)
+    clock = _Clock(url, limits)
+    stream: anyio.abc.ByteStream | None = None
+    with anyio.CancelScope(deadline=clock.deadline(limits.connect_timeout)):
+        try:
+            if secure:
+                # Not standard-compatible: HTTP frames its own messages, and a peer that closes without the TLS
+                # closing handshake (many do) must not turn a finished exchange into an error.
+                stream = await anyio.connect_tcp(host, port, tls=True, ssl_context=tls_context(alpn, ca_file), tls_hostname=host,
+                                                 tls_standard_compatible=False)
+            else:
+                stream = await anyio.connect_tcp(host, port)
+        except OSError as exc:  # ssl.SSLError (a certificate that does not verify) is one too
+            raise HttpClientError(f"cannot connect to {host}:{port}: {exc}") from exc
+    if stream is None:
+        raise HttpTimeout(f"cannot connect to {host}:{port}: no connection within {limits.connect_timeout:g} s")
+    return stream
 
 
 @contextlib.asynccontextmanager
 async def request(
-    method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b"", limits: Limits = Limits()
+    method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b"", limits: Limits = Limits(),
+    ca_file: str | None = None,
 ) -> typing.AsyncIterator[Response]:
-    host, port, path = _split(url)
+    host, port, path, _ = _split(url)
     clock = _Clock(url, limits)
-    stream: anyio.abc.SocketStream | None = None
-    with anyio.CancelScope(deadline=clock.deadline(limits.connect_timeout)):
-        try:
-            stream = await anyio.connect_tcp(host, port)
-        except OSError as exc:
-            raise HttpClientError(f"cannot connect to {host}:{port}: {exc}") from exc
-    if stream is None:
-        raise HttpTimeout(f"cannot connect to {host}:{port}: no connection within {limits.connect_timeout:g} s")
+    stream = await connect(url, limits, ["http/1.1"], ca_file)
     async with stream:
         conn = h11.Connection(our_role=h11.CLIENT)
         request_headers = [("host", f"{host}:{port}"), ("content-length", str(len(body))), ("connection", "close")]

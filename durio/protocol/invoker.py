@@ -130,11 +130,12 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
         headers.update(signer.headers(path))
     url = deployment.uri + path
     limits = invocation_limits(handler, actor.runtime.config)
+    ca_file = actor.runtime.config.deployment_ca_file
     try:
         if deployment.http_version == HTTP_2:
-            async with h2_client.stream("POST", url, headers, limits) as exchange:
+            async with h2_client.stream("POST", url, headers, limits, ca_file=ca_file) as exchange:
                 return await _exchange(actor, exchange, bytes(body), url, content_type, deployment.protocol_type == BIDI_STREAM)
-        async with http_client.request("POST", url, headers, bytes(body), limits=limits) as response:
+        async with http_client.request("POST", url, headers, bytes(body), limits=limits, ca_file=ca_file) as response:
             if response.status // 100 != 2:
                 text = (await response.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
                 return RemoteFailure(f"{url} answered {response.status}: {text}", 500)

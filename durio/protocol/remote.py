@@ -254,8 +254,8 @@ def check_uri(uri: str) -> str:
         parsed.port  # noqa: B018 (a port out of range raises here)
     except ValueError as exc:
         raise DiscoveryError(f"{_excerpt(uri)} is not a URL: {exc}") from None
-    if parsed.scheme != "http" or not parsed.hostname:
-        raise DiscoveryError(f"{_excerpt(uri)} is not an http:// URL (durio speaks plain HTTP to deployments: h2c or HTTP/1.1)")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise DiscoveryError(f"{_excerpt(uri)} is not an http:// or https:// URL")
     if parsed.query or parsed.fragment or "?" in uri or "#" in uri:
         raise DiscoveryError(f"{_excerpt(uri)} has a query or a fragment; a deployment's URI is an origin and a path")
     if parsed.username is not None or parsed.password is not None:
@@ -276,12 +276,14 @@ def check_headers(headers: dict[str, str]) -> None:
 
 async def discover(
     uri: str, now_ms: int, additional_headers: dict[str, str] | None = None, signer: RequestSigner | None = None,
-    use_http_11: bool = False,
+    use_http_11: bool = False, ca_file: str | None = None,
 ) -> Deployment:
     """Ask the endpoint at `uri` for its manifest (GET {uri}/discover), signed by `signer` if given.
 
-    Over HTTP/2 (h2c with prior knowledge, as Restate asks), unless `use_http_11`; an endpoint that
-    answers the HTTP/2 preface in HTTP/1.1 is asked again over HTTP/1.1 (and invoked that way).
+    Over HTTP/2 (h2c with prior knowledge, as Restate asks, or TLS choosing h2 for https://), unless
+    `use_http_11`; an endpoint that answers the HTTP/2 preface in HTTP/1.1 (or whose TLS handshake picks
+    HTTP/1.1) is asked again over HTTP/1.1, and invoked that way. https:// peers are verified against the
+    system's CAs and `ca_file`'s.
     A failure is a DiscoveryError that names the status or the reason, never the body of the answer:
     `uri` may point anywhere the server can reach."""
     base = check_uri(uri)
@@ -294,12 +296,12 @@ async def discover(
         answer = None
         if not use_http_11:
             try:
-                answer = await _fetch_manifest_h2(base + "/discover", headers)
+                answer = await _fetch_manifest_h2(base + "/discover", headers, ca_file)
                 http_version = "HTTP/2.0"
             except h2_client.NotHttp2:
                 answer = None
         if answer is None:
-            answer = await _fetch_manifest_h1(base + "/discover", headers)
+            answer = await _fetch_manifest_h1(base + "/discover", headers, ca_file)
     except http_client.ResponseTooLarge:
         raise DiscoveryError(
             f"cannot discover {uri}: the manifest is larger than {DISCOVERY_LIMITS.max_response_bytes} bytes"
@@ -329,14 +331,14 @@ def _is_manifest(status: int, content_type: str) -> bool:
     return status == 200 and content_type.startswith("application/vnd.restate.endpointmanifest.v")
 
 
-async def _fetch_manifest_h1(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    async with http_client.request("GET", url, headers, limits=DISCOVERY_LIMITS) as response:
+async def _fetch_manifest_h1(url: str, headers: dict[str, str], ca_file: str | None) -> tuple[int, dict[str, str], bytes]:
+    async with http_client.request("GET", url, headers, limits=DISCOVERY_LIMITS, ca_file=ca_file) as response:
         body = await response.read() if _is_manifest(response.status, response.headers.get("content-type", "")) else b""
         return response.status, response.headers, body
 
 
-async def _fetch_manifest_h2(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    async with h2_client.stream("GET", url, headers, DISCOVERY_LIMITS, end_request=True) as exchange:
+async def _fetch_manifest_h2(url: str, headers: dict[str, str], ca_file: str | None) -> tuple[int, dict[str, str], bytes]:
+    async with h2_client.stream("GET", url, headers, DISCOVERY_LIMITS, end_request=True, ca_file=ca_file) as exchange:
         await exchange.response_started()
         body = await exchange.read() if _is_manifest(exchange.status, exchange.headers.get("content-type", "")) else b""
         return exchange.status, exchange.headers, body
