@@ -124,7 +124,6 @@ class InvocationActor:
         self._undurable_messages: dict[int, e.Notification] = {}
         self._delivered = False
         self._notified = anyio.Event()
-        self._durable_grew = anyio.Event()  # set each time a notification becomes durable (bidi streams wait on it)
         self._attempt_scope: anyio.CancelScope | None = None
         self._run_nursery: anyio.abc.TaskGroup | None = None
         self._runs_in_flight = 0
@@ -615,8 +614,8 @@ class InvocationActor:
         await self._flush_writes()
 
     async def durable_growth(self) -> None:
-        """Wait until another notification becomes durable."""
-        await self._durable_grew.wait()
+        """Wait until another notification becomes durable (or something else wakes the invocation's waiters)."""
+        await self._next_notification().wait()
 
     async def wait_for_any(self, handles: typing.Collection[int]) -> bool:
         """Wait until the journal durably holds any of these; False after `suspend_after_s` of nothing."""
@@ -720,8 +719,6 @@ class InvocationActor:
             return
         self.machine.mark_durable(length)
         self._notified.set()
-        self._durable_grew.set()
-        self._durable_grew = anyio.Event()
 
     # ------------------------------------------------------------ writes
 

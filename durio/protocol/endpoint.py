@@ -142,6 +142,13 @@ class EndpointApp:
         request = RequestStream(scope, receive, BODY_LIMIT)
         try:
             start, journal = await request.replay()
+            codec = await self._journal_codec()
+            try:
+                await decode_journal(journal, codec)
+                for entry in start.state_map if codec is not None else ():
+                    entry.value = await codec.decode(bytes(entry.value))
+            except Exception as exc:  # a value the codec cannot read (not encoded, another key): retried, and said why
+                raise ProtocolError(f"the journal value codec cannot decode a value: {exc!r}", 500) from exc
         except ProtocolError as exc:
             await _refuse_attempt(send, version, exc)
             return
@@ -151,20 +158,6 @@ class EndpointApp:
             "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
         })
         out_send, out_receive = anyio.create_memory_object_stream[bytes](float("inf"))
-        try:
-            codec = await self._journal_codec()
-            try:
-                await decode_journal(journal, codec)
-                for entry in start.state_map if codec is not None else ():
-                    entry.value = await codec.decode(bytes(entry.value))
-            except Exception as exc:  # a value the codec cannot read (not encoded, another key): retried, and said why
-                raise ProtocolError(f"the journal value codec cannot decode a value: {exc!r}", 500) from exc
-        except ProtocolError as exc:
-            out_send.close()
-            out_receive.close()
-            error = m.MESSAGES["ErrorMessage"](code=exc.code, message=str(exc))
-            await send({"type": "http.response.body", "body": encode(m.ERROR, error), "more_body": False})
-            return
 
         async def forward_frames() -> None:
             async with out_receive:
@@ -206,7 +199,8 @@ class EndpointApp:
 
 
 async def _refuse_attempt(send: Send, version: int, exc: ProtocolError) -> None:
-    """A request that is not a well-formed invocation: its one answer is an ErrorMessage."""
+    """A request that is not a well-formed invocation (or whose values the codec cannot read): its one answer is
+    an ErrorMessage, which the server retries and reports."""
     await send({
         "type": "http.response.start",
         "status": 200,
