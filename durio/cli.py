@@ -90,9 +90,26 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deployment-ca-file", metavar="FILE", default=None,
                         help="trust this CA file's certificates for https:// deployments, besides the system's "
                              "(env DURIO_DEPLOYMENT_CA_FILE)")
+    parser.add_argument("--workers", default=os.environ.get("DURIO_WORKERS", "auto"), type=_workers,
+                        help="worker processes that share the partitions and the ports: a number, or auto (one per usable "
+                             "CPU; env DURIO_WORKERS, default auto)")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="the number of partitions of a new data directory (default 24; an existing one keeps its own)")
     parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
                         help="sign requests to remote deployments with this Ed25519 key, as Restate does "
                              "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
+
+
+def _workers(value: str) -> str:
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'auto', not {value!r}") from None
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError(f"between 1 and 256, not {count}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     services_group = commands.add_parser("services", help="services").add_subparsers(dest="action", required=True)
     admin_command(services_group, "list", "list the services and their handlers")
+
+    cluster = admin_command(commands, "cluster", "the server's nodes, worker processes and partitions, with their owners")
+    cluster.set_defaults(action=None)
 
     invocations = commands.add_parser("invocations", help="invocations").add_subparsers(dest="action", required=True)
     listing = admin_command(invocations, "list", "list invocations, newest first")
@@ -183,13 +203,16 @@ def main(argv: list[str] | None = None) -> int:
 
                 durio.install_as_restate()
             services = load_services(args.app) if args.command == "serve" else []
+            from durio.partitions import PartitionCountError  # noqa: PLC0415
+            from durio.workers.supervisor import PortInUse  # noqa: PLC0415
+
             try:
-                serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
-                      request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
-                      config_file=args.config_file, backend=args.backend, deployment_ca_file=args.deployment_ca_file)
-            except (IdentityKeyError, ConfigError, BackendError, CaFileError) as exc:
+                return serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
+                             request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
+                             config_file=args.config_file, backend=args.backend, deployment_ca_file=args.deployment_ca_file,
+                             workers=args.workers, partitions=args.partitions)
+            except (IdentityKeyError, ConfigError, BackendError, CaFileError, PartitionCountError, PortInUse) as exc:
                 raise CliError(str(exc)) from None
-            return 0
         run_admin_command(args)
     except (CliError, AdminError) as exc:
         print(f"durio: {exc}", file=sys.stderr)
@@ -254,6 +277,19 @@ def run_admin_command(args: argparse.Namespace) -> None:
             print_json({"id": args.id, "action": args.action, "status": result.get("status")})
         else:
             print(f"{args.id}: {done[args.action]}")
+    elif args.command == "cluster":
+        result = client.get("/cluster")
+        if args.json:
+            print_json(result)
+            return
+        for node in result["nodes"]:
+            print(f"node {node['name']}: {len(node['workers'])} workers")
+            print(table([{"worker": w.get("worker"), "pid": w.get("pid") or "restarting",
+                          "partitions": ", ".join(str(p) for p in w.get("partitions", []))} for w in node["workers"]],
+                        [("worker", "WORKER"), ("pid", "PID"), ("partitions", "PARTITIONS")]))
+        print(table([{"id": p["id"], "range": f"{p['key_range'][0]:#018x}-{p['key_range'][1]:#018x}", "owner": p["owner"],
+                      "epoch": p["epoch"]} for p in result["partitions"]],
+                    [("id", "PARTITION"), ("range", "KEY RANGE"), ("owner", "OWNER PID"), ("epoch", "EPOCH")]))
     elif args.command == "sql":
         result = client.request("POST", "/query", {"query": args.query})
         print_json(result) if args.json else print(sql_table(result))

@@ -76,9 +76,14 @@ def partition_key_of(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
-def new_invocation_id(key: str | None = None, now_ms: int | None = None) -> str:
-    """A fresh id whose uuid is a ULID (48-bit milliseconds, 80 random bits), as Restate's are."""
-    partition_key = partition_key_of(key) if key is not None else secrets.randbits(64)
+def new_invocation_id(key: str | None = None, now_ms: int | None = None, partition_key: int | None = None) -> str:
+    """A fresh id whose uuid is a ULID (48-bit milliseconds, 80 random bits), as Restate's are.
+
+    An unkeyed one gets `partition_key` when given (a partition of the worker that makes it), else a random one."""
+    if key is not None:
+        partition_key = partition_key_of(key)
+    elif partition_key is None:
+        partition_key = secrets.randbits(64)
     millis = int(time.time() * 1000) if now_ms is None else now_ms
     return _format(partition_key, (millis & (1 << 48) - 1) << 80 | secrets.randbits(80))
 

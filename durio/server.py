@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from durio.ingress.ingress_app import IngressApp
 from durio.ingress.limits import HttpLimits
 from durio.ingress.serving import serve_http
 from durio.ingress.ui import admin_routes
+from durio.partitions import check_partition_count
 from durio.sdk.definitions import ServiceDefinition
 
 log = logging.getLogger("durio")
@@ -45,13 +47,26 @@ async def run_server(
     admin: str = DEFAULT_ADMIN,
     config: RuntimeConfig | None = None,
     http_limits: HttpLimits | None = None,
+    worker: typing.Any = None,
     task_status: anyio.abc.TaskStatus[RunningServer] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the runtime and both HTTP listeners (each with its own `http_limits`) until cancelled."""
-    async with open_runtime(services, data_dir, config) as runtime:
+    """Run the runtime and both HTTP listeners (each with its own `http_limits`) until cancelled.
+
+    `worker` (a durio.workers.worker.WorkerSpec): this process is one of several workers sharing the data
+    directory and the ports; it serves its own partitions and forwards the rest to their owners."""
+    if worker is None:
+        runtime_context: typing.AsyncContextManager[Runtime] = open_runtime(services, data_dir, config)
+    else:
+        from durio.workers.worker import open_worker_runtime
+
+        runtime_context = open_worker_runtime(services, data_dir, config, worker)
+    shared = worker is not None
+    async with runtime_context as runtime:
         async with anyio.create_task_group() as nursery:
-            ingress_url = await nursery.start(serve_http, IngressApp(runtime), ingress, http_limits)
-            admin_url = await nursery.start(serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits)
+            ingress_url = await nursery.start(
+                functools.partial(serve_http, IngressApp(runtime), ingress, http_limits, reuse_port=shared))
+            admin_url = await nursery.start(
+                functools.partial(serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits, reuse_port=shared))
             log.info("durio ingress listening on %s", ingress_url)
             log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
             task_status.started(RunningServer(runtime, ingress_url, admin_url))
@@ -103,8 +118,16 @@ def serve(
     config_file: str | None = None,
     backend: str | None = None,
     deployment_ca_file: str | None = None,
-) -> None:
+    workers: int | str | None = None,
+    partitions: int | None = None,
+) -> int:
     """Run durio embedded, with these services in-process, until SIGINT/SIGTERM.
+
+    `workers`: how many worker processes serve the data directory's partitions (an int, or "auto": one per usable
+    CPU; default 1, this process). With more than one, this process becomes their supervisor: it forks them (each
+    starts with these services), restarts any that dies, and stops them on SIGTERM; they share the ports.
+    `partitions`: how many partitions a new data directory gets (default 24; an existing one keeps its own).
+    The exit status: 0, or 1 when a worker could not run.
 
     `backend` is the event loop: "trio" (the default), "asyncio" or "uvloop" (the extra durio[uvloop]),
     else DURIO_BACKEND names it; a bad one is a durio.backend.BackendError (a ValueError) before anything
@@ -145,8 +168,71 @@ def serve(
         "config": config,
         "http_limits": HttpLimits.from_env(),
     }
-    with contextlib.suppress(KeyboardInterrupt):
-        backends.run(lambda: run_until_signalled(list(services), backend_name, **options), backend=backend_name)
+    worker_count = resolve_workers(workers if workers is not None else 1)
+    if partitions is not None:
+        check_partition_count(partitions)
+    services = list(services)
+    if worker_count == 1:
+        with contextlib.suppress(KeyboardInterrupt):
+            backends.run(lambda: run_until_signalled(services, backend_name, **options), backend=backend_name)
+        return 0
+    return _supervise(services, worker_count, partitions, backend_name, options)
+
+
+def resolve_workers(workers: int | str) -> int:
+    """An int, or "auto" (one per usable CPU); a WorkerCountError (a ValueError) otherwise."""
+    from durio.workers.supervisor import usable_cpus
+
+    if workers == "auto":
+        return usable_cpus()
+    try:
+        count = int(workers)
+    except (TypeError, ValueError):
+        raise WorkerCountError(f"workers is a number or 'auto', not {workers!r}") from None
+    if not 1 <= count <= 256:
+        raise WorkerCountError(f"workers must be between 1 and 256, not {count}")
+    return count
+
+
+class WorkerCountError(ValueError):
+    """A number of workers that cannot be used."""
+
+
+def _supervise(services: list[ServiceDefinition], count: int, partitions: int | None, backend_name: str,
+               options: dict[str, typing.Any]) -> int:
+    from durio.workers.supervisor import EXIT_FATAL, Supervisor, claim_port
+    from durio.workers.worker import WorkerSpec
+
+    held = []
+    for name in ("ingress", "admin"):
+        address, holder = claim_port(parse_address(options[name], name))
+        options[name] = str(address)
+        held.append(holder)
+    log.info("durio runs %d workers on %s (pid %d supervises them)", count, backend_name, os.getpid())
+
+    def run_worker(index: int) -> int:
+        for holder in held:
+            holder.close()
+        worker = WorkerSpec(index, count, partitions)
+        try:
+            backends.run(lambda: run_until_signalled(services, backend_name, worker=worker, **options), backend=backend_name)
+        except KeyboardInterrupt:
+            pass
+        except OSError as exc:
+            log.error("worker %d cannot serve: %s", index, exc)
+            return EXIT_FATAL
+        except BaseExceptionGroup as group:
+            if group.split(OSError)[1] is None:  # nothing but OSErrors: a port or file it cannot use
+                log.error("worker %d cannot serve: %s", index, group.exceptions[0])
+                return EXIT_FATAL
+            raise
+        return 0
+
+    try:
+        return Supervisor(count, run_worker).run()
+    finally:
+        for holder in held:
+            holder.close()
 
 
 class CaFileError(ValueError):

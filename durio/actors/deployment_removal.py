@@ -64,4 +64,6 @@ async def remove_deployment(runtime: Runtime, deployment_id: str) -> StillNeeded
         runtime.registry.restore(removed)
         return refused
     del runtime.deployments[deployment_id]
+    if runtime.peers is not None:
+        runtime.peers.tell_all("deployments_changed")
     return None

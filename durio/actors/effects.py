@@ -30,6 +30,8 @@ class Effects:
     stop: list[str] = field(default_factory=list)
     # Exclusive invocations that left their key (completed), so the key admits its next one.
     released: list[InvocationRecord] = field(default_factory=list)
+    # Partitions of other workers this transition left messages for (durio.actors.messages): their owners are told.
+    messages: list[int] = field(default_factory=list)
     created: int = 0  # invocations this transition created
     # Exclusive invocations that took a key whose inbox was empty, with the key's state as the same
     # transaction read it: nothing else is queued on the key yet, so the key actor knows its whole
@@ -64,3 +66,9 @@ class Sequences:
     def peek(self) -> int:
         """The highest number handed out so far."""
         return self._last
+
+    def advance_past(self, used: int) -> None:
+        """Never hand out `used` or below: another process sharing the storage has used them."""
+        if used > self._last:
+            self._counter = itertools.count(used + 1)
+            self._last = used

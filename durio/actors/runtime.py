@@ -27,7 +27,8 @@ from durio.actors.router import Router
 from durio.actors.timers import TimerActor
 from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, Created, Transitions
 from durio.actors.waiters import CompletionWaiters
-from durio.journal.entries import Entry, Failure, Input, Target
+from durio.journal.entries import Entry, Failure, Input, Notification, Target
+from durio.partitions import PartitionTable
 from durio.protocol.remote import Deployment, discover, services_of
 from durio.schedules.scheduler import Scheduler
 from durio.sdk.definitions import Handler, ServiceDefinition
@@ -35,7 +36,7 @@ from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.options import Backoff, DEFAULT_INVOCATION_BACKOFF, invocation_backoff
 from durio.storage import StorageError, Store, StoreClosed, Ticket, Txn, open_store
 from durio.storage.frames import FrameError
-from durio.storage.records import InvocationRecord, Status
+from durio.storage.records import InvocationRecord, Status, TimerKey
 from durio.telemetry import tracing_from_environment
 
 log = logging.getLogger("durio.runtime")
@@ -93,14 +94,55 @@ class RuntimeConfig:
     clock_start_s: float | None = None
 
 
+class PeerLink(typing.Protocol):
+    """The other worker processes, as a worker's runtime sees them (durio.workers.peers implements it).
+
+    `forward` runs one of the runtime's verbs in the worker that owns a partition and returns its answer;
+    `tell` hands that worker something to do, in order, without waiting."""
+
+    me: int  # this worker's index
+    workers: int  # how many workers the server runs
+
+    def owner_of(self, partition: int) -> int: ...
+
+    async def forward(self, worker: int, verb: str, *args: typing.Any) -> typing.Any: ...
+
+    def tell(self, worker: int, verb: str, *args: typing.Any) -> None: ...
+
+    def tell_all(self, verb: str, *args: typing.Any) -> None: ...
+
+
+class PeerUnavailable(Exception):
+    """The worker that owns a partition did not come back in time (the client may retry later)."""
+
+
+class PeerLost(Exception):
+    """The worker died after a request was sent to it: it may or may not have acted on it."""
+
+
+class RemoteError(Exception):
+    """A verb failed in the sibling worker that ran it."""
+
+
+# How often a worker looks for messages to its partitions that nobody told it about (their sender died first).
+MESSAGE_SWEEP_S = 1.0
+
+
 class Runtime:
-    def __init__(self, store: Store, registry: Registry, config: RuntimeConfig) -> None:
+    def __init__(self, store: Store, registry: Registry, config: RuntimeConfig,
+                 partitions: PartitionTable | None = None, peers: PeerLink | None = None) -> None:
         self.store = store
         self.registry = registry
         self.config = config
         self.clock: Clock = typing.cast(Clock, None)
         self.sequences = Sequences()
-        self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms, config.purge_completed)
+        # The partitions this process owns; the others belong to sibling worker processes, reached through `peers`.
+        self.partitions = partitions or PartitionTable.single()
+        self.peers = peers
+        self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms, config.purge_completed,
+                                       self.partitions)
+        self._messages_waiting: set[int] = set()
+        self._messages_arrived = anyio.Event()
         self.waiters = CompletionWaiters()
         self.stats = RuntimeStats()
         self.deployments: dict[str, Deployment] = {}
@@ -125,6 +167,9 @@ class Runtime:
         self.sequences = Sequences(high_water + 1)
         self.transitions.seq = self.sequences
         self.store.writer.before_commit = self._persist_sequence
+        if not self.partitions.owns_all:
+            # Sibling workers write the same storage: every batch starts past the numbers they have used.
+            self.store.backend.before_ops = self._catch_up_sequence
         for record in await self.store.read(lambda txn: txn.deployments()):
             deployment = Deployment.from_record(record)
             self.deployments[deployment.id] = deployment
@@ -138,6 +183,9 @@ class Runtime:
             if waiting:
                 supervisor.start_soon(self._resume_when_there_is_room, waiting)
             supervisor.start_soon(self._heal_after_storage_failures)
+            if not self.partitions.owns_all:
+                supervisor.start_soon(self._apply_messages)
+                supervisor.start_soon(self._sweep_messages)
             task_status.started(self)
             await anyio.sleep_forever()
 
@@ -145,22 +193,54 @@ class Runtime:
         # Every batch records the sequence high-water mark, so numbers are never reused after a restart.
         txn.put_meta("sequence", self.sequences.peek())
 
+    def _catch_up_sequence(self, txn: Txn) -> None:
+        self.sequences.advance_past(txn.get_meta("sequence") or 0)
+
+    # ------------------------------------------------------------ messages from other partitions
+
+    def messages_arrived(self, partition: int) -> None:
+        """Messages wait for a partition of this worker (a sibling just wrote them)."""
+        if partition in self.partitions.owned:
+            self._messages_waiting.add(partition)
+            self._messages_arrived.set()
+
+    async def _apply_messages(self) -> None:
+        while True:
+            await self._messages_arrived.wait()
+            self._messages_arrived = anyio.Event()
+            waiting, self._messages_waiting = self._messages_waiting, set()
+            for partition in sorted(waiting):
+                op = self.transitions.apply_messages(partition)
+                try:
+                    applied = await self.write(op)
+                except StorageError:
+                    self._messages_waiting.add(partition)  # the sweep tries again
+                    continue
+                if applied:
+                    self.messages_arrived(partition)  # there may be more than one batch's worth
+
+    async def _sweep_messages(self) -> None:
+        """Messages whose sender died before it told this worker: look for them now and then."""
+        while True:
+            for partition in await self.store.read(lambda txn: txn.partitions_with_messages()):
+                self.messages_arrived(partition)
+            await anyio.sleep(MESSAGE_SWEEP_S)
+
     async def _recover(self) -> list[InvocationRecord]:
         """Resume unfinished invocations and redeliver every message in flight.
 
         Returns the invocations beyond the resume limit, still to be started as actors end.
         """
 
-        def scan(txn: Txn) -> tuple[list[InvocationRecord], list[tuple[str, int, typing.Any]]]:
-            runnable, _ = txn.invocations_by_status((Status.READY, Status.BACKING_OFF))
-            return runnable, list(txn.iter_outbox())
-
-        runnable, outbox = await self.store.read(scan)
+        runnable, outbox = await self.store.read(self._scan_due_work)
+        if not self.partitions.owns_all:
+            for partition in await self.store.read(lambda txn: txn.partitions_with_messages()):
+                self.messages_arrived(partition)
         first = max(0, self.config.resume_limit - len(self.router.actors))
         for record in runnable[:first]:
             self.router.start(record)
         for target_id, seq, notification in outbox:
-            self.router.deliver(target_id, notification, outbox_seq=seq)
+            self.deliver(target_id, notification, seq)
         self.recovered = len(runnable)
         if runnable or outbox:
             log.info("recovered %d invocations and %d messages in flight", len(runnable), len(outbox))
@@ -197,17 +277,21 @@ class Runtime:
             log.warning("storage takes writes again: redoing the work that was due while it refused them")
             await self._redo_due_work()
 
+    def _scan_due_work(self, txn: Txn) -> tuple[list[InvocationRecord], list[tuple[str, int, typing.Any]]]:
+        """What should be running or delivered, as storage has it: runnable invocations of this worker's
+        partitions, and the whole outbox (a sibling's message is handed to it: its sender may have died
+        before it told the sibling)."""
+        runnable, _ = txn.invocations_by_status((Status.READY, Status.BACKING_OFF))
+        if not self.partitions.owns_all:
+            runnable = [record for record in runnable if self.partitions.is_local(record.id)]
+        return runnable, list(txn.iter_outbox())
+
     async def _redo_due_work(self) -> None:
         self.timers.reload()
-
-        def scan(txn: Txn) -> tuple[list[InvocationRecord], list[tuple[str, int, typing.Any]]]:
-            runnable, _ = txn.invocations_by_status((Status.READY, Status.BACKING_OFF))
-            return runnable, list(txn.iter_outbox())
-
-        runnable, outbox = await self.store.read(scan)
+        runnable, outbox = await self.store.read(self._scan_due_work)
         router = self.router
         for target_id, seq, notification in outbox:
-            router.deliver(target_id, notification, outbox_seq=seq)
+            self.deliver(target_id, notification, seq)
         for record in runnable:
             if router.is_alive(record.id):
                 continue
@@ -248,9 +332,11 @@ class Runtime:
         for record in effects.enqueue:
             self.router.enqueue(record)
         for target_id, seq, notification in effects.deliver:
-            self.router.deliver(target_id, notification, outbox_seq=seq)
+            self.deliver(target_id, notification, seq)
         for timer in effects.timers:
-            self.timers.add(timer)
+            self.add_timer(timer)
+        for partition in effects.messages:
+            self._tell_owner(partition, "messages_arrived", partition)
         self.stats.created += effects.created
         for invocation_id, result in effects.completed:
             if isinstance(result, Failure):
@@ -262,6 +348,31 @@ class Runtime:
             self.router.stop(invocation_id)
         for record in effects.released:
             self.router.released(record)
+
+    def deliver(self, target_id: str, notification: Notification, outbox_seq: int) -> None:
+        """Hand an outbox message to its invocation's actor, here or in the worker that owns it."""
+        if self.partitions.is_local(target_id):
+            self.router.deliver(target_id, notification, outbox_seq=outbox_seq)
+        else:
+            self._tell_owner(self.partitions.of_id(target_id), "deliver", target_id, notification, outbox_seq)
+
+    def add_timer(self, timer: TimerKey) -> None:
+        if self.partitions.is_local(timer.invocation_id):
+            self.timers.add(timer)
+        else:
+            self._tell_owner(self.partitions.of_id(timer.invocation_id), "add_timer", timer)
+
+    def _tell_owner(self, partition: int, verb: str, *args: typing.Any) -> None:
+        if self.peers is None:
+            log.error("no worker to tell about partition %d (%s)", partition, verb)
+            return
+        self.peers.tell(self.peers.owner_of(partition), verb, *args)
+
+    def _owner_elsewhere(self, invocation_id: str) -> int | None:
+        """The worker that owns this invocation's partition, when it is not this one."""
+        if self.peers is None or self.partitions.is_local(invocation_id):
+            return None
+        return self.peers.owner_of(self.partitions.of_id(invocation_id))
 
     async def load_invocation(self, invocation_id: str) -> tuple[InvocationRecord, list[Entry]] | None:
         """An invocation and its journal; one that cannot be read is failed for good, with the reason."""
@@ -294,7 +405,22 @@ class Runtime:
         await self.write(self.transitions.save_deployment(deployment.to_record(), previous.id if previous else None))
         self.registry.add_remote(services)
         self.deployments[deployment.id] = deployment
+        if self.peers is not None:
+            self.peers.tell_all("deployments_changed")
         return deployment, previous is None
+
+    async def reload_deployments(self) -> None:
+        """Serve the deployments storage has now (a sibling worker registered or removed one)."""
+        stored = {d.id: d for d in (Deployment.from_record(r) for r in await self.store.read(lambda txn: txn.deployments()))}
+        for gone in set(self.deployments) - set(stored):
+            deployment = self.deployments.pop(gone)
+            self.registry.remove_remote({service.name for service in services_of(deployment)
+                                         if getattr(self.registry.service(service.name), "deployment", None) is deployment})
+        for deployment_id, deployment in stored.items():
+            known = self.deployments.get(deployment_id)
+            if known is None or known.to_record() != deployment.to_record():
+                self.registry.add_remote(services_of(deployment))
+                self.deployments[deployment_id] = deployment
 
     def backoff_for(self, handler: Handler) -> Backoff:
         service = self.registry.service(handler.service_name)
@@ -328,7 +454,7 @@ class Runtime:
         elif idempotency_key is not None:
             invocation_id = ids.idempotent_invocation_id(target, idempotency_key)
         else:
-            invocation_id = ids.new_invocation_id(target.key, now)
+            invocation_id = ids.new_invocation_id(target.key, now, self.partitions.local_partition_key())
         record = InvocationRecord(
             id=invocation_id,
             target=target,
@@ -368,6 +494,9 @@ class Runtime:
 
     async def call(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> tuple[str, bytes | Failure]:
         """Create (or find) the invocation and wait for its result."""
+        owner = self._owner_elsewhere(record.id)
+        if owner is not None:
+            return typing.cast(tuple[str, typing.Union[bytes, Failure]], await self._forward(owner, "call", record, input_entry))
         slot = self.waiters.register(record.id)
         try:
             created: Created = (await self._submit_creation(record, input_entry, decoded).wait()).value
@@ -383,11 +512,17 @@ class Runtime:
 
     async def send(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> tuple[InvocationRecord, bool]:
         """Create (or find) the invocation; True when this request created it."""
+        owner = self._owner_elsewhere(record.id)
+        if owner is not None:
+            return typing.cast(tuple[InvocationRecord, bool], await self._forward(owner, "send", record, input_entry))
         created: Created = (await self._submit_creation(record, input_entry, decoded).wait()).value
         return created.record, created.created
 
     async def attach(self, invocation_id: str) -> bytes | Failure | None:
         """Wait for an invocation's result; None when no such invocation exists."""
+        owner = self._owner_elsewhere(invocation_id)
+        if owner is not None:
+            return typing.cast(typing.Union[bytes, Failure, None], await self._forward(owner, "attach", invocation_id))
         slot = self.waiters.register(invocation_id)
         try:
             record = await self.store.read(lambda txn: txn.get_invocation(invocation_id))
@@ -398,6 +533,43 @@ class Runtime:
             return await slot.wait()
         finally:
             self.waiters.unregister(invocation_id, slot)
+
+    async def control(self, invocation_id: str, action: str) -> str:
+        """An operator's action on one invocation: cancel, kill, pause, resume or purge.
+
+        The outcome: "not_found", "completed", or what the action did (durio.actors.transitions)."""
+        owner = self._owner_elsewhere(invocation_id)
+        if owner is not None:
+            return typing.cast(str, await self._forward(owner, "control", invocation_id, action))
+        now = self.clock.now_ms()
+        transitions = self.transitions
+        op = {
+            "cancel": lambda: transitions.cancel(invocation_id, now),
+            "kill": lambda: transitions.kill(invocation_id, now),
+            "purge": lambda: transitions.purge(invocation_id),
+            "pause": lambda: transitions.pause(invocation_id, now),
+            "resume": lambda: transitions.resume(invocation_id, now),
+        }[action]()
+        return typing.cast(str, await self.write(op))
+
+    async def complete_awakeable(self, awakeable_id: str, result: bytes | Failure) -> str:
+        """Resolve or reject an awakeable; the outcome is a CompleteSignalOutcome. InvalidId for a bad id."""
+        target_id, _ = ids.parse_awakeable_id(awakeable_id)
+        owner = self._owner_elsewhere(target_id)
+        if owner is not None:
+            return typing.cast(str, await self._forward(owner, "complete_awakeable", awakeable_id, result))
+        return typing.cast(str, await self.write(self.transitions.complete_awakeable(awakeable_id, result)))
+
+    async def _forward(self, worker: int, verb: str, *args: typing.Any) -> typing.Any:
+        """Run a verb in the worker that owns its partition. If that worker dies before it answers, the verb
+        is sent again to its successor: each verb is idempotent on the same arguments (a call or send carries
+        its invocation's id, which the first attempt may have created already)."""
+        assert self.peers is not None
+        while True:
+            try:
+                return await self.peers.forward(worker, verb, *args)
+            except PeerLost as exc:
+                log.warning("%s; sending %s again once it is back", exc, verb)
 
     async def get_record(self, invocation_id: str) -> InvocationRecord | None:
         return await self.store.read(lambda txn: txn.get_invocation(invocation_id))
@@ -419,6 +591,38 @@ class Runtime:
                 if actor.status.value in ("running", "backing-off")}
 
 
+    def local_snapshot(self) -> dict[str, typing.Any]:
+        """This worker's live counters, for /metrics and /cluster (each worker has its own)."""
+        live = [actor.status.value for actor in self.router.actors.values()]
+        writer = self.store.writer.statistics()
+        stats = self.stats
+        return {
+            "worker": self.peers.me if self.peers is not None else 0, "pid": os.getpid(),
+            "partitions": sorted(self.partitions.owned),
+            "created": stats.created, "completed_success": stats.completed_success, "completed_failure": stats.completed_failure,
+            "journal_appends": stats.journal_appends, "attempt_failures": stats.attempt_failures,
+            "actors": len(live), "running": live.count("running"), "backing_off": live.count("backing-off"),
+            "timers": len(self.timers), "writer_batches": writer.batches, "writer_ops": writer.ops, "writer_queued": writer.queued,
+        }
+
+    async def worker_snapshots(self) -> list[dict[str, typing.Any]]:
+        """Every worker's local_snapshot; a worker being restarted is listed with its index only."""
+        if self.peers is None:
+            return [self.local_snapshot()]
+        found: list[dict[str, typing.Any]] = []
+        for worker in range(self.peers.workers):
+            if worker == self.peers.me:
+                found.append(self.local_snapshot())
+                continue
+            with anyio.move_on_after(2.0):
+                try:
+                    found.append(await self.peers.forward(worker, "snapshot"))
+                    continue
+                except (PeerLost, PeerUnavailable, RemoteError):
+                    pass
+            found.append({"worker": worker, "pid": None, "partitions": [], "restarting": True})
+        return found
+
     def log_actors_in_memory(self, most: int = 20) -> None:
         """At shutdown: the invocations still in memory and where each stands (an operator's and a soak's clue)."""
         actors = list(self.router.actors.values()) if self.router is not None else []
@@ -438,6 +642,8 @@ async def open_runtime(
     services: typing.Iterable[ServiceDefinition],
     data_dir: str | os.PathLike[str],
     config: RuntimeConfig | None = None,
+    partitions: PartitionTable | None = None,
+    peers: PeerLink | None = None,
 ) -> typing.AsyncIterator[Runtime]:
     """Run durio's runtime (storage, actors, timers) for the duration of the block."""
     config = config or RuntimeConfig()
@@ -445,7 +651,7 @@ async def open_runtime(
                         workflow_retention_ms=config.workflow_retention_ms)
     async with open_store(data_dir, sync=config.sync, map_size=config.map_size) as store:
         async with anyio.create_task_group() as nursery:
-            runtime = await nursery.start(Runtime(store, registry, config).run)
+            runtime = await nursery.start(Runtime(store, registry, config, partitions, peers).run)
             try:
                 yield runtime
             finally:

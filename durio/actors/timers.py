@@ -96,8 +96,10 @@ class TimerActor:
                 self._horizon_ms = boundary_ms - 1
                 break
             limit *= 2
+        partitions = self._runtime.partitions
         for timer in timers:
-            self._push(timer)
+            if partitions.is_local(timer.invocation_id):  # a sibling worker fires the others
+                self._push(timer)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await self._load_window(0)

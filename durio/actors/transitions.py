@@ -19,8 +19,10 @@ import typing
 from dataclasses import dataclass
 
 from durio.actors.effects import Applied, Effects, Sequences
+from durio.actors.messages import Message, MessageKind
 from durio.ids import InvalidId, parse_awakeable_id
 from durio.journal import entries as e
+from durio.partitions import PartitionTable
 from durio.storage.frames import FrameError
 from durio.storage.records import InvocationRecord, PromiseRecord, ReplyTo, Status, TimerKey, TimerKind
 from durio.storage.txn import Txn
@@ -74,11 +76,53 @@ class CompleteSignalOutcome:
 class Transitions:
     """Builds ops. Holds only configuration and the sequence counter."""
 
-    def __init__(self, sequences: Sequences, resolve_target: TargetResolver, default_retention_ms: int, purge_completed: bool = True) -> None:
+    def __init__(self, sequences: Sequences, resolve_target: TargetResolver, default_retention_ms: int, purge_completed: bool = True,
+                 partitions: PartitionTable | None = None) -> None:
         self.seq = sequences
         self.resolve_target = resolve_target
         self.default_retention_ms = default_retention_ms
         self.purge_completed = purge_completed
+        # Which invocations this process may change directly; the others get messages (durio.actors.messages).
+        self.partitions = partitions or PartitionTable.single()
+
+    def _post(self, txn: Txn, message: Message, fx: Effects) -> None:
+        """Leave a message for the worker that owns `message.target_id`, in this transaction."""
+        partition = self.partitions.of_id(message.target_id)
+        txn.put_message(partition, self.seq.next(), message.encode())
+        fx.messages.append(partition)
+
+    def apply_messages(self, partition: int, limit: int = 256) -> Op:
+        """Apply the oldest messages to a partition this process owns, deleting each as it is applied.
+
+        The value is how many were applied (`limit`: more may be waiting)."""
+
+        def op(txn: Txn) -> Applied:
+            fx = Effects()
+            pending = txn.messages_for(partition, limit)
+            for seq, raw in pending:
+                txn.delete_message(partition, seq)
+                try:
+                    message = Message.decode(raw, f"message {seq} to partition {partition}")
+                except FrameError as exc:
+                    log.error("dropping an unreadable message: %s", exc)
+                    continue
+                self._apply_message(txn, message, fx)
+            return Applied(len(pending), fx)
+
+        return op
+
+    def _apply_message(self, txn: Txn, message: Message, fx: Effects) -> None:
+        if message.kind == MessageKind.INVOKE:
+            assert message.record is not None and message.input_entry is not None
+            self._create(txn, message.record, message.input_entry, message.reply_to, fx)
+            return
+        record = txn.get_invocation(message.target_id)
+        if record is None or record.is_completed:
+            return
+        if message.kind == MessageKind.CANCEL:
+            self._cancel(txn, record, message.now_ms, fx)
+        elif message.kind == MessageKind.KILL:
+            self._kill(txn, record, message.now_ms, fx, seen=set())
 
     # ------------------------------------------------------------ creating invocations
 
@@ -90,6 +134,10 @@ class Transitions:
 
         def op(txn: Txn) -> Applied:
             fx = Effects()
+            if not self.partitions.is_local(record.id):
+                # Another worker's partition (a schedule's tick): its owner creates it.
+                self._post(txn, Message(MessageKind.INVOKE, record.id, record.created_ms, record, input_entry, reply_to), fx)
+                return Applied(Created(True, record), fx)
             created = self._create(txn, record, input_entry, reply_to, fx)
             if started:
                 fx.start = [(r, j) for r, j in fx.start if r.id != record.id]
@@ -326,7 +374,11 @@ class Transitions:
             retention_ms=info.retention_ms,
         )
         reply_to = ReplyTo(caller.id, reply_completion_id) if reply_completion_id is not None else None
-        self._create(txn, callee, e.Input(ts=now_ms, value=entry.value, headers=list(entry.headers)), reply_to, fx)
+        input_entry = e.Input(ts=now_ms, value=entry.value, headers=list(entry.headers))
+        if not self.partitions.is_local(callee.id):
+            self._post(txn, Message(MessageKind.INVOKE, callee.id, now_ms, callee, input_entry, reply_to), fx)
+            return
+        self._create(txn, callee, input_entry, reply_to, fx)
 
     def _reply_when_done(self, txn: Txn, callee: InvocationRecord, reply_to: ReplyTo, fx: Effects) -> None:
         if callee.is_completed:
@@ -529,6 +581,9 @@ class Transitions:
 
     def _cancel(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects) -> str:
         """Cancel: not started yet, it ends at once; otherwise a cancel signal unwinds the handler."""
+        if not self.partitions.is_local(record.id):
+            self._post(txn, Message(MessageKind.CANCEL, record.id, now_ms), fx)
+            return "signalled"
         if record.status in (Status.PENDING, Status.SCHEDULED):
             self._end_unstarted(txn, record, CANCELLED, now_ms, fx)
             return "done"
@@ -578,6 +633,10 @@ class Transitions:
         fx.stop.append(record.id)
         for entry in journal:
             if isinstance(entry, e.Call) and entry.completion_id not in answered and entry.callee_id not in seen:
+                if not self.partitions.is_local(entry.callee_id):
+                    seen.add(entry.callee_id)
+                    self._post(txn, Message(MessageKind.KILL, entry.callee_id, now_ms), fx)
+                    continue
                 child = txn.get_invocation(entry.callee_id)
                 if child is not None and not child.is_completed:
                     self._kill(txn, child, now_ms, fx, seen)

@@ -21,11 +21,12 @@ import typing
 from urllib.parse import parse_qs
 
 from durio import ids
-from durio.actors.runtime import Runtime
+from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.ingress.http import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
 from durio.ingress.ingress_app import rfc3339
+from durio.ingress.cluster_view import cluster_view
 from durio.ingress.deployment_routes import checked_use_http_11, serve_deployment_removal
 from durio.ingress.query_route import serve_query
 from durio.ingress.schedules_api import serve_schedules
@@ -66,6 +67,8 @@ class AdminApp:
         except StorageError as exc:
             log.error("storage failed while serving %s: %s", scope.get("path"), exc)
             await send_admin_error(send, 503, f"storage is unavailable: {exc}")
+        except PeerUnavailable as exc:
+            await send_admin_error(send, 503, str(exc), [(b"retry-after", b"1")])
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         segments = path_segments(scope)
@@ -123,6 +126,9 @@ class AdminApp:
             case ["state", service, key]:
                 _require(method, "GET")
                 await self._state(send, service, key)
+            case ["cluster"]:
+                _require(method, "GET")
+                await respond_json(send, 200, await cluster_view(self.runtime))
             case ["query"]:
                 _require(method, "POST")
                 await serve_query(self.runtime, scope, receive, send)
@@ -274,16 +280,7 @@ class AdminApp:
 
     async def _control(self, send: Send, invocation_id: str, action: str) -> None:
         self._check_id(invocation_id)
-        transitions = self.runtime.transitions
-        now = self.runtime.clock.now_ms()
-        op = {
-            "cancel": lambda: transitions.cancel(invocation_id, now),
-            "kill": lambda: transitions.kill(invocation_id, now),
-            "purge": lambda: transitions.purge(invocation_id),
-            "pause": lambda: transitions.pause(invocation_id, now),
-            "resume": lambda: transitions.resume(invocation_id, now),
-        }[action]()
-        outcome = await self.runtime.write(op)
+        outcome = await self.runtime.control(invocation_id, action)
         if outcome == "not_found":
             raise HttpError(404, f"The requested invocation '{invocation_id}' does not exist")
         if outcome == "completed":
@@ -303,11 +300,7 @@ class AdminApp:
         mode = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("mode", ["cancel"])[0]
         if mode not in ("cancel", "kill", "purge"):
             raise HttpError(400, f"unknown mode '{mode}': cancel, kill or purge")
-        now = self.runtime.clock.now_ms()
-        transitions = self.runtime.transitions
-        op = {"cancel": transitions.cancel(invocation_id, now), "kill": transitions.kill(invocation_id, now),
-              "purge": transitions.purge(invocation_id)}[mode]
-        await self.runtime.write(op)
+        await self.runtime.control(invocation_id, mode)
         await respond(send, 202)
 
     # ------------------------------------------------------------ state

@@ -33,7 +33,7 @@ import typing
 from urllib.parse import unquote_plus
 
 from durio import ids
-from durio.actors.runtime import Runtime
+from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import CompleteSignalOutcome
 from durio.ingress.durations import BadDuration, parse_duration_ms
 from durio.ingress.http import (
@@ -132,6 +132,8 @@ class IngressApp:
         except StorageError as exc:
             log.error("storage failed while serving %s: %s", scope.get("path"), exc)
             await send_error(send, 503, f"storage is unavailable: {exc}")
+        except PeerUnavailable as exc:
+            await send_error(send, 503, str(exc), headers=[(b"retry-after", b"1")])
         finally:
             self.inflight -= 1
 
@@ -381,7 +383,7 @@ class IngressApp:
             result: bytes | Failure = body
         else:
             result = Failure(500, body.decode("utf-8", errors="replace"))
-        outcome = await self.runtime.write(self.runtime.transitions.complete_awakeable(awakeable_id, result))
+        outcome = await self.runtime.complete_awakeable(awakeable_id, result)
         if outcome == CompleteSignalOutcome.NOT_FOUND:
             raise HttpError(404, f"awakeable {awakeable_id} not found: its invocation does not exist")
         if outcome == CompleteSignalOutcome.ALREADY_COMPLETED:

@@ -104,6 +104,8 @@ class LmdbStore:
             lock=True,
         )
         self._gate = _ResizeGate()
+        # Runs first in every write transaction (sibling worker processes share this environment: see Runtime).
+        self.before_ops: typing.Callable[[Txn], None] | None = None
         if readonly:
             try:
                 self._dbs = {name: self._env.open_db(name, create=False) for name in schema.ALL_DATABASES}
@@ -160,12 +162,16 @@ class LmdbStore:
 
     def read(self, fn: typing.Callable[[Txn], T]) -> T:
         """Run `fn` in a read-only transaction (blocking: call from a worker thread)."""
-        self._gate.acquire_shared()
-        try:
-            with self._env.begin(write=False, buffers=False) as raw:
-                return fn(Txn(raw, self._dbs))
-        finally:
-            self._gate.release_shared()
+        while True:
+            self._gate.acquire_shared()
+            try:
+                with self._env.begin(write=False, buffers=False) as raw:
+                    return fn(Txn(raw, self._dbs))
+            except lmdb.MapResizedError:
+                pass  # another worker process grew the map: adopt its size, then read again
+            finally:
+                self._gate.release_shared()
+            self._adopt_map_size()
 
     def commit_batch(
         self,
@@ -183,6 +189,8 @@ class LmdbStore:
                 return self._commit_once(ops, before_commit)
             except lmdb.MapFullError:
                 self._grow()
+            except lmdb.MapResizedError:
+                self._adopt_map_size()
             except lmdb.DiskError as exc:
                 raise StorageFull(f"the disk under {self.path} is full: {exc}") from exc
             except lmdb.Error as exc:
@@ -195,10 +203,12 @@ class LmdbStore:
                 raise StorageError(f"writing under {self.path} failed: {exc}") from exc
 
     def _commit_once(
-        self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None
+        self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None,
     ) -> list[typing.Any]:
         outcomes: list[typing.Any] = []
         with self._env.begin(write=True, buffers=False) as parent:
+            if self.before_ops is not None:
+                self.before_ops(Txn(parent, self._dbs))
             for op in ops:
                 child = self._env.begin(write=True, parent=parent, buffers=False)
                 try:
@@ -220,6 +230,14 @@ class LmdbStore:
             if before_commit is not None:
                 before_commit(Txn(parent, self._dbs))
         return outcomes
+
+    def _adopt_map_size(self) -> None:
+        """Take the map size another process (a sibling worker) grew the shared environment to."""
+        self._gate.acquire_exclusive()
+        try:
+            self._env.set_mapsize(0)
+        finally:
+            self._gate.release_exclusive()
 
     def _grow(self) -> None:
         self._gate.acquire_exclusive()

@@ -28,6 +28,8 @@ EVENTS = b"events"  # id + u64 seq -> attempt failures and other history, for th
 DEPLOYMENTS = b"deployments"  # deployment id -> record
 SCHEDULES = b"schedules"  # schedule key (24 bytes, derived from the schedule id) -> schedule record
 META = b"meta"  # named counters and the schema version
+# u16 destination partition + u64 seq -> a cross-partition message (durio.actors.messages) its owner applies
+MESSAGES = b"messages"
 
 # The status index: one database per stored status, u64 created_ms + id -> empty. LMDB knows each
 # database's entry count, so counting invocations by status is O(1), and listing the newest of a
@@ -36,7 +38,7 @@ STATUS_INDEXES = {status: b"status:" + status.encode() for status in STORED_STAT
 
 ALL_DATABASES = (
     INVOCATIONS, JOURNAL, STATE, INBOX, TIMERS, OUTBOX, REPLY_TO, PROMISES,
-    PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META, *STATUS_INDEXES.values(), SCHEDULES,
+    PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META, *STATUS_INDEXES.values(), SCHEDULES, MESSAGES,
 )
 
 # LMDB keys are at most 511 bytes; a state key is service + object key + state name with their lengths.
@@ -182,6 +184,15 @@ def parse_timer_key(key: bytes) -> tuple[int, str, int, int]:
 
 def signal_key(invocation_id: str, signal_index: int) -> bytes:
     return invocation_id_to_bytes(invocation_id) + _U32.pack(signal_index)
+
+
+def message_key(partition: int, seq: int) -> bytes:
+    return struct.pack(">HQ", partition, seq)
+
+
+def parse_message_key(key: bytes) -> tuple[int, int]:
+    partition, seq = struct.unpack(">HQ", key)
+    return partition, seq
 
 
 def pack_u64(value: int) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import struct
 import typing
 
 import lmdb
@@ -338,6 +339,34 @@ class Txn:
 
     def max_outbox_seq(self) -> int:
         return max((s.seq_of(k) for k in self._cursor(s.OUTBOX).iternext(keys=True, values=False)), default=0)
+
+    # ------------------------------------------------------------ messages between partitions
+
+    def put_message(self, partition: int, seq: int, message: bytes) -> None:
+        self._put(s.MESSAGES, s.message_key(partition, seq), message)
+
+    def delete_message(self, partition: int, seq: int) -> bool:
+        return self._delete(s.MESSAGES, s.message_key(partition, seq))
+
+    def messages_for(self, partition: int, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest messages to one partition, (seq, message), in the order they were sent."""
+        found: list[tuple[int, bytes]] = []
+        for key, raw in _prefix_scan(self._cursor(s.MESSAGES), struct.pack(">H", partition)):
+            found.append((s.parse_message_key(key)[1], bytes(raw)))
+            if len(found) >= limit:
+                break
+        return found
+
+    def partitions_with_messages(self) -> set[int]:
+        found: set[int] = set()
+        cursor = self._cursor(s.MESSAGES)
+        if not cursor.first():
+            return found
+        while True:
+            partition = s.parse_message_key(cursor.key())[0]
+            found.add(partition)
+            if partition == 0xFFFF or not cursor.set_range(struct.pack(">H", partition + 1)):
+                return found
 
     # ------------------------------------------------------------ reply_to: who waits for an invocation
 

@@ -1,0 +1,77 @@
+"""One worker process of a multi-worker server: its partitions, its locks, and its channel to the siblings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import typing
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
+from durio.partitions import PartitionTable
+from durio.sdk.definitions import ServiceDefinition
+from durio.workers.ownership import PartitionLocks, record_partition_count, take_epochs
+from durio.workers.peers import Peers, socket_directory
+
+log = logging.getLogger("durio.workers")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    index: int
+    count: int
+    partitions: int | None = None  # the number of partitions a new data directory gets (None: the default)
+
+
+@contextlib.asynccontextmanager
+async def open_worker_runtime(
+    services: typing.Iterable[ServiceDefinition], data_dir: str | os.PathLike[str], config: RuntimeConfig | None, spec: WorkerSpec,
+) -> typing.AsyncIterator[Runtime]:
+    """The runtime of worker `spec.index`: it owns its partitions once their previous owner is gone."""
+    data_dir = os.fspath(data_dir)
+    count = await anyio.to_thread.run_sync(record_partition_count, data_dir, spec.partitions)
+    partitions = PartitionTable.for_worker(count, spec.index, spec.count)
+    locks = PartitionLocks(data_dir)
+    await anyio.to_thread.run_sync(locks.acquire, partitions.owned, abandon_on_cancel=True)
+    peers = Peers(socket_directory(data_dir), spec.index, spec.count)
+    try:
+        async with anyio.create_task_group() as tasks:
+            # Listening before recovery: what a sibling tells this worker from now on is not missed.
+            await tasks.start(peers.run)
+            async with open_runtime(services, data_dir, config, partitions, peers) as runtime:
+                _answer_siblings(peers, runtime, tasks)
+                epochs = await runtime.write(take_epochs(partitions.owned))
+                peers.ready.set()
+                log.info("worker %d (pid %d) owns partitions %s of %d", spec.index, os.getpid(),
+                         ", ".join(f"{p}@{epochs[p]}" for p in sorted(partitions.owned)), count)
+                yield runtime
+                tasks.cancel_scope.cancel()
+    finally:
+        locks.release()
+
+
+def _answer_siblings(peers: Peers, runtime: Runtime, tasks: anyio.abc.TaskGroup) -> None:
+    async def snapshot() -> dict[str, typing.Any]:
+        return runtime.local_snapshot()
+
+    async def live_statuses() -> dict[str, str]:
+        return runtime.live_statuses()
+
+    peers.requests.update(
+        call=runtime.call, send=runtime.send, attach=runtime.attach, control=runtime.control,
+        complete_awakeable=runtime.complete_awakeable, snapshot=snapshot, live_statuses=live_statuses,
+    )
+    def deployments_changed() -> None:
+        tasks.start_soon(runtime.reload_deployments)
+
+    peers.tells.update(
+        deliver=lambda target_id, notification, seq: runtime.router.deliver(target_id, notification, outbox_seq=seq),
+        add_timer=runtime.timers.add,
+        messages_arrived=runtime.messages_arrived,
+        deployments_changed=deployments_changed,
+    )
