@@ -1,0 +1,259 @@
+"""Several worker processes on one machine: partitions, ownership, forwarding, restarts, upgrades.
+
+Real `durio serve --workers N` processes on loopback ports; every request goes over a fresh
+connection, so the kernel spreads them over the workers (SO_REUSEPORT) and many land on a worker
+that does not own what they are about. The services are the soak's (tests/apps/soak_app.py):
+an unkeyed Orders.process calls a Counter object on another partition, sends to Audit and waits
+for an awakeable that Payments.confirm resolves.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import tarfile
+import time
+
+import anyio
+import httpx
+
+from durio import ids
+from durio.partitions import PartitionTable
+from tests.conftest import TEST_APPS, wait_until
+
+SOAK_APP = TEST_APPS / "soak_app.py"
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+PARTITIONS = 8
+
+
+def fresh_connections(url: str) -> httpx.AsyncClient:
+    """A client that opens a new connection for every request: each may reach either worker."""
+    return httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(60.0), limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def keys_owned_by(worker: int, workers: int, count: int, prefix: str = "k") -> list[str]:
+    table = PartitionTable.for_worker(PARTITIONS, worker, workers)
+    found = []
+    n = 0
+    while len(found) < count:
+        key = f"{prefix}{n}"
+        if table.of_key(ids.partition_key_of(key)) in table.owned:
+            found.append(key)
+        n += 1
+    return found
+
+
+def start_workers(server_process, tmp_path: pathlib.Path, workers: int = 2, name: str = "server"):  # type: ignore[no-untyped-def]
+    return server_process(SOAK_APP, env={"SOAK_LOG": str(tmp_path / f"{name}-steps.log")}, name=name,
+                          args=["--workers", str(workers), "--partitions", str(PARTITIONS)])
+
+
+async def cluster(admin_url: str) -> dict:
+    async with fresh_connections(admin_url) as admin:
+        response = await admin.get("/cluster")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def worker_pids(view: dict) -> dict[int, int | None]:
+    return {w["worker"]: w["pid"] for w in view["nodes"][0]["workers"]}
+
+
+def is_dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.startswith("State:") and "Z" in line for line in status)
+    except FileNotFoundError:
+        return True
+
+
+async def order(client: httpx.AsyncClient, order_id: str, counter: str, amount: int, sleep_ms: int = 20) -> httpx.Response:
+    return await client.post("/restate/call/Orders/process", headers={"idempotency-key": order_id},
+                             json={"id": order_id, "amount": amount, "counter": counter, "sleep_ms": sleep_ms})
+
+
+async def test_each_partition_has_one_owner_and_the_key_ranges_cover_the_key_space(server_process, tmp_path) -> None:
+    server = start_workers(server_process, tmp_path)
+    await server.start()
+    view = await cluster(server.admin_url)
+    workers = view["nodes"][0]["workers"]
+    assert sorted(w["worker"] for w in workers) == [0, 1]
+    pids = {w["pid"] for w in workers}
+    assert len(pids) == 2 and server.process is not None and server.process.pid not in pids, "two workers, neither the parent"
+    owned = [p for w in workers for p in w["partitions"]]
+    assert sorted(owned) == list(range(PARTITIONS)), "every partition owned by exactly one worker"
+    partitions = view["partitions"]
+    assert [p["id"] for p in partitions] == list(range(PARTITIONS))
+    assert partitions[0]["key_range"][0] == 0 and partitions[-1]["key_range"][1] == 2**64 - 1
+    for before, after in zip(partitions, partitions[1:]):
+        assert after["key_range"][0] == before["key_range"][1] + 1
+    for partition in partitions:
+        owner = next(w for w in workers if partition["id"] in w["partitions"])
+        assert partition["owner"] == owner["pid"] and partition["epoch"] == 1
+
+    async with fresh_connections(server.admin_url) as admin:
+        metrics = (await admin.get("/metrics")).text
+    assert "durio_workers 2" in metrics
+
+
+async def test_calls_across_workers_keep_counters_exact_and_every_worker_does_work(server_process, tmp_path) -> None:
+    server = start_workers(server_process, tmp_path)
+    await server.start()
+    counters = keys_owned_by(0, 2, 2, "c") + keys_owned_by(1, 2, 2, "c")
+    expected: dict[str, list[str]] = {counter: [] for counter in counters}
+    async with fresh_connections(server.ingress_url) as client:
+        async with anyio.create_task_group() as tasks:
+            for n in range(24):
+                counter = counters[n % len(counters)]
+                expected[counter].append(f"o{n}")
+
+                async def place(n: int = n, counter: str = counter) -> None:
+                    response = await order(client, f"o{n}", counter, n)
+                    assert response.status_code == 200, response.text
+                    assert response.json()["confirmation"] == "confirmed"
+
+                tasks.start_soon(place)
+        for counter, refs in expected.items():
+            peek = (await client.post(f"/restate/call/Counter/{counter}/peek")).json()
+            assert sorted(peek["ledger"]) == sorted(refs), f"{counter}: each order's addition exactly once"
+            assert peek["total"] == sum(int(ref[1:]) for ref in refs)
+    async with fresh_connections(server.admin_url) as admin:
+        metrics = (await admin.get("/metrics")).text
+    created = {line.split('"')[1]: int(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith("durio_worker_invocations_created_total{")}
+    assert set(created) == {"0", "1"} and all(count > 0 for count in created.values()), created
+
+
+async def test_operator_actions_and_awakeables_reach_the_owner_from_any_worker(server_process, tmp_path) -> None:
+    server = start_workers(server_process, tmp_path)
+    await server.start()
+    async with fresh_connections(server.ingress_url) as client, fresh_connections(server.admin_url) as admin:
+        booked = []
+        for n in range(6):  # idempotency keys hash onto both workers' partitions
+            response = await client.post("/restate/send/Saga/book", headers={"idempotency-key": f"saga-{n}"},
+                                         json={"id": f"b{n}", "wait": "awakeable", "refund_ms": 10, "after_ms": 10})
+            assert response.status_code == 202, response.text
+            booked.append(response.json()["invocationId"])
+        owners = {PartitionTable(PARTITIONS, frozenset()).of_id(i) % 2 for i in booked}
+        assert owners == {0, 1}, "the sagas live on both workers"
+
+        async def all_reserved() -> bool:
+            log = tmp_path / "server-steps.log"
+            return log.exists() and sum(1 for line in log.read_text().splitlines() if line.split()[1] == "reserve") == len(booked)
+
+        await wait_until(all_reserved)
+        for invocation_id in booked:
+            response = await admin.patch(f"/invocations/{invocation_id}/cancel")
+            assert response.status_code == 202, response.text
+        for invocation_id in booked:
+            attached = await client.get(f"/restate/invocation/{invocation_id}/attach")
+            assert attached.status_code == 409, attached.text  # the saga compensated and re-raised the cancellation
+        unknown = await admin.patch(f"/invocations/{ids.new_invocation_id('nobody')}/kill")
+        assert unknown.status_code == 404
+    log = (tmp_path / "server-steps.log").read_text()
+    assert sum(1 for line in log.splitlines() if line.split()[1] == "compensated") == len(booked)
+
+
+async def test_a_killed_worker_is_restarted_and_its_invocations_complete_while_the_other_keeps_serving(server_process, tmp_path) -> None:
+    server = start_workers(server_process, tmp_path)
+    await server.start()
+    before = await cluster(server.admin_url)
+    pids = worker_pids(before)
+    survivor_keys, victim_keys = keys_owned_by(0, 2, 2, "s"), keys_owned_by(1, 2, 2, "v")
+    async with fresh_connections(server.ingress_url) as client:
+        accepted = []
+        for n in range(8):
+            counter = (survivor_keys + victim_keys)[n % 4]
+            response = await client.post("/restate/send/Orders/process", headers={"idempotency-key": f"slow-{n}"},
+                                         json={"id": f"slow-{n}", "amount": n, "counter": counter, "sleep_ms": 1500})
+            assert response.status_code == 202, response.text
+            accepted.append(response.json()["invocationId"])
+        os.kill(typing_pid(pids[1]), signal.SIGKILL)
+        with anyio.fail_after(10):
+            while not is_dead(typing_pid(pids[1])):
+                await anyio.sleep(0.01)
+        # The surviving worker's partitions answer at once, over any connection, while worker 1 restarts.
+        for n in range(10):
+            response = await client.post(f"/restate/call/Counter/{survivor_keys[n % 2]}/peek")
+            assert response.status_code == 200, response.text
+
+        async def restarted() -> bool:
+            view = await cluster(server.admin_url)
+            return worker_pids(view)[1] not in (None, pids[1])
+
+        await wait_until(restarted)
+        after = await cluster(server.admin_url)
+        for partition in after["partitions"]:
+            assert partition["epoch"] == (2 if partition["id"] % 2 == 1 else 1), partition
+        for invocation_id in accepted:
+            attached = await client.get(f"/restate/invocation/{invocation_id}/attach")
+            assert attached.status_code == 200, attached.text
+        for key in survivor_keys + victim_keys:
+            peek = (await client.post(f"/restate/call/Counter/{key}/peek")).json()
+            refs = [f"slow-{n}" for n in range(8) if (survivor_keys + victim_keys)[n % 4] == key]
+            assert sorted(peek["ledger"]) == sorted(refs)
+    assert "Traceback" not in server.output()
+
+
+def typing_pid(pid: int | None) -> int:
+    assert pid is not None
+    return pid
+
+
+async def test_sigterm_to_the_parent_stops_every_worker(server_process, tmp_path) -> None:
+    server = start_workers(server_process, tmp_path)
+    await server.start()
+    pids = worker_pids(await cluster(server.admin_url))
+    started = time.monotonic()
+    assert server.terminate() == 0
+    assert time.monotonic() - started < 15
+    for pid in pids.values():
+        assert is_dead(typing_pid(pid)), f"worker {pid} outlived its parent"
+
+
+async def test_kill_9_of_the_parent_takes_the_workers_with_it_and_a_restart_resumes(server_process, tmp_path) -> None:
+    server = start_workers(server_process, tmp_path)
+    await server.start()
+    pids = worker_pids(await cluster(server.admin_url))
+    async with fresh_connections(server.ingress_url) as client:
+        response = await client.post("/restate/send/Orders/process", headers={"idempotency-key": "through-restart"},
+                                     json={"id": "through-restart", "amount": 5, "counter": "c9", "sleep_ms": 1000})
+        invocation_id = response.json()["invocationId"]
+    server.kill9()
+    with anyio.fail_after(10):
+        while not all(is_dead(typing_pid(pid)) for pid in pids.values()):
+            await anyio.sleep(0.01)
+    await server.start()
+    async with fresh_connections(server.ingress_url) as client:
+        attached = await client.get(f"/restate/invocation/{invocation_id}/attach")
+        assert attached.status_code == 200, attached.text
+        assert attached.json()["counter_total"] == 5
+
+
+async def test_a_data_dir_written_before_partitions_opens_and_its_invocations_complete(server_process, tmp_path) -> None:
+    """The fixture was written by durio 5f2953e (one process, no partitions): `durio serve tests/apps/soak_app.py`,
+    then an Onboarding/ada workflow waiting for its promise, an Orders.process sleeping 30 s (idempotency key
+    upgrade-order-1), a Saga.book waiting for an awakeable (upgrade-saga-1) and a completed Counter/c2.add of 7,
+    then kill -9."""
+    server = server_process(SOAK_APP, env={"SOAK_LOG": str(tmp_path / "steps.log")}, args=["--workers", "2"])
+    server.data_dir.mkdir()
+    with tarfile.open(FIXTURES / "data-dir-before-partitions.tar.gz") as archive:
+        archive.extractall(server.data_dir, filter="data")
+    await server.start()
+    view = await cluster(server.admin_url)
+    assert len(view["partitions"]) == 24, "an old data dir gets the default number of partitions"
+    async with fresh_connections(server.ingress_url) as client, fresh_connections(server.admin_url) as admin:
+        listing = (await admin.get("/invocations")).json()["invocations"]
+        by_target = {i["target"]: i["id"] for i in listing}
+        assert set(by_target) >= {"Onboarding/ada/run", "Orders/process", "Saga/book", "Counter/c2/add"}
+        order_result = await client.get(f"/restate/invocation/{by_target['Orders/process']}/attach")
+        assert order_result.status_code == 200 and order_result.json()["order"] == "o1", order_result.text
+        assert (await client.post("/restate/call/Onboarding/ada/verify", json="ada@example.com")).status_code == 200
+        workflow = await client.get("/restate/workflow/Onboarding/ada/attach")
+        assert workflow.status_code == 200 and workflow.json() == "welcome Ada at ada@example.com", workflow.text
+        assert (await admin.patch(f"/invocations/{by_target['Saga/book']}/cancel")).status_code == 202
+        saga = await client.get(f"/restate/invocation/{by_target['Saga/book']}/attach")
+        assert saga.status_code == 409, saga.text
+        assert (await client.post("/restate/call/Counter/c2/peek")).json() == {"total": 7, "ledger": ["a1"]}
+        assert (await client.post("/restate/call/Counter/c1/peek")).json() == {"total": 4, "ledger": ["o1"]}
