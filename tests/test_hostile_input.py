@@ -1135,7 +1135,10 @@ def test_regression_deeply_nested_input_to_a_handler_without_input_does_not_brea
 
 
 def limited_server(server_process, name: str, **limits: str) -> ServerProcess:  # type: ignore[no-untyped-def]
-    server = server_process(HOSTILE_APP, env={f"DURIO_HTTP_{k.upper()}": v for k, v in limits.items()}, name=name)
+    # The bounds are each worker process's (the kernel spreads connections over the workers): one worker,
+    # so that they are the whole server's here.
+    server = server_process(HOSTILE_APP, env={f"DURIO_HTTP_{k.upper()}": v for k, v in limits.items()}, name=name,
+                            args=["--workers", "1"])
     trio.run(server.start)
     return server
 

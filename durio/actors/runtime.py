@@ -591,6 +591,27 @@ class Runtime:
                 if actor.status.value in ("running", "backing-off")}
 
 
+    async def all_live_statuses(self) -> dict[str, str]:
+        """live_statuses of every worker (each knows only the actors it runs); a restarting one has none."""
+        statuses = self.live_statuses()
+        if self.peers is None:
+            return statuses
+        for worker in range(self.peers.workers):
+            if worker == self.peers.me:
+                continue
+            with anyio.move_on_after(2.0):
+                try:
+                    statuses.update(await self.peers.forward(worker, "live_statuses"))
+                except (PeerLost, PeerUnavailable, RemoteError):
+                    pass
+        return statuses
+
+    async def status_shown(self, record: InvocationRecord) -> str:
+        """live_status, wherever the invocation's actor runs."""
+        if self.peers is None or self.partitions.is_local(record.id) or record.is_completed:
+            return self.live_status(record)
+        return (await self.all_live_statuses()).get(record.id, str(record.status))
+
     def local_snapshot(self) -> dict[str, typing.Any]:
         """This worker's live counters, for /metrics and /cluster (each worker has its own)."""
         live = [actor.status.value for actor in self.router.actors.values()]

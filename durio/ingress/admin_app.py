@@ -180,7 +180,7 @@ class AdminApp:
         # What live actors show over the stored status ('running' is never stored, and a stored 'backing-off',
         # 'ready' or 'suspended' shows as 'running' while an actor runs it), taken once, so that the total and
         # the listing both count what shows the requested status now.
-        live = self.runtime.live_statuses()
+        live = await self.runtime.all_live_statuses()
 
         def shown(record: InvocationRecord) -> str:
             return str(record.status) if record.is_completed else live.get(record.id, str(record.status))
@@ -268,7 +268,7 @@ class AdminApp:
         if loaded is None:
             raise HttpError(404, f"The requested invocation '{invocation_id}' does not exist")
         record, journal, journal_error, events, events_dropped = loaded
-        view = invocation_json(record, self.runtime.live_status(record))
+        view = invocation_json(record, await self.runtime.status_shown(record))
         view["journal"] = journal_json(journal)
         if journal_error:
             view["journal_error"] = journal_error

@@ -22,8 +22,10 @@ from durio.sdk import serde
 MAX_QUERY_BYTES = 64 * 1024
 
 
-def query_snapshot(runtime: Runtime) -> QuerySnapshot:
-    """What a query sees besides storage, taken on the event loop at once (nothing here awaits)."""
+def query_snapshot(runtime: Runtime, live_statuses: dict[str, str] | None = None) -> QuerySnapshot:
+    """What a query sees besides storage, taken on the event loop at once (nothing here awaits).
+
+    `live_statuses`: of every worker (Runtime.all_live_statuses); by default this one's."""
     services = {
         name: {"ty": service_ty(service.kind), "revision": 1,
                "deployment_id": getattr(getattr(service, "deployment", None), "id", None),
@@ -36,7 +38,7 @@ def query_snapshot(runtime: Runtime) -> QuerySnapshot:
          "services": [s for s, info in services.items() if info["deployment_id"] == d.id]}
         for d in runtime.deployments.values()
     ]
-    return QuerySnapshot(live_statuses=runtime.live_statuses(), services=services, deployments=deployments,
+    return QuerySnapshot(live_statuses=runtime.live_statuses() if live_statuses is None else live_statuses, services=services, deployments=deployments,
                          tracing=runtime.tracing is not None)
 
 
@@ -51,7 +53,7 @@ async def serve_query(runtime: Runtime, scope: Scope, receive: Receive, send: Se
     limit = request.get("limit", DEFAULT_ROW_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= DEFAULT_ROW_LIMIT:
         raise HttpError(400, f"'limit' must be an integer from 1 to {DEFAULT_ROW_LIMIT}")
-    snapshot = query_snapshot(runtime)
+    snapshot = query_snapshot(runtime, await runtime.all_live_statuses())
     try:
         result = await runtime.store.read(functools.partial(
             run_query, snapshot=snapshot, query=request["query"], row_limit=limit, time_limit_s=DEFAULT_TIME_LIMIT_S))

@@ -22,6 +22,7 @@ from durio.schedules.specs import SpecError
 from durio.schedules.transitions import MAX_BACKFILL_TICKS, Outcome
 from durio.schedules.views import schedule_json
 from durio.sdk import serde
+from durio.storage.records import InvocationRecord
 
 if typing.TYPE_CHECKING:
     from durio.actors.runtime import Runtime
@@ -40,7 +41,8 @@ async def serve_schedules(runtime: "Runtime", scope: Scope, receive: Receive, se
                     return
                 _require(method, "GET")
                 listed = await runtime.schedules.list()
-                await respond_json(send, 200, {"schedules": [schedule_json(r, inv, runtime.live_status, detailed=False) for r, inv in listed]})
+                shown = await _status_shown(runtime)
+                await respond_json(send, 200, {"schedules": [schedule_json(r, inv, shown, detailed=False) for r, inv in listed]})
             case [schedule_id]:
                 check_id(schedule_id)
                 if method == "DELETE":
@@ -116,7 +118,13 @@ async def _view(runtime: "Runtime", schedule_id: str) -> dict[str, typing.Any]:
     if found is None:
         raise HttpError(404, f"there is no schedule {schedule_id!r}")
     record, invocations = found
-    return schedule_json(record, invocations, runtime.live_status)
+    return schedule_json(record, invocations, await _status_shown(runtime))
+
+
+async def _status_shown(runtime: "Runtime") -> typing.Callable[[InvocationRecord], str]:
+    """What each invocation shows, by what the actors of every worker are doing now."""
+    live = await runtime.all_live_statuses()
+    return lambda record: str(record.status) if record.is_completed else live.get(record.id, str(record.status))
 
 
 def _fate(outcome: Outcome) -> list[dict[str, typing.Any]]:
