@@ -32,6 +32,8 @@ POINTS = (
     "notification.after_durable",
     "invocation.before_complete",
     "invocation.after_complete",
+    "message.before_apply",  # messages to a partition wait; their owner is about to apply them
+    "message.after_apply",  # they are applied (and deleted), durably; nothing they imply has happened yet
 )
 
 

@@ -22,6 +22,7 @@ import anyio.abc
 from durio import ids
 from durio.actors.clock import Clock
 from durio.actors.effects import Applied, Effects, Sequences
+from durio.actors.messages import Message, MessageKind
 from durio.actors.registry import Registry
 from durio.actors.router import Router
 from durio.actors.timers import TimerActor
@@ -92,6 +93,9 @@ class RuntimeConfig:
     # The wall-clock time (epoch seconds) the runtime's clock reads at start; None: the real time. Tests on a
     # virtual clock set it to put a schedule before a daylight-saving change.
     clock_start_s: float | None = None
+    # Tests only: cut the key space into this many partitions inside one process, and send everything that
+    # crosses partitions as messages, as between workers (so the crash matrix reaches the message path).
+    message_partitions: int | None = None
 
 
 class PeerLink(typing.Protocol):
@@ -137,10 +141,12 @@ class Runtime:
         self.clock: Clock = typing.cast(Clock, None)
         self.sequences = Sequences()
         # The partitions this process owns; the others belong to sibling worker processes, reached through `peers`.
-        self.partitions = partitions or PartitionTable.single()
+        self.partitions = partitions or PartitionTable.single(config.message_partitions or 1)
         self.peers = peers
         self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms, config.purge_completed,
-                                       self.partitions)
+                                       self.partitions, messages_between_partitions=config.message_partitions is not None)
+        # Messages between partitions travel (through storage) whenever a partition's owner may be another process.
+        self._messages_travel = not self.partitions.owns_all or config.message_partitions is not None
         self._messages_waiting: set[int] = set()
         self._messages_arrived = anyio.Event()
         self.waiters = CompletionWaiters()
@@ -183,7 +189,7 @@ class Runtime:
             if waiting:
                 supervisor.start_soon(self._resume_when_there_is_room, waiting)
             supervisor.start_soon(self._heal_after_storage_failures)
-            if not self.partitions.owns_all:
+            if self._messages_travel:
                 supervisor.start_soon(self._apply_messages)
                 supervisor.start_soon(self._sweep_messages)
             task_status.started(self)
@@ -211,8 +217,12 @@ class Runtime:
             waiting, self._messages_waiting = self._messages_waiting, set()
             for partition in sorted(waiting):
                 op = self.transitions.apply_messages(partition)
+                if self.faults is not None:
+                    self.faults.hit("message.before_apply")
                 try:
                     applied = await self.write(op)
+                    if self.faults is not None:
+                        self.faults.hit("message.after_apply")
                 except StorageError:
                     self._messages_waiting.add(partition)  # the sweep tries again
                     continue
@@ -233,7 +243,7 @@ class Runtime:
         """
 
         runnable, outbox = await self.store.read(self._scan_due_work)
-        if not self.partitions.owns_all:
+        if self._messages_travel:
             for partition in await self.store.read(lambda txn: txn.partitions_with_messages()):
                 self.messages_arrived(partition)
         first = max(0, self.config.resume_limit - len(self.router.actors))
@@ -363,6 +373,9 @@ class Runtime:
             self._tell_owner(self.partitions.of_id(timer.invocation_id), "add_timer", timer)
 
     def _tell_owner(self, partition: int, verb: str, *args: typing.Any) -> None:
+        if partition in self.partitions.owned and verb == "messages_arrived":
+            self.messages_arrived(partition)
+            return
         if self.peers is None:
             log.error("no worker to tell about partition %d (%s)", partition, verb)
             return
@@ -525,7 +538,11 @@ class Runtime:
             return typing.cast(typing.Union[bytes, Failure, None], await self._forward(owner, "attach", invocation_id))
         slot = self.waiters.register(invocation_id)
         try:
-            record = await self.store.read(lambda txn: txn.get_invocation(invocation_id))
+            record, on_its_way = await self.store.read(lambda txn: self._invocation_or_its_creation(txn, invocation_id))
+            while on_its_way:
+                # Sent by an invocation of another partition, it is created once its message is applied (soon).
+                await anyio.sleep(0.005)
+                record, on_its_way = await self.store.read(lambda txn: self._invocation_or_its_creation(txn, invocation_id))
             if record is None:
                 return None
             if record.is_completed:
@@ -533,6 +550,20 @@ class Runtime:
             return await slot.wait()
         finally:
             self.waiters.unregister(invocation_id, slot)
+
+    def _invocation_or_its_creation(self, txn: Txn, invocation_id: str) -> tuple[InvocationRecord | None, bool]:
+        """The invocation's record; or, when it does not exist, whether a message that creates it waits."""
+        record = txn.get_invocation(invocation_id)
+        if record is not None or not self._messages_travel:
+            return record, False
+        for _, raw in txn.messages_for(self.partitions.of_id(invocation_id), limit=10_000):
+            try:
+                message = Message.decode(raw, "a message")
+            except FrameError:
+                continue
+            if message.kind == MessageKind.INVOKE and message.target_id == invocation_id:
+                return None, True
+        return None, False
 
     async def control(self, invocation_id: str, action: str) -> str:
         """An operator's action on one invocation: cancel, kill, pause, resume or purge.
