@@ -52,7 +52,8 @@ class Scheduler:
             self._nursery = nursery
             for raw in records:
                 record = ScheduleRecord.from_stored(raw)
-                if record.buffered is not None:
+                # With several workers, the one that owns the schedule's partition (and fires its timer) watches.
+                if record.buffered is not None and runtime.partitions.is_local(record.key):
                     # What the buffered tick waited for may have ended while durio was down: evaluate then.
                     nursery.start_soon(self._evaluate_after, record.key, record.running[-1] if record.running else None)
             task_status.started()
