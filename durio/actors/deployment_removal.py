@@ -64,6 +64,5 @@ async def remove_deployment(runtime: Runtime, deployment_id: str) -> StillNeeded
         runtime.registry.restore(removed)
         return refused
     del runtime.deployments[deployment_id]
-    if runtime.peers is not None:
-        runtime.peers.tell_all("deployments_changed")
+    await runtime.deployments_changed_everywhere()
     return None

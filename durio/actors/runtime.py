@@ -418,9 +418,22 @@ class Runtime:
         await self.write(self.transitions.save_deployment(deployment.to_record(), previous.id if previous else None))
         self.registry.add_remote(services)
         self.deployments[deployment.id] = deployment
-        if self.peers is not None:
-            self.peers.tell_all("deployments_changed")
+        await self.deployments_changed_everywhere()
         return deployment, previous is None
+
+    async def deployments_changed_everywhere(self) -> None:
+        """Have every sibling worker serve the deployments storage has now, before the change is acknowledged
+        (a worker that is restarting reads them as it starts)."""
+        if self.peers is None:
+            return
+        for worker in range(self.peers.workers):
+            if worker == self.peers.me:
+                continue
+            with anyio.move_on_after(5.0):
+                try:
+                    await self.peers.forward(worker, "reload_deployments")
+                except (PeerLost, PeerUnavailable, RemoteError) as exc:
+                    log.warning("worker %d did not reload the deployments: %s", worker, exc)
 
     async def reload_deployments(self) -> None:
         """Serve the deployments storage has now (a sibling worker registered or removed one)."""

@@ -113,6 +113,8 @@ class LmdbStore:
                 raise StorageError(f"{self.path} lacks a database this durio needs ({exc}); "
                                    "open it once with `durio serve` to bring it up to date") from exc
             return
+        # Reader slots of processes that died (a worker killed mid-read) would keep old pages from being reused.
+        self._env.reader_check()
         # LMDB records a larger map size written by an earlier run; keep it.
         self._env.set_mapsize(max(map_size, self._env.info()["map_size"]))
         self._dbs = {name: self._env.open_db(name) for name in schema.ALL_DATABASES}

@@ -9,7 +9,6 @@ import typing
 from dataclasses import dataclass
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
@@ -44,7 +43,7 @@ async def open_worker_runtime(
             # Listening before recovery: what a sibling tells this worker from now on is not missed.
             await tasks.start(peers.run)
             async with open_runtime(services, data_dir, config, partitions, peers) as runtime:
-                _answer_siblings(peers, runtime, tasks)
+                _answer_siblings(peers, runtime)
                 epochs = await runtime.write(take_epochs(partitions.owned))
                 peers.ready.set()
                 log.info("worker %d (pid %d) owns partitions %s of %d", spec.index, os.getpid(),
@@ -55,7 +54,7 @@ async def open_worker_runtime(
         locks.release()
 
 
-def _answer_siblings(peers: Peers, runtime: Runtime, tasks: anyio.abc.TaskGroup) -> None:
+def _answer_siblings(peers: Peers, runtime: Runtime) -> None:
     async def snapshot() -> dict[str, typing.Any]:
         return runtime.local_snapshot()
 
@@ -65,13 +64,10 @@ def _answer_siblings(peers: Peers, runtime: Runtime, tasks: anyio.abc.TaskGroup)
     peers.requests.update(
         call=runtime.call, send=runtime.send, attach=runtime.attach, control=runtime.control,
         complete_awakeable=runtime.complete_awakeable, snapshot=snapshot, live_statuses=live_statuses,
+        reload_deployments=runtime.reload_deployments,
     )
-    def deployments_changed() -> None:
-        tasks.start_soon(runtime.reload_deployments)
-
     peers.tells.update(
         deliver=lambda target_id, notification, seq: runtime.router.deliver(target_id, notification, outbox_seq=seq),
         add_timer=runtime.timers.add,
         messages_arrived=runtime.messages_arrived,
-        deployments_changed=deployments_changed,
     )
