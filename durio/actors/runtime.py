@@ -26,7 +26,7 @@ from durio.actors.messages import Message, MessageKind
 from durio.actors.registry import Registry
 from durio.actors.router import Router
 from durio.actors.timers import TimerActor
-from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, Created, Transitions
+from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, CompleteSignalOutcome, ControlOutcome, Created, Transitions
 from durio.actors.waiters import CompletionWaiters
 from durio.journal.entries import Entry, Failure, Input, Notification, Target
 from durio.partitions import PartitionTable
@@ -578,13 +578,11 @@ class Runtime:
                 return None, True
         return None, False
 
-    async def control(self, invocation_id: str, action: str) -> str:
-        """An operator's action on one invocation: cancel, kill, pause, resume or purge.
-
-        The outcome: "not_found", "completed", or what the action did (durio.actors.transitions)."""
+    async def control(self, invocation_id: str, action: str) -> ControlOutcome:
+        """An operator's action on one invocation: cancel, kill, pause, resume or purge."""
         owner = self._owner_elsewhere(invocation_id)
         if owner is not None:
-            return typing.cast(str, await self._forward(owner, "control", invocation_id, action))
+            return typing.cast(ControlOutcome, await self._forward(owner, "control", invocation_id, action))
         now = self.clock.now_ms()
         transitions = self.transitions
         op = {
@@ -594,15 +592,15 @@ class Runtime:
             "pause": lambda: transitions.pause(invocation_id, now),
             "resume": lambda: transitions.resume(invocation_id, now),
         }[action]()
-        return typing.cast(str, await self.write(op))
+        return typing.cast(ControlOutcome, await self.write(op))
 
-    async def complete_awakeable(self, awakeable_id: str, result: bytes | Failure) -> str:
-        """Resolve or reject an awakeable; the outcome is a CompleteSignalOutcome. InvalidId for a bad id."""
+    async def complete_awakeable(self, awakeable_id: str, result: bytes | Failure) -> CompleteSignalOutcome:
+        """Resolve or reject an awakeable. InvalidId for a bad id."""
         target_id, _ = ids.parse_awakeable_id(awakeable_id)
         owner = self._owner_elsewhere(target_id)
         if owner is not None:
-            return typing.cast(str, await self._forward(owner, "complete_awakeable", awakeable_id, result))
-        return typing.cast(str, await self.write(self.transitions.complete_awakeable(awakeable_id, result)))
+            return typing.cast(CompleteSignalOutcome, await self._forward(owner, "complete_awakeable", awakeable_id, result))
+        return typing.cast(CompleteSignalOutcome, await self.write(self.transitions.complete_awakeable(awakeable_id, result)))
 
     async def _forward(self, worker: int, verb: str, *args: typing.Any) -> typing.Any:
         """Run a verb in the worker that owns its partition. If that worker dies before it answers, the verb

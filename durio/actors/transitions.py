@@ -14,6 +14,7 @@ fences off whatever its actor still had in flight.
 
 from __future__ import annotations
 
+import enum
 import logging
 import typing
 from dataclasses import dataclass
@@ -66,11 +67,28 @@ class Created:
     record: InvocationRecord
 
 
-class CompleteSignalOutcome:
+class CompleteSignalOutcome(str, enum.Enum):
+    """What completing an awakeable or a signal did."""
+
     DONE = "done"
     NOT_FOUND = "not_found"
     ALREADY_COMPLETED = "already_completed"
     INVOCATION_COMPLETED = "invocation_completed"
+
+
+class ControlOutcome(str, enum.Enum):
+    """What an operator's action (cancel, kill, pause, resume, purge) did to an invocation."""
+
+    DONE = "done"
+    SIGNALLED = "signalled"  # a cancel: the handler unwinds when it sees it
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    UNCHANGED = "unchanged"  # already paused or suspended
+    NOT_FOUND = "not_found"
+    COMPLETED = "completed"  # already completed: nothing to cancel, kill, pause or resume
+    NOT_COMPLETED = "not_completed"  # a purge of an invocation that has not completed
+    NOT_RUNNING = "not_running"  # a pause of one that has not started
+    NOT_STARTED = "not_started"  # a resume of one that has not started
 
 
 class Transitions:
@@ -430,7 +448,7 @@ class Transitions:
 
     def _complete_signal(
         self, txn: Txn, target_id: str, signal_index: int, result: e.Result, fx: Effects
-    ) -> str:
+    ) -> CompleteSignalOutcome:
         record = txn.get_invocation(target_id)
         if record is None:
             return CompleteSignalOutcome.NOT_FOUND
@@ -589,34 +607,34 @@ class Transitions:
 
     # ------------------------------------------------------------ operator actions
 
-    def _cancel(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects, source_id: str | None = None) -> str:
+    def _cancel(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects, source_id: str | None = None) -> ControlOutcome:
         """Cancel: not started yet, it ends at once; otherwise a cancel signal unwinds the handler."""
         if self._crosses(record.id, source_id):
             self._post(txn, Message(MessageKind.CANCEL, record.id, now_ms), fx)
-            return "signalled"
+            return ControlOutcome.SIGNALLED
         if record.status in (Status.PENDING, Status.SCHEDULED):
             self._end_unstarted(txn, record, CANCELLED, now_ms, fx)
-            return "done"
+            return ControlOutcome.DONE
         if not txn.signal_completed(record.id, e.CANCEL_SIGNAL):
             txn.mark_signal_completed(record.id, e.CANCEL_SIGNAL)
             self._send_to(txn, record.id, e.Signal(signal_index=e.CANCEL_SIGNAL, result=None), fx)
-        return "signalled"
+        return ControlOutcome.SIGNALLED
 
     def _end_unstarted(self, txn: Txn, record: InvocationRecord, failure: e.Failure, now_ms: int, fx: Effects) -> None:
         if record.status == Status.SCHEDULED:
             txn.delete_timer(TimerKey(record.execute_at_ms, record.id, TimerKind.START))
         self._finish(txn, record, failure, now_ms, fx)
 
-    def _on_invocation(self, invocation_id: str, act: typing.Callable[[Txn, InvocationRecord, Effects], str]) -> Op:
+    def _on_invocation(self, invocation_id: str, act: typing.Callable[[Txn, InvocationRecord, Effects], ControlOutcome]) -> Op:
         """An operator action on an unfinished invocation: 'not_found' or 'completed' otherwise."""
 
         def op(txn: Txn) -> Applied:
             fx = Effects()
             record = txn.get_invocation(invocation_id)
             if record is None:
-                return Applied("not_found", fx)
+                return Applied(ControlOutcome.NOT_FOUND, fx)
             if record.is_completed:
-                return Applied("completed", fx)
+                return Applied(ControlOutcome.COMPLETED, fx)
             return Applied(act(txn, record, fx), fx)
 
         return op
@@ -627,9 +645,9 @@ class Transitions:
     def kill(self, invocation_id: str, now_ms: int) -> Op:
         """Complete at once with 'killed', and kill every call it is still waiting for."""
 
-        def kill(txn: Txn, record: InvocationRecord, fx: Effects) -> str:
+        def kill(txn: Txn, record: InvocationRecord, fx: Effects) -> ControlOutcome:
             self._kill(txn, record, now_ms, fx, seen=set())
-            return "done"
+            return ControlOutcome.DONE
 
         return self._on_invocation(invocation_id, kill)
 
@@ -654,26 +672,26 @@ class Transitions:
     def pause(self, invocation_id: str, now_ms: int) -> Op:
         """Stop retrying: a running invocation stops its attempt and waits for `resume`."""
 
-        def pause(txn: Txn, record: InvocationRecord, fx: Effects) -> str:
+        def pause(txn: Txn, record: InvocationRecord, fx: Effects) -> ControlOutcome:
             if record.status in (Status.PENDING, Status.SCHEDULED):
-                return "not_running"
+                return ControlOutcome.NOT_RUNNING
             if record.status in (Status.PAUSED, Status.SUSPENDED):
-                return "unchanged"
+                return ControlOutcome.UNCHANGED
             record.status = Status.PAUSED
             record.paused_reason = "paused by an operator"
             record.modified_ms = now_ms
             txn.put_invocation(record)
             fx.stop.append(record.id)
-            return "paused"
+            return ControlOutcome.PAUSED
 
         return self._on_invocation(invocation_id, pause)
 
     def resume(self, invocation_id: str, now_ms: int) -> Op:
         """Run a paused or suspended invocation now (a backing-off one retries at once)."""
 
-        def resume(txn: Txn, record: InvocationRecord, fx: Effects) -> str:
+        def resume(txn: Txn, record: InvocationRecord, fx: Effects) -> ControlOutcome:
             if record.status in (Status.PENDING, Status.SCHEDULED):
-                return "not_started"
+                return ControlOutcome.NOT_STARTED
             if record.status in (Status.PAUSED, Status.SUSPENDED, Status.BACKING_OFF):
                 record.status = Status.READY
                 record.paused_reason = None
@@ -681,7 +699,7 @@ class Transitions:
                 record.modified_ms = now_ms
                 txn.put_invocation(record)
             fx.start.append((record, None))
-            return "resumed"
+            return ControlOutcome.RESUMED
 
         return self._on_invocation(invocation_id, resume)
 
@@ -691,9 +709,9 @@ class Transitions:
         def op(txn: Txn) -> Applied:
             record = txn.get_invocation(invocation_id)
             if record is None:
-                return Applied("not_found", Effects())
+                return Applied(ControlOutcome.NOT_FOUND, Effects())
             if not record.is_completed:
-                return Applied("not_completed", Effects())
+                return Applied(ControlOutcome.NOT_COMPLETED, Effects())
             txn.delete_invocation(invocation_id)
             txn.delete_journal(invocation_id)
             txn.delete_events(invocation_id)
@@ -702,7 +720,7 @@ class Transitions:
             if record.is_workflow_run and record.target.key is not None:
                 txn.clear_all_state(record.target.service, record.target.key)
                 txn.clear_promises(record.target.service, record.target.key)
-            return Applied("done", Effects())
+            return Applied(ControlOutcome.DONE, Effects())
 
         return op
 

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
+from durio.actors.transitions import ControlOutcome
 from durio.ingress.http import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
@@ -281,17 +282,17 @@ class AdminApp:
     async def _control(self, send: Send, invocation_id: str, action: str) -> None:
         self._check_id(invocation_id)
         outcome = await self.runtime.control(invocation_id, action)
-        if outcome == "not_found":
+        if outcome == ControlOutcome.NOT_FOUND:
             raise HttpError(404, f"The requested invocation '{invocation_id}' does not exist")
-        if outcome == "completed":
+        if outcome == ControlOutcome.COMPLETED:
             raise HttpError(409, f"The invocation '{invocation_id}' was already completed.")
-        if outcome == "not_completed":
+        if outcome == ControlOutcome.NOT_COMPLETED:
             raise HttpError(409, f"The invocation '{invocation_id}' is not yet completed.")
-        if outcome == "not_running":
+        if outcome == ControlOutcome.NOT_RUNNING:
             raise HttpError(409, f"The invocation '{invocation_id}' is not running, cannot be paused.")
-        if outcome == "not_started":
+        if outcome == ControlOutcome.NOT_STARTED:
             raise HttpError(425, f"The invocation '{invocation_id}' has not started yet, it cannot be resumed.")
-        status = 202 if outcome in ("signalled", "paused") else 200
+        status = 202 if outcome in (ControlOutcome.SIGNALLED, ControlOutcome.PAUSED) else 200
         await respond(send, status)
 
     async def _delete_invocation(self, scope: Scope, send: Send, invocation_id: str) -> None:
