@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from durio import backend as backends
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
@@ -22,7 +23,7 @@ from durio.ingress.ingress_app import IngressApp
 from durio.ingress.limits import HttpLimits
 from durio.ingress.serving import serve_http
 from durio.ingress.ui import admin_routes
-from durio.partitions import check_partition_count
+from durio.partitions import PartitionTable, check_partition_count
 from durio.sdk.definitions import ServiceDefinition
 
 log = logging.getLogger("durio")
@@ -48,6 +49,7 @@ async def run_server(
     config: RuntimeConfig | None = None,
     http_limits: HttpLimits | None = None,
     worker: typing.Any = None,
+    partitions: int | None = None,
     task_status: anyio.abc.TaskStatus[RunningServer] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the runtime and both HTTP listeners (each with its own `http_limits`) until cancelled.
@@ -55,7 +57,7 @@ async def run_server(
     `worker` (a durio.workers.worker.WorkerSpec): this process is one of several workers sharing the data
     directory and the ports; it serves its own partitions and forwards the rest to their owners."""
     if worker is None:
-        runtime_context: typing.AsyncContextManager[Runtime] = open_runtime(services, data_dir, config)
+        runtime_context: typing.AsyncContextManager[Runtime] = _open_single_process_runtime(services, data_dir, config, partitions)
     else:
         from durio.workers.worker import open_worker_runtime
 
@@ -70,6 +72,19 @@ async def run_server(
             log.info("durio ingress listening on %s", ingress_url)
             log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
             task_status.started(RunningServer(runtime, ingress_url, admin_url))
+
+
+@contextlib.asynccontextmanager
+async def _open_single_process_runtime(services: typing.Iterable[ServiceDefinition], data_dir: str | os.PathLike[str],
+                                       config: RuntimeConfig | None, partitions: int | None) -> typing.AsyncIterator[Runtime]:
+    """One process owns every partition of the data directory (whose number it records when it is new)."""
+    from durio.workers.ownership import record_partition_count, take_epochs
+
+    count = await anyio.to_thread.run_sync(record_partition_count, os.fspath(data_dir), partitions)
+    table = PartitionTable.single(count)
+    async with open_runtime(services, data_dir, config, table) as runtime:
+        await runtime.write(take_epochs(table.owned))
+        yield runtime
 
 
 async def run_until_signalled(services: typing.Iterable[ServiceDefinition], backend_name: str = backends.DEFAULT_BACKEND,
@@ -174,7 +189,7 @@ def serve(
     services = list(services)
     if worker_count == 1:
         with contextlib.suppress(KeyboardInterrupt):
-            backends.run(lambda: run_until_signalled(services, backend_name, **options), backend=backend_name)
+            backends.run(lambda: run_until_signalled(services, backend_name, partitions=partitions, **options), backend=backend_name)
         return 0
     return _supervise(services, worker_count, partitions, backend_name, options)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import subprocess
+import sys
 import tarfile
 import time
 
@@ -257,3 +259,17 @@ async def test_a_data_dir_written_before_partitions_opens_and_its_invocations_co
         assert saga.status_code == 409, saga.text
         assert (await client.post("/restate/call/Counter/c2/peek")).json() == {"total": 7, "ledger": ["a1"]}
         assert (await client.post("/restate/call/Counter/c1/peek")).json() == {"total": 4, "ledger": ["o1"]}
+
+
+async def test_one_worker_is_the_server_process_and_durio_cluster_prints_the_partitions(server_process, tmp_path) -> None:
+    server = start_workers(server_process, tmp_path, workers=1)
+    await server.start()
+    view = await cluster(server.admin_url)
+    assert server.process is not None
+    assert [(w["worker"], w["pid"]) for w in view["nodes"][0]["workers"]] == [(0, server.process.pid)]
+    assert [(p["id"], p["owner"], p["epoch"]) for p in view["partitions"]] == [(p, server.process.pid, 1) for p in range(PARTITIONS)]
+    printed = subprocess.run([sys.executable, "-m", "durio.cli", "cluster", "--admin", server.admin_url.removeprefix("http://")],
+                             capture_output=True, text=True, timeout=30)
+    assert printed.returncode == 0, printed.stderr
+    assert str(server.process.pid) in printed.stdout and "PARTITION" in printed.stdout
+    assert len([line for line in printed.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]) >= PARTITIONS
