@@ -93,6 +93,7 @@ class Supervisor:
     def run(self) -> int:
         """Run the workers until SIGTERM or SIGINT; the exit status of the server."""
         previous = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGALRM] = signal.getsignal(signal.SIGALRM)
         try:
             for index in range(self.workers):
                 self._start(index)
@@ -114,6 +115,7 @@ class Supervisor:
                     continue
                 self._restart(index, code)
         finally:
+            signal.alarm(0)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return self._exit_status
