@@ -117,7 +117,8 @@ class Supervisor:
         finally:
             signal.alarm(0)
             for signum, handler in previous.items():
-                signal.signal(signum, handler)
+                if handler is not None:  # None: set outside Python, cannot be put back
+                    signal.signal(signum, handler)
         return self._exit_status
 
     def _restart(self, index: int, code: int) -> None:
