@@ -494,7 +494,8 @@ class Runtime:
         )
         return record, Input(ts=now, value=body, headers=headers)
 
-    def _submit_creation(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> Ticket:
+    def _submit_creation(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED,
+                         fresh: bool = True) -> Ticket:
         """Submit an invocation's creation; a fresh one that needs no admission starts right away.
 
         An invocation with a random id cannot collide with an existing one, and a
@@ -505,7 +506,8 @@ class Runtime:
         invocations wait for the commit, which decides whether and when they run.
         """
         early = (
-            record.idempotency_key is None
+            fresh
+            and record.idempotency_key is None
             and record.handler_kind not in ("exclusive", "workflow")
             and not record.execute_at_ms
         )
@@ -518,14 +520,18 @@ class Runtime:
         self.router.spawn(record, [input_entry], decoded_input=decoded)
         return ticket
 
-    async def call(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> tuple[str, bytes | Failure]:
-        """Create (or find) the invocation and wait for its result."""
+    async def call(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED,
+                   fresh: bool = True) -> tuple[str, bytes | Failure]:
+        """Create (or find) the invocation and wait for its result.
+
+        `fresh`: the record's id was never submitted before. A request forwarded from a sibling worker may be
+        sent again (its first owner died), so its creation waits for the commit that says whether it is new."""
         owner = self._owner_elsewhere(record.id)
         if owner is not None:
             return typing.cast(tuple[str, typing.Union[bytes, Failure]], await self._forward(owner, "call", record, input_entry))
         slot = self.waiters.register(record.id)
         try:
-            created: Created = (await self._submit_creation(record, input_entry, decoded).wait()).value
+            created: Created = (await self._submit_creation(record, input_entry, decoded, fresh).wait()).value
             existing = created.record
             if not created.created:
                 if existing.is_workflow_run:
@@ -536,12 +542,13 @@ class Runtime:
         finally:
             self.waiters.unregister(record.id, slot)
 
-    async def send(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED) -> tuple[InvocationRecord, bool]:
-        """Create (or find) the invocation; True when this request created it."""
+    async def send(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED,
+                   fresh: bool = True) -> tuple[InvocationRecord, bool]:
+        """Create (or find) the invocation; True when this request created it (`fresh`: as for call)."""
         owner = self._owner_elsewhere(record.id)
         if owner is not None:
             return typing.cast(tuple[InvocationRecord, bool], await self._forward(owner, "send", record, input_entry))
-        created: Created = (await self._submit_creation(record, input_entry, decoded).wait()).value
+        created: Created = (await self._submit_creation(record, input_entry, decoded, fresh).wait()).value
         return created.record, created.created
 
     async def attach(self, invocation_id: str) -> bytes | Failure | None:

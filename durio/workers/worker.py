@@ -12,8 +12,10 @@ import anyio
 import anyio.to_thread
 
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
+from durio.journal.entries import Failure, Input
 from durio.partitions import PartitionTable
 from durio.sdk.definitions import ServiceDefinition
+from durio.storage.records import InvocationRecord
 from durio.workers.ownership import PartitionLocks, record_partition_count, take_epochs
 from durio.workers.peers import Peers, socket_directory
 
@@ -61,8 +63,14 @@ def _answer_siblings(peers: Peers, runtime: Runtime) -> None:
     async def live_statuses() -> dict[str, str]:
         return runtime.live_statuses()
 
+    async def call(record: InvocationRecord, input_entry: Input) -> tuple[str, bytes | Failure]:
+        return await runtime.call(record, input_entry, fresh=False)
+
+    async def send(record: InvocationRecord, input_entry: Input) -> tuple[InvocationRecord, bool]:
+        return await runtime.send(record, input_entry, fresh=False)
+
     peers.requests.update(
-        call=runtime.call, send=runtime.send, attach=runtime.attach, control=runtime.control,
+        call=call, send=send, attach=runtime.attach, control=runtime.control,
         complete_awakeable=runtime.complete_awakeable, snapshot=snapshot, live_statuses=live_statuses,
         reload_deployments=runtime.reload_deployments,
     )
