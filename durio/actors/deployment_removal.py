@@ -12,16 +12,14 @@ services back.
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
 
 from durio.actors.effects import Applied, Effects
+from durio.actors.ports import DeploymentHost
 from durio.protocol.remote import services_of
 from durio.storage import Txn
 from durio.storage.records import STORED_STATUSES, Status
 
-if typing.TYPE_CHECKING:
-    from durio.actors.runtime import Runtime
 
 UNFINISHED = tuple(status for status in STORED_STATUSES if status != Status.COMPLETED)
 
@@ -34,7 +32,7 @@ class StillNeeded:
     example_id: str
 
 
-async def remove_deployment(runtime: Runtime, deployment_id: str) -> StillNeeded | None:
+async def remove_deployment(runtime: DeploymentHost, deployment_id: str) -> StillNeeded | None:
     """Remove the deployment and its services; StillNeeded if an unfinished invocation needs them.
 
     Raises KeyError when there is no such deployment."""

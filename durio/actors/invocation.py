@@ -27,6 +27,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from durio.actors.ports import InvocationHost
 from durio.actors.transitions import STALE_JOURNAL
 from durio.backend import end_abandoned_waiter, explain_wrong_loop
 from durio.journal import entries as e
@@ -43,8 +44,6 @@ from durio.sdk.serde import Serde
 from durio.storage.records import InvocationRecord, Status, TimerKey
 from durio.storage.writer import Ticket
 
-if typing.TYPE_CHECKING:
-    from durio.actors.runtime import Runtime
 
 log = logging.getLogger("durio.invocation")
 
@@ -93,7 +92,7 @@ class _StaleJournal(Exception):
 class InvocationActor:
     def __init__(
         self,
-        runtime: "Runtime",
+        runtime: InvocationHost,
         invocation_id: str,
         record: InvocationRecord | None = None,
         journal: list[e.Entry] | None = None,

@@ -28,15 +28,14 @@ from __future__ import annotations
 import bisect
 import typing
 
+from durio.actors.ports import KeyRouter
 from durio.journal.entries import Entry
 from durio.storage.records import InvocationRecord
 
-if typing.TYPE_CHECKING:
-    from durio.actors.router import Router
 
 
 class KeyActor:
-    def __init__(self, router: "Router", service: str, key: str, knows_whole_queue: bool) -> None:
+    def __init__(self, router: KeyRouter, service: str, key: str, knows_whole_queue: bool) -> None:
         self._router = router
         self.service = service
         self.key = key

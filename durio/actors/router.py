@@ -21,12 +21,11 @@ import anyio.abc
 
 from durio.actors.invocation import InvocationActor
 from durio.actors.keys import KeyActor
+from durio.actors.ports import RouterHost
 from durio.sdk.invoke import NOT_DECODED
 from durio.journal.entries import Entry, Notification
 from durio.storage.records import InvocationRecord, Status, TimerKey
 
-if typing.TYPE_CHECKING:
-    from durio.actors.runtime import Runtime
 
 log = logging.getLogger("durio.router")
 
@@ -34,7 +33,7 @@ _RESTART_DELAYS = (0.05, 0.2, 1.0, 5.0)
 
 
 class Router:
-    def __init__(self, runtime: "Runtime", nursery: anyio.abc.TaskGroup) -> None:
+    def __init__(self, runtime: RouterHost, nursery: anyio.abc.TaskGroup) -> None:
         self._runtime = runtime
         self._nursery = nursery
         self.actors: dict[str, InvocationActor] = {}

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import heapq
 import logging
-import typing
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from durio.actors.ports import TimerHost
 from durio.journal.entries import Completion
 from durio.storage.records import TimerKey, TimerKind
 
-if typing.TYPE_CHECKING:
-    from durio.actors.runtime import Runtime
 
 log = logging.getLogger("durio.timers")
 
@@ -30,7 +28,7 @@ WINDOW = 4096
 
 
 class TimerActor:
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: TimerHost) -> None:
         self._runtime = runtime
         self._heap: list[tuple[int, int, TimerKey]] = []
         self._queued: set[TimerKey] = set()

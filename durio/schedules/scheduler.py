@@ -19,20 +19,19 @@ import typing
 import anyio
 import anyio.abc
 
+from durio.actors.ports import SchedulerHost
 from durio.schedules.declare import declared_schedules
 from durio.schedules.specs import ScheduleSpec
 from durio.schedules.state import ScheduleRecord, schedule_key
 from durio.schedules.transitions import Outcome, ScheduleSteps
 from durio.storage.records import InvocationRecord, TimerKey
 
-if typing.TYPE_CHECKING:
-    from durio.actors.runtime import Runtime
 
 log = logging.getLogger("durio.schedules")
 
 
 class Scheduler:
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: SchedulerHost) -> None:
         self._runtime = runtime
         self.steps = ScheduleSteps(runtime.transitions, runtime.registry)
         self._nursery: anyio.abc.TaskGroup | None = None
