@@ -62,13 +62,12 @@ async def run_server(
         from durio.workers.worker import open_worker_runtime
 
         runtime_context = open_worker_runtime(services, data_dir, config, worker)
-    shared = worker is not None
     async with runtime_context as runtime:
         async with anyio.create_task_group() as nursery:
-            ingress_url = await nursery.start(
-                functools.partial(serve_http, IngressApp(runtime), ingress, http_limits, reuse_port=shared))
-            admin_url = await nursery.start(
-                functools.partial(serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits, reuse_port=shared))
+            ingress_url = await nursery.start(functools.partial(
+                serve_http, IngressApp(runtime), ingress, http_limits, sock=getattr(worker, "ingress_socket", None)))
+            admin_url = await nursery.start(functools.partial(
+                serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits, sock=getattr(worker, "admin_socket", None)))
             log.info("durio ingress listening on %s", ingress_url)
             log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
             task_status.started(RunningServer(runtime, ingress_url, admin_url))
@@ -215,20 +214,17 @@ class WorkerCountError(ValueError):
 
 def _supervise(services: list[ServiceDefinition], count: int, partitions: int | None, backend_name: str,
                options: dict[str, typing.Any]) -> int:
-    from durio.workers.supervisor import EXIT_FATAL, Supervisor, claim_port
+    from durio.workers.supervisor import EXIT_FATAL, Supervisor, listen_for_workers
     from durio.workers.worker import WorkerSpec
 
-    held = []
+    listening = {}
     for name in ("ingress", "admin"):
-        address, holder = claim_port(parse_address(options[name], name))
+        address, listening[name] = listen_for_workers(parse_address(options[name], name))
         options[name] = str(address)
-        held.append(holder)
     log.info("durio runs %d workers on %s (pid %d supervises them)", count, backend_name, os.getpid())
 
     def run_worker(index: int) -> int:
-        for holder in held:
-            holder.close()
-        worker = WorkerSpec(index, count, partitions)
+        worker = WorkerSpec(index, count, partitions, listening["ingress"], listening["admin"])
         try:
             backends.run(lambda: run_until_signalled(services, backend_name, worker=worker, **options), backend=backend_name)
         except KeyboardInterrupt:
@@ -246,8 +242,8 @@ def _supervise(services: list[ServiceDefinition], count: int, partitions: int | 
     try:
         return Supervisor(count, run_worker).run()
     finally:
-        for holder in held:
-            holder.close()
+        for sock in listening.values():
+            sock.close()
 
 
 class CaFileError(ValueError):

@@ -63,9 +63,11 @@ def worker_pids(view: dict) -> dict[int, int | None]:
 
 
 def is_dead(pid: int) -> bool:
+    """Gone, or a zombie whose threads have all exited (until the last one has, its sockets are open)."""
     try:
         with open(f"/proc/{pid}/status") as status:
-            return any(line.startswith("State:") and "Z" in line for line in status)
+            zombie = any(line.startswith("State:") and "Z" in line for line in status)
+        return zombie and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except FileNotFoundError:
         return True
 

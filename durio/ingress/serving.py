@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import typing
 
 import anyio
 import anyio.abc
+from anyio.streams.stapled import MultiListener
 from anyio.abc import SocketAttribute
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData, Updated
@@ -209,17 +211,19 @@ async def _refuse(stream: anyio.abc.SocketStream) -> None:
 
 
 async def serve_http(
-    app: typing.Any, bind: str, limits: HttpLimits | None = None, *, reuse_port: bool = False,
+    app: typing.Any, bind: str, limits: HttpLimits | None = None, *, sock: socket.socket | None = None,
     task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve an ASGI app on `bind` (see durio.addresses); hands back the URL it listens on (useful with port 0).
 
-    `reuse_port`: sibling worker processes listen on the same port, and the kernel spreads connections over them."""
+    `sock`: a listening socket to accept from instead, shared with sibling worker processes."""
     limits = limits or HttpLimits()
     address = parse_address(bind)
     config = hypercorn_config(str(address), limits)
-    listener = await anyio.create_tcp_listener(local_host=address.host, local_port=address.port, backlog=config.backlog,
-                                               reuse_port=reuse_port)
+    if sock is None:
+        listener = await anyio.create_tcp_listener(local_host=address.host, local_port=address.port, backlog=config.backlog)
+    else:
+        listener = MultiListener([await anyio.abc.SocketListener.from_socket(sock)])
     wrapped = wrap_app(typing.cast(typing.Any, BodyGuard(app, limits)), config.wsgi_max_body_size, None)
     context = WorkerContext(None)
     url = f"http://{Address(*listener.listeners[0].extra(SocketAttribute.local_address)[:2])}"

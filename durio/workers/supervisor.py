@@ -5,10 +5,9 @@ each worker starts from the parent's state (the services already imported)
 and builds its own loop, storage handle and listeners. Workers die with their
 parent (PR_SET_PDEATHSIG), so a kill -9 of the parent leaves nothing behind.
 
-Before it forks, the parent claims the server's ports: it checks that nobody
-listens on them, and holds a bound (not listening) SO_REUSEPORT socket on
-each, so that port 0 becomes one port all workers share and a worker's
-restart cannot lose it to another program.
+Before it forks, the parent opens the server's listening sockets, which the
+workers inherit and all accept from (see listen_for_workers), so a worker's
+restart loses neither the port nor the connections waiting on it.
 """
 
 from __future__ import annotations
@@ -47,27 +46,28 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def claim_port(address: Address) -> tuple[Address, socket.socket]:
-    """Check that the address is free and hold it for the workers; with port 0, pick the port."""
+def listen_for_workers(address: Address, backlog: int = 1024) -> tuple[Address, socket.socket]:
+    """The server's listening socket on `address` (port 0: one the kernel picks), for every worker to accept on.
+
+    The parent holds it and never accepts: the workers inherit it across fork and share its one queue, so a
+    connection waiting there when a worker dies is taken by another worker, not reset. (With one SO_REUSEPORT
+    socket per worker, the kernel resets what is queued on a dying worker's socket, and it keeps routing new
+    connections to that socket until the worker's last thread has exited.)"""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     deadline = time.monotonic() + PORT_BUSY_WAIT_S
     while True:
-        probe = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((address.host, address.port))
-            break
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address.host, address.port))
+            sock.listen(backlog)
+            sock.setblocking(False)
+            return Address(address.host, sock.getsockname()[1]), sock
         except OSError as exc:
-            probe.close()
+            sock.close()
             if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline or address.port == 0:
                 raise PortInUse(exc.errno, f"cannot listen on {address}: {exc.strerror}") from None
             time.sleep(0.1)
-    probe.close()
-    holder = socket.socket(family, socket.SOCK_STREAM)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    holder.bind((address.host, address.port))
-    return Address(address.host, holder.getsockname()[1]), holder
 
 
 def _die_with_parent(parent: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import typing
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ class WorkerSpec:
     index: int
     count: int
     partitions: int | None = None  # the number of partitions a new data directory gets (None: the default)
+    # The listening sockets the supervising parent opened, which every worker accepts from.
+    ingress_socket: socket.socket | None = None
+    admin_socket: socket.socket | None = None
 
 
 @contextlib.asynccontextmanager
