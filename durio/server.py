@@ -64,8 +64,10 @@ async def run_server(
         runtime_context = open_worker_runtime(services, data_dir, config, worker)
     async with runtime_context as runtime:
         async with anyio.create_task_group() as nursery:
+            shares = getattr(worker, "connection_shares", None)
             ingress_url = await nursery.start(functools.partial(
-                serve_http, IngressApp(runtime), ingress, http_limits, sock=getattr(worker, "ingress_socket", None)))
+                serve_http, IngressApp(runtime), ingress, http_limits, sock=getattr(worker, "ingress_socket", None),
+                share=shares.share_of(worker.index) if shares is not None else None))
             admin_url = await nursery.start(functools.partial(
                 serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits, sock=getattr(worker, "admin_socket", None)))
             log.info("durio ingress listening on %s", ingress_url)
@@ -214,6 +216,7 @@ class WorkerCountError(ValueError):
 
 def _supervise(services: list[ServiceDefinition], count: int, partitions: int | None, backend_name: str,
                options: dict[str, typing.Any]) -> int:
+    from durio.workers.balance import ConnectionShares
     from durio.workers.supervisor import EXIT_FATAL, Supervisor, listen_for_workers
     from durio.workers.worker import WorkerSpec
 
@@ -221,10 +224,11 @@ def _supervise(services: list[ServiceDefinition], count: int, partitions: int | 
     for name in ("ingress", "admin"):
         address, listening[name] = listen_for_workers(parse_address(options[name], name))
         options[name] = str(address)
+    shares = ConnectionShares(count)
     log.info("durio runs %d workers on %s (pid %d supervises them)", count, backend_name, os.getpid())
 
     def run_worker(index: int) -> int:
-        worker = WorkerSpec(index, count, partitions, listening["ingress"], listening["admin"])
+        worker = WorkerSpec(index, count, partitions, listening["ingress"], listening["admin"], shares)
         try:
             backends.run(lambda: run_until_signalled(services, backend_name, worker=worker, **options), backend=backend_name)
         except KeyboardInterrupt:
@@ -240,7 +244,7 @@ def _supervise(services: list[ServiceDefinition], count: int, partitions: int | 
         return 0
 
     try:
-        return Supervisor(count, run_worker).run()
+        return Supervisor(count, run_worker, on_reaped=shares.mark_down).run()
     finally:
         for sock in listening.values():
             sock.close()

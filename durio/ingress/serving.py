@@ -212,18 +212,21 @@ async def _refuse(stream: anyio.abc.SocketStream) -> None:
 
 async def serve_http(
     app: typing.Any, bind: str, limits: HttpLimits | None = None, *, sock: socket.socket | None = None,
-    task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+    share: ConnectionShare | None = None, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve an ASGI app on `bind` (see durio.addresses); hands back the URL it listens on (useful with port 0).
 
-    `sock`: a listening socket to accept from instead, shared with sibling worker processes."""
+    `sock`: a listening socket to accept from instead, shared with sibling worker processes; `share` keeps
+    the connections spread evenly over them."""
     limits = limits or HttpLimits()
     address = parse_address(bind)
     config = hypercorn_config(str(address), limits)
+    shared: anyio.abc.SocketListener | None = None
     if sock is None:
         listener = await anyio.create_tcp_listener(local_host=address.host, local_port=address.port, backlog=config.backlog)
     else:
-        listener = MultiListener([await anyio.abc.SocketListener.from_socket(sock)])
+        shared = await anyio.abc.SocketListener.from_socket(sock)
+        listener = MultiListener([shared])
     wrapped = wrap_app(typing.cast(typing.Any, BodyGuard(app, limits)), config.wsgi_max_body_size, None)
     context = WorkerContext(None)
     url = f"http://{Address(*listener.listeners[0].extra(SocketAttribute.local_address)[:2])}"
@@ -236,14 +239,32 @@ async def serve_http(
             await _refuse(stream)
             return
         connections += 1
+        if share is not None:
+            share.opened()
         try:
             await _Connection(wrapped, config, context, stream, limits.send_timeout).run()
         finally:
             connections -= 1
+            if share is not None:
+                share.closed()
 
     task_status.started(url)
     try:
         async with listener:
-            await listener.serve(handle)
+            if shared is None or share is None:
+                await listener.serve(handle)
+            else:
+                async with anyio.create_task_group() as handlers:
+                    while True:
+                        await share.before_accept()
+                        handlers.start_soon(handle, await shared.accept())
     finally:
         await context.terminated.set()
+
+
+class ConnectionShare(typing.Protocol):
+    """This process's part of the connections a listening socket shared with sibling processes takes."""
+
+    def opened(self) -> None: ...
+    def closed(self) -> None: ...
+    async def before_accept(self) -> None: ...

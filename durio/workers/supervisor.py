@@ -81,9 +81,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, workers: int, run_worker: typing.Callable[[int], int]) -> None:
+    def __init__(self, workers: int, run_worker: typing.Callable[[int], int],
+                 on_reaped: typing.Callable[[int], None] | None = None) -> None:
         self.workers = workers
         self._run_worker = run_worker
+        self._on_reaped = on_reaped  # told the index of each worker that died, before it is restarted
         self._pids: dict[int, int] = {}  # pid -> worker index
         self._started: dict[int, float] = {}
         self._quick_deaths: dict[int, int] = {}
@@ -105,6 +107,8 @@ class Supervisor:
                 if pid not in self._pids:
                     continue
                 index = self._pids.pop(pid)
+                if self._on_reaped is not None:
+                    self._on_reaped(index)
                 code = os.waitstatus_to_exitcode(status)
                 if self._stopping:
                     continue

@@ -31,6 +31,8 @@ class WorkerSpec:
     # The listening sockets the supervising parent opened, which every worker accepts from.
     ingress_socket: socket.socket | None = None
     admin_socket: socket.socket | None = None
+    # The ingress connections each worker holds, shared by all of them (durio.workers.balance).
+    connection_shares: typing.Any = None
 
 
 @contextlib.asynccontextmanager
