@@ -1,17 +1,27 @@
 #!/usr/bin/env python3
-"""kill -9 soak: mixed load on a real `durio serve` process, killed with SIGKILL over and over.
+"""kill -9 soak: mixed load on a real multi-worker `durio serve`, its workers and its whole process group killed over and over.
 
-    .venv/bin/python scripts/soak.py [--kills 50] [--seed N] [--data-dir DIR]
+    .venv/bin/python scripts/soak.py [--worker-kills 50] [--group-kills 10] [--workers 2] [--partitions 8]
+                                     [--seed N] [--data-dir DIR]
 
-The services are tests/apps/soak_app.py. Workers send a mix of requests, each of which
-has a well-defined "accepted":
+The services are tests/apps/soak_app.py. The server runs `--workers N` worker processes under a
+supervising parent, in a session (process group) of its own. Clients send a mix of requests, each
+of which has a well-defined "accepted":
   - calls and sends with an Idempotency-Key, retried with the same key through every
     kill until they get an answer (orders, counter additions, delayed counter additions);
   - workflow runs, retried until they answer (a 409 means it ran before: attach to it);
   - sends without a key, tried once: accepted if and only if the 202 arrived.
-Meanwhile the server is killed at random moments and restarted on the same data dir and
-ports. After each kill, while the process is dead, the LMDB files are read (read-only) to
-note which `run` steps were durable, and the step log is counted.
+Orders run on a random partition and call a Counter on its key's partition, most often another
+worker's. Meanwhile, at random moments, in a random order:
+  - a single worker (a random pid from GET /cluster) gets kill -9; the parent restarts it. Until
+    the replacement is listed in /cluster (the restart time), probes call Counter/<key>/peek over
+    fresh connections for keys whose partitions the surviving workers own: any that fails is a
+    violation. The next single kill waits for the replacement, except that sometimes (--early-kills)
+    it kills the replacement while it is still starting (recovering);
+  - the whole process group gets kill -9 (os.killpg), and the server is started again on the same
+    data dir and ports (sometimes killed again while it starts).
+After each kill, once the victims are dead, the LMDB files are read (read-only) to note which `run`
+steps were durable, and the step log is counted.
 
 At the end, every accepted invocation must have completed exactly once:
   - one invocation per idempotency key / workflow id, all completed successfully, and
@@ -19,11 +29,13 @@ At the end, every accepted invocation must have completed exactly once:
   - each order made exactly one Counter.add call and one Audit.record send;
   - each counter's ledger holds every accepted addition's ref exactly once, and its total
     is the sum of their amounts (no lost or doubled state writes);
-  - each `run` step ran at least once, at most once per server lifetime, and never again
-    after a kill that found it durable (at-least-once only when the journal write and
-    the kill race);
-  - exclusive handlers of one key never overlap within a server process, and after every
-    kill, storage lets only the head of a key's inbox run;
+  - each `run` step ran at least once, at most once per lifetime of the (worker) process
+    that ran it, and never again after a kill that found it durable (at-least-once only
+    when the journal write and the kill race);
+  - exclusive handlers of one key never overlap: not within a process, and not in two
+    processes unless the first was killed in between; after every kill, storage lets only
+    the head of a key's inbox run;
+  - no probe of a surviving worker's partitions failed while a worker restarted;
   - the server logged no traceback and stops cleanly on SIGTERM.
 Exits 1 and lists the violations otherwise.
 """
@@ -40,6 +52,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,19 +61,27 @@ import typing
 
 import httpx
 import anyio
+import anyio.abc
+import anyio.to_thread
+import lmdb
 import trio
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from durio import ids  # noqa: E402
 from durio.journal import entries as e  # noqa: E402
+from durio.partitions import PartitionTable  # noqa: E402
 from durio.storage.lmdb_store import LmdbStore  # noqa: E402
 
 SOAK_APP = ROOT / "tests" / "apps" / "soak_app.py"
 COUNTERS = [f"c{n}" for n in range(6)]
+PROBE_KEYS = [f"probe{n}" for n in range(32)]  # Counter keys only the probes use (peek: shared, no state)
 STEPS = {("Orders", "process"): ("reserve", "charge"), ("Audit", "record"): ("audit",), ("Onboarding", "run"): ("welcome",),
          ("Counter", "add"): ("lock-enter",)}
+KILL_MARK = "#kill"  # a line of the step log written just before a kill: "#kill <pid>" or "#kill *" (the whole group)
 _LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
+_RESTART_DELAY = re.compile(r"worker \d+ was killed by SIGKILL; restarting it in ([\d.]+) s")
 
 
 def free_port() -> int:
@@ -69,19 +90,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def is_dead(pid: int) -> bool:
+    """Gone, or a zombie (it has exited: its files, sockets and locks are closed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry))
+    return members
+
+
+def partition_owner(key: str, partitions: int, workers: int) -> int:
+    """The index of the worker that owns a Counter key's partition."""
+    return PartitionTable(partitions, frozenset()).of_key(ids.partition_key_of(key)) % workers
+
+
 class ServerFailed(Exception):
     pass
 
 
 class Server:
-    """`durio serve` on fixed ports, so clients find it again after each restart."""
+    """`durio serve --workers N` on fixed ports, in a session of its own, so clients find it again after each restart."""
 
-    def __init__(self, data_dir: pathlib.Path, log_path: pathlib.Path, steps_log: pathlib.Path) -> None:
+    def __init__(self, data_dir: pathlib.Path, log_path: pathlib.Path, steps_log: pathlib.Path, workers: int,
+                 partitions: int) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
+        self.steps_log = steps_log
+        self.workers = workers
+        self.partitions = partitions
         self.ingress_url = f"http://127.0.0.1:{free_port()}"
         self.admin_url = f"http://127.0.0.1:{free_port()}"
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOAK_LOG": str(steps_log)}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOAK_LOG": str(steps_log), "SOAK_LOG_PIDS": "1"}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -91,8 +146,9 @@ class Server:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "durio.cli", "serve", str(SOAK_APP), "--data-dir", str(self.data_dir),
-                 "--ingress", self.ingress_url[len("http://"):], "--admin", self.admin_url[len("http://"):]],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT),
+                 "--ingress", self.ingress_url[len("http://"):], "--admin", self.admin_url[len("http://"):],
+                 "--workers", str(self.workers), "--partitions", str(self.partitions)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT), start_new_session=True,
             )
         return offset
 
@@ -103,7 +159,7 @@ class Server:
             deadline = time.monotonic() + timeout
             while True:
                 output = self.output()[offset:]
-                if len(set(kind for kind, _ in _LISTENING.findall(output))) == 2:
+                if len(set(kind for kind, _ in _LISTENING.findall(output))) == 2 and await self.all_listed():
                     self.starts += 1
                     return
                 if self.process.poll() is not None:
@@ -120,19 +176,80 @@ class Server:
                 await anyio.sleep(0.02)
         raise ServerFailed("the server could not start in 5 attempts")
 
-    def kill9(self) -> None:
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait for a server spawned earlier (and not killed since) to list all its workers."""
+        deadline = time.monotonic() + timeout
+        while not await self.all_listed():
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise ServerFailed(f"the server exited with {self.process.returncode} while starting")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not list its {self.workers} workers in {timeout} s")
+            await anyio.sleep(0.05)
+        self.starts += 1
+
+    async def worker_pids(self) -> dict[int, int | None] | None:
+        """GET /cluster: each worker's pid (None: being restarted); None if the admin port does not answer."""
+        if self.workers == 1:
+            return {0: self.process.pid} if self.process is not None else None
+        try:
+            async with httpx.AsyncClient(base_url=self.admin_url, timeout=10.0,
+                                         limits=httpx.Limits(max_keepalive_connections=0)) as admin:
+                response = await admin.get("/cluster")
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        return {w["worker"]: w.get("pid") for w in response.json()["nodes"][0]["workers"]}
+
+    async def all_listed(self) -> bool:
+        pids = await self.worker_pids()
+        return pids is not None and len(pids) == self.workers and all(pids.values())
+
+    def children(self) -> list[int]:
+        """The supervisor's live children: its workers, listed in /cluster or still starting."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        try:
+            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as children:
+                return [pid for pid in map(int, children.read().split()) if not is_dead(pid)]
+        except FileNotFoundError:
+            return []
+
+    def mark_kill(self, what: str) -> None:
+        """Note the kill in the step log, before it happens: what a victim logged after this line, it logged dying."""
+        fd = os.open(self.steps_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{KILL_MARK} {what}\n".encode())
+        finally:
+            os.close(fd)
+
+    async def kill_worker(self, pid: int) -> None:
+        self.mark_kill(str(pid))
+        os.kill(pid, signal.SIGKILL)
+        while not is_dead(pid):
+            await anyio.sleep(0.005)
+
+    async def kill_group(self) -> None:
+        """kill -9 of the supervisor and every worker at once; returns once none is left running."""
+        assert self.process is not None
+        self.mark_kill("*")
+        pgid = self.process.pid
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.process.wait()
+        while group_members(pgid):
+            await anyio.sleep(0.005)
 
     def terminate(self) -> int:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
                 return -9
         return self.process.returncode
@@ -155,6 +272,7 @@ class Model:
     workflows: dict[str, str] = dataclasses.field(default_factory=dict)  # workflow id -> name
     workflow_results: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
     requests: int = 0
+    accepted: int = 0  # requests answered with a success (2xx)
     retries: int = 0
     ghosts: set[str] = dataclasses.field(default_factory=set)  # ran, then erased by a kill before their creation was durable
     violations: list[str] = dataclasses.field(default_factory=list)
@@ -164,7 +282,7 @@ class Model:
 
 
 class Load:
-    """Workers that keep sending requests, retrying through kills."""
+    """Clients that keep sending requests, retrying through kills."""
 
     def __init__(self, server: Server, model: Model, rng: random.Random) -> None:
         self.server = server
@@ -193,9 +311,11 @@ class Load:
                 self.model.violation(f"{method} {path} answered {response.status_code}: {response.text[:300]}")
                 await anyio.sleep(delay)
                 continue
+            if response.status_code < 300:
+                self.model.accepted += 1
             return response
 
-    async def worker(self, client: httpx.AsyncClient) -> None:
+    async def client_loop(self, client: httpx.AsyncClient) -> None:
         operations = [self.order_call, self.order_call, self.order_send, self.add_call, self.add_delayed,
                       self.audit_send, self.workflow]
         while not self.stopping:
@@ -255,6 +375,7 @@ class Load:
             return
         if response.status_code == 202:
             self.model.audits[ref] = True
+            self.model.accepted += 1
         else:
             self.model.violation(f"send of audit {ref}: {response.status_code} {response.text[:300]}")
 
@@ -308,40 +429,86 @@ def read_storage(data_dir: pathlib.Path) -> tuple[set[tuple[str, str]], list[str
 
     The key rule: an exclusive invocation that may run (ready, backing off, suspended) is the head
     of its key's inbox; otherwise a restart runs two exclusive invocations of one key at once.
+    After a single worker's kill the other workers go on writing: one read transaction is one
+    committed state all the same (LMDB readers take a snapshot).
     """
     if not (data_dir / "data.mdb").exists():
         return set(), []
-    store = LmdbStore(data_dir, readonly=True)
-    try:
-        def scan(txn: typing.Any) -> tuple[set[tuple[str, str]], list[str]]:
-            durable = set()
-            broken = []
-            for record in txn.iter_invocations():
-                journal = txn.journal(record.id)
-                runs = {entry.completion_id: entry.name for entry in journal if isinstance(entry, e.Run)}
-                durable.update((record.id, runs[n.completion_id]) for n in journal
-                               if isinstance(n, e.Completion) and n.completion_id in runs)
-                if record.is_exclusive and str(record.status) in ("ready", "backing-off", "suspended"):
-                    head = txn.inbox_head(record.target.service, record.target.key)
-                    if head is None or head[1] != record.id:
-                        broken.append(f"{record.id} ({record.target.service}/{record.target.key}) is {record.status} "
-                                      f"but the key's inbox head is {head[1] if head else 'nobody'}")
-            return durable, broken
-
-        return store.read(scan)
-    finally:
-        store.close()
+    for attempt in range(5):
+        try:
+            store = LmdbStore(data_dir, readonly=True)
+        except lmdb.Error:  # a live worker was growing the map: read again
+            if attempt == 4:
+                raise
+            time.sleep(0.1)
+            continue
+        try:
+            return store.read(_scan_storage)
+        except lmdb.MapResizedError:
+            if attempt == 4:
+                raise
+        finally:
+            store.close()
+    raise AssertionError("unreachable")
 
 
-def read_executions(steps_log: pathlib.Path) -> list[tuple[str, str, str]]:
-    """(invocation id, step, what for) per line of the step log."""
+def _scan_storage(txn: typing.Any) -> tuple[set[tuple[str, str]], list[str]]:
+    durable = set()
+    broken = []
+    for record in txn.iter_invocations():
+        journal = txn.journal(record.id)
+        runs = {entry.completion_id: entry.name for entry in journal if isinstance(entry, e.Run)}
+        durable.update((record.id, runs[n.completion_id]) for n in journal
+                       if isinstance(n, e.Completion) and n.completion_id in runs)
+        if record.is_exclusive and str(record.status) in ("ready", "backing-off", "suspended"):
+            head = txn.inbox_head(record.target.service, record.target.key)
+            if head is None or head[1] != record.id:
+                broken.append(f"{record.id} ({record.target.service}/{record.target.key}) is {record.status} "
+                              f"but the key's inbox head is {head[1] if head else 'nobody'}")
+    return durable, broken
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """One line of the step log: a `run` step ran in process `pid`."""
+
+    pid: int
+    invocation_id: str
+    step: str
+    subject: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Kill:
+    """A kill mark in the step log: `victim` (a pid, or None for the whole group) was about to be killed."""
+
+    victim: int | None
+
+
+def read_step_log(steps_log: pathlib.Path) -> list[Execution | Kill]:
     if not steps_log.exists():
         return []
-    return [tuple(line.split(" ", 2)) for line in steps_log.read_text().splitlines() if line]  # type: ignore[misc]
+    events: list[Execution | Kill] = []
+    for line in steps_log.read_text().splitlines():
+        if line.startswith(KILL_MARK):
+            victim = line.split()[1]
+            events.append(Kill(None if victim == "*" else int(victim)))
+        elif line:
+            pid, invocation_id, step, subject = line.split(" ", 3)
+            events.append(Execution(int(pid), invocation_id, step, subject))
+    return events
 
 
 def count_executions(steps_log: pathlib.Path) -> collections.Counter:
-    return collections.Counter((invocation_id, step) for invocation_id, step, _ in read_executions(steps_log))
+    return collections.Counter((event.invocation_id, event.step) for event in read_step_log(steps_log)
+                               if isinstance(event, Execution))
+
+
+def snapshot(data_dir: pathlib.Path, steps_log: pathlib.Path) -> tuple[Snapshot, list[str]]:
+    """What survived a kill. Storage first, then the log: a step durable in storage has already logged its run
+    (the run precedes its journal write), so the count includes it even while other workers go on."""
+    durable, broken = read_storage(data_dir)
+    return Snapshot(durable, count_executions(steps_log)), broken
 
 
 # --------------------------------------------------------------------------------------
@@ -349,66 +516,231 @@ def count_executions(steps_log: pathlib.Path) -> collections.Counter:
 
 
 @dataclasses.dataclass
+class Chaos:
+    """What the soak did to the server, and how it held up."""
+
+    worker_kills: int = 0
+    worker_kills_while_starting: int = 0  # the replacement of a killed worker, killed before /cluster listed it
+    group_kills: int = 0
+    group_kills_while_starting: int = 0
+    restart_times: list[float] = dataclasses.field(default_factory=list)  # kill -> replacement listed in /cluster
+    restarts_cut_short: int = 0  # by a group kill before the replacement was listed
+    probes: int = 0
+    probe_failures: int = 0
+    probe_latencies: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def kills(self) -> int:
+        return self.worker_kills + self.group_kills
+
+
+@dataclasses.dataclass
+class Restart:
+    """A single worker killed, until its replacement is listed in /cluster."""
+
+    index: int
+    kill_number: int
+    victims: list[int]  # the killed pids: the worker, then any replacement killed while it started
+    survivors: set[int]  # the other workers' pids
+    killed_at: float  # when the last victim died
+    done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = dataclasses.field(default_factory=anyio.CancelScope)
+
+
+@dataclasses.dataclass
 class Result:
-    kills: int
     invocations: int
     requests: int
+    accepted: int
     retries: int
     duration_s: float
     violations: list[str]
     counts: dict[str, int]
+    chaos: Chaos
 
 
-async def soak(kills: int, seed: int, data_dir: pathlib.Path, workers: int = 6, min_gap: float = 0.15,
-               max_gap: float = 1.2, early_kills: float = 0.15, settle_timeout: float = 120.0) -> Result:
+PROBE_TIMEOUT_S = 10.0  # a probe slower than this failed
+MAX_PROBE_FAILURES_LISTED = 20  # the rest are counted (so that other violations still show)
+RESTART_TIMEOUT_S = 60.0  # a worker not back in /cluster this long after its kill is a violation
+
+
+class Killer:
+    """Kills workers and the whole group at random moments; probes the survivors while a worker restarts."""
+
+    def __init__(self, server: Server, model: Model, chaos: Chaos, rng: random.Random, data_dir: pathlib.Path) -> None:
+        self.server = server
+        self.model = model
+        self.chaos = chaos
+        self.rng = rng
+        self.probe_rng = random.Random(rng.random())
+        self.data_dir = data_dir
+        self.snapshots: list[Snapshot] = []
+        self.restart: Restart | None = None
+
+    async def note_survivors(self, number: int) -> int:
+        """After a kill, once the victims are dead: what storage holds now is what survived."""
+        taken, broken = await anyio.to_thread.run_sync(snapshot, self.data_dir, self.server.steps_log)
+        self.snapshots.append(taken)
+        for problem in broken:
+            self.model.violation(f"storage after kill {number}: {problem}")
+        return len(taken.durable)
+
+    @property
+    def restarting(self) -> bool:
+        return self.restart is not None and not self.restart.done.is_set()
+
+    async def kill_group(self, number: int, total: int, ready: bool) -> None:
+        if self.restarting:
+            assert self.restart is not None
+            self.restart.scope.cancel()  # its probes' answers would be lost to this kill, not to durio
+            self.chaos.restarts_cut_short += 1
+        self.restart = None
+        await self.server.kill_group()
+        self.chaos.group_kills += 1
+        self.chaos.group_kills_while_starting += not ready
+        durable = await self.note_survivors(number)
+        print(f"kill {number}/{total}: the whole group{'' if ready else ' (while starting)'}: {durable} durable steps, "
+              f"{self.model.requests} requests so far", flush=True)
+
+    async def kill_worker(self, number: int, total: int, nursery: anyio.abc.TaskGroup) -> None:
+        restart = self.restart
+        if restart is not None and not restart.done.is_set():
+            starting = [pid for pid in self.server.children() if pid not in restart.survivors and pid not in restart.victims]
+            if starting and self.rng.random() < EARLY_KILLS:
+                # Harsher: the replacement dies while it recovers; the survivors must go on serving all the same.
+                await self.server.kill_worker(starting[0])
+                restart.victims.append(starting[0])
+                restart.killed_at = time.monotonic()
+                self.chaos.worker_kills += 1
+                self.chaos.worker_kills_while_starting += 1
+                durable = await self.note_survivors(number)
+                print(f"kill {number}/{total}: worker {restart.index} (pid {starting[0]}, while starting): {durable} "
+                      f"durable steps, {self.model.requests} requests so far", flush=True)
+                return
+            await restart.done.wait()  # the watcher gives up (a violation) after RESTART_TIMEOUT_S
+        pids = await self.server.worker_pids()
+        if pids is None or not all(pids.values()):
+            await self.server.wait_ready()
+            pids = await self.server.worker_pids()
+        assert pids is not None
+        index, pid = self.rng.choice(sorted((index, pid) for index, pid in pids.items() if pid is not None))
+        await self.server.kill_worker(pid)
+        self.chaos.worker_kills += 1
+        self.restart = Restart(index, number, [pid], {p for p in pids.values() if p not in (None, pid)}, time.monotonic())
+        nursery.start_soon(self.watch_restart, self.restart)
+        durable = await self.note_survivors(number)
+        print(f"kill {number}/{total}: worker {index} (pid {pid}): {durable} durable steps, "
+              f"{self.model.requests} requests so far", flush=True)
+
+    async def watch_restart(self, restart: Restart) -> None:
+        """Probe the surviving workers' partitions until the replacement is listed in /cluster."""
+        with restart.scope:
+            async with anyio.create_task_group() as probes:
+                for _ in range(2):
+                    probes.start_soon(self.probe, restart)
+                while True:
+                    pid = ((await self.server.worker_pids()) or {}).get(restart.index)
+                    if pid is not None and pid not in restart.victims:
+                        self.chaos.restart_times.append(time.monotonic() - restart.killed_at)
+                        break
+                    if time.monotonic() - restart.killed_at > RESTART_TIMEOUT_S:
+                        self.model.violation(f"worker {restart.index} was not listed in /cluster {RESTART_TIMEOUT_S:.0f} s "
+                                             f"after kill {restart.kill_number} (pids killed: {restart.victims})")
+                        break
+                    await anyio.sleep(0.02)
+                probes.cancel_scope.cancel()
+        restart.done.set()
+
+    async def probe(self, restart: Restart) -> None:
+        """Counter/<key>/peek for keys the surviving workers own, each over a fresh connection (any worker may get it)."""
+        server = self.server
+        keys = [key for key in PROBE_KEYS + COUNTERS if partition_owner(key, server.partitions, server.workers) != restart.index]
+        table = PartitionTable(server.partitions, frozenset())
+        async with httpx.AsyncClient(base_url=server.ingress_url, timeout=PROBE_TIMEOUT_S,
+                                     limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            while True:
+                key = self.probe_rng.choice(keys)
+                asked = time.monotonic()
+                try:
+                    response = await client.post(f"/restate/call/Counter/{key}/peek")
+                    failure = None if response.status_code == 200 else f"answered {response.status_code}: {response.text[:200]}"
+                except httpx.HTTPError as exc:
+                    failure = f"failed: {type(exc).__name__} {exc}"
+                latency = time.monotonic() - asked
+                self.chaos.probes += 1
+                self.chaos.probe_latencies.append(latency)
+                if failure is not None:
+                    self.chaos.probe_failures += 1
+                if failure is not None and self.chaos.probe_failures <= MAX_PROBE_FAILURES_LISTED:
+                    partition = table.of_key(ids.partition_key_of(key))
+                    self.model.violation(f"while worker {restart.index} restarted (kill {restart.kill_number}), "
+                                         f"Counter/{key}/peek (partition {partition}, worker "
+                                         f"{partition % server.workers}'s) {failure} after {latency:.2f} s")
+                await anyio.sleep(0.01)
+
+
+EARLY_KILLS = 0.15  # how often a kill hits a server (or a worker) that is still starting
+
+
+async def soak(worker_kills: int, group_kills: int, seed: int, data_dir: pathlib.Path, *, workers: int = 2,
+               partitions: int = 8, clients: int = 6, min_gap: float = 0.15, max_gap: float = 1.2,
+               settle_timeout: float = 120.0) -> Result:
     started = time.monotonic()
     rng = random.Random(seed)
     work_dir = data_dir.parent
     steps_log = work_dir / "steps.log"
-    server = Server(data_dir, work_dir / "server.log", steps_log)
+    server = Server(data_dir, work_dir / "server.log", steps_log, workers, partitions)
     model = Model()
+    chaos = Chaos()
     load = Load(server, model, rng)
-    snapshots: list[Snapshot] = []
+    monkey = Killer(server, model, chaos, rng, data_dir)
+    schedule = ["worker"] * worker_kills + ["group"] * group_kills
+    rng.shuffle(schedule)
     await server.start()
-    limits = httpx.Limits(max_connections=workers * 2, max_keepalive_connections=workers * 2)
+    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
     timeout = httpx.Timeout(60.0, connect=2.0)
     async with httpx.AsyncClient(base_url=server.ingress_url, timeout=timeout, limits=limits) as client:
         async with anyio.create_task_group() as nursery:
-            for _ in range(workers):
-                nursery.start_soon(load.worker, client)
+            for _ in range(clients):
+                nursery.start_soon(load.client_loop, client)
             ready = True
-            for number in range(kills):
+            for number, kind in enumerate(schedule, start=1):
                 # A ready server runs a while; one still starting (opening its files, recovering) is killed sooner.
                 await anyio.sleep(rng.uniform(min_gap, max_gap) if ready else rng.uniform(0.0, 0.6))
-                server.kill9()
-                # The process is dead: what its files hold now is what survived.
-                durable, broken = read_storage(data_dir)
-                snapshots.append(Snapshot(durable, count_executions(steps_log)))
-                for problem in broken:
-                    model.violation(f"storage after kill {number + 1}: {problem}")
-                print(f"kill {number + 1}/{kills}{'' if ready else ' (while starting)'}: "
-                      f"{len(snapshots[-1].durable)} durable steps, {model.requests} requests so far", flush=True)
-                if number < kills - 1 and rng.random() < early_kills:
-                    server.spawn()
-                    ready = False
-                    continue
                 try:
+                    if kind == "worker":
+                        if not ready:
+                            await server.wait_ready()
+                            ready = True
+                        await monkey.kill_worker(number, len(schedule), nursery)
+                        continue
+                    await monkey.kill_group(number, len(schedule), ready)
+                    if number < len(schedule) and rng.random() < EARLY_KILLS:
+                        server.spawn()
+                        ready = False
+                        continue
                     await server.start()
                     ready = True
-                except ServerFailed as exc:
-                    model.violation(f"after kill {number + 1}: {exc}")
+                except (ServerFailed, TimeoutError) as exc:
+                    model.violation(f"after kill {number}: {exc}")
                     nursery.cancel_scope.cancel()
-                    return Result(number + 1, 0, model.requests, model.retries, time.monotonic() - started,
-                                  model.violations, {})
+                    return Result(0, model.requests, model.accepted, model.retries, time.monotonic() - started,
+                                  model.violations, {}, chaos)
+            if not ready:
+                await server.wait_ready()
+            if monkey.restart is not None:
+                await monkey.restart.done.wait()
             await anyio.sleep(0.5)
-            load.stopping = True  # each worker finishes (retries) the request it is on, then stops
+            load.stopping = True  # each client finishes (retries) the request it is on, then stops
     admin = httpx.Client(base_url=server.admin_url, timeout=60)
     try:
         invocations = settle(admin, settle_timeout, model)
-        check(model, invocations, snapshots, read_executions(steps_log), admin, server)
+        check(model, invocations, monkey.snapshots, read_step_log(steps_log), server)
     finally:
         admin.close()
         code = server.terminate()
+    if chaos.probe_failures > MAX_PROBE_FAILURES_LISTED:
+        model.violation(f"... and {chaos.probe_failures - MAX_PROBE_FAILURES_LISTED} more probes of surviving partitions failed")
     if code != 0:
         model.violation(f"the server exited with {code} on SIGTERM")
     problems = [line for line in server.output().splitlines() if "Traceback" in line or "crashed" in line]
@@ -419,8 +751,8 @@ async def soak(kills: int, seed: int, data_dir: pathlib.Path, workers: int = 6, 
         "audit sends unanswered": sum(not v for v in model.audits.values()), "workflows": len(model.workflows),
         "unanswered sends that ran but were erased by a kill": len(model.ghosts),
     }
-    return Result(kills, len(invocations), model.requests, model.retries, time.monotonic() - started,
-                  model.violations, counts)
+    return Result(len(invocations), model.requests, model.accepted, model.retries, time.monotonic() - started,
+                  model.violations, counts, chaos)
 
 
 def settle(admin: httpx.Client, timeout: float, model: Model) -> list[dict]:
@@ -446,17 +778,18 @@ def settle(admin: httpx.Client, timeout: float, model: Model) -> list[dict]:
         time.sleep(0.2)
 
 
-def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], executions: list[tuple[str, str, str]],
-          admin: httpx.Client, server: Server) -> None:
+def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], step_log: list[Execution | Kill],
+          server: Server) -> None:
     v = model.violation
-    final = collections.Counter((invocation_id, step) for invocation_id, step, _ in executions)
+    executions = [event for event in step_log if isinstance(event, Execution)]
+    final = collections.Counter((x.invocation_id, x.step) for x in executions)
     by_target: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
     for invocation in invocations:
         by_target[(invocation["target_service_name"], invocation["target_handler_name"])].append(invocation)
         if invocation["status"] == "completed" and invocation["completion_result"] != "success":
             v(f"{invocation['id']} {invocation['target']} failed: {invocation.get('completion_failure')}")
-    known = {("Orders", "process"), ("Counter", "add"), ("Audit", "record"), ("Payments", "confirm"), ("Onboarding", "run"),
-             ("Onboarding", "verify")}
+    known = {("Orders", "process"), ("Counter", "add"), ("Counter", "peek"), ("Audit", "record"), ("Payments", "confirm"),
+             ("Onboarding", "run"), ("Onboarding", "verify")}
     for target, found in by_target.items():
         if target not in known:
             v(f"unexpected invocations of {target}: {len(found)}")
@@ -564,73 +897,104 @@ def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], exec
     if sum(verifies.values()) != len(model.workflows):
         v(f"{sum(verifies.values())} verify invocations for {len(model.workflows)} workflows")
 
-    # Steps: at least once; at most once per server lifetime; never again once a kill found them durable.
-    epochs = [*(s.executions for s in snapshots), final]
+    # Steps: at least once; at most once per lifetime of the process that ran them; never again once a kill found
+    # them durable.
     for invocation in invocations:
         for step in STEPS.get((invocation["target_service_name"], invocation["target_handler_name"]), ()):
             key = (invocation["id"], step)
             if final[key] < 1:
                 v(f"step {step} of {invocation['id']} never ran, yet the invocation completed")
-            previous = 0
-            for number, so_far in enumerate(epochs):
-                if so_far[key] - previous > 1:
-                    v(f"step {step} of {invocation['id']} ran {so_far[key] - previous} times in server lifetime {number + 1}")
-                previous = so_far[key]
-            for number, snapshot in enumerate(snapshots):
-                if key in snapshot.durable and final[key] != snapshot.executions[key]:
+            for number, taken in enumerate(snapshots):
+                if key in taken.durable and final[key] != taken.executions[key]:
                     v(f"step {step} of {invocation['id']} was durable at kill {number + 1} "
-                      f"(ran {snapshot.executions[key]} times) but ran {final[key]} times in the end")
+                      f"(ran {taken.executions[key]} times) but ran {final[key]} times in the end")
                     break
-    # Exclusive handlers of one key never overlap within one server process.
-    holders: dict[str, str] = {}  # "key:pid" -> the invocation inside its lock step
-    for invocation_id, step, where in executions:
-        if step == "lock-enter":
-            if where in holders:
-                v(f"two exclusive handlers of Counter/{where.split(':')[0]} ran at once in process {where.split(':')[1]}: "
-                  f"{holders[where]} and {invocation_id}")
-            holders[where] = invocation_id
-        elif step == "lock-exit" and holders.get(where) == invocation_id:
-            del holders[where]
+    checked_steps = {step for steps in STEPS.values() for step in steps}
+    per_process = collections.Counter((x.invocation_id, x.step, x.pid) for x in executions if x.step in checked_steps)
+    for (invocation_id, step, pid), runs in sorted(per_process.items()):
+        if runs > 1:
+            v(f"step {step} of {invocation_id} ran {runs} times in worker process {pid}")
+
+    # Exclusive handlers of one key never overlap: not within a process, and not in two processes unless the first
+    # was killed in between (its exit step never ran; its successor took the key over).
+    holders: dict[str, tuple[int, str]] = {}  # key -> (pid, invocation) inside its lock step
+    for event in step_log:
+        if isinstance(event, Kill):
+            holders = {key: held for key, held in holders.items() if event.victim is not None and held[0] != event.victim}
+            continue
+        key = event.subject.split(":")[0]
+        if event.step == "lock-enter":
+            if key in holders:
+                pid, holder = holders[key]
+                where = f"in process {pid}" if pid == event.pid else f"in processes {pid} and {event.pid}, neither killed"
+                v(f"two exclusive handlers of Counter/{key} ran at once {where}: {holder} and {event.invocation_id}")
+            holders[key] = (event.pid, event.invocation_id)
+        elif event.step == "lock-exit" and holders.get(key) == (event.pid, event.invocation_id):
+            del holders[key]
 
     # A step may run for an invocation that storage does not have only when nobody was told it exists: a send
     # without an idempotency key whose 202 never arrived (the server may start such an invocation while its
     # creation is being committed, and the kill erased the creation).
     existing = {i["id"] for i in invocations}
-    for invocation_id, step, subject in executions:
-        if invocation_id in existing:
+    for x in executions:
+        if x.invocation_id in existing:
             continue
-        if step == "audit" and model.audits.get(subject) is False:
-            model.ghosts.add(invocation_id)
+        if x.step == "audit" and model.audits.get(x.subject) is False:
+            model.ghosts.add(x.invocation_id)
             continue
-        v(f"step {step} ran for {subject} in {invocation_id}, an invocation that does not exist")
+        v(f"step {x.step} ran for {x.subject} in {x.invocation_id}, an invocation that does not exist")
+
+
+def seconds(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} s, max {max(values):.2f} s" if values else "none"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--worker-kills", type=int, default=50, help="kill -9s of a single worker process")
+    parser.add_argument("--group-kills", type=int, default=10, help="kill -9s of the whole process group")
+    parser.add_argument("--workers", type=int, default=2, help="the server's worker processes (--workers of durio serve)")
+    parser.add_argument("--partitions", type=int, default=8, help="the partitions of the server's (new) data dir")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,
                         help="the server's data dir (must not exist yet); default: a temporary folder, removed on success")
-    parser.add_argument("--workers", type=int, default=6, help="concurrent clients")
+    parser.add_argument("--clients", type=int, default=6, help="concurrent clients")
     parser.add_argument("--max-gap", type=float, default=1.2, help="longest time between restarts and kills, in seconds")
     args = parser.parse_args(argv)
+    if args.workers < 1 or args.partitions < 1 or args.worker_kills < 0 or args.group_kills < 0:
+        parser.error("--workers and --partitions must be at least 1, the numbers of kills at least 0")
+    if args.worker_kills and args.workers < 2:
+        parser.error("--worker-kills needs --workers 2 or more (one worker is the server itself: kill the group)")
     seed = args.seed if args.seed is not None else random.randrange(2 ** 32)
     temporary = args.data_dir is None
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="durio-soak-")) / "data" if temporary else args.data_dir.resolve()
     if data_dir.exists() and any(data_dir.iterdir()):
         parser.error(f"{data_dir} is not empty: the soak checks everything in it")
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    print(f"soak: seed {seed}, {args.kills} kills, data in {data_dir}", flush=True)
-    result = trio.run(lambda: soak(args.kills, seed, data_dir, workers=args.workers, max_gap=args.max_gap))
-    print(f"soak: survived {result.kills} kills; checked {result.invocations} invocations "
+    print(f"soak: seed {seed}, {args.workers} workers, {args.partitions} partitions, {args.worker_kills} worker kills, "
+          f"{args.group_kills} group kills, data in {data_dir}", flush=True)
+    result = trio.run(lambda: soak(args.worker_kills, args.group_kills, seed, data_dir, workers=args.workers,
+                                   partitions=args.partitions, clients=args.clients, max_gap=args.max_gap))
+    chaos = result.chaos
+    log = (data_dir.parent / "server.log").read_text(errors="replace") if (data_dir.parent / "server.log").exists() else ""
+    delayed = [float(delay) for delay in _RESTART_DELAY.findall(log) if float(delay) > 0]
+    print(f"soak: survived {chaos.kills} kills; checked {result.invocations} invocations "
           f"({', '.join(f'{k} {n}' for k, n in result.counts.items())}); {result.requests} requests, "
-          f"{result.retries} retried; {result.duration_s:.1f} s", flush=True)
+          f"{result.accepted} accepted, {result.retries} retried; {result.duration_s:.1f} s", flush=True)
+    print(f"soak: kills: {chaos.worker_kills} of single workers ({chaos.worker_kills_while_starting} of them while the "
+          f"worker was starting), {chaos.group_kills} of the whole group ({chaos.group_kills_while_starting} while it was "
+          f"starting)", flush=True)
+    print(f"soak: restarts of single workers (kill -> replacement listed in /cluster): {len(chaos.restart_times)}, "
+          f"{seconds(chaos.restart_times)}; {chaos.restarts_cut_short} cut short by a group kill; "
+          f"{len(delayed)} restarts the supervisor held back (a worker that died young: {seconds(delayed)})", flush=True)
+    print(f"soak: probes of the surviving workers' partitions during restarts: {chaos.probes}, {chaos.probe_failures} "
+          f"failed; latency {seconds(chaos.probe_latencies)}", flush=True)
     if result.violations:
         print(f"soak: {len(result.violations)} VIOLATIONS (seed {seed}, files in {data_dir.parent}):")
         for line in result.violations[:200]:
             print(f"  - {line}")
         return 1
-    print("soak: OK, every accepted invocation completed exactly once")
+    print("soak: OK, every accepted invocation completed exactly once, and the surviving workers' partitions never failed")
     if temporary:
         shutil.rmtree(data_dir.parent, ignore_errors=True)
     return 0

@@ -28,9 +28,13 @@ For the disk-full soak (tests/test_soak.py), whose steps return a fresh nonce th
   Refunds.refund(booking)     sleeps (long enough that its caller suspends), run "refund"; returns
                               "refunded-<booking id>"
 
+With SOAK_LOG_PIDS=1, each line starts with the pid of the process that ran the step
+("<pid> <invocation id> <step> <what for>").
+
 SOAK_FAULT (comma-separated) plants the faults the soak must catch, to test the soak itself:
 "double-ledger" writes some refs twice into a counter's ledger, "rerun-step" logs some
-"charge" steps twice.
+"charge" steps twice, "fail-probe" fails Counter/probe*/peek (the soak's probes of the
+partitions whose worker survives a kill) with a 500.
 """
 
 from __future__ import annotations
@@ -49,10 +53,16 @@ FAULTS = set(filter(None, os.environ.get("SOAK_FAULT", "").split(",")))
 LOCK_S = float(os.environ.get("SOAK_LOCK_MS", "2")) / 1000  # how long Counter.add's step holds the key
 
 
+# The kill -9 soak runs several worker processes: it asks for each line to start with the pid of the process
+# that ran the step, so it can tell worker lifetimes apart.
+LOG_PIDS = os.environ.get("SOAK_LOG_PIDS") == "1"
+
+
 def record_execution(invocation_id: str, step: str, subject: str) -> None:
+    line = f"{invocation_id} {step} {subject}\n"
     fd = os.open(os.environ["SOAK_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, f"{invocation_id} {step} {subject}\n".encode())
+        os.write(fd, (f"{os.getpid()} {line}" if LOG_PIDS else line).encode())
     finally:
         os.close(fd)
 
@@ -97,6 +107,8 @@ async def add(ctx: restate.ObjectContext, addition: Addition) -> int:
 
 @counter.handler(kind="shared")
 async def peek(ctx: restate.ObjectSharedContext) -> dict:
+    if "fail-probe" in FAULTS and ctx.key().startswith("probe"):
+        raise restate.TerminalError("a planted failure of a probe", status_code=500)
     return {"total": await ctx.get("total", type_hint=int) or 0, "ledger": await ctx.get("ledger", type_hint=list[str]) or []}
 
 
