@@ -909,28 +909,8 @@ def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], step
                     v(f"step {step} of {invocation['id']} was durable at kill {number + 1} "
                       f"(ran {taken.executions[key]} times) but ran {final[key]} times in the end")
                     break
-    checked_steps = {step for steps in STEPS.values() for step in steps}
-    per_process = collections.Counter((x.invocation_id, x.step, x.pid) for x in executions if x.step in checked_steps)
-    for (invocation_id, step, pid), runs in sorted(per_process.items()):
-        if runs > 1:
-            v(f"step {step} of {invocation_id} ran {runs} times in worker process {pid}")
-
-    # Exclusive handlers of one key never overlap: not within a process, and not in two processes unless the first
-    # was killed in between (its exit step never ran; its successor took the key over).
-    holders: dict[str, tuple[int, str]] = {}  # key -> (pid, invocation) inside its lock step
-    for event in step_log:
-        if isinstance(event, Kill):
-            holders = {key: held for key, held in holders.items() if event.victim is not None and held[0] != event.victim}
-            continue
-        key = event.subject.split(":")[0]
-        if event.step == "lock-enter":
-            if key in holders:
-                pid, holder = holders[key]
-                where = f"in process {pid}" if pid == event.pid else f"in processes {pid} and {event.pid}, neither killed"
-                v(f"two exclusive handlers of Counter/{key} ran at once {where}: {holder} and {event.invocation_id}")
-            holders[key] = (event.pid, event.invocation_id)
-        elif event.step == "lock-exit" and holders.get(key) == (event.pid, event.invocation_id):
-            del holders[key]
+    for problem in reruns_in_one_process(executions) + overlapping_holders(step_log):
+        v(problem)
 
     # A step may run for an invocation that storage does not have only when nobody was told it exists: a send
     # without an idempotency key whose 202 never arrived (the server may start such an invocation while its
@@ -943,6 +923,35 @@ def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], step
             model.ghosts.add(x.invocation_id)
             continue
         v(f"step {x.step} ran for {x.subject} in {x.invocation_id}, an invocation that does not exist")
+
+
+def reruns_in_one_process(executions: list[Execution]) -> list[str]:
+    """A step that ran twice in one process: it may run again only in a process that replaced a killed one."""
+    checked_steps = {step for steps in STEPS.values() for step in steps}
+    per_process = collections.Counter((x.invocation_id, x.step, x.pid) for x in executions if x.step in checked_steps)
+    return [f"step {step} of {invocation_id} ran {runs} times in worker process {pid}"
+            for (invocation_id, step, pid), runs in sorted(per_process.items()) if runs > 1]
+
+
+def overlapping_holders(step_log: list[Execution | Kill]) -> list[str]:
+    """Exclusive handlers of one key that overlapped: within a process, or in two processes while the first was not
+    killed (a killed holder never logs its exit; its key's successor, in the replacement, takes the key over)."""
+    problems = []
+    holders: dict[str, tuple[int, str]] = {}  # key -> (pid, invocation) inside its lock step
+    for event in step_log:
+        if isinstance(event, Kill):
+            holders = {key: held for key, held in holders.items() if event.victim is not None and held[0] != event.victim}
+            continue
+        key = event.subject.split(":")[0]
+        if event.step == "lock-enter":
+            if key in holders:
+                pid, holder = holders[key]
+                where = f"in process {pid}" if pid == event.pid else f"in processes {pid} and {event.pid}, neither killed"
+                problems.append(f"two exclusive handlers of Counter/{key} ran at once {where}: {holder} and {event.invocation_id}")
+            holders[key] = (event.pid, event.invocation_id)
+        elif event.step == "lock-exit" and holders.get(key) == (event.pid, event.invocation_id):
+            del holders[key]
+    return problems
 
 
 def seconds(values: list[float]) -> str:

@@ -1,5 +1,6 @@
-"""The kill -9 soak (scripts/soak.py), short: mixed load, a real server killed 20 times, every accepted
-invocation checked to have completed exactly once. The disk-full soak: mixed load and cancelled sagas on a
+"""The kill -9 soak (scripts/soak.py), short: mixed load on a real server, every accepted invocation checked to
+have completed exactly once; once as one process killed 20 times, once as two worker processes killed one at a time
+(the other's partitions must keep answering) and as a whole process group. The disk-full soak: mixed load and cancelled sagas on a
 disk that fills and empties, every acknowledged request and cancel checked to have completed exactly once."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
+import importlib.util
 import os
 import pathlib
 import random
@@ -47,23 +49,91 @@ def report(request: pytest.FixtureRequest, line: str) -> None:
         reporter.write_line(line)
 
 
-def test_every_accepted_invocation_completes_exactly_once_through_20_kill_9s(tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+def soak_summary(output: str) -> dict[str, int]:
+    """The figures of the soak's summary lines."""
+    patterns = {
+        "kills": r"survived (\d+) kills", "invocations": r"checked (\d+) invocations",
+        "worker kills": r"kills: (\d+) of single workers", "group kills": r"(\d+) of the whole group",
+        "restarts": r"replacement listed in /cluster\): (\d+)", "probes": r"during restarts: (\d+), ",
+        "failed probes": r"during restarts: \d+, (\d+) failed",
+    }
+    found = {}
+    for name, pattern in patterns.items():
+        match = re.search(pattern, output)
+        if match is not None:
+            found[name] = int(match.group(1))
+    return found
+
+
+def test_every_accepted_invocation_completes_exactly_once_through_20_kill_9s_of_one_process(tmp_path, request) -> None:  # type: ignore[no-untyped-def]
     seed = random.randrange(2 ** 32)  # printed in the output: rerun with --seed to reproduce
-    code, output = run_soak(tmp_path, "--kills", "20", "--seed", str(seed), "--max-gap", "0.8")
+    code, output = run_soak(tmp_path, "--workers", "1", "--worker-kills", "0", "--group-kills", "20", "--seed", str(seed),
+                            "--max-gap", "0.8")
     summary = next((line for line in output.splitlines() if line.startswith("soak: survived")), "no summary")
     report(request, summary)
     assert code == 0, output[-20000:] + "\n" + (tmp_path / "soak" / "server.log").read_text(errors="replace")[-10000:]
-    match = re.search(r"survived (\d+) kills; checked (\d+) invocations", output)
-    assert match is not None and int(match.group(1)) == 20, output
-    assert int(match.group(2)) > 100, "too little load to prove anything"
+    figures = soak_summary(output)
+    assert figures["kills"] == 20 and figures["group kills"] == 20, output
+    assert figures["invocations"] > 100, "too little load to prove anything"
     assert "every accepted invocation completed exactly once" in output
 
 
-def test_the_soak_catches_doubled_state_writes_and_steps_run_twice(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    code, output = run_soak(tmp_path, "--kills", "1", "--seed", "7", env={"SOAK_FAULT": "double-ledger,rerun-step"})
+def test_with_two_workers_killed_one_at_a_time_and_as_a_group_the_survivors_keep_answering(tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+    """`make test`'s short version of issue 17's soak (scripts/soak.py's defaults: 50 worker kills, 10 group kills)."""
+    seed = random.randrange(2 ** 32)
+    code, output = run_soak(tmp_path, "--workers", "2", "--worker-kills", "5", "--group-kills", "1", "--seed", str(seed),
+                            "--max-gap", "0.8")
+    report(request, " / ".join(line for line in output.splitlines() if line.startswith("soak: ") and "seed" not in line))
+    assert code == 0, output[-20000:] + "\n" + (tmp_path / "soak" / "server.log").read_text(errors="replace")[-10000:]
+    figures = soak_summary(output)
+    assert figures["worker kills"] == 5 and figures["group kills"] == 1, output
+    assert figures["restarts"] >= 1 and figures["probes"] > 0 and figures["failed probes"] == 0, output
+    assert figures["invocations"] > 50, "too little load to prove anything"
+
+
+def test_the_soak_catches_doubled_state_writes_steps_run_twice_and_failed_probes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, output = run_soak(tmp_path, "--workers", "2", "--worker-kills", "1", "--group-kills", "1", "--seed", "7",
+                            env={"SOAK_FAULT": "double-ledger,rerun-step,fail-probe"})
     assert code == 1, output
     assert re.search(r"counter c\d: doubled \['", output), output
-    assert re.search(r"step charge of inv_\w+ ran 2 times in server lifetime \d", output), output
+    assert re.search(r"step charge of inv_\w+ ran 2 times in worker process \d+", output), output
+    assert re.search(r"while worker \d restarted \(kill \d\), Counter/probe\d+/peek \(partition \d, worker \d's\) "
+                     r"answered 500", output), output
+
+
+def load_soak_script() -> typing.Any:
+    spec = importlib.util.spec_from_file_location("durio_soak_script", SOAK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_soak_catches_a_key_held_in_two_live_processes_and_a_step_rerun_in_one() -> None:
+    soak = load_soak_script()
+    run, kill = soak.Execution, soak.Kill
+    log = [
+        run(10, "inv_a", "lock-enter", "c1:10"),
+        kill(10),
+        run(12, "inv_b", "lock-enter", "c1:12"),  # the holder was killed: its successor may take the key
+        run(12, "inv_b", "lock-exit", "c1:12"),
+        run(11, "inv_c", "lock-enter", "c2:11"),
+        run(12, "inv_d", "lock-enter", "c2:12"),  # worker 11 still holds c2 and was not killed
+        run(13, "inv_e", "lock-enter", "c3:13"),
+        kill(None),
+        run(14, "inv_f", "lock-enter", "c3:14"),  # the whole group was killed in between
+        run(14, "inv_f", "lock-exit", "c3:14"),
+        run(14, "inv_g", "lock-enter", "c3:14"),
+        run(14, "inv_h", "lock-enter", "c3:14"),  # inv_g has not left
+    ]
+    assert soak.overlapping_holders(log) == [
+        "two exclusive handlers of Counter/c2 ran at once in processes 11 and 12, neither killed: inv_c and inv_d",
+        "two exclusive handlers of Counter/c3 ran at once in process 14: inv_g and inv_h",
+    ]
+    charges = [run(10, "inv_o", "charge", "o1"), run(11, "inv_o", "charge", "o1"), run(11, "inv_p", "charge", "o2"),
+               run(11, "inv_p", "charge", "o2")]
+    assert soak.reruns_in_one_process(charges) == ["step charge of inv_p ran 2 times in worker process 11"]
 
 
 # --------------------------------------------------------------------------------------
