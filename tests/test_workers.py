@@ -10,14 +10,17 @@ for an awakeable that Payments.confirm resolves.
 from __future__ import annotations
 
 import os
+import socket
 import pathlib
 import signal
 import subprocess
 import sys
 import tarfile
 import time
+import typing
 
 import anyio
+import anyio.abc
 import httpx
 
 from durio import ids
@@ -295,3 +298,43 @@ async def test_keep_alive_connections_opened_at_once_are_spread_over_the_workers
         metrics = (await admin.get("/metrics")).text
     created = [int(line.split()[-1]) for line in metrics.splitlines() if line.startswith("durio_worker_invocations_created_total{")]
     assert sum(created) == 96 and min(created) >= 96 // 5, f"invocations by worker: {created}"
+
+
+async def test_regression_a_sibling_dying_while_frames_are_written_to_it_does_not_take_this_worker_down(tmp_path) -> None:
+    """Found by the kill -9 soak (scripts/soak.py, 50 single-worker kills): a worker writing a frame to a sibling
+    that had just been killed got a broken pipe, raised inside the link's task group, so it arrived wrapped in an
+    ExceptionGroup, which the link's `except BrokenResourceError` did not catch: the surviving worker died with
+    its sibling (exit status 1), and requests for its partitions were refused until the supervisor restarted it.
+
+    The sibling here is a socket that accepts the link and stops reading (shutdown(SHUT_RD)): the next write
+    fails with EPIPE while the link's reader has seen no end of stream yet, as when the sibling dies mid-write."""
+    from durio.workers.peers import Peers, _FrameReader, socket_path
+
+    peers = Peers(str(tmp_path), me=0, workers=2)
+    connections = 0
+    stopped_reading = anyio.Event()
+    received: list[typing.Any] = []
+    back = anyio.Event()
+
+    async def sibling_dying_then_back(stream: anyio.abc.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            stream.extra(anyio.abc.SocketAttribute.raw_socket).shutdown(socket.SHUT_RD)
+            stopped_reading.set()
+            await anyio.sleep_forever()
+        received.append(await _FrameReader(stream).read())
+        back.set()
+        await anyio.sleep_forever()
+
+    sibling = await anyio.create_unix_listener(socket_path(str(tmp_path), 1))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(sibling.serve, sibling_dying_then_back)
+        await tasks.start(peers.run)
+        with anyio.fail_after(10):
+            await stopped_reading.wait()
+        peers.tell(1, "messages_arrived", "x" * 4096)
+        with anyio.fail_after(10):
+            await back.wait()  # this worker lived on, linked to the sibling again, and sent what it could not send
+        tasks.cancel_scope.cancel()
+    assert received == [("tell", 0, "messages_arrived", ("x" * 4096,))]

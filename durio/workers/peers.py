@@ -201,7 +201,9 @@ class Peers:
                 async with stream, anyio.create_task_group() as tasks:
                     tasks.start_soon(self._read_answers, stream, link, tasks.cancel_scope)
                     await self._write_frames(stream, link)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            except* (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                # The sibling died while frames were being written to it (the task group wraps the error in an
+                # ExceptionGroup: a plain `except` let it through and this worker died with its sibling).
                 pass
             link.up = False
             link.connected = anyio.Event()
