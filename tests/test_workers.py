@@ -10,8 +10,10 @@ for an awakeable that Payments.confirm resolves.
 from __future__ import annotations
 
 import os
-import socket
 import pathlib
+import socket
+import subprocess
+import sys
 import signal
 import subprocess
 import sys
@@ -25,7 +27,7 @@ import httpx
 
 from durio import ids
 from durio.partitions import PartitionTable
-from tests.conftest import TEST_APPS, wait_until
+from tests.conftest import ROOT, TEST_APPS, wait_until
 
 SOAK_APP = TEST_APPS / "soak_app.py"
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
@@ -338,3 +340,64 @@ async def test_regression_a_sibling_dying_while_frames_are_written_to_it_does_no
             await back.wait()  # this worker lived on, linked to the sibling again, and sent what it could not send
         tasks.cancel_scope.cancel()
     assert received == [("tell", 0, "messages_arrived", ("x" * 4096,))]
+
+
+# A supervisor of two workers that only note their pids (a file each) and wait: no server, so restarts are instant.
+NOTING_SUPERVISOR = """
+import logging, os, sys, time
+from durio.workers.supervisor import Supervisor
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+def run_worker(index):
+    open(os.path.join(sys.argv[1], f"{time.monotonic():.6f}-w{index}-{os.getpid()}"), "w").close()
+    time.sleep(60)
+    return 0
+
+sys.exit(Supervisor(2, run_worker).run())
+"""
+
+
+async def test_regression_a_worker_whose_restart_is_held_back_does_not_hold_back_its_siblings(tmp_path) -> None:
+    """Found by the kill -9 soak: a worker that dies young is restarted after a growing delay, and the supervisor
+    slept through that delay, so a sibling that died meanwhile stayed dead until it ended (5 s, both workers down).
+    Here worker 1 is killed young four times (its restart is then held back 2 s) and worker 0 dies during the hold:
+    worker 0 must be back first."""
+    started = tmp_path / "started"
+    started.mkdir()
+    log_path = tmp_path / "supervisor.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-c", NOTING_SUPERVISOR, str(started)], stderr=log, cwd=str(ROOT))
+
+    def running() -> list[tuple[int, int]]:
+        """(worker, pid) in the order they started."""
+        return [(int(worker[1:]), int(pid)) for _, worker, pid in sorted(name.name.split("-") for name in started.iterdir())]
+
+    async def replaced(worker: int, pid: int) -> int:
+        with anyio.fail_after(10):
+            while True:
+                newest = [p for w, p in running() if w == worker][-1:]
+                if newest and newest[0] != pid:
+                    return newest[0]
+                await anyio.sleep(0.01)
+
+    def held_back(seconds: float) -> bool:
+        return f"worker 1 was killed by SIGKILL; restarting it in {seconds:.1f} s" in log_path.read_text()
+
+    try:
+        worker_0 = await replaced(0, 0)
+        worker_1 = await replaced(1, 0)
+        for _ in range(3):  # held back 0.1, 0.5, 1.0 s
+            os.kill(worker_1, signal.SIGKILL)
+            worker_1 = await replaced(1, worker_1)
+        os.kill(worker_1, signal.SIGKILL)
+        with anyio.fail_after(10):
+            while not held_back(2.0):
+                await anyio.sleep(0.01)
+        os.kill(worker_0, signal.SIGKILL)
+        new_0 = await replaced(0, worker_0)
+        new_1 = await replaced(1, worker_1)
+        order = [pid for _, pid in running()]
+        assert order.index(new_0) < order.index(new_1), "worker 0 waited for worker 1's held-back restart"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log_path.read_text()

@@ -89,6 +89,7 @@ class Supervisor:
         self._pids: dict[int, int] = {}  # pid -> worker index
         self._started: dict[int, float] = {}
         self._quick_deaths: dict[int, int] = {}
+        self._due: dict[int, float] = {}  # worker index -> when its held-back restart is due (monotonic)
         self._stopping = False
         self._exit_status = 0
 
@@ -99,11 +100,18 @@ class Supervisor:
         try:
             for index in range(self.workers):
                 self._start(index)
-            while self._pids:
+            while self._pids or self._due:
+                self._start_due()
                 try:
-                    pid, status = os.waitpid(-1, 0)
+                    # While a restart is held back, poll: the other workers' deaths must not wait for it.
+                    pid, status = os.waitpid(-1, os.WNOHANG if self._due else 0)
                 except ChildProcessError:
-                    break
+                    pid = 0
+                if pid == 0:
+                    if not self._due:
+                        break
+                    time.sleep(max(0.0, min(0.05, min(self._due.values()) - time.monotonic())))
+                    continue
                 if pid not in self._pids:
                     continue
                 index = self._pids.pop(pid)
@@ -132,9 +140,19 @@ class Supervisor:
         delay = RESTART_DELAYS[min(quick, len(RESTART_DELAYS) - 1)]
         log.warning("worker %d %s; restarting it%s", index, how, f" in {delay:.1f} s" if delay else "")
         if delay:
-            time.sleep(delay)
-        if not self._stopping:
+            self._due[index] = time.monotonic() + delay
+        elif not self._stopping:
             self._start(index)
+
+    def _start_due(self) -> None:
+        if self._stopping:
+            self._due.clear()
+            return
+        now = time.monotonic()
+        for index, due in sorted(self._due.items()):
+            if due <= now:
+                del self._due[index]
+                self._start(index)
 
     def _start(self, index: int) -> None:
         sys.stdout.flush()
