@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import datetime
 import os
 import pathlib
 import random
@@ -83,6 +84,10 @@ STEPS = {("Orders", "process"): ("reserve", "charge"), ("Audit", "record"): ("au
 KILL_MARK = "#kill"  # a line of the step log written just before a kill: "#kill <pid>" or "#kill *" (the whole group)
 _LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
 _RESTART_DELAY = re.compile(r"worker \d+ was killed by SIGKILL; restarting it in ([\d.]+) s")
+_LOG_TIME = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
+_WORKER_KILLED = re.compile(_LOG_TIME + r"WARNING durio\.workers: worker (\d+) was killed by SIGKILL; restarting it(?: in ([\d.]+) s)?")
+_WORKER_OWNS = re.compile(_LOG_TIME + r"INFO durio\.workers: worker (\d+) \(pid \d+\) owns partitions")
+_SUPERVISOR_STARTS = re.compile(r"durio runs \d+ workers on")
 
 
 def free_port() -> int:
@@ -964,6 +969,26 @@ def overlapping_holders(step_log: list[Execution | Kill]) -> list[str]:
     return problems
 
 
+def recovery_times(server_log: str) -> list[float]:
+    """From the server's log: for each worker killed and restarted by the same supervisor, the time from the
+    supervisor noticing its death to the replacement owning its partitions, less the delay the supervisor held
+    the restart back (what a restart costs when it is not held back)."""
+    def when(stamp: str) -> float:
+        return datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+    pending: dict[str, tuple[float, float]] = {}  # worker index -> (death noticed, delay)
+    times = []
+    for line in server_log.splitlines():
+        if _SUPERVISOR_STARTS.search(line):
+            pending.clear()  # a group kill: the old supervisor restarts nothing
+        elif (killed := _WORKER_KILLED.match(line)) is not None:
+            pending[killed.group(2)] = (when(killed.group(1)), float(killed.group(3) or 0))
+        elif (owns := _WORKER_OWNS.match(line)) is not None and owns.group(2) in pending:
+            noticed, delay = pending.pop(owns.group(2))
+            times.append(when(owns.group(1)) - noticed - delay)
+    return times
+
+
 def seconds(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f} s, max {max(values):.2f} s" if values else "none"
 
@@ -1005,7 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
           f"starting)", flush=True)
     print(f"soak: restarts of single workers (kill -> replacement listed in /cluster): {len(chaos.restart_times)}, "
           f"{seconds(chaos.restart_times)}; {chaos.restarts_cut_short} cut short by a group kill; "
-          f"{len(delayed)} restarts the supervisor held back (a worker that died young: {seconds(delayed)})", flush=True)
+          f"{len(delayed)} restarts the supervisor held back (a worker that died young: {seconds(delayed)}); "
+          f"without the hold, death -> partitions owned: {seconds(recovery_times(log))}", flush=True)
     print(f"soak: probes of the surviving workers' partitions during restarts: {chaos.probes}, {chaos.probe_failures} "
           f"failed ({chaos.probes_lost_with_a_replacement} more cut off by the kill of a replacement they may have reached); "
           f"latency {seconds(chaos.probe_latencies)}", flush=True)
