@@ -97,10 +97,13 @@ def free_port() -> int:
 
 
 def is_dead(pid: int) -> bool:
-    """Gone, or a zombie (it has exited: its files, sockets and locks are closed)."""
+    """Gone, or a zombie whose threads have all exited: only then are its files, sockets and locks closed (the
+    main thread of a killed process turns zombie while its other threads may still be exiting, holding them)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            if stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                return False
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
     except (FileNotFoundError, ProcessLookupError):
         return True
 
@@ -116,7 +119,7 @@ def group_members(pgid: int) -> list[int]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+        if int(fields[2]) == pgid and not is_dead(int(entry)):
             members.append(int(entry))
     return members
 
