@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
-import subprocess
-import sys
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
