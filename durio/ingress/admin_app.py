@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import ControlOutcome
-from durio.ingress.http import (
+from durio.asgi import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
 from durio.ingress.ingress_app import rfc3339

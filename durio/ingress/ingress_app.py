@@ -36,7 +36,7 @@ from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import CompleteSignalOutcome
 from durio.ingress.durations import BadDuration, parse_duration_ms
-from durio.ingress.http import (
+from durio.asgi import (
     HttpError,
     Receive,
     Scope,

@@ -27,7 +27,7 @@ import typing
 
 import anyio
 
-from durio.ingress.http import HttpError, Receive, Scope, Send, header, respond, serve_lifespan
+from durio.asgi import HttpError, Receive, Scope, Send, header, respond, serve_lifespan
 from durio.protocol import messages as m
 from durio.protocol.endpoint_host import EndpointAttempt
 from durio.protocol.framing import ProtocolError, encode
