@@ -55,7 +55,7 @@ from durio.sdk.definitions import Handler, is_ingress_private
 from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.serde import SerdeError
 from durio.storage import StorageError
-from durio.storage.schema import key_problem
+from durio.limits import key_problem
 
 log = logging.getLogger("durio.ingress")
 

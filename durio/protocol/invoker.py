@@ -21,7 +21,6 @@ registered, so its words help whoever reads the failure).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import typing
@@ -65,10 +64,6 @@ class RemoteFailure(Exception):
         self.entry_name = entry_name
 
 
-def random_seed(invocation_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(invocation_id.encode(), digest_size=8).digest(), "big")
-
-
 def _lazy_state_of(handler: typing.Any, service: typing.Any) -> bool:
     """Whether the deployment asked for lazy state (enableLazyState): the handler's own flag, else its service's."""
     own = handler.options.get("enable_lazy_state")
@@ -92,7 +87,7 @@ def _start_message(actor: "InvocationActor", version: int) -> typing.Any:
     for name, value in sorted(actor.state.items()) if not lazy else ():
         start.state_map.add(key=name.encode(), value=value)
     if version >= 6:
-        start.random_seed = random_seed(record.id)
+        start.random_seed = ids.random_seed(record.id)
     return start
 
 

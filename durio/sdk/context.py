@@ -9,7 +9,6 @@ handler kind: a plain service gets `Context`, an exclusive object handler
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import math
 import random as _random
@@ -34,7 +33,7 @@ from durio.sdk.futures import (
 from durio.sdk.host import InvocationHost
 from durio.sdk.options import RunOptions
 from durio.sdk.serde import BytesSerde, DefaultSerde, Serde, SerdeError
-from durio.storage.schema import key_problem, name_problem
+from durio.limits import key_problem, name_problem
 
 T = typing.TypeVar("T")
 I = typing.TypeVar("I")  # noqa: E741 (the official SDK's type variable names)
@@ -133,8 +132,7 @@ class Context:
     @property
     def _random(self) -> _random.Random:
         if self._random_generator is None:
-            digest = hashlib.blake2b(self._host.record.id.encode(), digest_size=8).digest()
-            self._random_generator = _random.Random(int.from_bytes(digest, "big"))
+            self._random_generator = _random.Random(ids.random_seed(self._host.record.id))
         return self._random_generator
 
     # ------------------------------------------------------------ the request
