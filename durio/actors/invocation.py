@@ -143,6 +143,8 @@ class InvocationActor:
         # (the invocation's, with the attempt's traceparent) that ctx.request().attempt_headers shows.
         self.trace_attempt: typing.Any = None
         self.attempt_headers: dict[str, str] | None = None
+        # An in-process handler's state view holds the whole state: ctx.get never asks for a key (InvocationHost).
+        self.partial_state = False
 
     # ------------------------------------------------------------ lifecycle
 
