@@ -15,21 +15,19 @@ MAX_SERVICE_NAME_BYTES = 100
 
 def key_problem(key: str) -> str | None:
     """Why an object or workflow key cannot be stored, or None."""
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "it is not valid Unicode"
-    if size > MAX_OBJECT_KEY_BYTES:
-        return f"it is {size} bytes long; keys are at most {MAX_OBJECT_KEY_BYTES} bytes"
-    return None
+    return _size_problem(key, MAX_OBJECT_KEY_BYTES, "keys")
 
 
 def name_problem(name: str) -> str | None:
     """Why a state or promise name cannot be stored, or None."""
+    return _size_problem(name, MAX_NAME_BYTES, "names")
+
+
+def _size_problem(text: str, limit: int, what: str) -> str | None:
     try:
-        size = len(name.encode("utf-8"))
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         return "it is not valid Unicode"
-    if size > MAX_NAME_BYTES:
-        return f"it is {size} bytes long; names are at most {MAX_NAME_BYTES} bytes"
+    if size > limit:
+        return f"it is {size} bytes long; {what} are at most {limit} bytes"
     return None

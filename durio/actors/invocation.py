@@ -34,7 +34,7 @@ from durio.journal import entries as e
 from durio import ids
 from durio.journal.machine import InvocationMachine, JournalMismatch
 from durio.protocol.framing import ProtocolError
-from durio.protocol.invoker import RemoteFailure, remote_attempt
+from durio.actors.remote.attempt import RemoteFailure, remote_attempt
 from durio.sdk.context import context_for
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError

@@ -29,9 +29,9 @@ import anyio
 
 from durio import ids
 from durio.journal import entries as e
-from durio.protocol import http_client
+from durio.actors.remote import http_client
 from durio.protocol import messages as m
-from durio.protocol import h2_client
+from durio.actors.remote import h2_client
 from durio.protocol.convert import completion_types, failure_of, journal_to_frames, message_to_command, notification_to_message
 from durio.protocol.framing import FrameDecoder, ProtocolError, encode
 from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
@@ -39,7 +39,7 @@ from durio.sdk.errors import SuspendedException
 
 if typing.TYPE_CHECKING:
     from durio.actors.invocation import InvocationActor
-    from durio.protocol.remote import RemoteHandler
+    from durio.actors.remote.deployments import RemoteHandler
 
 HTTP_2 = "HTTP/2.0"
 BIDI_STREAM = "BidiStream"
