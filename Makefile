@@ -52,7 +52,8 @@ conformance-restate: $(STAMP) $(RESTATE_STAMP)
 	DURIO_CONFORMANCE_TARGETS=restate,restate-default $(BIN)/python -m pytest -q tests/conformance
 
 # Mistakes (ruff: undefined names, unused imports), types (mypy over durio/) and the import contracts
-# in pyproject.toml (import-linter: the journal is sans-IO, storage and the SDK never import upward).
+# in pyproject.toml (import-linter: the journal and the protocol codec are sans-IO; storage, the SDK and the
+# protocol never import upward, TYPE_CHECKING imports included).
 lint: $(STAMP)
 	$(BIN)/ruff check durio tests benchmarks examples scripts
 	$(BIN)/mypy

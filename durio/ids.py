@@ -76,6 +76,12 @@ def partition_key_of(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
+def random_seed(invocation_id: str) -> int:
+    """The seed of an invocation's ctx.random(): derived from its id, so every replay draws the same values.
+    In-process contexts and the StartMessage sent to a remote deployment (protocol V6+) both use this one."""
+    return int.from_bytes(hashlib.blake2b(invocation_id.encode(), digest_size=8).digest(), "big")
+
+
 def new_invocation_id(key: str | None = None, now_ms: int | None = None, partition_key: int | None = None) -> str:
     """A fresh id whose uuid is a ULID (48-bit milliseconds, 80 random bits), as Restate's are.
 

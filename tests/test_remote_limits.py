@@ -16,7 +16,8 @@ import anyio
 import anyio.abc
 
 import durio as restate
-from durio.protocol import http_client, remote
+from durio.actors.remote import deployments as remote
+from durio.actors.remote import http_client
 from tests.conftest import start_in_process, wait_until
 from tests.remote_peers import RawPeer
 

@@ -71,7 +71,7 @@ SERVER_CONTEXT_API = {"current_context", "set_extension_data", "get_extension_da
 # Deliberate differences of signature, by qualified name (in whichever module the SDK offers it) -> reason.
 SIGNATURE_DIFFERENCES: dict[str, str] = {
     "DurablePromise.__init__": "durio's promise is bound to the context that made it (`ctx.promise(name)`, the only "
-                               "way handler code gets one in either SDK), so its constructor takes the context",
+                               "way handler code gets one in either SDK), so its constructor takes the host that context records into",
     "Client.do_call": "the SDK client's internal helpers; durio's Client has its own",
     "Client.do_raw_call": "the SDK client's internal helpers",
     "Client.post": "the SDK client's internal helpers",

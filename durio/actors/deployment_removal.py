@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from durio.actors.effects import Applied, Effects
 from durio.actors.ports import DeploymentHost
-from durio.protocol.remote import services_of
+from durio.actors.remote.deployments import services_of
 from durio.storage import Txn
 from durio.storage.records import STORED_STATUSES, Status
 

@@ -34,7 +34,7 @@ from durio.journal import entries as e
 from durio import ids
 from durio.journal.machine import InvocationMachine, JournalMismatch
 from durio.protocol.framing import ProtocolError
-from durio.protocol.invoker import RemoteFailure, remote_attempt
+from durio.actors.remote.attempt import RemoteFailure, remote_attempt
 from durio.sdk.context import context_for
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError
@@ -143,6 +143,8 @@ class InvocationActor:
         # (the invocation's, with the attempt's traceparent) that ctx.request().attempt_headers shows.
         self.trace_attempt: typing.Any = None
         self.attempt_headers: dict[str, str] | None = None
+        # An in-process handler's state view holds the whole state: ctx.get never asks for a key (InvocationHost).
+        self.partial_state = False
 
     # ------------------------------------------------------------ lifecycle
 

@@ -30,7 +30,7 @@ from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, CompleteSignalOut
 from durio.actors.waiters import CompletionWaiters
 from durio.journal.entries import Entry, Failure, Input, Notification, Target
 from durio.partitions import PartitionTable
-from durio.protocol.remote import Deployment, discover, services_of
+from durio.actors.remote.deployments import Deployment, discover, services_of
 from durio.schedules.scheduler import Scheduler
 from durio.sdk.definitions import Handler, ServiceDefinition
 from durio.sdk.invoke import NOT_DECODED

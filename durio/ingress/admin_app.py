@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import ControlOutcome
-from durio.ingress.http import (
+from durio.asgi import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
 from durio.ingress.ingress_app import rfc3339
@@ -32,7 +32,7 @@ from durio.ingress.deployment_routes import checked_use_http_11, serve_deploymen
 from durio.ingress.query_route import serve_query
 from durio.ingress.schedules_api import serve_schedules
 from durio.ingress.views import invocation_json, journal_json, service_json, value_json
-from durio.protocol.remote import DiscoveryError
+from durio.actors.remote.deployments import DiscoveryError
 from durio.journal.entries import Input
 from durio.sdk import serde
 from durio.telemetry.trace_ids import trace_id_hex

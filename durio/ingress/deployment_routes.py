@@ -15,7 +15,7 @@ import typing
 
 from durio.actors.deployment_removal import remove_deployment
 from durio.actors.runtime import Runtime
-from durio.ingress.http import HttpError, Send, respond
+from durio.asgi import HttpError, Send, respond
 
 
 def checked_use_http_11(request: dict[str, typing.Any]) -> bool:

@@ -36,7 +36,7 @@ from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import CompleteSignalOutcome
 from durio.ingress.durations import BadDuration, parse_duration_ms
-from durio.ingress.http import (
+from durio.asgi import (
     HttpError,
     Receive,
     Scope,
@@ -55,7 +55,7 @@ from durio.sdk.definitions import Handler, is_ingress_private
 from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.serde import SerdeError
 from durio.storage import StorageError
-from durio.storage.schema import key_problem
+from durio.limits import key_problem
 
 log = logging.getLogger("durio.ingress")
 

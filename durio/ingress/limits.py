@@ -21,7 +21,7 @@ import typing
 
 import anyio
 
-from durio.ingress.http import HttpError, Receive, Scope, Send, header
+from durio.asgi import HttpError, Receive, Scope, Send, header
 
 MiB = 1024 * 1024
 

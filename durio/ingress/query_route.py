@@ -14,7 +14,7 @@ import functools
 import typing
 
 from durio.actors.runtime import Runtime
-from durio.ingress.http import HttpError, Receive, Scope, Send, read_body, respond_json
+from durio.asgi import HttpError, Receive, Scope, Send, read_body, respond_json
 from durio.introspection import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryError, QuerySnapshot, run_query
 from durio.introspection.tables import service_ty
 from durio.sdk import serde

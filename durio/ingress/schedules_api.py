@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typing
 
-from durio.ingress.http import HttpError, Receive, Scope, Send, drain, read_body, respond_json
+from durio.asgi import HttpError, Receive, Scope, Send, drain, read_body, respond_json
 from durio.schedules.requests import check_id, parse_backfill, parse_create
 from durio.schedules.specs import SpecError
 from durio.schedules.transitions import MAX_BACKFILL_TICKS, Outcome

@@ -10,7 +10,7 @@ import importlib.resources
 import typing
 
 from durio.actors.runtime import Runtime
-from durio.ingress.http import Receive, Scope, Send, respond
+from durio.asgi import Receive, Scope, Send, respond
 from durio.ingress.metrics import MetricsRenderer
 
 _CONTENT_TYPES = {

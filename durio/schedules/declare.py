@@ -25,7 +25,7 @@ from durio.schedules.specs import (
     DEFAULT_CATCHUP_WINDOW_MS, DEFAULT_OVERLAP, MIN_CATCHUP_WINDOW_MS, MIN_EVERY_MS, OVERLAP_POLICIES, ScheduleSpec,
     SpecError, check_cron, zone_named,
 )
-from durio.storage.schema import key_problem
+from durio.limits import key_problem
 
 _SCHEDULES_ATTRIBUTE = "__durio_schedules__"
 _NO_INPUT = object()

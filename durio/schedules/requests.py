@@ -19,7 +19,7 @@ from durio.schedules.specs import (
     DEFAULT_CATCHUP_WINDOW_MS, DEFAULT_OVERLAP, MIN_CATCHUP_WINDOW_MS, MIN_EVERY_MS, OVERLAP_POLICIES, ScheduleSpec,
     SpecError, TargetKind, check_cron, zone_named,
 )
-from durio.storage.schema import key_problem
+from durio.limits import key_problem
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 FIELDS = ("id", "cron", "every", "timezone", "target", "input", "overlap", "catchup_window", "jitter", "paused",

@@ -8,30 +8,14 @@ from __future__ import annotations
 
 import typing
 
-from durio.sdk.errors import TerminalError
-from durio.sdk.futures import RestateDurableFuture
-
-if typing.TYPE_CHECKING:
-    from durio.sdk.context import Context
-
-
-def _context_of(futures: typing.Sequence[RestateDurableFuture[typing.Any]]) -> "Context":
-    context = None
-    for future in futures:
-        if not isinstance(future, RestateDurableFuture):
-            raise TerminalError(f"{future!r} is not a durable future: only futures made by the context can be combined")
-        if context is None:
-            context = future._context
-        elif future._context is not context:
-            raise TerminalError("all futures must come from the same handler context")
-    return typing.cast("Context", context)
+from durio.sdk.futures import RestateDurableFuture, wait_for
 
 
 async def gather(*futures: RestateDurableFuture[typing.Any]) -> list[RestateDurableFuture[typing.Any]]:
     """Wait until every future is completed; returns the futures (await each for its value)."""
     pending = [f for f in futures if not f.is_completed()]
     if pending:
-        await _context_of(pending)._host.wait([typing.cast(int, f._handle) for f in pending], need_all=True)
+        await wait_for(pending, need_all=True)
     return list(futures)
 
 
@@ -45,8 +29,7 @@ async def wait_completed(
     done = [f for f in futures if f.is_completed()]
     if done:
         return done, [f for f in futures if not f.is_completed()]
-    context = _context_of(futures)
-    await context._host.wait([typing.cast(int, f._handle) for f in futures], need_all=False)
+    await wait_for(futures, need_all=False)
     return [f for f in futures if f.is_completed()], [f for f in futures if not f.is_completed()]
 
 

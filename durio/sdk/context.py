@@ -9,7 +9,6 @@ handler kind: a plain service gets `Context`, an exclusive object handler
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import math
 import random as _random
@@ -29,12 +28,15 @@ from durio.sdk.futures import (
     RestateDurableFuture,
     RestateDurableSleepFuture,
     SendHandle,
+    cancel_invocation,
+    decoder,
     raise_failure,
+    void,
 )
 from durio.sdk.host import InvocationHost
 from durio.sdk.options import RunOptions
-from durio.sdk.serde import BytesSerde, DefaultSerde, Serde, SerdeError
-from durio.storage.schema import key_problem, name_problem
+from durio.sdk.serde import BytesSerde, DefaultSerde, Serde
+from durio.limits import key_problem, name_problem
 
 T = typing.TypeVar("T")
 I = typing.TypeVar("I")  # noqa: E741 (the official SDK's type variable names)
@@ -94,33 +96,11 @@ def _return_hint(fn: typing.Any) -> typing.Any:
     return hint
 
 
-def _decoder(serde: Serde[typing.Any]) -> typing.Callable[[e.Result], typing.Any]:
-    def decode(result: e.Result) -> typing.Any:
-        raise_failure(result)
-        if result is None:
-            return None
-        try:
-            return serde.deserialize(typing.cast(bytes, result))
-        except TerminalError:
-            raise
-        except Exception as exc:
-            # Whatever the deserializer raises (a SerdeError, pydantic's ValidationError, a custom serde's
-            # TypeError), a replay decodes the same stored bytes again: retrying cannot help, so this step fails.
-            reason = str(exc) if isinstance(exc, SerdeError) else f"{type(exc).__name__}: {exc}"
-            raise TerminalError(f"cannot decode a stored result: {reason}", 500) from exc
-
-    return decode
-
-
 def _refuse_scope(scope: str | None, limit_key: str | None) -> None:
     # Restate's flow control (server 1.7 preview, protocol v7) routes calls by scope and limits them per
     # limit key. durio has neither; dropping them would run the call unscoped and unlimited, unnoticed.
     if scope is not None or limit_key is not None:
         raise TerminalError("durio does not implement Restate's flow-control scopes (scope=, limit_key=, ctx.scope())", 501)
-
-
-def _void(result: e.Result) -> None:
-    raise_failure(result)
 
 
 class Context:
@@ -133,8 +113,7 @@ class Context:
     @property
     def _random(self) -> _random.Random:
         if self._random_generator is None:
-            digest = hashlib.blake2b(self._host.record.id.encode(), digest_size=8).digest()
-            self._random_generator = _random.Random(int.from_bytes(digest, "big"))
+            self._random_generator = _random.Random(ids.random_seed(self._host.record.id))
         return self._random_generator
 
     # ------------------------------------------------------------ the request
@@ -144,7 +123,7 @@ class Context:
         headers = {k: v for k, v in self._host.machine.input.headers}
         # A remote attempt arrives in an HTTP request of its own; an embedded one has none, so its
         # headers are the invocation's own.
-        attempt_headers = getattr(self._host, "attempt_headers", None)
+        attempt_headers = self._host.attempt_headers
         return Request(
             id=record.id,
             headers=headers,
@@ -203,7 +182,7 @@ class Context:
         if not self._host.machine.has_notification(entry.completion_id):
             bound = functools.partial(action, *args, **kwargs) if args or kwargs else action
             self._host.start_run(entry, bound, serde, options)
-        return RestateDurableFuture(self, entry.completion_id, _decoder(serde))
+        return RestateDurableFuture(self._host, entry.completion_id, decoder(serde))
 
     def run(
         self,
@@ -228,7 +207,7 @@ class Context:
             e.Sleep,
             self._host.record_command(e.Sleep(wake_up_ms=wake_up_ms, completion_id=completion_id, name=name or "")),
         )
-        return RestateDurableSleepFuture(self, entry.completion_id, _void)
+        return RestateDurableSleepFuture(self._host, entry.completion_id, void)
 
     # ------------------------------------------------------------ calls
 
@@ -262,7 +241,7 @@ class Context:
             idempotency_key=idempotency_key,
         )
         entry = typing.cast(e.Call, self._host.record_command(command))
-        return RestateDurableCallFuture(self, entry.completion_id, _decoder(output_serde), entry.callee_id, entry.invocation_id_completion_id)
+        return RestateDurableCallFuture(self._host, entry.completion_id, decoder(output_serde), entry.callee_id, entry.invocation_id_completion_id)
 
     def _do_send(
         self,
@@ -286,7 +265,7 @@ class Context:
             idempotency_key=idempotency_key,
         )
         entry = typing.cast(e.OneWayCall, self._host.record_command(command))
-        return SendHandle(self, entry.callee_id, entry.invocation_id_completion_id)
+        return SendHandle(self._host, entry.callee_id, entry.invocation_id_completion_id)
 
     @staticmethod
     def _typed_target(tpe: typing.Any, key: str | None) -> tuple[Handler, e.Target]:
@@ -334,7 +313,7 @@ class Context:
         serde = _serde_with_hint(serde, type_hint)
         signal_index = self._host.machine.allocate_signal_index()
         awakeable_id = ids.awakeable_id(self._host.record.id, signal_index)
-        return awakeable_id, RestateDurableFuture(self, e.signal_handle(signal_index), _decoder(serde))
+        return awakeable_id, RestateDurableFuture(self._host, e.signal_handle(signal_index), decoder(serde))
 
     def resolve_awakeable(self, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde()) -> None:
         self._check_awakeable_id(name)
@@ -347,7 +326,7 @@ class Context:
     def signal(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> RestateDurableFuture[T]:
         """The value another handler sends this invocation under `name` (ctx.resolve_signal), once it arrives."""
         serde = _serde_with_hint(serde, type_hint)
-        return RestateDurableFuture(self, self._host.machine.named_signal(name), _decoder(serde))
+        return RestateDurableFuture(self._host, self._host.machine.named_signal(name), decoder(serde))
 
     def resolve_signal(self, invocation_id: str, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde()) -> None:
         self._check_invocation_id(invocation_id)
@@ -372,9 +351,7 @@ class Context:
             raise TerminalError(str(exc), 400) from exc
 
     def cancel_invocation(self, invocation_id: str) -> None:
-        if not ids.is_invocation_id(invocation_id):
-            raise TerminalError(f"{invocation_id!r} is not an invocation id", 400)
-        self._host.record_command(e.SendSignal(target_invocation_id=invocation_id, signal_index=e.CANCEL_SIGNAL))
+        cancel_invocation(self._host, invocation_id)
 
     def attach_invocation(self, invocation_id: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> RestateDurableFuture[T]:
         if not ids.is_invocation_id(invocation_id):
@@ -385,7 +362,7 @@ class Context:
             e.AttachInvocation,
             self._host.record_command(e.AttachInvocation(target_invocation_id=invocation_id, completion_id=completion_id)),
         )
-        return RestateDurableFuture(self, entry.completion_id, _decoder(serde))
+        return RestateDurableFuture(self._host, entry.completion_id, decoder(serde))
 
 
 class _KeyedContext(Context):
@@ -397,8 +374,8 @@ class _KeyedContext(Context):
     @property
     def _lazy(self) -> bool:
         """Whether the state view holds only part of the state (a remote attempt with lazy state): what it lacks
-        is asked of the server. Only a remote host has `partial_state`; an embedded one always has it all."""
-        return bool(getattr(self._host, "partial_state", False))
+        is asked of the server. An embedded host always has it all."""
+        return self._host.partial_state
 
     def get(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None, entry_name: str | None = None) -> RestateDurableFuture[T | None]:
         serde = _serde_with_hint(serde, type_hint)
@@ -406,25 +383,25 @@ class _KeyedContext(Context):
             completion_id = self._host.machine.allocate_completion_id()
             lazy = typing.cast(e.GetLazyState, self._host.record_command(
                 e.GetLazyState(key=name, completion_id=completion_id, name=entry_name or "")))
-            return RestateDurableFuture(self, lazy.completion_id, _decoder(serde))
+            return RestateDurableFuture(self._host, lazy.completion_id, decoder(serde))
         command = e.GetState(key=name, value=self._host.state.get(name), name=entry_name or "")
         entry = typing.cast(e.GetState, self._host.record_command(command))
         value = entry.value
-        decode = _decoder(serde)
-        return RestateDurableFuture(self, None, lambda _: None if value is None else decode(value))
+        decode = decoder(serde)
+        return RestateDurableFuture(self._host, None, lambda _: None if value is None else decode(value))
 
     def state_keys(self, entry_name: str | None = None) -> RestateDurableFuture[list[str]]:
         if self._lazy:
             completion_id = self._host.machine.allocate_completion_id()
             lazy = typing.cast(e.GetLazyStateKeys, self._host.record_command(
                 e.GetLazyStateKeys(completion_id=completion_id, name=entry_name or "")))
-            return RestateDurableFuture(self, lazy.completion_id, lambda result: list(typing.cast(list, raise_failure(result)) or []))
+            return RestateDurableFuture(self._host, lazy.completion_id, lambda result: list(typing.cast(list, raise_failure(result)) or []))
         entry = typing.cast(
             e.GetStateKeys,
             self._host.record_command(e.GetStateKeys(keys=sorted(self._host.state), name=entry_name or "")),
         )
         keys = list(entry.keys)
-        return RestateDurableFuture(self, None, lambda _: keys)
+        return RestateDurableFuture(self._host, None, lambda _: keys)
 
 
 class ObjectSharedContext(_KeyedContext):
@@ -488,25 +465,7 @@ class _PromiseMethods:
         problem = name_problem(name)
         if problem is not None:
             raise TerminalError(f"cannot use the promise {name[:40]!r}...: {problem}", 400)
-        return DurablePromise(typing.cast(Context, self), name, _serde_with_hint(serde, type_hint))
-
-    def _promise_value(self, name: str, serde: Serde[typing.Any]) -> RestateDurableFuture[typing.Any]:
-        completion_id = self._host.machine.allocate_completion_id()
-        entry = typing.cast(e.GetPromise, self._host.record_command(e.GetPromise(key=name, completion_id=completion_id)))
-        return RestateDurableFuture(typing.cast(Context, self), entry.completion_id, _decoder(serde))
-
-    def _promise_peek(self, name: str, serde: Serde[typing.Any]) -> RestateDurableFuture[typing.Any]:
-        completion_id = self._host.machine.allocate_completion_id()
-        entry = typing.cast(e.PeekPromise, self._host.record_command(e.PeekPromise(key=name, completion_id=completion_id)))
-        return RestateDurableFuture(typing.cast(Context, self), entry.completion_id, _decoder(serde))
-
-    def _promise_complete(self, name: str, result: bytes | e.Failure) -> RestateDurableFuture[None]:
-        completion_id = self._host.machine.allocate_completion_id()
-        entry = typing.cast(
-            e.CompletePromise,
-            self._host.record_command(e.CompletePromise(key=name, result=result, completion_id=completion_id)),
-        )
-        return RestateDurableFuture(typing.cast(Context, self), entry.completion_id, _void)
+        return DurablePromise(self._host, name, _serde_with_hint(serde, type_hint))
 
 
 class WorkflowSharedContext(_PromiseMethods, ObjectSharedContext):
@@ -524,3 +483,8 @@ def context_for(host: InvocationHost) -> Context:
     if handler.service_kind == "object":
         return ObjectContext(host) if handler.kind != "shared" else ObjectSharedContext(host)
     return WorkflowContext(host) if handler.kind == "workflow" else WorkflowSharedContext(host)
+
+
+def host_of(context: Context) -> InvocationHost:
+    """The host a handler's context records into (durio.sdk.invoke marks its journal as running)."""
+    return context._host

@@ -8,6 +8,7 @@ import inspect
 import logging
 import typing
 
+from durio.sdk.context import Context, host_of
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import TerminalError
 from durio.sdk.logs import end_running_journal, running_journal
@@ -51,10 +52,10 @@ async def _close_extension_data(context: typing.Any) -> None:
                 log.exception("closing extension data %r failed", value)
 
 
-async def invoke_handler(handler: Handler, context: typing.Any, input_value: bytes, decoded: typing.Any = NOT_DECODED) -> bytes:
+async def invoke_handler(handler: Handler, context: Context, input_value: bytes, decoded: typing.Any = NOT_DECODED) -> bytes:
     """Run the handler; `decoded` is its argument when the caller already decoded `input_value`."""
     # Quiets getLogger() loggers while the handler re-issues what its journal holds.
-    journal = running_journal(getattr(getattr(context, "_host", None), "machine", None))
+    journal = running_journal(host_of(context).machine)
     current = _current_context.set(context)
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -41,33 +41,8 @@ ALL_DATABASES = (
     PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META, *STATUS_INDEXES.values(), SCHEDULES, MESSAGES,
 )
 
-# LMDB keys are at most 511 bytes; a state key is service + object key + state name with their lengths.
-MAX_OBJECT_KEY_BYTES = 256
-MAX_NAME_BYTES = 128  # state and promise names
-MAX_SERVICE_NAME_BYTES = 100
-
-
-def key_problem(key: str) -> str | None:
-    """Why an object or workflow key cannot be stored, or None."""
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "it is not valid Unicode"
-    if size > MAX_OBJECT_KEY_BYTES:
-        return f"it is {size} bytes long; keys are at most {MAX_OBJECT_KEY_BYTES} bytes"
-    return None
-
-
-def name_problem(name: str) -> str | None:
-    """Why a state or promise name cannot be stored, or None."""
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "it is not valid Unicode"
-    if size > MAX_NAME_BYTES:
-        return f"it is {size} bytes long; names are at most {MAX_NAME_BYTES} bytes"
-    return None
-
+# How long object keys and state or promise names may be, so that every key here fits LMDB's 511 bytes:
+# durio/limits.py, a leaf the SDK and the ingress check against before anything reaches storage.
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typing
 
-from durio.ingress.http import BodyTooLarge, HttpError, Receive, Scope, header
+from durio.asgi import BodyTooLarge, HttpError, Receive, Scope, header
 from durio.journal import entries as e
 from durio.protocol import messages as m
 from durio.protocol.convert import message_to_command, message_to_notification

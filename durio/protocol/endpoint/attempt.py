@@ -14,6 +14,7 @@ request once what it waits for has arrived.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -39,11 +40,19 @@ from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException,
 from durio.sdk.invoke import invoke_handler
 from durio.sdk.options import RunOptions, run_backoff
 from durio.sdk.serde import Serde
-from durio.storage.records import InvocationRecord, Status
 
 log = logging.getLogger("durio.endpoint")
 
 M = m.MESSAGES
+
+
+@dataclasses.dataclass(frozen=True)
+class StartedInvocation:
+    """The invocation as the server's StartMessage names it (what InvocationHost.record is to the SDK)."""
+
+    id: str
+    target: e.Target
+    idempotency_key: str | None = None  # protocols V5/V6 do not carry it (the official SDK's is None too)
 
 
 class _EndAttempt(Exception):
@@ -63,8 +72,7 @@ class EndpointAttempt:
         self.version = version
         self.machine = InvocationMachine(journal)
         target = e.Target(handler.service_name, handler.name, start.key or None)
-        self.record = InvocationRecord(id=start.debug_id, target=target, handler_kind=handler.kind,
-                                       status=Status.RUNNING, created_ms=0, modified_ms=0)
+        self.record = StartedInvocation(id=start.debug_id, target=target)
         self.state = {bytes(entry.key).decode(): bytes(entry.value) for entry in start.state_map}
         self.partial_state = start.partial_state
         self.retry_count = start.retry_count_since_last_stored_entry

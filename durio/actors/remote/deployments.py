@@ -24,7 +24,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from durio import ids
-from durio.protocol import h2_client, http_client
+from durio.actors.remote import h2_client, http_client
 from durio.protocol.identity import RequestSigner
 from durio.protocol.manifest import MANIFEST_CONTENT_TYPE, MAX_PROTOCOL, MIN_PROTOCOL
 from durio.sdk.options import InvocationRetryPolicy

@@ -4,7 +4,7 @@ Routes (matched on the end of the path, so the app can be mounted anywhere):
   GET  .../discover                 the endpoint manifest (v1 to v4)
   GET  .../health                   200
   POST .../invoke/{service}/{handler}  one attempt (V5 or V6): request/response over HTTP/1.1, a
-                                       bidirectional stream over HTTP/2 (durio.protocol.request_stream)
+                                       bidirectional stream over HTTP/2 (durio.protocol.endpoint.request_stream)
 
 With `identity_keys`, every request but health must be signed by a Restate server holding one of the
 keys (durio.protocol.identity), or it is answered 401 before anything else is looked at: as in the
@@ -27,12 +27,12 @@ import typing
 
 import anyio
 
-from durio.ingress.http import HttpError, Receive, Scope, Send, header, respond, serve_lifespan
+from durio.asgi import HttpError, Receive, Scope, Send, header, respond, serve_lifespan
 from durio.protocol import messages as m
-from durio.protocol.endpoint_host import EndpointAttempt
+from durio.protocol.endpoint.attempt import EndpointAttempt
 from durio.protocol.framing import ProtocolError, encode
 from durio.protocol.identity import IdentityError, IdentityVerifier
-from durio.protocol.request_stream import RequestStream
+from durio.protocol.endpoint.request_stream import RequestStream
 from durio.protocol.value_codec import decode_journal
 from durio.protocol.value_codec import resolve as resolve_codec
 from durio.protocol.manifest import (

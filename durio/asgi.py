@@ -3,6 +3,9 @@
 durio's apps are plain ASGI callables (no framework): every request on the
 ingress hot path goes through a handful of dict lookups, not a router with
 middleware.
+
+A leaf at the top of the package, not in ingress/: durio.app's endpoint (durio.protocol.endpoint)
+serves ASGI too, and the protocol layer imports nothing from the ingress above it.
 """
 
 from __future__ import annotations

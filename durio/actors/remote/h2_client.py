@@ -30,7 +30,7 @@ import anyio.abc
 
 from anyio.streams.tls import TLSAttribute
 
-from durio.protocol.http_client import HttpClientError, Limits, ResponseTooLarge, _Clock, _split, connect
+from durio.actors.remote.http_client import HttpClientError, Limits, ResponseTooLarge, _Clock, _split, connect
 
 MAX_CHUNK = 65536
 

@@ -17,37 +17,35 @@ arrives; each frame is bounded by framing.MAX_FRAME (the ingress's body limit pl
 envelope), the largest input or output durio accepts anyway. A failed attempt's answer is
 read for at most ERROR_EXCERPT bytes, kept in its failure message (the deployment is
 registered, so its words help whoever reads the failure).
+
+The bytes themselves are durio.protocol.attempt_codec's (sans-IO): this module moves them over
+HTTP/1.1 or HTTP/2 and applies what each answer frame means to the invocation actor.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import typing
 
 import anyio
 
-from durio import ids
+from durio.actors.remote import h2_client, http_client
 from durio.journal import entries as e
-from durio.protocol import http_client
-from durio.protocol import messages as m
-from durio.protocol import h2_client
-from durio.protocol.convert import completion_types, failure_of, journal_to_frames, message_to_command, notification_to_message
-from durio.protocol.framing import FrameDecoder, ProtocolError, encode
+from durio.protocol import attempt_codec
+from durio.protocol.convert import completion_types, notification_to_message
+from durio.protocol.framing import Frame, FrameDecoder, ProtocolError, encode
 from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
 from durio.sdk.errors import SuspendedException
 
 if typing.TYPE_CHECKING:
     from durio.actors.invocation import InvocationActor
-    from durio.protocol.remote import RemoteHandler
+    from durio.actors.remote.deployments import RemoteHandler
 
 HTTP_2 = "HTTP/2.0"
 BIDI_STREAM = "BidiStream"
 
 log = logging.getLogger("durio.invoker")
-
-M = m.MESSAGES
 
 ERROR_EXCERPT = 300
 
@@ -65,35 +63,10 @@ class RemoteFailure(Exception):
         self.entry_name = entry_name
 
 
-def random_seed(invocation_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(invocation_id.encode(), digest_size=8).digest(), "big")
-
-
 def _lazy_state_of(handler: typing.Any, service: typing.Any) -> bool:
     """Whether the deployment asked for lazy state (enableLazyState): the handler's own flag, else its service's."""
     own = handler.options.get("enable_lazy_state")
     return bool(getattr(service, "enable_lazy_state", None) if own is None else own)
-
-
-def _start_message(actor: "InvocationActor", version: int) -> typing.Any:
-    record = actor.record
-    # With lazy state the deployment gets none up front and asks for each key it reads (GetLazyState), as
-    # Restate does; its answers then reflect what the invocation wrote so far.
-    lazy = _lazy_state_of(actor.handler, actor.runtime.registry.service(actor.handler.service_name))
-    start = M["StartMessage"](
-        id=ids.invocation_id_to_bytes(record.id),
-        debug_id=record.id,
-        known_entries=len(actor.machine.entries),
-        key=record.target.key or "",
-        partial_state=lazy,
-        retry_count_since_last_stored_entry=actor.remote_failures,
-        duration_since_last_stored_entry=0,
-    )
-    for name, value in sorted(actor.state.items()) if not lazy else ():
-        start.state_map.add(key=name.encode(), value=value)
-    if version >= 6:
-        start.random_seed = random_seed(record.id)
-    return start
 
 
 async def remote_attempt(actor: "InvocationActor") -> bytes | e.Failure | SuspendedException | RemoteFailure:
@@ -109,14 +82,21 @@ async def remote_attempt(actor: "InvocationActor") -> bytes | e.Failure | Suspen
             return SuspendedException()
 
 
+def _request_body(actor: "InvocationActor", version: int) -> bytes:
+    record = actor.record
+    # With lazy state the deployment gets none up front and asks for each key it reads (GetLazyState), as
+    # Restate does; its answers then reflect what the invocation wrote so far.
+    lazy = _lazy_state_of(actor.handler, actor.runtime.registry.service(actor.handler.service_name))
+    return attempt_codec.request_body(record.id, record.target.key, actor.machine.entries, None if lazy else actor.state,
+                                      actor.remote_failures, version)
+
+
 async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFailure | list[int]:
     handler = actor.handler
     deployment = typing.cast("RemoteHandler", handler).deployment
     version = deployment.protocol_version
     content_type = INVOCATION_CONTENT_TYPE.format(version)
-    body = bytearray(encode(m.START, _start_message(actor, version)))
-    for type_id, message in journal_to_frames(actor.machine.entries, version):
-        body += encode(type_id, message)
+    body = _request_body(actor, version)
     headers = {"content-type": content_type, "accept": content_type, "x-restate-invocation-id": actor.record.id,
                **deployment.additional_headers}
     if actor.runtime.tracing is not None:
@@ -134,8 +114,8 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
     try:
         if deployment.http_version == HTTP_2:
             async with h2_client.stream("POST", url, headers, limits, ca_file=ca_file) as exchange:
-                return await _exchange(actor, exchange, bytes(body), url, content_type, deployment.protocol_type == BIDI_STREAM)
-        async with http_client.request("POST", url, headers, bytes(body), limits=limits, ca_file=ca_file) as response:
+                return await _exchange(actor, exchange, body, url, content_type, deployment.protocol_type == BIDI_STREAM)
+        async with http_client.request("POST", url, headers, body, limits=limits, ca_file=ca_file) as response:
             if response.status // 100 != 2:
                 text = (await response.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
                 return RemoteFailure(f"{url} answered {response.status}: {text}", 500)
@@ -157,7 +137,7 @@ async def _read_answer(actor: "InvocationActor", chunks: typing.AsyncIterator[by
     async for chunk in chunks:
         for frame in decoder.feed(chunk):
             outcome = _apply_frame(actor, frame, output)
-            if isinstance(outcome, _Output):
+            if isinstance(outcome, attempt_codec.Output):
                 output = outcome.result
             elif outcome is not None:
                 return outcome
@@ -257,41 +237,21 @@ def invocation_limits(handler: typing.Any, config: typing.Any) -> http_client.Li
     return http_client.Limits(connect_timeout=10.0, read_timeout=max(inactivity + abort, 0.001))
 
 
-class _Output(typing.NamedTuple):
-    result: bytes | e.Failure
-
-
-def _apply_frame(actor: "InvocationActor", frame: typing.Any, output: bytes | e.Failure | None) -> typing.Any:
-    type_id, message = frame.type_id, frame.message
-    if m.is_command(type_id):
-        entry = message_to_command(type_id, message)
-        if isinstance(entry, e.Output):
-            return _Output(entry.result)
-        actor.record_remote_command(entry)
+def _apply_frame(actor: "InvocationActor", frame: Frame, output: bytes | e.Failure | None) -> typing.Any:
+    """Apply one frame of the answer: None to read on, an Output to keep, or how the attempt ends."""
+    answer = attempt_codec.read_answer_frame(frame)
+    if isinstance(answer, attempt_codec.Output):
+        return answer
+    if isinstance(answer, attempt_codec.RunProposal):
+        actor.deliver(answer.completion)
         return None
-    if type_id == m.PROPOSE_RUN_COMPLETION:
-        which = message.WhichOneof("result")
-        if which is None:
-            raise ProtocolError("a run completion proposal without a result")
-        result: bytes | e.Failure = bytes(message.value) if which == "value" else failure_of(message.failure)
-        actor.deliver(e.Completion(completion_id=message.result_completion_id, result=result))
-        return None
-    if type_id == m.SUSPENSION:
-        awaited = [*message.waiting_completions, *(-s for s in message.waiting_signals),
-                   *(e.named_signal_handle(name) for name in message.waiting_named_signals)]
-        if not awaited:
-            raise ProtocolError("a Suspension that waits for nothing")
-        return awaited
-    if type_id == m.ERROR:
-        retry_after = message.next_retry_delay / 1000 if message.HasField("next_retry_delay") else None
-        return RemoteFailure(
-            message.message or f"the handler failed with code {message.code}", message.code or 500, retry_after,
-            message.related_command_index if message.HasField("related_command_index") else None,
-            message.related_command_name if message.HasField("related_command_name") else None,
-        )
-    if type_id == m.END:
+    if isinstance(answer, attempt_codec.Suspension):
+        return answer.awaited
+    if isinstance(answer, attempt_codec.Error):
+        return RemoteFailure(answer.message, answer.code, answer.retry_after_s, answer.entry_index, answer.entry_name)
+    if isinstance(answer, attempt_codec.End):
         if output is None:
             raise ProtocolError("End without an Output command")
         return output
-    raise ProtocolError(f"unexpected message type 0x{type_id:04x} from the endpoint")
-
+    actor.record_remote_command(answer)
+    return None
