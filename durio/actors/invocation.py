@@ -27,7 +27,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from durio.actors.ports import InvocationHost
+from durio.actors.ports import ActorHost
 from durio.actors.transitions import STALE_JOURNAL
 from durio.backend import end_abandoned_waiter, explain_wrong_loop
 from durio.journal import entries as e
@@ -92,7 +92,7 @@ class _StaleJournal(Exception):
 class InvocationActor:
     def __init__(
         self,
-        runtime: InvocationHost,
+        runtime: ActorHost,
         invocation_id: str,
         record: InvocationRecord | None = None,
         journal: list[e.Entry] | None = None,

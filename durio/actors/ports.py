@@ -68,7 +68,7 @@ class TimerWindow(typing.Protocol):
     def add(self, timer: TimerKey) -> None: ...
 
 
-class InvocationHost(typing.Protocol):
+class ActorHost(typing.Protocol):
     """What an invocation actor needs: storage and its transitions, the clock, the registry, its router."""
 
     @property
@@ -99,7 +99,7 @@ class InvocationHost(typing.Protocol):
     def suspend_after_for(self, handler: Handler) -> float | None: ...
 
 
-class RouterHost(InvocationHost, typing.Protocol):
+class RouterHost(ActorHost, typing.Protocol):
     """What the router needs: what it gives the actors it starts, and a fresh read of a record."""
 
     async def get_record(self, invocation_id: str) -> InvocationRecord | None: ...

@@ -30,17 +30,35 @@ import typing
 
 import anyio
 
+from durio.actors.ports import ActorHost
 from durio.actors.remote import h2_client, http_client
+from durio.actors.remote.deployments import RemoteHandler
 from durio.journal import entries as e
+from durio.journal.machine import InvocationMachine
 from durio.protocol import attempt_codec
 from durio.protocol.convert import completion_types, notification_to_message
 from durio.protocol.framing import Frame, FrameDecoder, ProtocolError, encode
 from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
 from durio.sdk.errors import SuspendedException
+from durio.storage.records import InvocationRecord, TimerKey
 
-if typing.TYPE_CHECKING:
-    from durio.actors.invocation import InvocationActor
-    from durio.actors.remote.deployments import RemoteHandler
+
+class AttemptActor(typing.Protocol):
+    """What a remote attempt needs of the invocation actor it runs for (durio.actors.invocation)."""
+
+    runtime: ActorHost
+    record: InvocationRecord
+    handler: typing.Any  # a RemoteHandler (or a local Handler, for an actor that runs in-process)
+    machine: InvocationMachine
+    state: dict[str, bytes]
+    awaiting: list[int]
+    remote_failures: int
+
+    def deliver(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None: ...
+    async def durable_growth(self) -> None: ...
+    async def flush_writes(self) -> None: ...
+    async def wait_for_any(self, handles: typing.Collection[int]) -> bool: ...
+    def record_remote_command(self, entry: e.Entry) -> None: ...
 
 HTTP_2 = "HTTP/2.0"
 BIDI_STREAM = "BidiStream"
@@ -69,7 +87,7 @@ def _lazy_state_of(handler: typing.Any, service: typing.Any) -> bool:
     return bool(getattr(service, "enable_lazy_state", None) if own is None else own)
 
 
-async def remote_attempt(actor: "InvocationActor") -> bytes | e.Failure | SuspendedException | RemoteFailure:
+async def remote_attempt(actor: AttemptActor) -> bytes | e.Failure | SuspendedException | RemoteFailure:
     """Run the invocation at its deployment until it ends, fails, or waits for long."""
     while True:
         await actor.flush_writes()
@@ -82,7 +100,7 @@ async def remote_attempt(actor: "InvocationActor") -> bytes | e.Failure | Suspen
             return SuspendedException()
 
 
-def _request_body(actor: "InvocationActor", version: int) -> bytes:
+def _request_body(actor: AttemptActor, version: int) -> bytes:
     record = actor.record
     # With lazy state the deployment gets none up front and asks for each key it reads (GetLazyState), as
     # Restate does; its answers then reflect what the invocation wrote so far.
@@ -91,9 +109,9 @@ def _request_body(actor: "InvocationActor", version: int) -> bytes:
                                       actor.remote_failures, version)
 
 
-async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFailure | list[int]:
+async def _one_request(actor: AttemptActor) -> bytes | e.Failure | RemoteFailure | list[int]:
     handler = actor.handler
-    deployment = typing.cast("RemoteHandler", handler).deployment
+    deployment = typing.cast(RemoteHandler, handler).deployment
     version = deployment.protocol_version
     content_type = INVOCATION_CONTENT_TYPE.format(version)
     body = _request_body(actor, version)
@@ -130,7 +148,7 @@ async def _one_request(actor: "InvocationActor") -> bytes | e.Failure | RemoteFa
         return RemoteFailure(f"protocol violation by {deployment.uri}: {exc}", exc.code)
 
 
-async def _read_answer(actor: "InvocationActor", chunks: typing.AsyncIterator[bytes], url: str) -> bytes | e.Failure | RemoteFailure | list[int]:
+async def _read_answer(actor: AttemptActor, chunks: typing.AsyncIterator[bytes], url: str) -> bytes | e.Failure | RemoteFailure | list[int]:
     """Apply the deployment's frames as they arrive, until its terminal message."""
     output: bytes | e.Failure | None = None
     decoder = FrameDecoder()
@@ -144,7 +162,7 @@ async def _read_answer(actor: "InvocationActor", chunks: typing.AsyncIterator[by
     return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", 571)
 
 
-async def _exchange(actor: "InvocationActor", exchange: h2_client.Exchange, body: bytes, url: str, content_type: str,
+async def _exchange(actor: AttemptActor, exchange: h2_client.Exchange, body: bytes, url: str, content_type: str,
                     streaming: bool) -> bytes | e.Failure | RemoteFailure | list[int]:
     """One attempt over HTTP/2. Streaming (BidiStream), the request stays open: each notification that
     becomes durable meanwhile is sent on it, until the deployment ends the attempt or the stream has been
@@ -172,7 +190,7 @@ async def _exchange(actor: "InvocationActor", exchange: h2_client.Exchange, body
 class _OpenStream:
     """Both directions of a bidirectional attempt, and Restate's two timers over them."""
 
-    def __init__(self, actor: "InvocationActor", exchange: h2_client.Exchange, sent: int, streaming: bool) -> None:
+    def __init__(self, actor: AttemptActor, exchange: h2_client.Exchange, sent: int, streaming: bool) -> None:
         self.actor = actor
         self.exchange = exchange
         self.sent = sent  # journal entries the deployment has
@@ -201,7 +219,7 @@ class _OpenStream:
 
     async def send_notifications(self) -> None:
         actor = self.actor
-        version = typing.cast("RemoteHandler", actor.handler).deployment.protocol_version
+        version = typing.cast(RemoteHandler, actor.handler).deployment.protocol_version
         while True:
             machine = actor.machine
             fresh = [entry for entry in machine.entries[self.sent:machine.durable_length] if not entry.is_command]
@@ -237,7 +255,7 @@ def invocation_limits(handler: typing.Any, config: typing.Any) -> http_client.Li
     return http_client.Limits(connect_timeout=10.0, read_timeout=max(inactivity + abort, 0.001))
 
 
-def _apply_frame(actor: "InvocationActor", frame: Frame, output: bytes | e.Failure | None) -> typing.Any:
+def _apply_frame(actor: AttemptActor, frame: Frame, output: bytes | e.Failure | None) -> typing.Any:
     """Apply one frame of the answer: None to read on, an Output to keep, or how the attempt ends."""
     answer = attempt_codec.read_answer_frame(frame)
     if isinstance(answer, attempt_codec.Output):
