@@ -11,7 +11,7 @@ CHROMIUM_STAMP := $(VENV)/.chromium
 RESTATE_VERSION := 1.7.12
 RESTATE_STAMP := .tools/restate/.installed-$(RESTATE_VERSION)
 
-.PHONY: run test lint soak-disk conformance-restate bench bench-scale bench-compare bench-remote clean
+.PHONY: run test lint soak-disk conformance-restate bench bench-scale bench-compare bench-workers bench-remote clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench-scale: $(STAMP)
 # Same BENCH_ARGS, plus --sdk-workers N and --skip-smoke, e.g. make bench-compare BENCH_ARGS='--duration 3'
 bench-compare: $(STAMP) $(RESTATE_STAMP)
 	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
+
+# durio --workers 2 against --workers 1, alternating, medians over rounds (benchmarks/README.md).
+# e.g. make bench-workers BENCH_ARGS='--rounds 5 --workloads noop,steps'
+bench-workers: $(STAMP)
+	$(BIN)/python benchmarks/workers.py $(BENCH_ARGS)
 
 # A remote durio.app deployment over bidi streaming (HTTP/2) against request/response (HTTP/1.1), same run.
 # Options go through BENCH_ARGS, e.g. make bench-remote BENCH_ARGS='--duration 3 --rounds 2 --concurrency 16'

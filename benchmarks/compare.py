@@ -5,8 +5,9 @@
 
 1. Ceilings, exactly as run.py measures them (run.run_ceilings).
 2. Both systems start and stay up for the whole run, on loopback only:
-   - durio as `make bench` runs it: `python -m durio.cli serve benchmarks/durio_app.py`
-     in a fresh data directory, fsync on (its default);
+   - durio as `make bench` runs it: `python -m durio.cli serve benchmarks/durio_app.py
+     --workers W` (--durio-workers, default auto: one worker process per usable CPU, as
+     `durio serve` defaults) in a fresh data directory, fsync on (its default);
    - Restate as its users run it: the official restate-server (.tools/restate, from npm)
      with its defaults except loopback bind addresses, a fresh --base-dir and telemetry off;
      bench_services.py served by the official restate-sdk under hypercorn with the
@@ -19,10 +20,14 @@
    each a warm-up and a measured window of the same load generator with the same settings.
    Per row: req/s, p50, p99 from the client; RSS of every process of the system at the row's
    end; CPU seconds of every process over exactly the measured window, per 1,000 requests.
-   For Restate both the restate-server process and the SDK's hypercorn processes count,
-   and each is also reported on its own; the idle system's CPU during the other's window
-   is kept too (both share the machine's cores).
-5. One table on stdout; everything in benchmarks/results/compare-<UTC timestamp>.json.
+   For durio that is the supervising parent and every worker; for Restate both the
+   restate-server process and the SDK's hypercorn processes count, and each is also reported
+   on its own; the idle system's CPU during the other's window is kept too (both share the
+   machine's cores), and so is the load generator's own CPU over the same window.
+5. One table on stdout, then the rows at the highest concurrency against the goal (>= 3x
+   Restate's throughput with a lower p99), with the CPU both sides and the load generator
+   spent per 1,000 requests and the most the machine's cores could give durio at those costs;
+   everything in benchmarks/results/compare-<UTC timestamp>.json.
 """
 
 from __future__ import annotations
@@ -47,9 +52,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run  # noqa: E402  (the ceilings, the parser, the data directory's place: shared with `make bench`)
 from machine import REPO, filesystem_type, machine_info  # noqa: E402
-from processes import ServerDied, ServerProcess, die_with_parent, free_ports, process_tree  # noqa: E402
-from procstats import ProcessGone, cpu_seconds, memory_megabytes  # noqa: E402
-from report import ceiling_table, compare_table, error_notes, finish, machine_line  # noqa: E402
+from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
+from procstats import ProcessGone, machine_cpu_seconds, memory_megabytes, process_tree, tree_cpu_seconds  # noqa: E402
+from report import ceiling_table, compare_table, error_notes, finish, goal_table, machine_line  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -88,27 +93,48 @@ class System:
             server.check_alive()
 
     def process_groups(self) -> dict[str, list[int]]:
-        """Each component's pid and its descendants (hypercorn's supervisor, worker, resource tracker)."""
+        """Each component's pid and its descendants (durio's workers; hypercorn's supervisor, worker, resource tracker)."""
         return {name: process_tree(server.pid) for name, server in self.components.items()}
+
+    def roots(self) -> dict[str, int]:
+        """Each component's own pid: its CPU is read over the tree under it, as it is at the moment of reading."""
+        return {name: server.pid for name, server in self.components.items()}
 
     def stop(self) -> None:
         for server in reversed(list(self.components.values())):
             server.stop()
 
 
-def start_durio(data_dir: pathlib.Path, logs: pathlib.Path, backend: str) -> tuple[System, dict[str, typing.Any]]:
-    """durio exactly as run.py starts it for `make bench`, on one backend."""
+def start_durio(data_dir: pathlib.Path, logs: pathlib.Path, backend: str, workers: str,
+                name: str = "durio") -> tuple[System, dict[str, typing.Any]]:
+    """durio exactly as run.py starts it for `make bench`, on one backend, with `workers` (a number or auto)."""
     ingress, admin = free_ports(2)
     argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir),
-            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend]
-    server = ServerProcess("durio", argv, logs / "durio.log")
-    system = System("durio", f"http://127.0.0.1:{ingress}", {"durio": server})
+            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend,
+            "--workers", workers]
+    server = ServerProcess(name, argv, logs / f"{name}.log")
+    system = System(name, f"http://127.0.0.1:{ingress}", {"durio": server})
+    expected = len(os.sched_getaffinity(0)) if workers == "auto" else int(workers)
     try:
         server.wait_until_answering(ingress, "/restate/health")
+        # With several workers the ports answer as soon as one listens: wait until every worker owns its partitions.
+        view: dict[str, typing.Any] = {}
+
+        def all_workers_up() -> bool:
+            nonlocal view
+            status, body = _http("GET", admin, "/cluster")
+            view = json.loads(body) if status == 200 else {}
+            listed = view.get("nodes", [{}])[0].get("workers", []) if view else []
+            return len(listed) == expected and all(w.get("pid") and not w.get("restarting") for w in listed)
+
+        _wait_for(f"{name} did not show {expected} worker(s) on GET /cluster", all_workers_up, [server])
     except BaseException:
         system.stop()
         raise
-    return system, {"argv": argv, "fsync": "durio default (on)"}
+    worker_view = [{key: w.get(key) for key in ("worker", "pid", "partitions")} for w in view["nodes"][0]["workers"]]
+    return system, {"argv": argv, "fsync": "durio default (on)", "workers_flag": workers,
+                    "workers": len(worker_view), "supervisor_pid": server.pid if len(worker_view) > 1 else None,
+                    "worker_processes": worker_view}
 
 
 def restate_server_binary() -> pathlib.Path:
@@ -143,7 +169,7 @@ def _wait_for(what: str, check: typing.Callable[[], bool], servers: list[ServerP
         except OSError as exc:
             last = exc
         time.sleep(0.2)
-    raise ServerDied(f"{what} within {timeout:.0f} s (last error: {last}); restate-server's log:\n{servers[0].log_tail()}")
+    raise ServerDied(f"{what} within {timeout:.0f} s (last error: {last}); {servers[0].name}'s log:\n{servers[0].log_tail()}")
 
 
 def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathlib.Path,
@@ -256,8 +282,8 @@ def measure_system(system: System, idle: System | None, scenario: dict[str, typi
                    args: argparse.Namespace, duration: float, warmup: float) -> dict[str, typing.Any]:
     """One row against `system`: loadgen in its own process, CPU of every process over the window, RSS at the end."""
     system.check_alive()
-    groups = {f"{system.name}/{name}": pids for name, pids in system.process_groups().items()}
-    idle_groups = {f"{idle.name}/{name}": pids for name, pids in idle.process_groups().items()} if idle else {}
+    groups = {f"{system.name}/{name}": pid for name, pid in system.roots().items()}
+    idle_groups = {f"{idle.name}/{name}": pid for name, pid in idle.roots().items()} if idle else {}
     job = {"url": system.url, "scenario": scenario, "concurrency": concurrency, "duration": duration,
            "warmup": warmup, "timeout": args.timeout, "groups": {**groups, **idle_groups}, "measured": list(groups)}
     budget = warmup + duration + args.timeout + 60
@@ -271,6 +297,7 @@ def measure_system(system: System, idle: System | None, scenario: dict[str, typi
         raise LoadgenFailed(f"loadgen exited with status {done.returncode}:\n{done.stderr[-3000:]}")
     row = json.loads(done.stdout)
     cpu_by_group = row.pop("server_cpu_by_group")
+    cpu_by_process = row.pop("server_cpu_by_process")
     cycles = row["cycles"]
     components = {}
     for name, pids in system.process_groups().items():
@@ -278,6 +305,7 @@ def measure_system(system: System, idle: System | None, scenario: dict[str, typi
         components[name] = {
             "pids": pids, **_memory(pids), "cpu_s": cpu,
             "cpu_s_per_1k": cpu / cycles * 1000 if cpu is not None and cycles else None,
+            "cpu_s_by_pid": cpu_by_process.get(f"{system.name}/{name}", {}),
         }
     row["components"] = components
     row["server_rss_mb"] = sum(part["rss_mb"] for part in components.values())
@@ -287,47 +315,61 @@ def measure_system(system: System, idle: System | None, scenario: dict[str, typi
     cpu = row.get("server_cpu_s")
     row["server_cpu_s_per_1k"] = cpu / cycles * 1000 if cpu is not None and cycles else None
     row["idle_system_cpu_s"] = {group: cpu_by_group.get(group) for group in idle_groups}
+    # The machine is shared: what its cores did besides the measured system, the idle one and the client.
+    machine = row.get("machine_cpu_s")
+    if machine and cpu is not None and row.get("client_cpu_s") is not None and row["duration_s"]:
+        ours = cpu + row["client_cpu_s"] + sum(value or 0.0 for value in row["idle_system_cpu_s"].values())
+        row["machine_busy_cores"] = machine["busy"] / row["duration_s"]
+        row["other_work_cores"] = max(0.0, machine["busy"] - ours) / row["duration_s"]
+        row["steal_cores"] = machine["steal"] / row["duration_s"]
     return row
 
 
 def _loadgen_child(job: dict[str, typing.Any]) -> int:
     """Run loadgen.run_load for one row, reading the CPU time of every watched process at the window's edges.
 
-    loadgen reads one process's CPU (--watch-pid) exactly when the measured
-    window opens and closes; here that read covers groups of processes: it
-    returns the sum over the measured system's processes (loadgen's
-    server_cpu_s) and keeps each group's reading for the breakdown.
+    loadgen reads one process tree's CPU (--watch-pid) exactly when the measured
+    window opens and closes; here that read covers several trees (a component and
+    every process under it, read afresh at each edge, so a worker restarted in
+    the window counts too): it returns the sum over the measured system's trees
+    (loadgen's server_cpu_s) and keeps each tree's reading, and each process's, for
+    the breakdown. loadgen's own CPU over the window is its client_cpu_s.
     """
     import loadgen
     from scenario import parse_scenario
 
-    groups: dict[str, list[int]] = job["groups"]
-    readings: list[dict[str, float | None]] = []
+    groups: dict[str, int] = job["groups"]
+    readings: list[dict[str, tuple[float, dict[int, float]] | None]] = []
+    machine: list[dict[str, float]] = []
 
     def read_groups(_pid: int | None) -> float | None:
-        reading: dict[str, float | None] = {}
-        for group, pids in groups.items():
-            total: float | None = 0.0
-            for pid in pids:
-                try:
-                    total += cpu_seconds(pid)  # type: ignore[operator]
-                except ProcessGone:
-                    total = None  # a process of the group exited: its CPU is unknown
-                    break
-            reading[group] = total
+        reading: dict[str, tuple[float, dict[int, float]] | None] = {}
+        for group, root in groups.items():
+            try:
+                reading[group] = tree_cpu_seconds(root)
+            except ProcessGone:
+                reading[group] = None  # the component itself exited: its CPU is unknown
         readings.append(reading)
+        machine.append(machine_cpu_seconds())
         measured = [reading[group] for group in job["measured"]]
-        return None if any(value is None for value in measured) else sum(measured)  # type: ignore[arg-type]
+        return None if any(value is None for value in measured) else sum(value[0] for value in measured)  # type: ignore[index]
 
     loadgen._cpu_or_none = read_groups  # loadgen calls it twice: as the window opens and as it closes
     summary = loadgen.run_load(job["url"], parse_scenario(job["scenario"]), concurrency=job["concurrency"],
                                duration=job["duration"], warmup=job["warmup"], timeout=job["timeout"], watch_pid=0)
     by_group: dict[str, float | None] = {}
+    by_process: dict[str, dict[int, float]] = {}
     if len(readings) == 2:
         before, after = readings
         for group in groups:
-            by_group[group] = None if before[group] is None or after[group] is None else after[group] - before[group]
+            first, last = before[group], after[group]
+            by_group[group] = None if first is None or last is None else last[0] - first[0]
+            if first is not None and last is not None:  # processes alive at both edges; a new one from zero
+                by_process[group] = {pid: cpu - first[1].get(pid, 0.0) for pid, cpu in last[1].items()}
     summary["server_cpu_by_group"] = by_group
+    summary["server_cpu_by_process"] = by_process
+    if len(machine) == 2:
+        summary["machine_cpu_s"] = {kind: machine[1][kind] - machine[0][kind] for kind in machine[0]}
     print(json.dumps(summary))
     return 0
 
@@ -406,8 +448,11 @@ def main(argv: list[str] | None = None) -> int:
             "data_filesystem": filesystem_type(work),
             "order": "per (workload, concurrency): durio's row, then Restate's; both systems up for the whole run",
             "client": "benchmarks/loadgen.py (run_load), one thread per keep-alive HTTP/1.1 connection, closed loop",
-            "cpu": "utime+stime from /proc/<pid>/stat of every process of the measured system (and its "
-                   "descendants), read as the measured window opens and closes",
+            "cpu": "utime+stime from /proc/<pid>/stat of every process of the measured system (each component "
+                   "and its descendants, read afresh at each edge, plus the children they reaped in between), read "
+                   "as the measured window opens and closes; client_cpu_s: the load generator's own process over "
+                   "the same window",
+            "durio_workers": args.durio_workers,
             "rss": "VmRSS summed over the system's processes at the end of the row (pss_mb in the JSON splits "
                    "shared pages between them)",
         },
@@ -422,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         run.progress(f"starting durio (data in {durio_data}) and Restate (base dir {restate_base})")
         # One backend: the one --backends names alone, else the benchmarks' default (run.BENCH_BACKEND).
         backend = args.backends[0] if len(args.backends) == 1 else run.BENCH_BACKEND
-        durio, document["durio"] = start_durio(durio_data, logs, backend)
+        durio, document["durio"] = start_durio(durio_data, logs, backend, args.durio_workers)
         systems.append(durio)
         restate, document["restate"] = start_restate(args, restate_base, logs, work)
         systems.append(restate)
@@ -459,13 +504,27 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
               f"{restate['hypercorn_version']} ({workers} worker{'s' if workers != 1 else ''}), deployment "
               f"{deployment.get('protocol_type', '?')} over {deployment.get('http_version', '?')}"
               + (f"; settings changed: {restate['server_env_changes']}" if restate.get("server_env_changes") else ""))
+    durio = document.get("durio")
+    if durio:
+        print(f"durio: --workers {durio['workers_flag']} = {durio['workers']} worker process(es)"
+              + (" under a supervising parent" if durio["workers"] > 1 else " (the server's one process)"))
     print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
           f"durio fsync on; rows alternate durio, Restate\n")
     pairs = document.get("rows", [])
     if pairs:
         print(compare_table(pairs))
-        print("(durio/Restate: ratio of req/s, above 1 means durio is faster. Restate's RSS and CPU are "
-              "restate-server + the SDK's hypercorn processes.)")
+        print("(durio/Restate: ratio of req/s, above 1 means durio is faster. durio's RSS and CPU are its whole process "
+              "tree (parent + workers); Restate's are restate-server + the SDK's hypercorn processes; loadgen: the "
+              "load generator's own CPU in durio's / Restate's row.)")
+        top = max(pair["concurrency"] for pair in pairs)
+        cores = document["machine"].get("usable_cpus") or document["machine"]["nproc"]
+        print(f"\nAgainst the goal at {top} connections (>= 3x Restate's req/s with a lower p99), and what the "
+              f"{cores} cores allow:")
+        print(goal_table([pair for pair in pairs if pair["concurrency"] == top], cores))
+        print(f"(bound: {cores} cores x 1000 / (durio CPU s/1k + loadgen CPU s/1k), the most durio could serve if it and "
+              f"the load generator had every core to themselves at this row's costs; 'cores busy' = (durio + loadgen) "
+              f"CPU s / window; 'other work cores': the rest of the machine's busy CPU in durio's window (other programs on this shared machine). Above 3x Restate = 3x is within reach at these costs; below = it is not, "
+              f"whatever durio does with its workers.)")
         if any(pair["workload"] == "awakeable" for pair in pairs):
             print("(awakeable: a request is one cycle of 3 HTTP requests: send the waiter, resolve, attach)")
     ceilings = document.get("ceilings", [])

@@ -8,8 +8,11 @@ or with a multi-step scenario (see scenario.py) as JSON: --scenario '{"steps": [
 
 It runs in its own process (never inside the server it measures) and reports
 requests/s, latency percentiles from a log-bucket histogram, and errors; with
---watch-pid it also reads that process's CPU time at the exact edges of the
-measured window, so CPU per request covers the same requests as the rate.
+--watch-pid it also reads the CPU time of that process and all its descendants (a
+server's worker processes) at the exact edges of the measured window, so CPU per
+request covers the same requests as the rate; its own CPU over the same window is
+client_cpu_s (on a machine whose cores the client shares with the server, what the
+client burns is what the server cannot have).
 
 Why one thread per connection with blocking sockets: measured against
 benchmarks/trivial_server.py on this 2-core machine, it cost the client 9-15 µs
@@ -38,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from histogram import Histogram  # noqa: E402
 from http_wire import ProtocolError, Response, ResponseReader  # noqa: E402
-from procstats import ProcessGone, cpu_seconds  # noqa: E402
+from procstats import ProcessGone, tree_cpu_seconds  # noqa: E402
 from scenario import Scenario, ScenarioError, parse_scenario  # noqa: E402
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -188,11 +191,13 @@ def run_load(
         thread.start()
     time.sleep(warmup)
     cpu_before = _cpu_or_none(watch_pid)
+    client_cpu_before = time.process_time()  # this process, every thread: the connections' threads are the client
     window.recording = True
     window_start = time.perf_counter()
     time.sleep(duration)
     window.recording = False
     elapsed = time.perf_counter() - window_start
+    client_cpu = time.process_time() - client_cpu_before
     cpu_after = _cpu_or_none(watch_pid)
     # Let in-flight requests finish unrecorded, so the next measurement starts on a quiet server.
     window.stopping = True
@@ -218,6 +223,7 @@ def run_load(
         "error_reasons": errors,
         "undrained_connections": undrained,
         "histogram": histogram.to_json(),
+        "client_cpu_s": client_cpu,
     }
     if watch_pid is not None:
         result["server_cpu_s"] = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
@@ -238,6 +244,8 @@ def summarize(result: dict[str, typing.Any]) -> dict[str, typing.Any]:
         "max_ms": histogram.max_us / 1000,
         "mean_ms": histogram.mean() / 1000,
     })
+    if result.get("client_cpu_s") is not None and result["cycles"]:
+        summary["client_cpu_s_per_1k"] = result["client_cpu_s"] / result["cycles"] * 1000
     return summary
 
 
@@ -245,7 +253,7 @@ def _cpu_or_none(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        return cpu_seconds(pid)
+        return tree_cpu_seconds(pid)[0]
     except ProcessGone:
         return None
 
@@ -274,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body", help="request body template (sent as application/json)")
     parser.add_argument("--keys", type=int, default=1, help="how many distinct {key} values to draw from")
     parser.add_argument("--expect", type=int, nargs="*", default=[200], help="status codes that count as success")
-    parser.add_argument("--watch-pid", type=int, help="report this process's CPU seconds over the window")
+    parser.add_argument("--watch-pid", type=int,
+                        help="report the CPU seconds of this process and its descendants over the window")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     return parser
 

@@ -18,6 +18,8 @@ import subprocess
 import time
 import typing
 
+from procstats import process_tree
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -50,31 +52,6 @@ def _start_time(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22 of the man page
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and all its live descendants, parents first (from /proc: the ppid of every process).
-
-    A server that forks workers (hypercorn runs its app in a spawned child, with
-    multiprocessing's resource tracker beside it) costs what the whole tree costs.
-    """
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
-            continue  # exited meanwhile
-        parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry))
-    tree, queue = [], [pid]
-    while queue:
-        current = queue.pop(0)
-        tree.append(current)
-        queue.extend(sorted(children.get(current, [])))
-    return tree
 
 
 def die_with_parent() -> None:

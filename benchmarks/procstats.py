@@ -1,4 +1,5 @@
-"""What a process costs, read from Linux's /proc: CPU seconds used and resident memory."""
+"""What a process costs, read from Linux's /proc: CPU seconds used and resident memory, of one process or of a
+process and all its descendants (a server that forks workers costs what its whole tree costs)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,69 @@ class ProcessGone(Exception):
     """The process exited (or never existed)."""
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the whole process (every thread: /proc/<pid>/stat sums the thread group)."""
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/<pid>/stat after the command name: field 3 of the man page is index 0."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as file:
             stat = file.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         raise ProcessGone(pid) from None
     # The command name (field 2) may contain spaces and parentheses: split after its closing one.
-    fields = stat[stat.rindex(b")") + 2 :].split()
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the whole process (every thread: /proc/<pid>/stat sums the thread group)."""
+    fields = _stat_fields(pid)
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of the man page
     return (utime + stime) / _TICKS_PER_SECOND
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants, parents first (from /proc: the ppid of every process).
+
+    A server that forks workers (durio's supervisor and its workers; hypercorn runs its app in a
+    spawned child, with multiprocessing's resource tracker beside it) costs what the whole tree costs.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            parent = int(_stat_fields(int(entry))[1])
+        except ProcessGone:
+            continue  # exited meanwhile
+        children.setdefault(parent, []).append(int(entry))
+    tree, queue = [], [pid]
+    while queue:
+        current = queue.pop(0)
+        tree.append(current)
+        queue.extend(sorted(children.get(current, [])))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, dict[int, float]]:
+    """CPU seconds of `pid` and every descendant, and each live process's own share.
+
+    The total also counts the children each process has already waited for (cutime + cstime of
+    /proc/<pid>/stat), so a worker that died and was reaped by its supervisor between two readings
+    still counts (its time moves into the parent's), and no process counts twice: a process in
+    the tree is alive, a reaped one is only in its parent's children's time. Raises ProcessGone if
+    `pid` itself is gone; a descendant that exits while the tree is read is skipped.
+    """
+    total = 0.0
+    own: dict[int, float] = {}
+    for index, member in enumerate(process_tree(pid)):
+        try:
+            fields = _stat_fields(member)
+        except ProcessGone:
+            if index == 0:
+                raise
+            continue
+        utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))  # fields 14-17 of the man page
+        own[member] = (utime + stime) / _TICKS_PER_SECOND
+        total += (utime + stime + cutime + cstime) / _TICKS_PER_SECOND
+    return total, own
 
 
 def memory_megabytes(pid: int) -> dict[str, float]:
@@ -40,3 +93,32 @@ def memory_megabytes(pid: int) -> dict[str, float]:
     if "rss" not in found:
         raise ProcessGone(pid)  # a zombie has no VmRSS line
     return found
+
+
+def tree_memory_megabytes(pid: int) -> dict[str, float]:
+    """memory_megabytes summed over `pid` and its descendants (RSS counts pages the processes share once
+    per process: for durio's workers, the LMDB map they all touch and what they inherited from the parent)."""
+    total: dict[str, float] = {}
+    for index, member in enumerate(process_tree(pid)):
+        try:
+            memory = memory_megabytes(member)
+        except ProcessGone:
+            if index == 0:
+                raise
+            continue
+        for name, value in memory.items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """The whole machine's CPU time since boot, summed over its cores (/proc/stat's first line): `busy` (user,
+    nice, system, irq, softirq) and `steal` (time the hypervisor gave this VM's cores to someone else).
+
+    Two readings around a window show how much of the machine was busy, whoever it was busy for: on a shared
+    machine, what the measured processes and the client did not use of it went to other work.
+    """
+    with open("/proc/stat", "rb") as file:
+        fields = [int(value) for value in file.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return {"busy": (user + nice + system + irq + softirq) / _TICKS_PER_SECOND, "steal": steal / _TICKS_PER_SECOND}

@@ -49,7 +49,7 @@ import run  # noqa: E402  (measure(), the parser's list types, the data director
 from compare import _http  # noqa: E402
 from machine import filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, free_ports  # noqa: E402
-from procstats import ProcessGone, cpu_seconds  # noqa: E402
+from procstats import ProcessGone, tree_cpu_seconds  # noqa: E402
 from report import _format, _number, error_notes, finish, machine_line  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
@@ -125,8 +125,8 @@ def _snapshot(deployment: Deployment, durio: DurioServer) -> dict[str, typing.An
     return {
         "deployment": deployment.counters(),
         "durio": durio.invocation_counts(),
-        "deployment_cpu_s": cpu_seconds(deployment.server.pid),
-        "durio_cpu_s": cpu_seconds(durio.server.pid),
+        "deployment_cpu_s": tree_cpu_seconds(deployment.server.pid)[0],
+        "durio_cpu_s": tree_cpu_seconds(durio.server.pid)[0],  # `durio server` forks workers (--workers auto)
     }
 
 

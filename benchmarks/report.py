@@ -100,7 +100,7 @@ def compare_table(pairs: list[Row]) -> str:
     """durio and Restate side by side, a line per (workload, concurrency); ratio = durio / Restate req/s."""
     header = ["workload", "conc", "durio req/s", "Restate req/s", "durio/Restate",
               "durio p50/p99 ms", "Restate p50/p99 ms", "durio RSS MB", "Restate RSS MB (srv+sdk)",
-              "durio CPU s/1k", "Restate CPU s/1k (srv+sdk)", "errors d/R"]
+              "durio CPU s/1k", "Restate CPU s/1k (srv+sdk)", "loadgen CPU s/1k d/R", "errors d/R"]
     body = []
     for pair in pairs:
         durio, restate = pair.get("durio"), pair.get("restate")
@@ -116,7 +116,40 @@ def compare_table(pairs: list[Row]) -> str:
             _number(durio.get("server_cpu_s_per_1k"), 2),
             _parts(restate.get("server_cpu_s_per_1k"),
                    [restate["components"][name].get("cpu_s_per_1k") for name in ("restate-server", "sdk")], 2),
+            f"{_number(durio.get('client_cpu_s_per_1k'), 2)}/{_number(restate.get('client_cpu_s_per_1k'), 2)}",
             f"{durio['errors']}/{restate['errors']}",
+        ])
+    return _format(body, header, left_columns=1)
+
+
+def goal_table(pairs: list[Row], cores: int) -> str:
+    """Per workload: durio against 3x Restate, p99 against p99, and what CPU per request leaves possible on `cores`.
+
+    The bound is cores x 1000 / (durio's CPU s/1k + the load generator's CPU s/1k): the rate at which durio
+    and the client, at the costs measured in durio's row, would keep every core busy. When it is below
+    3x Restate's rate, 3x cannot be reached on this machine with this client, whatever durio does with its cores.
+    """
+    header = ["workload", "durio req/s", "3x Restate", "durio/Restate", "p99 d/R ms", "p99 lower",
+              "durio CPU s/1k", "Restate CPU s/1k", "loadgen CPU s/1k", "cores busy d+lg", "other work cores",
+              "bound req/s", "3x reachable"]
+    body = []
+    for pair in pairs:
+        durio, restate = pair.get("durio"), pair.get("restate")
+        if durio is None or restate is None:
+            continue
+        durio_cpu, client_cpu = durio.get("server_cpu_s_per_1k"), durio.get("client_cpu_s_per_1k")
+        bound = cores * 1000 / (durio_cpu + client_cpu) if durio_cpu and client_cpu else None
+        busy = None
+        if durio.get("server_cpu_s") is not None and durio.get("client_cpu_s") is not None and durio["duration_s"]:
+            busy = (durio["server_cpu_s"] + durio["client_cpu_s"]) / durio["duration_s"]
+        target = 3 * restate["requests_per_s"]
+        body.append([
+            pair["workload"], _number(durio["requests_per_s"], 0), _number(target, 0),
+            _ratio(durio["requests_per_s"], restate["requests_per_s"]),
+            f"{_number(durio['p99_ms'], 1)} / {_number(restate['p99_ms'], 1)}",
+            "yes" if durio["p99_ms"] < restate["p99_ms"] else "NO",
+            _number(durio_cpu, 2), _number(restate.get("server_cpu_s_per_1k"), 2), _number(client_cpu, 2),
+            _number(busy, 2), _number(durio.get("other_work_cores"), 2), _number(bound, 0), "-" if bound is None else ("yes" if bound >= target else "NO"),
         ])
     return _format(body, header, left_columns=1)
 

@@ -6,13 +6,16 @@
 1. Ceilings. The load generator against trivial_server.py (the client's own
    limit) and against trivial_asgi.py (an empty ASGI app on hypercorn's Trio
    worker with durio's settings: the HTTP stack's limit).
-2. durio. `python -m durio.cli serve benchmarks/durio_app.py --backend B` for
+2. durio. `python -m durio.cli serve benchmarks/durio_app.py --backend B --workers W`
+   (W from --durio-workers, default auto: one worker process per usable CPU) for
    each backend (trio, asyncio, uvloop by default), each in a fresh data
    directory (fsync on, as shipped), then every workload at every concurrency,
    the backends' rows alternating (so that the machine's drift does not favour
    one), each row a warm-up and a measured window of loadgen.py in its own process.
    Per row: req/s, p50, p99 from the client; the server's RSS at the row's end
-   and its CPU seconds per 1,000 requests over exactly the measured window.
+   and its CPU seconds per 1,000 requests over exactly the measured window (both
+   summed over the server's process tree: the supervising parent and its workers),
+   and the client's own CPU over the same window.
 3. One table on stdout, everything (with histograms and machine info) in
    benchmarks/results/<UTC timestamp>.json.
 
@@ -37,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from machine import filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
-from procstats import ProcessGone, memory_megabytes  # noqa: E402
+from procstats import ProcessGone, tree_memory_megabytes  # noqa: E402
 from report import backend_table, ceiling_table, durio_table, error_notes, finish, machine_line  # noqa: E402
 from workloads import CEILING_SCENARIO, WORKLOADS  # noqa: E402
 
@@ -55,7 +58,7 @@ class LoadgenFailed(Exception):
 
 def measure(url: str, scenario: dict[str, typing.Any], concurrency: int, args: argparse.Namespace,
             server: ServerProcess, duration: float) -> dict[str, typing.Any]:
-    """One row: run loadgen.py against `url` in its own process, then read the server's memory."""
+    """One row: run loadgen.py against `url` in its own process, then read the server's memory (its whole tree)."""
     server.check_alive()
     argv = [PYTHON, str(HERE / "loadgen.py"), "--url", url, "--scenario", json.dumps(scenario),
             "-c", str(concurrency), "-d", str(duration), "-w", str(args.warmup),
@@ -70,7 +73,7 @@ def measure(url: str, scenario: dict[str, typing.Any], concurrency: int, args: a
         raise LoadgenFailed(f"loadgen exited with status {done.returncode}:\n{done.stderr[-3000:]}")
     row = json.loads(done.stdout)
     try:
-        memory = memory_megabytes(server.pid)
+        memory = tree_memory_megabytes(server.pid)
     except ProcessGone:
         server.check_alive()
         raise
@@ -113,7 +116,8 @@ def run_durio(args: argparse.Namespace, data_dir: pathlib.Path, logs: pathlib.Pa
         for backend in args.backends:
             ingress, admin = free_ports(2)
             argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir / backend),
-                    "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend]
+                    "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend,
+                    "--workers", args.durio_workers]
             servers[backend] = (ServerProcess(f"durio ({backend})", argv, logs / f"durio-{backend}.log"), ingress)
         for server, ingress in servers.values():
             server.wait_until_answering(ingress, "/restate/health")
@@ -141,6 +145,12 @@ def _backend_list(text: str) -> list[str]:
     return names
 
 
+def _workers(text: str) -> str:
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"a number of worker processes or 'auto', not {text!r}")
+
+
 def _workload_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in WORKLOADS]
@@ -159,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)")
     parser.add_argument("--backends", type=_backend_list, default=list(BACKENDS),
                         help=f"comma-separated event loops durio runs on, from {','.join(BACKENDS)} (default: all)")
+    parser.add_argument("--durio-workers", type=_workers, default="auto",
+                        help="durio serve --workers: worker processes, a number or auto (one per usable CPU; the default, "
+                             "as `durio serve` has it)")
     parser.add_argument("--skip-ceilings", action="store_true", help="measure durio only")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as failed")
     parser.add_argument("--keep-data", action="store_true", help="keep durio's data directory and the server logs")
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "duration_s": args.duration, "warmup_s": args.warmup, "ceiling_duration_s": args.ceiling_duration,
             "concurrency": args.concurrency, "workloads": args.workloads, "timeout_s": args.timeout,
-            "backends": args.backends,
+            "backends": args.backends, "durio_workers": args.durio_workers,
             "durio_data_filesystem": filesystem_type(work), "fsync": "durio default (on)",
             "client": "benchmarks/loadgen.py, one thread per keep-alive connection, closed loop",
         },
