@@ -51,7 +51,7 @@ import typing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run  # noqa: E402  (the ceilings, the parser, the data directory's place: shared with `make bench`)
-from machine import REPO, filesystem_type, machine_info  # noqa: E402
+from machine import REPO, filesystem_type, machine_info, machine_state, state_line  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
 from procstats import ProcessGone, machine_cpu_seconds, memory_megabytes, process_tree, tree_cpu_seconds  # noqa: E402
 from report import ceiling_table, compare_table, error_notes, finish, goal_table, machine_line  # noqa: E402
@@ -477,8 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_smoke:
             run.progress("smoke pass: every workload on both, 2 connections, 0.5 s")
             run_smoke(systems, args, document.setdefault("smoke", []))
+        document["machine_before_rows"] = machine_state(work)
         run.progress("measuring, alternating durio and Restate row by row")
         run_pairs(durio, restate, args, document.setdefault("rows", []))
+        document["machine_after_rows"] = machine_state(work)
     except (ServerDied, run.LoadgenFailed, ProcessGone) as exc:
         failure = exc
         document["failure"] = str(exc)
@@ -496,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
 def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> None:
     machine = document["machine"]
     print(f"\n{machine_line(machine)}")
+    for when in ("before", "after"):
+        if document.get(f"machine_{when}_rows"):
+            print(f"{when} the rows: {state_line(document[f'machine_{when}_rows'])}")
     restate = document.get("restate")
     if restate:
         deployment = restate.get("deployment", {})

@@ -77,3 +77,28 @@ def filesystem_type(path: str | os.PathLike[str]) -> str | None:
     except OSError:
         return None
     return best_type
+
+
+def machine_state(directory: str | os.PathLike[str], probes: int = 20) -> dict[str, typing.Any]:
+    """How busy the shared machine is right now: the load average, and how long an fdatasync of a 4 KiB write
+    takes in `directory` (where the servers' data lives: every commit of theirs waits for one of these, and other
+    programs' writes to the same disk slow it down)."""
+    import statistics
+    import tempfile
+    import time
+
+    timings = []
+    with tempfile.NamedTemporaryFile(dir=directory, prefix="fsync-probe-") as file:
+        block = os.urandom(4096)
+        for _ in range(probes):
+            os.write(file.fileno(), block)
+            started = time.perf_counter()
+            os.fdatasync(file.fileno())
+            timings.append((time.perf_counter() - started) * 1000)
+    return {"load_average": _load_average(), "fdatasync_4k_ms": {"p50": round(statistics.median(timings), 3),
+                                                                  "max": round(max(timings), 3), "probes": probes}}
+
+
+def state_line(state: dict[str, typing.Any]) -> str:
+    fsync = state["fdatasync_4k_ms"]
+    return f"load average {state['load_average']}, fdatasync of 4 KiB p50 {fsync['p50']:.2f} ms (max {fsync['max']:.2f})"

@@ -17,8 +17,8 @@
    shared machine shows.
 4. A table per round, a summary of medians over the rounds (req/s, p99, CPU per 1,000
    requests, cores used by each worker) with the ratio of the two servers' medians, and
-   benchmarks/results/workers-<UTC timestamp>.json with every row and the load average at the
-   start and the end.
+   benchmarks/results/workers-<UTC timestamp>.json with every row, and the machine's state (load
+   average, the data disk's fdatasync time) before and after the rows.
 
 Everything listens on and talks to 127.0.0.1 only.
 """
@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import compare  # noqa: E402  (starting durio, measuring one row with the CPU of every process)
 import run  # noqa: E402  (the parser's shared flags, the data directory's place)
-from machine import filesystem_type, machine_info  # noqa: E402
+from machine import filesystem_type, machine_info, machine_state, state_line  # noqa: E402
 from processes import ServerDied  # noqa: E402
 from procstats import ProcessGone  # noqa: E402
 from report import _format, _number, error_notes, finish, machine_line  # noqa: E402
@@ -75,10 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
         elif action.dest == "workloads":
             action.help = f"comma-separated, from {','.join(WORKLOADS)} (default: {','.join(DEFAULT_WORKLOADS)})"
     return parser
-
-
-def _load_average() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
 
 
 def _worker_cores(row: dict[str, typing.Any]) -> list[float]:
@@ -209,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
             name = f"durio-workers-{config}"
             run.progress(f"starting durio --workers {config} (data in {work / name})")
             servers[config], document[name] = compare.start_durio(work / name, logs, backend, config, name=name)
-        document["load_average_before_rows"] = _load_average()
+        document["machine_before_rows"] = machine_state(work)
         run.progress("measuring, alternating the two servers")
         run_rounds(servers, args, document.setdefault("rows", []))
-        document["load_average_after_rows"] = _load_average()
+        document["machine_after_rows"] = machine_state(work)
         document["summary"] = summarize(document["rows"], args.workers)
     except (ServerDied, run.LoadgenFailed, ProcessGone) as exc:
         failure = exc
@@ -229,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> None:
-    print(f"\n{machine_line(document['machine'])}; before the rows {document.get('load_average_before_rows')}, "
-          f"after {document.get('load_average_after_rows')}")
+    print(f"\n{machine_line(document['machine'])}")
+    for when in ("before", "after"):
+        if document.get(f"machine_{when}_rows"):
+            print(f"{when} the rows: {state_line(document[f'machine_{when}_rows'])}")
     print(f"durio --workers {' against --workers '.join(args.workers)} on {document['settings']['backend']}; "
           f"{args.duration:g} s per row after {args.warmup:g} s warm-up; {args.rounds} rounds, the order of the two "
           f"flipping every round; closed loop, one request in flight per connection; fsync on\n")
