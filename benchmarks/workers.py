@@ -1,6 +1,6 @@
 """`make bench-workers`: durio with several worker processes against durio with one, in one run.
 
-    .venv/bin/python benchmarks/workers.py [--workers 2,1] [--rounds 3] [--duration 3] [--warmup 1]
+    .venv/bin/python benchmarks/workers.py [--workers 2,1] [--rounds 5] [--duration 3] [--warmup 1]
                                            [--concurrency 64] [--workloads noop,steps,counter_spread,counter_hot]
 
 1. Two servers start and stay up for the whole run, each `python -m durio.cli serve
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(duration=3.0, concurrency=[64], workloads=DEFAULT_WORKLOADS, skip_ceilings=True)
     parser.add_argument("--workers", type=_configs, default=["2", "1"],
                         help="the two `durio serve --workers` values to compare, the first over the second (default 2,1)")
-    parser.add_argument("--rounds", type=int, default=3, help="rows of each workload on each server (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rows of each workload on each server (default 5)")
     for action in parser._actions:
         if action.dest == "duration":
             action.help = "measured seconds per row (default 3)"
