@@ -132,7 +132,7 @@ def start_durio(data_dir: pathlib.Path, logs: pathlib.Path, backend: str, worker
         system.stop()
         raise
     worker_view = [{key: w.get(key) for key in ("worker", "pid", "partitions")} for w in view["nodes"][0]["workers"]]
-    return system, {"argv": argv, "fsync": "durio default (on)", "workers_flag": workers,
+    return system, {"argv": argv, "admin_port": admin, "fsync": "durio default (on)", "workers_flag": workers,
                     "workers": len(worker_view), "supervisor_pid": server.pid if len(worker_view) > 1 else None,
                     "worker_processes": worker_view}
 

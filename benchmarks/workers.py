@@ -84,7 +84,24 @@ def _worker_cores(row: dict[str, typing.Any]) -> list[float]:
     return [core for core in cores if core >= 0.005] or cores[:1]
 
 
-def run_rounds(servers: dict[str, compare.System], args: argparse.Namespace, rows: list[dict[str, typing.Any]]) -> None:
+def writer_counters(admin_port: int) -> dict[str, float]:
+    """The server's group commits, the writes in them, and the invocations completed so far (GET /metrics, summed
+    over the workers)."""
+    status, body = compare._http("GET", admin_port, "/metrics")
+    if status != 200:
+        raise ServerDied(f"GET /metrics answered {status}")
+    wanted = {"durio_writer_batches_total": "commits", "durio_writer_ops_total": "writes",
+              "durio_invocations_completed_total": "completed"}
+    found = dict.fromkeys(wanted.values(), 0.0)
+    for line in body.decode().splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in wanted:
+            found[wanted[name]] += float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def run_rounds(servers: dict[str, compare.System], admin_ports: dict[str, int], args: argparse.Namespace,
+               rows: list[dict[str, typing.Any]]) -> None:
     order = list(servers)
     for round_index in range(args.rounds):
         turn = order if round_index % 2 == 0 else order[::-1]
@@ -94,8 +111,16 @@ def run_rounds(servers: dict[str, compare.System], args: argparse.Namespace, row
                     other = next(servers[c] for c in servers if c != config)
                     run.progress(f"  round {round_index + 1}/{args.rounds}: {name}, {concurrency} connections, "
                                  f"--workers {config} ...")
+                    before = writer_counters(admin_ports[config])
                     row = compare.measure_system(servers[config], other, WORKLOADS[name].scenario, concurrency, args,
                                                  args.duration, args.warmup)
+                    after = writer_counters(admin_ports[config])
+                    # Over the whole row (warm-up, window and drain): how many group commits (each one LMDB write
+                    # transaction and one fsync, taking turns on the environment's one write lock) per invocation.
+                    delta = {key: after[key] - before[key] for key in after}
+                    row["writer"] = {**delta, "commits_per_1k_invocations": delta["commits"] / delta["completed"] * 1000
+                                     if delta["completed"] else None,
+                                     "writes_per_commit": delta["writes"] / delta["commits"] if delta["commits"] else None}
                     rows.append({"round": round_index + 1, "workload": name, "workers": config, **row})
 
 
@@ -126,6 +151,7 @@ def summarize(rows: list[dict[str, typing.Any]], configs: list[str]) -> list[dic
                 "worker_cores": [statistics.median(cores[i] for cores in per_worker if len(cores) > i)
                                  for i in range(max((len(cores) for cores in per_worker), default=0))],
                 "other_work_cores": _median(mine, "other_work_cores"),
+                "commits_per_1k_invocations": _median([row["writer"] for row in mine], "commits_per_1k_invocations"),
                 "errors": sum(row["errors"] for row in mine),
             }
         first, second = entry[configs[0]], entry[configs[1]]
@@ -142,11 +168,12 @@ def _cores(values: list[float]) -> str:
 
 def round_table(rows: list[dict[str, typing.Any]]) -> str:
     header = ["round", "workload", "conc", "workers", "req/s", "p50 ms", "p99 ms", "CPU s/1k", "cores per process",
-              "loadgen CPU s/1k", "other work cores", "errors"]
+              "commits/1k inv", "loadgen CPU s/1k", "other work cores", "errors"]
     body = [[
         str(row["round"]), row["workload"], str(row["concurrency"]), row["workers"], _number(row["requests_per_s"], 0),
         _number(row["p50_ms"], 1), _number(row["p99_ms"], 1), _number(row.get("server_cpu_s_per_1k"), 2),
-        _cores(_worker_cores(row)), _number(row.get("client_cpu_s_per_1k"), 2), _number(row.get("other_work_cores"), 2),
+        _cores(_worker_cores(row)), _number(row.get("writer", {}).get("commits_per_1k_invocations"), 0),
+        _number(row.get("client_cpu_s_per_1k"), 2), _number(row.get("other_work_cores"), 2),
         str(row["errors"]),
     ] for row in rows]
     return _format(body, header, left_columns=4)
@@ -156,7 +183,7 @@ def summary_table(summary: list[dict[str, typing.Any]], configs: list[str]) -> s
     a, b = configs
     header = ["workload", "conc", f"req/s w{a}", f"req/s w{b}", f"w{a}/w{b}", "each round", "target",
               f"p99 ms w{a} / w{b}", f"CPU s/1k w{a} / w{b}", f"cores per worker w{a}", f"cores w{b}",
-              "loadgen CPU s/1k", "errors"]
+              f"commits/1k inv w{a} / w{b}", "loadgen CPU s/1k", "other work cores", "errors"]
     body = []
     for entry in summary:
         first, second = entry[a], entry[b]
@@ -170,7 +197,9 @@ def summary_table(summary: list[dict[str, typing.Any]], configs: list[str]) -> s
             f"{_number(first['p99_ms'], 1)} / {_number(second['p99_ms'], 1)}",
             f"{_number(first['server_cpu_s_per_1k'], 2)} / {_number(second['server_cpu_s_per_1k'], 2)}",
             _cores(first["worker_cores"]), _cores(second["worker_cores"]),
+            f"{_number(first['commits_per_1k_invocations'], 0)} / {_number(second['commits_per_1k_invocations'], 0)}",
             f"{_number(first['client_cpu_s_per_1k'], 2)} / {_number(second['client_cpu_s_per_1k'], 2)}",
+            f"{_number(first['other_work_cores'], 2)} / {_number(second['other_work_cores'], 2)}",
             f"{first['errors']}/{second['errors']}",
         ])
     return _format(body, header, left_columns=1)
@@ -207,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             servers[config], document[name] = compare.start_durio(work / name, logs, backend, config, name=name)
         document["machine_before_rows"] = machine_state(work)
         run.progress("measuring, alternating the two servers")
-        run_rounds(servers, args, document.setdefault("rows", []))
+        admin_ports = {config: document[f"durio-workers-{config}"]["admin_port"] for config in servers}
+        run_rounds(servers, admin_ports, args, document.setdefault("rows", []))
         document["machine_after_rows"] = machine_state(work)
         document["summary"] = summarize(document["rows"], args.workers)
     except (ServerDied, run.LoadgenFailed, ProcessGone) as exc:
@@ -239,8 +269,10 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
         print("\nMedians over the rounds:")
         print(summary_table(document["summary"], args.workers))
         print("(cores per worker: CPU seconds of each process over the window / window, busiest first, the idle "
-              "supervising parent left out; CPU s/1k: the whole process tree; other work cores: the machine's busy CPU "
-              "that was neither durio's nor the load generator's, i.e. other programs on this shared machine)")
+              "supervising parent left out; CPU s/1k: the whole process tree; commits/1k inv: group commits (one LMDB "
+              "write transaction and one fsync each) per 1,000 invocations completed, over the whole row, from /metrics; "
+              "other work cores: the machine's busy CPU that was neither durio's nor the load generator's, i.e. other "
+              "programs on this shared machine)")
     notes = error_notes(rows)
     if notes:
         print("\nErrors:\n" + notes)
