@@ -53,7 +53,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the ceilings, the parser, the data directory's place: shared with `make bench`)
 from machine import REPO, filesystem_type, machine_info, machine_state, state_line  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
-from procstats import ProcessGone, machine_cpu_seconds, memory_megabytes, process_tree, tree_cpu_seconds  # noqa: E402
+from procstats import (  # noqa: E402
+    ProcessGone, machine_cpu_seconds, memory_megabytes, process_tree, tree_cpu_seconds, tree_run_queue_wait_seconds,
+)
 from report import ceiling_table, compare_table, error_notes, finish, goal_table, machine_line  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
@@ -322,6 +324,7 @@ def measure_system(system: System, idle: System | None, scenario: dict[str, typi
         row["machine_busy_cores"] = machine["busy"] / row["duration_s"]
         row["other_work_cores"] = max(0.0, machine["busy"] - ours) / row["duration_s"]
         row["steal_cores"] = machine["steal"] / row["duration_s"]
+        row["run_queue_wait_threads"] = row["server_run_queue_wait_s"] / row["duration_s"]
     return row
 
 
@@ -341,6 +344,7 @@ def _loadgen_child(job: dict[str, typing.Any]) -> int:
     groups: dict[str, int] = job["groups"]
     readings: list[dict[str, tuple[float, dict[int, float]] | None]] = []
     machine: list[dict[str, float]] = []
+    waits: list[float] = []
 
     def read_groups(_pid: int | None) -> float | None:
         reading: dict[str, tuple[float, dict[int, float]] | None] = {}
@@ -351,6 +355,7 @@ def _loadgen_child(job: dict[str, typing.Any]) -> int:
                 reading[group] = None  # the component itself exited: its CPU is unknown
         readings.append(reading)
         machine.append(machine_cpu_seconds())
+        waits.append(sum(tree_run_queue_wait_seconds(groups[group]) for group in job["measured"]))
         measured = [reading[group] for group in job["measured"]]
         return None if any(value is None for value in measured) else sum(value[0] for value in measured)  # type: ignore[index]
 
@@ -370,6 +375,7 @@ def _loadgen_child(job: dict[str, typing.Any]) -> int:
     summary["server_cpu_by_process"] = by_process
     if len(machine) == 2:
         summary["machine_cpu_s"] = {kind: machine[1][kind] - machine[0][kind] for kind in machine[0]}
+        summary["server_run_queue_wait_s"] = waits[1] - waits[0]
     print(json.dumps(summary))
     return 0
 
@@ -528,7 +534,8 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
         print(goal_table([pair for pair in pairs if pair["concurrency"] == top], cores))
         print(f"(bound: {cores} cores x 1000 / (durio CPU s/1k + loadgen CPU s/1k), the most durio could serve if it and "
               f"the load generator had every core to themselves at this row's costs; 'cores busy' = (durio + loadgen) "
-              f"CPU s / window; 'other work cores': the rest of the machine's busy CPU in durio's window (other programs on this shared machine). Above 3x Restate = 3x is within reach at these costs; below = it is not, "
+              f"CPU s / window; 'other work cores': the rest of the machine's busy CPU in durio's window (other programs on this shared machine); "
+              f"'waiting for a CPU': durio's threads that were runnable but not running, on average over the window. Above 3x Restate = 3x is within reach at these costs; below = it is not, "
               f"whatever durio does with its workers.)")
         if any(pair["workload"] == "awakeable" for pair in pairs):
             print("(awakeable: a request is one cycle of 3 HTTP requests: send the waiter, resolve, attach)")

@@ -122,3 +122,26 @@ def machine_cpu_seconds() -> dict[str, float]:
         fields = [int(value) for value in file.readline().split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     return {"busy": (user + nice + system + irq + softirq) / _TICKS_PER_SECOND, "steal": steal / _TICKS_PER_SECOND}
+
+
+def tree_run_queue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of `pid` and its descendants have spent runnable but waiting for a CPU (the second
+    field of /proc/<pid>/task/<tid>/schedstat, summed over every thread alive now).
+
+    Over a window, divided by its length, it is how many of the server's threads were, on average, ready to
+    run while the machine's cores were busy with something else: on a shared machine, CPU the server wanted
+    and did not get. (Threads that exited within the window take their share with them.)
+    """
+    total_ns = 0
+    for member in process_tree(pid):
+        try:
+            tasks = os.listdir(f"/proc/{member}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{member}/task/{task}/schedstat", "rb") as file:
+                    total_ns += int(file.read().split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return total_ns / 1e9

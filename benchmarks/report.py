@@ -130,7 +130,7 @@ def goal_table(pairs: list[Row], cores: int) -> str:
     3x Restate's rate, 3x cannot be reached on this machine with this client, whatever durio does with its cores.
     """
     header = ["workload", "durio req/s", "3x Restate", "durio/Restate", "p99 d/R ms", "p99 lower",
-              "durio CPU s/1k", "Restate CPU s/1k", "loadgen CPU s/1k", "cores busy d+lg", "other work cores",
+              "durio CPU s/1k", "Restate CPU s/1k", "loadgen CPU s/1k", "cores busy d+lg", "other work cores", "waiting for a CPU",
               "bound req/s", "3x reachable"]
     body = []
     for pair in pairs:
@@ -149,7 +149,8 @@ def goal_table(pairs: list[Row], cores: int) -> str:
             f"{_number(durio['p99_ms'], 1)} / {_number(restate['p99_ms'], 1)}",
             "yes" if durio["p99_ms"] < restate["p99_ms"] else "NO",
             _number(durio_cpu, 2), _number(restate.get("server_cpu_s_per_1k"), 2), _number(client_cpu, 2),
-            _number(busy, 2), _number(durio.get("other_work_cores"), 2), _number(bound, 0), "-" if bound is None else ("yes" if bound >= target else "NO"),
+            _number(busy, 2), _number(durio.get("other_work_cores"), 2),
+            _number(durio.get("run_queue_wait_threads"), 2), _number(bound, 0), "-" if bound is None else ("yes" if bound >= target else "NO"),
         ])
     return _format(body, header, left_columns=1)
 

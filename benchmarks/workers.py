@@ -151,6 +151,7 @@ def summarize(rows: list[dict[str, typing.Any]], configs: list[str]) -> list[dic
                 "worker_cores": [statistics.median(cores[i] for cores in per_worker if len(cores) > i)
                                  for i in range(max((len(cores) for cores in per_worker), default=0))],
                 "other_work_cores": _median(mine, "other_work_cores"),
+                "run_queue_wait_threads": _median(mine, "run_queue_wait_threads"),
                 "commits_per_1k_invocations": _median([row["writer"] for row in mine], "commits_per_1k_invocations"),
                 "errors": sum(row["errors"] for row in mine),
             }
@@ -168,12 +169,13 @@ def _cores(values: list[float]) -> str:
 
 def round_table(rows: list[dict[str, typing.Any]]) -> str:
     header = ["round", "workload", "conc", "workers", "req/s", "p50 ms", "p99 ms", "CPU s/1k", "cores per process",
-              "commits/1k inv", "loadgen CPU s/1k", "other work cores", "errors"]
+              "commits/1k inv", "loadgen CPU s/1k", "other work cores", "waiting for a CPU", "errors"]
     body = [[
         str(row["round"]), row["workload"], str(row["concurrency"]), row["workers"], _number(row["requests_per_s"], 0),
         _number(row["p50_ms"], 1), _number(row["p99_ms"], 1), _number(row.get("server_cpu_s_per_1k"), 2),
         _cores(_worker_cores(row)), _number(row.get("writer", {}).get("commits_per_1k_invocations"), 0),
         _number(row.get("client_cpu_s_per_1k"), 2), _number(row.get("other_work_cores"), 2),
+        _number(row.get("run_queue_wait_threads"), 2),
         str(row["errors"]),
     ] for row in rows]
     return _format(body, header, left_columns=4)
@@ -183,7 +185,7 @@ def summary_table(summary: list[dict[str, typing.Any]], configs: list[str]) -> s
     a, b = configs
     header = ["workload", "conc", f"req/s w{a}", f"req/s w{b}", f"w{a}/w{b}", "each round", "target",
               f"p99 ms w{a} / w{b}", f"CPU s/1k w{a} / w{b}", f"cores per worker w{a}", f"cores w{b}",
-              f"commits/1k inv w{a} / w{b}", "loadgen CPU s/1k", "other work cores", "errors"]
+              f"commits/1k inv w{a} / w{b}", "loadgen CPU s/1k", "other work cores", "waiting for a CPU", "errors"]
     body = []
     for entry in summary:
         first, second = entry[a], entry[b]
@@ -200,6 +202,7 @@ def summary_table(summary: list[dict[str, typing.Any]], configs: list[str]) -> s
             f"{_number(first['commits_per_1k_invocations'], 0)} / {_number(second['commits_per_1k_invocations'], 0)}",
             f"{_number(first['client_cpu_s_per_1k'], 2)} / {_number(second['client_cpu_s_per_1k'], 2)}",
             f"{_number(first['other_work_cores'], 2)} / {_number(second['other_work_cores'], 2)}",
+            f"{_number(first['run_queue_wait_threads'], 2)} / {_number(second['run_queue_wait_threads'], 2)}",
             f"{first['errors']}/{second['errors']}",
         ])
     return _format(body, header, left_columns=1)
@@ -272,7 +275,8 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
               "supervising parent left out; CPU s/1k: the whole process tree; commits/1k inv: group commits (one LMDB "
               "write transaction and one fsync each) per 1,000 invocations completed, over the whole row, from /metrics; "
               "other work cores: the machine's busy CPU that was neither durio's nor the load generator's, i.e. other "
-              "programs on this shared machine)")
+              "programs on this shared machine; waiting for a CPU: durio's threads that were runnable but not running, "
+              "on average over the window, from /proc/<tid>/schedstat)")
     notes = error_notes(rows)
     if notes:
         print("\nErrors:\n" + notes)
