@@ -54,7 +54,8 @@ import run  # noqa: E402  (the ceilings, the parser, the data directory's place:
 from machine import REPO, filesystem_type, machine_info, machine_state, state_line  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
 from procstats import (  # noqa: E402
-    ProcessGone, machine_cpu_seconds, memory_megabytes, process_tree, tree_cpu_seconds, tree_run_queue_wait_seconds,
+    ProcessGone, machine_cpu_seconds, memory_megabytes, process_tree, run_queue_wait_between, tree_cpu_seconds,
+    tree_run_queue_waits,
 )
 from report import ceiling_table, compare_table, error_notes, finish, goal_table, machine_line  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
@@ -344,7 +345,7 @@ def _loadgen_child(job: dict[str, typing.Any]) -> int:
     groups: dict[str, int] = job["groups"]
     readings: list[dict[str, tuple[float, dict[int, float]] | None]] = []
     machine: list[dict[str, float]] = []
-    waits: list[float] = []
+    waits: list[dict[tuple[int, int], float]] = []
 
     def read_groups(_pid: int | None) -> float | None:
         reading: dict[str, tuple[float, dict[int, float]] | None] = {}
@@ -355,7 +356,7 @@ def _loadgen_child(job: dict[str, typing.Any]) -> int:
                 reading[group] = None  # the component itself exited: its CPU is unknown
         readings.append(reading)
         machine.append(machine_cpu_seconds())
-        waits.append(sum(tree_run_queue_wait_seconds(groups[group]) for group in job["measured"]))
+        waits.append({thread: wait for group in job["measured"] for thread, wait in tree_run_queue_waits(groups[group]).items()})
         measured = [reading[group] for group in job["measured"]]
         return None if any(value is None for value in measured) else sum(value[0] for value in measured)  # type: ignore[index]
 
@@ -375,7 +376,7 @@ def _loadgen_child(job: dict[str, typing.Any]) -> int:
     summary["server_cpu_by_process"] = by_process
     if len(machine) == 2:
         summary["machine_cpu_s"] = {kind: machine[1][kind] - machine[0][kind] for kind in machine[0]}
-        summary["server_run_queue_wait_s"] = waits[1] - waits[0]
+        summary["server_run_queue_wait_s"] = run_queue_wait_between(waits[0], waits[1])
     print(json.dumps(summary))
     return 0
 

@@ -124,15 +124,15 @@ def machine_cpu_seconds() -> dict[str, float]:
     return {"busy": (user + nice + system + irq + softirq) / _TICKS_PER_SECOND, "steal": steal / _TICKS_PER_SECOND}
 
 
-def tree_run_queue_wait_seconds(pid: int) -> float:
-    """Seconds the threads of `pid` and its descendants have spent runnable but waiting for a CPU (the second
-    field of /proc/<pid>/task/<tid>/schedstat, summed over every thread alive now).
+def tree_run_queue_waits(pid: int) -> dict[tuple[int, int], float]:
+    """Seconds each thread of `pid` and its descendants has spent runnable but waiting for a CPU, by (pid, tid):
+    the second field of /proc/<pid>/task/<tid>/schedstat.
 
-    Over a window, divided by its length, it is how many of the server's threads were, on average, ready to
-    run while the machine's cores were busy with something else: on a shared machine, CPU the server wanted
-    and did not get. (Threads that exited within the window take their share with them.)
+    Subtract two readings thread by thread (run_queue_wait_between): over a window, divided by its length,
+    it is how many of the server's threads were, on average, ready to run while the machine's cores were
+    busy with something else: on a shared machine, CPU the server wanted and did not get.
     """
-    total_ns = 0
+    waits: dict[tuple[int, int], float] = {}
     for member in process_tree(pid):
         try:
             tasks = os.listdir(f"/proc/{member}/task")
@@ -141,7 +141,13 @@ def tree_run_queue_wait_seconds(pid: int) -> float:
         for task in tasks:
             try:
                 with open(f"/proc/{member}/task/{task}/schedstat", "rb") as file:
-                    total_ns += int(file.read().split()[1])
+                    waits[(member, int(task))] = int(file.read().split()[1]) / 1e9
             except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
                 continue
-    return total_ns / 1e9
+    return waits
+
+
+def run_queue_wait_between(before: dict[tuple[int, int], float], after: dict[tuple[int, int], float]) -> float:
+    """The run-queue wait of the threads alive at the end, over the window (a thread started within it, from
+    zero); a thread that ended within the window takes its share with it, so this can only undercount."""
+    return sum(wait - before.get(thread, 0.0) for thread, wait in after.items())
