@@ -59,7 +59,7 @@ from histogram import Histogram  # noqa: E402
 from http_wire import ProtocolError, Response, ResponseReader, encode_request  # noqa: E402
 from machine import REPO, filesystem_type, machine_info  # noqa: E402
 from processes import ServerDied, ServerProcess, free_ports  # noqa: E402
-from procstats import ProcessGone  # noqa: E402
+from procstats import ProcessGone, process_tree  # noqa: E402
 from report import RESULTS_DIR, _format, machine_line  # noqa: E402
 from run import _data_parent  # noqa: E402
 
@@ -352,21 +352,29 @@ def kill9(server: ServerProcess) -> None:
 
 
 def memory(pid: int) -> dict[str, float]:
-    """From /proc/<pid>/status, in MiB: rss (VmRSS), anon (RssAnon: the heap), file (RssFile: mostly
-    LMDB's map), peak (VmHWM: the highest RSS so far)."""
+    """From /proc/<pid>/status of the server and every process under it (`durio serve` forks a worker per
+    CPU by default), summed, in MiB: rss (VmRSS), anon (RssAnon: the heap), file (RssFile: mostly LMDB's
+    map, which each worker that touches a page counts again), peak (VmHWM: the sum of each process's
+    highest RSS so far, an upper bound of the tree's peak)."""
     fields = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file", "VmHWM:": "peak"}
-    found = {}
-    try:
-        with open(f"/proc/{pid}/status") as file:
-            for line in file:
-                name = fields.get(line.split(None, 1)[0] if line.strip() else "")
-                if name:
-                    found[name] = round(int(line.split()[1]) / 1024, 1)
-    except FileNotFoundError:
-        raise ProcessGone(pid) from None
-    if "rss" not in found:
-        raise ProcessGone(pid)
-    return found
+    found: dict[str, float] = {}
+    for index, member in enumerate(process_tree(pid)):
+        mine = {}
+        try:
+            with open(f"/proc/{member}/status") as file:
+                for line in file:
+                    name = fields.get(line.split(None, 1)[0] if line.strip() else "")
+                    if name:
+                        mine[name] = int(line.split()[1]) / 1024
+        except FileNotFoundError:
+            mine = {}
+        if "rss" not in mine:  # gone, or a zombie
+            if index == 0:
+                raise ProcessGone(pid)
+            continue
+        for name, value in mine.items():
+            found[name] = found.get(name, 0.0) + value
+    return {name: round(value, 1) for name, value in found.items()}
 
 
 def data_file(data_dir: pathlib.Path) -> pathlib.Path:
