@@ -235,7 +235,7 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
     machine = document["machine"]
     print(f"\n{machine_line(machine)}")
     print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
-          f"fsync on\n")
+          f"fsync on; durio --workers {args.durio_workers} (RSS and CPU: the server's whole process tree)\n")
     rows = document.get("rows", [])
     if rows:
         backends = list(dict.fromkeys(row.get("backend", "trio") for row in rows))
