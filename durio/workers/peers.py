@@ -66,9 +66,13 @@ def _portable(exc: Exception) -> Exception:
         return RemoteError(f"{type(exc).__name__}: {exc}")
 
 
-async def _send_frame(stream: anyio.abc.ByteStream, frame: typing.Any) -> None:
+def _frame_bytes(frame: typing.Any) -> bytes:
     payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-    await stream.send(_LENGTH.pack(len(payload)) + payload)
+    return _LENGTH.pack(len(payload)) + payload
+
+
+async def _send_frame(stream: anyio.abc.ByteStream, frame: typing.Any) -> None:
+    await stream.send(_frame_bytes(frame))
 
 
 class _FrameReader:
@@ -222,10 +226,10 @@ class Peers:
             tells, link.tells = link.tells, []
             unsent, link.unsent = link.unsent, []
             try:
-                for verb, args in tells:
-                    await _send_frame(stream, ("tell", 0, verb, args))
-                for request_id, verb, args in unsent:
-                    await _send_frame(stream, ("request", request_id, verb, args))
+                # Everything ready goes out in one send: under load many frames wait at once.
+                await stream.send(b"".join(
+                    [_frame_bytes(("tell", 0, verb, args)) for verb, args in tells]
+                    + [_frame_bytes(("request", request_id, verb, args)) for request_id, verb, args in unsent]))
             except BaseException:
                 # Not sent: kept for the next connection, in order.
                 link.tells[:0] = tells
