@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 CHROMIUM_STAMP := $(VENV)/.chromium
+POSTGRES_STAMP := $(VENV)/.postgresql
 # The official Restate server, from the npm registry, for the interoperability tests and bench-compare.
 RESTATE_VERSION := 1.7.12
 RESTATE_STAMP := .tools/restate/.installed-$(RESTATE_VERSION)
@@ -27,6 +28,12 @@ $(CHROMIUM_STAMP): | $(STAMP)
 		|| { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 	touch $@
 
+# The cluster tests start a throwaway PostgreSQL from Debian's package (durio.cluster's source of truth).
+$(POSTGRES_STAMP): | $(STAMP)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql \
+		|| { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql; }
+	touch $@
+
 $(RESTATE_STAMP):
 	@command -v npm >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nodejs npm \
 		|| { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nodejs npm; }
@@ -38,7 +45,7 @@ $(RESTATE_STAMP):
 # The whole suite on Trio (the default backend), then on asyncio the first 5 tests of every file but the disk
 # soak (each file opens with its core cases; the servers the tests start run on asyncio too): the whole suite
 # twice would not fit in 15 minutes on 2 shared cores. DURIO_TEST_BACKENDS=asyncio alone runs all of it on asyncio.
-test: $(STAMP) $(CHROMIUM_STAMP) $(RESTATE_STAMP)
+test: $(STAMP) $(CHROMIUM_STAMP) $(POSTGRES_STAMP) $(RESTATE_STAMP)
 	$(BIN)/python -m pytest -q
 	DURIO_TEST_BACKENDS=asyncio DURIO_BACKEND=asyncio DURIO_TEST_SUBSET=5 $(BIN)/python -m pytest -q -m "not disk_soak"
 

@@ -95,6 +95,14 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                              "CPU; env DURIO_WORKERS, default auto)")
     parser.add_argument("--partitions", type=int, default=None,
                         help="the number of partitions of a new data directory (default 24; an existing one keeps its own)")
+    parser.add_argument("--cluster", metavar="URL", default=os.environ.get("DURIO_CLUSTER") or None,
+                        help="run as a node of a cluster on this PostgreSQL (postgresql://...), which holds the truth; "
+                             "the data directory is its local cache (preview: one node, one worker; env DURIO_CLUSTER)")
+    parser.add_argument("--node-name", metavar="NAME", default=os.environ.get("DURIO_NODE_NAME") or None,
+                        help="this node's name in the cluster (env DURIO_NODE_NAME, default the host name)")
+    parser.add_argument("--cluster-lease", metavar="SECONDS", type=float,
+                        default=float(os.environ.get("DURIO_CLUSTER_LEASE", "10")),
+                        help="how long a node's partition leases last unrenewed (env DURIO_CLUSTER_LEASE, default 10)")
     parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
                         help="sign requests to remote deployments with this Ed25519 key, as Restate does "
                              "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             from durio.backend import BackendError  # noqa: PLC0415
             from durio.config import ConfigError  # noqa: PLC0415 (keep `durio --help` fast)
             from durio.protocol.identity import IdentityKeyError  # noqa: PLC0415
-            from durio.server import CaFileError, serve  # noqa: PLC0415
+            from durio.server import CaFileError, ClusterOptionError, serve  # noqa: PLC0415
 
             if args.command == "serve":
                 # In this process `restate` is durio, so a file written for the official SDK (`import restate`,
@@ -210,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                 return serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
                              request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
                              config_file=args.config_file, backend=args.backend, deployment_ca_file=args.deployment_ca_file,
-                             workers=args.workers, partitions=args.partitions)
-            except (IdentityKeyError, ConfigError, BackendError, CaFileError, PartitionCountError, PortInUse) as exc:
+                             workers=args.workers, partitions=args.partitions, cluster=args.cluster,
+                             node_name=args.node_name, cluster_lease_s=args.cluster_lease)
+            except (IdentityKeyError, ConfigError, BackendError, CaFileError, PartitionCountError, PortInUse,
+                    ClusterOptionError) as exc:
                 raise CliError(str(exc)) from None
         run_admin_command(args)
     except (CliError, AdminError) as exc:

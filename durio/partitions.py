@@ -56,7 +56,7 @@ class PartitionTable:
         return len(self.owned) == self.count
 
     def of_key(self, partition_key: int) -> int:
-        return (partition_key * self.count) >> 64
+        return partition_of_key(partition_key, self.count)
 
     def of_id(self, invocation_id: str) -> int:
         """The partition of an invocation id (or of a derived id, such as a schedule's)."""
@@ -77,6 +77,11 @@ class PartitionTable:
             return None
         start, end = self.key_range(random.choice(tuple(self.owned)))
         return random.randint(start, end)
+
+
+def partition_of_key(partition_key: int, count: int) -> int:
+    """The partition (of `count`) whose range holds a 64-bit partition key."""
+    return (partition_key * count) >> 64
 
 
 def owned_by(count: int, index: int, workers: int) -> list[int]:

@@ -50,12 +50,23 @@ async def run_server(
     http_limits: HttpLimits | None = None,
     worker: typing.Any = None,
     partitions: int | None = None,
+    cluster: typing.Any = None,
     task_status: anyio.abc.TaskStatus[RunningServer] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the runtime and both HTTP listeners (each with its own `http_limits`) until cancelled.
 
     `worker` (a durio.workers.worker.WorkerSpec): this process is one of several workers sharing the data
-    directory and the ports; it serves its own partitions and forwards the rest to their owners."""
+    directory and the ports; it serves its own partitions and forwards the rest to their owners.
+    `cluster` (a durio.cluster.node.ClusterOptions): this process is a node of a cluster on PostgreSQL, which
+    holds the truth; the data directory is its cache, and every batch is shipped before it commits."""
+    if cluster is not None:
+        from durio.cluster.node import open_cluster_node
+
+        async with open_cluster_node(cluster, data_dir) as durability:
+            node_config = dataclasses.replace(config or RuntimeConfig(), durability=durability)
+            await run_server(services, data_dir=data_dir, ingress=ingress, admin=admin, config=node_config,
+                             http_limits=http_limits, worker=worker, task_status=task_status)
+        return
     if worker is None:
         runtime_context: typing.AsyncContextManager[Runtime] = _open_single_process_runtime(services, data_dir, config, partitions)
     else:
@@ -136,6 +147,9 @@ def serve(
     deployment_ca_file: str | None = None,
     workers: int | str | None = None,
     partitions: int | None = None,
+    cluster: str | None = None,
+    node_name: str | None = None,
+    cluster_lease_s: float | None = None,
 ) -> int:
     """Run durio embedded, with these services in-process, until SIGINT/SIGTERM.
 
@@ -144,6 +158,10 @@ def serve(
     starts with these services), restarts any that dies, and stops them on SIGTERM; they share the ports.
     `partitions`: how many partitions a new data directory gets (default 24; an existing one keeps its own).
     The exit status: 0, or 1 when a worker could not run.
+
+    `cluster` (a postgresql:// URL, else DURIO_CLUSTER): run as node `node_name` (else DURIO_NODE_NAME, else the
+    host name) of a cluster on that PostgreSQL, which holds the truth; leases last `cluster_lease_s` (default 10 s).
+    Preview: one node per cluster, one worker per node (`workers` is then 1). A bad option is a ClusterOptionError.
 
     `backend` is the event loop: "trio" (the default), "asyncio" or "uvloop" (the extra durio[uvloop]),
     else DURIO_BACKEND names it; a bad one is a durio.backend.BackendError (a ValueError) before anything
@@ -187,6 +205,12 @@ def serve(
     worker_count = resolve_workers(workers if workers is not None else 1)
     if partitions is not None:
         check_partition_count(partitions)
+    cluster = cluster or os.environ.get("DURIO_CLUSTER") or None
+    if cluster is not None:
+        options["cluster"] = cluster_options(cluster, node_name, cluster_lease_s, partitions)
+        if worker_count > 1:
+            log.info("a cluster node runs one worker for now: %d workers were asked for, 1 runs", worker_count)
+            worker_count = 1
     services = list(services)
     if worker_count == 1:
         with contextlib.suppress(KeyboardInterrupt):
@@ -208,6 +232,20 @@ def resolve_workers(workers: int | str) -> int:
     if not 1 <= count <= 256:
         raise WorkerCountError(f"workers must be between 1 and 256, not {count}")
     return count
+
+
+class ClusterOptionError(ValueError):
+    """A cluster option (URL, node name, lease) that cannot be used."""
+
+
+def cluster_options(url: str, node_name: str | None, lease_s: float | None, partitions: int | None) -> typing.Any:
+    from durio.cluster.node import DEFAULT_LEASE_S, ClusterOptions, default_node_name
+
+    name = node_name or os.environ.get("DURIO_NODE_NAME") or default_node_name()
+    try:
+        return ClusterOptions(url, name, DEFAULT_LEASE_S if lease_s is None else lease_s, partitions)
+    except ValueError as exc:
+        raise ClusterOptionError(str(exc)) from None
 
 
 class WorkerCountError(ValueError):

@@ -666,7 +666,7 @@ async def open_runtime(
     config = config or RuntimeConfig()
     registry = Registry(services, default_retention_ms=config.retention_ms, idempotency_retention_ms=config.idempotency_retention_ms,
                         workflow_retention_ms=config.workflow_retention_ms)
-    async with open_store(data_dir, sync=config.sync, map_size=config.map_size) as store:
+    async with open_store(data_dir, sync=config.sync, map_size=config.map_size, durability=config.durability) as store:
         async with anyio.create_task_group() as nursery:
             runtime = await nursery.start(Runtime(store, registry, config, partitions, peers).run)
             try:

@@ -61,3 +61,6 @@ class RuntimeConfig:
     # Tests only: cut the key space into this many partitions inside one process, and send everything that
     # crosses partitions as messages, as between workers (so the crash matrix reaches the message path).
     message_partitions: int | None = None
+    # A cluster node's PostgreSQL (a durio.storage.recording.Durability, from durio.cluster): every batch is
+    # shipped there before it commits locally. None: the local store is the truth.
+    durability: typing.Any = None

@@ -67,7 +67,7 @@ class AdminApp:
             await send_admin_error(send, exc.status, exc.message, exc.headers)
         except StorageError as exc:
             log.error("storage failed while serving %s: %s", scope.get("path"), exc)
-            await send_admin_error(send, 503, f"storage is unavailable: {exc}")
+            await send_admin_error(send, 503, f"storage is unavailable: {exc}", [(b"retry-after", b"1")])
         except PeerUnavailable as exc:
             await send_admin_error(send, 503, str(exc), [(b"retry-after", b"1")])
 

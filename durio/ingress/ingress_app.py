@@ -131,7 +131,7 @@ class IngressApp:
             await send_error(send, exc.status, exc.message, headers=exc.headers)
         except StorageError as exc:
             log.error("storage failed while serving %s: %s", scope.get("path"), exc)
-            await send_error(send, 503, f"storage is unavailable: {exc}")
+            await send_error(send, 503, f"storage is unavailable: {exc}", headers=[(b"retry-after", b"1")])
         except PeerUnavailable as exc:
             await send_error(send, 503, str(exc), headers=[(b"retry-after", b"1")])
         finally:

@@ -40,10 +40,14 @@ class Store:
 
 
 @contextlib.asynccontextmanager
-async def open_store(path: str | os.PathLike[str], *, sync: bool = True, map_size: int | None = None) -> typing.AsyncIterator[Store]:
-    """Open the store and run its writer for the duration of the block."""
+async def open_store(path: str | os.PathLike[str], *, sync: bool = True, map_size: int | None = None,
+                     durability: typing.Any = None) -> typing.AsyncIterator[Store]:
+    """Open the store and run its writer for the duration of the block.
+
+    `durability` (a durio.storage.recording.Durability): where every batch must be durable before it commits."""
     options = {"sync": sync} if map_size is None else {"sync": sync, "map_size": map_size}
     backend = await anyio.to_thread.run_sync(lambda: LmdbStore(path, **options))
+    backend.durability = durability
     store = Store(backend)
     try:
         async with anyio.create_task_group() as nursery:

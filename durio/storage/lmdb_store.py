@@ -22,6 +22,9 @@ from durio.storage import schema
 from durio.storage.frames import SCHEMA_VERSION
 from durio.storage.txn import Txn
 
+if typing.TYPE_CHECKING:
+    from durio.storage.recording import Durability
+
 T = typing.TypeVar("T")
 
 log = logging.getLogger("durio.storage")
@@ -106,6 +109,8 @@ class LmdbStore:
         self._gate = _ResizeGate()
         # Runs first in every write transaction (sibling worker processes share this environment: see Runtime).
         self.before_ops: typing.Callable[[Txn], None] | None = None
+        # Where every batch must be durable before it commits here (durio.cluster); None: LMDB is the truth.
+        self.durability: Durability | None = None
         if readonly:
             try:
                 self._dbs = {name: self._env.open_db(name, create=False) for name in schema.ALL_DATABASES}
@@ -207,6 +212,8 @@ class LmdbStore:
     def _commit_once(
         self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None,
     ) -> list[typing.Any]:
+        if self.durability is not None:
+            return self._commit_shipped(ops, before_commit, self.durability)
         outcomes: list[typing.Any] = []
         with self._env.begin(write=True, buffers=False) as parent:
             if self.before_ops is not None:
@@ -232,6 +239,83 @@ class LmdbStore:
             if before_commit is not None:
                 before_commit(Txn(parent, self._dbs))
         return outcomes
+
+    def _commit_shipped(
+        self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None,
+        durability: Durability,
+    ) -> list[typing.Any]:
+        """_commit_once, recording the batch's writes and shipping them to `durability` before committing.
+
+        A refusal (a StorageError from `ship`) leaves the `with` by raising, which aborts the LMDB transaction."""
+        from durio.storage.recording import RECEIPT_META, RecordingTxn, WriteSet, apply_writes
+
+        outcomes: list[typing.Any] = []
+        writes: WriteSet = {}
+        with self._env.begin(write=True, buffers=False) as parent:
+            missed = durability.catch_up()
+            if missed:
+                apply_writes(Txn(parent, self._dbs), missed)
+            if self.before_ops is not None:
+                self.before_ops(RecordingTxn(parent, self._dbs, writes))
+            for op in ops:
+                op_writes: WriteSet = {}
+                child = self._env.begin(write=True, parent=parent, buffers=False)
+                try:
+                    outcome = op(RecordingTxn(child, self._dbs, op_writes))
+                except lmdb.MapFullError:
+                    child.abort()
+                    raise
+                except lmdb.Error as exc:
+                    child.abort()
+                    if _is_disk_full(exc):
+                        raise
+                    outcomes.append(OpFailed(exc))
+                except Exception as exc:  # an op's own failure stays with that op, and so do its writes
+                    child.abort()
+                    outcomes.append(OpFailed(exc))
+                else:
+                    child.commit()
+                    writes.update(op_writes)
+                    outcomes.append(outcome)
+            if before_commit is not None:
+                before_commit(RecordingTxn(parent, self._dbs, writes))
+            receipt = durability.ship(writes)
+            Txn(parent, self._dbs).put_meta(RECEIPT_META, receipt)
+        return outcomes
+
+    def shipped_rows(self) -> typing.Iterator[tuple[bytes, bytes, bytes]]:
+        """(db, key, value) of every row a Durability holds, to seed it from this store (blocking)."""
+        from durio.storage.recording import RECEIPT_META, SHIPPED_DATABASES
+
+        with self._env.begin(write=False, buffers=False) as raw:
+            for db in SHIPPED_DATABASES:
+                for key, value in raw.cursor(db=self._dbs[db]):
+                    if db != schema.META or key != RECEIPT_META.encode():
+                        yield db, bytes(key), bytes(value)
+
+    def replace_all(self, rows: typing.Iterable[tuple[bytes, bytes, bytes]], receipt: typing.Any) -> int:
+        """Empty the store, write `rows` (db, key, value) into it and index them: a store loaded from its truth.
+
+        Returns how many rows were written. Blocking; the store must not be serving yet."""
+        from durio.storage.recording import RECEIPT_META
+
+        while True:
+            rows = list(rows)
+            try:
+                with self._env.begin(write=True, buffers=False) as raw:
+                    for db in schema.ALL_DATABASES:
+                        raw.drop(self._dbs[db], delete=False)
+                    for db, key, value in rows:
+                        raw.put(key, value, db=self._dbs[db])
+                    txn = Txn(raw, self._dbs)
+                    txn.rebuild_status_index()
+                    txn.put_meta("status_index", STATUS_INDEX_VERSION)
+                    if txn.get_meta("schema_version") is None:
+                        txn.put_meta("schema_version", SCHEMA_VERSION)
+                    txn.put_meta(RECEIPT_META, receipt)
+                return len(rows)
+            except lmdb.MapFullError:
+                self._grow()
 
     def _adopt_map_size(self) -> None:
         """Take the map size another process (a sibling worker) grew the shared environment to."""

@@ -11,7 +11,7 @@ import struct
 
 import msgpack
 
-from durio.ids import ID_BYTES, invocation_id_from_bytes, invocation_id_to_bytes
+from durio.ids import ID_BYTES, invocation_id_from_bytes, invocation_id_to_bytes, partition_key_of
 from durio.storage.records import STORED_STATUSES
 
 INVOCATIONS = b"invocations"  # id -> InvocationRecord
@@ -176,3 +176,25 @@ def pack_u64(value: int) -> bytes:
 
 def unpack_u64(raw: bytes) -> int:
     return _U64.unpack(raw)[0]
+
+
+# Where a row's partition key is: in the id that starts the key, in the id after a timer's due time, or
+# the hash of the object key in an object's rows. Messages name their partition outright; the rest
+# (deployments, schedules, meta) belongs to no partition.
+_ID_FIRST = frozenset((INVOCATIONS, JOURNAL, OUTBOX, REPLY_TO, SIGNALS, EVENTS))
+_OBJECT_ROWS = frozenset((STATE, INBOX, PROMISES, PROMISE_WAITERS))
+
+
+def row_partition_key(db: bytes, key: bytes) -> int | None:
+    """The partition key of a stored row (None: a global row, or a message, which names its partition)."""
+    if db in _ID_FIRST:
+        return _U64.unpack_from(key)[0]
+    if db == TIMERS:
+        return _U64.unpack_from(key, 8)[0]
+    if db in _OBJECT_ROWS:
+        return partition_key_of(split_object_prefix(key)[1])
+    return None
+
+
+def message_partition(key: bytes) -> int:
+    return struct.unpack_from(">H", key)[0]

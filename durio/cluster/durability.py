@@ -1,0 +1,349 @@
+"""PostgreSQL as the truth under a node's local LMDB store: every batch shipped, fenced, in one round trip.
+
+`PostgresDurability` is the storage's `Durability` (durio.storage.recording):
+the writer thread calls `ship` with a batch's write set before the LMDB commit.
+`ship` sends one transaction in one pipeline: `durio_fence` over every
+partition the batch touches (with this node's epochs), an upsert of the rows
+written and a delete of the rows deleted, each with unnest arrays. If the fence
+refuses (another node owns a partition now), the whole transaction is rolled
+back and `Fenced` raised; if PostgreSQL cannot be reached, `Unreachable`. Either
+way the LMDB transaction is aborted, so the node acknowledges nothing that
+PostgreSQL does not hold.
+
+A batch whose COMMIT was sent but not answered (the connection dropped) may or
+may not be in PostgreSQL. It is kept as pending; before the next batch,
+`catch_up` asks PostgreSQL whether its partitions' batch counters moved, and if
+they did, hands the batch back to be written locally too, so the local store
+never falls behind the truth it serves.
+
+Leases: the node holds an epoch per partition (durio.cluster.leases); the
+heartbeat renews them. The node also fences itself: it stops shipping once
+`lease_s - margin` has passed on its own monotonic clock since it sent its last
+good renewal (safety is the database's fence; this only stops a node that lost
+touch from doing work that will be refused).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import typing
+from dataclasses import dataclass
+
+import psycopg
+import psycopg.conninfo
+
+from durio.cluster import leases
+from durio.cluster.schema import DB_NAMES, DB_NUMBERS, FENCED_SQLSTATE, GLOBAL_PARTITION
+from durio.partitions import partition_of_key
+from durio.storage import StorageError
+from durio.storage import schema as storage_schema
+from durio.storage.recording import WriteSet
+
+log = logging.getLogger("durio.cluster")
+
+CONNECT_TIMEOUT_S = 3
+SELF_FENCE_MARGIN = 0.3  # of the lease: stop writing this long before the lease could have expired
+
+
+class NotDurable(StorageError):
+    """PostgreSQL did not take the batch: nothing of it was acknowledged."""
+
+
+class Fenced(NotDurable):
+    """A partition of the batch has a newer owner (its epoch moved on): this node may not write it any more."""
+
+
+class Unreachable(NotDurable):
+    """PostgreSQL could not be reached, or dropped the connection, so the batch was not acknowledged."""
+
+
+@dataclass
+class DurabilityStatistics:
+    batches: int = 0  # batches PostgreSQL committed
+    rows: int = 0  # rows they wrote or deleted
+    fenced: int = 0  # batches the fence refused
+    unreachable: int = 0  # batches not taken because PostgreSQL was out of reach
+    self_fenced: int = 0  # batches not sent because the leases could have expired
+    caught_up: int = 0  # unconfirmed batches that PostgreSQL turned out to hold
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/dbname of a connection string, without its password, for logs and errors."""
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(an unparseable connection string)"
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+
+def connect(dsn: str) -> psycopg.Connection[typing.Any]:
+    """A connection for one thread's use; raises Unreachable with the reason."""
+    try:
+        return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="durio")
+    except psycopg.Error as exc:
+        raise Unreachable(f"PostgreSQL at {describe_dsn(dsn)} cannot be reached: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        state = getattr(seen, "sqlstate", None)
+        if state:
+            return typing.cast(str, state)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class PostgresDurability:
+    """One node's writes to PostgreSQL. `ship` and `catch_up` run in the writer thread; leases in the heartbeat's."""
+
+    def __init__(self, dsn: str, owner: str, cluster_id: str, partitions: int, lease_s: float) -> None:
+        self.dsn = dsn
+        self.owner = owner
+        self.cluster_id = cluster_id
+        self.partitions = partitions
+        self.lease_s = lease_s
+        self.statistics = DurabilityStatistics()
+        self._lock = threading.Lock()
+        self._epochs: dict[int, int] = {}  # partition -> the epoch this node holds it at
+        self._seqs: dict[int, int] = {}  # partition -> batches committed for it, as this node last saw
+        self._lost: set[int] = set()
+        self._valid_until = 0.0  # monotonic: the leases might expire after this
+        self._pending: tuple[WriteSet, dict[int, int]] | None = None  # a batch whose commit was not answered
+        self._writer_connection: psycopg.Connection[typing.Any] | None = None
+        self._lease_connection: psycopg.Connection[typing.Any] | None = None
+
+    # ------------------------------------------------------------ leases (the heartbeat's thread)
+
+    def _leases(self) -> psycopg.Connection[typing.Any]:
+        if self._lease_connection is None or self._lease_connection.closed:
+            self._lease_connection = connect(self.dsn)
+        return self._lease_connection
+
+    def _lease_call(self, fn: typing.Callable[[psycopg.Connection[typing.Any]], typing.Any]) -> typing.Any:
+        try:
+            return fn(self._leases())
+        except psycopg.Error as exc:
+            self._close(self._lease_connection)
+            self._lease_connection = None
+            raise Unreachable(f"PostgreSQL at {describe_dsn(self.dsn)}: {_reason(exc)}") from None
+
+    def acquire(self, wanted: typing.Iterable[int]) -> set[int]:
+        """Take the leases of `wanted` that can be taken now; returns those still not held."""
+        wanted = set(wanted)
+        sent_at = time.monotonic()
+
+        def take(connection: psycopg.Connection[typing.Any]) -> dict[int, tuple[int, int]]:
+            taken = leases.acquire(connection, wanted - set(self._epochs), self.owner, self.lease_s)
+            with connection.transaction():
+                seqs = dict(connection.execute("SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)",
+                                               (sorted(taken),)).fetchall())
+                connection.execute(
+                    """INSERT INTO durio_nodes (name, incarnation) VALUES (%s, %s)
+                       ON CONFLICT (name) DO UPDATE SET incarnation = EXCLUDED.incarnation, heartbeat_at = now()""",
+                    (self.owner.split("@")[0], self.owner))
+            return {pid: (epoch, seqs[pid]) for pid, epoch in taken.items()}
+
+        taken = self._lease_call(take)
+        with self._lock:
+            for pid, (epoch, seq) in taken.items():
+                self._epochs[pid] = epoch
+                self._seqs[pid] = seq
+                self._lost.discard(pid)
+            if not self._lost and set(self._epochs) >= wanted:
+                self._valid_until = sent_at + self.lease_s * (1 - SELF_FENCE_MARGIN)
+            return wanted - set(self._epochs)
+
+    def renew(self) -> set[int]:
+        """Renew every lease held; returns the partitions lost now (another node took them over)."""
+        with self._lock:
+            epochs = dict(self._epochs)
+        sent_at = time.monotonic()
+
+        def extend(connection: psycopg.Connection[typing.Any]) -> set[int]:
+            lost = leases.renew(connection, epochs, self.lease_s)
+            with connection.transaction():
+                connection.execute("UPDATE durio_nodes SET heartbeat_at = now() WHERE incarnation = %s", (self.owner,))
+            return lost
+
+        lost = self._lease_call(extend)
+        with self._lock:
+            if lost:
+                self._lost |= lost
+                for pid in lost:
+                    self._epochs.pop(pid, None)
+            if not self._lost:
+                self._valid_until = sent_at + self.lease_s * (1 - SELF_FENCE_MARGIN)
+        return lost
+
+    def release(self) -> None:
+        with self._lock:
+            epochs, self._epochs = dict(self._epochs), {}
+            self._valid_until = 0.0
+        if epochs:
+            self._lease_call(lambda connection: leases.release(connection, epochs))
+
+    @property
+    def lost(self) -> set[int]:
+        with self._lock:
+            return set(self._lost)
+
+    def epochs(self) -> dict[int, int]:
+        with self._lock:
+            return dict(self._epochs)
+
+    # ------------------------------------------------------------ the local store's receipt
+
+    def receipt(self) -> list[typing.Any]:
+        """What the local store keeps beside its rows: whose cache it is, and which batches it holds."""
+        with self._lock:
+            return [self.cluster_id, [[pid, seq] for pid, seq in sorted(self._seqs.items())]]
+
+    def holds_nothing(self) -> bool:
+        """Whether PostgreSQL holds no row and no batch yet (a new cluster, to be seeded from a local store)."""
+        def query(connection: psycopg.Connection[typing.Any]) -> bool:
+            with connection.transaction():
+                row = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM durio_kv) AND "
+                                         "NOT EXISTS (SELECT 1 FROM durio_partitions WHERE batch_seq > 0)").fetchone()
+            return bool(row and row[0])
+
+        return typing.cast(bool, self._lease_call(query))
+
+    def load_rows(self) -> typing.Iterator[tuple[bytes, bytes, bytes]]:
+        """(LMDB database, key, value) of every row of the partitions this node holds, to rebuild its store."""
+        held = sorted(self.epochs())
+        connection = connect(self.dsn)
+        try:
+            with connection.transaction(), connection.cursor(name="durio_load") as cursor:
+                cursor.itersize = 5000
+                cursor.execute("SELECT db, key, value FROM durio_kv WHERE pid = ANY(%s) ORDER BY pid, db, key", (held,))
+                for db, key, value in cursor:
+                    yield DB_NAMES[db], bytes(key), bytes(value)
+        except psycopg.Error as exc:
+            raise Unreachable(f"loading from PostgreSQL at {describe_dsn(self.dsn)} failed: {_reason(exc)}") from None
+        finally:
+            connection.close()
+
+    # ------------------------------------------------------------ batches (the writer thread)
+
+    def partition_of_row(self, db: bytes, key: bytes) -> int:
+        if db == storage_schema.MESSAGES:
+            return storage_schema.message_partition(key) % self.partitions
+        partition_key = storage_schema.row_partition_key(db, key)
+        return GLOBAL_PARTITION if partition_key is None else partition_of_key(partition_key, self.partitions)
+
+    def _writer(self) -> psycopg.Connection[typing.Any]:
+        if self._writer_connection is None or self._writer_connection.closed:
+            self._writer_connection = connect(self.dsn)
+        return self._writer_connection
+
+    def catch_up(self) -> WriteSet | None:
+        if self._pending is None:
+            return None
+        writes, expected = self._pending
+        try:
+            connection = self._writer()
+            with connection.transaction():
+                found = dict(connection.execute("SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)",
+                                                (sorted(expected),)).fetchall())
+        except psycopg.Error as exc:
+            self._drop_writer()
+            raise Unreachable(f"PostgreSQL at {describe_dsn(self.dsn)}: {_reason(exc)}") from None
+        self._pending = None
+        if found != expected:
+            return None
+        log.warning("PostgreSQL committed a batch of %d rows whose answer was lost: writing it here too", len(writes))
+        self.statistics.caught_up += 1
+        with self._lock:
+            self._seqs.update(expected)
+        return writes
+
+    def ship(self, writes: WriteSet) -> list[typing.Any]:
+        if not writes:
+            return self.receipt()
+        by_partition: dict[int, None] = {}
+        upserts: tuple[list[int], list[int], list[bytes], list[bytes]] = ([], [], [], [])
+        deletes: tuple[list[int], list[int], list[bytes]] = ([], [], [])
+        for (db, key), value in writes.items():
+            pid = self.partition_of_row(db, key)
+            by_partition[pid] = None
+            if value is None:
+                deletes[0].append(pid)
+                deletes[1].append(DB_NUMBERS[db])
+                deletes[2].append(key)
+            else:
+                upserts[0].append(pid)
+                upserts[1].append(DB_NUMBERS[db])
+                upserts[2].append(key)
+                upserts[3].append(value)
+        pids = sorted(by_partition)
+        with self._lock:
+            lost = self._lost.intersection(pids) or set(pids) - set(self._epochs)
+            if lost:
+                self.statistics.fenced += 1
+                raise Fenced(f"this node no longer owns partitions {sorted(lost)}: it writes nothing more for them")
+            if time.monotonic() > self._valid_until:
+                self.statistics.self_fenced += 1
+                raise Unreachable("this node's leases could have expired (PostgreSQL did not renew them in time): "
+                                  "it writes nothing until they are renewed")
+            epochs = [self._epochs[pid] for pid in pids]
+            expected = {pid: self._seqs[pid] + 1 for pid in pids}
+        try:
+            connection = self._writer()
+            with connection.pipeline(), connection.transaction():
+                fence = connection.execute("SELECT fenced_pid, fenced_seq FROM durio_fence(%s::int[], %s::bigint[])",
+                                           (pids, epochs))
+                if upserts[0]:
+                    connection.execute(
+                        """INSERT INTO durio_kv (pid, db, key, value)
+                           SELECT * FROM unnest(%s::int[], %s::smallint[], %s::bytea[], %s::bytea[])
+                           ON CONFLICT (pid, db, key) DO UPDATE SET value = EXCLUDED.value""", upserts)
+                if deletes[0]:
+                    connection.execute(
+                        """DELETE FROM durio_kv AS k USING unnest(%s::int[], %s::smallint[], %s::bytea[]) AS d(pid, db, key)
+                           WHERE k.pid = d.pid AND k.db = d.db AND k.key = d.key""", deletes)
+            committed = dict(fence.fetchall())
+        except psycopg.Error as exc:
+            if _sqlstate(exc) == FENCED_SQLSTATE:
+                self.statistics.fenced += 1
+                with self._lock:
+                    self._lost.update(pids)  # which of them moved on does not matter: this node stops writing them
+                log.error("PostgreSQL refused a batch: partitions %s have a newer owner; this node stops writing them", pids)
+                raise Fenced(f"partitions {pids} have a newer owner: the batch was refused whole") from None
+            broken = self._writer_connection is None or self._writer_connection.closed
+            self._drop_writer()
+            self.statistics.unreachable += 1
+            if broken or isinstance(exc, psycopg.OperationalError):
+                self._pending = (writes, expected)  # the COMMIT may have landed: catch_up finds out
+            raise Unreachable(f"PostgreSQL at {describe_dsn(self.dsn)} did not take the batch: {_reason(exc)}") from None
+        except Unreachable:
+            self.statistics.unreachable += 1
+            raise
+        with self._lock:
+            self._seqs.update(committed)
+        self.statistics.batches += 1
+        self.statistics.rows += len(writes)
+        return self.receipt()
+
+    def _drop_writer(self) -> None:
+        self._close(self._writer_connection)
+        self._writer_connection = None
+
+    @staticmethod
+    def _close(connection: psycopg.Connection[typing.Any] | None) -> None:
+        if connection is not None:
+            try:
+                connection.close()
+            except psycopg.Error:
+                pass
+
+    def close(self) -> None:
+        self._drop_writer()
+        self._close(self._lease_connection)
+        self._lease_connection = None

@@ -1,0 +1,257 @@
+"""A node on PostgreSQL (durio.cluster): fenced batches, write sets, restore, and PostgreSQL going away.
+
+Every test runs against a real, throwaway PostgreSQL (tests/postgres.py) and real LMDB files; the
+server tests run `durio serve --cluster` as real processes.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import time
+import typing
+
+import anyio
+import httpx
+import pytest
+
+from durio.cluster.durability import Fenced, PostgresDurability, connect
+from durio.cluster.node import ClusterOptions, _open_cluster, ready_local_store
+from durio.cluster.schema import DB_NUMBERS, GLOBAL_PARTITION, SCHEMA_VERSION, migrate
+from durio.storage import StorageError
+from durio.storage import schema as s
+from durio.storage.lmdb_store import LmdbStore, OpFailed
+from durio.storage.recording import RECEIPT_META
+from durio.storage.txn import Txn
+from tests.conftest import TEST_APPS, ServerProcess
+from tests.postgres import Postgres, postgres  # noqa: F401  (the fixture)
+
+LEDGER_APP = TEST_APPS / "ledger_app.py"
+
+
+def open_node(postgres: Postgres, name: str, lease_s: float = 10.0, partitions: int = 4) -> PostgresDurability:  # noqa: F811
+    durability = _open_cluster(ClusterOptions(postgres.dsn, name, lease_s, partitions))
+    return durability
+
+
+def every_partition(durability: PostgresDurability) -> set[int]:
+    return {GLOBAL_PARTITION, *range(durability.partitions)}
+
+
+def stored_rows(postgres: Postgres, db: bytes) -> dict[bytes, bytes]:  # noqa: F811
+    return {bytes(key): bytes(value) for key, value in postgres.sql("SELECT key, value FROM durio_kv WHERE db = %s", DB_NUMBERS[db])}
+
+
+def set_state(service: str, key: str, name: str, value: bytes) -> typing.Callable[[Txn], None]:
+    return lambda txn: txn.set_state(service, key, name, value)
+
+
+def test_the_schema_is_created_once_and_carries_its_version(postgres: Postgres) -> None:  # noqa: F811
+    connection = connect(postgres.dsn)
+    try:
+        assert migrate(connection) == 0
+        assert migrate(connection) == SCHEMA_VERSION  # the second run finds it current and changes nothing
+    finally:
+        connection.close()
+    assert postgres.sql("SELECT version FROM durio_schema") == [(SCHEMA_VERSION,)]
+    node = open_node(postgres, "a", partitions=4)
+    assert node.partitions == 4
+    assert open_node(postgres, "b", partitions=8).partitions == 4  # fixed when the cluster was created
+    assert [pid for (pid,) in postgres.sql("SELECT pid FROM durio_partitions ORDER BY pid")] == [-1, 0, 1, 2, 3]
+
+
+def test_a_batch_ships_exactly_what_it_commits_locally(postgres: Postgres, tmp_path: pathlib.Path) -> None:  # noqa: F811
+    node = open_node(postgres, "a")
+    assert node.acquire(every_partition(node)) == set()
+    assert "seeded" in ready_local_store(node, str(tmp_path / "data"))  # as a node starts: the store's first rows
+    store = LmdbStore(tmp_path / "data")
+    store.durability = node
+    try:
+        def failing(txn: Txn) -> None:
+            txn.set_state("Cart", "bob", "items", b"lost")
+            raise ValueError("this op fails")
+
+        outcomes = store.commit_batch([
+            set_state("Cart", "alice", "items", b"one"),
+            set_state("Cart", "alice", "total", b"1"),
+            failing,
+            set_state("Cart", "alice", "items", b"two"),  # coalesced: only the last value travels
+            lambda txn: txn.clear_all_state("Cart", "carol"),
+        ])
+        assert isinstance(outcomes[2], OpFailed)
+        store.commit_batch([lambda txn: txn.clear_state("Cart", "alice", "total"), set_state("Cart", "carol", "n", b"3")])
+        store.commit_batch([lambda txn: txn.clear_all_state("Cart", "carol")])
+        assert store.read(lambda txn: list(txn.iter_state())) == [("Cart", "alice", "items", b"two")]
+        assert stored_rows(postgres, s.STATE) == {s.state_key("Cart", "alice", "items"): b"two"}
+        assert node.statistics.batches == 4  # the seed, then these three
+        # Every shipped row is in PostgreSQL with the bytes LMDB holds, the receipt aside.
+        shipped = {(DB_NUMBERS[db], key): value for db, key, value in store.shipped_rows()}
+        in_postgres = {(db, bytes(key)): bytes(value) for db, key, value in postgres.sql("SELECT db, key, value FROM durio_kv")}
+        assert shipped == in_postgres
+    finally:
+        store.close()
+
+
+def test_a_deposed_owners_batch_is_refused_whole_and_nothing_of_it_is_visible(
+        postgres: Postgres, tmp_path: pathlib.Path) -> None:  # noqa: F811
+    old = open_node(postgres, "old")
+    assert old.acquire(every_partition(old)) == set()
+    new = open_node(postgres, "new")
+    assert new.acquire(every_partition(new)) == every_partition(new)  # leased by "old": nothing taken
+    store = LmdbStore(tmp_path / "old-data")
+    store.durability = old
+    try:
+        store.commit_batch([set_state("Cart", "alice", "items", b"before")])
+        # "old" pauses past its lease (its leases expire on the database's clock), and "new" takes over.
+        postgres.sql("UPDATE durio_partitions SET expires_at = now() - interval '1 second'")
+        assert new.acquire(every_partition(new)) == set()
+        epochs = dict(postgres.sql("SELECT pid, epoch FROM durio_partitions"))
+        assert epochs == {pid: 2 for pid in every_partition(new)}
+
+        with pytest.raises(Fenced):  # a StorageError: the ingress answers 503
+            store.commit_batch([set_state("Cart", "alice", "items", b"zombie"), set_state("Cart", "dave", "items", b"zombie")])
+        assert old.statistics.fenced == 1
+        assert stored_rows(postgres, s.STATE) == {s.state_key("Cart", "alice", "items"): b"before"}
+        assert store.read(lambda txn: txn.get_state("Cart", "dave", "items")) is None  # the LMDB commit was aborted
+        assert store.read(lambda txn: txn.get_state("Cart", "alice", "items")) == b"before"
+        # It stays deposed: the next batch is refused before it is sent, and counted too.
+        with pytest.raises(StorageError):
+            store.commit_batch([set_state("Cart", "erin", "items", b"zombie")])
+        assert old.statistics.fenced == 2
+        assert b"zombie" not in {value for (value,) in postgres.sql("SELECT value FROM durio_kv")}
+        assert new.renew() == set() and old.renew() == every_partition(old) - set()  # only the new owner renews
+    finally:
+        store.close()
+
+
+def test_an_empty_data_directory_is_loaded_from_postgresql(postgres: Postgres, tmp_path: pathlib.Path) -> None:  # noqa: F811
+    node = open_node(postgres, "a")
+    node.acquire(every_partition(node))
+    first = tmp_path / "first"
+    assert "seeded" in ready_local_store(node, str(first))
+    store = LmdbStore(first)
+    store.durability = node
+    try:
+        store.commit_batch([set_state("Cart", "alice", "items", b"kept"), lambda txn: txn.put_meta("sequence", 41)])
+    finally:
+        store.close()
+    assert "reused" in ready_local_store(node, str(first))
+    shutil.rmtree(first)
+    assert "loaded" in ready_local_store(node, str(first))
+    store = LmdbStore(first)
+    try:
+        assert store.read(lambda txn: txn.get_state("Cart", "alice", "items")) == b"kept"
+        assert store.read(lambda txn: txn.get_meta("sequence")) == 41
+        assert store.read(lambda txn: txn.get_meta(RECEIPT_META)) == node.receipt()
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------ nodes as real processes
+
+
+def cluster_server(server_process: typing.Callable[..., ServerProcess], postgres: Postgres, name: str,  # noqa: F811
+                   lease_s: float = 3.0) -> ServerProcess:
+    return server_process(LEDGER_APP, name=name, args=["--cluster", postgres.dsn, "--node-name", name,
+                                                         "--cluster-lease", str(lease_s), "--partitions", "4"])
+
+
+async def test_a_node_whose_data_directory_was_deleted_rebuilds_it_and_finishes_its_work(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    server = cluster_server(server_process, postgres, "node-a")
+    await server.start()
+    sleeping = []
+    async with server.client() as client:
+        for i in range(4):
+            assert (await client.post(f"/Ledger/k{i}/append", json=f"item-{i}")).status_code == 200
+            response = await client.post(f"/Ledger/k{i}/hold/send", json=1500)
+            assert response.status_code == 202
+            sleeping.append(response.json()["invocationId"])
+    server.kill9()
+    shutil.rmtree(server.data_dir)
+    await server.start()
+    assert "loaded the local store from PostgreSQL" in server.new_output()
+    async with server.client() as client:
+        for i, invocation_id in enumerate(sleeping):
+            response = await client.get(f"/restate/attach/{invocation_id}")
+            assert response.status_code == 200, response.text
+            assert response.json() == [f"item-{i}", "hold-start", "hold-end"]
+    server.terminate()
+
+
+async def test_postgresql_stopped_under_load_refuses_requests_then_the_node_recovers_and_loses_nothing(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    server = cluster_server(server_process, postgres, "node-a")
+    await server.start()
+    acknowledged: dict[str, int] = {}
+    refused: list[str] = []
+    outage = anyio.Event()
+    keys = [f"k{i}" for i in range(4)]
+
+    async def append_until_acknowledged(client: httpx.AsyncClient, key: str, item: str) -> None:
+        while True:
+            try:
+                response = await client.post(f"/Ledger/{key}/append", json=item, headers={"idempotency-key": item})
+            except httpx.TransportError:
+                await anyio.sleep(0.2)
+                continue
+            if response.status_code == 200:
+                acknowledged[item] = response.json()
+                return
+            assert response.status_code == 503, response.text
+            assert response.headers.get("retry-after") == "1"
+            refused.append(item)
+            await anyio.sleep(0.2)
+
+    async def load(client: httpx.AsyncClient, key: str) -> None:
+        for n in range(40):
+            await append_until_acknowledged(client, key, f"{key}-{n}")
+            if n == 10 and key == keys[0]:
+                outage.set()
+
+    async with server.client() as client, anyio.create_task_group() as tasks:
+        for key in keys:
+            tasks.start_soon(load, client, key)
+        await outage.wait()
+        await anyio.to_thread.run_sync(postgres.stop)
+        down_since = time.monotonic()
+        await anyio.sleep(3)
+        assert not server.process.poll(), "the node must outlive PostgreSQL's outage"
+        await anyio.to_thread.run_sync(postgres.start)
+        up_after = time.monotonic() - down_since
+    assert refused, f"nothing was refused in {up_after:.1f} s without PostgreSQL"
+    async with server.client() as client:
+        for key in keys:
+            entries = (await client.post(f"/Ledger/{key}/entries", json=None)).json()
+            assert entries == [f"{key}-{n}" for n in range(40)]  # every acknowledged append once, in order
+    server.kill9()
+    shutil.rmtree(server.data_dir)  # and PostgreSQL holds all of it
+    await server.start()
+    async with server.client() as client:
+        for key in keys:
+            assert (await client.post(f"/Ledger/{key}/entries", json=None)).json() == [f"{key}-{n}" for n in range(40)]
+    server.terminate()
+
+
+async def test_a_node_started_without_postgresql_waits_for_it(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    postgres.stop()
+    server = cluster_server(server_process, postgres, "node-a")
+    starting = anyio.Event()
+
+    async def start() -> None:
+        starting.set()
+        await server.start(timeout=60)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(start)
+        await starting.wait()
+        deadline = time.monotonic() + 20
+        while "cannot be reached" not in server.output() and time.monotonic() < deadline:
+            await anyio.sleep(0.1)
+        assert "retrying in" in server.output()
+        assert server.process is not None and server.process.poll() is None
+        await anyio.to_thread.run_sync(postgres.start)
+    async with server.client() as client:
+        assert (await client.post("/Ledger/k/append", json="x")).json() == 1
+    server.terminate()
