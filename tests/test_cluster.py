@@ -255,3 +255,25 @@ async def test_a_node_started_without_postgresql_waits_for_it(
     async with server.client() as client:
         assert (await client.post("/Ledger/k/append", json="x")).json() == 1
     server.terminate()
+
+
+async def test_a_node_whose_partitions_were_taken_over_refuses_every_write_and_counts_them(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    server = cluster_server(server_process, postgres, "node-a")
+    await server.start()
+    async with server.client() as client:
+        assert (await client.post("/Ledger/k/append", json="before")).json() == 1
+        # Another node takes every partition over (what `acquire` does once a lease has expired).
+        postgres.sql("UPDATE durio_partitions SET epoch = epoch + 1, owner = 'node-b@1', expires_at = now() + interval '1 minute'")
+        for _ in range(2):
+            response = await client.post("/Ledger/k/append", json="zombie")
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+    async with server.client(admin=True) as admin:
+        metrics = (await admin.get("/metrics")).text
+    refused = [line for line in metrics.splitlines() if line.startswith('durio_cluster_refused_batches_total{reason="fenced"}')]
+    assert refused and float(refused[0].split()[-1]) >= 2
+    assert not any(b"zombie" in bytes(value) for (value,) in postgres.sql("SELECT value FROM durio_kv"))
+    assert any(b"before" in bytes(value) for (value,) in postgres.sql("SELECT value FROM durio_kv"))
+    assert "were taken over by another node" in server.output() or "newer owner" in server.output()
+    server.kill9()

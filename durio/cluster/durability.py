@@ -59,6 +59,10 @@ class Unreachable(NotDurable):
     """PostgreSQL could not be reached, or dropped the connection, so the batch was not acknowledged."""
 
 
+class LeaseExpired(NotDurable):
+    """This node could not renew its leases in time: it sends nothing until it has renewed them."""
+
+
 @dataclass
 class DurabilityStatistics:
     batches: int = 0  # batches PostgreSQL committed
@@ -290,7 +294,7 @@ class PostgresDurability:
                 raise Fenced(f"this node no longer owns partitions {sorted(lost)}: it writes nothing more for them")
             if time.monotonic() > self._valid_until:
                 self.statistics.self_fenced += 1
-                raise Unreachable("this node's leases could have expired (PostgreSQL did not renew them in time): "
+                raise LeaseExpired("this node's leases could have expired (PostgreSQL did not renew them in time): "
                                   "it writes nothing until they are renewed")
             epochs = [self._epochs[pid] for pid in pids]
             expected = {pid: self._seqs[pid] + 1 for pid in pids}

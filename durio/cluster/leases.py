@@ -5,7 +5,7 @@ fence: any batch of the previous owner that commits afterwards fails
 `durio_fence`. A partition can be acquired when it is free, its lease has
 expired (by the database's `now()`, so node clocks do not matter), or its last
 owner has this node's name (the same node restarting: its previous process is
-gone or about to be fenced).
+gone or about to be fenced). An owner is `name@incarnation`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ def acquire(connection: typing.Any, partitions: typing.Iterable[int], owner: str
     with connection.transaction():
         rows = connection.execute(
             """UPDATE durio_partitions SET epoch = epoch + 1, owner = %s, expires_at = now() + make_interval(secs => %s)
-               WHERE pid = ANY(%s) AND (expires_at IS NULL OR expires_at < now() OR owner = %s)
+               WHERE pid = ANY(%s) AND (expires_at IS NULL OR expires_at < now() OR split_part(owner, '@', 1) = %s)
                RETURNING pid, epoch""",
-            (owner, lease_s, sorted(partitions), owner),
+            (owner, lease_s, sorted(partitions), owner.split("@")[0]),
         ).fetchall()
     return {pid: epoch for pid, epoch in rows}
 

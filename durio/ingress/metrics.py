@@ -63,4 +63,15 @@ class MetricsRenderer:
                [("", total("writer_batches"))])
         metric("durio_writer_ops_total", "counter", "Writes committed by the group-commit writer.", [("", total("writer_ops"))])
         metric("durio_writer_queued", "gauge", "Writes waiting for the next group commit.", [("", total("writer_queued"))])
+        cluster = getattr(runtime.config.durability, "statistics", None)  # a durio.cluster DurabilityStatistics
+        if cluster is not None:
+            metric("durio_cluster_batches_total", "counter", "Batches PostgreSQL committed for this node.", [("", cluster.batches)])
+            metric("durio_cluster_rows_total", "counter", "Rows those batches wrote or deleted.", [("", cluster.rows)])
+            metric("durio_cluster_refused_batches_total", "counter",
+                   "Batches not committed: fenced (another node owns a partition), unreachable (PostgreSQL), "
+                   "lease (the leases could have expired).",
+                   [('{reason="fenced"}', cluster.fenced), ('{reason="unreachable"}', cluster.unreachable),
+                    ('{reason="lease"}', cluster.self_fenced)])
+            metric("durio_cluster_caught_up_batches_total", "counter",
+                   "Batches whose commit answer was lost that PostgreSQL turned out to hold.", [("", cluster.caught_up)])
         return ("\n".join(lines) + "\n").encode()
