@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import typing
 
 import pytest
@@ -101,3 +102,73 @@ def postgres() -> typing.Iterator[Postgres]:
             except RuntimeError:
                 pass
         shutil.rmtree(root, ignore_errors=True)
+
+
+class CuttingProxy:
+    """A TCP relay to PostgreSQL that can cut a connection at the worst moments, for unknown-outcome tests.
+
+    `cut_before_request()`: the next bytes a client sends are dropped and the connection closed (the server
+    never sees them). `cut_before_answer()`: the client's next bytes reach the server, and the connection is
+    closed when the server answers, so the client never learns what happened (a COMMIT that may have landed).
+    """
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._cut: str | None = None
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def dsn(self, postgres: Postgres) -> str:
+        return postgres.dsn.replace(f":{postgres.port}/", f":{self.port}/")
+
+    def cut_before_request(self) -> None:
+        self._cut = "request"
+
+    def cut_before_answer(self) -> None:
+        self._cut = "answer"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            thread = threading.Thread(target=self._relay, args=(client, server), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        import select
+
+        try:
+            while True:
+                ready, _, _ = select.select([client, server], [], [], 0.2)
+                if self._closed:
+                    return
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    with self._lock:
+                        if sock is client and self._cut == "request":
+                            self._cut = None
+                            return
+                        if sock is server and self._cut == "answer" and b"COMMIT\x00" in data:
+                            self._cut = None
+                            return
+                    (server if sock is client else client).sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            server.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()

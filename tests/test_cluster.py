@@ -24,7 +24,7 @@ from durio.storage.lmdb_store import LmdbStore, OpFailed
 from durio.storage.recording import RECEIPT_META
 from durio.storage.txn import Txn
 from tests.conftest import TEST_APPS, ServerProcess
-from tests.postgres import Postgres, postgres  # noqa: F401  (the fixture)
+from tests.postgres import CuttingProxy, Postgres, postgres  # noqa: F401  (the fixture)
 
 LEDGER_APP = TEST_APPS / "ledger_app.py"
 
@@ -277,3 +277,35 @@ async def test_a_node_whose_partitions_were_taken_over_refuses_every_write_and_c
     assert any(b"before" in bytes(value) for (value,) in postgres.sql("SELECT value FROM durio_kv"))
     assert "were taken over by another node" in server.output() or "newer owner" in server.output()
     server.kill9()
+
+
+@pytest.mark.parametrize("cut", ["before_answer", "before_request"])
+def test_a_batch_whose_commit_went_unanswered_is_found_out_before_the_next_one(
+        postgres: Postgres, tmp_path: pathlib.Path, cut: str) -> None:  # noqa: F811
+    proxy = CuttingProxy(postgres.port)
+    node = _open_cluster(ClusterOptions(proxy.dsn(postgres), "a", 10.0, 4))
+    node.acquire(every_partition(node))
+    ready_local_store(node, str(tmp_path / "data"))
+    store = LmdbStore(tmp_path / "data")
+    store.durability = node
+    try:
+        store.commit_batch([set_state("Cart", "alice", "items", b"before")])
+        getattr(proxy, f"cut_{cut}")()
+        with pytest.raises(StorageError):
+            store.commit_batch([set_state("Cart", "bob", "items", b"unanswered")])
+        assert store.read(lambda txn: txn.get_state("Cart", "bob", "items")) is None  # never acknowledged here
+        landed = s.state_key("Cart", "bob", "items") in stored_rows(postgres, s.STATE)
+        assert landed == (cut == "before_answer")
+
+        store.commit_batch([set_state("Cart", "carol", "items", b"after")])
+        # The local store holds exactly what PostgreSQL holds: the unanswered batch too, if it landed.
+        assert node.statistics.caught_up == (1 if landed else 0)
+        assert (store.read(lambda txn: txn.get_state("Cart", "bob", "items")) == b"unanswered") == landed
+        shipped = {(DB_NUMBERS[db], key): value for db, key, value in store.shipped_rows()}
+        in_postgres = {(db, bytes(key)): bytes(value) for db, key, value in postgres.sql("SELECT db, key, value FROM durio_kv")}
+        assert shipped == in_postgres
+        assert store.read(lambda txn: txn.get_meta(RECEIPT_META)) == node.receipt()
+    finally:
+        store.close()
+        node.close()
+        proxy.close()
