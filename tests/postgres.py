@@ -8,10 +8,12 @@ free loopback port only, its socket in its own directory, with fsync on (the tes
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
 import pathlib
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -45,6 +47,12 @@ class Postgres:
         self.port = _free_port()
         self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
         self.dsn = f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def on_database(self, name: str) -> "Postgres":
+        """The same server, with `dsn` and `sql` on database `name`."""
+        view = copy.copy(self)
+        view.dsn = f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
+        return view
 
     def _run(self, *command: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -83,8 +91,9 @@ class Postgres:
             return cursor.fetchall() if cursor.description else []
 
 
-@pytest.fixture
-def postgres() -> typing.Iterator[Postgres]:
+@pytest.fixture(scope="session")
+def postgres_server() -> typing.Iterator[Postgres]:
+    """One server for the session (initdb costs seconds); each test gets its own database in it."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql package")
@@ -102,6 +111,19 @@ def postgres() -> typing.Iterator[Postgres]:
             except RuntimeError:
                 pass
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server: Postgres, request: pytest.FixtureRequest) -> typing.Iterator[Postgres]:
+    """A fresh, empty database on the session's server (started again if a test left it stopped)."""
+    if not postgres_server.running():
+        postgres_server.start()
+    name = "test_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[-50:]
+    postgres_server.sql(f'DROP DATABASE IF EXISTS "{name}"')
+    postgres_server.sql(f'CREATE DATABASE "{name}"')
+    yield postgres_server.on_database(name)
+    if not postgres_server.running():
+        postgres_server.start()
 
 
 class CuttingProxy:

@@ -24,9 +24,10 @@ from durio.storage.lmdb_store import LmdbStore, OpFailed
 from durio.storage.recording import RECEIPT_META
 from durio.storage.txn import Txn
 from tests.conftest import TEST_APPS, ServerProcess
-from tests.postgres import CuttingProxy, Postgres, postgres  # noqa: F401  (the fixture)
+from tests.postgres import CuttingProxy, Postgres, postgres, postgres_server  # noqa: F401  (the fixtures)
 
 LEDGER_APP = TEST_APPS / "ledger_app.py"
+APPENDS = 25  # per key, in the outage test
 
 
 def open_node(postgres: Postgres, name: str, lease_s: float = 10.0, partitions: int = 4) -> PostgresDurability:  # noqa: F811
@@ -204,7 +205,7 @@ async def test_postgresql_stopped_under_load_refuses_requests_then_the_node_reco
             await anyio.sleep(0.2)
 
     async def load(client: httpx.AsyncClient, key: str) -> None:
-        for n in range(40):
+        for n in range(APPENDS):
             await append_until_acknowledged(client, key, f"{key}-{n}")
             if n == 10 and key == keys[0]:
                 outage.set()
@@ -223,13 +224,13 @@ async def test_postgresql_stopped_under_load_refuses_requests_then_the_node_reco
     async with server.client() as client:
         for key in keys:
             entries = (await client.post(f"/Ledger/{key}/entries", json=None)).json()
-            assert entries == [f"{key}-{n}" for n in range(40)]  # every acknowledged append once, in order
+            assert entries == [f"{key}-{n}" for n in range(APPENDS)]  # every acknowledged append once, in order
     server.kill9()
     shutil.rmtree(server.data_dir)  # and PostgreSQL holds all of it
     await server.start()
     async with server.client() as client:
         for key in keys:
-            assert (await client.post(f"/Ledger/{key}/entries", json=None)).json() == [f"{key}-{n}" for n in range(40)]
+            assert (await client.post(f"/Ledger/{key}/entries", json=None)).json() == [f"{key}-{n}" for n in range(APPENDS)]
     server.terminate()
 
 
