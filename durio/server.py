@@ -65,7 +65,7 @@ async def run_server(
         async with open_cluster_node(cluster, data_dir) as durability:
             node_config = dataclasses.replace(config or RuntimeConfig(), durability=durability)
             await run_server(services, data_dir=data_dir, ingress=ingress, admin=admin, config=node_config,
-                             http_limits=http_limits, worker=worker, task_status=task_status)
+                             http_limits=http_limits, worker=worker, partitions=durability.partitions, task_status=task_status)
         return
     if worker is None:
         runtime_context: typing.AsyncContextManager[Runtime] = _open_single_process_runtime(services, data_dir, config, partitions)

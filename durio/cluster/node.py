@@ -34,6 +34,7 @@ from durio.cluster.schema import GLOBAL_PARTITION, ensure_cluster, migrate
 from durio.partitions import DEFAULT_PARTITIONS, check_partition_count
 from durio.storage.lmdb_store import LmdbStore
 from durio.storage.recording import RECEIPT_META, WriteSet
+from durio.storage.txn import Txn
 
 log = logging.getLogger("durio.cluster")
 
@@ -84,24 +85,42 @@ def _open_cluster(options: ClusterOptions) -> PostgresDurability:
     return PostgresDurability(options.dsn, incarnation, cluster_id, partitions, options.lease_s)
 
 
+# The meta row where a data directory records its number of partitions (durio.workers.ownership reads it).
+PARTITIONS_META = "partitions"
+
+
 def ready_local_store(durability: PostgresDurability, data_dir: str) -> str:
     """Make the local store a current cache of PostgreSQL's rows; returns what was done, for the log."""
     store = LmdbStore(data_dir)
     try:
-        receipt = store.read(lambda txn: txn.get_meta(RECEIPT_META))
-        current = durability.receipt()
-        if receipt == current:
-            return "reused the local store: it holds every batch PostgreSQL holds"
-        if durability.holds_nothing():
-            writes: WriteSet = {(db, key): value for db, key, value in store.shipped_rows()}
-            shipped = durability.ship(writes)
-            store.commit_batch([lambda txn: txn.put_meta(RECEIPT_META, shipped)])
-            return f"seeded PostgreSQL with the local store's {len(writes)} rows"
-        loaded = store.replace_all(durability.load_rows(), durability.receipt())
-        why = "it is empty" if receipt is None else "it is behind PostgreSQL or another cluster's"
-        return f"loaded the local store from PostgreSQL ({loaded} rows): {why}"
+        done = _make_current(store, durability)
+        # The store records the cluster's number of partitions, through PostgreSQL like every other write,
+        # before the runtime reads it (which would otherwise record its own, in the local store alone).
+        store.durability = durability
+        def record_partitions(txn: Txn) -> None:
+            if txn.get_meta(PARTITIONS_META) != durability.partitions:
+                txn.put_meta(PARTITIONS_META, durability.partitions)
+
+        store.commit_batch([record_partitions])
+        return done
     finally:
         store.close()
+
+
+def _make_current(store: LmdbStore, durability: PostgresDurability) -> str:
+    """Reuse the store if it holds every batch PostgreSQL holds; else seed PostgreSQL from it, or load it."""
+    receipt = store.read(lambda txn: txn.get_meta(RECEIPT_META))
+    current = durability.receipt()
+    if receipt == current:
+        return "reused the local store: it holds every batch PostgreSQL holds"
+    if durability.holds_nothing():
+        writes: WriteSet = {(db, key): value for db, key, value in store.shipped_rows()}
+        shipped = durability.ship(writes)
+        store.commit_batch([lambda txn: txn.put_meta(RECEIPT_META, shipped)])
+        return f"seeded PostgreSQL with the local store's {len(writes)} rows"
+    loaded = store.replace_all(durability.load_rows(), durability.receipt())
+    why = "it is empty" if receipt is None else "it is behind PostgreSQL or another cluster's"
+    return f"loaded the local store from PostgreSQL ({loaded} rows): {why}"
 
 
 async def _reach(options: ClusterOptions) -> PostgresDurability:
