@@ -21,7 +21,7 @@ from durio.cluster.schema import DB_NUMBERS, GLOBAL_PARTITION, SCHEMA_VERSION, m
 from durio.storage import StorageError
 from durio.storage import schema as s
 from durio.storage.lmdb_store import LmdbStore, OpFailed
-from durio.storage.recording import RECEIPT_META
+from durio.storage.recording import RECEIPT_META, SHIPPED_DATABASES
 from durio.storage.txn import Txn
 from tests.conftest import TEST_APPS, ServerProcess
 from tests.postgres import CuttingProxy, Postgres, postgres, postgres_server  # noqa: F401  (the fixtures)
@@ -45,6 +45,11 @@ def stored_rows(postgres: Postgres, db: bytes) -> dict[bytes, bytes]:  # noqa: F
 
 def set_state(service: str, key: str, name: str, value: bytes) -> typing.Callable[[Txn], None]:
     return lambda txn: txn.set_state(service, key, name, value)
+
+
+def test_every_database_the_store_ships_has_a_number_in_postgresql() -> None:
+    assert set(DB_NUMBERS) == set(SHIPPED_DATABASES)
+    assert len(set(DB_NUMBERS.values())) == len(DB_NUMBERS)
 
 
 def test_the_schema_is_created_once_and_carries_its_version(postgres: Postgres) -> None:  # noqa: F811

@@ -153,6 +153,17 @@ async def _take_every_lease(durability: PostgresDurability) -> None:
         delay_s = min(delay_s * 2, RETRY_MAX_S)
 
 
+async def _ready_local_store_when_reachable(durability: PostgresDurability, data_dir: str) -> str:
+    delay_s = 0.5
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(ready_local_store, durability, data_dir)
+        except Unreachable as exc:
+            log.error("cannot ready the local store: %s; retrying in %.1f s", exc, delay_s)
+        await anyio.sleep(delay_s)
+        delay_s = min(delay_s * 2, RETRY_MAX_S)
+
+
 async def _heartbeat(durability: PostgresDurability, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
     """Renew the leases every quarter lease; a lost lease stops this node's writes for good (it must restart)."""
     task_status.started()
@@ -180,7 +191,7 @@ async def open_cluster_node(options: ClusterOptions, data_dir: str | os.PathLike
     durability = await _reach(options)
     try:
         await _take_every_lease(durability)
-        done = await anyio.to_thread.run_sync(ready_local_store, durability, os.fspath(data_dir))
+        done = await _ready_local_store_when_reachable(durability, os.fspath(data_dir))
         log.info("node %s holds %d partitions of the cluster at %s; %s", options.node_name, durability.partitions,
                  describe_dsn(options.dsn), done)
         async with anyio.create_task_group() as tasks:
