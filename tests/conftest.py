@@ -155,6 +155,10 @@ _LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
 class ServerProcess:
     """`durio serve APP` as a real child process, for kill -9 tests."""
 
+    # Every process started, so that the session can stop those a failed test left running (a supervising
+    # parent left running would keep its workers, ports and data directory busy).
+    started: typing.ClassVar[list[subprocess.Popen[bytes]]] = []
+
     def __init__(self, app: pathlib.Path | str | None, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None,
                  args: list[str] | None = None) -> None:
         self.app = str(app) if app is not None else ""
@@ -183,6 +187,7 @@ class ServerProcess:
              "--ingress", self.ingress_bind, "--admin", self.admin_bind, *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
         )
+        ServerProcess.started.append(self.process)
         log.close()
         deadline = time.monotonic() + timeout
         urls: dict[str, str] = {}
@@ -273,3 +278,10 @@ async def invoke(runtime: typing.Any, service: str, handler: str, body: typing.A
     if isinstance(result, Failure):
         return result
     return _json.loads(result) if result else None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for process in ServerProcess.started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
