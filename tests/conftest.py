@@ -64,7 +64,48 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("anyio_backend", backends, indirect=True)
 
 
+# ---------------------------------------------------------------- the quick tier
+# `pytest -m "not slow"` runs what needs no server: tests/unit and the other tests of pure logic, in seconds.
+# A test is slow when it starts a real server, in this process (it takes the `nursery` that start_in_process
+# runs servers in) or as a process (`server_process`), or when its file is one of these:
+SLOW_FILES = {
+    "tests/conformance/": "Restate's SDK test suite, against durio remote and embedded",
+    "tests/test_soak.py": "a soak: kill -9 in a loop, and a disk that fills",
+    "tests/test_schedule_soak.py": "a soak of schedules across restarts",
+    "tests/test_hostile_input.py": "thousands of generated requests against running servers",
+    "tests/test_ui_browser.py": "Chromium", "tests/test_ui_schedules_browser.py": "Chromium", "tests/test_ui_operate.py": "Chromium",
+    "tests/test_bidi_stream.py": "remote deployments as hypercorn processes",
+    "tests/test_remote_official_sdk.py": "the official SDK's deployments as processes",
+    "tests/test_remote_restate_server.py": "the official Restate server",
+    "tests/test_asgi_servers.py": "durio.app under ASGI servers as processes",
+    "tests/test_sdk_asyncio_worker.py": "deployments as processes",
+    "tests/test_sdk_lazy_state.py": "deployments as processes and the official Restate server",
+    "tests/test_signals.py": "deployments as processes and the official Restate server",
+    "tests/test_request_identity.py": "the official Restate server and durio server processes",
+    "tests/test_sdk_behaviour.py": "the same behaviour through the official Restate server",
+    "tests/test_tour_crashes.py": "kill -9 of server processes", "tests/test_crash_recovery.py": "kill -9 of server processes",
+    "tests/test_cancel_replay.py": "kill -9 of server processes",
+    "tests/test_storage_faults.py": "crashes injected at every storage step of running servers",
+    "tests/test_fault_matrix.py": "crashes injected at every step of running servers",
+    "tests/test_admin_cli.py": "the durio command against server processes",
+    "tests/test_asyncio_handlers.py": "server processes on asyncio",
+    "tests/test_listen_addresses.py": "durio serve processes on real addresses",
+    "tests/test_sdk_harness.py": "the official harness's suite, in a pytest process of its own",
+    "examples/testing/": "a runtime crashed at every step",
+}
+SERVER_FIXTURES = {"nursery", "server_process"}
+
+
+def _mark_slow(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = pathlib.Path(str(item.path)).relative_to(ROOT).as_posix()
+        if any(path.startswith(slow) for slow in SLOW_FILES) or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)  # the marks must exist before `-m` deselects by them
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _mark_slow(items)
     # A test with no backend to run on (a virtual clock in a uvloop-only run) is deselected, not skipped.
     # DURIO_TEST_SUBSET=N keeps the first N tests of each file (a file opens with its core cases): make test's
     # second pass, on asyncio, covers every file without doubling the suite's time.

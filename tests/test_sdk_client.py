@@ -26,6 +26,7 @@ async def test_calls_and_sends_to_every_kind_of_handler(nursery: anyio.abc.TaskG
     assert seen_headers == {"x-test-default": "d", "x-test-call": "c"}
 
 
+@pytest.mark.slow  # the official Restate server and a deployment, as processes
 async def test_the_same_calls_through_the_official_restate_server(tmp_path: pathlib.Path) -> None:
     restate = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
     port = free_port()

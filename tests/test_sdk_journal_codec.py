@@ -50,6 +50,7 @@ async def test_a_durio_server_holds_only_encoded_values(nursery: anyio.abc.TaskG
         peer.stop()
 
 
+@pytest.mark.slow  # the official Restate server and a deployment, as processes
 async def test_the_same_through_the_official_restate_server(tmp_path: pathlib.Path) -> None:
     restate = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
     peer = hypercorn_deployment("tests.apps.codec_app:app", tmp_path / "codec.log", trio_worker=True)

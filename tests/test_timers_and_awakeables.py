@@ -238,6 +238,7 @@ async def test_a_waiting_invocation_is_suspended_and_holds_no_actor(server) -> N
     assert view["awaiting"] == ["awakeable (signal 17)"]
 
 
+@pytest.mark.slow  # ten thousand invocations written and suspended: seconds
 async def test_ten_thousand_sleeping_invocations_leave_the_server_responsive(tmp_path) -> None:
     sleeper = restate.Service("HourSleeper")
 
