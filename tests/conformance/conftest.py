@@ -92,6 +92,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xfail(strict=True, reason=f"durio gap in {mode} mode: {marker.args[1]}"))
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    # A test deselected (by -m "not slow", say) was not skipped as not applicable either: it was not in the run.
+    deselected = {item.nodeid for item in items}
+    _not_applicable[:] = [(nodeid, reason) for nodeid, reason in _not_applicable if nodeid not in deselected]
+
+
 def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
     if _not_applicable:
         terminalreporter.section("conformance: not applicable (not run, not counted as passing)")
