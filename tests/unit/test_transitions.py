@@ -376,3 +376,114 @@ def test_purging_a_workflow_run_clears_the_workflows_state_and_promises(
     assert commit(lmdb_store, transitions.purge(run.id)).value == "done"
     assert read(lmdb_store, lambda txn: txn.state_of("Signup", "alice")) == {}
     assert read(lmdb_store, lambda txn: txn.promises_of("Signup", "alice")) == {}
+
+
+# ---------------------------------------------------------------- promises, attach, redeliveries
+
+
+def test_a_promise_awaited_before_it_is_completed_answers_its_waiter_once_completed(
+    lmdb_store: LmdbStore, transitions: Transitions,
+) -> None:
+    run = new_record("Signup", "alice", handler="run")
+    create(lmdb_store, transitions, run)
+    waiting = commit(lmdb_store, transitions.append(run.id, 1, e.GetPromise(key="link", completion_id=1), NOW))
+    assert waiting.effects.deliver == [], "nothing to answer yet"
+    commit(lmdb_store, transitions.append(run.id, 2, e.PeekPromise(key="link", completion_id=2), NOW))
+    completed = commit(lmdb_store, transitions.append(run.id, 3, e.CompletePromise(key="link", result=b'"y"', completion_id=3), NOW))
+    again = commit(lmdb_store, transitions.append(run.id, 4, e.CompletePromise(key="link", result=b'"z"', completion_id=4), NOW))
+    notes = [note for _, note in read(lmdb_store, lambda txn: txn.outbox_of(run.id))]
+    assert notes[0] == e.Completion(completion_id=2, result=None), "a peek before completion sees nothing"
+    assert [note for _, _, note in completed.effects.deliver] == [
+        e.Completion(completion_id=1, result=b'"y"'), e.Completion(completion_id=3, result=None),
+    ]
+    ((_, _, refusal),) = again.effects.deliver
+    assert isinstance(refusal.result, e.Failure) and refusal.result.code == 409
+    assert read(lmdb_store, lambda txn: txn.get_promise("Signup", "alice", "link")).result == b'"y"'
+
+
+def test_attaching_to_a_running_invocation_is_answered_when_it_completes(
+    lmdb_store: LmdbStore, transitions: Transitions,
+) -> None:
+    target, attacher = new_record(), new_record()
+    create(lmdb_store, transitions, target)
+    create(lmdb_store, transitions, attacher)
+    output = commit(lmdb_store, transitions.append(attacher.id, 1, e.GetInvocationOutput(target_invocation_id=target.id, completion_id=1), NOW))
+    assert [note for _, _, note in output.effects.deliver] == [e.Completion(completion_id=1, result=None)], "not ready: void"
+    attached = commit(lmdb_store, transitions.append(attacher.id, 2, e.AttachInvocation(target_invocation_id=target.id, completion_id=2), NOW))
+    assert attached.effects.deliver == []
+    done = commit(lmdb_store, transitions.complete(target.id, 1, e.Output(result=b'"r"'), NOW))
+    assert [(to, note) for to, _, note in done.effects.deliver] == [(attacher.id, e.Completion(completion_id=2, result=b'"r"'))]
+
+
+def test_a_redelivered_message_is_discarded_only_when_the_stored_journal_holds_its_notification(
+    lmdb_store: LmdbStore, transitions: Transitions,
+) -> None:
+    record = new_record()
+    create(lmdb_store, transitions, record)
+    note = e.Completion(completion_id=1, result=b"1")
+    write(lmdb_store, lambda txn: txn.put_outbox(record.id, 5, note))
+    commit(lmdb_store, transitions.discard_message(record.id, 5, None, handle=1))
+    assert read(lmdb_store, lambda txn: txn.outbox_of(record.id)) == [(5, note)], "the journal lacks it: kept"
+    commit(lmdb_store, transitions.append(record.id, 1, note, NOW))
+    commit(lmdb_store, transitions.discard_message(record.id, 5, None, handle=1))
+    assert read(lmdb_store, lambda txn: txn.outbox_of(record.id)) == []
+
+
+# ---------------------------------------------------------------- retries and operator actions
+
+
+def test_a_failed_attempt_is_remembered_and_pauses_when_retries_are_exhausted(
+    lmdb_store: LmdbStore, transitions: Transitions,
+) -> None:
+    record = new_record()
+    create(lmdb_store, transitions, record)
+    failure = {"message": "down", "code": 500, "at_ms": NOW}
+    assert commit(lmdb_store, transitions.attempt_failed(record.id, 1, failure, NOW + 100, False, NOW)).value is True
+    backing_off = read(lmdb_store, lambda txn: txn.get_invocation(record.id))
+    assert (backing_off.status, backing_off.retry_count, backing_off.next_retry_ms) == (Status.BACKING_OFF, 1, NOW + 100)
+    assert commit(lmdb_store, transitions.running_again(record.id, NOW + 100)).value is True
+    assert status_of(lmdb_store, record.id) == Status.READY
+    assert commit(lmdb_store, transitions.running_again(record.id, NOW + 100)).value is False, "only from backing-off"
+    commit(lmdb_store, transitions.attempt_failed(record.id, 2, failure, 0, True, NOW))
+    paused = read(lmdb_store, lambda txn: txn.get_invocation(record.id))
+    assert (paused.status, paused.paused_reason) == (Status.PAUSED, "retries exhausted")
+    assert [event["kind"] for event in read(lmdb_store, lambda txn: txn.events(record.id))] == ["attempt_failed"] * 2
+
+
+def test_an_invocation_still_queued_for_its_key_cannot_record_a_failed_attempt_or_suspend(
+    lmdb_store: LmdbStore, transitions: Transitions,
+) -> None:
+    holder, waiting = new_record("Counter", "k"), new_record("Counter", "k")
+    create(lmdb_store, transitions, holder)
+    create(lmdb_store, transitions, waiting)
+    failure = {"message": "x", "code": 500, "at_ms": NOW}
+    assert commit(lmdb_store, transitions.attempt_failed(waiting.id, 1, failure, NOW, False, NOW)).value is False
+    assert commit(lmdb_store, transitions.suspend(waiting.id, [], NOW)).value is False
+    assert status_of(lmdb_store, waiting.id) == Status.PENDING
+
+
+def test_pause_stops_a_running_invocation_and_resume_runs_it_again(lmdb_store: LmdbStore, transitions: Transitions) -> None:
+    record = new_record()
+    create(lmdb_store, transitions, record)
+    paused = commit(lmdb_store, transitions.pause(record.id, NOW))
+    assert paused.value == "paused" and paused.effects.stop == [record.id]
+    assert commit(lmdb_store, transitions.pause(record.id, NOW)).value == "unchanged"
+    resumed = commit(lmdb_store, transitions.resume(record.id, NOW))
+    assert resumed.value == "resumed" and [r.id for r, _ in resumed.effects.start] == [record.id]
+    stored = read(lmdb_store, lambda txn: txn.get_invocation(record.id))
+    assert (stored.status, stored.paused_reason) == (Status.READY, None)
+
+
+def test_an_invocation_whose_journal_cannot_be_read_ends_with_a_500_naming_the_reason(
+    lmdb_store: LmdbStore, transitions: Transitions,
+) -> None:
+    caller, record = new_record(), new_record()
+    create(lmdb_store, transitions, caller)
+    create(lmdb_store, transitions, record, reply_to=ReplyTo(caller.id, 4))
+    applied = commit(lmdb_store, transitions.fail_unreadable(record.id, "entry 1 is corrupt", NOW))
+    assert applied.value is True
+    failed = read(lmdb_store, lambda txn: txn.get_invocation(record.id))
+    assert failed.status == Status.COMPLETED
+    assert failed.result == e.Failure(500, "durio cannot read this invocation's journal: entry 1 is corrupt")
+    assert [(to, note.result) for to, _, note in applied.effects.deliver] == [(caller.id, failed.result)]
+    assert commit(lmdb_store, transitions.fail_unreadable(record.id, "again", NOW)).value is False
