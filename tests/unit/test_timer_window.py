@@ -18,6 +18,7 @@ from durio import ids
 from durio.actors import timers
 from durio.actors.timers import TimerActor
 from durio.journal.entries import Completion, Notification
+from durio.partitions import PartitionTable
 from durio.storage import Store
 from durio.storage.lmdb_store import LmdbStore
 from durio.storage.records import TimerKey, TimerKind
@@ -72,13 +73,15 @@ class RecordingRouter:
 
 
 class StandInRuntime:
-    """What the timer actor reads of the runtime for WAKE timers."""
+    """What the timer actor reads of the runtime for WAKE timers (one process owning every partition by default)."""
 
-    def __init__(self, store: Store, clock: FixedClock, router: RecordingRouter) -> None:
+    def __init__(self, store: Store, clock: FixedClock, router: RecordingRouter,
+                 partitions: PartitionTable = PartitionTable.single()) -> None:
         self.store = store
         self.clock = clock
         self.router = router
         self.faults = None
+        self.partitions = partitions
 
 
 @pytest.fixture(autouse=True)
@@ -100,9 +103,10 @@ def store_timers(lmdb_store: LmdbStore, stored: list[TimerKey]) -> None:
     assert outcome is None
 
 
-async def run_actor(lmdb_store: LmdbStore, now_ms: int, task_group: typing.Any) -> tuple[TimerActor, RecordingRouter]:
+async def run_actor(lmdb_store: LmdbStore, now_ms: int, task_group: typing.Any,
+                    partitions: PartitionTable = PartitionTable.single()) -> tuple[TimerActor, RecordingRouter]:
     router = RecordingRouter()
-    actor = TimerActor(typing.cast(typing.Any, StandInRuntime(Store(lmdb_store), FixedClock(now_ms), router)))
+    actor = TimerActor(typing.cast(typing.Any, StandInRuntime(Store(lmdb_store), FixedClock(now_ms), router, partitions)))
     router.actor = actor
     await task_group.start(actor.run)
     return actor, router
@@ -177,3 +181,27 @@ async def test_a_reload_reads_storage_again_and_fires_what_is_still_there(lmdb_s
         await anyio.wait_all_tasks_blocked()
         task_group.cancel_scope.cancel()
     assert [timer for timer, _ in router.delivered] == stored + stored
+
+
+def id_in_partition(table: PartitionTable, partition: int) -> str:
+    for number in range(10_000):
+        invocation_id = ids.new_invocation_id(f"key-{number}", 0)
+        if table.of_id(invocation_id) == partition:
+            return invocation_id
+    raise AssertionError(f"no key of partition {partition} found")
+
+
+async def test_a_worker_fires_only_the_timers_of_its_own_partitions_window_after_window(lmdb_store: LmdbStore) -> None:
+    table = PartitionTable(2, frozenset({0}))
+    mine, theirs = id_in_partition(table, 0), id_in_partition(table, 1)
+    # Ten windows' worth of alternating owners, so that whole windows hold nothing of this worker's.
+    stored = [TimerKey(due_ms, mine if due_ms % 10 == 0 else theirs, TimerKind.WAKE, due_ms) for due_ms in range(1, 41)]
+    store_timers(lmdb_store, stored)
+    expected = [timer for timer in stored if timer.invocation_id == mine]
+    async with anyio.create_task_group() as task_group:
+        _, router = await run_actor(lmdb_store, NOW_MS, task_group, table)
+        router.expect(len(expected))
+        await router.wait_for_expected()
+        await anyio.wait_all_tasks_blocked()
+        task_group.cancel_scope.cancel()
+    assert [timer for timer, _ in router.delivered] == expected

@@ -17,6 +17,7 @@ from durio.actors.transitions import (
     CANCELLED, KILLED, STALE_JOURNAL, JournalOutOfStep, NotKeyHolder, TargetInfo, Transitions,
 )
 from durio.journal import entries as e
+from durio.partitions import PartitionTable
 from durio.storage.lmdb_store import LmdbStore, OpFailed
 from durio.storage.records import InvocationRecord, ReplyTo, Status, TimerKey, TimerKind
 from durio.storage.txn import Txn
@@ -487,3 +488,71 @@ def test_an_invocation_whose_journal_cannot_be_read_ends_with_a_500_naming_the_r
     assert failed.result == e.Failure(500, "durio cannot read this invocation's journal: entry 1 is corrupt")
     assert [(to, note.result) for to, _, note in applied.effects.deliver] == [(caller.id, failed.result)]
     assert commit(lmdb_store, transitions.fail_unreadable(record.id, "again", NOW)).value is False
+
+
+# ---------------------------------------------------------------- partitions of other workers
+
+
+def two_workers() -> tuple[Transitions, Transitions]:
+    """Worker 0 and worker 1 of two, over two partitions, sharing one sequence counter as one store does."""
+    sequences = Sequences()
+    return (Transitions(sequences, resolve, RETENTION_MS, partitions=PartitionTable.for_worker(2, 0, 2)),
+            Transitions(sequences, resolve, RETENTION_MS, partitions=PartitionTable.for_worker(2, 1, 2)))
+
+
+def id_in_partition(partition: int) -> str:
+    table = PartitionTable.single(2)
+    return next(invocation_id for invocation_id in (ids.new_invocation_id(f"k{n}", NOW) for n in range(10_000))
+                if table.of_id(invocation_id) == partition)
+
+
+def greeter_record(invocation_id: str) -> InvocationRecord:
+    return InvocationRecord(id=invocation_id, target=e.Target("Greeter", "greet"), handler_kind=None,
+                            status=Status.READY, created_ms=NOW, modified_ms=NOW)
+
+
+def test_a_call_into_another_workers_partition_is_a_message_its_owner_applies_once(lmdb_store: LmdbStore) -> None:
+    worker0, worker1 = two_workers()
+    caller, callee_id = greeter_record(id_in_partition(0)), id_in_partition(1)
+    create(lmdb_store, worker0, caller)
+    call = e.Call(target=e.Target("Greeter", "greet"), value=b'"x"', completion_id=2, invocation_id_completion_id=1,
+                  callee_id=callee_id)
+    posted = commit(lmdb_store, worker0.append(caller.id, 1, call, NOW))
+    assert posted.effects.messages == [1] and posted.effects.start == []
+    assert read(lmdb_store, lambda txn: txn.get_invocation(callee_id)) is None, "worker 0 does not create it"
+    assert len(read(lmdb_store, lambda txn: txn.messages_for(1, 10))) == 1
+
+    applied = commit(lmdb_store, worker1.apply_messages(1))
+    assert applied.value == 1 and [r.id for r, _ in applied.effects.start] == [callee_id]
+    assert read(lmdb_store, lambda txn: txn.get_invocation(callee_id)).caller_id == caller.id
+    assert read(lmdb_store, lambda txn: txn.messages_for(1, 10)) == []
+    assert commit(lmdb_store, worker1.apply_messages(1)).value == 0, "applied once"
+
+    commit(lmdb_store, worker1.complete(callee_id, 1, e.Output(result=b'"hi"'), NOW))
+    assert [note for _, note in read(lmdb_store, lambda txn: txn.outbox_of(caller.id))] == [
+        e.Completion(completion_id=2, result=b'"hi"')
+    ]
+
+
+def test_kill_and_cancel_of_another_workers_invocations_travel_as_messages(lmdb_store: LmdbStore) -> None:
+    worker0, worker1 = two_workers()
+    parent, child = greeter_record(id_in_partition(0)), greeter_record(id_in_partition(1))
+    create(lmdb_store, worker0, parent)
+    commit(lmdb_store, worker1.create(child, e.Input(ts=NOW)))
+    call = e.Call(target=e.Target("Greeter", "greet"), value=b"", completion_id=2, invocation_id_completion_id=1, callee_id=child.id)
+    write(lmdb_store, lambda txn: txn.put_entry(parent.id, 1, call))  # as if the child had been created through a message
+
+    cancelled = commit(lmdb_store, worker0.cancel(child.id, NOW))
+    assert cancelled.value == "signalled" and cancelled.effects.messages == [1]
+    assert read(lmdb_store, lambda txn: txn.outbox_of(child.id)) == [], "worker 0 leaves the child's outbox alone"
+    killed = commit(lmdb_store, worker0.kill(parent.id, NOW))
+    assert killed.effects.stop == [parent.id] and killed.effects.messages == [1]
+    assert status_of(lmdb_store, child.id) == Status.READY
+
+    applied = commit(lmdb_store, worker1.apply_messages(1))
+    assert applied.value == 2
+    assert [note for _, note in read(lmdb_store, lambda txn: txn.outbox_of(child.id))] == [
+        e.Signal(signal_index=e.CANCEL_SIGNAL, result=None)
+    ]
+    killed_child = read(lmdb_store, lambda txn: txn.get_invocation(child.id))
+    assert killed_child.status == Status.COMPLETED and killed_child.result == KILLED
