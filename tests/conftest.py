@@ -98,7 +98,7 @@ SERVER_FIXTURES = {"nursery", "server_process"}
 
 def _mark_slow(items: list[pytest.Item]) -> None:
     for item in items:
-        path = pathlib.Path(str(item.path)).relative_to(ROOT).as_posix()
+        path = item.path.relative_to(ROOT).as_posix() if item.path.is_relative_to(ROOT) else str(item.path)
         if any(path.startswith(slow) for slow in SLOW_FILES) or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
