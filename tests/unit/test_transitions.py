@@ -14,7 +14,8 @@ import pytest
 from durio import ids
 from durio.actors.effects import Applied, Sequences
 from durio.actors.transitions import (
-    CANCELLED, KILLED, STALE_JOURNAL, JournalOutOfStep, NotKeyHolder, TargetInfo, Transitions,
+    CANCELLED, KILLED, STALE_JOURNAL, CompleteSignalOutcome, ControlOutcome, JournalOutOfStep, NotKeyHolder, TargetInfo,
+    Transitions,
 )
 from durio.journal import entries as e
 from durio.partitions import PartitionTable
@@ -286,8 +287,8 @@ def test_an_awakeable_completes_once(lmdb_store: LmdbStore, transitions: Transit
     record = new_record()
     create(lmdb_store, transitions, record)
     awakeable = ids.awakeable_id(record.id, e.FIRST_AWAKEABLE_SIGNAL)
-    assert commit(lmdb_store, transitions.complete_awakeable(awakeable, b'"yes"')).value == "done"
-    assert commit(lmdb_store, transitions.complete_awakeable(awakeable, b'"again"')).value == "already_completed"
+    assert commit(lmdb_store, transitions.complete_awakeable(awakeable, b'"yes"')).value is CompleteSignalOutcome.DONE
+    assert commit(lmdb_store, transitions.complete_awakeable(awakeable, b'"again"')).value is CompleteSignalOutcome.ALREADY_COMPLETED
     signal = e.Signal(signal_index=e.FIRST_AWAKEABLE_SIGNAL, result=b'"yes"')
     assert [note for _, note in read(lmdb_store, lambda txn: txn.outbox_of(record.id))] == [signal]
 
@@ -302,21 +303,21 @@ def test_cancelling_a_pending_invocation_ends_it_at_once_and_leaves_the_holder_a
     create(lmdb_store, transitions, holder)
     create(lmdb_store, transitions, waiting)
     applied = commit(lmdb_store, transitions.cancel(waiting.id, NOW))
-    assert applied.value == "done"
+    assert applied.value is ControlOutcome.DONE
     cancelled = read(lmdb_store, lambda txn: txn.get_invocation(waiting.id))
     assert cancelled.status == Status.COMPLETED and cancelled.result == CANCELLED
     assert [i for _, i in read(lmdb_store, lambda txn: txn.inbox("Counter", "k"))] == [holder.id]
     assert applied.effects.start == [], "the holder keeps the key"
-    assert commit(lmdb_store, transitions.cancel(waiting.id, NOW)).value == "completed"
-    assert commit(lmdb_store, transitions.cancel(ids.new_invocation_id(None, NOW), NOW)).value == "not_found"
+    assert commit(lmdb_store, transitions.cancel(waiting.id, NOW)).value is ControlOutcome.COMPLETED
+    assert commit(lmdb_store, transitions.cancel(ids.new_invocation_id(None, NOW), NOW)).value is ControlOutcome.NOT_FOUND
 
 
 def test_cancelling_a_running_invocation_sends_one_cancel_signal(lmdb_store: LmdbStore, transitions: Transitions) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
-    assert commit(lmdb_store, transitions.cancel(record.id, NOW)).value == "signalled"
+    assert commit(lmdb_store, transitions.cancel(record.id, NOW)).value is ControlOutcome.SIGNALLED
     again = commit(lmdb_store, transitions.cancel(record.id, NOW))
-    assert again.value == "signalled" and again.effects.deliver == []
+    assert again.value is ControlOutcome.SIGNALLED and again.effects.deliver == []
     assert [note for _, note in read(lmdb_store, lambda txn: txn.outbox_of(record.id))] == [
         e.Signal(signal_index=e.CANCEL_SIGNAL, result=None)
     ]
@@ -339,7 +340,7 @@ def test_kill_recurses_into_unanswered_callees_only(lmdb_store: LmdbStore, trans
     commit(lmdb_store, transitions.append(parent.id, 3, e.Completion(completion_id=2, result=b'"ok"'), NOW))
 
     applied = commit(lmdb_store, transitions.kill(parent.id, NOW))
-    assert applied.value == "done"
+    assert applied.value is ControlOutcome.DONE
     assert sorted(applied.effects.stop) == sorted([parent.id, child, grandchild])
     for invocation_id in (parent.id, child, grandchild):
         killed = read(lmdb_store, lambda txn: txn.get_invocation(invocation_id))
@@ -355,14 +356,14 @@ def test_purge_forgets_a_completed_invocation_and_refuses_an_unfinished_one(
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
-    assert commit(lmdb_store, transitions.purge(record.id)).value == "not_completed"
+    assert commit(lmdb_store, transitions.purge(record.id)).value is ControlOutcome.NOT_COMPLETED
     commit(lmdb_store, transitions.complete(record.id, 1, e.Output(result=b"1"), NOW))
     assert read(lmdb_store, lambda txn: txn.timers_from(0, 10)) != []
-    assert commit(lmdb_store, transitions.purge(record.id)).value == "done"
+    assert commit(lmdb_store, transitions.purge(record.id)).value is ControlOutcome.DONE
     assert read(lmdb_store, lambda txn: txn.get_invocation(record.id)) is None
     assert read(lmdb_store, lambda txn: txn.journal(record.id)) == []
     assert read(lmdb_store, lambda txn: txn.timers_from(0, 10)) == [], "the retention timer goes with it"
-    assert commit(lmdb_store, transitions.purge(record.id)).value == "not_found"
+    assert commit(lmdb_store, transitions.purge(record.id)).value is ControlOutcome.NOT_FOUND
 
 
 def test_purging_a_workflow_run_clears_the_workflows_state_and_promises(
@@ -374,7 +375,7 @@ def test_purging_a_workflow_run_clears_the_workflows_state_and_promises(
     commit(lmdb_store, transitions.append(run.id, 2, e.CompletePromise(key="link", result=b'"y"', completion_id=1), NOW))
     assert read(lmdb_store, lambda txn: txn.promises_of("Signup", "alice")) != {}
     commit(lmdb_store, transitions.complete(run.id, 3, e.Output(result=b"ok"), NOW))
-    assert commit(lmdb_store, transitions.purge(run.id)).value == "done"
+    assert commit(lmdb_store, transitions.purge(run.id)).value is ControlOutcome.DONE
     assert read(lmdb_store, lambda txn: txn.state_of("Signup", "alice")) == {}
     assert read(lmdb_store, lambda txn: txn.promises_of("Signup", "alice")) == {}
 
@@ -467,10 +468,10 @@ def test_pause_stops_a_running_invocation_and_resume_runs_it_again(lmdb_store: L
     record = new_record()
     create(lmdb_store, transitions, record)
     paused = commit(lmdb_store, transitions.pause(record.id, NOW))
-    assert paused.value == "paused" and paused.effects.stop == [record.id]
-    assert commit(lmdb_store, transitions.pause(record.id, NOW)).value == "unchanged"
+    assert paused.value is ControlOutcome.PAUSED and paused.effects.stop == [record.id]
+    assert commit(lmdb_store, transitions.pause(record.id, NOW)).value is ControlOutcome.UNCHANGED
     resumed = commit(lmdb_store, transitions.resume(record.id, NOW))
-    assert resumed.value == "resumed" and [r.id for r, _ in resumed.effects.start] == [record.id]
+    assert resumed.value is ControlOutcome.RESUMED and [r.id for r, _ in resumed.effects.start] == [record.id]
     stored = read(lmdb_store, lambda txn: txn.get_invocation(record.id))
     assert (stored.status, stored.paused_reason) == (Status.READY, None)
 
@@ -543,7 +544,7 @@ def test_kill_and_cancel_of_another_workers_invocations_travel_as_messages(lmdb_
     write(lmdb_store, lambda txn: txn.put_entry(parent.id, 1, call))  # as if the child had been created through a message
 
     cancelled = commit(lmdb_store, worker0.cancel(child.id, NOW))
-    assert cancelled.value == "signalled" and cancelled.effects.messages == [1]
+    assert cancelled.value is ControlOutcome.SIGNALLED and cancelled.effects.messages == [1]
     assert read(lmdb_store, lambda txn: txn.outbox_of(child.id)) == [], "worker 0 leaves the child's outbox alone"
     killed = commit(lmdb_store, worker0.kill(parent.id, NOW))
     assert killed.effects.stop == [parent.id] and killed.effects.messages == [1]
