@@ -1,4 +1,4 @@
-"""The key actor's fast path, as plain method calls against a router that records what it is asked to do."""
+"""The key actor's fast path, as plain method calls against a router (its KeyRouter port) that records what it is asked."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class RecordingRouter:
         return invocation_id in self.alive
 
     def spawn(self, record: InvocationRecord, journal: list[Entry] | None, state: dict[str, bytes] | None = None,
-              admitted: bool = False) -> None:
+              admitted: bool = False, decoded_input: typing.Any = None) -> None:
         self.alive.add(record.id)
         self.spawned.append((record.id, journal, state, admitted))
 
@@ -38,7 +38,7 @@ def queued(inbox_seq: int) -> InvocationRecord:
 
 def key_actor(knows_whole_queue: bool = True) -> tuple[KeyActor, RecordingRouter]:
     router = RecordingRouter()
-    return KeyActor(typing.cast(typing.Any, router), "Counter", "k", knows_whole_queue), router
+    return KeyActor(router, "Counter", "k", knows_whole_queue), router
 
 
 def test_admitting_a_holder_spawns_it_with_its_journal_and_state() -> None:

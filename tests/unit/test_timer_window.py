@@ -16,6 +16,7 @@ import pytest
 
 from durio import ids
 from durio.actors import timers
+from durio.actors.ports import TimerHost
 from durio.actors.timers import TimerActor
 from durio.journal.entries import Completion, Notification
 from durio.partitions import PartitionTable
@@ -73,7 +74,7 @@ class RecordingRouter:
 
 
 class StandInRuntime:
-    """What the timer actor reads of the runtime for WAKE timers (one process owning every partition by default)."""
+    """The part of the TimerHost port that WAKE timers use (one process owning every partition by default)."""
 
     def __init__(self, store: Store, clock: FixedClock, router: RecordingRouter,
                  partitions: PartitionTable = PartitionTable.single()) -> None:
@@ -106,7 +107,7 @@ def store_timers(lmdb_store: LmdbStore, stored: list[TimerKey]) -> None:
 async def run_actor(lmdb_store: LmdbStore, now_ms: int, task_group: typing.Any,
                     partitions: PartitionTable = PartitionTable.single()) -> tuple[TimerActor, RecordingRouter]:
     router = RecordingRouter()
-    actor = TimerActor(typing.cast(typing.Any, StandInRuntime(Store(lmdb_store), FixedClock(now_ms), router, partitions)))
+    actor = TimerActor(typing.cast(TimerHost, StandInRuntime(Store(lmdb_store), FixedClock(now_ms), router, partitions)))
     router.actor = actor
     await task_group.start(actor.run)
     return actor, router
