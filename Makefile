@@ -67,8 +67,9 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The import cycles among durio's modules, TYPE_CHECKING and function-level imports counted, with the edges
-# that make them (file:line); exits 1 while there is one. Not part of `lint` yet: issue 15's redesign removes
-# today's cycles. `$(BIN)/python scripts/import_graph.py --ignore-type-checking` shows the runtime-only graph.
+# that make them (file:line); exits 1 if there is one. Not part of `lint` yet (issue 15's redesign removed the
+# last cycles; `lint` may call it from now on). `$(BIN)/python scripts/import_graph.py --ignore-type-checking`
+# shows the runtime-only graph.
 import-graph: $(STAMP)
 	$(BIN)/python scripts/import_graph.py
 
