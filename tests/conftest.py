@@ -90,6 +90,7 @@ SLOW_FILES = {
     "tests/test_admin_cli.py": "the durio command against server processes",
     "tests/test_asyncio_handlers.py": "server processes on asyncio",
     "tests/test_workers.py": "worker processes under a supervising parent, killed and restarted",
+    "tests/test_cluster.py": "a real PostgreSQL server and cluster nodes",
     "tests/test_listen_addresses.py": "durio serve processes on real addresses",
     "tests/test_sdk_harness.py": "the official harness's suite, in a pytest process of its own",
     "examples/testing/": "a runtime crashed at every step",
