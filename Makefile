@@ -60,11 +60,12 @@ conformance-restate: $(STAMP) $(RESTATE_STAMP)
 
 # Mistakes (ruff: undefined names, unused imports), types (mypy over durio/) and the import contracts
 # in pyproject.toml (import-linter: the journal and the protocol codec are sans-IO; storage, the SDK and the
-# protocol never import upward, TYPE_CHECKING imports included).
+# protocol never import upward, TYPE_CHECKING imports included), and no import cycle (scripts/import_graph.py).
 lint: $(STAMP)
 	$(BIN)/ruff check durio tests benchmarks examples scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/import_graph.py
 
 # The import cycles among durio's modules, TYPE_CHECKING and function-level imports counted, with the edges
 # that make them (file:line); exits 1 if there is one. Not part of `lint` yet (issue 15's redesign removed the
