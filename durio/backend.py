@@ -94,3 +94,32 @@ def end_abandoned_waiter() -> typing.NoReturn:
     import asyncio  # noqa: PLC0415
 
     raise asyncio.CancelledError("the attempt this wait belonged to has ended")
+
+
+def ignore_cancelled_socket_wakeups() -> None:
+    """On asyncio, stop the loop logging anyio's harmless race on Unix sockets as an error.
+
+    anyio's asyncio backend waits for a Unix socket with a future that the socket's reader (or writer) callback
+    resolves. When the waiting task is cancelled in the same loop iteration as the socket becomes ready (a
+    sibling worker's channel closing), the callback still runs and finds the future cancelled: asyncio logs
+    "Exception in callback Future.set_result(None) ... InvalidStateError", though nothing is lost. Only that
+    exception from that callback is dropped; everything else reaches the loop's handler as before. No-op on Trio.
+    """
+    if running_on_trio():
+        return
+    import asyncio  # noqa: PLC0415
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, typing.Any]) -> None:
+        callback = getattr(context.get("handle"), "_callback", None)
+        if (isinstance(context.get("exception"), asyncio.InvalidStateError)
+                and getattr(callback, "__qualname__", "") == "Future.set_result"):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)

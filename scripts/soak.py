@@ -956,12 +956,20 @@ def overlapping_holders(step_log: list[Execution | Kill]) -> list[str]:
     killed (a killed holder never logs its exit; its key's successor, in the replacement, takes the key over)."""
     problems = []
     holders: dict[str, tuple[int, str]] = {}  # key -> (pid, invocation) inside its lock step
+    # Processes the soak has marked for a kill: the mark is written just before the kill, so a victim may still
+    # log a line or two after it, dying; a holder among them holds nothing once a replacement runs.
+    killed: set[int] = set()
+    seen: set[int] = set()
     for event in step_log:
         if isinstance(event, Kill):
-            holders = {key: held for key, held in holders.items() if event.victim is not None and held[0] != event.victim}
+            killed |= seen if event.victim is None else {event.victim}
+            holders = {key: held for key, held in holders.items() if held[0] not in killed}
             continue
+        seen.add(event.pid)
         key = event.subject.split(":")[0]
         if event.step == "lock-enter":
+            if key in holders and holders[key][0] in killed and holders[key][0] != event.pid:
+                del holders[key]
             if key in holders:
                 pid, holder = holders[key]
                 where = f"in process {pid}" if pid == event.pid else f"in processes {pid} and {event.pid}, neither killed"

@@ -126,6 +126,9 @@ def test_the_soak_catches_a_key_held_in_two_live_processes_and_a_step_rerun_in_o
         run(14, "inv_f", "lock-exit", "c3:14"),
         run(14, "inv_g", "lock-enter", "c3:14"),
         run(14, "inv_h", "lock-enter", "c3:14"),  # inv_g has not left
+        kill(15),
+        run(15, "inv_i", "lock-enter", "c4:15"),  # logged between the kill's mark and the kill: dying
+        run(16, "inv_i", "lock-enter", "c4:16"),  # its replacement runs it again
     ]
     assert soak.overlapping_holders(log) == [
         "two exclusive handlers of Counter/c2 ran at once in processes 11 and 12, neither killed: inv_c and inv_d",

@@ -13,6 +13,7 @@ import anyio
 import anyio.to_thread
 
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
+from durio.backend import ignore_cancelled_socket_wakeups
 from durio.journal.entries import Failure, Input
 from durio.partitions import PartitionTable
 from durio.sdk.definitions import ServiceDefinition
@@ -41,6 +42,7 @@ async def open_worker_runtime(
 ) -> typing.AsyncIterator[Runtime]:
     """The runtime of worker `spec.index`: it owns its partitions once their previous owner is gone."""
     data_dir = os.fspath(data_dir)
+    ignore_cancelled_socket_wakeups()  # the channel to the siblings is Unix sockets
     count = await anyio.to_thread.run_sync(record_partition_count, data_dir, spec.partitions)
     partitions = PartitionTable.for_worker(count, spec.index, spec.count)
     locks = PartitionLocks(data_dir)
