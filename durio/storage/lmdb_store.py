@@ -219,26 +219,31 @@ class LmdbStore:
             if self.before_ops is not None:
                 self.before_ops(Txn(parent, self._dbs))
             for op in ops:
-                child = self._env.begin(write=True, parent=parent, buffers=False)
-                try:
-                    outcome = op(Txn(child, self._dbs))
-                except lmdb.MapFullError:
-                    child.abort()
-                    raise
-                except lmdb.Error as exc:
-                    child.abort()
-                    if _is_disk_full(exc):
-                        raise
-                    outcomes.append(OpFailed(exc))
-                except Exception as exc:  # an op's own failure stays with that op
-                    child.abort()
-                    outcomes.append(OpFailed(exc))
-                else:
-                    child.commit()
-                    outcomes.append(outcome)
+                outcomes.append(self._run_nested(parent, op, lambda raw: Txn(raw, self._dbs))[0])
             if before_commit is not None:
                 before_commit(Txn(parent, self._dbs))
         return outcomes
+
+    def _run_nested(self, parent: typing.Any, op: typing.Callable[[Txn], typing.Any],
+                    txn_for: typing.Callable[[typing.Any], Txn]) -> tuple[typing.Any, bool]:
+        """Run one op of a batch in a transaction nested in `parent`: (its value, True), or (OpFailed, False)
+        with its writes rolled back alone. A full map or disk fails the whole batch instead."""
+        child = self._env.begin(write=True, parent=parent, buffers=False)
+        try:
+            outcome = op(txn_for(child))
+        except lmdb.MapFullError:
+            child.abort()
+            raise
+        except lmdb.Error as exc:
+            child.abort()
+            if _is_disk_full(exc):
+                raise
+            return OpFailed(exc), False
+        except Exception as exc:  # an op's own failure stays with that op
+            child.abort()
+            return OpFailed(exc), False
+        child.commit()
+        return outcome, True
 
     def _commit_shipped(
         self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None,
@@ -259,24 +264,10 @@ class LmdbStore:
                 self.before_ops(RecordingTxn(parent, self._dbs, writes))
             for op in ops:
                 op_writes: WriteSet = {}
-                child = self._env.begin(write=True, parent=parent, buffers=False)
-                try:
-                    outcome = op(RecordingTxn(child, self._dbs, op_writes))
-                except lmdb.MapFullError:
-                    child.abort()
-                    raise
-                except lmdb.Error as exc:
-                    child.abort()
-                    if _is_disk_full(exc):
-                        raise
-                    outcomes.append(OpFailed(exc))
-                except Exception as exc:  # an op's own failure stays with that op, and so do its writes
-                    child.abort()
-                    outcomes.append(OpFailed(exc))
-                else:
-                    child.commit()
+                outcome, committed = self._run_nested(parent, op, lambda raw: RecordingTxn(raw, self._dbs, op_writes))
+                if committed:  # a rolled-back op's writes stay with it
                     writes.update(op_writes)
-                    outcomes.append(outcome)
+                outcomes.append(outcome)
             if before_commit is not None:
                 before_commit(RecordingTxn(parent, self._dbs, writes))
             receipt = durability.ship(writes)
