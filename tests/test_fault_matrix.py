@@ -119,6 +119,27 @@ async def approve(ctx: restate.Context) -> str:
     return f"decided {await decision}"
 
 
+approvers = restate.Service("Approvers")
+
+
+@approvals.handler()
+async def approve_by_peer(ctx: restate.Context) -> str:
+    """An awakeable resolved by another invocation's handler, then that invocation attached to: commands
+    about an invocation that (across partitions) another partition owns."""
+    awakeable_id, decision = ctx.awakeable(type_hint=str)
+    handle = ctx.service_send(decide, awakeable_id)
+    decided = await decision
+    peer_said = await ctx.attach_invocation(await handle.invocation_id(), type_hint=str)
+    return f"decided {decided}, peer said {peer_said}"
+
+
+@approvers.handler()
+async def decide(ctx: restate.Context, awakeable_id: str) -> str:
+    await step(ctx, "decide")
+    ctx.resolve_awakeable(awakeable_id, "yes")
+    return "done"
+
+
 @timer.handler()
 async def wait_then_act(ctx: restate.Context) -> str:
     await ctx.sleep(timedelta(hours=1))
@@ -230,6 +251,10 @@ async def delayed_send_scenario(client: TestClient) -> typing.Any:
     return reminder_id, await callees(client)
 
 
+async def peer_awakeable_scenario(client: TestClient) -> typing.Any:
+    return await client.call("Approvals", "approve_by_peer")
+
+
 async def awakeable_scenario(client: TestClient) -> typing.Any:
     invocation_id = await client.send("Approvals", "approve")
     while "approve" not in awakeable_ids:
@@ -263,7 +288,7 @@ async def cancelled_saga_scenario(client: TestClient) -> typing.Any:
     return None
 
 
-SERVICES = [subscriptions, saga, counter, chain_a, chain_b, reminders, approvals, timer, signup, trips, refunds]
+SERVICES = [subscriptions, saga, counter, chain_a, chain_b, reminders, approvals, approvers, timer, signup, trips, refunds]
 
 CASES: dict[str, tuple[typing.Callable[[TestClient], typing.Awaitable[typing.Any]], typing.Callable[[typing.Any], None]]] = {}
 
@@ -313,6 +338,12 @@ def check_delayed_send(result: typing.Any) -> None:
 @case("awakeable", awakeable_scenario)
 def check_awakeable(result: typing.Any) -> None:
     assert result == "decided yes"
+
+
+@case("awakeable resolved by a handler", peer_awakeable_scenario)
+def check_peer_awakeable(result: typing.Any) -> None:
+    assert result == "decided yes, peer said done"
+    assert_effects_once({"decide"}, CURRENT["crash"])
 
 
 @case("timer", timer_scenario)
@@ -366,7 +397,7 @@ def test_the_matrix_exercised_hundreds_of_crash_points() -> None:
 # The same scenarios with the key space cut into partitions inside one process, and everything that
 # crosses partitions (a call's callee, a cancel, a kill) sent as a durable message, as between worker
 # processes: a crash anywhere on a message's way (written, waiting, applied) loses or doubles nothing.
-ACROSS_PARTITIONS = ("call chain", "delayed send", "cancelled saga")
+ACROSS_PARTITIONS = ("call chain", "delayed send", "cancelled saga", "awakeable resolved by a handler")
 
 
 @pytest.mark.parametrize("name", ACROSS_PARTITIONS)

@@ -25,6 +25,9 @@ class MessageKind(enum.IntEnum):
     INVOKE = 1  # create the invocation (a call or a one-way or delayed send), answering reply_to when it ends
     CANCEL = 2
     KILL = 3
+    # A command of a running invocation about an invocation of another partition (complete an awakeable, send a
+    # signal, attach, get an output): its owner performs it, since only it may read and change the target.
+    COMMAND = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class Message:
     record: InvocationRecord | None = None
     input_entry: e.Input | None = None
     reply_to: ReplyTo | None = None
+    command: e.Entry | None = None  # COMMAND: the command; `record` is then the invocation that journaled it
 
     def encode(self) -> bytes:
         reply = None if self.reply_to is None else [self.reply_to.invocation_id, self.reply_to.completion_id]
@@ -43,14 +47,17 @@ class Message:
             None if self.record is None else pack_record(self.record),
             None if self.input_entry is None else pack_entry(self.input_entry),
             reply,
+            None if self.command is None else pack_entry(self.command),
         ])
 
     @classmethod
     def decode(cls, raw: bytes, what: str) -> "Message":
-        kind, target_id, now_ms, record, input_entry, reply = unpack(raw, what)
+        kind, target_id, now_ms, record, input_entry, reply, *rest = unpack(raw, what)
+        command = rest[0] if rest else None  # messages written before COMMAND existed have six fields
         return cls(
             MessageKind(kind), target_id, now_ms,
             None if record is None else unpack_record(record, InvocationRecord, f"{what}'s invocation"),
             None if input_entry is None else unpack_entry(input_entry, f"{what}'s input"),  # type: ignore[arg-type]
             None if reply is None else ReplyTo(*reply),
+            None if command is None else unpack_entry(command, f"{what}'s command"),
         )

@@ -144,6 +144,10 @@ class Transitions:
             assert message.record is not None and message.input_entry is not None
             self._create(txn, message.record, message.input_entry, message.reply_to, fx)
             return
+        if message.kind == MessageKind.COMMAND:
+            assert message.record is not None and message.command is not None
+            self._perform_across(txn, message.record, message.command, message.now_ms, fx)
+            return
         record = txn.get_invocation(message.target_id)
         if record is None or record.is_completed:
             return
@@ -151,6 +155,14 @@ class Transitions:
             self._cancel(txn, record, message.now_ms, fx)
         elif message.kind == MessageKind.KILL:
             self._kill(txn, record, message.now_ms, fx, seen=set())
+
+    def _posted_across(self, txn: Txn, record: InvocationRecord, entry: e.Entry, now_ms: int, fx: Effects) -> bool:
+        """Post a command about another partition's invocation to that partition's owner; False if it is ours."""
+        target_id = _command_target(entry)
+        if target_id is None or not self._crosses(target_id, record.id):
+            return False
+        self._post(txn, Message(MessageKind.COMMAND, target_id, now_ms, record, command=entry), fx)
+        return True
 
     # ------------------------------------------------------------ creating invocations
 
@@ -311,7 +323,10 @@ class Transitions:
 
         return op
 
-    def _perform(self, txn: Txn, record: InvocationRecord, entry: e.Entry, now_ms: int, fx: Effects) -> None:
+    def _perform(self, txn: Txn, record: InvocationRecord, entry: e.Entry, now_ms: int, fx: Effects,
+                 target_is_here: bool = False) -> None:
+        """What a journaled command does. `target_is_here`: a command posted by another partition, whose target
+        this partition owns (so it is performed here, never posted again)."""
         target = record.target
         if isinstance(entry, e.SetState):
             txn.set_state(target.service, typing.cast(str, target.key), entry.key, entry.value)
@@ -327,6 +342,8 @@ class Transitions:
             self._call(txn, record, entry, entry.completion_id, 0, now_ms, fx)
         elif isinstance(entry, e.OneWayCall):
             self._call(txn, record, entry, None, entry.invoke_at_ms, now_ms, fx)
+        elif not target_is_here and self._posted_across(txn, record, entry, now_ms, fx):
+            return
         elif isinstance(entry, e.CompleteAwakeable):
             try:
                 target_id, signal_index = parse_awakeable_id(entry.awakeable_id)
@@ -368,10 +385,15 @@ class Transitions:
         elif isinstance(entry, (e.AttachInvocation, e.GetInvocationOutput)):
             self._attach(txn, record, entry, fx)
 
+    def _perform_across(self, txn: Txn, record: InvocationRecord, entry: e.Entry, now_ms: int, fx: Effects) -> None:
+        """The owner of a command's target performs it for `record`, an invocation of another partition."""
+        self._perform(txn, record, entry, now_ms, fx, target_is_here=True)
+
     def _warn(self, txn: Txn, record: InvocationRecord, message: str, now_ms: int) -> None:
         """A command that did nothing: logged, and kept with the invocation's history for the UI."""
         log.warning("%s (by %s)", message, record.id)
-        txn.add_event(record.id, self.seq.next(), {"kind": "warning", "message": message, "at_ms": now_ms})
+        if self.partitions.is_local(record.id):  # (a command performed for another partition's invocation: logged only)
+            txn.add_event(record.id, self.seq.next(), {"kind": "warning", "message": message, "at_ms": now_ms})
 
     def _call(
         self,
@@ -752,3 +774,15 @@ def _ran_ahead(record: InvocationRecord) -> bool:
     as if it held the key, with the key's state as it was before its predecessor's writes.
     """
     return record.status == Status.PENDING
+
+
+def _command_target(entry: e.Entry) -> str | None:
+    """The invocation a journaled command reads and changes other than its own (None: only its own)."""
+    if isinstance(entry, e.CompleteAwakeable):
+        try:
+            return parse_awakeable_id(entry.awakeable_id)[0]
+        except InvalidId:
+            return None
+    if isinstance(entry, (e.SendSignal, e.SendNamedSignal, e.AttachInvocation, e.GetInvocationOutput)):
+        return entry.target_invocation_id
+    return None
