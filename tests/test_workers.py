@@ -308,9 +308,9 @@ async def test_regression_a_sibling_dying_while_frames_are_written_to_it_does_no
 
     The sibling here is a socket that accepts the link and stops reading (shutdown(SHUT_RD)): the next write
     fails with EPIPE while the link's reader has seen no end of stream yet, as when the sibling dies mid-write."""
-    from durio.workers.peers import Peers, _FrameReader, socket_path
+    from durio.workers.peers import WorkerPeers, _FrameReader, socket_path
 
-    peers = Peers(str(tmp_path), me=0, workers=2)
+    peers = WorkerPeers(str(tmp_path), me=0, workers=2)
     connections = 0
     stopped_reading = anyio.Event()
     received: list[typing.Any] = []
@@ -323,7 +323,9 @@ async def test_regression_a_sibling_dying_while_frames_are_written_to_it_does_no
             stream.extra(anyio.abc.SocketAttribute.raw_socket).shutdown(socket.SHUT_RD)
             stopped_reading.set()
             await anyio.sleep_forever()
-        received.append(await _FrameReader(stream).read())
+        reader = _FrameReader(stream)
+        assert await reader.read_raw() == b"", "a link opens with the (empty) secret of workers"
+        received.append(await reader.read())
         back.set()
         await anyio.sleep_forever()
 

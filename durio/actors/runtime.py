@@ -51,14 +51,21 @@ class PeerLink(typing.Protocol):
     `forward` runs one of the runtime's verbs in the worker that owns a partition and returns its answer;
     `tell` hands that worker something to do, in order, without waiting."""
 
-    me: int  # this worker's index
-    workers: int  # how many workers the server runs
+    me: typing.Any  # this worker's index (a node's name in a cluster)
 
-    def owner_of(self, partition: int) -> int: ...
+    def members(self) -> list[typing.Any]:
+        """Every worker (or node) of the server, this one included."""
+        ...
 
-    async def forward(self, worker: int, verb: str, *args: typing.Any) -> typing.Any: ...
+    def owner_of(self, partition: int) -> typing.Any: ...
 
-    def tell(self, worker: int, verb: str, *args: typing.Any) -> None: ...
+    async def forward(self, worker: typing.Any, verb: str, *args: typing.Any) -> typing.Any: ...
+
+    async def forward_to_owner(self, partition: int, verb: str, *args: typing.Any) -> typing.Any:
+        """`forward` to whoever owns the partition now (in a cluster, ownership moves: it follows it)."""
+        ...
+
+    def tell(self, worker: typing.Any, verb: str, *args: typing.Any) -> None: ...
 
     def tell_all(self, verb: str, *args: typing.Any) -> None: ...
 
@@ -329,10 +336,10 @@ class Runtime:
         self.peers.tell(self.peers.owner_of(partition), verb, *args)
 
     def _owner_elsewhere(self, invocation_id: str) -> int | None:
-        """The worker that owns this invocation's partition, when it is not this one."""
+        """This invocation's partition, when another worker owns it."""
         if self.peers is None or self.partitions.is_local(invocation_id):
             return None
-        return self.peers.owner_of(self.partitions.of_id(invocation_id))
+        return self.partitions.of_id(invocation_id)
 
     async def load_invocation(self, invocation_id: str) -> tuple[InvocationRecord, list[Entry]] | None:
         """An invocation and its journal; one that cannot be read is failed for good, with the reason."""
@@ -373,7 +380,7 @@ class Runtime:
         (a worker that is restarting reads them as it starts)."""
         if self.peers is None:
             return
-        for worker in range(self.peers.workers):
+        for worker in self.peers.members():
             if worker == self.peers.me:
                 continue
             with anyio.move_on_after(5.0):
@@ -556,14 +563,14 @@ class Runtime:
             return typing.cast(CompleteSignalOutcome, await self._forward(owner, "complete_awakeable", awakeable_id, result))
         return typing.cast(CompleteSignalOutcome, await self.write(self.transitions.complete_awakeable(awakeable_id, result)))
 
-    async def _forward(self, worker: int, verb: str, *args: typing.Any) -> typing.Any:
+    async def _forward(self, partition: int, verb: str, *args: typing.Any) -> typing.Any:
         """Run a verb in the worker that owns its partition. If that worker dies before it answers, the verb
         is sent again to its successor: each verb is idempotent on the same arguments (a call or send carries
         its invocation's id, which the first attempt may have created already)."""
         assert self.peers is not None
         while True:
             try:
-                return await self.peers.forward(worker, verb, *args)
+                return await self.peers.forward_to_owner(partition, verb, *args)
             except PeerLost as exc:
                 log.warning("%s; sending %s again once it is back", exc, verb)
 
@@ -592,7 +599,7 @@ class Runtime:
         statuses = self.live_statuses()
         if self.peers is None:
             return statuses
-        for worker in range(self.peers.workers):
+        for worker in self.peers.members():
             if worker == self.peers.me:
                 continue
             with anyio.move_on_after(2.0):
@@ -627,7 +634,7 @@ class Runtime:
         if self.peers is None:
             return [self.local_snapshot()]
         found: list[dict[str, typing.Any]] = []
-        for worker in range(self.peers.workers):
+        for worker in self.peers.members():
             if worker == self.peers.me:
                 found.append(self.local_snapshot())
                 continue

@@ -39,11 +39,12 @@ from durio.cluster.schema import DB_NAMES, DB_NUMBERS, FENCED_SQLSTATE, GLOBAL_P
 from durio.partitions import partition_of_key
 from durio.storage import StorageError
 from durio.storage import schema as storage_schema
-from durio.storage.recording import WriteSet
+from durio.storage.recording import DELIVERY_DATABASES, WriteSet
 
 log = logging.getLogger("durio.cluster")
 
 CONNECT_TIMEOUT_S = 3
+DELIVERIES_CHANNEL = "durio_deliveries"  # NOTIFY payload: the partition a delivery was left for
 SELF_FENCE_MARGIN = 0.3  # of the lease: stop writing this long before the lease could have expired
 
 
@@ -226,7 +227,9 @@ class PostgresDurability:
         try:
             with connection.transaction(), connection.cursor(name="durio_load") as cursor:
                 cursor.itersize = 5000
-                cursor.execute("SELECT db, key, value FROM durio_kv WHERE pid = ANY(%s) ORDER BY pid, db, key", (held,))
+                # (Meta rows shipped by an earlier version are left out: meta is each store's own now.)
+                cursor.execute("SELECT db, key, value FROM durio_kv WHERE pid = ANY(%s) AND db <> %s ORDER BY pid, db, key",
+                               (held, DB_NUMBERS[storage_schema.META]))
                 for db, key, value in cursor:
                     yield DB_NAMES[db], bytes(key), bytes(value)
         except psycopg.Error as exc:
@@ -272,11 +275,19 @@ class PostgresDurability:
         if not writes:
             return self.receipt()
         by_partition: dict[int, None] = {}
+        delivered_to: dict[int, None] = {}  # partitions of other nodes this batch leaves deliveries for
         upserts: tuple[list[int], list[int], list[bytes], list[bytes]] = ([], [], [], [])
         deletes: tuple[list[int], list[int], list[bytes]] = ([], [], [])
+        with self._lock:
+            held = set(self._epochs)
         for (db, key), value in writes.items():
             pid = self.partition_of_row(db, key)
-            by_partition[pid] = None
+            if db in DELIVERY_DATABASES and pid not in held and value is not None:
+                # A delivery to another node's partition: that node consumes it. It needs no fence of its
+                # own: the rows of this node's partitions that produced it are fenced in the same transaction.
+                delivered_to[pid] = None
+            else:
+                by_partition[pid] = None
             if value is None:
                 deletes[0].append(pid)
                 deletes[1].append(DB_NUMBERS[db])
@@ -303,6 +314,10 @@ class PostgresDurability:
             with connection.pipeline(), connection.transaction():
                 fence = connection.execute("SELECT fenced_pid, fenced_seq FROM durio_fence(%s::int[], %s::bigint[])",
                                            (pids, epochs))
+                if delivered_to:
+                    # Wakes the owners as the transaction commits (NOTIFY is transactional).
+                    connection.execute("SELECT pg_notify(%s, pid::text) FROM unnest(%s::int[]) AS pid",
+                                       (DELIVERIES_CHANNEL, sorted(delivered_to)))
                 if upserts[0]:
                     connection.execute(
                         """INSERT INTO durio_kv (pid, db, key, value)
@@ -334,6 +349,39 @@ class PostgresDurability:
         self.statistics.batches += 1
         self.statistics.rows += len(writes)
         return self.receipt()
+
+    def not_kept(self, writes: WriteSet) -> list[tuple[bytes, bytes]]:
+        with self._lock:
+            held = set(self._epochs)
+        return [(db, key) for (db, key), value in writes.items()
+                if db in DELIVERY_DATABASES and value is not None and self.partition_of_row(db, key) not in held]
+
+    def pending_deliveries(self, partitions: typing.Iterable[int]) -> list[tuple[bytes, bytes, bytes]]:
+        """(db, key, value) of the deliveries PostgreSQL holds for these partitions (the writer thread's call)."""
+        pids = sorted(partitions)
+        if not pids:
+            return []
+        try:
+            connection = self._writer()
+            with connection.transaction():
+                rows = connection.execute(
+                    "SELECT db, key, value FROM durio_kv WHERE pid = ANY(%s) AND db = ANY(%s) ORDER BY pid, db, key",
+                    (pids, [DB_NUMBERS[db] for db in sorted(DELIVERY_DATABASES)])).fetchall()
+        except psycopg.Error as exc:
+            self._drop_writer()
+            raise Unreachable(f"PostgreSQL at {describe_dsn(self.dsn)}: {_reason(exc)}") from None
+        return [(DB_NAMES[db], bytes(key), bytes(value)) for db, key, value in rows]
+
+    def take_sequence_block(self) -> int:
+        """A block of sequence numbers no other node incarnation has had, and above every earlier block."""
+        def take(connection: psycopg.Connection[typing.Any]) -> int:
+            with connection.transaction():
+                row = connection.execute(
+                    "UPDATE durio_cluster SET sequence_block = sequence_block + 1 RETURNING sequence_block").fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return typing.cast(int, self._lease_call(take))
 
     def _drop_writer(self) -> None:
         self._close(self._writer_connection)

@@ -87,6 +87,10 @@ def _open_cluster(options: ClusterOptions) -> PostgresDurability:
 
 # The meta row where a data directory records its number of partitions (durio.workers.ownership reads it).
 PARTITIONS_META = "partitions"
+# The meta row of the sequence high-water mark (the runtime's), and the numbers a node incarnation's block holds:
+# 2^40 (a trillion) each, far more than one incarnation uses.
+SEQUENCE_META = "sequence"
+SEQUENCE_BLOCK_BITS = 40
 
 
 def ready_local_store(durability: PostgresDurability, data_dir: str) -> str:
@@ -97,11 +101,15 @@ def ready_local_store(durability: PostgresDurability, data_dir: str) -> str:
         # The store records the cluster's number of partitions, through PostgreSQL like every other write,
         # before the runtime reads it (which would otherwise record its own, in the local store alone).
         store.durability = durability
-        def record_partitions(txn: Txn) -> None:
+        first_number = durability.take_sequence_block() << SEQUENCE_BLOCK_BITS
+
+        def record_partitions_and_sequence(txn: Txn) -> None:
             if txn.get_meta(PARTITIONS_META) != durability.partitions:
                 txn.put_meta(PARTITIONS_META, durability.partitions)
+            # The runtime goes on from here: past every number any node of the cluster used before.
+            txn.put_meta(SEQUENCE_META, max(first_number, txn.get_meta(SEQUENCE_META) or 0))
 
-        store.commit_batch([record_partitions])
+        store.commit_batch([record_partitions_and_sequence])
         return done
     finally:
         store.close()

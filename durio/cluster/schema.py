@@ -11,7 +11,7 @@ migrate once. Tables (SCALE-OUT.md §5):
   Partition -1 is the global rows (meta, deployments, schedules).
 - durio_kv: the rows of every partition, as the local LMDB store holds them
   (`db` numbers the LMDB database, DB_NUMBERS).
-- durio_nodes: who is alive, by heartbeat.
+- durio_nodes: who is alive, by heartbeat, and the URL its peers reach it at.
 
 `durio_fence` is the fence: it counts one more batch for each partition the batch
 touches, but only where the caller's epoch is still the partition's, and raises
@@ -78,8 +78,16 @@ _V1 = [
         END $$""",
 ]
 
+# Several nodes: each node incarnation takes its sequence numbers from a block of its own (so numbers written
+# into one partition by different nodes never collide, and a later block sorts after every earlier one); nodes
+# advertise where their peers reach them.
+_V2 = [
+    "ALTER TABLE durio_cluster ADD COLUMN sequence_block bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE durio_nodes ADD COLUMN peer_url text",
+]
+
 # Version n is reached by running MIGRATIONS[n - 1]. Append; never edit a step that has shipped.
-MIGRATIONS: list[list[str]] = [_V1]
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

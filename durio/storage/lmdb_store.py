@@ -259,19 +259,24 @@ class LmdbStore:
         with self._env.begin(write=True, buffers=False) as parent:
             missed = durability.catch_up()
             if missed:
+                for row in durability.not_kept(missed):
+                    missed.pop(row, None)
                 apply_writes(Txn(parent, self._dbs), missed)
             if self.before_ops is not None:
                 self.before_ops(RecordingTxn(parent, self._dbs, writes))
             for op in ops:
                 op_writes: WriteSet = {}
-                outcome, committed = self._run_nested(parent, op, lambda raw: RecordingTxn(raw, self._dbs, op_writes))
+                outcome, committed = self._run_nested(parent, op, lambda raw: RecordingTxn(raw, self._dbs, op_writes, writes))
                 if committed:  # a rolled-back op's writes stay with it
                     writes.update(op_writes)
                 outcomes.append(outcome)
             if before_commit is not None:
                 before_commit(RecordingTxn(parent, self._dbs, writes))
             receipt = durability.ship(writes)
-            Txn(parent, self._dbs).put_meta(RECEIPT_META, receipt)
+            local = Txn(parent, self._dbs)
+            for db, key in durability.not_kept(writes):
+                local._delete(db, key)
+            local.put_meta(RECEIPT_META, receipt)
         return outcomes
 
     def shipped_rows(self) -> typing.Iterator[tuple[bytes, bytes, bytes]]:

@@ -26,7 +26,11 @@ from durio.storage.txn import Txn
 # (db, key) -> the value the batch leaves there, or None when the batch deleted it.
 WriteSet = dict[tuple[bytes, bytes], "bytes | None"]
 
-UNSHIPPED_DATABASES = frozenset(s.STATUS_INDEXES.values())
+# The status indexes are derived; META is each store's own (its sequence high-water mark, schema version,
+# receipt): a node of a cluster takes its sequence numbers from a block PostgreSQL hands it (durio.cluster).
+UNSHIPPED_DATABASES = frozenset((*s.STATUS_INDEXES.values(), s.META))
+# Rows one partition leaves for another's owner to consume: they may be written to any partition.
+DELIVERY_DATABASES = frozenset((s.OUTBOX, s.MESSAGES))
 SHIPPED_DATABASES = tuple(db for db in s.ALL_DATABASES if db not in UNSHIPPED_DATABASES)
 # The local store's record of which batches of the truth it holds (durio.cluster writes and reads it).
 RECEIPT_META = "cluster_receipt"
@@ -47,13 +51,20 @@ class Durability(typing.Protocol):
         Raises a StorageError (nothing of the batch is acknowledged) when refused or unreachable."""
         ...
 
+    def not_kept(self, writes: WriteSet) -> list[tuple[bytes, bytes]]:
+        """The rows of a shipped batch the local store must not keep: deliveries to partitions another node
+        owns, which that node consumes from the truth."""
+        ...
+
 
 class RecordingTxn(Txn):
     """A Txn that notes what it writes into `writes`."""
 
-    def __init__(self, txn: typing.Any, dbs: dict[bytes, typing.Any], writes: WriteSet) -> None:
+    def __init__(self, txn: typing.Any, dbs: dict[bytes, typing.Any], writes: WriteSet, batch: WriteSet | None = None) -> None:
         super().__init__(txn, dbs)
         self.writes = writes
+        # What the batch's earlier ops wrote (not yet in the truth): an op that reads the truth checks it.
+        self.batch: WriteSet = batch if batch is not None else {}
 
     def _put(self, name: bytes, key: bytes, value: bytes) -> None:
         super()._put(name, key, value)

@@ -17,6 +17,7 @@ that dies fails with PeerLost, and the runtime decides whether to send it again.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 import logging
 import os
@@ -82,6 +83,10 @@ class _FrameReader:
 
     async def read(self) -> typing.Any:
         """The next frame; EOFError when the peer closed."""
+        return pickle.loads(await self.read_raw())
+
+    async def read_raw(self) -> bytes:
+        """The next frame's bytes, not unpickled; EOFError when the peer closed."""
         while True:
             if len(self._buffer) >= _LENGTH.size:
                 (size,) = _LENGTH.unpack_from(self._buffer)
@@ -90,7 +95,7 @@ class _FrameReader:
                 if len(self._buffer) >= _LENGTH.size + size:
                     payload = bytes(self._buffer[_LENGTH.size:_LENGTH.size + size])
                     del self._buffer[:_LENGTH.size + size]
-                    return pickle.loads(payload)
+                    return payload
             try:
                 self._buffer += await self._stream.receive(1024 * 1024)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -103,10 +108,9 @@ TellHandler = typing.Callable[..., None]
 
 
 class _Link:
-    """This worker's connection to one sibling: queued tells, requests waiting for answers."""
+    """This process's connection to one peer: queued tells, requests waiting for answers."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self.tells: list[tuple[str, tuple[typing.Any, ...]]] = []
         self.outgoing = anyio.Event()
         self.pending: dict[int, tuple[anyio.Event, list[typing.Any]]] = {}
@@ -118,46 +122,78 @@ class _Link:
         self.outgoing.set()
 
 
-class Peers:
-    """The PeerLink of durio.actors.runtime: the sibling workers of one server."""
+# Where a peer listens: a Unix socket's path (workers of one machine) or (host, port) (nodes of a cluster).
+Address = typing.Union[str, tuple[str, int]]
 
-    def __init__(self, directory: str, me: int, workers: int) -> None:
-        self.directory = directory
+
+class Peers:
+    """The PeerLink of durio.actors.runtime over sockets; subclasses say who the peers are and where.
+
+    Every connection starts with a hello: the peers' shared secret, length-prefixed and compared before
+    any frame is unpickled, so only a process that knows it can speak (workers: an empty secret, their
+    sockets live in a directory only this user can enter; nodes: the cluster's id, from PostgreSQL)."""
+
+    def __init__(self, me: typing.Any, secret: bytes = b"") -> None:
         self.me = me
-        self.workers = workers
+        self.secret = secret
         self._ids = itertools.count(1)
-        self._links = {worker: _Link(socket_path(directory, worker)) for worker in range(workers) if worker != me}
+        self._links: dict[typing.Any, _Link] = {}
+        self._tasks: anyio.abc.TaskGroup | None = None
         self.requests: dict[str, RequestHandler] = {}
         self.tells: dict[str, TellHandler] = {}
-        # Set once the handlers can run (the runtime has recovered); siblings' frames wait until then.
+        # Set once the handlers can run (the runtime has recovered); peers' frames wait until then.
         self.ready = anyio.Event()
 
-    def owner_of(self, partition: int) -> int:
-        return owner_of(partition, self.workers)
+    # ------------------------------------------------------------ who and where (subclasses)
+
+    def members(self) -> list[typing.Any]:
+        raise NotImplementedError
+
+    def owner_of(self, partition: int) -> typing.Any:
+        raise NotImplementedError
+
+    def address_of(self, member: typing.Any) -> Address | None:
+        """Where `member` listens now (None: not known yet)."""
+        raise NotImplementedError
+
+    async def listen(self) -> anyio.abc.Listener[anyio.abc.ByteStream]:
+        raise NotImplementedError
 
     # ------------------------------------------------------------ sending
 
-    def tell(self, worker: int, verb: str, *args: typing.Any) -> None:
+    def _link(self, member: typing.Any) -> _Link:
+        link = self._links.get(member)
+        if link is None:
+            link = self._links[member] = _Link()
+            if self._tasks is not None:
+                self._tasks.start_soon(self._keep_link, member, link)
+        return link
+
+    def tell(self, worker: typing.Any, verb: str, *args: typing.Any) -> None:
         if worker == self.me:
             self.tells[verb](*args)
             return
-        link = self._links[worker]
+        link = self._link(worker)
         link.tells.append((verb, args))
         link.wake()
 
     def tell_all(self, verb: str, *args: typing.Any) -> None:
-        for worker in self._links:
-            self.tell(worker, verb, *args)
+        for worker in self.members():
+            if worker != self.me:
+                self.tell(worker, verb, *args)
 
-    async def forward(self, worker: int, verb: str, *args: typing.Any) -> typing.Any:
+    async def forward_to_owner(self, partition: int, verb: str, *args: typing.Any) -> typing.Any:
+        return await self.forward(self.owner_of(partition), verb, *args)
+
+    async def forward(self, worker: typing.Any, verb: str, *args: typing.Any) -> typing.Any:
         if worker == self.me:
             return await self.requests[verb](*args)
-        link = self._links[worker]
+        link = self._link(worker)
         if not link.up:
             with anyio.move_on_after(UNAVAILABLE_AFTER_S):
                 await link.connected.wait()
             if not link.up:
-                raise PeerUnavailable(f"worker {worker} is not running (it is being restarted); retry later")
+                raise PeerUnavailable(f"{self.describe(worker)} is not running (it is being restarted); retry later")
         request_id = next(self._ids)
         done = anyio.Event()
         answer: list[typing.Any] = []
@@ -172,28 +208,41 @@ class Peers:
         if kind == "ok":
             return value
         if kind == "lost":
-            raise PeerLost(f"worker {worker} stopped while it ran {verb}")
+            raise PeerLost(f"{self.describe(worker)} stopped while it ran {verb}")
         raise value
 
+    def describe(self, member: typing.Any) -> str:
+        return f"worker {member}"
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen for siblings and keep a connection to each."""
-        path = socket_path(self.directory, self.me)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        listener = await anyio.create_unix_listener(path)
+        """Listen for peers and keep a connection to each."""
+        listener = await self.listen()
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(listener.serve, self._serve_sibling)
-            for worker, link in self._links.items():
-                tasks.start_soon(self._keep_link, worker, link)
+            self._tasks = tasks
+            tasks.start_soon(listener.serve, self._serve_peer)
+            for member in self.members():
+                if member != self.me:
+                    self._link(member)
+            for member, link in list(self._links.items()):
+                tasks.start_soon(self._keep_link, member, link)
             task_status.started()
 
-    async def _keep_link(self, worker: int, link: _Link) -> None:
+    async def _connect(self, member: typing.Any) -> anyio.abc.ByteStream:
+        address = self.address_of(member)
+        if address is None:
+            raise OSError(f"where {self.describe(member)} listens is not known yet")
+        if isinstance(address, str):
+            stream: anyio.abc.ByteStream = await anyio.connect_unix(address)
+        else:
+            stream = await anyio.connect_tcp(*address)
+        await stream.send(_LENGTH.pack(len(self.secret)) + self.secret)
+        return stream
+
+    async def _keep_link(self, worker: typing.Any, link: _Link) -> None:
         attempt = 0
         while True:
             try:
-                stream = await anyio.connect_unix(link.path)
+                stream = await self._connect(worker)
             except OSError:
                 await anyio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
                 attempt += 1
@@ -216,7 +265,7 @@ class Peers:
                 if not done.is_set() and request_id not in {item[0] for item in link.unsent}:
                     answer[:] = ["lost", None]
                     done.set()
-            log.warning("lost the connection to worker %d; reconnecting", worker)
+            log.warning("lost the connection to %s; reconnecting", self.describe(worker))
 
     async def _write_frames(self, stream: anyio.abc.ByteStream, link: _Link) -> None:
         while True:
@@ -250,9 +299,17 @@ class Peers:
 
     # ------------------------------------------------------------ serving siblings
 
-    async def _serve_sibling(self, stream: anyio.abc.ByteStream) -> None:
-        await self.ready.wait()
+    async def _serve_peer(self, stream: anyio.abc.ByteStream) -> None:
         reader = _FrameReader(stream)
+        try:
+            hello = await reader.read_raw()
+        except EOFError:
+            hello = None
+        if hello is None or not hmac.compare_digest(hello, self.secret):
+            log.warning("refused a peer connection that did not know this server's secret")
+            await stream.aclose()
+            return
+        await self.ready.wait()
         lock = anyio.Lock()
 
         async def answer(request_id: int, verb: str, args: tuple[typing.Any, ...]) -> None:
@@ -280,3 +337,29 @@ class Peers:
                         log.exception("a sibling's %s failed", verb)
                 else:
                     tasks.start_soon(answer, request_id, verb, args)
+
+
+class WorkerPeers(Peers):
+    """The sibling workers of one server, on Unix sockets in a private directory; worker i owns p % N == i."""
+
+    def __init__(self, directory: str, me: int, workers: int) -> None:
+        super().__init__(me)
+        self.directory = directory
+        self.workers = workers
+
+    def members(self) -> list[typing.Any]:
+        return list(range(self.workers))
+
+    def owner_of(self, partition: int) -> int:
+        return owner_of(partition, self.workers)
+
+    def address_of(self, member: typing.Any) -> Address | None:
+        return socket_path(self.directory, member)
+
+    async def listen(self) -> anyio.abc.Listener[anyio.abc.ByteStream]:
+        path = socket_path(self.directory, self.me)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return await anyio.create_unix_listener(path)

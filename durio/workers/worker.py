@@ -19,7 +19,7 @@ from durio.partitions import PartitionTable
 from durio.sdk.definitions import ServiceDefinition
 from durio.storage.records import InvocationRecord
 from durio.workers.ownership import PartitionLocks, record_partition_count, take_epochs
-from durio.workers.peers import Peers, socket_directory
+from durio.workers.peers import Peers, WorkerPeers, socket_directory
 
 log = logging.getLogger("durio.workers")
 
@@ -47,7 +47,7 @@ async def open_worker_runtime(
     partitions = PartitionTable.for_worker(count, spec.index, spec.count)
     locks = PartitionLocks(data_dir)
     await anyio.to_thread.run_sync(locks.acquire, partitions.owned, abandon_on_cancel=True)
-    peers = Peers(socket_directory(data_dir), spec.index, spec.count)
+    peers = WorkerPeers(socket_directory(data_dir), spec.index, spec.count)
     try:
         async with anyio.create_task_group() as tasks:
             # Listening before recovery: what a sibling tells this worker from now on is not missed.
