@@ -97,12 +97,15 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="the number of partitions of a new data directory (default 24; an existing one keeps its own)")
     parser.add_argument("--cluster", metavar="URL", default=os.environ.get("DURIO_CLUSTER") or None,
                         help="run as a node of a cluster on this PostgreSQL (postgresql://...), which holds the truth; "
-                             "the data directory is its local cache (preview: one node, one worker; env DURIO_CLUSTER)")
+                             "the data directory is its local cache (one worker per node; env DURIO_CLUSTER)")
     parser.add_argument("--node-name", metavar="NAME", default=os.environ.get("DURIO_NODE_NAME") or None,
                         help="this node's name in the cluster (env DURIO_NODE_NAME, default the host name)")
     parser.add_argument("--cluster-lease", metavar="SECONDS", type=float,
                         default=float(os.environ.get("DURIO_CLUSTER_LEASE", "10")),
                         help="how long a node's partition leases last unrenewed (env DURIO_CLUSTER_LEASE, default 10)")
+    parser.add_argument("--advertise-url", metavar="URL", default=os.environ.get("DURIO_ADVERTISE_URL") or None,
+                        help="where the other nodes of the cluster reach this one (it listens there for them; "
+                             "env DURIO_ADVERTISE_URL, default http://127.0.0.1:5122)")
     parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
                         help="sign requests to remote deployments with this Ed25519 key, as Restate does "
                              "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
@@ -219,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                              request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
                              config_file=args.config_file, backend=args.backend, deployment_ca_file=args.deployment_ca_file,
                              workers=args.workers, partitions=args.partitions, cluster=args.cluster,
-                             node_name=args.node_name, cluster_lease_s=args.cluster_lease)
+                             node_name=args.node_name, cluster_lease_s=args.cluster_lease,
+                             advertise_url=args.advertise_url)
             except (IdentityKeyError, ConfigError, BackendError, CaFileError, PartitionCountError, PortInUse,
                     ClusterOptionError) as exc:
                 raise CliError(str(exc)) from None

@@ -60,12 +60,7 @@ async def run_server(
     `cluster` (a durio.cluster.node.ClusterOptions): this process is a node of a cluster on PostgreSQL, which
     holds the truth; the data directory is its cache, and every batch is shipped before it commits."""
     if cluster is not None:
-        from durio.cluster.node import open_cluster_node
-
-        async with open_cluster_node(cluster, data_dir) as durability:
-            node_config = dataclasses.replace(config or RuntimeConfig(), durability=durability)
-            await run_server(services, data_dir=data_dir, ingress=ingress, admin=admin, config=node_config,
-                             http_limits=http_limits, worker=worker, partitions=durability.partitions, task_status=task_status)
+        await _run_cluster_node(services, data_dir, ingress, admin, config, http_limits, cluster, task_status)
         return
     if worker is None:
         runtime_context: typing.AsyncContextManager[Runtime] = _open_single_process_runtime(services, data_dir, config, partitions)
@@ -74,16 +69,65 @@ async def run_server(
 
         runtime_context = open_worker_runtime(services, data_dir, config, worker)
     async with runtime_context as runtime:
-        async with anyio.create_task_group() as nursery:
-            shares = getattr(worker, "connection_shares", None)
-            ingress_url = await nursery.start(functools.partial(
-                serve_http, IngressApp(runtime), ingress, http_limits, sock=getattr(worker, "ingress_socket", None),
-                share=shares.share_of(worker.index) if shares is not None else None))
-            admin_url = await nursery.start(functools.partial(
-                serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits, sock=getattr(worker, "admin_socket", None)))
-            log.info("durio ingress listening on %s", ingress_url)
-            log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
-            task_status.started(RunningServer(runtime, ingress_url, admin_url))
+        await _serve_http(runtime, ingress, admin, http_limits, worker, task_status)
+
+
+async def _serve_http(runtime: Runtime, ingress: str, admin: str, http_limits: HttpLimits | None, worker: typing.Any,
+                      task_status: anyio.abc.TaskStatus[RunningServer]) -> None:
+    """Both HTTP listeners of one runtime, until cancelled."""
+    async with anyio.create_task_group() as nursery:
+        shares = getattr(worker, "connection_shares", None)
+        ingress_url = await nursery.start(functools.partial(
+            serve_http, IngressApp(runtime), ingress, http_limits, sock=getattr(worker, "ingress_socket", None),
+            share=shares.share_of(worker.index) if shares is not None else None))
+        admin_url = await nursery.start(functools.partial(
+            serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits, sock=getattr(worker, "admin_socket", None)))
+        log.info("durio ingress listening on %s", ingress_url)
+        log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
+        task_status.started(RunningServer(runtime, ingress_url, admin_url))
+
+
+async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_dir: str | os.PathLike[str], ingress: str,
+                            admin: str, config: RuntimeConfig | None, http_limits: HttpLimits | None, cluster: typing.Any,
+                            task_status: anyio.abc.TaskStatus[RunningServer]) -> None:
+    """A node of a cluster on PostgreSQL: one runtime after another, each serving the partitions held then.
+
+    When the partitions this node should serve change (it takes some over, hands some to a node that joined,
+    or lost some while it was cut off), its runtime stops, the local store is made to match what is held, and
+    a new runtime recovers them: a crash-restart of the node's runtime, without the crash."""
+    from durio.cluster.node import open_cluster_node
+    from durio.workers.cluster_node import ClusterPeers, answer_peers, consume_deliveries, peer_address
+
+    services = list(services)
+    listen_at = peer_address(cluster.advertise_url)
+    started = False
+    async with open_cluster_node(cluster, data_dir, cluster.advertise_url) as node:
+        peers = ClusterPeers(node, listen_at)
+        node_config = dataclasses.replace(config or RuntimeConfig(), durability=node.durability)
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(peers.run)
+            while True:
+                held = await node.settle()
+                if not held:
+                    log.info("node %s holds no partition yet: it waits for its share", node.name)
+                    await node.changed.wait()
+                    continue
+                table = PartitionTable(node.durability.partitions, frozenset(held))
+                async with anyio.create_task_group() as generation:
+                    async with open_runtime(services, data_dir, node_config, table, peers) as runtime:
+                        answer_peers(peers, runtime)
+                        peers.answering = generation
+                        peers.ready.set()
+                        generation.start_soon(consume_deliveries, node, runtime)
+                        running = await generation.start(functools.partial(
+                            _serve_http, runtime, ingress, admin, http_limits, None))
+                        if not started:
+                            task_status.started(running)
+                            started = True
+                        await node.changed.wait()
+                        peers.ready = anyio.Event()  # peers' requests wait for the next runtime
+                        peers.answering = None
+                        generation.cancel_scope.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -150,6 +194,7 @@ def serve(
     cluster: str | None = None,
     node_name: str | None = None,
     cluster_lease_s: float | None = None,
+    advertise_url: str | None = None,
 ) -> int:
     """Run durio embedded, with these services in-process, until SIGINT/SIGTERM.
 
@@ -161,7 +206,8 @@ def serve(
 
     `cluster` (a postgresql:// URL, else DURIO_CLUSTER): run as node `node_name` (else DURIO_NODE_NAME, else the
     host name) of a cluster on that PostgreSQL, which holds the truth; leases last `cluster_lease_s` (default 10 s).
-    Preview: one node per cluster, one worker per node (`workers` is then 1). A bad option is a ClusterOptionError.
+    The other nodes reach this one at `advertise_url` (else DURIO_ADVERTISE_URL, else http://127.0.0.1:5122),
+    where it listens for them. One worker per node (`workers` is then 1). A bad option is a ClusterOptionError.
 
     `backend` is the event loop: "trio" (the default), "asyncio" or "uvloop" (the extra durio[uvloop]),
     else DURIO_BACKEND names it; a bad one is a durio.backend.BackendError (a ValueError) before anything
@@ -207,7 +253,7 @@ def serve(
         check_partition_count(partitions)
     cluster = cluster or os.environ.get("DURIO_CLUSTER") or None
     if cluster is not None:
-        options["cluster"] = cluster_options(cluster, node_name, cluster_lease_s, partitions)
+        options["cluster"] = cluster_options(cluster, node_name, cluster_lease_s, partitions, advertise_url)
         if worker_count > 1:
             log.info("a cluster node runs one worker for now: %d workers were asked for, 1 runs", worker_count)
             worker_count = 1
@@ -238,12 +284,16 @@ class ClusterOptionError(ValueError):
     """A cluster option (URL, node name, lease) that cannot be used."""
 
 
-def cluster_options(url: str, node_name: str | None, lease_s: float | None, partitions: int | None) -> typing.Any:
-    from durio.cluster.node import DEFAULT_LEASE_S, ClusterOptions, default_node_name
+def cluster_options(url: str, node_name: str | None, lease_s: float | None, partitions: int | None,
+                    advertise_url: str | None = None) -> typing.Any:
+    from durio.cluster.node import DEFAULT_ADVERTISE_URL, DEFAULT_LEASE_S, ClusterOptions, default_node_name
+    from durio.workers.cluster_node import peer_address
 
     name = node_name or os.environ.get("DURIO_NODE_NAME") or default_node_name()
+    advertise = advertise_url or os.environ.get("DURIO_ADVERTISE_URL") or DEFAULT_ADVERTISE_URL
     try:
-        return ClusterOptions(url, name, DEFAULT_LEASE_S if lease_s is None else lease_s, partitions)
+        peer_address(advertise)
+        return ClusterOptions(url, name, DEFAULT_LEASE_S if lease_s is None else lease_s, partitions, advertise)
     except ValueError as exc:
         raise ClusterOptionError(str(exc)) from None
 

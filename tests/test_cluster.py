@@ -70,7 +70,7 @@ def test_the_schema_is_created_once_and_carries_its_version(postgres: Postgres) 
 def test_a_batch_ships_exactly_what_it_commits_locally(postgres: Postgres, tmp_path: pathlib.Path) -> None:  # noqa: F811
     node = open_node(postgres, "a")
     assert node.acquire(every_partition(node)) == set()
-    assert "seeded" in ready_local_store(node, str(tmp_path / "data"))  # as a node starts: the store's first rows
+    assert "seeded" in ready_local_store(node, str(tmp_path / "data"))[0]  # as a node starts: the store's first rows
     store = LmdbStore(tmp_path / "data")
     store.durability = node
     batches_before = node.statistics.batches
@@ -136,16 +136,16 @@ def test_an_empty_data_directory_is_loaded_from_postgresql(postgres: Postgres, t
     node = open_node(postgres, "a")
     node.acquire(every_partition(node))
     first = tmp_path / "first"
-    assert "seeded" in ready_local_store(node, str(first))
+    assert "seeded" in ready_local_store(node, str(first))[0]
     store = LmdbStore(first)
     store.durability = node
     try:
         store.commit_batch([set_state("Cart", "alice", "items", b"kept"), lambda txn: txn.put_meta("sequence", 41)])
     finally:
         store.close()
-    assert "reused" in ready_local_store(node, str(first))
+    assert "reused" in ready_local_store(node, str(first))[0]
     shutil.rmtree(first)
-    assert "loaded" in ready_local_store(node, str(first))
+    assert "loaded" in ready_local_store(node, str(first))[0]
     store = LmdbStore(first)
     try:
         assert store.read(lambda txn: txn.get_state("Cart", "alice", "items")) == b"kept"

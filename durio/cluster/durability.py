@@ -105,6 +105,34 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class NodeRow:
+    name: str
+    incarnation: str
+    peer_url: str | None
+    alive: bool  # its heartbeat is younger than a lease
+    silent_s: float  # seconds since its last heartbeat
+
+
+@dataclass(frozen=True)
+class PartitionRow:
+    pid: int
+    epoch: int
+    owner: str | None  # name@incarnation
+    valid: bool
+    batches: int
+
+    @property
+    def owner_name(self) -> str | None:
+        return None if self.owner is None else self.owner.split("@")[0]
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    nodes: list[NodeRow]
+    partitions: list[PartitionRow]
+
+
 class PostgresDurability:
     """One node's writes to PostgreSQL. `ship` and `catch_up` run in the writer thread; leases in the heartbeat's."""
 
@@ -161,7 +189,7 @@ class PostgresDurability:
                 self._epochs[pid] = epoch
                 self._seqs[pid] = seq
                 self._lost.discard(pid)
-            if not self._lost and set(self._epochs) >= wanted:
+            if not self._lost and self._epochs:
                 self._valid_until = sent_at + self.lease_s * (1 - SELF_FENCE_MARGIN)
             return wanted - set(self._epochs)
 
@@ -194,6 +222,56 @@ class PostgresDurability:
         if epochs:
             self._lease_call(lambda connection: leases.release(connection, epochs))
 
+    def release_some(self, partitions: typing.Iterable[int]) -> None:
+        """Hand these partitions over now (their lease expires at once); this node writes them no more."""
+        with self._lock:
+            epochs = {pid: self._epochs.pop(pid) for pid in partitions if pid in self._epochs}
+            for pid in epochs:
+                self._seqs.pop(pid, None)
+        if epochs:
+            self._lease_call(lambda connection: leases.release(connection, epochs))
+
+    def forget_lost(self) -> set[int]:
+        """Stop counting the partitions lost to other nodes (this node has stopped serving them); returns them."""
+        with self._lock:
+            lost, self._lost = self._lost, set()
+            for pid in lost:
+                self._seqs.pop(pid, None)
+            return lost
+
+    def beat(self, peer_url: str | None) -> ClusterView:
+        """Say this node is alive (and where its peers reach it); return the cluster as PostgreSQL sees it now."""
+        name = self.owner.split("@")[0]
+
+        def query(connection: psycopg.Connection[typing.Any]) -> ClusterView:
+            with connection.transaction():
+                connection.execute(
+                    """INSERT INTO durio_nodes (name, incarnation, peer_url) VALUES (%s, %s, %s)
+                       ON CONFLICT (name) DO UPDATE SET incarnation = EXCLUDED.incarnation, peer_url = EXCLUDED.peer_url,
+                                                        heartbeat_at = now()""",
+                    (name, self.owner, peer_url))
+                nodes = connection.execute(
+                    """SELECT name, incarnation, peer_url, heartbeat_at > now() - make_interval(secs => %s),
+                              extract(epoch FROM now() - heartbeat_at)
+                       FROM durio_nodes ORDER BY name""", (self.lease_s,)).fetchall()
+                partitions = leases.owners(connection)
+            return ClusterView(
+                nodes=[NodeRow(row[0], row[1], row[2], bool(row[3]), float(row[4])) for row in nodes],
+                partitions=[PartitionRow(pid, epoch, owner, bool(valid), seq) for pid, epoch, owner, valid, seq in partitions])
+
+        return typing.cast(ClusterView, self._lease_call(query))
+
+    def batch_seqs(self, partitions: typing.Iterable[int]) -> dict[int, int]:
+        """Batches PostgreSQL committed for each of these partitions."""
+        pids = sorted(partitions)
+
+        def query(connection: psycopg.Connection[typing.Any]) -> dict[int, int]:
+            with connection.transaction():
+                return dict(connection.execute("SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)",
+                                               (pids,)).fetchall())
+
+        return typing.cast(dict[int, int], self._lease_call(query))
+
     @property
     def lost(self) -> set[int]:
         with self._lock:
@@ -220,9 +298,9 @@ class PostgresDurability:
 
         return typing.cast(bool, self._lease_call(query))
 
-    def load_rows(self) -> typing.Iterator[tuple[bytes, bytes, bytes]]:
-        """(LMDB database, key, value) of every row of the partitions this node holds, to rebuild its store."""
-        held = sorted(self.epochs())
+    def load_rows(self, partitions: typing.Iterable[int] | None = None) -> typing.Iterator[tuple[bytes, bytes, bytes]]:
+        """(LMDB database, key, value) of every row of these partitions (default: those this node holds)."""
+        held = sorted(self.epochs() if partitions is None else partitions)
         connection = connect(self.dsn)
         try:
             with connection.transaction(), connection.cursor(name="durio_load") as cursor:

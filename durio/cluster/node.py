@@ -29,7 +29,8 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from durio.cluster.durability import PostgresDurability, Unreachable, connect, describe_dsn
+from durio.cluster import placement
+from durio.cluster.durability import ClusterView, PostgresDurability, Unreachable, connect, describe_dsn
 from durio.cluster.schema import GLOBAL_PARTITION, ensure_cluster, migrate
 from durio.partitions import DEFAULT_PARTITIONS, check_partition_count
 from durio.storage.lmdb_store import LmdbStore
@@ -39,6 +40,7 @@ from durio.storage.txn import Txn
 log = logging.getLogger("durio.cluster")
 
 DEFAULT_LEASE_S = 10.0
+DEFAULT_ADVERTISE_URL = "http://127.0.0.1:5122"  # Restate's node-to-node port
 RETRY_MAX_S = 5.0  # the longest wait between attempts to reach PostgreSQL at start
 
 
@@ -48,6 +50,7 @@ class ClusterOptions:
     node_name: str
     lease_s: float = DEFAULT_LEASE_S
     partitions: int | None = None  # for a new cluster; an existing one keeps its own
+    advertise_url: str = "http://127.0.0.1:5122"  # where the other nodes reach this one
 
     def __post_init__(self) -> None:
         if not self.dsn.startswith(("postgresql://", "postgres://")):
@@ -93,13 +96,18 @@ SEQUENCE_META = "sequence"
 SEQUENCE_BLOCK_BITS = 40
 
 
-def ready_local_store(durability: PostgresDurability, data_dir: str) -> str:
-    """Make the local store a current cache of PostgreSQL's rows; returns what was done, for the log."""
+def ready_local_store(durability: PostgresDurability, data_dir: str, current: set[int] | None = None) -> tuple[str, set[int]]:
+    """Make the local store a current cache of the partitions this node holds (and of the global rows).
+
+    `current`: the partitions whose rows the store already holds, current (None: a node starting, which
+    judges by the store's receipt). Returns what was done, for the log, and the partitions now current."""
     store = LmdbStore(data_dir)
     try:
-        done = _make_current(store, durability)
-        # The store records the cluster's number of partitions, through PostgreSQL like every other write,
-        # before the runtime reads it (which would otherwise record its own, in the local store alone).
+        done = _make_current(store, durability, current)
+        if current is not None:
+            return done, set(durability.epochs())
+        # The store records the cluster's number of partitions before the runtime reads it (which would
+        # otherwise record its own).
         store.durability = durability
         first_number = durability.take_sequence_block() << SEQUENCE_BLOCK_BITS
 
@@ -110,25 +118,38 @@ def ready_local_store(durability: PostgresDurability, data_dir: str) -> str:
             txn.put_meta(SEQUENCE_META, max(first_number, txn.get_meta(SEQUENCE_META) or 0))
 
         store.commit_batch([record_partitions_and_sequence])
-        return done
+        return done, set(durability.epochs())
     finally:
         store.close()
 
 
-def _make_current(store: LmdbStore, durability: PostgresDurability) -> str:
-    """Reuse the store if it holds every batch PostgreSQL holds; else seed PostgreSQL from it, or load it."""
-    receipt = store.read(lambda txn: txn.get_meta(RECEIPT_META))
-    current = durability.receipt()
-    if receipt == current:
-        return "reused the local store: it holds every batch PostgreSQL holds"
-    if durability.holds_nothing():
-        writes: WriteSet = {(db, key): value for db, key, value in store.shipped_rows()}
-        shipped = durability.ship(writes)
-        store.commit_batch([lambda txn: txn.put_meta(RECEIPT_META, shipped)])
-        return f"seeded PostgreSQL with the local store's {len(writes)} rows"
-    loaded = store.replace_all(durability.load_rows(), durability.receipt())
-    why = "it is empty" if receipt is None else "it is behind PostgreSQL or another cluster's"
-    return f"loaded the local store from PostgreSQL ({loaded} rows): {why}"
+def _make_current(store: LmdbStore, durability: PostgresDurability, current: set[int] | None) -> str:
+    """Reuse what the store holds current; seed PostgreSQL from it when PostgreSQL is empty; load the rest."""
+    held = set(durability.epochs())
+    every_partition = {GLOBAL_PARTITION, *range(durability.partitions)}
+    if current is None:
+        receipt = store.read(lambda txn: txn.get_meta(RECEIPT_META))
+        if receipt == durability.receipt() and held == every_partition:
+            return "reused the local store: it holds every batch PostgreSQL holds"
+        if held == every_partition and durability.holds_nothing():
+            writes: WriteSet = {(db, key): value for db, key, value in store.shipped_rows()}
+            shipped = durability.ship(writes)
+            store.commit_batch([lambda txn: txn.put_meta(RECEIPT_META, shipped)])
+            return f"seeded PostgreSQL with the local store's {len(writes)} rows"
+        # A partition's rows are current when the store's receipt (of this cluster) counts as many batches
+        # of it as PostgreSQL does.
+        counted = dict(receipt[1]) if isinstance(receipt, list) and receipt[0] == durability.cluster_id else {}
+        in_postgres = durability.batch_seqs(held)
+        current = {pid for pid in held if pid in counted and counted[pid] == in_postgres.get(pid)}
+    # The global rows (deployments, schedules) are always read afresh: any node may have changed them.
+    reload = (held - current) | {GLOBAL_PARTITION}
+    keep = held - reload
+    dropped, written = store.replace_rows(lambda db, key: durability.partition_of_row(db, key) not in keep,
+                                          durability.load_rows(reload), durability.receipt())
+    if not keep and not dropped:
+        return f"loaded the local store from PostgreSQL ({written} rows)"
+    return (f"kept {len(keep)} partitions current in the local store, loaded {len(reload)} from PostgreSQL "
+            f"({written} rows), dropped {dropped} rows of partitions held elsewhere")
 
 
 async def _reach(options: ClusterOptions) -> PostgresDurability:
@@ -143,68 +164,136 @@ async def _reach(options: ClusterOptions) -> PostgresDurability:
         delay_s = min(delay_s * 2, RETRY_MAX_S)
 
 
-async def _take_every_lease(durability: PostgresDurability) -> None:
-    wanted = {GLOBAL_PARTITION, *range(durability.partitions)}
+class ClusterNode:
+    """One node's place in the cluster: its leases, its heartbeat, the cluster as last seen, and its moves.
+
+    The heartbeat (every quarter lease) renews the leases, says the node is alive, reads every node and
+    lease, and decides (durio.cluster.placement) what to take and what to hand over. Taking happens at
+    once; handing over and dropping what was lost wait for the runtime serving the partitions to stop:
+    `changed` tells the node's owner to stop it, then `settle` makes the local store match what is held."""
+
+    def __init__(self, options: ClusterOptions, durability: PostgresDurability, data_dir: str, peer_url: str | None) -> None:
+        self.options = options
+        self.durability = durability
+        self.data_dir = data_dir
+        self.peer_url = peer_url
+        self.name = options.node_name
+        self.view: ClusterView = ClusterView([], [])
+        self.changed = anyio.Event()
+        self._let_go: set[int] = set()
+        self._current: set[int] | None = None  # partitions whose rows the local store holds current
+
+    @property
+    def held(self) -> set[int]:
+        """The partitions this node holds (the global rows' lease aside)."""
+        return {pid for pid in self.durability.epochs() if pid != GLOBAL_PARTITION}
+
+    def owner_of(self, partition: int) -> str | None:
+        if partition in self.held:
+            return self.name
+        for row in self.view.partitions:
+            if row.pid == partition and row.valid:
+                return row.owner_name
+        return None
+
+    def live_nodes(self) -> list[str]:
+        return sorted({row.name for row in self.view.nodes if row.alive} | {self.name})
+
+    def peer_url_of(self, name: str) -> str | None:
+        return next((row.peer_url for row in self.view.nodes if row.name == name), None)
+
+    def _beat(self) -> bool:
+        """One heartbeat (blocking): True when what this node should serve changed."""
+        lost = self.durability.renew()
+        self.view = self.durability.beat(self.peer_url)
+        moves = placement.plan(self.name, self.durability.partitions, [
+            placement.Lease(row.pid, row.owner_name, row.valid) for row in self.view.partitions
+        ], {row.name for row in self.view.nodes if row.alive})
+        before = set(self.durability.epochs())
+        if moves.take:
+            self.durability.acquire(moves.take)
+        taken = set(self.durability.epochs()) - before
+        if taken:
+            self.view = self.durability.beat(self.peer_url)
+        new_let_go = set(moves.let_go) - self._let_go
+        self._let_go |= set(moves.let_go)
+        if lost:
+            log.error("partitions %s were taken over by another node: this node stops serving them", sorted(lost))
+        if taken - {GLOBAL_PARTITION}:
+            log.info("node %s takes partitions %s", self.name, sorted(taken - {GLOBAL_PARTITION}))
+        if new_let_go:
+            log.info("node %s hands partitions %s over (fair share: %d of %d nodes)", self.name, sorted(new_let_go),
+                     placement.fair_share(self.durability.partitions, len(self.live_nodes())), len(self.live_nodes()))
+        return bool(lost or (taken - {GLOBAL_PARTITION}) or new_let_go)
+
+    async def beat(self) -> None:
+        if await anyio.to_thread.run_sync(self._beat):
+            self.changed.set()
+
+    async def heartbeat(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        failing = False
+        while True:
+            await anyio.sleep(self.durability.lease_s / 4)
+            try:
+                await self.beat()
+            except Unreachable as exc:
+                if not failing:
+                    log.error("cannot renew the leases: %s (writes stop if this lasts)", exc)
+                failing = True
+                continue
+            if failing:
+                log.warning("PostgreSQL renews the leases again")
+                failing = False
+
+    def _settle(self) -> str:
+        self.durability.release_some(self._let_go)
+        self._let_go.clear()
+        self.durability.forget_lost()
+        done, self._current = ready_local_store(self.durability, self.data_dir, self._current)
+        return done
+
+    async def settle(self) -> set[int]:
+        """Between two runtimes: hand over what should go, and make the local store match what is held."""
+        self.changed = anyio.Event()
+        delay_s = 0.5
+        while True:
+            try:
+                done = await anyio.to_thread.run_sync(self._settle)
+                break
+            except Unreachable as exc:
+                log.error("cannot ready the local store: %s; retrying in %.1f s", exc, delay_s)
+            await anyio.sleep(delay_s)
+            delay_s = min(delay_s * 2, RETRY_MAX_S)
+        held = self.held
+        log.info("node %s serves partitions %s of %d; %s", self.name, sorted(held), self.durability.partitions, done)
+        return held
+
+
+async def _join(node: ClusterNode) -> None:
+    """Take this node's first share, retrying until PostgreSQL answers."""
     delay_s = 0.2
     while True:
         try:
-            missing = await anyio.to_thread.run_sync(durability.acquire, wanted)
+            await node.beat()
+            return
         except Unreachable as exc:
             log.error("%s; retrying in %.1f s", exc, delay_s)
-            missing = wanted
-        else:
-            if not missing:
-                return
-            log.warning("partitions %s are leased by another node; waiting for their leases to expire",
-                        sorted(missing))
         await anyio.sleep(delay_s)
         delay_s = min(delay_s * 2, RETRY_MAX_S)
-
-
-async def _ready_local_store_when_reachable(durability: PostgresDurability, data_dir: str) -> str:
-    delay_s = 0.5
-    while True:
-        try:
-            return await anyio.to_thread.run_sync(ready_local_store, durability, data_dir)
-        except Unreachable as exc:
-            log.error("cannot ready the local store: %s; retrying in %.1f s", exc, delay_s)
-        await anyio.sleep(delay_s)
-        delay_s = min(delay_s * 2, RETRY_MAX_S)
-
-
-async def _heartbeat(durability: PostgresDurability, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Renew the leases every quarter lease; a lost lease stops this node's writes for good (it must restart)."""
-    task_status.started()
-    failing = False
-    while True:
-        await anyio.sleep(durability.lease_s / 4)
-        try:
-            lost = await anyio.to_thread.run_sync(durability.renew)
-        except Unreachable as exc:
-            if not failing:
-                log.error("cannot renew the leases: %s (writes stop if this lasts)", exc)
-            failing = True
-            continue
-        if failing:
-            log.warning("PostgreSQL renews the leases again")
-            failing = False
-        if lost:
-            log.error("partitions %s were taken over by another node: this node writes nothing more for them; "
-                      "restart it to rejoin", sorted(lost))
 
 
 @contextlib.asynccontextmanager
-async def open_cluster_node(options: ClusterOptions, data_dir: str | os.PathLike[str]) -> typing.AsyncIterator[PostgresDurability]:
-    """Join the cluster for the block: the durability to set on the store, with its leases renewed."""
+async def open_cluster_node(options: ClusterOptions, data_dir: str | os.PathLike[str],
+                            peer_url: str | None = None) -> typing.AsyncIterator[ClusterNode]:
+    """Join the cluster for the block: the node, with its heartbeat running."""
     durability = await _reach(options)
+    node = ClusterNode(options, durability, os.fspath(data_dir), peer_url)
     try:
-        await _take_every_lease(durability)
-        done = await _ready_local_store_when_reachable(durability, os.fspath(data_dir))
-        log.info("node %s holds %d partitions of the cluster at %s; %s", options.node_name, durability.partitions,
-                 describe_dsn(options.dsn), done)
+        await _join(node)
         async with anyio.create_task_group() as tasks:
-            await tasks.start(_heartbeat, durability)
-            yield durability
+            await tasks.start(node.heartbeat)
+            yield node
             tasks.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):

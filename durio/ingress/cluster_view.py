@@ -1,6 +1,7 @@
 """GET /cluster: the server's nodes, their worker processes, and who owns each partition.
 
-One machine is one node today; a multi-machine cluster lists more nodes in the same shape.
+One machine's worker processes are one node; a cluster on PostgreSQL lists its nodes in the same shape, with
+each partition's owner the node that holds its lease.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def node_name() -> str:
 
 
 async def cluster_view(runtime: Runtime) -> dict[str, typing.Any]:
+    # A node of a cluster on PostgreSQL describes the whole cluster, as the leases there say (durio.workers.cluster_node).
+    describe_cluster = getattr(runtime.peers, "describe_cluster", None)
+    if describe_cluster is not None:
+        return typing.cast(dict[str, typing.Any], await describe_cluster(runtime))
     table = runtime.partitions
     workers = await runtime.worker_snapshots()
 

@@ -313,6 +313,31 @@ class LmdbStore:
             except lmdb.MapFullError:
                 self._grow()
 
+    def replace_rows(self, drop: typing.Callable[[bytes, bytes], bool], rows: typing.Iterable[tuple[bytes, bytes, bytes]],
+                     receipt: typing.Any) -> tuple[int, int]:
+        """Delete every shipped row `drop` names, then write `rows` (db, key, value), in one transaction, with
+        the status index kept: a node's store after its partitions changed. Returns (dropped, written). Blocking."""
+        from durio.storage.recording import RECEIPT_META, SHIPPED_DATABASES, WriteSet, apply_writes
+
+        rows = list(rows)
+        while True:
+            try:
+                with self._env.begin(write=True, buffers=False) as raw:
+                    writes: WriteSet = {}
+                    for db in SHIPPED_DATABASES:
+                        for key, _ in raw.cursor(db=self._dbs[db]):
+                            if drop(db, bytes(key)):
+                                writes[db, bytes(key)] = None
+                    dropped = len(writes)
+                    for db, key, value in rows:
+                        writes[db, key] = value
+                    txn = Txn(raw, self._dbs)
+                    apply_writes(txn, writes)
+                    txn.put_meta(RECEIPT_META, receipt)
+                return dropped, len(rows)
+            except lmdb.MapFullError:
+                self._grow()
+
     def _adopt_map_size(self) -> None:
         """Take the map size another process (a sibling worker) grew the shared environment to."""
         self._gate.acquire_exclusive()

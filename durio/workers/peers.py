@@ -43,6 +43,10 @@ UNAVAILABLE_AFTER_S = 30.0
 
 
 
+class NotOwner(Exception):
+    """The peer a request was sent to does not own the request's partition (any more): ask its owner."""
+
+
 def socket_directory(data_dir: str) -> str:
     """Where a data directory's workers listen: short (Unix socket paths are limited), and private to this user."""
     digest = hashlib.blake2b(os.path.realpath(data_dir).encode(), digest_size=6).hexdigest()
@@ -143,6 +147,9 @@ class Peers:
         self.tells: dict[str, TellHandler] = {}
         # Set once the handlers can run (the runtime has recovered); peers' frames wait until then.
         self.ready = anyio.Event()
+        # Where requests run, when they must stop with the runtime that answers them (a cluster node's runtime
+        # gives way to the next one); None: in the connection's own task group.
+        self.answering: anyio.abc.TaskGroup | None = None
 
     # ------------------------------------------------------------ who and where (subclasses)
 
@@ -312,16 +319,25 @@ class Peers:
         await self.ready.wait()
         lock = anyio.Lock()
 
-        async def answer(request_id: int, verb: str, args: tuple[typing.Any, ...]) -> None:
-            try:
-                frame = ("answer", request_id, "ok", await self.requests[verb](*args))
-            except Exception as exc:  # the caller's request fails as it would have here, not this worker
-                frame = ("answer", request_id, "error", _portable(exc))
+        async def send(frame: tuple[typing.Any, ...]) -> None:
             async with lock:
                 try:
                     await _send_frame(stream, frame)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     pass
+
+        async def answer(request_id: int, verb: str, args: tuple[typing.Any, ...]) -> None:
+            try:
+                await self.ready.wait()
+                frame = ("answer", request_id, "ok", await self.requests[verb](*args))
+            except anyio.get_cancelled_exc_class():
+                # The runtime that ran it stopped (a cluster node's partitions moved): the asker tries again.
+                with anyio.CancelScope(shield=True):
+                    await send(("answer", request_id, "lost", None))
+                raise
+            except Exception as exc:  # the caller's request fails as it would have here, not this worker
+                frame = ("answer", request_id, "error", _portable(exc))
+            await send(frame)
 
         async with stream, anyio.create_task_group() as tasks:
             while True:
@@ -336,7 +352,7 @@ class Peers:
                     except Exception:
                         log.exception("a sibling's %s failed", verb)
                 else:
-                    tasks.start_soon(answer, request_id, verb, args)
+                    (self.answering or tasks).start_soon(answer, request_id, verb, args)
 
 
 class WorkerPeers(Peers):
