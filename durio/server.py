@@ -96,11 +96,12 @@ async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_d
     or lost some while it was cut off), its runtime stops, the local store is made to match what is held, and
     a new runtime recovers them: a crash-restart of the node's runtime, without the crash."""
     from durio.cluster.node import open_cluster_node
-    from durio.workers.cluster_node import ClusterPeers, answer_peers, consume_deliveries, peer_address
+    from durio.workers.cluster_node import ClusterPeers, RuntimeHandle, answer_peers, consume_deliveries, peer_address
 
     services = list(services)
     listen_at = peer_address(cluster.advertise_url)
-    started = False
+    serving = RuntimeHandle()
+    listening = False
     async with open_cluster_node(cluster, data_dir, cluster.advertise_url) as node:
         peers = ClusterPeers(node, listen_at)
         node_config = dataclasses.replace(config or RuntimeConfig(), durability=node.durability)
@@ -119,12 +120,14 @@ async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_d
                         peers.answering = generation
                         peers.ready.set()
                         generation.start_soon(consume_deliveries, node, runtime)
-                        running = await generation.start(functools.partial(
-                            _serve_http, runtime, ingress, admin, http_limits, None))
-                        if not started:
+                        serving.serve(runtime)
+                        if not listening:  # the listeners outlive this runtime: they serve the next ones too
+                            running = await tasks.start(functools.partial(
+                                _serve_http, typing.cast(Runtime, serving), ingress, admin, http_limits, None))
                             task_status.started(running)
-                            started = True
+                            listening = True
                         await node.changed.wait()
+                        serving.stop()
                         peers.ready = anyio.Event()  # peers' requests wait for the next runtime
                         peers.answering = None
                         generation.cancel_scope.cancel()

@@ -156,8 +156,22 @@ class PostgresDurability:
 
     def _leases(self) -> psycopg.Connection[typing.Any]:
         if self._lease_connection is None or self._lease_connection.closed:
-            self._lease_connection = connect(self.dsn)
+            self._lease_connection = self._with_timeouts(connect(self.dsn), lock_wait_s=self.lease_s / 4)
         return self._lease_connection
+
+    def _with_timeouts(self, connection: psycopg.Connection[typing.Any], lock_wait_s: float) -> psycopg.Connection[typing.Any]:
+        """A node stopped mid-transaction (SIGSTOP, a long GC pause, a cut network) must not hold its row locks
+        past its lease, or the node taking its partitions over waits on them: PostgreSQL ends a transaction
+        idle that long. And no call of this node waits on a lock long enough to miss its own lease renewal."""
+        try:
+            connection.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false), "
+                               "set_config('lock_timeout', %s, false)",
+                               (f"{int(self.lease_s * 1000 / 2)}ms", f"{int(lock_wait_s * 1000)}ms"))
+            connection.commit()
+        except psycopg.Error as exc:
+            connection.close()
+            raise Unreachable(f"PostgreSQL at {describe_dsn(self.dsn)}: {_reason(exc)}") from None
+        return connection
 
     def _lease_call(self, fn: typing.Callable[[psycopg.Connection[typing.Any]], typing.Any]) -> typing.Any:
         try:
@@ -325,7 +339,7 @@ class PostgresDurability:
 
     def _writer(self) -> psycopg.Connection[typing.Any]:
         if self._writer_connection is None or self._writer_connection.closed:
-            self._writer_connection = connect(self.dsn)
+            self._writer_connection = self._with_timeouts(connect(self.dsn), lock_wait_s=self.lease_s / 2)
         return self._writer_connection
 
     def catch_up(self) -> WriteSet | None:

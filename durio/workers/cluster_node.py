@@ -17,6 +17,7 @@ transition's effects, so they reach their actors exactly as local ones do.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import typing
@@ -91,9 +92,13 @@ class ClusterPeers(Peers):
         snapshots = {snapshot.get("worker"): snapshot for snapshot in await runtime.worker_snapshots()}
         table = runtime.partitions
         view = self.node.view
+        refused = self.node.durability.statistics
         return {
             "nodes": [{
                 "name": row.name,
+                # This node's batches PostgreSQL did not take (its own counts: each node knows only its own).
+                **({"batches_refused": {"fenced": refused.fenced, "lease_expired": refused.self_fenced,
+                                        "unreachable": refused.unreachable}} if row.name == self.me else {}),
                 "alive": row.alive or row.name == self.me,
                 "peer_url": row.peer_url,
                 "last_heartbeat_s": round(row.silent_s, 3),
@@ -134,6 +139,46 @@ class ClusterPeers(Peers):
                 if time.monotonic() > deadline:
                     raise PeerUnavailable(f"{exc}; retry later") from None
                 await anyio.sleep(RETRY_OWNER_S)
+
+
+class RuntimeHandle:
+    """The runtime serving now, for the HTTP listeners of a node, which outlive its runtimes.
+
+    Between two runtimes every use is refused with PeerUnavailable (503 with Retry-After). A request waiting
+    on a runtime that stops (a call waiting for its invocation's end) is woken with the same error rather
+    than left waiting for an answer that runtime will never give: the client retries, and the next
+    runtime (here or on the partition's new owner) recovers the invocation and answers."""
+
+    def __init__(self) -> None:
+        self._runtime: Runtime | None = None
+        self._waiting: set[anyio.CancelScope] = set()
+
+    def serve(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def stop(self) -> None:
+        self._runtime = None
+        for scope in self._waiting:
+            scope.cancel()
+
+    def __getattr__(self, name: str) -> typing.Any:
+        runtime = self.__dict__.get("_runtime")
+        if runtime is None:
+            raise PeerUnavailable("this node is changing the partitions it serves; retry in a moment")
+        value = getattr(runtime, name)
+        if not inspect.iscoroutinefunction(value):
+            return value
+
+        async def until_stopped(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+            with anyio.CancelScope() as scope:
+                self._waiting.add(scope)
+                try:
+                    return await value(*args, **kwargs)
+                finally:
+                    self._waiting.discard(scope)
+            raise PeerUnavailable("this node stopped serving that partition while the request waited; retry")
+
+        return until_stopped
 
 
 def answer_peers(peers: Peers, runtime: Runtime) -> None:
