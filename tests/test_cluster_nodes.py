@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pathlib
 import random
+import shutil
 import signal
 import time
 import typing
@@ -182,6 +183,8 @@ async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
             took = await wait_until_owned(survivors[0], {node.name for node in survivors}, timeout=LEASE_S + 5)
             takeovers.append(took)
             await anyio.sleep(1.0)
+            if victim is c:  # its disk is lost while it is down: the truth is in PostgreSQL
+                shutil.rmtree(victim.server.data_dir)
             await victim.start()  # it rejoins and gets its share back
             await wait_until_owned(survivors[0], {"node-a", "node-b", "node-c"}, timeout=30)
         await anyio.sleep(1.0)
@@ -189,6 +192,7 @@ async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
     assert all(took <= LEASE_S + 5 for took in takeovers), takeovers
     assert sum(len(refs) for refs in load.added.values()) >= 10 and sum(len(o) for o in load.orders.values()) >= 3, \
         "the load ran"
+    assert "loaded the local store from PostgreSQL" in c.server.new_output()
     await check_nothing_lost_or_doubled(load, a)
     print(f"takeovers {['%.1f s' % t for t in takeovers]}; acknowledged {sum(map(len, load.added.values()))} adds, "
           f"{sum(map(len, load.orders.values()))} orders, {len(load.workflows)} workflows; {load.retries} retries")
@@ -243,5 +247,10 @@ async def test_a_node_paused_past_its_lease_is_refused_by_the_fence_and_doubles_
     refused = next(node for node in (await cluster_of(b))["nodes"] if node["name"] == "node-b")["batches_refused"]
     assert refused["fenced"] + refused["lease_expired"] >= 1, f"the paused node's writes were not refused: {refused}"
     print(f"node-b's batches refused after its pause: {refused}")
-    for node in nodes:
-        node.server.terminate()
+    # SIGTERM hands a node's partitions over at once (its leases are released, not left to expire).
+    b.up = False
+    stopped_at = time.monotonic()
+    assert b.server.terminate() == 0
+    await wait_until_owned(a, {"node-a"}, timeout=LEASE_S)
+    print(f"node-a owned everything {time.monotonic() - stopped_at:.1f} s after node-b's SIGTERM")
+    a.server.terminate()

@@ -230,11 +230,19 @@ class PostgresDurability:
         return lost
 
     def release(self) -> None:
+        """Leave the cluster: every lease expires now, and the other nodes stop counting this one as alive (so
+        their fair shares grow at once and they take its partitions at their next heartbeat)."""
         with self._lock:
             epochs, self._epochs = dict(self._epochs), {}
             self._valid_until = 0.0
-        if epochs:
-            self._lease_call(lambda connection: leases.release(connection, epochs))
+
+        def leave(connection: psycopg.Connection[typing.Any]) -> None:
+            if epochs:
+                leases.release(connection, epochs)
+            with connection.transaction():
+                connection.execute("UPDATE durio_nodes SET heartbeat_at = 'epoch' WHERE incarnation = %s", (self.owner,))
+
+        self._lease_call(leave)
 
     def release_some(self, partitions: typing.Iterable[int]) -> None:
         """Hand these partitions over now (their lease expires at once); this node writes them no more."""
