@@ -165,6 +165,20 @@ async def check_nothing_lost_or_doubled(load: Load, observer: Node) -> None:
         assert result == f"welcome {workflow_id} at {workflow_id}@example.com", result
 
 
+async def check_every_node_answers_for_the_cluster(nodes: list[Node]) -> None:
+    """The admin API of any node shows the same state, listing and invocation, wherever their partitions are."""
+    answers = []
+    for node in nodes:
+        async with node.server.client(admin=True) as admin:
+            states = [(await admin.get(f"/state/Counter/{key}")).json() for key in HOT_KEYS]
+            listing = (await admin.get("/invocations", params={"limit": 5})).json()
+            described = [(await admin.get(f"/invocations/{view['id']}")).status_code for view in listing["invocations"]]
+        assert described == [200] * 5, f"{node.name} could not describe every invocation it listed: {described}"
+        answers.append((states, listing["total"]))
+    assert answers[0][1] > 100, "the listing counts every node's invocations"
+    assert all(answer == answers[0] for answer in answers), answers
+
+
 async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
         postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
     nodes = make_nodes(server_process, postgres, tmp_path, 3)
@@ -194,6 +208,7 @@ async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
         "the load ran"
     assert "loaded the local store from PostgreSQL" in c.server.new_output()
     await check_nothing_lost_or_doubled(load, a)
+    await check_every_node_answers_for_the_cluster(nodes)
     print(f"takeovers {['%.1f s' % t for t in takeovers]}; acknowledged {sum(map(len, load.added.values()))} adds, "
           f"{sum(map(len, load.orders.values()))} orders, {len(load.workflows)} workflows; {load.retries} retries")
     for node in nodes:

@@ -161,8 +161,14 @@ class Router:
             self.start(record)
 
     def _spawn(self, actor: InvocationActor) -> None:
+        try:
+            self._nursery.start_soon(self._supervise, actor, name=f"invocation {actor.id}")
+        except RuntimeError:
+            # The runtime is stopping (a cluster node's partitions move): a batch that commits now starts
+            # nothing; whoever serves the partition next recovers the invocation.
+            log.info("not starting %s: the runtime is stopping", actor.id)
+            return
         self.actors[actor.id] = actor
-        self._nursery.start_soon(self._supervise, actor, name=f"invocation {actor.id}")
 
     async def _supervise(self, actor: InvocationActor) -> None:
         crashes = 0

@@ -28,6 +28,7 @@ from durio.asgi import (
 )
 from durio.ingress.ingress_app import rfc3339
 from durio.ingress.cluster_view import cluster_view
+from durio.ingress.cluster_admin import served_by_cluster
 from durio.ingress.deployment_routes import checked_use_http_11, serve_deployment_removal
 from durio.ingress.query_route import serve_query
 from durio.ingress.schedules_api import serve_schedules
@@ -77,6 +78,8 @@ class AdminApp:
         if segments and segments[0] in ("v2", "v3", "v4"):
             segments = segments[1:]  # Restate serves the same API under versioned prefixes
         if self.extra_routes is not None and await self.extra_routes(scope, receive, send, segments):
+            return
+        if await served_by_cluster(self.runtime, scope, send, segments):
             return
         match segments:
             case ["health"]:

@@ -70,10 +70,8 @@ class ClusterPeers(Peers):
         return typing.cast(list[typing.Any], self.node.live_nodes())
 
     def owner_of(self, partition: int) -> typing.Any:
-        owner = self.node.owner_of(partition)
-        if owner is None:
-            raise PeerUnavailable(f"partition {partition} has no owner right now (a node is taking it over); retry later")
-        return owner
+        """The node holding the partition's lease, as last seen; None while nobody holds it (a node taking it over)."""
+        return self.node.owner_of(partition)
 
     def address_of(self, member: typing.Any) -> Address | None:
         url = self.node.peer_url_of(member)
@@ -116,6 +114,8 @@ class ClusterPeers(Peers):
         }
 
     def tell(self, worker: typing.Any, verb: str, *args: typing.Any) -> None:
+        if worker is None:
+            return  # no owner right now: whoever takes the partition over finds it as it recovers
         if worker == self.me:
             super().tell(worker, verb, *args)
         elif verb not in ("deliver", "messages_arrived"):  # those travel through PostgreSQL (its NOTIFY wakes the owner)
@@ -127,6 +127,8 @@ class ClusterPeers(Peers):
         while True:
             try:
                 owner = self.owner_of(partition)
+                if owner is None:
+                    raise PeerUnavailable(f"partition {partition} has no owner right now (a node is taking it over)")
                 if owner != self.me:
                     link = self._link(owner)
                     if not link.up:

@@ -1,0 +1,136 @@
+"""The admin API of a cluster node answers for the whole cluster: reads about another node's partitions go there.
+
+Each node's store holds only its own partitions. A read about one invocation or
+one object (`GET /invocations/{id}`, `GET /state/{service}/{key}`) is sent to the
+node that owns its partition, which answers it from its store; a listing
+(`GET /invocations`, `GET /state/{service}`) asks every live node and merges
+their answers. The peer runs the same request on its own admin API, marked so
+that it answers from its own partitions only. Writes need none of this: the
+runtime's verbs (cancel, kill, purge, ...) already run at the owner.
+
+Only nodes of a cluster on PostgreSQL do this (their peers have `admin_get`);
+the worker processes of one machine share one store and answer everything
+themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from urllib.parse import parse_qs
+
+import anyio
+
+from durio import ids
+from durio.actors.runtime import PeerLost, PeerUnavailable, Runtime
+from durio.asgi import Receive, Scope, Send
+
+# A request a peer node runs for another one: answered from this node's partitions alone.
+LOCAL_ONLY = "durio.local_only"
+# How long a listing waits for each node's part before it leaves that node out.
+GATHER_TIMEOUT_S = 5.0
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _is_cluster_node(runtime: Runtime) -> bool:
+    return hasattr(runtime.peers, "describe_cluster")
+
+
+async def served_by_cluster(runtime: Runtime, scope: Scope, send: Send, segments: list[str]) -> bool:
+    """Answer a read this node cannot answer alone; False when it can (or it is no cluster node)."""
+    if scope.get(LOCAL_ONLY) or scope["method"] != "GET" or not _is_cluster_node(runtime):
+        return False
+    path, query = scope["path"], scope.get("query_string", b"").decode("latin-1")
+    match segments:
+        case ["invocations", invocation_id] if ids.is_invocation_id(invocation_id):
+            partition = runtime.partitions.of_id(invocation_id)
+        case ["state", _, key]:
+            partition = runtime.partitions.of_key(ids.partition_key_of(key))
+        case ["invocations"]:
+            try:
+                limit = int(parse_qs(query).get("limit", ["100"])[0])
+            except ValueError:
+                return False  # this node's own answer says what is wrong with it
+            await _send(send, _merge_invocations(await _gather(runtime, path, query), limit))
+            return True
+        case ["state", service]:
+            await _send(send, _merge_state_keys(service, await _gather(runtime, path, query)))
+            return True
+        case _:
+            return False
+    if partition in runtime.partitions.owned:
+        return False
+    await _send(send, await runtime.peers.forward_to_owner(partition, "admin_get", path, query))  # type: ignore[union-attr]
+    return True
+
+
+async def _gather(runtime: Runtime, path: str, query: str) -> list[Answer]:
+    answers: list[Answer] = []
+    peers = runtime.peers
+    assert peers is not None
+    for member in peers.members():
+        with anyio.move_on_after(GATHER_TIMEOUT_S):
+            try:
+                answers.append(await peers.forward(member, "admin_get", path, query))
+            except (PeerLost, PeerUnavailable):
+                pass  # a node on its way down: its partitions are listed once another node holds them
+    return answers
+
+
+def _merge_invocations(answers: list[Answer], limit: int) -> Answer:
+    found: list[dict[str, typing.Any]] = []
+    total = 0
+    for status, _, body in answers:
+        if status != 200:
+            return status, [(b"content-type", b"application/json")], body  # the same error every node gives
+        part = json.loads(body)
+        found.extend(part["invocations"])
+        total += part.get("total") or 0
+    found.sort(key=lambda view: (view.get("created_at") or "", view["id"]), reverse=True)  # newest first, as each node's
+    return _json(200, {"invocations": found[:max(0, limit)], "total": total})
+
+
+def _merge_state_keys(service: str, answers: list[Answer]) -> Answer:
+    keys: set[str] = set()
+    for status, _, body in answers:
+        if status == 200:
+            keys.update(json.loads(body)["keys"])
+    if not keys and answers and all(status == 404 for status, _, _ in answers):
+        return answers[0]
+    return _json(200, {"service": service, "keys": sorted(keys)})
+
+
+def _json(status: int, value: typing.Any) -> Answer:
+    return status, [(b"content-type", b"application/json")], json.dumps(value).encode()
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    status, headers, body = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def run_admin_get(app: typing.Callable[[Scope, Receive, Send], typing.Awaitable[None]], path: str, query: str) -> Answer:
+    """Run a GET on this node's own admin API for a peer, answered from this node's partitions alone."""
+    scope: Scope = {
+        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query.encode("latin-1"),
+        "headers": [], "http_version": "1.1", "scheme": "http", "root_path": "", LOCAL_ONLY: True,
+    }
+    status = 500
+    headers: list[tuple[bytes, bytes]] = []
+    body = bytearray()
+
+    async def receive() -> dict[str, typing.Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, typing.Any]) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, headers, bytes(body)
