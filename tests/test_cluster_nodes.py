@@ -269,3 +269,36 @@ async def test_a_node_paused_past_its_lease_is_refused_by_the_fence_and_doubles_
     await wait_until_owned(a, {"node-a"}, timeout=LEASE_S)
     print(f"node-a owned everything {time.monotonic() - stopped_at:.1f} s after node-b's SIGTERM")
     a.server.terminate()
+
+
+async def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing_and_the_nodes_recover_by_themselves(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    nodes = make_nodes(server_process, postgres, tmp_path, 2)
+    for node in nodes:
+        await node.start()
+    a, b = nodes
+    await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
+    load = Load(nodes, seed=23)
+    async with anyio.create_task_group() as clients:
+        for _ in range(3):
+            clients.start_soon(load.client)
+        await anyio.sleep(1.5)
+        await anyio.to_thread.run_sync(postgres.stop)
+        # While it is down, a new request is refused with 503 and Retry-After by either node.
+        for node in nodes:
+            async with node.server.client() as client:
+                response = await client.post("/Counter/outage/add", json={"ref": "probe", "amount": 1},
+                                             headers={"idempotency-key": f"probe-{node.name}"})
+            assert response.status_code == 503 and response.headers.get("retry-after") == "1", response.text
+        await anyio.sleep(10.0)
+        assert all(node.server.process is not None and node.server.process.poll() is None for node in nodes), \
+            "the nodes must outlive PostgreSQL's outage"
+        await anyio.to_thread.run_sync(postgres.start)
+        await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
+        done_before = sum(map(len, load.added.values()))
+        await anyio.sleep(2.0)
+        load.stop.set()
+    assert sum(map(len, load.added.values())) > done_before, "the load went on after the outage"
+    await check_nothing_lost_or_doubled(load, a)
+    for node in nodes:
+        node.server.terminate()
