@@ -297,7 +297,8 @@ def run_admin_command(args: argparse.Namespace) -> None:
             print_json(result)
             return
         for node in result["nodes"]:
-            print(f"node {node['name']}: {len(node['workers'])} workers")
+            alive = "" if node.get("alive", True) else " (down)"
+            print(f"node {node['name']}{alive}: {len(node['workers'])} workers")
             print(table([{"worker": w.get("worker"), "pid": w.get("pid") or "restarting",
                           "partitions": ", ".join(str(p) for p in w.get("partitions", []))} for w in node["workers"]],
                         [("worker", "WORKER"), ("pid", "PID"), ("partitions", "PARTITIONS")]))

@@ -100,7 +100,7 @@ class ClusterPeers(Peers):
                 "alive": row.alive or row.name == self.me,
                 "peer_url": row.peer_url,
                 "last_heartbeat_s": round(row.silent_s, 3),
-                "workers": [{"pid": snapshots[row.name].get("pid"), "partitions": snapshots[row.name].get("partitions", [])}]
+                "workers": [{"worker": 0, "pid": snapshots[row.name].get("pid"), "partitions": snapshots[row.name].get("partitions", [])}]
                 if snapshots.get(row.name, {}).get("pid") else [],
             } for row in view.nodes],
             "partitions": [{
