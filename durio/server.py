@@ -96,7 +96,7 @@ async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_d
     or lost some while it was cut off), its runtime stops, the local store is made to match what is held, and
     a new runtime recovers them: a crash-restart of the node's runtime, without the crash."""
     from durio.cluster.node import open_cluster_node
-    from durio.ingress.cluster_admin import run_admin_get
+    from durio.ingress.cluster_admin import run_admin_request
     from durio.workers.cluster_node import ClusterPeers, RuntimeHandle, answer_peers, consume_deliveries, peer_address
 
     services = list(services)
@@ -118,8 +118,8 @@ async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_d
                 table = PartitionTable(node.durability.partitions, frozenset(held))
                 async with anyio.create_task_group() as generation:
                     async with open_runtime(services, data_dir, node_config, table, peers) as runtime:
-                        answer_peers(peers, runtime)
-                        peers.requests["admin_get"] = functools.partial(run_admin_get, admin_for_peers)
+                        answer_peers(peers, runtime, node)
+                        peers.requests["admin_request"] = functools.partial(run_admin_request, admin_for_peers)
                         peers.answering = generation
                         peers.ready.set()
                         generation.start_soon(consume_deliveries, node, runtime)

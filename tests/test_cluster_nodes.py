@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import TEST_APPS, ServerProcess, free_port
 from tests.postgres import Postgres, postgres, postgres_server  # noqa: F401  (the fixtures)
+from tests.remote_peers import hypercorn_deployment
 
 SOAK_APP = TEST_APPS / "soak_app.py"
 LEASE_S = 2.0
@@ -49,11 +50,11 @@ class Node:
 
 
 def make_nodes(server_process: typing.Callable[..., ServerProcess], postgres: Postgres, tmp_path: pathlib.Path,  # noqa: F811
-               count: int) -> list[Node]:
+               count: int, app: pathlib.Path | None = SOAK_APP) -> list[Node]:
     nodes = []
     for i in range(count):
         name = f"node-{'abc'[i]}"
-        server = server_process(SOAK_APP, name=name, env={"SOAK_LOG": str(tmp_path / f"{name}-steps.log")}, args=[
+        server = server_process(app, name=name, env={"SOAK_LOG": str(tmp_path / f"{name}-steps.log")}, args=[
             "--cluster", postgres.dsn, "--node-name", name, "--cluster-lease", str(LEASE_S), "--partitions", str(PARTITIONS),
             "--advertise-url", f"http://127.0.0.1:{free_port()}"])
         # Fixed ports: a node restarted after kill -9 is found where it was.
@@ -302,3 +303,35 @@ async def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing_and_t
     await check_nothing_lost_or_doubled(load, a)
     for node in nodes:
         node.server.terminate()
+
+
+async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_rows_is_served_by_every_node(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    endpoint = hypercorn_deployment("tests.apps.tour_asgi:app", tmp_path / "endpoint.log")
+    await endpoint.start()
+    try:
+        nodes = make_nodes(server_process, postgres, tmp_path, 2, app=None)  # `durio server`: remote services only
+        for node in nodes:
+            await node.start()
+        await wait_until_owned(nodes[0], {"node-a", "node-b"}, timeout=30)
+        [(holder,)] = postgres.sql("SELECT split_part(owner, '@', 1) FROM durio_partitions WHERE pid = -1")
+        other = next(node for node in nodes if node.name != holder)
+        async with other.server.client(admin=True) as admin:
+            response = await admin.post("/deployments", json={"uri": endpoint.url})
+        assert response.status_code == 201, response.text
+        users = [f"user-{i}" for i in range(6)]  # keys on both nodes' partitions
+        for node in nodes:
+            async with node.server.client() as client:
+                for user in users:
+                    response = await client.post(f"/UserSubscriptions/{user}/add", json=f"via-{node.name}")
+                    assert response.status_code == 200, f"{node.name}: {response.text}"
+        for node in nodes:
+            async with node.server.client() as client, node.server.client(admin=True) as admin:
+                assert [d["uri"] for d in (await admin.get("/deployments")).json()["deployments"]] == [endpoint.url]
+                for user in users:
+                    response = await client.post(f"/UserSubscriptions/{user}/getSubscriptions", json=None)
+                    assert response.json() == ["via-node-a", "via-node-b"], response.text
+        for node in nodes:
+            node.server.terminate()
+    finally:
+        endpoint.stop()

@@ -387,7 +387,7 @@ class Runtime:
                 try:
                     await self.peers.forward(worker, "reload_deployments")
                 except (PeerLost, PeerUnavailable, RemoteError) as exc:
-                    log.warning("worker %d did not reload the deployments: %s", worker, exc)
+                    log.warning("worker %s did not reload the deployments: %s", worker, exc)
 
     async def reload_deployments(self) -> None:
         """Serve the deployments storage has now (a sibling worker registered or removed one)."""

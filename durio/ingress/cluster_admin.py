@@ -8,7 +8,10 @@ their answers. The peer runs the same request on its own admin API, marked so
 that it answers from its own partitions only. Writes need none of this: the
 runtime's verbs (cancel, kill, purge, ...) already run at the owner.
 
-Only nodes of a cluster on PostgreSQL do this (their peers have `admin_get`);
+Registering or removing a deployment is done by the node holding the cluster-wide
+rows, which has every node reload them.
+
+Only nodes of a cluster on PostgreSQL do this (their peers answer `admin_request`);
 the worker processes of one machine share one store and answer everything
 themselves.
 """
@@ -23,10 +26,12 @@ import anyio
 
 from durio import ids
 from durio.actors.runtime import PeerLost, PeerUnavailable, Runtime
-from durio.asgi import Receive, Scope, Send
+from durio.asgi import Receive, Scope, Send, read_body
 
+GLOBAL_PARTITION = -1  # the cluster-wide rows' lease (durio.cluster.schema)
 # A request a peer node runs for another one: answered from this node's partitions alone.
 LOCAL_ONLY = "durio.local_only"
+ADMIN_BODY_LIMIT = 1024 * 1024  # as the admin API's own
 # How long a listing waits for each node's part before it leaves that node out.
 GATHER_TIMEOUT_S = 5.0
 
@@ -37,11 +42,21 @@ def _is_cluster_node(runtime: Runtime) -> bool:
     return hasattr(runtime.peers, "describe_cluster")
 
 
-async def served_by_cluster(runtime: Runtime, scope: Scope, send: Send, segments: list[str]) -> bool:
-    """Answer a read this node cannot answer alone; False when it can (or it is no cluster node)."""
-    if scope.get(LOCAL_ONLY) or scope["method"] != "GET" or not _is_cluster_node(runtime):
+async def served_by_cluster(runtime: Runtime, scope: Scope, receive: Receive, send: Send, segments: list[str]) -> bool:
+    """Answer what this node cannot answer alone; False when it can (or it is no cluster node)."""
+    if scope.get(LOCAL_ONLY) or not _is_cluster_node(runtime):
         return False
     path, query = scope["path"], scope.get("query_string", b"").decode("latin-1")
+    peers = typing.cast(typing.Any, runtime.peers)
+    if segments[:1] == ["deployments"] and scope["method"] in ("POST", "DELETE"):
+        # Deployments are cluster-wide rows, written by the node holding them; it has every node reload them.
+        if peers.holds(GLOBAL_PARTITION):
+            return False
+        body = await read_body(scope, receive, ADMIN_BODY_LIMIT)
+        await _send(send, await peers.forward_to_owner(GLOBAL_PARTITION, "admin_request", scope["method"], path, query, body))
+        return True
+    if scope["method"] != "GET":
+        return False
     match segments:
         case ["invocations", invocation_id] if ids.is_invocation_id(invocation_id):
             partition = runtime.partitions.of_id(invocation_id)
@@ -61,7 +76,7 @@ async def served_by_cluster(runtime: Runtime, scope: Scope, send: Send, segments
             return False
     if partition in runtime.partitions.owned:
         return False
-    await _send(send, await runtime.peers.forward_to_owner(partition, "admin_get", path, query))  # type: ignore[union-attr]
+    await _send(send, await peers.forward_to_owner(partition, "admin_request", "GET", path, query, b""))
     return True
 
 
@@ -72,7 +87,7 @@ async def _gather(runtime: Runtime, path: str, query: str) -> list[Answer]:
     for member in peers.members():
         with anyio.move_on_after(GATHER_TIMEOUT_S):
             try:
-                answers.append(await peers.forward(member, "admin_get", path, query))
+                answers.append(await peers.forward(member, "admin_request", "GET", path, query, b""))
             except (PeerLost, PeerUnavailable):
                 pass  # a node on its way down: its partitions are listed once another node holds them
     return answers
@@ -111,18 +126,20 @@ async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def run_admin_get(app: typing.Callable[[Scope, Receive, Send], typing.Awaitable[None]], path: str, query: str) -> Answer:
-    """Run a GET on this node's own admin API for a peer, answered from this node's partitions alone."""
+async def run_admin_request(app: typing.Callable[[Scope, Receive, Send], typing.Awaitable[None]], method: str, path: str,
+                            query: str, body: bytes) -> Answer:
+    """Run a request on this node's own admin API for a peer, answered from this node's partitions alone."""
     scope: Scope = {
-        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query.encode("latin-1"),
-        "headers": [], "http_version": "1.1", "scheme": "http", "root_path": "", LOCAL_ONLY: True,
+        "type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": query.encode("latin-1"),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "http_version": "1.1", "scheme": "http", "root_path": "", LOCAL_ONLY: True,
     }
     status = 500
     headers: list[tuple[bytes, bytes]] = []
-    body = bytearray()
+    answer = bytearray()
 
     async def receive() -> dict[str, typing.Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, typing.Any]) -> None:
         nonlocal status, headers
@@ -130,7 +147,7 @@ async def run_admin_get(app: typing.Callable[[Scope, Receive, Send], typing.Awai
             status = message["status"]
             headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
         elif message["type"] == "http.response.body":
-            body.extend(message.get("body", b""))
+            answer.extend(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status, headers, bytes(body)
+    return status, headers, bytes(answer)

@@ -181,7 +181,8 @@ def unpack_u64(raw: bytes) -> int:
 # Where a row's partition key is: in the id that starts the key, in the id after a timer's due time, or
 # the hash of the object key in an object's rows. Messages name their partition outright; the rest
 # (deployments, schedules, meta) belongs to no partition.
-_ID_FIRST = frozenset((INVOCATIONS, JOURNAL, OUTBOX, REPLY_TO, SIGNALS, EVENTS))
+# A schedule's key starts with its partition key as an invocation id does (durio.schedules.state.schedule_key).
+_ID_FIRST = frozenset((INVOCATIONS, JOURNAL, OUTBOX, REPLY_TO, SIGNALS, EVENTS, SCHEDULES))
 _OBJECT_ROWS = frozenset((STATE, INBOX, PROMISES, PROMISE_WAITERS))
 
 

@@ -32,6 +32,7 @@ from durio.actors.effects import Applied, Effects
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.cluster.durability import DELIVERIES_CHANNEL, Unreachable, connect
 from durio.cluster.node import ClusterNode
+from durio.cluster.schema import GLOBAL_PARTITION
 from durio.ids import parse_awakeable_id
 from durio.journal.entries import Notification
 from durio.storage import schema as s
@@ -84,6 +85,10 @@ class ClusterPeers(Peers):
 
     def describe(self, member: typing.Any) -> str:
         return f"node {member}"
+
+    def holds(self, partition: int) -> bool:
+        """Whether this node holds the partition's lease (GLOBAL_PARTITION: the cluster-wide rows')."""
+        return partition in self.node.durability.epochs()
 
     async def describe_cluster(self, runtime: Runtime) -> dict[str, typing.Any]:
         """GET /cluster of a cluster node: every node (alive or not) with its process, and every partition's lease."""
@@ -183,7 +188,7 @@ class RuntimeHandle:
         return until_stopped
 
 
-def answer_peers(peers: Peers, runtime: Runtime) -> None:
+def answer_peers(peers: Peers, runtime: Runtime, node: ClusterNode) -> None:
     """Run other nodes' verbs in this runtime, refusing (NotOwner) what its partitions do not hold any more."""
 
     def here(invocation_id: str) -> None:
@@ -216,15 +221,36 @@ def answer_peers(peers: Peers, runtime: Runtime) -> None:
     async def live_statuses() -> dict[str, str]:
         return runtime.live_statuses()
 
+    async def reload_deployments() -> None:
+        # Another node changed the cluster-wide rows: read them afresh from PostgreSQL, then serve what they say.
+        await runtime.write(refresh_global_rows(node))
+        await runtime.reload_deployments()
+
     peers.requests.clear()
     peers.requests.update(call=call, send=send, attach=attach, control=control, complete_awakeable=complete_awakeable,
-                          snapshot=snapshot, live_statuses=live_statuses, reload_deployments=runtime.reload_deployments)
+                          snapshot=snapshot, live_statuses=live_statuses, reload_deployments=reload_deployments)
     peers.tells.clear()
     peers.tells.update(
         deliver=lambda target_id, notification, seq: runtime.router.deliver(target_id, notification, outbox_seq=seq),
         add_timer=runtime.timers.add,
         messages_arrived=runtime.messages_arrived,
     )
+
+
+def refresh_global_rows(node: ClusterNode) -> typing.Callable[[Txn], Applied]:
+    """The writer op that replaces the store's cluster-wide rows (deployments) with PostgreSQL's (not shipped back)."""
+
+    def op(txn: Txn) -> Applied:
+        rows = list(node.durability.load_rows({GLOBAL_PARTITION}))
+        for db in {s.DEPLOYMENTS, *(db for db, _, _ in rows)}:
+            for key in [bytes(key) for key in Txn._cursor(txn, db).iternext(keys=True, values=False)]:
+                if node.durability.partition_of_row(db, key) == GLOBAL_PARTITION:
+                    Txn._delete(txn, db, key)
+        for db, key, value in rows:
+            Txn._put(txn, db, key, value)
+        return Applied(len(rows), Effects())
+
+    return op
 
 
 def pull_deliveries(node: ClusterNode, partitions: set[int]) -> typing.Callable[[Txn], Applied]:
