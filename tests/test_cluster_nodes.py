@@ -335,3 +335,34 @@ async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_ro
             node.server.terminate()
     finally:
         endpoint.stop()
+
+
+async def test_schedules_are_kept_by_their_partitions_owners_and_managed_through_any_node(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    nodes = make_nodes(server_process, postgres, tmp_path, 2)
+    for node in nodes:
+        await node.start()
+    a, b = nodes
+    await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
+    schedule_ids = [f"peek-{i}" for i in range(4)]  # their partitions fall on both nodes
+    async with a.server.client(admin=True) as admin_a, b.server.client(admin=True) as admin_b:
+        for schedule_id in schedule_ids:
+            created = await admin_a.post("/schedules", json={"id": schedule_id, "every": "1s", "target": "Counter/sched/peek"})
+            assert created.status_code == 201, created.text
+        for admin in (admin_a, admin_b):
+            assert sorted(s["id"] for s in (await admin.get("/schedules")).json()["schedules"]) == schedule_ids
+
+        async def every_one_fired() -> bool:
+            views = [(await admin_b.get(f"/schedules/{schedule_id}")).json() for schedule_id in schedule_ids]
+            return all(view["last_fires"] for view in views)
+
+        with anyio.fail_after(20):
+            while not await every_one_fired():
+                await anyio.sleep(0.2)
+        for schedule_id in schedule_ids:
+            assert (await admin_b.patch(f"/schedules/{schedule_id}/pause")).status_code == 200
+            assert (await admin_b.get(f"/schedules/{schedule_id}")).json()["paused"] is True
+            assert (await admin_b.delete(f"/schedules/{schedule_id}")).status_code in (200, 204)
+        assert (await admin_a.get("/schedules")).json() == {"schedules": []}
+    for node in nodes:
+        node.server.terminate()

@@ -79,7 +79,7 @@ class AdminApp:
             segments = segments[1:]  # Restate serves the same API under versioned prefixes
         if self.extra_routes is not None and await self.extra_routes(scope, receive, send, segments):
             return
-        if await served_by_cluster(self.runtime, scope, receive, send, segments):
+        if await served_by_cluster(self, self.runtime, scope, receive, send, segments):
             return
         match segments:
             case ["health"]:

@@ -27,6 +27,7 @@ import anyio
 from durio import ids
 from durio.actors.runtime import PeerLost, PeerUnavailable, Runtime
 from durio.asgi import Receive, Scope, Send, read_body
+from durio.schedules.state import schedule_key
 
 GLOBAL_PARTITION = -1  # the cluster-wide rows' lease (durio.cluster.schema)
 # A request a peer node runs for another one: answered from this node's partitions alone.
@@ -42,8 +43,13 @@ def _is_cluster_node(runtime: Runtime) -> bool:
     return hasattr(runtime.peers, "describe_cluster")
 
 
-async def served_by_cluster(runtime: Runtime, scope: Scope, receive: Receive, send: Send, segments: list[str]) -> bool:
-    """Answer what this node cannot answer alone; False when it can (or it is no cluster node)."""
+AdminApp = typing.Callable[[Scope, Receive, Send], typing.Awaitable[None]]
+
+
+async def served_by_cluster(app: AdminApp, runtime: Runtime, scope: Scope, receive: Receive, send: Send,
+                            segments: list[str]) -> bool:
+    """Answer what this node cannot answer alone; False when it can (or it is no cluster node). `app`: this
+    node's admin API, which answers a request it has already read the body of."""
     if scope.get(LOCAL_ONLY) or not _is_cluster_node(runtime):
         return False
     path, query = scope["path"], scope.get("query_string", b"").decode("latin-1")
@@ -55,6 +61,8 @@ async def served_by_cluster(runtime: Runtime, scope: Scope, receive: Receive, se
         body = await read_body(scope, receive, ADMIN_BODY_LIMIT)
         await _send(send, await peers.forward_to_owner(GLOBAL_PARTITION, "admin_request", scope["method"], path, query, body))
         return True
+    if segments[:1] == ["schedules"]:
+        return await _schedules(app, runtime, peers, scope, receive, send, segments[1:], path, query)
     if scope["method"] != "GET":
         return False
     match segments:
@@ -77,6 +85,38 @@ async def served_by_cluster(runtime: Runtime, scope: Scope, receive: Receive, se
     if partition in runtime.partitions.owned:
         return False
     await _send(send, await peers.forward_to_owner(partition, "admin_request", "GET", path, query, b""))
+    return True
+
+
+async def _schedules(app: AdminApp, runtime: Runtime, peers: typing.Any, scope: Scope, receive: Receive, send: Send, rest: list[str],
+                     path: str, query: str) -> bool:
+    """A schedule lives in its id's partition: what is about one goes to its owner; the listing asks every node."""
+    method = scope["method"]
+    if not rest:
+        if method == "GET":
+            answers = await _gather(runtime, path, query)
+            listed = [item for status, _, body in answers if status == 200 for item in json.loads(body)["schedules"]]
+            await _send(send, _json(200, {"schedules": sorted(listed, key=lambda item: item.get("id", ""))}))
+            return True
+        if method != "POST":
+            return False
+        body = await read_body(scope, receive, ADMIN_BODY_LIMIT)
+        try:
+            schedule_id = json.loads(body)["id"]
+        except (ValueError, KeyError, TypeError):
+            schedule_id = None
+        if not isinstance(schedule_id, str) or not schedule_id:
+            # Whatever is wrong with it, this node's own answer says so.
+            await _send(send, await run_admin_request(app, method, path, query, body))
+            return True
+    else:
+        schedule_id = rest[0]
+        body = await read_body(scope, receive, ADMIN_BODY_LIMIT)
+    partition = runtime.partitions.of_id(schedule_key(schedule_id))
+    if partition in runtime.partitions.owned:
+        await _send(send, await run_admin_request(app, method, path, query, body))
+    else:
+        await _send(send, await peers.forward_to_owner(partition, "admin_request", method, path, query, body))
     return True
 
 
@@ -126,7 +166,7 @@ async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def run_admin_request(app: typing.Callable[[Scope, Receive, Send], typing.Awaitable[None]], method: str, path: str,
+async def run_admin_request(app: AdminApp, method: str, path: str,
                             query: str, body: bytes) -> Answer:
     """Run a request on this node's own admin API for a peer, answered from this node's partitions alone."""
     scope: Scope = {

@@ -40,7 +40,7 @@ class Scheduler:
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         runtime = self._runtime
         specs = declared_schedules(runtime.registry.services.values())
-        summary = await runtime.write(self.steps.sync_declared(specs, runtime.clock.now_ms()))
+        summary = await runtime.write(self.steps.sync_declared(specs, runtime.clock.now_ms(), runtime.partitions.is_local))
         for change in ("created", "replaced", "deleted"):
             if summary[change]:
                 log.info("schedules declared in code: %s %s", change, ", ".join(summary[change]))

@@ -186,9 +186,11 @@ class ScheduleSteps:
             txn.delete_timer(timer)
         txn.delete_schedule(record.key)
 
-    def sync_declared(self, specs: list[ScheduleSpec], now_ms: int) -> Op:
+    def sync_declared(self, specs: list[ScheduleSpec], now_ms: int, is_here: typing.Callable[[str], bool] | None = None) -> Op:
         """Make the schedules declared in code exactly `specs`: create, replace changed ones, delete vanished ones.
 
+        `is_here`: whether a schedule's key is in a partition this process owns; the others are left to
+        their owners (a worker or a cluster node syncs its own partitions' schedules as it starts).
         Returns {"created": [...], "replaced": [...], "deleted": [...], "took_over": [...]} (schedule ids)."""
 
         def op(txn: Txn) -> Applied:
@@ -197,10 +199,14 @@ class ScheduleSteps:
             declared = {spec.id for spec in specs}
             for raw in txn.schedules():
                 record = ScheduleRecord.from_stored(raw)
+                if is_here is not None and not is_here(schedule_key(record.spec.id)):
+                    continue
                 if record.spec.source == "code" and record.spec.id not in declared:
                     self._delete(txn, record)
                     summary["deleted"].append(record.spec.id)
             for spec in specs:
+                if is_here is not None and not is_here(schedule_key(spec.id)):
+                    continue
                 existing = self.load(txn, schedule_key(spec.id))
                 if existing is not None and existing.spec.source == "api":
                     summary["took_over"].append(spec.id)
