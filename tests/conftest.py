@@ -91,6 +91,7 @@ SLOW_FILES = {
     "tests/test_asyncio_handlers.py": "server processes on asyncio",
     "tests/test_workers.py": "worker processes under a supervising parent, killed and restarted",
     "tests/test_cluster.py": "a real PostgreSQL server and cluster nodes",
+    "tests/test_cluster_nodes.py": "several cluster nodes as processes on a real PostgreSQL",
     "tests/test_listen_addresses.py": "durio serve processes on real addresses",
     "tests/test_sdk_harness.py": "the official harness's suite, in a pytest process of its own",
     "examples/testing/": "a runtime crashed at every step",

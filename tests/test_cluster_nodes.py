@@ -19,7 +19,6 @@ import typing
 
 import anyio
 import httpx
-import pytest
 
 from tests.conftest import TEST_APPS, ServerProcess, free_port
 from tests.postgres import Postgres, postgres, postgres_server  # noqa: F401  (the fixtures)
@@ -30,8 +29,6 @@ LEASE_S = 2.0
 PARTITIONS = 8
 HOT_KEYS = [f"hot{i}" for i in range(3)]
 ORDER_COUNTERS = [f"orders{i}" for i in range(3)]
-
-pytestmark = pytest.mark.slow
 
 
 class Node:
@@ -272,39 +269,6 @@ async def test_a_node_paused_past_its_lease_is_refused_by_the_fence_and_doubles_
     a.server.terminate()
 
 
-async def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing_and_the_nodes_recover_by_themselves(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
-    nodes = make_nodes(server_process, postgres, tmp_path, 2)
-    for node in nodes:
-        await node.start()
-    a, b = nodes
-    await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
-    load = Load(nodes, seed=23)
-    async with anyio.create_task_group() as clients:
-        for _ in range(3):
-            clients.start_soon(load.client)
-        await anyio.sleep(1.5)
-        await anyio.to_thread.run_sync(postgres.stop)
-        # While it is down, a new request is refused with 503 and Retry-After by either node.
-        for node in nodes:
-            async with node.server.client() as client:
-                response = await client.post("/Counter/outage/add", json={"ref": "probe", "amount": 1},
-                                             headers={"idempotency-key": f"probe-{node.name}"})
-            assert response.status_code == 503 and response.headers.get("retry-after") == "1", response.text
-        await anyio.sleep(10.0)
-        assert all(node.server.process is not None and node.server.process.poll() is None for node in nodes), \
-            "the nodes must outlive PostgreSQL's outage"
-        await anyio.to_thread.run_sync(postgres.start)
-        await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
-        done_before = sum(map(len, load.added.values()))
-        await anyio.sleep(2.0)
-        load.stop.set()
-    assert sum(map(len, load.added.values())) > done_before, "the load went on after the outage"
-    await check_nothing_lost_or_doubled(load, a)
-    for node in nodes:
-        node.server.terminate()
-
-
 async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_rows_is_served_by_every_node(
         postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
     endpoint = hypercorn_deployment("tests.apps.tour_asgi:app", tmp_path / "endpoint.log")
@@ -364,5 +328,38 @@ async def test_schedules_are_kept_by_their_partitions_owners_and_managed_through
             assert (await admin_b.get(f"/schedules/{schedule_id}")).json()["paused"] is True
             assert (await admin_b.delete(f"/schedules/{schedule_id}")).status_code in (200, 204)
         assert (await admin_a.get("/schedules")).json() == {"schedules": []}
+    for node in nodes:
+        node.server.terminate()
+
+
+async def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing_and_the_nodes_recover_by_themselves(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    nodes = make_nodes(server_process, postgres, tmp_path, 2)
+    for node in nodes:
+        await node.start()
+    a, b = nodes
+    await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
+    load = Load(nodes, seed=23)
+    async with anyio.create_task_group() as clients:
+        for _ in range(3):
+            clients.start_soon(load.client)
+        await anyio.sleep(1.5)
+        await anyio.to_thread.run_sync(postgres.stop)
+        # While it is down, a new request is refused with 503 and Retry-After by either node.
+        for node in nodes:
+            async with node.server.client() as client:
+                response = await client.post("/Counter/outage/add", json={"ref": "probe", "amount": 1},
+                                             headers={"idempotency-key": f"probe-{node.name}"})
+            assert response.status_code == 503 and response.headers.get("retry-after") == "1", response.text
+        await anyio.sleep(10.0)
+        assert all(node.server.process is not None and node.server.process.poll() is None for node in nodes), \
+            "the nodes must outlive PostgreSQL's outage"
+        await anyio.to_thread.run_sync(postgres.start)
+        await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
+        done_before = sum(map(len, load.added.values()))
+        await anyio.sleep(2.0)
+        load.stop.set()
+    assert sum(map(len, load.added.values())) > done_before, "the load went on after the outage"
+    await check_nothing_lost_or_doubled(load, a)
     for node in nodes:
         node.server.terminate()
