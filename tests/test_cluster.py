@@ -15,7 +15,7 @@ import anyio
 import httpx
 import pytest
 
-from durio.cluster.durability import Fenced, PostgresDurability, connect
+from durio.cluster.durability import LOCK_TIMEOUT_S, STATEMENT_TIMEOUT_S, Fenced, PostgresDurability, connect
 from durio.cluster.node import SEQUENCE_BLOCK_BITS, ClusterOptions, _open_cluster, ready_local_store
 from durio.cluster.schema import DB_NUMBERS, GLOBAL_PARTITION, SCHEMA_VERSION, migrate
 from durio.storage import StorageError
@@ -28,6 +28,12 @@ from tests.postgres import CuttingProxy, Postgres, postgres, postgres_server  # 
 
 LEDGER_APP = TEST_APPS / "ledger_app.py"
 APPENDS = 25  # per key, in the outage test
+
+
+def psycopg_connect(dsn: str) -> typing.Any:
+    import psycopg
+
+    return psycopg.connect(dsn)
 
 
 def open_node(postgres: Postgres, name: str, lease_s: float = 10.0, partitions: int = 4) -> PostgresDurability:  # noqa: F811
@@ -289,6 +295,60 @@ async def test_a_node_whose_partitions_were_taken_over_refuses_every_write_and_c
     assert any(b"before" in bytes(value) for (value,) in postgres.sql("SELECT value FROM durio_kv"))
     assert "were taken over by another node" in server.output() or "newer owner" in server.output()
     server.kill9()
+
+
+async def test_a_batch_blocked_on_a_lock_gives_up_within_the_lock_timeout_and_the_node_goes_on(
+        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    server = cluster_server(server_process, postgres, "node-a")
+    await server.start()
+    async with server.client() as client:
+        assert (await client.post("/Ledger/k/append", json="before", headers={"idempotency-key": "before"})).json() == 1
+        # Someone else's transaction holds a lock every batch needs (an operator's ALTER TABLE, a VACUUM FULL).
+        holder = await anyio.to_thread.run_sync(psycopg_connect, postgres.dsn)
+        try:
+            await anyio.to_thread.run_sync(holder.execute, "LOCK TABLE durio_kv IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            response = await client.post("/Ledger/k/append", json="blocked", headers={"idempotency-key": "blocked"},
+                                         timeout=LOCK_TIMEOUT_S + 15)  # without the lock timeout it waits forever
+            waited = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert LOCK_TIMEOUT_S - 0.5 <= waited < LOCK_TIMEOUT_S + 5, waited
+            assert server.process is not None and server.process.poll() is None
+        finally:
+            await anyio.to_thread.run_sync(holder.rollback)  # the lock goes
+            await anyio.to_thread.run_sync(holder.close)
+        assert "lock timeout" in server.output()
+        # The same request again (its idempotency key) is taken once; nothing of the refused batch was kept.
+        deadline = time.monotonic() + 20
+        while (response := await client.post("/Ledger/k/append", json="blocked",
+                                               headers={"idempotency-key": "blocked"})).status_code == 503:
+            assert time.monotonic() < deadline, "the node did not take writes again after the lock went"
+            await anyio.sleep(0.2)
+        assert response.status_code == 200 and response.json() == 2, response.text
+        assert (await client.post("/Ledger/k/append", json="after")).json() == 3
+        assert (await client.post("/Ledger/k/entries", json=None)).json() == ["before", "blocked", "after"]
+    server.kill9()
+    shutil.rmtree(server.data_dir)  # PostgreSQL holds the same
+    await server.start()
+    async with server.client() as client:
+        assert (await client.post("/Ledger/k/entries", json=None)).json() == ["before", "blocked", "after"]
+    server.terminate()
+
+
+def test_a_connection_string_s_own_options_override_the_timeouts(postgres: Postgres) -> None:  # noqa: F811
+    connection = connect(postgres.dsn)
+    try:
+        assert connection.execute("SHOW statement_timeout").fetchone() == (f"{STATEMENT_TIMEOUT_S:g}s",)
+        assert connection.execute("SHOW lock_timeout").fetchone() == (f"{LOCK_TIMEOUT_S * 1000:g}ms",)
+    finally:
+        connection.close()
+    connection = connect(postgres.dsn + "?options=-c%20statement_timeout%3D60s")
+    try:
+        assert connection.execute("SHOW statement_timeout").fetchone() == ("1min",)
+        assert connection.execute("SHOW lock_timeout").fetchone() == (f"{LOCK_TIMEOUT_S * 1000:g}ms",)
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize("cut", ["before_answer", "before_request"])

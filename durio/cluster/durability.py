@@ -26,6 +26,7 @@ touch from doing work that will be refused).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import typing
@@ -45,6 +46,14 @@ log = logging.getLogger("durio.cluster")
 
 CONNECT_TIMEOUT_S = 3
 DELIVERIES_CHANNEL = "durio_deliveries"  # NOTIFY payload: the partition a delivery was left for
+# Every statement durio sends gives up after STATEMENT_TIMEOUT_S: half the default lease (10 s), so a batch
+# stuck on a hung database is answered (503) in bounded time, and a lease renewal stuck the same way fails
+# early enough for the heartbeat to try again before the default lease runs out. A constant, not a fraction
+# of --cluster-lease: a long lease would otherwise leave callers waiting minutes, a short one cut off
+# legitimate statements. A wait for a lock gives up sooner, after LOCK_TIMEOUT_S (the heartbeat's period at
+# the default lease), with its own message ("lock timeout"), which tells a held lock from a slow database.
+STATEMENT_TIMEOUT_S = 5.0
+LOCK_TIMEOUT_S = 2.5
 SELF_FENCE_MARGIN = 0.3  # of the lease: stop writing this long before the lease could have expired
 
 
@@ -83,10 +92,19 @@ def describe_dsn(dsn: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-def connect(dsn: str) -> psycopg.Connection[typing.Any]:
-    """A connection for one thread's use; raises Unreachable with the reason."""
+def connect(dsn: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+            lock_timeout_s: float = LOCK_TIMEOUT_S) -> psycopg.Connection[typing.Any]:
+    """A connection for one thread's use, whose statements give up after the timeouts; raises Unreachable.
+
+    A statement that hits a timeout fails like a dropped connection would (the writer answers 503 and keeps
+    nothing of the batch), so a database that hangs, or a lock someone holds, never holds a thread forever.
+    Settings in the connection string's own `options` (or PGOPTIONS) come after these, so they win.
+    """
+    ours = f"-c statement_timeout={round(statement_timeout_s * 1000)} -c lock_timeout={round(lock_timeout_s * 1000)}"
     try:
-        return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="durio")
+        theirs = psycopg.conninfo.conninfo_to_dict(dsn).get("options") or os.environ.get("PGOPTIONS", "")
+        return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="durio",
+                               options=f"{ours} {theirs}".strip())
     except psycopg.Error as exc:
         raise Unreachable(f"PostgreSQL at {describe_dsn(dsn)} cannot be reached: {_reason(exc)}") from None
 
