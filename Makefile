@@ -12,7 +12,7 @@ POSTGRES_STAMP := $(VENV)/.postgresql
 RESTATE_VERSION := 1.7.12
 RESTATE_STAMP := .tools/restate/.installed-$(RESTATE_VERSION)
 
-.PHONY: run test lint import-graph soak-disk conformance-restate bench bench-scale bench-compare bench-workers bench-remote clean
+.PHONY: run test lint import-graph soak-disk conformance-restate bench bench-scale bench-compare bench-workers bench-remote bench-cluster clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,12 @@ bench-workers: $(STAMP)
 # Options go through BENCH_ARGS, e.g. make bench-remote BENCH_ARGS='--duration 3 --rounds 2 --concurrency 16'
 bench-remote: $(STAMP)
 	$(BIN)/python benchmarks/remote_modes.py $(BENCH_ARGS)
+
+# durio on PostgreSQL (a `--cluster` node, on a throwaway PostgreSQL it starts) against durio on LMDB alone,
+# same run, medians over rounds; PostgreSQL's round trip for one fenced batch; --nodes 1,2,3 and --takeover.
+# e.g. make bench-cluster BENCH_ARGS='--nodes 1,2,3 --takeover --rounds 3'
+bench-cluster: $(STAMP) $(POSTGRES_STAMP)
+	$(BIN)/python benchmarks/cluster.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .durio .pytest_cache

@@ -86,9 +86,11 @@ HYPERCORN_SETTINGS = {
 class System:
     """One system under test: its processes (components), its ingress URL, and how to stop it."""
 
-    def __init__(self, name: str, url: str, components: dict[str, ServerProcess]) -> None:
+    def __init__(self, name: str, url: str, components: dict[str, ServerProcess], urls: list[str] | None = None) -> None:
+        """`urls`: every ingress the load is spread over (a cluster's nodes), `url` the first of them."""
         self.name = name
         self.url = url
+        self.urls = urls or [url]
         self.components = components
 
     def check_alive(self) -> None:
@@ -287,7 +289,7 @@ def measure_system(system: System, idle: System | None, scenario: dict[str, typi
     system.check_alive()
     groups = {f"{system.name}/{name}": pid for name, pid in system.roots().items()}
     idle_groups = {f"{idle.name}/{name}": pid for name, pid in idle.roots().items()} if idle else {}
-    job = {"url": system.url, "scenario": scenario, "concurrency": concurrency, "duration": duration,
+    job = {"url": system.url if len(system.urls) == 1 else system.urls, "scenario": scenario, "concurrency": concurrency, "duration": duration,
            "warmup": warmup, "timeout": args.timeout, "groups": {**groups, **idle_groups}, "measured": list(groups)}
     budget = warmup + duration + args.timeout + 60
     try:

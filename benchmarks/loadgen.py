@@ -170,20 +170,25 @@ def _drive(host: str, port: int, scenario: Scenario, conn_index: int, run_token:
 
 
 def run_load(
-    url: str, scenario: Scenario, *, concurrency: int, duration: float, warmup: float = 1.0,
+    url: str | list[str], scenario: Scenario, *, concurrency: int, duration: float, warmup: float = 1.0,
     timeout: float = 30.0, drain: float = 10.0, watch_pid: int | None = None,
 ) -> dict[str, typing.Any]:
-    """Load `url` with `concurrency` connections; return the measured window's figures as JSON-able data."""
-    host, port = loopback_address(url)
+    """Load `url` with `concurrency` connections; return the measured window's figures as JSON-able data.
+
+    Several URLs (the nodes of a cluster) share the connections round-robin: connection i talks to url i mod n.
+    """
+    addresses = [loopback_address(one) for one in ([url] if isinstance(url, str) else url)]
     sys.setswitchinterval(_SWITCH_INTERVAL_S)
     window = _Window()
     tallies = [_Tally() for _ in range(concurrency)]
     live: list[_Connection | None] = [None] * concurrency
     run_token = secrets.token_hex(4)
-    for step in scenario.steps:
-        step.prepare(f"{host}:{port}")  # encode constant requests once, before the threads share them
+    if len(addresses) == 1:
+        for step in scenario.steps:
+            step.prepare("%s:%d" % addresses[0])  # encode constant requests once, before the threads share them
     threads = [
-        threading.Thread(target=_drive, args=(host, port, scenario, i, run_token, timeout, window, tallies[i], live),
+        threading.Thread(target=_drive, args=(*addresses[i % len(addresses)], scenario, i, run_token, timeout, window,
+                                              tallies[i], live),
                          name=f"conn-{i}", daemon=True)
         for i in range(concurrency)
     ]
@@ -271,7 +276,8 @@ def loopback_address(url: str) -> tuple[str, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Closed-loop HTTP/1.1 load generator (loopback only).")
-    parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT")
+    parser.add_argument("--url", required=True, action="append",
+                        help="http://127.0.0.1:PORT; repeated, the connections take the URLs in turn")
     parser.add_argument("-c", "--concurrency", type=int, default=16, help="connections, each with one request in flight")
     parser.add_argument("-d", "--duration", type=float, default=5.0, help="measured seconds")
     parser.add_argument("-w", "--warmup", type=float, default=1.0, help="unmeasured seconds before the window")
@@ -299,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ScenarioError, KeyError) as exc:
         print(f"loadgen: bad scenario: {exc}", file=sys.stderr)
         return 2
-    summary = run_load(args.url, scenario, concurrency=args.concurrency, duration=args.duration,
+    summary = run_load(args.url if len(args.url) > 1 else args.url[0], scenario, concurrency=args.concurrency, duration=args.duration,
                        warmup=args.warmup, timeout=args.timeout, watch_pid=args.watch_pid)
     if args.json:
         print(json.dumps(summary))

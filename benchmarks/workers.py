@@ -78,30 +78,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _worker_cores(row: dict[str, typing.Any]) -> list[float]:
-    """Cores each process of the server used over the window, busiest first (the idle supervising parent left out)."""
-    by_pid = row["components"]["durio"].get("cpu_s_by_pid", {})
+    """Cores each process of the server used over the window, busiest first (the idle supervising parent left out);
+    a system of several components (a cluster's nodes and its PostgreSQL) counts the processes of each."""
+    by_pid = {pid: cpu for part in row["components"].values() for pid, cpu in part.get("cpu_s_by_pid", {}).items()}
     cores = sorted((cpu / row["duration_s"] for cpu in by_pid.values()), reverse=True)
     return [core for core in cores if core >= 0.005] or cores[:1]
 
 
-def writer_counters(admin_port: int) -> dict[str, float]:
+def writer_counters(admin_port: int | list[int]) -> dict[str, float]:
     """The server's group commits, the writes in them, and the invocations completed so far (GET /metrics, summed
-    over the workers)."""
-    status, body = compare._http("GET", admin_port, "/metrics")
-    if status != 200:
-        raise ServerDied(f"GET /metrics answered {status}")
+    over the workers, and over the servers when given several admin ports: a cluster's nodes)."""
     wanted = {"durio_writer_batches_total": "commits", "durio_writer_ops_total": "writes",
               "durio_invocations_completed_total": "completed"}
     found = dict.fromkeys(wanted.values(), 0.0)
-    for line in body.decode().splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in wanted:
-            found[wanted[name]] += float(line.rsplit(" ", 1)[1])
+    for port in [admin_port] if isinstance(admin_port, int) else admin_port:
+        status, body = compare._http("GET", port, "/metrics")
+        if status != 200:
+            raise ServerDied(f"GET /metrics answered {status}")
+        for line in body.decode().splitlines():
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in wanted:
+                found[wanted[name]] += float(line.rsplit(" ", 1)[1])
     return found
 
 
-def run_rounds(servers: dict[str, compare.System], admin_ports: dict[str, int], args: argparse.Namespace,
-               rows: list[dict[str, typing.Any]]) -> None:
+def run_rounds(servers: dict[str, compare.System], admin_ports: dict[str, int | list[int]], args: argparse.Namespace,
+               rows: list[dict[str, typing.Any]], label: str = "workers") -> None:
+    """Each round, every workload on every server, the servers' order reversed every other round; each row
+    is filed under `label` (the field that names its server's configuration)."""
     order = list(servers)
     for round_index in range(args.rounds):
         turn = order if round_index % 2 == 0 else order[::-1]
@@ -110,7 +114,7 @@ def run_rounds(servers: dict[str, compare.System], admin_ports: dict[str, int], 
                 for config in turn:
                     other = next(servers[c] for c in servers if c != config)
                     run.progress(f"  round {round_index + 1}/{args.rounds}: {name}, {concurrency} connections, "
-                                 f"--workers {config} ...")
+                                 f"{'--workers ' if label == 'workers' else ''}{config} ...")
                     before = writer_counters(admin_ports[config])
                     row = compare.measure_system(servers[config], other, WORKLOADS[name].scenario, concurrency, args,
                                                  args.duration, args.warmup)
@@ -121,7 +125,7 @@ def run_rounds(servers: dict[str, compare.System], admin_ports: dict[str, int], 
                     row["writer"] = {**delta, "commits_per_1k_invocations": delta["commits"] / delta["completed"] * 1000
                                      if delta["completed"] else None,
                                      "writes_per_commit": delta["writes"] / delta["commits"] if delta["commits"] else None}
-                    rows.append({"round": round_index + 1, "workload": name, "workers": config, **row})
+                    rows.append({"round": round_index + 1, "workload": name, label: config, **row})
 
 
 def _median(rows: list[dict[str, typing.Any]], field: str) -> float | None:
@@ -129,14 +133,15 @@ def _median(rows: list[dict[str, typing.Any]], field: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-def summarize(rows: list[dict[str, typing.Any]], configs: list[str]) -> list[dict[str, typing.Any]]:
-    """Medians over the rounds per (workload, concurrency, workers), and the first configuration's over the second's."""
+def summarize(rows: list[dict[str, typing.Any]], configs: list[str], label: str = "workers") -> list[dict[str, typing.Any]]:
+    """Medians over the rounds per (workload, concurrency, configuration: the rows' `label` field), and the first
+    configuration's over the second's."""
     summary = []
     keys = list(dict.fromkeys((row["workload"], row["concurrency"]) for row in rows))
     for workload, concurrency in keys:
         entry: dict[str, typing.Any] = {"workload": workload, "concurrency": concurrency}
         for config in configs:
-            mine = [row for row in rows if (row["workload"], row["concurrency"], row["workers"]) == (workload, concurrency, config)]
+            mine = [row for row in rows if (row["workload"], row["concurrency"], row.get(label)) == (workload, concurrency, config)]
             per_worker = [_worker_cores(row) for row in mine]
             entry[config] = {
                 "rounds": len(mine),
@@ -167,11 +172,11 @@ def _cores(values: list[float]) -> str:
     return "+".join(f"{value:.2f}" for value in values) if values else "-"
 
 
-def round_table(rows: list[dict[str, typing.Any]]) -> str:
-    header = ["round", "workload", "conc", "workers", "req/s", "p50 ms", "p99 ms", "CPU s/1k", "cores per process",
+def round_table(rows: list[dict[str, typing.Any]], label: str = "workers") -> str:
+    header = ["round", "workload", "conc", label, "req/s", "p50 ms", "p99 ms", "CPU s/1k", "cores per process",
               "commits/1k inv", "loadgen CPU s/1k", "other work cores", "waiting for a CPU", "errors"]
     body = [[
-        str(row["round"]), row["workload"], str(row["concurrency"]), row["workers"], _number(row["requests_per_s"], 0),
+        str(row["round"]), row["workload"], str(row["concurrency"]), row[label], _number(row["requests_per_s"], 0),
         _number(row["p50_ms"], 1), _number(row["p99_ms"], 1), _number(row.get("server_cpu_s_per_1k"), 2),
         _cores(_worker_cores(row)), _number(row.get("writer", {}).get("commits_per_1k_invocations"), 0),
         _number(row.get("client_cpu_s_per_1k"), 2), _number(row.get("other_work_cores"), 2),
