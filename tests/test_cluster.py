@@ -336,19 +336,22 @@ async def test_a_batch_blocked_on_a_lock_gives_up_within_the_lock_timeout_and_th
     server.terminate()
 
 
-def test_a_connection_string_s_own_options_override_the_timeouts(postgres: Postgres) -> None:  # noqa: F811
-    connection = connect(postgres.dsn)
-    try:
-        assert connection.execute("SHOW statement_timeout").fetchone() == (f"{STATEMENT_TIMEOUT_S:g}s",)
-        assert connection.execute("SHOW lock_timeout").fetchone() == (f"{LOCK_TIMEOUT_S * 1000:g}ms",)
-    finally:
-        connection.close()
-    connection = connect(postgres.dsn + "?options=-c%20statement_timeout%3D60s")
-    try:
-        assert connection.execute("SHOW statement_timeout").fetchone() == ("1min",)
-        assert connection.execute("SHOW lock_timeout").fetchone() == (f"{LOCK_TIMEOUT_S * 1000:g}ms",)
-    finally:
-        connection.close()
+def test_the_timeouts_are_set_unless_the_connection_the_role_or_the_database_chose_its_own(
+        postgres: Postgres) -> None:  # noqa: F811
+    def settings(dsn: str) -> tuple[str, str]:
+        connection = connect(dsn)
+        try:
+            row = connection.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')").fetchone()
+            assert row is not None
+            return row
+        finally:
+            connection.close()
+
+    ours = (f"{STATEMENT_TIMEOUT_S:g}s", f"{LOCK_TIMEOUT_S * 1000:g}ms")
+    assert settings(postgres.dsn) == ours
+    assert settings(postgres.dsn + "?options=-c%20statement_timeout%3D60s") == ("1min", ours[1])
+    postgres.sql(f'ALTER DATABASE "{postgres.dsn.rsplit("/", 1)[1]}" SET lock_timeout = \'7s\'')
+    assert settings(postgres.dsn) == (ours[0], "7s")
 
 
 @pytest.mark.parametrize("cut", ["before_answer", "before_request"])

@@ -26,7 +26,6 @@ touch from doing work that will be refused).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import typing
@@ -96,17 +95,28 @@ def connect(dsn: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S,
             lock_timeout_s: float = LOCK_TIMEOUT_S) -> psycopg.Connection[typing.Any]:
     """A connection for one thread's use, whose statements give up after the timeouts; raises Unreachable.
 
-    A statement that hits a timeout fails like a dropped connection would (the writer answers 503 and keeps
-    nothing of the batch), so a database that hangs, or a lock someone holds, never holds a thread forever.
-    Settings in the connection string's own `options` (or PGOPTIONS) come after these, so they win.
+    A statement that hits a timeout fails as a dropped connection would (the writer answers 503 and keeps
+    nothing of the batch), so a hung database, or a lock someone holds, never holds a thread forever.
+    The timeouts are set once the connection is open, not as startup `options` (which PgBouncer refuses),
+    and only where nobody chose for durio: a value set for the connection (`options` in the connection
+    string, PGOPTIONS), the role or the database (ALTER ROLE/DATABASE ... SET) is kept.
     """
-    ours = f"-c statement_timeout={round(statement_timeout_s * 1000)} -c lock_timeout={round(lock_timeout_s * 1000)}"
     try:
-        theirs = psycopg.conninfo.conninfo_to_dict(dsn).get("options") or os.environ.get("PGOPTIONS", "")
-        return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="durio",
-                               options=f"{ours} {theirs}".strip())
+        connection = psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="durio")
     except psycopg.Error as exc:
         raise Unreachable(f"PostgreSQL at {describe_dsn(dsn)} cannot be reached: {_reason(exc)}") from None
+    try:
+        with connection.transaction():
+            connection.execute(
+                """SELECT set_config(s.name, v.value, false)
+                   FROM pg_settings AS s JOIN (VALUES ('statement_timeout', %s), ('lock_timeout', %s)) AS v(name, value)
+                   ON s.name = v.name
+                   WHERE s.source NOT IN ('client', 'user', 'database', 'database user')""",
+                (f"{round(statement_timeout_s * 1000)}ms", f"{round(lock_timeout_s * 1000)}ms"))
+    except psycopg.Error as exc:
+        connection.close()
+        raise Unreachable(f"PostgreSQL at {describe_dsn(dsn)} cannot be reached: {_reason(exc)}") from None
+    return connection
 
 
 def _reason(exc: BaseException) -> str:
