@@ -14,16 +14,17 @@
    --workers 1` on one backend (a cluster node runs one worker today, so the LMDB server does too):
    - `lmdb`: without --cluster, a fresh data directory (fsync on), as `make bench` runs it;
    - `pg-N` for every N of --nodes: N nodes with --cluster on their own database, distinct
-     --node-name and ports. The first must answer within 60 s; the others within 30 s more, else the
-     configuration is reported as not available (today a node takes every partition, so a second
-     node waits for the first one's leases) and its nodes are stopped: no figures are made up.
+     --node-name, ports and --advertise-url. The first must answer within 60 s; the others must
+     answer, and every node hold a share of the partitions, within 30 s more, else the
+     configuration is reported as not available and its nodes are stopped: no figures are made up.
      The load generator spreads its connections over the nodes (connection i to node i mod N).
 4. Rounds as `make bench-workers` runs them (workers.run_rounds): every workload at every
    concurrency on every configuration, one row each, the order reversing every round. A
    configuration's CPU is its nodes' and, for pg-N, PostgreSQL's (the postmaster and its backends).
 5. Medians over the rounds, PG/LMDB ratios, and the cost per group commit: at 1 connection every
    commit carries one invocation's step, so (p50 on PostgreSQL - p50 on LMDB) / (commits per
-   invocation) is what shipping adds to each step's commit.
+   invocation) is what shipping adds to each step's commit (with several nodes, forwarding between
+   them is in that difference too).
 6. --takeover: two nodes on a fresh database; `kill -9` of the one holding the partitions, then
    the time until every one of its partitions is owned by the other node (on PostgreSQL's clock,
    read from durio_partitions), and until the first invocation on a taken-over partition
@@ -160,12 +161,13 @@ def _database(postgres: Postgres, name: str) -> Postgres:
 # ------------------------------------------------------------------ nodes
 
 
-def node_argv(data_dir: pathlib.Path, ingress: int, admin: int, backend: str, dsn: str, name: str,
+def node_argv(data_dir: pathlib.Path, ports: list[int], backend: str, dsn: str, name: str,
               args: argparse.Namespace) -> list[str]:
+    ingress, admin, peers = ports
     return [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir),
             "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend,
             "--workers", "1", "--cluster", dsn, "--node-name", name, "--cluster-lease", f"{args.lease:g}",
-            "--partitions", str(args.partitions)]
+            "--partitions", str(args.partitions), "--advertise-url", f"http://127.0.0.1:{peers}"]
 
 
 class Node:
@@ -179,12 +181,12 @@ class Node:
 def start_nodes(count: int, dsn: str, work: pathlib.Path, logs: pathlib.Path, backend: str,
                 args: argparse.Namespace, prefix: str) -> tuple[list[Node], str | None]:
     """Start the first node, then once it answers the others at once; returns them all, and why they are not all
-    ready (None: they are). The first goes first so that it is the one holding partitions if only one can."""
+    ready and sharing the partitions (None: they are). The first goes first: it creates the cluster's tables."""
     def start(index: int) -> Node:
         name = f"node-{index}"
-        ingress, admin = free_ports(2)
-        argv = node_argv(work / f"{prefix}-{name}", ingress, admin, backend, dsn, name, args)
-        return Node(name, ServerProcess(f"{prefix} {name}", argv, logs / f"{prefix}-{name}.log"), ingress, admin)
+        ports = free_ports(3)
+        argv = node_argv(work / f"{prefix}-{name}", ports, backend, dsn, name, args)
+        return Node(name, ServerProcess(f"{prefix} {name}", argv, logs / f"{prefix}-{name}.log"), ports[0], ports[1])
 
     nodes = [start(1)]
     try:
@@ -197,11 +199,33 @@ def start_nodes(count: int, dsn: str, work: pathlib.Path, logs: pathlib.Path, ba
                 last = node.process.log_tail(3).strip().splitlines()
                 return nodes, (f"{node.name} did not become ready within {OTHER_NODES_TIMEOUT_S:.0f} s of the first "
                                f"node (its last log line: {last[-1] if last else '(none)'})")
+        # Ready is not settled: a node that joins takes its share of the partitions at its next heartbeats.
+        deadline = time.monotonic() + OTHER_NODES_TIMEOUT_S
+        while (holding := _holders(dsn)) != {node.name for node in nodes}:
+            if time.monotonic() > deadline:
+                return nodes, (f"the partitions were not shared by all {count} nodes within {OTHER_NODES_TIMEOUT_S:.0f} s "
+                               f"(held by {', '.join(sorted(holding)) or 'nobody'})")
+            time.sleep(0.2)
     except BaseException:
         for node in nodes:
             node.process.stop()
         raise
     return nodes, None
+
+
+def _holders(dsn: str) -> set[str]:
+    """The nodes holding a valid lease on some partition, when every partition has a valid owner (else empty)."""
+    from durio.cluster.durability import connect
+
+    connection = connect(dsn)
+    try:
+        rows = connection.execute("SELECT pid, owner, coalesce(expires_at > now(), false) FROM durio_partitions "
+                                  "WHERE pid >= 0").fetchall()
+    finally:
+        connection.close()
+    if not rows or not all(owner and valid for _, owner, valid in rows):
+        return set()
+    return {owner.split("@")[0] for _, owner, _ in rows}
 
 
 def start_cluster(count: int, postgres: Postgres, work: pathlib.Path, logs: pathlib.Path, backend: str,
@@ -483,7 +507,8 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
         print("\nMedians over the rounds:")
         print(_format(body, header, left_columns=2))
     if document.get("per_step"):
-        print("\nPer group commit at 1 connection (every commit one invocation's step): what PostgreSQL adds")
+        print("\nPer group commit at 1 connection (every commit one invocation's step): what PostgreSQL adds "
+              "(with several nodes, forwarding between them too)")
         body = [[entry["config"], entry["workload"], _number(entry["p50_ms_pg"], 2), _number(entry["p50_ms_lmdb"], 2),
                  _number(entry["commits_per_invocation"], 2), _number(entry["added_ms_per_commit"], 2),
                  _number(entry["postgresql_cpu_s_per_1k"], 2)] for entry in document["per_step"]]
