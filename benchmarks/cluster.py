@@ -524,7 +524,7 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
         else:
             print(f"\nTakeover: not available: {takeover.get('reason')}")
         if takeover.get("second_node_note"):
-            print(f"  (before the kill the second node served nothing: {takeover['second_node_note']})")
+            print(f"  (before the kill: {takeover['second_node_note']})")
     notes = error_notes(document.get("rows", []))
     if notes:
         print("\nErrors:\n" + notes)
