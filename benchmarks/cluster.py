@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import pathlib
 import shutil
@@ -201,10 +202,11 @@ def start_nodes(count: int, dsn: str, work: pathlib.Path, logs: pathlib.Path, ba
                                f"node (its last log line: {last[-1] if last else '(none)'})")
         # Ready is not settled: a node that joins takes its share of the partitions at its next heartbeats.
         deadline = time.monotonic() + OTHER_NODES_TIMEOUT_S
-        while (holding := _holders(dsn)) != {node.name for node in nodes}:
+        while not _shared_fairly(holding := _holdings(dsn), {node.name for node in nodes}, args.partitions):
             if time.monotonic() > deadline:
-                return nodes, (f"the partitions were not shared by all {count} nodes within {OTHER_NODES_TIMEOUT_S:.0f} s "
-                               f"(held by {', '.join(sorted(holding)) or 'nobody'})")
+                shares = ", ".join(f"{name} {held}" for name, held in sorted(holding.items())) or "nobody"
+                return nodes, (f"the partitions were not shared fairly by all {count} nodes within "
+                               f"{OTHER_NODES_TIMEOUT_S:.0f} s (partitions held: {shares})")
             time.sleep(0.2)
     except BaseException:
         for node in nodes:
@@ -213,19 +215,23 @@ def start_nodes(count: int, dsn: str, work: pathlib.Path, logs: pathlib.Path, ba
     return nodes, None
 
 
-def _holders(dsn: str) -> set[str]:
-    """The nodes holding a valid lease on some partition, when every partition has a valid owner (else empty)."""
+def _holdings(dsn: str) -> dict[str, int]:
+    """How many partitions (the global rows aside) each node holds a valid lease on."""
     from durio.cluster.durability import connect
 
     connection = connect(dsn)
     try:
-        rows = connection.execute("SELECT pid, owner, coalesce(expires_at > now(), false) FROM durio_partitions "
-                                  "WHERE pid >= 0").fetchall()
+        rows = connection.execute("SELECT split_part(owner, '@', 1), count(*) FROM durio_partitions "
+                                  "WHERE pid >= 0 AND owner IS NOT NULL AND expires_at > now() GROUP BY 1").fetchall()
     finally:
         connection.close()
-    if not rows or not all(owner and valid for _, owner, valid in rows):
-        return set()
-    return {owner.split("@")[0] for _, owner, _ in rows}
+    return dict(rows)
+
+
+def _shared_fairly(holding: dict[str, int], nodes: set[str], partitions: int) -> bool:
+    """Every partition held, by these nodes only, none holding more than its fair share (no hand-over pending)."""
+    return (set(holding) == nodes and sum(holding.values()) == partitions
+            and max(holding.values()) <= math.ceil(partitions / len(nodes)))
 
 
 def start_cluster(count: int, postgres: Postgres, work: pathlib.Path, logs: pathlib.Path, backend: str,
@@ -271,15 +277,15 @@ def measure_takeover(postgres: Postgres, work: pathlib.Path, logs: pathlib.Path,
                                      "second_node_ready_before_kill": not_ready is None, "second_node_note": not_ready}
     try:
         victim, survivor = nodes
-        held = {pid for pid, owner, _ in _owners(database) if owner and owner.startswith(f"{victim.name}@")}
-        if not held:
-            return {**result, "available": False, "reason": f"{victim.name} holds no partition before the kill"}
         # Some work first, so the partitions taken over have rows to load.
         keys = [f"k{i}" for i in range(200)]
         for key in keys:
             status, body = compare._http("POST", victim.ingress, f"/restate/call/Counter/{key}/add", b"1")
             if status != 200:
                 raise ServerDied(f"{victim.name} answered {status} before the kill: {body[:200]!r}")
+        held = {pid for pid, owner, _ in _owners(database) if owner and owner.startswith(f"{victim.name}@")}
+        if not held - {-1}:
+            return {**result, "available": False, "reason": f"{victim.name} holds no partition before the kill"}
         probe = next(key for key in keys if partition_of_key(partition_key_of(key), args.partitions) in held)
         run.progress(f"takeover: kill -9 of {victim.name} ({len(held)} partitions)")
         killed_at = time.monotonic()
