@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from durio import ids
+from durio.kinds import HandlerKind, ServiceKind
 from durio.journal import entries as e
 from durio.sdk.definitions import Handler, handler_of
 from durio.sdk.errors import TerminalError
@@ -270,9 +271,9 @@ class Context:
     @staticmethod
     def _typed_target(tpe: typing.Any, key: str | None) -> tuple[Handler, e.Target]:
         handler = handler_of(tpe)
-        if handler.service_kind != "service" and key is None:
+        if handler.service_kind != ServiceKind.SERVICE and key is None:
             raise TerminalError(f"calling {handler.service_name}.{handler.name} needs a key")
-        return handler, e.Target(handler.service_name, handler.name, key if handler.service_kind != "service" else None)
+        return handler, e.Target(handler.service_name, handler.name, key if handler.service_kind != ServiceKind.SERVICE else None)
 
     def service_call(self, tpe: typing.Any, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
         handler, target = self._typed_target(tpe, None)
@@ -478,11 +479,11 @@ class WorkflowContext(_PromiseMethods, ObjectContext):
 
 def context_for(host: InvocationHost) -> Context:
     handler = host.handler
-    if handler.service_kind == "service":
+    if handler.service_kind == ServiceKind.SERVICE:
         return Context(host)
-    if handler.service_kind == "object":
-        return ObjectContext(host) if handler.kind != "shared" else ObjectSharedContext(host)
-    return WorkflowContext(host) if handler.kind == "workflow" else WorkflowSharedContext(host)
+    if handler.service_kind == ServiceKind.OBJECT:
+        return ObjectContext(host) if handler.kind != HandlerKind.SHARED else ObjectSharedContext(host)
+    return WorkflowContext(host) if handler.kind == HandlerKind.WORKFLOW else WorkflowSharedContext(host)
 
 
 def host_of(context: Context) -> InvocationHost:
