@@ -6,6 +6,7 @@ import typing
 
 from durio.actors.effects import Applied, Effects
 from durio.actors.messages import Message, MessageKind
+from durio.actors.transitions.base import op_builder
 from durio.actors.transitions.crossing import Crossing
 from durio.actors.transitions.inbox import KeyInbox
 from durio.actors.transitions.outcomes import WORKFLOW_ALREADY_INVOKED, Created, Op
@@ -15,6 +16,7 @@ from durio.storage.txn import Txn
 
 
 class Creating(KeyInbox, Crossing):
+    @op_builder
     def create(self, record: InvocationRecord, input_entry: e.Input, reply_to: ReplyTo | None = None, started: bool = False) -> Op:
         """Create an invocation unless one with this id exists (idempotency keys, workflow runs).
 
@@ -72,6 +74,7 @@ class Creating(KeyInbox, Crossing):
         else:
             txn.add_reply_to(callee.id, self.seq.next(), reply_to)
 
+    @op_builder
     def start_scheduled(self, invocation_id: str, timer: TimerKey, now_ms: int) -> Op:
         """A delayed invocation is due: it runs, or queues on its key."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from durio.actors.effects import Applied, Effects
-from durio.actors.transitions.base import ran_ahead
+from durio.actors.transitions.base import op_builder, ran_ahead
 from durio.actors.transitions.inbox import KeyInbox
 from durio.actors.transitions.outcomes import STALE_JOURNAL, Op
 from durio.journal import entries as e
@@ -14,6 +14,7 @@ from durio.storage.txn import Txn
 
 
 class Ending(KeyInbox):
+    @op_builder
     def complete(self, invocation_id: str, index: int, output: e.Output, now_ms: int) -> Op:
         """Record the Output and finish the invocation: reply, free the key, schedule the purge."""
 
@@ -50,6 +51,7 @@ class Ending(KeyInbox):
             fx.timers.append(purge_timer)
         fx.completed.append((record.id, result))
 
+    @op_builder
     def fail_unreadable(self, invocation_id: str, reason: str, now_ms: int) -> Op:
         """End an invocation whose stored journal cannot be read; its bytes stay for inspection."""
 
@@ -67,6 +69,7 @@ class Ending(KeyInbox):
 
         return op
 
+    @op_builder
     def suspend(self, invocation_id: str, awaiting: list[str], now_ms: int, journal_length: int | None = None) -> Op:
         """Suspend, unless the stored journal has grown past the `journal_length` entries the actor has seen
         (something it waits for may be there): then the value is STALE_JOURNAL and nothing changes."""
@@ -85,6 +88,7 @@ class Ending(KeyInbox):
 
         return op
 
+    @op_builder
     def attempt_failed(
         self, invocation_id: str, retry_count: int, failure: dict, next_retry_ms: int, pause: bool, now_ms: int
     ) -> Op:
@@ -106,6 +110,7 @@ class Ending(KeyInbox):
 
         return op
 
+    @op_builder
     def running_again(self, invocation_id: str, now_ms: int) -> Op:
         """A backing-off invocation starts its next attempt."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from durio.actors.effects import Applied, Effects
 from durio.actors.messages import Message, MessageKind
-from durio.actors.transitions.base import log
+from durio.actors.transitions.base import log, op_builder
 from durio.actors.transitions.journal_writes import JournalWrites
 from durio.actors.transitions.outcomes import Op
 from durio.storage.frames import FrameError
@@ -13,6 +13,7 @@ from durio.storage.txn import Txn
 
 
 class IncomingMessages(JournalWrites):
+    @op_builder
     def apply_messages(self, partition: int, limit: int = 256) -> Op:
         """Apply the oldest messages to a partition this process owns, deleting each as it is applied.
 

@@ -7,6 +7,7 @@ import typing
 
 from durio.actors.effects import Applied, Effects
 from durio.actors.messages import Message, MessageKind
+from durio.actors.transitions.base import op_builder
 from durio.actors.transitions.creating import Creating
 from durio.actors.transitions.operator import OperatorActions
 from durio.actors.transitions.outcomes import CompleteSignalOutcome, Op
@@ -20,6 +21,7 @@ from durio.storage.txn import Txn
 
 
 class JournalWrites(Creating, Signals, Promises, OperatorActions):
+    @op_builder
     def append(
         self,
         invocation_id: str,
@@ -56,6 +58,7 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
 
         return op
 
+    @op_builder
     def discard_message(self, invocation_id: str, outbox_seq: int | None, timer: TimerKey | None,
                         handle: int | None = None) -> Op:
         """Drop a message whose notification the journal already has (a redelivery).

@@ -6,6 +6,7 @@ import typing
 
 from durio.actors.effects import Applied, Effects
 from durio.actors.messages import Message, MessageKind
+from durio.actors.transitions.base import op_builder
 from durio.actors.transitions.crossing import Crossing
 from durio.actors.transitions.ending import Ending
 from durio.actors.transitions.outcomes import CANCELLED, KILLED, ControlOutcome, Op
@@ -32,6 +33,7 @@ class OperatorActions(Ending, Crossing):
 
         return op
 
+    @op_builder
     def cancel(self, invocation_id: str, now_ms: int) -> Op:
         """Not started yet, it ends at once; otherwise a cancel signal unwinds the handler."""
         return self._on_unfinished(invocation_id, lambda txn, record, fx: self._request_cancel(txn, record, now_ms, fx))
@@ -56,6 +58,7 @@ class OperatorActions(Ending, Crossing):
             txn.delete_timer(TimerKey(record.execute_at_ms, record.id, TimerKind.START))
         self._finish(txn, record, failure, now_ms, fx)
 
+    @op_builder
     def kill(self, invocation_id: str, now_ms: int) -> Op:
         """Complete at once with 'killed', and kill every call it is still waiting for."""
 
@@ -84,6 +87,7 @@ class OperatorActions(Ending, Crossing):
                 if child is not None and not child.is_completed:
                     self._kill_with_callees(txn, child, now_ms, fx, seen)
 
+    @op_builder
     def pause(self, invocation_id: str, now_ms: int) -> Op:
         """Stop retrying: a running invocation stops its attempt and waits for `resume`."""
 
@@ -101,6 +105,7 @@ class OperatorActions(Ending, Crossing):
 
         return self._on_unfinished(invocation_id, pause_now)
 
+    @op_builder
     def resume(self, invocation_id: str, now_ms: int) -> Op:
         """Run a paused or suspended invocation now (a backing-off one retries at once)."""
 
@@ -118,6 +123,7 @@ class OperatorActions(Ending, Crossing):
 
         return self._on_unfinished(invocation_id, resume_now)
 
+    @op_builder
     def purge(self, invocation_id: str) -> Op:
         """Forget a completed invocation: its record, journal and, for a workflow run, the workflow's state."""
 
@@ -126,6 +132,7 @@ class OperatorActions(Ending, Crossing):
 
         return op
 
+    @op_builder
     def purge_expired(self, invocation_id: str, timer: TimerKey) -> Op:
         """The retention timer of a completed invocation fired: consume it, and purge the invocation."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from durio.actors.effects import Applied, Effects
-from durio.actors.transitions.base import TransitionsBase
+from durio.actors.transitions.base import TransitionsBase, op_builder
 from durio.actors.transitions.outcomes import CompleteSignalOutcome, Op
 from durio.ids import parse_awakeable_id
 from durio.journal import entries as e
@@ -11,6 +11,7 @@ from durio.storage.txn import Txn
 
 
 class Signals(TransitionsBase):
+    @op_builder
     def complete_awakeable(self, awakeable_id: str, result: bytes | e.Failure) -> Op:
         """Resolve or reject an awakeable from outside (the ingress)."""
 
