@@ -35,7 +35,7 @@ class QuerySnapshot:
     """What a query sees besides storage, taken on the event loop when the query starts."""
 
     # Statuses live actors show over the stored ones ('running', 'backing-off'), by invocation id.
-    live_statuses: dict[str, str] = field(default_factory=dict)
+    live_statuses: typing.Mapping[str, str] = field(default_factory=dict)
     # Registered services: name -> {"ty", "deployment_id", "public", "revision"}.
     services: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
     # Registered deployments: {"id", "endpoint", "created_ms", "min_protocol", "max_protocol", "services"}.
