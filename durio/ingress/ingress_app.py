@@ -35,7 +35,7 @@ from urllib.parse import unquote_plus
 from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import CompleteSignalOutcome
-from durio.ingress.durations import BadDuration, parse_duration_ms
+from durio.durations import BadDuration, parse_duration_ms
 from durio.asgi import (
     HttpError,
     Receive,

@@ -13,7 +13,7 @@ import re
 import typing
 from dataclasses import dataclass
 
-from durio.ingress.durations import BadDuration, parse_duration_ms
+from durio.durations import BadDuration, parse_duration_ms
 from durio.journal.entries import Target
 from durio.schedules.specs import (
     DEFAULT_CATCHUP_WINDOW_MS, DEFAULT_OVERLAP, MIN_CATCHUP_WINDOW_MS, MIN_EVERY_MS, OVERLAP_POLICIES, ScheduleSpec,
