@@ -82,6 +82,13 @@ class InvocationRecord:
         return self.handler_kind == HandlerKind.WORKFLOW
 
 
+class EventKind(enum.StrEnum):
+    """What an entry of an invocation's history (`Txn.add_event`, shown by the admin API and the UI) records."""
+
+    ATTEMPT_FAILED = "attempt_failed"  # with the failure's fields and the retry count
+    WARNING = "warning"  # a command that did nothing, with why
+
+
 @dataclass(slots=True)
 class ReplyTo:
     """Who wants an invocation's result: a caller's completion, or an attach."""

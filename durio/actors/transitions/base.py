@@ -10,7 +10,7 @@ from durio.actors.effects import Effects, Sequences
 from durio.actors.transitions.outcomes import JournalOutOfStep, NotKeyHolder, Op, TargetResolver
 from durio.journal import entries as e
 from durio.partitions import PartitionTable
-from durio.storage.records import InvocationRecord, Status
+from durio.storage.records import EventKind, InvocationRecord, Status
 from durio.storage.txn import Txn
 
 log = logging.getLogger("durio.transitions")
@@ -59,7 +59,7 @@ class TransitionsBase:
         """A command that did nothing: logged, and kept with the invocation's history for the UI."""
         log.warning("%s (by %s)", message, record.id)
         if self.partitions.is_local(record.id):  # (a command performed for another partition's invocation: logged only)
-            txn.add_event(record.id, self.seq.next(), {"kind": "warning", "message": message, "at_ms": now_ms})
+            txn.add_event(record.id, self.seq.next(), {"kind": EventKind.WARNING, "message": message, "at_ms": now_ms})
 
     @staticmethod
     def _check_next_index(txn: Txn, invocation_id: str, index: int) -> None:

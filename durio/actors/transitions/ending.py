@@ -9,7 +9,7 @@ from durio.actors.transitions.outcomes import STALE_JOURNAL, Op
 from durio.journal import entries as e
 from durio.sdk.errors import ErrorCode
 from durio.storage.frames import FrameError
-from durio.storage.records import InvocationRecord, Status, TimerKey, TimerKind
+from durio.storage.records import EventKind, InvocationRecord, Status, TimerKey, TimerKind
 from durio.storage.txn import Txn
 
 
@@ -105,7 +105,7 @@ class Ending(KeyInbox):
             record.paused_reason = "retries exhausted" if pause else None
             record.modified_ms = now_ms
             txn.put_invocation(record)
-            txn.add_event(invocation_id, self.seq.next(), dict(failure, kind="attempt_failed", retry_count=retry_count))
+            txn.add_event(invocation_id, self.seq.next(), dict(failure, kind=EventKind.ATTEMPT_FAILED, retry_count=retry_count))
             return Applied(True, Effects())
 
         return op
