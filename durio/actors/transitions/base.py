@@ -61,6 +61,17 @@ class TransitionsBase:
         if self.partitions.is_local(record.id):  # (a command performed for another partition's invocation: logged only)
             txn.add_event(record.id, self.seq.next(), {"kind": EventKind.WARNING, "message": message, "at_ms": now_ms})
 
+    def _write_entry(self, txn: Txn, invocation_id: str, index: int, entry: e.Entry) -> InvocationRecord | None:
+        """Store entry `index` of a running invocation's journal, fenced: None (nothing written) once the invocation
+        is gone or completed; JournalOutOfStep or NotKeyHolder (the op fails) for a write out of turn."""
+        record = txn.get_invocation(invocation_id)
+        if record is None or record.is_completed:
+            return None
+        self._check_holds_key(txn, record)
+        self._check_next_index(txn, invocation_id, index)
+        txn.put_entry(invocation_id, index, entry)
+        return record
+
     @staticmethod
     def _check_next_index(txn: Txn, invocation_id: str, index: int) -> None:
         """A journal has no gaps: after a write failed, every later one of that actor fails until it reloads."""

@@ -20,12 +20,9 @@ class Ending(KeyInbox):
 
         def op(txn: Txn) -> Applied:
             fx = Effects()
-            record = txn.get_invocation(invocation_id)
-            if record is None or record.is_completed:
+            record = self._write_entry(txn, invocation_id, index, output)
+            if record is None:
                 return Applied(False, fx)
-            self._check_holds_key(txn, record)
-            self._check_next_index(txn, invocation_id, index)
-            txn.put_entry(invocation_id, index, output)
             self._finish(txn, record, output.result, now_ms, fx)
             return Applied(True, fx)
 

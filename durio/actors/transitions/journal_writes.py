@@ -41,12 +41,9 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
                 txn.delete_outbox(invocation_id, outbox_seq)
             if timer is not None:
                 txn.delete_timer(timer)
-            record = txn.get_invocation(invocation_id)
-            if record is None or record.is_completed:
+            record = self._write_entry(txn, invocation_id, index, entry)
+            if record is None:
                 return Applied(False, fx)
-            self._check_holds_key(txn, record)
-            self._check_next_index(txn, invocation_id, index)
-            txn.put_entry(invocation_id, index, entry)
             if entry.is_command:
                 self._perform(txn, record, entry, now_ms, fx)
             elif record.status == Status.SUSPENDED:
