@@ -21,8 +21,8 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 
-from durio.ingress.durations import BadDuration, parse_duration_ms
-from durio.sdk.options import Backoff
+from durio.backoff import Backoff
+from durio.durations import BadDuration, parse_duration_ms
 
 # Where durio looks for the file when no --config-file is given (Restate reads RESTATE_CONFIG).
 CONFIG_FILE_ENV = ("DURIO_CONFIG_FILE", "RESTATE_CONFIG")

@@ -23,6 +23,7 @@ import secrets
 import struct
 import time
 
+from durio.kinds import HandlerKind
 from durio.journal.entries import FIRST_AWAKEABLE_SIGNAL, Target
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # Restate's order
@@ -200,7 +201,7 @@ def parse_awakeable_id(text: str) -> tuple[str, int]:
 
 def callee_invocation_id(target: Target, idempotency_key: str | None, handler_kind: str | None, now_ms: int | None = None) -> str:
     """The id a call or send gets: deterministic for idempotency keys and workflow runs, fresh otherwise."""
-    if handler_kind == "workflow" and target.key is not None:
+    if handler_kind == HandlerKind.WORKFLOW and target.key is not None:
         return workflow_run_id(target.service, target.key)
     if idempotency_key is not None:
         return idempotent_invocation_id(target, idempotency_key)

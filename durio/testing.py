@@ -55,6 +55,7 @@ from durio.actors.faults import POINTS, FaultPlan, InjectedCrash
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
 from durio.actors.transitions import CompleteSignalOutcome
 from durio.journal.entries import Completion, Failure, Run, Target
+from durio.kinds import ServiceKind
 from durio.sdk.definitions import ServiceDefinition
 from durio.sdk.errors import TerminalError
 from durio.storage.lmdb_store import LmdbStore
@@ -88,7 +89,7 @@ class TestClient:
         if definition is None:
             raise LookupError(f"no handler {target}")
         payload = b"" if body is None else json.dumps(body).encode()
-        key_for_request = None if definition.kind == "workflow" else self._next_key(idempotency_key)
+        key_for_request = None if definition.kind == ServiceKind.WORKFLOW else self._next_key(idempotency_key)
         return self.runtime.new_invocation(target, definition, payload, [], key_for_request, delay_ms)
 
     async def call(self, service: str, handler: str, body: typing.Any = None, *, key: str | None = None, idempotency_key: str | None = None) -> typing.Any:

@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from durio import ids
-from durio.ingress.durations import BadDuration, parse_duration_ms
+from durio.durations import BadDuration, parse_duration_ms
 from tests.conftest import TEST_APPS, ServerProcess
 
 HOSTILE_APP = TEST_APPS / "hostile_app.py"

@@ -10,6 +10,7 @@ import typing
 
 from durio.actors.transitions import TargetInfo
 from durio.journal.entries import Target
+from durio.kinds import HandlerKind, ServiceKind
 from durio.sdk.definitions import Handler, ServiceDefinition
 
 
@@ -70,7 +71,7 @@ class Registry:
         service = self._services.get(target.service)
         return None if service is None else service.handlers.get(target.handler)
 
-    def kind_of(self, target: Target) -> str | None:
+    def kind_of(self, target: Target) -> HandlerKind | None:
         handler = self.handler_for(target)
         return None if handler is None else handler.kind
 
@@ -78,7 +79,7 @@ class Registry:
         handler = self.handler_for(target)
         if handler is None:
             return None
-        if handler.service_kind != "service" and target.key is None:
+        if handler.service_kind != ServiceKind.SERVICE and target.key is None:
             return None
         return TargetInfo(handler.kind, self.retention_ms(handler))
 
@@ -86,7 +87,7 @@ class Registry:
         """How long a completed invocation (its result, journal, and a workflow's state) is kept."""
         service = self._services[handler.service_name]
         candidates: tuple[typing.Any, ...]
-        if handler.kind == "workflow":
+        if handler.kind == HandlerKind.WORKFLOW:
             candidates = (handler.options.get("workflow_retention"), handler.options.get("journal_retention"), service.journal_retention)
         elif idempotent:
             candidates = (handler.options.get("idempotency_retention"), service.idempotency_retention,
@@ -96,5 +97,5 @@ class Registry:
         for value in candidates:
             if value is not None:
                 return max(1, int(value.total_seconds() * 1000))
-        server_default = self.workflow_retention_ms if handler.kind == "workflow" else self.idempotency_retention_ms if idempotent else None
+        server_default = self.workflow_retention_ms if handler.kind == HandlerKind.WORKFLOW else self.idempotency_retention_ms if idempotent else None
         return self.default_retention_ms if server_default is None else server_default

@@ -22,13 +22,17 @@ from durio import ids
 from durio.actors.clock import Clock
 from durio.actors.settings import DAY_MS, RuntimeConfig, RuntimeStats
 from durio.actors.effects import Applied, Effects, Sequences
+from durio.actors.invocation import LiveStatus
 from durio.actors.messages import Message, MessageKind
 from durio.actors.registry import Registry
 from durio.actors.router import Router
 from durio.actors.timers import TimerActor
-from durio.actors.transitions import WORKFLOW_ALREADY_INVOKED, CompleteSignalOutcome, ControlOutcome, Created, Transitions
+from durio.actors.transitions import (
+    WORKFLOW_ALREADY_INVOKED, CompleteSignalOutcome, ControlAction, ControlOutcome, Created, Transitions,
+)
 from durio.actors.waiters import CompletionWaiters
 from durio.journal.entries import Entry, Failure, Input, Notification, Target
+from durio.kinds import HandlerKind
 from durio.partitions import PartitionTable
 from durio.actors.remote.deployments import Deployment, discover, services_of
 from durio.schedules.scheduler import Scheduler
@@ -82,33 +86,41 @@ class RemoteError(Exception):
     """A verb failed in the sibling worker that ran it."""
 
 
+# What a live actor doing these shows over its invocation's stored status.
+_STATUS_SHOWN_FOR = {LiveStatus.RUNNING: Status.RUNNING, LiveStatus.BACKING_OFF: Status.BACKING_OFF}
+
 # How often a worker looks for messages to its partitions that nobody told it about (their sender died first).
 MESSAGE_SWEEP_S = 1.0
 
 
 class Runtime:
-    def __init__(self, store: Store, registry: Registry, config: RuntimeConfig,
+    """Whole once constructed: it is built inside the supervisor task group it runs its actors in (run_runtime),
+    from what storage says it starts from (`sequences`, `deployments`)."""
+
+    def __init__(self, store: Store, registry: Registry, config: RuntimeConfig, supervisor: anyio.abc.TaskGroup,
+                 clock: Clock, sequences: Sequences, deployments: dict[str, Deployment],
                  partitions: PartitionTable | None = None, peers: PeerLink | None = None) -> None:
         self.store = store
         self.registry = registry
         self.config = config
-        self.clock: Clock = typing.cast(Clock, None)
-        self.sequences = Sequences()
+        self.clock = clock
+        self.sequences = sequences
         # The partitions this process owns; the others belong to sibling worker processes, reached through `peers`.
         self.partitions = partitions or PartitionTable.single(config.message_partitions or 1)
         self.peers = peers
-        self.transitions = Transitions(self.sequences, registry.target_info, config.retention_ms, config.purge_completed,
+        self.transitions = Transitions(sequences, registry.target_info, config.retention_ms, config.purge_completed,
                                        self.partitions, messages_between_partitions=config.message_partitions is not None)
+        self._supervisor = supervisor
         # Messages between partitions travel (through storage) whenever a partition's owner may be another process.
         self._messages_travel = not self.partitions.owns_all or config.message_partitions is not None
         self._messages_waiting: set[int] = set()
         self._messages_arrived = anyio.Event()
         self.waiters = CompletionWaiters()
         self.stats = RuntimeStats()
-        self.deployments: dict[str, Deployment] = {}
-        self.router: Router = typing.cast(Router, None)
-        self.timers: TimerActor = typing.cast(TimerActor, None)
-        self.schedules = Scheduler(self)
+        self.deployments = deployments
+        self.router = Router(self, supervisor)
+        self.timers = TimerActor(self)
+        self.schedules = Scheduler(self, supervisor)
         self.recovered = 0
         # Set when storage refuses a batch (a full disk): what was due then is done again once it heals.
         self._storage_failed = anyio.Event()
@@ -118,36 +130,25 @@ class Runtime:
         if self.faults is not None:
             store.writer.faults = self.faults
             self.faults.on_crash = store.writer.halt
+        store.writer.before_commit = self._persist_sequence
+        if not self.partitions.owns_all:
+            # Sibling workers write the same storage: every batch starts past the numbers they have used.
+            store.backend.before_ops = self._catch_up_sequence
 
     # ------------------------------------------------------------ running
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus["Runtime"] = anyio.TASK_STATUS_IGNORED) -> None:
-        self.clock = Clock(self.config.clock_start_s)
-        high_water = await self.store.read(lambda txn: txn.get_meta("sequence") or 0)
-        self.sequences = Sequences(high_water + 1)
-        self.transitions.seq = self.sequences
-        self.store.writer.before_commit = self._persist_sequence
-        if not self.partitions.owns_all:
-            # Sibling workers write the same storage: every batch starts past the numbers they have used.
-            self.store.backend.before_ops = self._catch_up_sequence
-        for record in await self.store.read(lambda txn: txn.deployments()):
-            deployment = Deployment.from_record(record)
-            self.deployments[deployment.id] = deployment
-            self.registry.add_remote(services_of(deployment))
-        async with anyio.create_task_group() as supervisor:
-            self.router = Router(self, supervisor)
-            self.timers = TimerActor(self)
-            await supervisor.start(self.schedules.run)  # before any timer fires: it syncs the schedules declared in code
-            await supervisor.start(self.timers.run)
-            waiting = await self._recover()
-            if waiting:
-                supervisor.start_soon(self._resume_when_there_is_room, waiting)
-            supervisor.start_soon(self._heal_after_storage_failures)
-            if self._messages_travel:
-                supervisor.start_soon(self._apply_messages)
-                supervisor.start_soon(self._sweep_messages)
-            task_status.started(self)
-            await anyio.sleep_forever()
+    async def _start(self) -> None:
+        """Start the timers, recover what was running or in flight, and the background duties."""
+        await self.schedules.start()  # before any timer fires: it syncs the schedules declared in code
+        supervisor = self._supervisor
+        await supervisor.start(self.timers.run)
+        waiting = await self._recover()
+        if waiting:
+            supervisor.start_soon(self._resume_when_there_is_room, waiting)
+        supervisor.start_soon(self._heal_after_storage_failures)
+        if self._messages_travel:
+            supervisor.start_soon(self._apply_messages)
+            supervisor.start_soon(self._sweep_messages)
 
     def _persist_sequence(self, txn: Txn) -> None:
         # Every batch records the sequence high-water mark, so numbers are never reused after a restart.
@@ -429,7 +430,7 @@ class Runtime:
         delay_ms: int = 0,
     ) -> tuple[InvocationRecord, Input]:
         now = self.clock.now_ms()
-        if handler.kind == "workflow":
+        if handler.kind == HandlerKind.WORKFLOW:
             invocation_id = ids.workflow_run_id(target.service, typing.cast(str, target.key))
         elif idempotency_key is not None:
             invocation_id = ids.idempotent_invocation_id(target, idempotency_key)
@@ -462,7 +463,7 @@ class Runtime:
         early = (
             fresh
             and record.idempotency_key is None
-            and record.handler_kind not in ("exclusive", "workflow")
+            and record.handler_kind not in (HandlerKind.EXCLUSIVE, HandlerKind.WORKFLOW)
             and not record.execute_at_ms
         )
         if not early:
@@ -539,19 +540,20 @@ class Runtime:
                 return None, True
         return None, False
 
-    async def control(self, invocation_id: str, action: str) -> ControlOutcome:
-        """An operator's action on one invocation: cancel, kill, pause, resume or purge."""
+    async def control(self, invocation_id: str, action: ControlAction | str) -> ControlOutcome:
+        """An operator's action on one invocation: cancel, kill, pause, resume or purge (ValueError for another)."""
+        action = ControlAction(action)
         owner = self._owner_elsewhere(invocation_id)
         if owner is not None:
             return typing.cast(ControlOutcome, await self._forward(owner, "control", invocation_id, action))
         now = self.clock.now_ms()
         transitions = self.transitions
         op = {
-            "cancel": lambda: transitions.cancel(invocation_id, now),
-            "kill": lambda: transitions.kill(invocation_id, now),
-            "purge": lambda: transitions.purge(invocation_id),
-            "pause": lambda: transitions.pause(invocation_id, now),
-            "resume": lambda: transitions.resume(invocation_id, now),
+            ControlAction.CANCEL: lambda: transitions.cancel(invocation_id, now),
+            ControlAction.KILL: lambda: transitions.kill(invocation_id, now),
+            ControlAction.PURGE: lambda: transitions.purge(invocation_id),
+            ControlAction.PAUSE: lambda: transitions.pause(invocation_id, now),
+            ControlAction.RESUME: lambda: transitions.resume(invocation_id, now),
         }[action]()
         return typing.cast(ControlOutcome, await self.write(op))
 
@@ -577,24 +579,19 @@ class Runtime:
     async def get_record(self, invocation_id: str) -> InvocationRecord | None:
         return await self.store.read(lambda txn: txn.get_invocation(invocation_id))
 
-    def live_status(self, record: InvocationRecord) -> str:
+    def live_status(self, record: InvocationRecord) -> Status:
         """The status a human should see: stored status, refined by what the actors are doing now."""
         actor = self.router.actors.get(record.id)
         if record.is_completed or actor is None:
-            return str(record.status)
-        if actor.status.value == "running":
-            return "running"
-        if actor.status.value == "backing-off":
-            return "backing-off"
-        return str(record.status)
+            return record.status
+        return _STATUS_SHOWN_FOR.get(actor.status, record.status)
 
-    def live_statuses(self) -> dict[str, str]:
+    def live_statuses(self) -> dict[str, Status]:
         """A snapshot, by invocation id, of the statuses live actors show over the stored ones (as live_status)."""
-        return {invocation_id: actor.status.value for invocation_id, actor in self.router.actors.items()
-                if actor.status.value in ("running", "backing-off")}
+        return {invocation_id: _STATUS_SHOWN_FOR[actor.status] for invocation_id, actor in self.router.actors.items()
+                if actor.status in _STATUS_SHOWN_FOR}
 
-
-    async def all_live_statuses(self) -> dict[str, str]:
+    async def all_live_statuses(self) -> dict[str, Status]:
         """live_statuses of every worker (each knows only the actors it runs); a restarting one has none."""
         statuses = self.live_statuses()
         if self.peers is None:
@@ -609,15 +606,15 @@ class Runtime:
                     pass
         return statuses
 
-    async def status_shown(self, record: InvocationRecord) -> str:
+    async def status_shown(self, record: InvocationRecord) -> Status:
         """live_status, wherever the invocation's actor runs."""
         if self.peers is None or self.partitions.is_local(record.id) or record.is_completed:
             return self.live_status(record)
-        return (await self.all_live_statuses()).get(record.id, str(record.status))
+        return (await self.all_live_statuses()).get(record.id, record.status)
 
     def local_snapshot(self) -> dict[str, typing.Any]:
         """This worker's live counters, for /metrics and /cluster (each worker has its own)."""
-        live = [actor.status.value for actor in self.router.actors.values()]
+        live = [actor.status for actor in self.router.actors.values()]
         writer = self.store.writer.statistics()
         stats = self.stats
         return {
@@ -625,7 +622,7 @@ class Runtime:
             "partitions": sorted(self.partitions.owned),
             "created": stats.created, "completed_success": stats.completed_success, "completed_failure": stats.completed_failure,
             "journal_appends": stats.journal_appends, "attempt_failures": stats.attempt_failures,
-            "actors": len(live), "running": live.count("running"), "backing_off": live.count("backing-off"),
+            "actors": len(live), "running": live.count(LiveStatus.RUNNING), "backing_off": live.count(LiveStatus.BACKING_OFF),
             "timers": len(self.timers), "writer_batches": writer.batches, "writer_ops": writer.ops, "writer_queued": writer.queued,
         }
 
@@ -649,7 +646,7 @@ class Runtime:
 
     def log_actors_in_memory(self, most: int = 20) -> None:
         """At shutdown: the invocations still in memory and where each stands (an operator's and a soak's clue)."""
-        actors = list(self.router.actors.values()) if self.router is not None else []
+        actors = list(self.router.actors.values())
         if actors:
             log.info("%d invocations in memory at shutdown%s:\n  %s", len(actors), f" (the first {most})" if len(actors) > most else "",
                      "\n  ".join(actor.describe() for actor in actors[:most]))
@@ -659,6 +656,23 @@ def _probe_write(txn: Txn) -> Applied:
     """The smallest write that goes through the whole commit path: does storage take writes?"""
     txn.put_meta("storage_probe", 1)
     return Applied(None, Effects())
+
+
+async def run_runtime(store: Store, registry: Registry, config: RuntimeConfig, partitions: PartitionTable | None,
+                      peers: PeerLink | None, *, task_status: anyio.abc.TaskStatus[Runtime] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Read what the runtime starts from, build it inside its supervisor, start it, and run it until cancelled."""
+    clock = Clock(config.clock_start_s)
+    high_water = await store.read(lambda txn: txn.get_meta("sequence") or 0)
+    deployments: dict[str, Deployment] = {}
+    for record in await store.read(lambda txn: txn.deployments()):
+        deployment = Deployment.from_record(record)
+        deployments[deployment.id] = deployment
+        registry.add_remote(services_of(deployment))
+    async with anyio.create_task_group() as supervisor:
+        runtime = Runtime(store, registry, config, supervisor, clock, Sequences(high_water + 1), deployments, partitions, peers)
+        await runtime._start()
+        task_status.started(runtime)
+        await anyio.sleep_forever()
 
 
 @contextlib.asynccontextmanager
@@ -675,7 +689,7 @@ async def open_runtime(
                         workflow_retention_ms=config.workflow_retention_ms)
     async with open_store(data_dir, sync=config.sync, map_size=config.map_size, durability=config.durability) as store:
         async with anyio.create_task_group() as nursery:
-            runtime = await nursery.start(Runtime(store, registry, config, partitions, peers).run)
+            runtime = await nursery.start(run_runtime, store, registry, config, partitions, peers)
             try:
                 yield runtime
             finally:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
-from durio.actors.transitions import ControlOutcome
+from durio.actors.transitions import ControlAction, ControlOutcome
 from durio.asgi import (
     HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
 )
@@ -44,7 +44,9 @@ from durio.storage.records import STORED_STATUSES, InvocationRecord, Status
 log = logging.getLogger("durio.admin")
 
 STATUSES = {str(s) for s in Status}
-CONTROL_ACTIONS = ("cancel", "kill", "purge", "pause", "resume")
+CONTROL_ACTIONS = frozenset(action.value for action in ControlAction)
+# What Restate's deprecated DELETE /invocations/{id}?mode= may ask for.
+_DELETE_MODES = (ControlAction.CANCEL, ControlAction.KILL, ControlAction.PURGE)
 
 
 async def send_admin_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -121,7 +123,7 @@ class AdminApp:
             case ["invocations", invocation_id, action] if action in CONTROL_ACTIONS:
                 _require(method, "PATCH")
                 await drain(receive)
-                await self._control(send, invocation_id, action)
+                await self._control(send, invocation_id, ControlAction(action))
             case ["state", service]:
                 _require(method, "GET")
                 keys = await self.runtime.store.read(lambda txn: txn.state_object_keys(service))
@@ -282,7 +284,7 @@ class AdminApp:
             view["trace_id"] = trace_id_hex(record.id, journal[0].headers)  # the trace its spans were exported in
         await respond_json(send, 200, view)
 
-    async def _control(self, send: Send, invocation_id: str, action: str) -> None:
+    async def _control(self, send: Send, invocation_id: str, action: ControlAction) -> None:
         self._check_id(invocation_id)
         outcome = await self.runtime.control(invocation_id, action)
         if outcome == ControlOutcome.NOT_FOUND:
@@ -302,9 +304,9 @@ class AdminApp:
         """Restate's deprecated DELETE: fire and forget, always 202."""
         self._check_id(invocation_id)
         mode = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("mode", ["cancel"])[0]
-        if mode not in ("cancel", "kill", "purge"):
+        if mode not in _DELETE_MODES:
             raise HttpError(400, f"unknown mode '{mode}': cancel, kill or purge")
-        await self.runtime.control(invocation_id, mode)
+        await self.runtime.control(invocation_id, ControlAction(mode))
         await respond(send, 202)
 
     # ------------------------------------------------------------ state

@@ -32,10 +32,11 @@ import logging
 import typing
 from urllib.parse import unquote_plus
 
+from durio.kinds import HandlerKind, ServiceKind
 from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import CompleteSignalOutcome
-from durio.ingress.durations import BadDuration, parse_duration_ms
+from durio.durations import BadDuration, parse_duration_ms
 from durio.asgi import (
     HttpError,
     Receive,
@@ -52,6 +53,7 @@ from durio.asgi import (
 from durio.journal.entries import Failure, Target
 from durio.sdk import serde
 from durio.sdk.definitions import Handler, is_ingress_private
+from durio.sdk.errors import ErrorCode
 from durio.sdk.invoke import NOT_DECODED
 from durio.sdk.serde import SerdeError
 from durio.storage import StorageError
@@ -60,7 +62,7 @@ from durio.limits import key_problem
 log = logging.getLogger("durio.ingress")
 
 DEFAULT_BODY_LIMIT = 32 * 1024 * 1024
-NOT_READY_STATUS = 470
+NOT_READY_STATUS = int(ErrorCode.NOT_READY)  # an HTTP status too: Restate's "output not ready yet"
 
 # Request headers that describe the HTTP exchange, not the invocation.
 _HOP_HEADERS = frozenset({b"host", b"connection", b"content-length", b"idempotency-key", b"transfer-encoding", b"keep-alive"})
@@ -179,7 +181,7 @@ class IngressApp:
         if is_send:
             # '/{svc}/{handler}/send' or '/{obj}/{key}/{handler}/send'; but '/{obj}/{key}/send' calls a handler named send.
             service = self.runtime.registry.service(segments[0])
-            if service is not None and service.kind != "service" and len(segments) == 3:
+            if service is not None and service.kind != ServiceKind.SERVICE and len(segments) == 3:
                 is_send = False
         await self._invoke(scope, receive, send, method, segments[:-1] if is_send else segments, is_send)
 
@@ -196,7 +198,7 @@ class IngressApp:
         if handler is None:
             raise HttpError(404, f"the service '{parts[0]}' exists, but the handler '{handler_name}' was not found.")
         self._require_public(handler)
-        if service.kind == "service":
+        if service.kind == ServiceKind.SERVICE:
             if len(parts) != 2:
                 raise HttpError(400, f"'{parts[0]}' is a service: call it as /{parts[0]}/{handler_name}, without a key")
             return Target(service.name, handler_name), handler
@@ -256,7 +258,7 @@ class IngressApp:
         body = await read_body(scope, receive, self.body_limit)
         delay_ms = self._delay(scope, is_send)
         idempotency_key = _idempotency_key(scope)
-        if idempotency_key is not None and handler.kind == "workflow":
+        if idempotency_key is not None and handler.kind == HandlerKind.WORKFLOW:
             raise HttpError(
                 400,
                 "cannot use the idempotency key with workflow handlers. The handler invocation will already be "
@@ -314,7 +316,7 @@ class IngressApp:
     def _workflow_id(self, name: str, key: str) -> str:
         workflow = self.runtime.registry.service(name)
         for handler in workflow.handlers.values() if workflow is not None else ():
-            if handler.kind == "workflow":
+            if handler.kind == HandlerKind.WORKFLOW:
                 self._require_public(handler)
         return ids.workflow_run_id(name, key)
 
@@ -382,7 +384,7 @@ class IngressApp:
             _check_awakeable_payload(body)
             result: bytes | Failure = body
         else:
-            result = Failure(500, body.decode("utf-8", errors="replace"))
+            result = Failure(ErrorCode.INTERNAL, body.decode("utf-8", errors="replace"))
         outcome = await self.runtime.complete_awakeable(awakeable_id, result)
         if outcome == CompleteSignalOutcome.NOT_FOUND:
             raise HttpError(404, f"awakeable {awakeable_id} not found: its invocation does not exist")

@@ -22,7 +22,7 @@ from durio.sdk import serde
 MAX_QUERY_BYTES = 64 * 1024
 
 
-def query_snapshot(runtime: Runtime, live_statuses: dict[str, str] | None = None) -> QuerySnapshot:
+def query_snapshot(runtime: Runtime, live_statuses: typing.Mapping[str, str] | None = None) -> QuerySnapshot:
     """What a query sees besides storage, taken on the event loop at once (nothing here awaits).
 
     `live_statuses`: of every worker (Runtime.all_live_statuses); by default this one's."""

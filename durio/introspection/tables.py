@@ -17,6 +17,7 @@ import json
 import typing
 from dataclasses import dataclass, field
 
+from durio.kinds import HandlerKind
 from durio import ids
 from durio.introspection.journal_rows import JOURNAL_COLUMNS, journal_rows
 from durio.introspection.values import LazyRow, key_partition, partition_key, sql_time, utf8_or_none
@@ -24,7 +25,7 @@ from durio.journal.entries import Failure, Input
 from durio.telemetry.trace_ids import trace_id_hex
 from durio.storage import Txn
 from durio.storage.frames import FrameError, unpack_entry
-from durio.storage.records import STORED_STATUSES, InvocationRecord
+from durio.storage.records import STORED_STATUSES, InvocationRecord, Status
 
 Row = typing.Mapping[str, typing.Any]
 Equals = dict[str, typing.Any]
@@ -35,7 +36,7 @@ class QuerySnapshot:
     """What a query sees besides storage, taken on the event loop when the query starts."""
 
     # Statuses live actors show over the stored ones ('running', 'backing-off'), by invocation id.
-    live_statuses: dict[str, str] = field(default_factory=dict)
+    live_statuses: typing.Mapping[str, str] = field(default_factory=dict)
     # Registered services: name -> {"ty", "deployment_id", "public", "revision"}.
     services: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
     # Registered deployments: {"id", "endpoint", "created_ms", "min_protocol", "max_protocol", "services"}.
@@ -84,7 +85,7 @@ class _Invocation:
         service = self.snapshot.services.get(record.target.service)
         if service is not None:
             return typing.cast(str, service["ty"])
-        return "workflow" if record.handler_kind == "workflow" else "virtual_object" if record.target.key is not None else "service"
+        return "workflow" if record.handler_kind == HandlerKind.WORKFLOW else "virtual_object" if record.target.key is not None else "service"
 
     def completion_failure(self) -> str | None:
         result = self.record.result
@@ -146,7 +147,7 @@ _INVOCATION_FIELDS: dict[str, typing.Callable[[_Invocation], typing.Any]] = {
     "suspended_waiting_future_json": lambda i: json.dumps(i.record.awaiting) if i.record.awaiting else None,
     "retry_count": lambda i: i.record.retry_count,
     "last_start_at": _none,
-    "next_retry_at": lambda i: sql_time(i.record.next_retry_ms) if str(i.record.status) == "backing-off" else None,
+    "next_retry_at": lambda i: sql_time(i.record.next_retry_ms) if i.record.status == Status.BACKING_OFF else None,
     "last_attempt_deployment_id": lambda i: i.record.deployment_id,
     "last_attempt_server": _none,
     "last_failure": lambda i: i.failure("message"),

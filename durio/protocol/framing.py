@@ -6,6 +6,7 @@ import struct
 import typing
 
 from durio.protocol import messages as m
+from durio.sdk.errors import ErrorCode
 
 _HEADER = struct.Struct(">HHI")
 HEADER_SIZE = _HEADER.size
@@ -13,9 +14,9 @@ MAX_FRAME = 32 * 1024 * 1024 + 1024  # a body at the ingress limit, plus its env
 
 
 class ProtocolError(Exception):
-    """The peer broke the protocol; `code` is 571 (protocol violation) unless stated."""
+    """The peer broke the protocol; `code` is PROTOCOL_VIOLATION (571) unless stated."""
 
-    def __init__(self, message: str, code: int = 571) -> None:
+    def __init__(self, message: str, code: int = ErrorCode.PROTOCOL_VIOLATION) -> None:
         super().__init__(message)
         self.code = code
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing
 
+from durio.kinds import HandlerKind
 from durio.sdk.definitions import Handler, ServiceDefinition
 
 MIN_PROTOCOL = 5
@@ -46,9 +47,9 @@ def _handler_manifest(handler: Handler, version: int) -> dict[str, typing.Any]:
             value = _millis(handler.options.get(option))
             if value is not None:
                 item[field] = value
-        retention = _millis(handler.options.get("workflow_retention" if handler.kind == "workflow" else "idempotency_retention"))
+        retention = _millis(handler.options.get("workflow_retention" if handler.kind == HandlerKind.WORKFLOW else "idempotency_retention"))
         if retention is not None:
-            item["workflowCompletionRetention" if handler.kind == "workflow" else "idempotencyRetention"] = retention
+            item["workflowCompletionRetention" if handler.kind == HandlerKind.WORKFLOW else "idempotencyRetention"] = retention
         if handler.options.get("ingress_private") is not None:
             item["ingressPrivate"] = bool(handler.options["ingress_private"])
         lazy = lazy_state(handler.options.get("state_preload"), handler.options.get("enable_lazy_state"))

@@ -19,6 +19,7 @@ import json
 import typing
 from dataclasses import dataclass
 
+from durio.kinds import HandlerKind
 from durio.journal.entries import Target
 from durio.schedules.requests import check_id, duration_field, instant_field
 from durio.schedules.specs import (
@@ -143,7 +144,7 @@ def _spec(service: typing.Any, handler: typing.Any, declaration: Declaration) ->
         raise ValueError(f"{where}: {service.name} is a virtual object; name the key its schedule runs on (key=...)")
     if kind != "object" and declaration.key is not None:
         raise ValueError(f"{where}: key= is for virtual objects; a {kind} takes none")
-    if kind == "workflow" and handler.kind != "workflow":
+    if kind == "workflow" and handler.kind != HandlerKind.WORKFLOW:
         raise ValueError(f"{where}: a schedule starts a workflow's run (its main handler), not a shared handler")
     schedule_id = declaration.id or f"{service.name}.{handler.name}"
     try:

@@ -13,7 +13,8 @@ import re
 import typing
 from dataclasses import dataclass
 
-from durio.ingress.durations import BadDuration, parse_duration_ms
+from durio.kinds import HandlerKind
+from durio.durations import BadDuration, parse_duration_ms
 from durio.journal.entries import Target
 from durio.schedules.specs import (
     DEFAULT_CATCHUP_WINDOW_MS, DEFAULT_OVERLAP, MIN_CATCHUP_WINDOW_MS, MIN_EVERY_MS, OVERLAP_POLICIES, ScheduleSpec,
@@ -126,7 +127,7 @@ def parse_target(value: typing.Any, services: Services) -> tuple[Target, TargetK
     if kind == "workflow":
         if key is not None:
             raise SpecError("target", f"a workflow target is '{service_name}/{handler_name}': each tick starts a run with a key of its own")
-        if handler.kind != "workflow":
+        if handler.kind != HandlerKind.WORKFLOW:
             raise SpecError("target", f"'{handler_name}' is a shared handler of workflow '{service_name}'; a schedule starts the workflow's run handler")
     return Target(service_name, handler_name, key), kind
 

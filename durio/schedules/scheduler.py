@@ -31,13 +31,14 @@ log = logging.getLogger("durio.schedules")
 
 
 class Scheduler:
-    def __init__(self, runtime: SchedulerHost) -> None:
+    def __init__(self, runtime: SchedulerHost, nursery: anyio.abc.TaskGroup) -> None:
         self._runtime = runtime
         self.steps = ScheduleSteps(runtime.transitions, runtime.registry)
-        self._nursery: anyio.abc.TaskGroup | None = None
+        self._nursery = nursery  # the runtime's supervisor: what waits for a buffered tick's invocations runs there
         self._watching: set[tuple[str, str]] = set()  # (schedule key, invocation id)
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def start(self) -> None:
+        """Sync the schedules declared in code into storage, and watch again what buffered ticks wait for."""
         runtime = self._runtime
         specs = declared_schedules(runtime.registry.services.values())
         summary = await runtime.write(self.steps.sync_declared(specs, runtime.clock.now_ms(), runtime.partitions.is_local))
@@ -47,16 +48,12 @@ class Scheduler:
         for schedule_id in summary["took_over"]:
             log.warning("the schedule %s, made through the admin API, is now the one declared in code", schedule_id)
         records = await runtime.store.read(lambda txn: txn.schedules())
-        async with anyio.create_task_group() as nursery:
-            self._nursery = nursery
-            for raw in records:
-                record = ScheduleRecord.from_stored(raw)
-                # With several workers, the one that owns the schedule's partition (and fires its timer) watches.
-                if record.buffered is not None and runtime.partitions.is_local(record.key):
-                    # What the buffered tick waited for may have ended while durio was down: evaluate then.
-                    nursery.start_soon(self._evaluate_after, record.key, record.running[-1] if record.running else None)
-            task_status.started()
-            await anyio.sleep_forever()
+        for raw in records:
+            record = ScheduleRecord.from_stored(raw)
+            # With several workers, the one that owns the schedule's partition (and fires its timer) watches.
+            if record.buffered is not None and runtime.partitions.is_local(record.key):
+                # What the buffered tick waited for may have ended while durio was down: evaluate then.
+                self._nursery.start_soon(self._evaluate_after, record.key, record.running[-1] if record.running else None)
 
     # ------------------------------------------------------------ ticks
 
@@ -72,8 +69,6 @@ class Scheduler:
 
     def _watch(self, key: str, invocation_ids: list[str]) -> None:
         """Evaluate the schedule again when each of these invocations has ended (a buffered tick waits for them)."""
-        if self._nursery is None:
-            return
         for invocation_id in invocation_ids:
             if (key, invocation_id) not in self._watching:
                 self._watching.add((key, invocation_id))

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from durio import ids
+from durio.kinds import HandlerKind, ServiceKind
 from durio.journal import entries as e
 from durio.sdk.definitions import Handler, handler_of
-from durio.sdk.errors import TerminalError
+from durio.sdk.errors import ErrorCode, TerminalError
 from durio.sdk.futures import (
     DurablePromise,
     RestateDurableCallFuture,
@@ -218,7 +219,7 @@ class Context:
     def _check_target(target: e.Target) -> None:
         problem = None if target.key is None else key_problem(target.key)
         if problem is not None:
-            raise TerminalError(f"cannot call {target.service} with that key: {problem}", 400)
+            raise TerminalError(f"cannot call {target.service} with that key: {problem}", ErrorCode.BAD_REQUEST)
 
     def _do_call(
         self,
@@ -270,9 +271,9 @@ class Context:
     @staticmethod
     def _typed_target(tpe: typing.Any, key: str | None) -> tuple[Handler, e.Target]:
         handler = handler_of(tpe)
-        if handler.service_kind != "service" and key is None:
+        if handler.service_kind != ServiceKind.SERVICE and key is None:
             raise TerminalError(f"calling {handler.service_name}.{handler.name} needs a key")
-        return handler, e.Target(handler.service_name, handler.name, key if handler.service_kind != "service" else None)
+        return handler, e.Target(handler.service_name, handler.name, key if handler.service_kind != ServiceKind.SERVICE else None)
 
     def service_call(self, tpe: typing.Any, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
         handler, target = self._typed_target(tpe, None)
@@ -341,21 +342,21 @@ class Context:
     @staticmethod
     def _check_invocation_id(invocation_id: str) -> None:
         if not ids.is_invocation_id(invocation_id):
-            raise TerminalError(f"{invocation_id!r} is not an invocation id", 400)
+            raise TerminalError(f"{invocation_id!r} is not an invocation id", ErrorCode.BAD_REQUEST)
 
     @staticmethod
     def _check_awakeable_id(name: str) -> None:
         try:
             ids.parse_awakeable_id(name)
         except ids.InvalidId as exc:
-            raise TerminalError(str(exc), 400) from exc
+            raise TerminalError(str(exc), ErrorCode.BAD_REQUEST) from exc
 
     def cancel_invocation(self, invocation_id: str) -> None:
         cancel_invocation(self._host, invocation_id)
 
     def attach_invocation(self, invocation_id: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> RestateDurableFuture[T]:
         if not ids.is_invocation_id(invocation_id):
-            raise TerminalError(f"{invocation_id!r} is not an invocation id", 400)
+            raise TerminalError(f"{invocation_id!r} is not an invocation id", ErrorCode.BAD_REQUEST)
         serde = _serde_with_hint(serde, type_hint)
         completion_id = self._host.machine.allocate_completion_id()
         entry = typing.cast(
@@ -447,7 +448,7 @@ class ObjectContext(_KeyedContext):
         key = getattr(command, "key", None)
         problem = None if key is None else name_problem(key)
         if problem is not None:
-            raise TerminalError(f"cannot write the state {typing.cast(str, key)[:40]!r}...: {problem}", 400)
+            raise TerminalError(f"cannot write the state {typing.cast(str, key)[:40]!r}...: {problem}", ErrorCode.BAD_REQUEST)
         # A replayed write is already in the state view (it was loaded from storage or made live). With lazy
         # state it is applied again: the view then knows the keys this handler wrote, as in the first attempt,
         # so a replayed get() asks the server again exactly when the first one did. (Reapplying a journal's
@@ -464,7 +465,7 @@ class _PromiseMethods:
     def promise(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> DurablePromise[T]:
         problem = name_problem(name)
         if problem is not None:
-            raise TerminalError(f"cannot use the promise {name[:40]!r}...: {problem}", 400)
+            raise TerminalError(f"cannot use the promise {name[:40]!r}...: {problem}", ErrorCode.BAD_REQUEST)
         return DurablePromise(self._host, name, _serde_with_hint(serde, type_hint))
 
 
@@ -478,11 +479,11 @@ class WorkflowContext(_PromiseMethods, ObjectContext):
 
 def context_for(host: InvocationHost) -> Context:
     handler = host.handler
-    if handler.service_kind == "service":
+    if handler.service_kind == ServiceKind.SERVICE:
         return Context(host)
-    if handler.service_kind == "object":
-        return ObjectContext(host) if handler.kind != "shared" else ObjectSharedContext(host)
-    return WorkflowContext(host) if handler.kind == "workflow" else WorkflowSharedContext(host)
+    if handler.service_kind == ServiceKind.OBJECT:
+        return ObjectContext(host) if handler.kind != HandlerKind.SHARED else ObjectSharedContext(host)
+    return WorkflowContext(host) if handler.kind == HandlerKind.WORKFLOW else WorkflowSharedContext(host)
 
 
 def host_of(context: Context) -> InvocationHost:

@@ -15,11 +15,9 @@ import typing
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from durio.kinds import HandlerKind, ServiceKind
 from durio.sdk.options import InvocationRetryPolicy
 from durio.sdk.serde import DefaultSerde, Serde, serde_for_hint
-
-HandlerKind = typing.Literal["exclusive", "shared", "workflow"]
-ServiceKind = typing.Literal["service", "object", "workflow"]
 
 # Where a decorated function keeps its Handler, so `ctx.service_call(fn, ...)` can find the target.
 _HANDLER_ATTRIBUTE = "__durio_handler__"
@@ -49,7 +47,7 @@ class Handler:
     @property
     def is_exclusive(self) -> bool:
         """Runs under the key's lock: object exclusive handlers and the workflow's run."""
-        return self.service_kind == "object" and self.kind != "shared"
+        return self.service_kind == ServiceKind.OBJECT and self.kind != HandlerKind.SHARED
 
     @property
     def takes_input(self) -> bool:
@@ -189,7 +187,7 @@ class Service(_Definition):
 
     The parameters (and their positions) are the official SDK's; an unknown keyword is a TypeError."""
 
-    kind: ServiceKind = "service"
+    kind: ServiceKind = ServiceKind.SERVICE
 
     def __init__(
         self,
@@ -243,7 +241,7 @@ def _check_state_preload(enable_lazy_state: bool | None, state_preload: bool | l
 class VirtualObject(_Definition):
     """Keyed state with a single writer: exclusive handlers run one at a time per key."""
 
-    kind: ServiceKind = "object"
+    kind: ServiceKind = ServiceKind.OBJECT
 
     def __init__(
         self,
@@ -294,7 +292,7 @@ class VirtualObject(_Definition):
             ingress_private=ingress_private,
         )
         return self._add_handler(
-            name, kind or "exclusive", accept, content_type, input_serde, output_serde, metadata,
+            name, HandlerKind(kind) if kind else HandlerKind.EXCLUSIVE, accept, content_type, input_serde, output_serde, metadata,
             invocation_retry_policy, invocation_context_managers, options,
         )
 
@@ -302,7 +300,7 @@ class VirtualObject(_Definition):
 class Workflow(_Definition):
     """A keyed run that executes once per workflow id, with shared handlers and durable promises."""
 
-    kind: ServiceKind = "workflow"
+    kind: ServiceKind = ServiceKind.WORKFLOW
 
     def __init__(
         self,
@@ -342,7 +340,7 @@ class Workflow(_Definition):
         invocation_retry_policy: InvocationRetryPolicy | None = None,
         invocation_context_managers: _ContextManagers = None,
     ) -> typing.Callable[[typing.Any], typing.Any]:
-        if any(h.kind == "workflow" for h in self.handlers.values()):
+        if any(h.kind == HandlerKind.WORKFLOW for h in self.handlers.values()):
             raise ValueError(f"workflow {self.name} already has a main handler")
         _check_state_preload(enable_lazy_state, state_preload)
         options = dict(  # None: unset
@@ -352,7 +350,7 @@ class Workflow(_Definition):
             ingress_private=ingress_private,
         )
         return self._add_handler(
-            name, "workflow", accept, content_type, input_serde, output_serde, metadata,
+            name, HandlerKind.WORKFLOW, accept, content_type, input_serde, output_serde, metadata,
             invocation_retry_policy, invocation_context_managers, options,
         )
 
@@ -382,13 +380,13 @@ class Workflow(_Definition):
             ingress_private=ingress_private,
         )
         return self._add_handler(
-            name, "shared", accept, content_type, input_serde, output_serde, metadata,
+            name, HandlerKind.SHARED, accept, content_type, input_serde, output_serde, metadata,
             invocation_retry_policy, invocation_context_managers, options,
         )
 
     @property
     def main_handler(self) -> Handler | None:
-        return next((h for h in self.handlers.values() if h.kind == "workflow"), None)
+        return next((h for h in self.handlers.values() if h.kind == HandlerKind.WORKFLOW), None)
 
 
 ServiceDefinition = typing.Union[Service, VirtualObject, Workflow]

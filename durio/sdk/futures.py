@@ -15,7 +15,7 @@ import typing
 from durio import ids
 from durio.journal import entries as e
 from durio.journal.entries import Failure, Result
-from durio.sdk.errors import TerminalError
+from durio.sdk.errors import ErrorCode, TerminalError
 from durio.sdk.host import InvocationHost
 from durio.sdk.serde import Serde, SerdeError
 
@@ -44,7 +44,7 @@ def decoder(serde: Serde[typing.Any]) -> Decoder:
             # Whatever the deserializer raises (a SerdeError, pydantic's ValidationError, a custom serde's
             # TypeError), a replay decodes the same stored bytes again: retrying cannot help, so this step fails.
             reason = str(exc) if isinstance(exc, SerdeError) else f"{type(exc).__name__}: {exc}"
-            raise TerminalError(f"cannot decode a stored result: {reason}", 500) from exc
+            raise TerminalError(f"cannot decode a stored result: {reason}", ErrorCode.INTERNAL) from exc
 
     return decode
 
@@ -56,7 +56,7 @@ def void(result: Result) -> None:
 def cancel_invocation(host: InvocationHost, invocation_id: str) -> None:
     """Record the command that cancels another invocation (ctx.cancel_invocation, and a call's handle)."""
     if not ids.is_invocation_id(invocation_id):
-        raise TerminalError(f"{invocation_id!r} is not an invocation id", 400)
+        raise TerminalError(f"{invocation_id!r} is not an invocation id", ErrorCode.BAD_REQUEST)
     host.record_command(e.SendSignal(target_invocation_id=invocation_id, signal_index=e.CANCEL_SIGNAL))
 
 

@@ -10,7 +10,7 @@ import typing
 
 from durio.sdk.context import Context, host_of
 from durio.sdk.definitions import Handler
-from durio.sdk.errors import TerminalError
+from durio.sdk.errors import ErrorCode, TerminalError
 from durio.sdk.logs import end_running_journal, running_journal
 
 
@@ -65,7 +65,7 @@ async def invoke_handler(handler: Handler, context: Context, input_value: bytes,
                 try:
                     argument = handler.input_serde.deserialize(input_value) if decoded is NOT_DECODED else decoded
                 except Exception as exc:
-                    raise TerminalError(f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", 400) from exc
+                    raise TerminalError(f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", ErrorCode.BAD_REQUEST) from exc
                 result = await handler.fn(context, argument)
             else:
                 result = await handler.fn(context)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import typing
 from dataclasses import dataclass
 from datetime import timedelta
 
+from durio.backoff import Backoff
 from durio.sdk.serde import DefaultSerde, Serde
 
 T = typing.TypeVar("T")
@@ -40,33 +40,6 @@ class InvocationRetryPolicy:
     max_interval: typing.Optional[timedelta] = None
     max_attempts: typing.Optional[int] = None
     on_max_attempts: typing.Optional[typing.Literal["pause", "kill"]] = None
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """A resolved exponential backoff: every field has its value.
-
-    `max_attempts` counts the first attempt too; None means retry forever.
-    """
-
-    initial_s: float = 0.05
-    factor: float = 2.0
-    max_s: float = 10.0
-    max_attempts: int | None = None
-    max_duration_s: float | None = None
-    on_max_attempts: str = "pause"
-    jitter: float = 0.25  # +/- this fraction, so that many failing invocations do not retry in lockstep
-
-    def delay_s(self, failed_attempts: int, rng: random.Random | None = None) -> float:
-        """Delay before the next attempt, after `failed_attempts` failures (1 = first failure)."""
-        base = min(self.max_s, self.initial_s * self.factor ** max(0, failed_attempts - 1))
-        spread = (rng or random).uniform(-self.jitter, self.jitter)
-        return max(0.0, base * (1.0 + spread))
-
-    def exhausted(self, failed_attempts: int, elapsed_s: float = 0.0) -> bool:
-        if self.max_attempts is not None and failed_attempts >= self.max_attempts:
-            return True
-        return self.max_duration_s is not None and elapsed_s >= self.max_duration_s
 
 
 DEFAULT_INVOCATION_BACKOFF = Backoff()

@@ -25,7 +25,7 @@ import sys
 import types
 import typing
 
-from durio.sdk.errors import TerminalError
+from durio.sdk.errors import ErrorCode, TerminalError
 
 T = typing.TypeVar("T")
 
@@ -44,7 +44,7 @@ class NonFiniteNumber(SerdeError, TerminalError):
     """A value to write holds NaN or an infinity, which JSON cannot carry: final, as the same code computes it again."""
 
     def __init__(self, message: str) -> None:
-        TerminalError.__init__(self, message, 500)
+        TerminalError.__init__(self, message, ErrorCode.INTERNAL)
 
 
 def _pydantic_base() -> type | None:

@@ -121,5 +121,5 @@ def unpack_record(frame: bytes, cls: type, what: str) -> typing.Any:
         known = _RECORD_FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     try:
         return cls(**{k: v for k, v in fields.items() if k in known})
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a missing field, or a value the record's types refuse
         raise FrameError(f"{what} does not decode as a {cls.__name__}: {exc}") from exc

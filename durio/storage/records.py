@@ -7,6 +7,7 @@ import typing
 from dataclasses import dataclass, field
 
 from durio.journal.entries import Failure, Target
+from durio.kinds import HandlerKind
 
 
 class Status(str, enum.Enum):
@@ -43,8 +44,8 @@ class InvocationRecord:
 
     id: str
     target: Target
-    handler_kind: str | None  # "exclusive", "shared", "workflow" or None for plain services
-    status: str
+    handler_kind: HandlerKind | None  # None for plain services
+    status: Status
     created_ms: int
     modified_ms: int
     idempotency_key: str | None = None
@@ -61,17 +62,31 @@ class InvocationRecord:
     paused_reason: str | None = None
     awaiting: list = field(default_factory=list)  # what a suspended invocation waits for, for humans
 
+    def __post_init__(self) -> None:
+        # Storage holds the names (the same bytes as a member, which is a str); a record read back holds
+        # the members, so a status or kind that no durio knows fails the read instead of flowing on.
+        self.status = Status(self.status)
+        if self.handler_kind is not None:
+            self.handler_kind = HandlerKind(self.handler_kind)
+
     @property
     def is_completed(self) -> bool:
         return self.status == Status.COMPLETED
 
     @property
     def is_exclusive(self) -> bool:
-        return self.handler_kind == "exclusive"
+        return self.handler_kind == HandlerKind.EXCLUSIVE
 
     @property
     def is_workflow_run(self) -> bool:
-        return self.handler_kind == "workflow"
+        return self.handler_kind == HandlerKind.WORKFLOW
+
+
+class EventKind(enum.StrEnum):
+    """What an entry of an invocation's history (`Txn.add_event`, shown by the admin API and the UI) records."""
+
+    ATTEMPT_FAILED = "attempt_failed"  # with the failure's fields and the retry count
+    WARNING = "warning"  # a command that did nothing, with why
 
 
 @dataclass(slots=True)

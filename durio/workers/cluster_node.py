@@ -37,6 +37,7 @@ from durio.ids import parse_awakeable_id
 from durio.journal.entries import Notification
 from durio.storage import schema as s
 from durio.storage.frames import FrameError, unpack_entry
+from durio.storage.records import Status
 from durio.storage.txn import Txn
 from durio.workers.peers import UNAVAILABLE_AFTER_S, Address, NotOwner, Peers
 
@@ -218,7 +219,7 @@ def answer_peers(peers: Peers, runtime: Runtime, node: ClusterNode) -> None:
     async def snapshot() -> dict[str, typing.Any]:
         return runtime.local_snapshot()
 
-    async def live_statuses() -> dict[str, str]:
+    async def live_statuses() -> dict[str, Status]:
         return runtime.live_statuses()
 
     async def reload_deployments() -> None:

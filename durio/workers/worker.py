@@ -17,7 +17,7 @@ from durio.backend import ignore_cancelled_socket_wakeups
 from durio.journal.entries import Failure, Input
 from durio.partitions import PartitionTable
 from durio.sdk.definitions import ServiceDefinition
-from durio.storage.records import InvocationRecord
+from durio.storage.records import InvocationRecord, Status
 from durio.workers.ownership import PartitionLocks, record_partition_count, take_epochs
 from durio.workers.peers import Peers, WorkerPeers, socket_directory
 
@@ -68,7 +68,7 @@ def _answer_siblings(peers: Peers, runtime: Runtime) -> None:
     async def snapshot() -> dict[str, typing.Any]:
         return runtime.local_snapshot()
 
-    async def live_statuses() -> dict[str, str]:
+    async def live_statuses() -> dict[str, Status]:
         return runtime.live_statuses()
 
     async def call(record: InvocationRecord, input_entry: Input) -> tuple[str, bytes | Failure]:

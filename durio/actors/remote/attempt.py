@@ -39,7 +39,7 @@ from durio.protocol import attempt_codec
 from durio.protocol.convert import completion_types, notification_to_message
 from durio.protocol.framing import Frame, FrameDecoder, ProtocolError, encode
 from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
-from durio.sdk.errors import SuspendedException
+from durio.sdk.errors import ErrorCode, SuspendedException
 from durio.storage.records import InvocationRecord, TimerKey
 
 
@@ -136,10 +136,10 @@ async def _one_request(actor: AttemptActor) -> bytes | e.Failure | RemoteFailure
         async with http_client.request("POST", url, headers, body, limits=limits, ca_file=ca_file) as response:
             if response.status // 100 != 2:
                 text = (await response.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
-                return RemoteFailure(f"{url} answered {response.status}: {text}", 500)
+                return RemoteFailure(f"{url} answered {response.status}: {text}", ErrorCode.INTERNAL)
             if response.headers.get("content-type", "").strip() != content_type:
                 return RemoteFailure(
-                    f"{url} answered with content type {response.headers.get('content-type')!r}, expected {content_type}", 571
+                    f"{url} answered with content type {response.headers.get('content-type')!r}, expected {content_type}", ErrorCode.PROTOCOL_VIOLATION
                 )
             return await _read_answer(actor, response.iter_body(), url)
     except http_client.HttpClientError as exc:
@@ -159,7 +159,7 @@ async def _read_answer(actor: AttemptActor, chunks: typing.AsyncIterator[bytes],
                 output = outcome.result
             elif outcome is not None:
                 return outcome
-    return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", 571)
+    return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", ErrorCode.PROTOCOL_VIOLATION)
 
 
 async def _exchange(actor: AttemptActor, exchange: h2_client.Exchange, body: bytes, url: str, content_type: str,
@@ -174,9 +174,9 @@ async def _exchange(actor: AttemptActor, exchange: h2_client.Exchange, body: byt
     await exchange.response_started()
     if exchange.status // 100 != 2:
         text = (await exchange.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
-        return RemoteFailure(f"{url} answered {exchange.status}: {text}", 500)
+        return RemoteFailure(f"{url} answered {exchange.status}: {text}", ErrorCode.INTERNAL)
     if exchange.headers.get("content-type", "").strip() != content_type:
-        return RemoteFailure(f"{url} answered with content type {exchange.headers.get('content-type')!r}, expected {content_type}", 571)
+        return RemoteFailure(f"{url} answered with content type {exchange.headers.get('content-type')!r}, expected {content_type}", ErrorCode.PROTOCOL_VIOLATION)
     stream = _OpenStream(actor, exchange, sent, streaming)
     with h2_client.lone_errors():
         async with anyio.create_task_group() as nursery:

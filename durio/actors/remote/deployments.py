@@ -25,13 +25,16 @@ from dataclasses import dataclass, field
 
 from durio import ids
 from durio.actors.remote import h2_client, http_client
+from durio.kinds import HandlerKind, ServiceKind
 from durio.protocol.identity import RequestSigner
 from durio.protocol.manifest import MANIFEST_CONTENT_TYPE, MAX_PROTOCOL, MIN_PROTOCOL
 from durio.sdk.options import InvocationRetryPolicy
 from durio.sdk.serde import BytesSerde, JsonSerde
 
-_KIND = {"SERVICE": "service", "VIRTUAL_OBJECT": "object", "WORKFLOW": "workflow"}
-_HANDLER_KIND = {"EXCLUSIVE": "exclusive", "SHARED": "shared", "WORKFLOW": "workflow"}
+_KIND = {"SERVICE": ServiceKind.SERVICE, "VIRTUAL_OBJECT": ServiceKind.OBJECT, "WORKFLOW": ServiceKind.WORKFLOW}
+_HANDLER_KIND = {"EXCLUSIVE": HandlerKind.EXCLUSIVE, "SHARED": HandlerKind.SHARED, "WORKFLOW": HandlerKind.WORKFLOW}
+# A handler whose manifest entry names no kind has its service's default one (a plain service's have none).
+_DEFAULT_HANDLER_KIND = {ServiceKind.OBJECT: HandlerKind.EXCLUSIVE, ServiceKind.WORKFLOW: HandlerKind.WORKFLOW}
 DISCOVERY_ACCEPT = ", ".join(MANIFEST_CONTENT_TYPE.format(v) for v in (1, 2, 3, 4))
 # A manifest is a few KiB: a megabyte is plenty, and a peer that is slow, silent or endless is cut off
 # well before the CLI's own 30 s wait for the admin API ends.
@@ -83,9 +86,9 @@ def _duration(ms: typing.Any) -> datetime.timedelta | None:
 @dataclass
 class RemoteHandler:
     service_name: str
-    service_kind: str
+    service_kind: ServiceKind
     name: str
-    kind: str | None
+    kind: HandlerKind | None
     deployment: Deployment
     takes_input: bool
     input_required: bool = False
@@ -108,7 +111,7 @@ class RemoteHandler:
 @dataclass
 class RemoteService:
     name: str
-    kind: str
+    kind: ServiceKind
     handlers: dict[str, RemoteHandler]
     deployment: Deployment
     description: str | None = None
@@ -169,7 +172,7 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
         )
         for handler_spec in spec.get("handlers", []):
             ty = handler_spec.get("ty")
-            handler_kind = _HANDLER_KIND[ty] if ty else {"object": "exclusive", "workflow": "workflow"}.get(kind)
+            handler_kind = _HANDLER_KIND[ty] if ty else _DEFAULT_HANDLER_KIND.get(kind)
             input_spec = handler_spec.get("input")
             takes_input = input_spec is None or bool(input_spec)
             options: dict[str, typing.Any] = {}

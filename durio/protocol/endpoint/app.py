@@ -43,6 +43,7 @@ from durio.protocol.manifest import (
     negotiate_manifest_version,
 )
 from durio.sdk.definitions import ServiceDefinition
+from durio.sdk.errors import ErrorCode
 
 log = logging.getLogger("durio.endpoint")
 
@@ -148,7 +149,7 @@ class EndpointApp:
                 for entry in start.state_map if codec is not None else ():
                     entry.value = await codec.decode(bytes(entry.value))
             except Exception as exc:  # a value the codec cannot read (not encoded, another key): retried, and said why
-                raise ProtocolError(f"the journal value codec cannot decode a value: {exc!r}", 500) from exc
+                raise ProtocolError(f"the journal value codec cannot decode a value: {exc!r}", ErrorCode.INTERNAL) from exc
         except ProtocolError as exc:
             await _refuse_attempt(send, version, exc)
             return

@@ -1,4 +1,8 @@
-"""Durations in query parameters: `10s`, `500ms`, `1m30s`, `1h 30m`, ISO-8601 `PT10S`, or bare milliseconds."""
+"""Durations as people write them: `10s`, `500ms`, `1m30s`, `1h 30m`, ISO-8601 `PT10S`, or bare milliseconds.
+
+Query parameters, schedules and the server's config file all read them, so the parser is vocabulary,
+at the bottom of the layers (it imports only the standard library).
+"""
 
 from __future__ import annotations
 
