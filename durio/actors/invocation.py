@@ -28,10 +28,8 @@ from durio.actors.ports import ActorHost, Op
 from durio.actors.retry import AttemptFailure
 from durio.actors.transitions import STALE_JOURNAL
 from durio.journal import entries as e
-from durio import ids
 from durio.journal.machine import InvocationMachine
-from durio.protocol.framing import ProtocolError
-from durio.actors.remote.attempt import RemoteFailure, remote_attempt
+from durio.actors.remote.attempt import RemoteFailure, RemoteFailures, remote_attempt
 from durio.sdk.attempt import Wakeup
 from durio.sdk.definitions import Handler
 from durio.sdk.errors import SuspendedException
@@ -99,8 +97,7 @@ class InvocationActor:
         self._write_error: BaseException | None = None
         self._step_failures = retry.StepFailures()  # steps with their own retry policy: their failures so far
         self.awaiting: list[int] = []  # the handles a suspending invocation waits for
-        self.remote_failures = 0  # failed remote attempts since the journal last grew
-        self._remote_failures_at = 0
+        self.remote_failures = RemoteFailures()  # failed remote attempts since the journal last grew
         self._run_requested = admitted  # its key actor admitted it ahead of storage saying so
         self._backoff_scope: anyio.CancelScope | None = None
         # With tracing on (durio.telemetry): the current attempt's span, and the headers of the attempt
@@ -366,22 +363,15 @@ class InvocationActor:
         if self._local_attempt is not None:
             self._local_attempt.fail(failure)
 
-    # ------------------------------------------------------------ remote deployments
+    # ------------------------------------------------------------ remote deployments (durio.actors.remote.attempt)
 
     @property
     def is_remote(self) -> bool:
         return getattr(self.handler, "deployment", None) is not None
 
     async def _remote_attempt(self) -> bytes | e.Failure | AttemptFailure | SuspendedException:
-        journal_length = len(self.machine.entries)
         outcome = await remote_attempt(self)
-        if isinstance(outcome, RemoteFailure):
-            if len(self.machine.entries) != journal_length or self._remote_failures_at != journal_length:
-                self.remote_failures = 0
-            self.remote_failures += 1
-            self._remote_failures_at = len(self.machine.entries)
-            return AttemptFailure(outcome)
-        return outcome
+        return AttemptFailure(outcome) if isinstance(outcome, RemoteFailure) else outcome
 
     async def flush_writes(self) -> None:
         await self._flush_writes()
@@ -389,56 +379,6 @@ class InvocationActor:
     async def durable_growth(self) -> None:
         """Wait until another notification becomes durable (or something else wakes the invocation's waiters)."""
         await self._wakeup.next().wait()
-
-    async def wait_for_any(self, handles: typing.Collection[int]) -> bool:
-        """Wait until the journal durably holds any of these; False after `suspend_after_s` of nothing."""
-        suspend_after = self.runtime.config.suspend_after_s
-        deadline = None if suspend_after is None else anyio.current_time() + suspend_after
-        while True:
-            await self._flush_writes()
-            if any(self.machine.has_notification(h) for h in handles):
-                return True
-            notified = self._wakeup.next()
-            if deadline is None:
-                await notified.wait()
-                continue
-            with anyio.CancelScope(deadline=deadline):
-                await notified.wait()
-            if not notified.is_set():
-                return False
-
-    def record_remote_command(self, entry: e.Entry) -> None:
-        """A command a remote handler sent: check it, give calls their callee id, persist and perform it."""
-        handler = self.handler
-        if isinstance(entry, (e.SetState, e.ClearState, e.ClearAllState)) and (
-            handler.service_kind == "service" or handler.kind == "shared"
-        ):
-            raise ProtocolError(f"{entry.describe()} from {handler.service_name}.{handler.name}, which cannot write state")
-        if isinstance(entry, (e.GetPromise, e.PeekPromise, e.CompletePromise)) and handler.service_kind != "workflow":
-            raise ProtocolError(f"{entry.describe()} from {handler.service_name}, which is not a workflow")
-        if isinstance(entry, (e.Call, e.OneWayCall)):
-            if isinstance(entry, e.OneWayCall) and entry.invoke_at_ms and entry.invoke_at_ms <= self.now_ms():
-                entry.invoke_at_ms = 0
-            entry.callee_id = ids.callee_invocation_id(entry.target, entry.idempotency_key, self.runtime.registry.kind_of(entry.target),
-                                                   self.now_ms())
-            if self.runtime.tracing is not None:
-                self.runtime.tracing.tag_outgoing(self, entry)
-        entry.ts = self.now_ms()
-        index = self.machine.append_command_after_replay(entry)
-        self.runtime.stats.journal_appends += 1
-        self.submit(self.runtime.transitions.append(self.id, index, entry, entry.ts))
-        if isinstance(entry, e.SetState):
-            self.state[entry.key] = entry.value
-        elif isinstance(entry, e.ClearState):
-            self.state.pop(entry.key, None)
-        elif isinstance(entry, e.ClearAllState):
-            self.state.clear()
-        elif isinstance(entry, (e.Call, e.OneWayCall)):
-            self.append_notification(e.Completion(completion_id=entry.invocation_id_completion_id, result=entry.callee_id))
-        elif isinstance(entry, e.GetLazyState):
-            self.append_notification(e.Completion(completion_id=entry.completion_id, result=self.state.get(entry.key)))
-        elif isinstance(entry, e.GetLazyStateKeys):
-            self.append_notification(e.Completion(completion_id=entry.completion_id, result=sorted(self.state)))
 
     # ------------------------------------------------------------ notifications
 
