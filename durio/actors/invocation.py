@@ -1,10 +1,11 @@
 """The invocation actor: one task that owns one invocation's journal.
 
-It replays the journal into the handler, persists each new command, runs
-`run` steps, moves arriving notifications into the journal, and decides what
-an attempt's end means: complete, suspend, or retry after a backoff. Only
-this actor appends to its invocation's journal, so journal indexes are
-assigned in one place, synchronously.
+It loads the invocation, runs its attempts (in process: durio.actors.local_attempt;
+at a deployment: durio.actors.remote.attempt), moves arriving notifications into
+the journal and makes its writes durable, and decides what an attempt's end
+means: complete, suspend, or retry as durio.actors.retry says. Only this actor
+appends to its invocation's journal, so journal indexes are assigned in one
+place, synchronously.
 
 While the handler waits for something that is not a running step (a timer,
 a call, an awakeable, a promise) for longer than `suspend_after_s` (or the
