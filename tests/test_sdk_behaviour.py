@@ -56,6 +56,16 @@ async def test_a_step_runs_when_awaited_and_one_never_awaited_never_runs(server:
     assert effects == [f"{server[1]}: first", f"{server[1]}: second"]
 
 
+async def test_a_step_whose_action_is_an_object_with_an_async_call_is_awaited_on_both_hosts(
+        server: tuple[InProcessServer, str]) -> None:
+    """Embedded and behind durio.app alike (the endpoint ran such an object in a thread before the hosts shared
+    one attempt loop, and journaled the coroutine it returned as a failure)."""
+    ingress, tag = server[0].ingress, f"{server[1]} object"
+    assert (await ingress.post("/Behaviour/async_object_step", json=tag)).json() == f"quote for {tag}"
+    effects = (await ingress.post("/Behaviour/effects", json=tag)).json()
+    assert effects == [f"{tag}: quoted"]
+
+
 async def test_a_reply_has_the_handlers_content_type(server: tuple[InProcessServer, str]) -> None:
     ingress = server[0].ingress
     response = await ingress.post("/Behaviour/shout", content=b"hey", headers={"content-type": "text/plain"})

@@ -1,10 +1,11 @@
 """The invocation actor: one task that owns one invocation's journal.
 
-It replays the journal into the handler, persists each new command, runs
-`run` steps, moves arriving notifications into the journal, and decides what
-an attempt's end means: complete, suspend, or retry after a backoff. Only
-this actor appends to its invocation's journal, so journal indexes are
-assigned in one place, synchronously.
+It loads the invocation, runs its attempts (in process: durio.actors.local_attempt;
+at a deployment: durio.actors.remote.attempt), moves arriving notifications into
+the journal and makes its writes durable, and decides what an attempt's end
+means: complete, suspend, or retry as durio.actors.retry says. Only this actor
+appends to its invocation's journal, so journal indexes are assigned in one
+place, synchronously.
 
 While the handler waits for something that is not a running step (a timer,
 a call, an awakeable, a promise) for longer than `suspend_after_s` (or the
@@ -15,32 +16,25 @@ that replays the journal. Waiting therefore costs storage, not memory.
 
 from __future__ import annotations
 
-import contextvars
 import enum
 import functools
-import inspect
 import logging
 import typing
-from dataclasses import dataclass
 
 import anyio
-import anyio.abc
-import anyio.to_thread
 
-from durio.actors.ports import ActorHost
+from durio.actors import retry
+from durio.actors.local_attempt import LocalAttempt
+from durio.actors.ports import ActorHost, Op
+from durio.actors.retry import AttemptFailure
 from durio.actors.transitions import STALE_JOURNAL
-from durio.backend import end_abandoned_waiter, explain_wrong_loop
 from durio.journal import entries as e
-from durio import ids
-from durio.journal.machine import InvocationMachine, JournalMismatch
-from durio.protocol.framing import ProtocolError
-from durio.actors.remote.attempt import RemoteFailure, remote_attempt
-from durio.sdk.context import context_for
+from durio.journal.machine import InvocationMachine
+from durio.actors.remote.attempt import RemoteFailure, RemoteFailures, remote_attempt
+from durio.sdk.attempt import Wakeup
 from durio.sdk.definitions import Handler
-from durio.sdk.errors import AttemptAborted, RetryableError, SuspendedException, TerminalError
-from durio.sdk.invoke import NOT_DECODED, invoke_handler
-from durio.sdk.options import Backoff, RunOptions, run_backoff
-from durio.sdk.serde import Serde
+from durio.sdk.errors import SuspendedException
+from durio.sdk.invoke import NOT_DECODED
 from durio.storage.records import InvocationRecord, Status, TimerKey
 from durio.storage.writer import Ticket
 
@@ -54,31 +48,6 @@ class LiveStatus(str, enum.Enum):
     BACKING_OFF = "backing-off"
     SUSPENDING = "suspending"
     DONE = "done"
-
-
-@dataclass(slots=True)
-class AttemptFailure:
-    """Why an attempt failed, and which step failed it (if a run step did)."""
-
-    error: BaseException
-    run_entry: e.Run | None = None
-    run_options: RunOptions[typing.Any] | None = None
-
-    @property
-    def message(self) -> str:
-        error = self.error
-        text = getattr(error, "message", None) or str(error) or type(error).__name__
-        if isinstance(error, (JournalMismatch, TerminalError, RetryableError, RemoteFailure)):
-            return text
-        if type(error).__module__.partition(".")[0] == "durio":  # durio's own (a protocol error, a bad output)
-            return f"{type(error).__name__}: {text}"
-        return repr(error)  # what the official SDK records for the handler's exceptions: ValueError('boom')
-
-    @property
-    def code(self) -> int:
-        if isinstance(self.error, JournalMismatch):
-            return 570
-        return getattr(self.error, "status_code", 500)
 
 
 class _StorageWriteFailed(Exception):
@@ -122,29 +91,20 @@ class InvocationActor:
         # Outbox messages appended but not yet durable, by outbox seq: handed back if this actor ends first.
         self._undurable_messages: dict[int, e.Notification] = {}
         self._delivered = False
-        self._notified = anyio.Event()
-        self._attempt_scope: anyio.CancelScope | None = None
-        self._run_nursery: anyio.abc.TaskGroup | None = None
-        self._runs_in_flight = 0
-        # Steps not started yet, by completion id. A step starts when the handler awaits it, as in the official
-        # SDK (one nobody awaits never runs), and not while a cancellation comes first.
-        self._deferred_runs: dict[int, tuple[e.Run, typing.Callable[[], typing.Any], Serde[typing.Any], RunOptions[typing.Any]]] = {}
-        self._attempt_failure: AttemptFailure | None = None
-        self._attempt_finished = anyio.Event()
+        # Wakes the invocation's waiters: a notification became durable, a step ended, an attempt ended.
+        self._wakeup = Wakeup()
+        self._local_attempt: LocalAttempt | None = None  # the in-process attempt running now
         self._last_ticket: Ticket | None = None
         self._write_error: BaseException | None = None
-        self._run_failures: dict[int, tuple[int, float]] = {}  # completion id -> (failures, first failure time)
+        self._step_failures = retry.StepFailures()  # steps with their own retry policy: their failures so far
         self.awaiting: list[int] = []  # the handles a suspending invocation waits for
-        self.remote_failures = 0  # failed remote attempts since the journal last grew
-        self._remote_failures_at = 0
+        self.remote_failures = RemoteFailures()  # failed remote attempts since the journal last grew
         self._run_requested = admitted  # its key actor admitted it ahead of storage saying so
         self._backoff_scope: anyio.CancelScope | None = None
         # With tracing on (durio.telemetry): the current attempt's span, and the headers of the attempt
         # (the invocation's, with the attempt's traceparent) that ctx.request().attempt_headers shows.
         self.trace_attempt: typing.Any = None
         self.attempt_headers: dict[str, str] | None = None
-        # An in-process handler's state view holds the whole state: ctx.get never asks for a key (InvocationHost).
-        self.partial_state = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -158,7 +118,6 @@ class InvocationActor:
             self.waits_for_turn = True
         finally:
             self.status = LiveStatus.DONE
-            self._attempt_finished.set()
             self.runtime.router.actor_exited(self)
             self._hand_back_unstored_deliveries()
 
@@ -220,7 +179,7 @@ class InvocationActor:
         self._journal = None
         early, self._early = self._early, []
         for notification, outbox_seq, timer in early:
-            self._append_notification(notification, outbox_seq, timer)
+            self.append_notification(notification, outbox_seq, timer)
         status = self.record.status
         # A paused invocation keeps what arrives (a timer firing, a result) for when it is resumed.
         runnable = status in (Status.READY, Status.BACKING_OFF) or (
@@ -248,7 +207,7 @@ class InvocationActor:
 
     def _discard_early(self) -> None:
         for _, outbox_seq, timer in self._early:
-            self._submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer))
+            self.submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer))
         self._early.clear()
 
     async def _retry_forever_missing_handler(self) -> None:
@@ -288,117 +247,50 @@ class InvocationActor:
                 await self._complete(result)
                 return
             retry_count += 1
-            delay, pause, give_up = self._next_delay(result, retry_count, backoff)
-            if give_up:
+            after = retry.next_attempt(result, retry_count, backoff, self._step_failures, anyio.current_time())
+            if after is retry.GIVE_UP:
                 self._record_failure(result, retry_count, 0, pause=False)
                 await self._complete(e.Failure(result.code, result.message))
                 return
-            self._record_failure(result, retry_count, delay, pause=pause)
-            if pause:
+            if after is retry.PAUSE:
+                self._record_failure(result, retry_count, 0, pause=True)
                 await self._flush_writes()
                 log.warning("invocation %s paused after %d attempts: %s", self.id, retry_count, result.message)
                 return
+            if isinstance(after, retry.StepExhausted):
+                self.append_notification(after.completion)
+            delay = after.delay_s if isinstance(after, retry.RetryAfter) else 0.0
+            self._record_failure(result, retry_count, delay, pause=False)
             log.info("invocation %s attempt %d failed, retrying in %.3fs: %s", self.id, retry_count, delay, result.message)
             if delay > 0:
                 self.status = LiveStatus.BACKING_OFF
                 with anyio.CancelScope() as self._backoff_scope:
                     await anyio.sleep(delay)
                 self._backoff_scope = None
-                self._submit(self.runtime.transitions.running_again(self.id, self.now_ms()))
-
-    def _next_delay(self, failure: AttemptFailure, retry_count: int, backoff: Backoff) -> tuple[float, bool, bool]:
-        """(delay before the next attempt, pause instead, give up and fail)."""
-        if failure.run_entry is not None and failure.run_options is not None:
-            step_backoff = run_backoff(failure.run_options)
-            if step_backoff is not None:
-                completion_id = failure.run_entry.completion_id
-                now = anyio.current_time()
-                failures, first = self._run_failures.get(completion_id, (0, now))
-                failures += 1
-                self._run_failures[completion_id] = (failures, first)
-                if step_backoff.exhausted(failures, now - first):
-                    # From now on the step raises TerminalError in the handler, which may catch it; its message is
-                    # the last failure's, as the official SDK's (ValueError('boom')).
-                    self._append_notification(e.Completion(completion_id=completion_id, result=e.Failure(500, failure.message)))
-                    return 0.0, False, False
-                return step_backoff.delay_s(failures), False, False
-        if isinstance(failure.error, RetryableError) and failure.error.retry_after is not None:
-            return failure.error.retry_after.total_seconds(), False, False
-        if isinstance(failure.error, RemoteFailure) and failure.error.retry_after_s is not None:
-            return failure.error.retry_after_s, False, False
-        if backoff.exhausted(retry_count):
-            return 0.0, backoff.on_max_attempts == "pause", backoff.on_max_attempts == "kill"
-        return backoff.delay_s(retry_count), False, False
+                self.submit(self.runtime.transitions.running_again(self.id, self.now_ms()))
 
     def _record_failure(self, failure: AttemptFailure, retry_count: int, delay_s: float, pause: bool) -> None:
         now = self.now_ms()
-        entry = failure.run_entry
-        details = {
-            "message": failure.message,
-            "code": failure.code,
-            "at_ms": now,
-            "entry_index": None,
-            "entry_name": entry.name if entry is not None else None,
-            "entry_type": entry.type_name if entry is not None else None,
-        }
-        if entry is not None:
-            details["entry_index"] = next((i for i, x in enumerate(self.machine.entries) if x is entry), None)
-        elif isinstance(failure.error, JournalMismatch):
-            details["entry_index"] = failure.error.index
-        elif isinstance(failure.error, RemoteFailure):
-            details["entry_index"] = failure.error.entry_index
-            details["entry_name"] = failure.error.entry_name
+        details = retry.failure_details(failure, self.machine.entries, now)
         self.record.retry_count = retry_count
         self.record.last_failure = details
         self.runtime.stats.attempt_failures += 1
-        self._submit(
+        self.submit(
             self.runtime.transitions.attempt_failed(self.id, retry_count, details, now + int(delay_s * 1000), pause, now)
         )
 
     async def _attempt(self) -> bytes | e.Failure | AttemptFailure | SuspendedException:
-        """One run of the handler over the journal."""
+        """One run of the handler over the journal, in process."""
         await self._flush_writes()
         self.machine.restart()
         self._run_requested = False
-        self._attempt_failure = None
-        self._deferred_runs.clear()
-        self._attempt_finished = anyio.Event()
-        context = context_for(self)
-        outcome: typing.Any = None
+        attempt = LocalAttempt(self, self.handler, self.machine, self._wakeup, self.runtime.suspend_after_for(self.handler))
+        decoded, self._decoded_input = self._decoded_input, NOT_DECODED
+        self._local_attempt = attempt
         try:
-            with anyio.CancelScope() as attempt_scope:
-                self._attempt_scope = attempt_scope
-                async with anyio.create_task_group() as runs:
-                    self._run_nursery = runs
-                    try:
-                        decoded, self._decoded_input = self._decoded_input, NOT_DECODED
-                        output = await invoke_handler(self.handler, context, self.machine.input.value, decoded)
-                        outcome = self._record_output(output)
-                    except TerminalError as exc:
-                        outcome = self._record_output(e.Failure(exc.status_code, exc.message, exc.metadata))
-                    except (SuspendedException, AttemptAborted) as exc:
-                        outcome = exc
-                    except Exception as exc:
-                        outcome = AttemptFailure(explain_wrong_loop(exc))
-                    finally:
-                        runs.cancel_scope.cancel()  # steps the handler never awaited end with the attempt
+            return await attempt.run(decoded)
         finally:
-            self._attempt_scope = None
-            self._run_nursery = None
-            self._attempt_finished.set()
-            self._notified.set()  # a wait the handler abandoned (asyncio) wakes, and ends
-        if self._attempt_failure is not None:
-            return self._attempt_failure  # a step failed, the journal diverged, or a write failed
-        if outcome is None or isinstance(outcome, AttemptAborted):
-            return AttemptFailure(RuntimeError("the attempt was aborted"))
-        return outcome
-
-    def _record_output(self, result: bytes | e.Failure) -> bytes | e.Failure | AttemptFailure:
-        try:
-            self.machine.record(e.Output(result=result))
-        except JournalMismatch as exc:
-            return AttemptFailure(exc)
-        return result
+            self._local_attempt = None
 
     async def _complete(self, result: bytes | e.Failure) -> None:
         machine = self.machine
@@ -412,7 +304,7 @@ class InvocationActor:
         faults = self.runtime.faults
         if faults is not None:
             faults.hit("invocation.before_complete")
-        ticket = self._submit(
+        ticket = self.submit(
             self.runtime.transitions.complete(self.id, index, output, output.ts),
             on_commit=(lambda _: faults.hit("invocation.after_complete")) if faults is not None else None,
         )
@@ -445,7 +337,7 @@ class InvocationActor:
         if something_arrived():
             return False
         awaiting = [self._describe_handle(h) for h in self.awaiting]
-        ticket = self._submit(self.runtime.transitions.suspend(self.id, awaiting, self.now_ms(), journal_length))
+        ticket = self.submit(self.runtime.transitions.suspend(self.id, awaiting, self.now_ms(), journal_length))
         try:
             applied = await ticket.wait()
         except Exception:
@@ -464,208 +356,30 @@ class InvocationActor:
                 return entry.describe()
         return f"completion {handle}"
 
-    # ------------------------------------------------------------ what the context calls (InvocationHost)
-
     def now_ms(self) -> int:
         return self.runtime.clock.now_ms()
 
-    def due_ms(self, delay_ms: int) -> int:
-        return self.runtime.clock.due_ms(delay_ms)
-
-    def kind_of(self, target: e.Target) -> str | None:
-        return self.runtime.registry.kind_of(target)
-
-    def attempt_finished(self) -> anyio.Event:
-        return self._attempt_finished
-
-    def record_command(self, command: e.Entry) -> e.Entry:
-        try:
-            entry, new = self.machine.record(command)
-        except JournalMismatch as exc:
-            self._fail_attempt(AttemptFailure(exc))
-            raise AttemptAborted(str(exc)) from None
-        if new:
-            entry.ts = self.now_ms()
-            index = len(self.machine.entries) - 1
-            if self.runtime.tracing is not None and isinstance(entry, (e.Call, e.OneWayCall)):
-                self.runtime.tracing.tag_outgoing(self, entry)
-            self.runtime.stats.journal_appends += 1
-            faults = self.runtime.faults
-            points = _fault_points_of(entry) if faults is not None else None
-            if points is not None:
-                faults.hit(points[0])
-            self._submit(
-                self.runtime.transitions.append(self.id, index, entry, entry.ts),
-                on_commit=(lambda _: faults.hit(points[1])) if points is not None else None,
-            )
-        return entry
-
-    def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
-        """Take a step; it runs once awaited (see `wait`). A cancellation ahead makes that await raise 409 first."""
-        if self._run_nursery is None:
-            raise AttemptAborted("a run step was started outside of an attempt")
-        self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
-
-    def _launch_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
-        assert self._run_nursery is not None
-        self._runs_in_flight += 1
-        self._run_nursery.start_soon(
-            self._execute_run, entry, action, serde, options, self.machine.cancellation_given, name=f"run {entry.name}"
-        )
-
-    def _start_deferred_runs(self, handles: typing.Collection[int]) -> None:
-        for handle in handles:
-            deferred = self._deferred_runs.pop(handle, None)
-            if deferred is not None:
-                self._launch_run(*deferred)
-
-    async def _execute_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any],
-                           options: RunOptions[typing.Any], started_after_cancel: bool) -> None:
-        faults = self.runtime.faults
-        try:
-            try:
-                if faults is not None:
-                    faults.hit("run.before_effect")
-                if _is_async(action):
-                    value = await action()
-                else:
-                    call = functools.partial(contextvars.copy_context().run, action)
-                    value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
-                result: bytes | e.Failure = serde.serialize(value)
-            except TerminalError as exc:
-                result = e.Failure(exc.status_code, exc.message, exc.metadata)
-            except Exception as exc:  # a retryable failure: this attempt ends, attributed to the step
-                if self.machine.cancellation_given and not started_after_cancel:
-                    # The handler left this step behind when it was cancelled and is running its
-                    # compensations: retrying would cut them short. Awaited again, it starts again.
-                    log.info("invocation %s: step '%s' failed after the handler was cancelled; not retried: %s",
-                             self.id, entry.name, exc)
-                    self._deferred_runs[entry.completion_id] = (entry, action, serde, options)
-                    return
-                self._fail_attempt(AttemptFailure(explain_wrong_loop(exc) if _is_async(action) else exc, entry, options))
-                return
-            if faults is not None:
-                faults.hit("run.after_effect")
-            self._append_notification(e.Completion(completion_id=entry.completion_id, result=result))
-        finally:
-            self._runs_in_flight -= 1
-            self._notified.set()
-
-    def _next_notification(self) -> anyio.Event:
-        """The event the next notification sets.
-
-        Shared by every task that waits now: under asyncio a handler may wait on several futures at once
-        (asyncio.gather makes a task per future), and each of them must wake on the next notification.
-        """
-        if self._notified.is_set():
-            self._notified = anyio.Event()
-        return self._notified
-
-    async def wait(self, handles: typing.Collection[int], need_all: bool) -> None:
-        machine = self.machine
-        suspend_after = self.runtime.suspend_after_for(self.handler)
-        attempt_finished = self._attempt_finished
-        while not machine.wait(handles, need_all):
-            if attempt_finished.is_set():
-                end_abandoned_waiter()
-            if self._deferred_runs and not machine.cancellation_ahead():
-                self._start_deferred_runs(handles)
-            notified = self._next_notification()
-            if self._runs_in_flight or suspend_after is None or machine.has_unconsumed_notifications():
-                await notified.wait()
-                continue
-            with anyio.move_on_after(suspend_after):
-                await notified.wait()
-            if not notified.is_set() and not self._runs_in_flight and not machine.has_unconsumed_notifications():
-                self.awaiting = list(handles)
-                raise SuspendedException()
-        if machine.take_cancellation():
-            self._cancel_children()
-            raise TerminalError("canceled", 409)
-
-    def _cancel_children(self) -> None:
-        """Cancellation reaches the calls this handler still waits for (not its sends)."""
-        for call in self.machine.calls_to_cancel():
-            self.record_command(e.SendSignal(target_invocation_id=call.callee_id, signal_index=e.CANCEL_SIGNAL))
-
     def _fail_attempt(self, failure: AttemptFailure) -> None:
-        if self._attempt_failure is None:
-            self._attempt_failure = failure
-        if self._attempt_scope is not None:
-            self._attempt_scope.cancel()
+        """Something outside the handler's code failed the in-process attempt running now (if one is)."""
+        if self._local_attempt is not None:
+            self._local_attempt.fail(failure)
 
-    # ------------------------------------------------------------ remote deployments
+    # ------------------------------------------------------------ remote deployments (durio.actors.remote.attempt)
 
     @property
     def is_remote(self) -> bool:
         return getattr(self.handler, "deployment", None) is not None
 
     async def _remote_attempt(self) -> bytes | e.Failure | AttemptFailure | SuspendedException:
-        journal_length = len(self.machine.entries)
         outcome = await remote_attempt(self)
-        if isinstance(outcome, RemoteFailure):
-            if len(self.machine.entries) != journal_length or self._remote_failures_at != journal_length:
-                self.remote_failures = 0
-            self.remote_failures += 1
-            self._remote_failures_at = len(self.machine.entries)
-            return AttemptFailure(outcome)
-        return outcome
+        return AttemptFailure(outcome) if isinstance(outcome, RemoteFailure) else outcome
 
     async def flush_writes(self) -> None:
         await self._flush_writes()
 
     async def durable_growth(self) -> None:
         """Wait until another notification becomes durable (or something else wakes the invocation's waiters)."""
-        await self._next_notification().wait()
-
-    async def wait_for_any(self, handles: typing.Collection[int]) -> bool:
-        """Wait until the journal durably holds any of these; False after `suspend_after_s` of nothing."""
-        suspend_after = self.runtime.config.suspend_after_s
-        deadline = None if suspend_after is None else anyio.current_time() + suspend_after
-        while True:
-            await self._flush_writes()
-            if any(self.machine.has_notification(h) for h in handles):
-                return True
-            notified = self._next_notification()
-            if deadline is None:
-                await notified.wait()
-                continue
-            with anyio.CancelScope(deadline=deadline):
-                await notified.wait()
-            if not notified.is_set():
-                return False
-
-    def record_remote_command(self, entry: e.Entry) -> None:
-        """A command a remote handler sent: check it, give calls their callee id, persist and perform it."""
-        handler = self.handler
-        if isinstance(entry, (e.SetState, e.ClearState, e.ClearAllState)) and (
-            handler.service_kind == "service" or handler.kind == "shared"
-        ):
-            raise ProtocolError(f"{entry.describe()} from {handler.service_name}.{handler.name}, which cannot write state")
-        if isinstance(entry, (e.GetPromise, e.PeekPromise, e.CompletePromise)) and handler.service_kind != "workflow":
-            raise ProtocolError(f"{entry.describe()} from {handler.service_name}, which is not a workflow")
-        if isinstance(entry, (e.Call, e.OneWayCall)):
-            if isinstance(entry, e.OneWayCall) and entry.invoke_at_ms and entry.invoke_at_ms <= self.now_ms():
-                entry.invoke_at_ms = 0
-            entry.callee_id = ids.callee_invocation_id(entry.target, entry.idempotency_key, self.kind_of(entry.target), self.now_ms())
-            if self.runtime.tracing is not None:
-                self.runtime.tracing.tag_outgoing(self, entry)
-        entry.ts = self.now_ms()
-        index = self.machine.append_command_after_replay(entry)
-        self.runtime.stats.journal_appends += 1
-        self._submit(self.runtime.transitions.append(self.id, index, entry, entry.ts))
-        if isinstance(entry, e.SetState):
-            self.state[entry.key] = entry.value
-        elif isinstance(entry, e.ClearState):
-            self.state.pop(entry.key, None)
-        elif isinstance(entry, e.ClearAllState):
-            self.state.clear()
-        elif isinstance(entry, (e.Call, e.OneWayCall)):
-            self._append_notification(e.Completion(completion_id=entry.invocation_id_completion_id, result=entry.callee_id))
-        elif isinstance(entry, e.GetLazyState):
-            self._append_notification(e.Completion(completion_id=entry.completion_id, result=self.state.get(entry.key)))
-        elif isinstance(entry, e.GetLazyStateKeys):
-            self._append_notification(e.Completion(completion_id=entry.completion_id, result=sorted(self.state)))
+        await self._wakeup.next().wait()
 
     # ------------------------------------------------------------ notifications
 
@@ -677,13 +391,13 @@ class InvocationActor:
         if self.machine is None:
             self._early.append((notification, outbox_seq, timer))
             return
-        self._append_notification(notification, outbox_seq, timer)
+        self.append_notification(notification, outbox_seq, timer)
 
-    def _append_notification(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
+    def append_notification(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
         handle = e.handle_of(notification)
         if self.machine.has_notification(handle):
             if outbox_seq is not None or timer is not None:
-                self._submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer, handle))
+                self.submit(self.runtime.transitions.discard_message(self.id, outbox_seq, timer, handle))
             return
         notification.ts = self.now_ms()
         index = self.machine.append_notification(notification)
@@ -696,7 +410,7 @@ class InvocationActor:
             self.runtime.faults.hit("notification.before_durable")
         if self.runtime.tracing is not None:
             self.runtime.tracing.step_completed(self, notification)
-        self._submit(
+        self.submit(
             self.runtime.transitions.append(self.id, index, notification, notification.ts, outbox_seq, timer),
             on_commit=functools.partial(self._on_notification_stored, index + 1, timer, outbox_seq, self.machine),
         )
@@ -716,14 +430,14 @@ class InvocationActor:
             stale = _StaleJournal(f"journal entry {length - 1} of {self.id} was stored after the journal was reloaded")
             self._write_error = self._write_error or stale
             self._fail_attempt(AttemptFailure(stale))
-            self._notified.set()
+            self._wakeup.set()
             return
         self.machine.mark_durable(length)
-        self._notified.set()
+        self._wakeup.set()
 
     # ------------------------------------------------------------ writes
 
-    def _submit(self, op: typing.Any, on_commit: typing.Callable[[typing.Any], None] | None = None) -> Ticket:
+    def submit(self, op: Op, on_commit: typing.Callable[[typing.Any], None] | None = None) -> Ticket:
         ticket = self.runtime.commit(op, on_commit, on_error=self._on_write_error)
         self._last_ticket = ticket
         return ticket
@@ -744,10 +458,10 @@ class InvocationActor:
         # A delivery may have come while the outbox was read, into the reloaded journal: it is tracked
         # (as undurable) by that append, and must stay tracked, so nothing here clears the trackers.
         for outbox_seq, notification in pending:
-            self._append_notification(notification, outbox_seq)
+            self.append_notification(notification, outbox_seq)
         for timer, notification in list(self._undurable_timers.items()):
             if not self.machine.has_notification(e.handle_of(notification)):
-                self._append_notification(notification, timer=timer)
+                self.append_notification(notification, timer=timer)
 
     async def _flush_writes(self) -> None:
         """Wait until every write made so far is durable; after a failed one, reload the journal."""
@@ -781,20 +495,3 @@ class InvocationActor:
 
 class _NotMyTurn(Exception):
     pass
-
-
-def _fault_points_of(entry: e.Entry) -> tuple[str, str] | None:
-    """The fault-injection points before and after a new command becomes durable, if it has any."""
-    if isinstance(entry, (e.Call, e.OneWayCall)):
-        return "call.before_create", "call.after_create"
-    if isinstance(entry, (e.SetState, e.ClearState, e.ClearAllState)):
-        return "state.before_write", "state.after_write"
-    return None
-
-
-def _is_async(action: typing.Callable[[], typing.Any]) -> bool:
-    target = action
-    while isinstance(target, functools.partial):
-        target = target.func
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))
-

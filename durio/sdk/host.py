@@ -1,7 +1,7 @@
 """What handler contexts and futures need from the runtime that executes them.
 
-The context turns SDK calls into journal commands; the host (an invocation
-actor in-process, or an endpoint attempt behind `durio.app`) persists them,
+The context turns SDK calls into journal commands; the host (an attempt of
+durio.sdk.attempt.AttemptHost: in-process, or behind `durio.app`) persists them,
 runs `run` steps and waits for notifications. These Protocols are all the SDK
 sees of either: the journal as the few verbs it asks of it (JournalView, which
 durio.journal.machine.InvocationMachine satisfies) and the invocation as its id,

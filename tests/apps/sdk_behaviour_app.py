@@ -64,6 +64,22 @@ async def steps(ctx: durio.Context, tag: str) -> int:
     return await first + await second
 
 
+class Quote:
+    """A step's action that is an object with an async __call__ (a configured client, say)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    async def __call__(self) -> str:
+        side_effects.append(f"{self.tag}: quoted")
+        return f"quote for {self.tag}"
+
+
+@behaviour.handler()
+async def async_object_step(ctx: durio.Context, tag: str) -> str:
+    return await ctx.run_typed("quote", Quote(tag))
+
+
 @behaviour.handler()
 async def effects(ctx: durio.Context, tag: str) -> list:
     return sorted(effect for effect in side_effects if effect.startswith(f"{tag}:"))

@@ -27,10 +27,12 @@ from __future__ import annotations
 import logging
 import math
 import typing
+from dataclasses import dataclass
 
 import anyio
 
-from durio.actors.ports import ActorHost
+from durio import ids
+from durio.actors.ports import ActorHost, Op
 from durio.actors.remote import h2_client, http_client
 from durio.actors.remote.deployments import RemoteHandler
 from durio.journal import entries as e
@@ -41,24 +43,43 @@ from durio.protocol.framing import Frame, FrameDecoder, ProtocolError, encode
 from durio.protocol.manifest import INVOCATION_CONTENT_TYPE
 from durio.sdk.errors import ErrorCode, SuspendedException
 from durio.storage.records import InvocationRecord, TimerKey
+from durio.storage.writer import Ticket
 
 
 class AttemptActor(typing.Protocol):
     """What a remote attempt needs of the invocation actor it runs for (durio.actors.invocation)."""
 
     runtime: ActorHost
+    id: str
     record: InvocationRecord
     handler: typing.Any  # a RemoteHandler (or a local Handler, for an actor that runs in-process)
     machine: InvocationMachine
     state: dict[str, bytes]
     awaiting: list[int]
-    remote_failures: int
+    remote_failures: RemoteFailures
 
+    def now_ms(self) -> int: ...
+    def submit(self, op: Op, on_commit: typing.Callable[[typing.Any], None] | None = None) -> Ticket: ...
     def deliver(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None: ...
+    def append_notification(self, notification: e.Notification) -> None: ...
     async def durable_growth(self) -> None: ...
     async def flush_writes(self) -> None: ...
-    async def wait_for_any(self, handles: typing.Collection[int]) -> bool: ...
-    def record_remote_command(self, entry: e.Entry) -> None: ...
+
+
+@dataclass
+class RemoteFailures:
+    """Failed remote attempts since the journal last grew (the StartMessage's retry count, as Restate counts)."""
+
+    count: int = 0
+    journal_length: int = 0  # the journal's length after the last counted failure
+
+    def counted(self, length_before: int, length_after: int) -> None:
+        """An attempt that began with `length_before` entries failed with `length_after`."""
+        if length_after != length_before or self.journal_length != length_before:
+            self.count = 0
+        self.count += 1
+        self.journal_length = length_after
+
 
 HTTP_2 = "HTTP/2.0"
 BIDI_STREAM = "BidiStream"
@@ -89,15 +110,68 @@ def _lazy_state_of(handler: typing.Any, service: typing.Any) -> bool:
 
 async def remote_attempt(actor: AttemptActor) -> bytes | e.Failure | SuspendedException | RemoteFailure:
     """Run the invocation at its deployment until it ends, fails, or waits for long."""
+    journal_length = len(actor.machine.entries)
     while True:
         await actor.flush_writes()
         outcome = await _one_request(actor)
+        if isinstance(outcome, RemoteFailure):
+            actor.remote_failures.counted(journal_length, len(actor.machine.entries))
         if not isinstance(outcome, list):
             return outcome
         # Suspended: invoke again as soon as anything it waits for (or a cancellation) arrives.
-        if not await actor.wait_for_any([*outcome, -e.CANCEL_SIGNAL]):
+        if not await _wait_for_any(actor, [*outcome, -e.CANCEL_SIGNAL]):
             actor.awaiting = outcome
             return SuspendedException()
+
+
+async def _wait_for_any(actor: AttemptActor, handles: typing.Collection[int]) -> bool:
+    """Wait until the journal durably holds any of these; False after `suspend_after_s` of nothing."""
+    suspend_after = actor.runtime.config.suspend_after_s
+    deadline = None if suspend_after is None else anyio.current_time() + suspend_after
+    while True:
+        await actor.flush_writes()
+        if any(actor.machine.has_notification(h) for h in handles):
+            return True
+        with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as waiting:
+            await actor.durable_growth()
+        if waiting.cancelled_caught:
+            return False
+
+
+def _record_command(actor: AttemptActor, entry: e.Entry) -> None:
+    """A command a remote handler sent: check it, give calls their callee id, persist and perform it."""
+    handler = actor.handler
+    if isinstance(entry, (e.SetState, e.ClearState, e.ClearAllState)) and (
+        handler.service_kind == "service" or handler.kind == "shared"
+    ):
+        raise ProtocolError(f"{entry.describe()} from {handler.service_name}.{handler.name}, which cannot write state")
+    if isinstance(entry, (e.GetPromise, e.PeekPromise, e.CompletePromise)) and handler.service_kind != "workflow":
+        raise ProtocolError(f"{entry.describe()} from {handler.service_name}, which is not a workflow")
+    runtime = actor.runtime
+    if isinstance(entry, (e.Call, e.OneWayCall)):
+        if isinstance(entry, e.OneWayCall) and entry.invoke_at_ms and entry.invoke_at_ms <= actor.now_ms():
+            entry.invoke_at_ms = 0
+        entry.callee_id = ids.callee_invocation_id(entry.target, entry.idempotency_key, runtime.registry.kind_of(entry.target),
+                                                   actor.now_ms())
+        if runtime.tracing is not None:
+            runtime.tracing.tag_outgoing(actor, entry)
+    entry.ts = actor.now_ms()
+    index = actor.machine.append_command_after_replay(entry)
+    runtime.stats.journal_appends += 1
+    actor.submit(runtime.transitions.append(actor.id, index, entry, entry.ts))
+    state = actor.state
+    if isinstance(entry, e.SetState):
+        state[entry.key] = entry.value
+    elif isinstance(entry, e.ClearState):
+        state.pop(entry.key, None)
+    elif isinstance(entry, e.ClearAllState):
+        state.clear()
+    elif isinstance(entry, (e.Call, e.OneWayCall)):
+        actor.append_notification(e.Completion(completion_id=entry.invocation_id_completion_id, result=entry.callee_id))
+    elif isinstance(entry, e.GetLazyState):
+        actor.append_notification(e.Completion(completion_id=entry.completion_id, result=state.get(entry.key)))
+    elif isinstance(entry, e.GetLazyStateKeys):
+        actor.append_notification(e.Completion(completion_id=entry.completion_id, result=sorted(state)))
 
 
 def _request_body(actor: AttemptActor, version: int) -> bytes:
@@ -106,7 +180,7 @@ def _request_body(actor: AttemptActor, version: int) -> bytes:
     # Restate does; its answers then reflect what the invocation wrote so far.
     lazy = _lazy_state_of(actor.handler, actor.runtime.registry.service(actor.handler.service_name))
     return attempt_codec.request_body(record.id, record.target.key, actor.machine.entries, None if lazy else actor.state,
-                                      actor.remote_failures, version)
+                                      actor.remote_failures.count, version)
 
 
 async def _one_request(actor: AttemptActor) -> bytes | e.Failure | RemoteFailure | list[int]:
@@ -271,5 +345,5 @@ def _apply_frame(actor: AttemptActor, frame: Frame, output: bytes | e.Failure | 
         if output is None:
             raise ProtocolError("End without an Output command")
         return output
-    actor.record_remote_command(answer)
+    _record_command(actor, answer)
     return None
