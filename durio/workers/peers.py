@@ -242,7 +242,12 @@ class Peers:
             stream: anyio.abc.ByteStream = await anyio.connect_unix(address)
         else:
             stream = await anyio.connect_tcp(*address)
-        await stream.send(_LENGTH.pack(len(self.secret)) + self.secret)
+        try:
+            await stream.send(_LENGTH.pack(len(self.secret)) + self.secret)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            # The peer closed as it was reached (dying, or restarting): like a refused connection, tried again.
+            await stream.aclose()
+            raise OSError(f"{self.describe(member)} closed the connection at once") from exc
         return stream
 
     async def _keep_link(self, worker: typing.Any, link: _Link) -> None:
