@@ -62,6 +62,7 @@ conformance-restate: $(STAMP) $(RESTATE_STAMP)
 # in pyproject.toml (import-linter: the journal and the protocol codec are sans-IO; storage, the SDK and the
 # protocol never import upward, TYPE_CHECKING imports included), and no import cycle (scripts/import_graph.py).
 lint: $(STAMP)
+	$(BIN)/ruff format --check durio tests benchmarks examples scripts
 	$(BIN)/ruff check durio tests benchmarks examples scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports

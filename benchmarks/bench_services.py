@@ -72,9 +72,7 @@ async def run(ctx: restate.Context, req: SubscriptionRequest) -> None:
     payment_id = str(ctx.uuid())
     pay_ref = await ctx.run_typed("pay", create_recurring_payment, restate.RunOptions(), req.creditCard, payment_id)
     for subscription in req.subscriptions:
-        await ctx.run_typed(
-            f"add-{subscription}", create_subscription, restate.RunOptions(), req.userId, subscription, pay_ref
-        )
+        await ctx.run_typed(f"add-{subscription}", create_subscription, restate.RunOptions(), req.userId, subscription, pay_ref)
 
 
 # ------------------------------------------------------------------ per-key state

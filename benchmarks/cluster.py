@@ -149,8 +149,7 @@ def measure_round_trips(postgres: Postgres, partitions: int) -> dict[str, typing
 
 
 def _timing(seconds: list[float]) -> dict[str, float]:
-    return {"median_ms": statistics.median(seconds) * 1000, "p99_ms": _percentile(seconds, 0.99) * 1000,
-            "samples": len(seconds)}
+    return {"median_ms": statistics.median(seconds) * 1000, "p99_ms": _percentile(seconds, 0.99) * 1000, "samples": len(seconds)}
 
 
 def _database(postgres: Postgres, name: str) -> Postgres:
@@ -162,13 +161,35 @@ def _database(postgres: Postgres, name: str) -> Postgres:
 # ------------------------------------------------------------------ nodes
 
 
-def node_argv(data_dir: pathlib.Path, ports: list[int], backend: str, dsn: str, name: str,
-              args: argparse.Namespace) -> list[str]:
+def node_argv(data_dir: pathlib.Path, ports: list[int], backend: str, dsn: str, name: str, args: argparse.Namespace) -> list[str]:
     ingress, admin, peers = ports
-    return [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir),
-            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend,
-            "--workers", "1", "--cluster", dsn, "--node-name", name, "--cluster-lease", f"{args.lease:g}",
-            "--partitions", str(args.partitions), "--advertise-url", f"http://127.0.0.1:{peers}"]
+    return [
+        PYTHON,
+        "-m",
+        "durio.cli",
+        "serve",
+        str(HERE / "durio_app.py"),
+        "--data-dir",
+        str(data_dir),
+        "--ingress",
+        f"127.0.0.1:{ingress}",
+        "--admin",
+        f"127.0.0.1:{admin}",
+        "--backend",
+        backend,
+        "--workers",
+        "1",
+        "--cluster",
+        dsn,
+        "--node-name",
+        name,
+        "--cluster-lease",
+        f"{args.lease:g}",
+        "--partitions",
+        str(args.partitions),
+        "--advertise-url",
+        f"http://127.0.0.1:{peers}",
+    ]
 
 
 class Node:
@@ -179,10 +200,12 @@ class Node:
         self.admin = admin
 
 
-def start_nodes(count: int, dsn: str, work: pathlib.Path, logs: pathlib.Path, backend: str,
-                args: argparse.Namespace, prefix: str) -> tuple[list[Node], str | None]:
+def start_nodes(
+    count: int, dsn: str, work: pathlib.Path, logs: pathlib.Path, backend: str, args: argparse.Namespace, prefix: str
+) -> tuple[list[Node], str | None]:
     """Start the first node, then once it answers the others at once; returns them all, and why they are not all
     ready and sharing the partitions (None: they are). The first goes first: it creates the cluster's tables."""
+
     def start(index: int) -> Node:
         name = f"node-{index}"
         ports = free_ports(3)
@@ -198,15 +221,19 @@ def start_nodes(count: int, dsn: str, work: pathlib.Path, logs: pathlib.Path, ba
                 node.process.wait_until_answering(node.ingress, "/restate/health", timeout=OTHER_NODES_TIMEOUT_S)
             except ServerDied:
                 last = node.process.log_tail(3).strip().splitlines()
-                return nodes, (f"{node.name} did not become ready within {OTHER_NODES_TIMEOUT_S:.0f} s of the first "
-                               f"node (its last log line: {last[-1] if last else '(none)'})")
+                return nodes, (
+                    f"{node.name} did not become ready within {OTHER_NODES_TIMEOUT_S:.0f} s of the first "
+                    f"node (its last log line: {last[-1] if last else '(none)'})"
+                )
         # Ready is not settled: a node that joins takes its share of the partitions at its next heartbeats.
         deadline = time.monotonic() + OTHER_NODES_TIMEOUT_S
         while not _shared_fairly(holding := _holdings(dsn), {node.name for node in nodes}, args.partitions):
             if time.monotonic() > deadline:
                 shares = ", ".join(f"{name} {held}" for name, held in sorted(holding.items())) or "nobody"
-                return nodes, (f"the partitions were not shared fairly by all {count} nodes within "
-                               f"{OTHER_NODES_TIMEOUT_S:.0f} s (partitions held: {shares})")
+                return nodes, (
+                    f"the partitions were not shared fairly by all {count} nodes within "
+                    f"{OTHER_NODES_TIMEOUT_S:.0f} s (partitions held: {shares})"
+                )
             time.sleep(0.2)
     except BaseException:
         for node in nodes:
@@ -221,8 +248,10 @@ def _holdings(dsn: str) -> dict[str, int]:
 
     connection = connect(dsn)
     try:
-        rows = connection.execute("SELECT split_part(owner, '@', 1), count(*) FROM durio_partitions "
-                                  "WHERE pid >= 0 AND owner IS NOT NULL AND expires_at > now() GROUP BY 1").fetchall()
+        rows = connection.execute(
+            "SELECT split_part(owner, '@', 1), count(*) FROM durio_partitions "
+            "WHERE pid >= 0 AND owner IS NOT NULL AND expires_at > now() GROUP BY 1"
+        ).fetchall()
     finally:
         connection.close()
     return dict(rows)
@@ -230,20 +259,27 @@ def _holdings(dsn: str) -> dict[str, int]:
 
 def _shared_fairly(holding: dict[str, int], nodes: set[str], partitions: int) -> bool:
     """Every partition held, by these nodes only, none holding more than its fair share (no hand-over pending)."""
-    return (set(holding) == nodes and sum(holding.values()) == partitions
-            and max(holding.values()) <= math.ceil(partitions / len(nodes)))
+    return (
+        set(holding) == nodes
+        and sum(holding.values()) == partitions
+        and max(holding.values()) <= math.ceil(partitions / len(nodes))
+    )
 
 
-def start_cluster(count: int, postgres: Postgres, work: pathlib.Path, logs: pathlib.Path, backend: str,
-                  args: argparse.Namespace) -> tuple[compare.System | None, dict[str, typing.Any]]:
+def start_cluster(
+    count: int, postgres: Postgres, work: pathlib.Path, logs: pathlib.Path, backend: str, args: argparse.Namespace
+) -> tuple[compare.System | None, dict[str, typing.Any]]:
     """pg-N: N nodes on a database of their own, as one System (nodes + PostgreSQL), or None and why not."""
     name = f"pg-{count}"
     dsn = _database(postgres, f"durio_{count}_nodes").dsn
     run.progress(f"starting {name}: {count} node(s) with --cluster")
     nodes, not_ready = start_nodes(count, dsn, work, logs, backend, args, name)
     info: dict[str, typing.Any] = {
-        "nodes_asked": count, "argv": [node.process.argv for node in nodes],
-        "admin_ports": [node.admin for node in nodes], "lease_s": args.lease, "partitions": args.partitions,
+        "nodes_asked": count,
+        "argv": [node.process.argv for node in nodes],
+        "admin_ports": [node.admin for node in nodes],
+        "lease_s": args.lease,
+        "partitions": args.partitions,
     }
     if not_ready is not None:
         for node in nodes:
@@ -260,12 +296,17 @@ def start_cluster(count: int, postgres: Postgres, work: pathlib.Path, logs: path
 
 
 def _owners(postgres: Postgres) -> list[tuple[int, str | None, bool]]:
-    return [(pid, owner, bool(valid)) for pid, owner, valid in postgres.sql(
-        "SELECT pid, owner, coalesce(expires_at > now(), false) FROM durio_partitions ORDER BY pid")]
+    return [
+        (pid, owner, bool(valid))
+        for pid, owner, valid in postgres.sql(
+            "SELECT pid, owner, coalesce(expires_at > now(), false) FROM durio_partitions ORDER BY pid"
+        )
+    ]
 
 
-def measure_takeover(postgres: Postgres, work: pathlib.Path, logs: pathlib.Path, backend: str,
-                     args: argparse.Namespace) -> dict[str, typing.Any]:
+def measure_takeover(
+    postgres: Postgres, work: pathlib.Path, logs: pathlib.Path, backend: str, args: argparse.Namespace
+) -> dict[str, typing.Any]:
     """kill -9 of the node holding partitions → every one of them owned by another node → first completion."""
     from durio.ids import partition_key_of
     from durio.partitions import partition_of_key
@@ -273,8 +314,12 @@ def measure_takeover(postgres: Postgres, work: pathlib.Path, logs: pathlib.Path,
     database = _database(postgres, "durio_takeover")
     run.progress("takeover: starting two nodes")
     nodes, not_ready = start_nodes(2, database.dsn, work, logs, backend, args, "takeover")
-    result: dict[str, typing.Any] = {"lease_s": args.lease, "partitions": args.partitions,
-                                     "second_node_ready_before_kill": not_ready is None, "second_node_note": not_ready}
+    result: dict[str, typing.Any] = {
+        "lease_s": args.lease,
+        "partitions": args.partitions,
+        "second_node_ready_before_kill": not_ready is None,
+        "second_node_note": not_ready,
+    }
     try:
         victim, survivor = nodes
         # Some work first, so the partitions taken over have rows to load.
@@ -302,8 +347,9 @@ def measure_takeover(postgres: Postgres, work: pathlib.Path, logs: pathlib.Path,
                     new_owners = {typing.cast(str, rows[pid][0]).split("@")[0] for pid in held}
             if completed_at is None:
                 try:
-                    status, _ = compare._http("POST", survivor.ingress, f"/restate/call/Counter/{probe}/add", b"1",
-                                              timeout=args.lease + 30)
+                    status, _ = compare._http(
+                        "POST", survivor.ingress, f"/restate/call/Counter/{probe}/add", b"1", timeout=args.lease + 30
+                    )
                 except OSError:
                     status = 0
                 if status == 200:
@@ -312,15 +358,22 @@ def measure_takeover(postgres: Postgres, work: pathlib.Path, logs: pathlib.Path,
             time.sleep(0.05)
         result["available"] = owned_at is not None and completed_at is not None
         if not result["available"]:
-            result["reason"] = (f"no other node {'completed an invocation on' if owned_at else 'took over'} "
-                                f"{victim.name}'s partitions within the lease + 30 s")
-        result.update({
-            "killed_node": victim.name, "partitions_taken_over": len(held), "new_owners": sorted(new_owners),
-            "kill_to_owned_s": None if owned_at is None else owned_at - killed_at,
-            "kill_to_first_completion_s": None if completed_at is None else completed_at - killed_at,
-            "survivor_log": [line for line in survivor.process.log_tail(40).splitlines()
-                             if "local store" in line or "holds" in line][-3:],
-        })
+            result["reason"] = (
+                f"no other node {'completed an invocation on' if owned_at else 'took over'} "
+                f"{victim.name}'s partitions within the lease + 30 s"
+            )
+        result.update(
+            {
+                "killed_node": victim.name,
+                "partitions_taken_over": len(held),
+                "new_owners": sorted(new_owners),
+                "kill_to_owned_s": None if owned_at is None else owned_at - killed_at,
+                "kill_to_first_completion_s": None if completed_at is None else completed_at - killed_at,
+                "survivor_log": [
+                    line for line in survivor.process.log_tail(40).splitlines() if "local store" in line or "holds" in line
+                ][-3:],
+            }
+        )
         return result
     finally:
         for node in nodes:
@@ -343,12 +396,17 @@ def _node_counts(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = run.build_parser()
     parser.description = "durio on PostgreSQL (--cluster) against durio on LMDB alone, same run, medians over rounds."
-    parser.set_defaults(duration=3.0, concurrency=[1, 16], workloads=DEFAULT_WORKLOADS, skip_ceilings=True,
-                        backends=[run.BENCH_BACKEND])
-    parser.add_argument("--nodes", type=_node_counts, default=[1],
-                        help="comma-separated cluster sizes to measure, e.g. 1,2,3 (default 1)")
-    parser.add_argument("--takeover", action="store_true",
-                        help="also time a takeover: kill -9 of a node -> its partitions owned by another -> first completion")
+    parser.set_defaults(
+        duration=3.0, concurrency=[1, 16], workloads=DEFAULT_WORKLOADS, skip_ceilings=True, backends=[run.BENCH_BACKEND]
+    )
+    parser.add_argument(
+        "--nodes", type=_node_counts, default=[1], help="comma-separated cluster sizes to measure, e.g. 1,2,3 (default 1)"
+    )
+    parser.add_argument(
+        "--takeover",
+        action="store_true",
+        help="also time a takeover: kill -9 of a node -> its partitions owned by another -> first completion",
+    )
     parser.add_argument("--lease", type=float, default=10.0, help="--cluster-lease of every node, seconds (default 10)")
     parser.add_argument("--partitions", type=int, default=24, help="--partitions of every server (default 24)")
     parser.add_argument("--rounds", type=int, default=3, help="rows of each workload on each configuration (default 3)")
@@ -378,14 +436,27 @@ def per_step(summary: dict[str, list[dict[str, typing.Any]]], rows: list[dict[st
             added_ms = None
             if pg["p50_ms"] is not None and lmdb["p50_ms"] is not None and commits:
                 added_ms = (pg["p50_ms"] - lmdb["p50_ms"]) / (commits / 1000)
-            mine = [row for row in rows if row.get("config") == config and row["workload"] == entry["workload"]
-                    and row["concurrency"] == 1]
-            postgres_cpu = [row["components"]["postgresql"]["cpu_s_per_1k"] for row in mine
-                            if row["components"].get("postgresql", {}).get("cpu_s_per_1k") is not None]
-            found.append({"config": config, "workload": entry["workload"], "p50_ms_pg": pg["p50_ms"],
-                          "p50_ms_lmdb": lmdb["p50_ms"], "commits_per_invocation": commits / 1000 if commits else None,
-                          "added_ms_per_commit": added_ms,
-                          "postgresql_cpu_s_per_1k": statistics.median(postgres_cpu) if postgres_cpu else None})
+            mine = [
+                row
+                for row in rows
+                if row.get("config") == config and row["workload"] == entry["workload"] and row["concurrency"] == 1
+            ]
+            postgres_cpu = [
+                row["components"]["postgresql"]["cpu_s_per_1k"]
+                for row in mine
+                if row["components"].get("postgresql", {}).get("cpu_s_per_1k") is not None
+            ]
+            found.append(
+                {
+                    "config": config,
+                    "workload": entry["workload"],
+                    "p50_ms_pg": pg["p50_ms"],
+                    "p50_ms_lmdb": lmdb["p50_ms"],
+                    "commits_per_invocation": commits / 1000 if commits else None,
+                    "added_ms_per_commit": added_ms,
+                    "postgresql_cpu_s_per_1k": statistics.median(postgres_cpu) if postgres_cpu else None,
+                }
+            )
     return found
 
 
@@ -409,14 +480,23 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started.isoformat(),
         "machine": machine_info(),
         "settings": {
-            "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds, "nodes": args.nodes,
-            "concurrency": args.concurrency, "workloads": args.workloads, "timeout_s": args.timeout, "backend": backend,
-            "lease_s": args.lease, "partitions": args.partitions, "takeover": args.takeover,
-            "data_filesystem": filesystem_type(work), "durio_workers": 1,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "rounds": args.rounds,
+            "nodes": args.nodes,
+            "concurrency": args.concurrency,
+            "workloads": args.workloads,
+            "timeout_s": args.timeout,
+            "backend": backend,
+            "lease_s": args.lease,
+            "partitions": args.partitions,
+            "takeover": args.takeover,
+            "data_filesystem": filesystem_type(work),
+            "durio_workers": 1,
             "postgresql": f"{bin_dir} (tests/postgres.py settings: fsync on, shared_buffers 32MB, max_connections 40), "
-                          "on the same disk and cores",
+            "on the same disk and cores",
             "cpu": "utime+stime over the window of every process of the configuration: its nodes, and for pg-N "
-                   "PostgreSQL's postmaster and backends",
+            "PostgreSQL's postmaster and backends",
         },
         "workloads": {name: WORKLOADS[name].description for name in args.workloads},
     }
@@ -443,8 +523,11 @@ def main(argv: list[str] | None = None) -> int:
         if len(servers) > 1:
             run.progress("measuring, the configurations taking turns")
             workers.run_rounds(servers, admin_ports, args, document.setdefault("rows", []), label="config")
-            document["summary"] = {config: workers.summarize(document["rows"], [config, "lmdb"], label="config")
-                                   for config in servers if config != "lmdb"}
+            document["summary"] = {
+                config: workers.summarize(document["rows"], [config, "lmdb"], label="config")
+                for config in servers
+                if config != "lmdb"
+            }
             document["per_step"] = per_step(document["summary"], document["rows"])
         document["machine_after_rows"] = machine_state(work)
         for system in reversed(list(servers.values())):
@@ -478,55 +561,98 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
         if document.get(f"machine_{when}_rows"):
             print(f"{when} the rows: {state_line(document[f'machine_{when}_rows'])}")
     settings = document["settings"]
-    print(f"PostgreSQL {document.get('postgresql_version', '?')} on loopback, same machine; every server --workers 1 "
-          f"on {settings['backend']}, fsync on; {args.duration:g} s per row after {args.warmup:g} s warm-up, "
-          f"{args.rounds} rounds, the order reversing every round; lease {args.lease:g} s, {args.partitions} partitions\n")
+    print(
+        f"PostgreSQL {document.get('postgresql_version', '?')} on loopback, same machine; every server --workers 1 "
+        f"on {settings['backend']}, fsync on; {args.duration:g} s per row after {args.warmup:g} s warm-up, "
+        f"{args.rounds} rounds, the order reversing every round; lease {args.lease:g} s, {args.partitions} partitions\n"
+    )
     trips = document.get("round_trips")
     if trips:
-        print("PostgreSQL's own round trip, before the servers start (median / p99 ms over "
-              f"{trips['select_1']['samples']}):")
+        print(f"PostgreSQL's own round trip, before the servers start (median / p99 ms over {trips['select_1']['samples']}):")
         body = [["SELECT 1", _number(trips["select_1"]["median_ms"], 2), _number(trips["select_1"]["p99_ms"], 2)]]
         for steps in (1, 64):
             figure = trips[f"fenced_batch_{steps}_steps"]
-            body.append([f"fenced batch, {steps} step(s) ({figure['rows']} rows)", _number(figure["median_ms"], 2),
-                         _number(figure["p99_ms"], 2)])
+            body.append(
+                [
+                    f"fenced batch, {steps} step(s) ({figure['rows']} rows)",
+                    _number(figure["median_ms"], 2),
+                    _number(figure["p99_ms"], 2),
+                ]
+            )
         print(_format(body, ["what", "median ms", "p99 ms"], left_columns=1))
     for config, info in document.get("clusters", {}).items():
         if not info["available"]:
             print(f"\n{config}: not available: {info['reason']}")
     if document.get("summary"):
-        header = ["config", "workload", "conc", "req/s PG", "req/s LMDB", "PG/LMDB", "each round", "p50 ms PG / LMDB",
-                  "p99 ms PG / LMDB", "CPU s/1k PG (nodes+postgres) / LMDB", "commits/1k inv PG / LMDB", "errors"]
+        header = [
+            "config",
+            "workload",
+            "conc",
+            "req/s PG",
+            "req/s LMDB",
+            "PG/LMDB",
+            "each round",
+            "p50 ms PG / LMDB",
+            "p99 ms PG / LMDB",
+            "CPU s/1k PG (nodes+postgres) / LMDB",
+            "commits/1k inv PG / LMDB",
+            "errors",
+        ]
         body = []
         for config, entries in document["summary"].items():
             for entry in entries:
                 pg, lmdb = entry[config], entry["lmdb"]
-                body.append([config, entry["workload"], str(entry["concurrency"]), _number(pg["requests_per_s"], 0),
-                             _number(lmdb["requests_per_s"], 0),
-                             "-" if entry["ratio"] is None else f"{entry['ratio']:.2f}",
-                             " ".join(f"{ratio:.2f}" for ratio in entry["round_ratios"]),
-                             f"{_number(pg['p50_ms'], 2)} / {_number(lmdb['p50_ms'], 2)}",
-                             f"{_number(pg['p99_ms'], 1)} / {_number(lmdb['p99_ms'], 1)}",
-                             f"{_number(pg['server_cpu_s_per_1k'], 2)} / {_number(lmdb['server_cpu_s_per_1k'], 2)}",
-                             f"{_number(pg['commits_per_1k_invocations'], 0)} / {_number(lmdb['commits_per_1k_invocations'], 0)}",
-                             f"{pg['errors']}/{lmdb['errors']}"])
+                body.append(
+                    [
+                        config,
+                        entry["workload"],
+                        str(entry["concurrency"]),
+                        _number(pg["requests_per_s"], 0),
+                        _number(lmdb["requests_per_s"], 0),
+                        "-" if entry["ratio"] is None else f"{entry['ratio']:.2f}",
+                        " ".join(f"{ratio:.2f}" for ratio in entry["round_ratios"]),
+                        f"{_number(pg['p50_ms'], 2)} / {_number(lmdb['p50_ms'], 2)}",
+                        f"{_number(pg['p99_ms'], 1)} / {_number(lmdb['p99_ms'], 1)}",
+                        f"{_number(pg['server_cpu_s_per_1k'], 2)} / {_number(lmdb['server_cpu_s_per_1k'], 2)}",
+                        f"{_number(pg['commits_per_1k_invocations'], 0)} / {_number(lmdb['commits_per_1k_invocations'], 0)}",
+                        f"{pg['errors']}/{lmdb['errors']}",
+                    ]
+                )
         print("\nMedians over the rounds:")
         print(_format(body, header, left_columns=2))
     if document.get("per_step"):
-        print("\nPer group commit at 1 connection (every commit one invocation's step): what PostgreSQL adds "
-              "(with several nodes, forwarding between them too)")
-        body = [[entry["config"], entry["workload"], _number(entry["p50_ms_pg"], 2), _number(entry["p50_ms_lmdb"], 2),
-                 _number(entry["commits_per_invocation"], 2), _number(entry["added_ms_per_commit"], 2),
-                 _number(entry["postgresql_cpu_s_per_1k"], 2)] for entry in document["per_step"]]
-        print(_format(body, ["config", "workload", "p50 ms PG", "p50 ms LMDB", "commits/inv", "added ms/commit",
-                             "PostgreSQL CPU s/1k"], left_columns=2))
+        print(
+            "\nPer group commit at 1 connection (every commit one invocation's step): what PostgreSQL adds "
+            "(with several nodes, forwarding between them too)"
+        )
+        body = [
+            [
+                entry["config"],
+                entry["workload"],
+                _number(entry["p50_ms_pg"], 2),
+                _number(entry["p50_ms_lmdb"], 2),
+                _number(entry["commits_per_invocation"], 2),
+                _number(entry["added_ms_per_commit"], 2),
+                _number(entry["postgresql_cpu_s_per_1k"], 2),
+            ]
+            for entry in document["per_step"]
+        ]
+        print(
+            _format(
+                body,
+                ["config", "workload", "p50 ms PG", "p50 ms LMDB", "commits/inv", "added ms/commit", "PostgreSQL CPU s/1k"],
+                left_columns=2,
+            )
+        )
     takeover = document.get("takeover")
     if takeover:
         if takeover.get("available"):
-            print(f"\nTakeover (lease {takeover['lease_s']:g} s): kill -9 of {takeover['killed_node']} -> its "
-                  f"{takeover['partitions_taken_over']} partitions owned by {', '.join(takeover['new_owners'])} in "
-                  f"{takeover['kill_to_owned_s']:.1f} s -> first invocation on one of them completed in "
-                  f"{takeover['kill_to_first_completion_s']:.1f} s")
+            print(
+                f"\nTakeover (lease {takeover['lease_s']:g} s): kill -9 of {takeover['killed_node']} -> its "
+                f"{takeover['partitions_taken_over']} partitions owned by {', '.join(takeover['new_owners'])} in "
+                f"{takeover['kill_to_owned_s']:.1f} s -> first invocation on one of them completed in "
+                f"{takeover['kill_to_first_completion_s']:.1f} s"
+            )
         else:
             print(f"\nTakeover: not available: {takeover.get('reason')}")
         if takeover.get("second_node_note"):

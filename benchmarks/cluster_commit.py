@@ -72,7 +72,9 @@ def main() -> None:
         plain = LmdbStore(work / "plain")
         clustered = LmdbStore(work / "cluster")
         clustered.durability = node
-        print(f"{'ops/batch':>9} {'LMDB ms/batch':>14} {'+PostgreSQL ms/batch':>21} {'added ms':>9} {'p99 ms':>7} {'ops/s LMDB':>11} {'ops/s PG':>9}")
+        print(
+            f"{'ops/batch':>9} {'LMDB ms/batch':>14} {'+PostgreSQL ms/batch':>21} {'added ms':>9} {'p99 ms':>7} {'ops/s LMDB':>11} {'ops/s PG':>9}"
+        )
         for size in (int(x) for x in args.sizes.split(",")):
             lmdb_only = measure(plain, args.batches, size)
             shipped = measure(clustered, args.batches, size)

@@ -54,7 +54,12 @@ import run  # noqa: E402  (the ceilings, the parser, the data directory's place:
 from machine import REPO, filesystem_type, machine_info, machine_state, state_line  # noqa: E402
 from processes import ServerDied, ServerProcess, die_with_parent, free_ports  # noqa: E402
 from procstats import (  # noqa: E402
-    ProcessGone, machine_cpu_seconds, memory_megabytes, process_tree, run_queue_wait_between, tree_cpu_seconds,
+    ProcessGone,
+    machine_cpu_seconds,
+    memory_megabytes,
+    process_tree,
+    run_queue_wait_between,
+    tree_cpu_seconds,
     tree_run_queue_waits,
 )
 from report import ceiling_table, compare_table, error_notes, finish, goal_table, machine_line  # noqa: E402
@@ -64,8 +69,16 @@ HERE = pathlib.Path(__file__).resolve().parent
 PYTHON = sys.executable
 RESTATE_PACKAGES = REPO / ".tools" / "restate" / "node_modules" / "@restatedev"
 # What start_restate sets and --restate-env may not change: loopback only, no telemetry.
-FIXED_RESTATE_ENV = frozenset({"RESTATE_DISABLE_TELEMETRY", "RESTATE_LISTEN_MODE", "RESTATE_INGRESS__BIND_ADDRESS",
-                               "RESTATE_ADMIN__BIND_ADDRESS", "RESTATE_BIND_ADDRESS", "RESTATE_ADVERTISED_ADDRESS"})
+FIXED_RESTATE_ENV = frozenset(
+    {
+        "RESTATE_DISABLE_TELEMETRY",
+        "RESTATE_LISTEN_MODE",
+        "RESTATE_INGRESS__BIND_ADDRESS",
+        "RESTATE_ADMIN__BIND_ADDRESS",
+        "RESTATE_BIND_ADDRESS",
+        "RESTATE_ADVERTISED_ADDRESS",
+    }
+)
 # The hidden first argument that makes this file the load generator of one row (see _loadgen_child).
 LOADGEN_CHILD = "_loadgen-child"
 
@@ -110,13 +123,28 @@ class System:
             server.stop()
 
 
-def start_durio(data_dir: pathlib.Path, logs: pathlib.Path, backend: str, workers: str,
-                name: str = "durio") -> tuple[System, dict[str, typing.Any]]:
+def start_durio(
+    data_dir: pathlib.Path, logs: pathlib.Path, backend: str, workers: str, name: str = "durio"
+) -> tuple[System, dict[str, typing.Any]]:
     """durio exactly as run.py starts it for `make bench`, on one backend, with `workers` (a number or auto)."""
     ingress, admin = free_ports(2)
-    argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir),
-            "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend,
-            "--workers", workers]
+    argv = [
+        PYTHON,
+        "-m",
+        "durio.cli",
+        "serve",
+        str(HERE / "durio_app.py"),
+        "--data-dir",
+        str(data_dir),
+        "--ingress",
+        f"127.0.0.1:{ingress}",
+        "--admin",
+        f"127.0.0.1:{admin}",
+        "--backend",
+        backend,
+        "--workers",
+        workers,
+    ]
     server = ServerProcess(name, argv, logs / f"{name}.log")
     system = System(name, f"http://127.0.0.1:{ingress}", {"durio": server})
     expected = len(os.sched_getaffinity(0)) if workers == "auto" else int(workers)
@@ -137,21 +165,28 @@ def start_durio(data_dir: pathlib.Path, logs: pathlib.Path, backend: str, worker
         system.stop()
         raise
     worker_view = [{key: w.get(key) for key in ("worker", "pid", "partitions")} for w in view["nodes"][0]["workers"]]
-    return system, {"argv": argv, "admin_port": admin, "fsync": "durio default (on)", "workers_flag": workers,
-                    "workers": len(worker_view), "supervisor_pid": server.pid if len(worker_view) > 1 else None,
-                    "worker_processes": worker_view}
+    return system, {
+        "argv": argv,
+        "admin_port": admin,
+        "fsync": "durio default (on)",
+        "workers_flag": workers,
+        "workers": len(worker_view),
+        "supervisor_pid": server.pid if len(worker_view) > 1 else None,
+        "worker_processes": worker_view,
+    }
 
 
 def restate_server_binary() -> pathlib.Path:
     found = sorted(glob.glob(str(RESTATE_PACKAGES / "restate-server-*" / "bin" / "restate-server")))
     if not found:
-        raise SystemExit("compare: the official Restate server is not installed; `make bench-compare` "
-                         "installs it from the npm registry into .tools/restate")
+        raise SystemExit(
+            "compare: the official Restate server is not installed; `make bench-compare` "
+            "installs it from the npm registry into .tools/restate"
+        )
     return pathlib.Path(found[0])
 
 
-def _http(method: str, port: int, path: str, body: bytes | None = None,
-          timeout: float = 10.0) -> tuple[int, bytes]:
+def _http(method: str, port: int, path: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"content-type": "application/json"} if body is not None else {"content-length": "0"}
@@ -177,8 +212,9 @@ def _wait_for(what: str, check: typing.Callable[[], bool], servers: list[ServerP
     raise ServerDied(f"{what} within {timeout:.0f} s (last error: {last}); {servers[0].name}'s log:\n{servers[0].log_tail()}")
 
 
-def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathlib.Path,
-                  work: pathlib.Path) -> tuple[System, dict[str, typing.Any]]:
+def start_restate(
+    args: argparse.Namespace, base_dir: pathlib.Path, logs: pathlib.Path, work: pathlib.Path
+) -> tuple[System, dict[str, typing.Any]]:
     """The official restate-server and the SDK on hypercorn, registered, and answering at the ingress."""
     binary = restate_server_binary()
     ingress, admin, node, sdk_port = free_ports(4)
@@ -211,8 +247,9 @@ def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathli
     components = {"restate-server": server}
     system = System("restate", f"http://127.0.0.1:{ingress}", components)
     try:
-        components["sdk"] = ServerProcess("restate-sdk on hypercorn", sdk_argv, logs / "restate-sdk.log",
-                                          {"PYTHONUNBUFFERED": "1"})
+        components["sdk"] = ServerProcess(
+            "restate-sdk on hypercorn", sdk_argv, logs / "restate-sdk.log", {"PYTHONUNBUFFERED": "1"}
+        )
         server.wait_until_answering(admin, "/health")
         components["sdk"].wait_until_answering(sdk_port, "/health")
         # Registration: the plain default (no use_http_11), so the server speaks HTTP/2 cleartext to the SDK.
@@ -222,8 +259,11 @@ def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathli
         registered = json.loads(body)
         status, body = _http("GET", admin, f"/deployments/{registered['id']}")
         deployment = json.loads(body) if status == 200 else {"error": f"HTTP {status}"}
-        _wait_for("the Restate ingress did not answer Noop/noop with 200",
-                  lambda: _http("POST", ingress, "/restate/call/Noop/noop")[0] == 200, [server, components["sdk"]])
+        _wait_for(
+            "the Restate ingress did not answer Noop/noop with 200",
+            lambda: _http("POST", ingress, "/restate/call/Noop/noop")[0] == 200,
+            [server, components["sdk"]],
+        )
     except BaseException:
         system.stop()
         raise
@@ -237,8 +277,8 @@ def start_restate(args: argparse.Namespace, base_dir: pathlib.Path, logs: pathli
         "server_env": env,
         "server_env_changes": args.restate_env,
         "server_settings": "restate-server defaults, except the loopback bind addresses, listen mode tcp and "
-                           "telemetry off (the whole effective configuration is in config_dump)"
-                           + (f"; changed with --restate-env: {args.restate_env}" if args.restate_env else ""),
+        "telemetry off (the whole effective configuration is in config_dump)"
+        + (f"; changed with --restate-env: {args.restate_env}" if args.restate_env else ""),
         "dropped_inherited_restate_env": sorted(key for key in os.environ if key.startswith("RESTATE_")),
         "base_dir_filesystem": filesystem_type(base_dir),
         "config_dump": config_dump,
@@ -283,18 +323,38 @@ def _memory(pids: list[int]) -> dict[str, float]:
     return total
 
 
-def measure_system(system: System, idle: System | None, scenario: dict[str, typing.Any], concurrency: int,
-                   args: argparse.Namespace, duration: float, warmup: float) -> dict[str, typing.Any]:
+def measure_system(
+    system: System,
+    idle: System | None,
+    scenario: dict[str, typing.Any],
+    concurrency: int,
+    args: argparse.Namespace,
+    duration: float,
+    warmup: float,
+) -> dict[str, typing.Any]:
     """One row against `system`: loadgen in its own process, CPU of every process over the window, RSS at the end."""
     system.check_alive()
     groups = {f"{system.name}/{name}": pid for name, pid in system.roots().items()}
     idle_groups = {f"{idle.name}/{name}": pid for name, pid in idle.roots().items()} if idle else {}
-    job = {"url": system.url if len(system.urls) == 1 else system.urls, "scenario": scenario, "concurrency": concurrency, "duration": duration,
-           "warmup": warmup, "timeout": args.timeout, "groups": {**groups, **idle_groups}, "measured": list(groups)}
+    job = {
+        "url": system.url if len(system.urls) == 1 else system.urls,
+        "scenario": scenario,
+        "concurrency": concurrency,
+        "duration": duration,
+        "warmup": warmup,
+        "timeout": args.timeout,
+        "groups": {**groups, **idle_groups},
+        "measured": list(groups),
+    }
     budget = warmup + duration + args.timeout + 60
     try:
-        done = subprocess.run([PYTHON, str(HERE / "compare.py"), LOADGEN_CHILD, json.dumps(job)],
-                              capture_output=True, text=True, timeout=budget, preexec_fn=die_with_parent)
+        done = subprocess.run(
+            [PYTHON, str(HERE / "compare.py"), LOADGEN_CHILD, json.dumps(job)],
+            capture_output=True,
+            text=True,
+            timeout=budget,
+            preexec_fn=die_with_parent,
+        )
     except subprocess.TimeoutExpired:
         raise LoadgenFailed(f"loadgen did not finish within {budget:.0f} s") from None
     system.check_alive()
@@ -308,7 +368,9 @@ def measure_system(system: System, idle: System | None, scenario: dict[str, typi
     for name, pids in system.process_groups().items():
         cpu = cpu_by_group.get(f"{system.name}/{name}")
         components[name] = {
-            "pids": pids, **_memory(pids), "cpu_s": cpu,
+            "pids": pids,
+            **_memory(pids),
+            "cpu_s": cpu,
             "cpu_s_per_1k": cpu / cycles * 1000 if cpu is not None and cycles else None,
             "cpu_s_by_pid": cpu_by_process.get(f"{system.name}/{name}", {}),
         }
@@ -363,8 +425,15 @@ def _loadgen_child(job: dict[str, typing.Any]) -> int:
         return None if any(value is None for value in measured) else sum(value[0] for value in measured)  # type: ignore[index]
 
     loadgen._cpu_or_none = read_groups  # loadgen calls it twice: as the window opens and as it closes
-    summary = loadgen.run_load(job["url"], parse_scenario(job["scenario"]), concurrency=job["concurrency"],
-                               duration=job["duration"], warmup=job["warmup"], timeout=job["timeout"], watch_pid=0)
+    summary = loadgen.run_load(
+        job["url"],
+        parse_scenario(job["scenario"]),
+        concurrency=job["concurrency"],
+        duration=job["duration"],
+        warmup=job["warmup"],
+        timeout=job["timeout"],
+        watch_pid=0,
+    )
     by_group: dict[str, float | None] = {}
     by_process: dict[str, dict[int, float]] = {}
     if len(readings) == 2:
@@ -421,14 +490,26 @@ def _env_setting(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = run.build_parser()
-    parser.description = ("Run the `make bench` workloads against durio and against the official Restate server "
-                          "(restate-sdk on hypercorn), alternating row by row.")
-    parser.add_argument("--sdk-workers", type=int, default=1,
-                        help="hypercorn worker processes for the restate-sdk deployment (default 1, hypercorn's default; "
-                             "the SDK docs' production example uses 8)")
-    parser.add_argument("--restate-env", type=_env_setting, action="append", default=[], metavar="RESTATE_X=VALUE",
-                        help="set a restate-server environment variable (repeatable; e.g. "
-                             "RESTATE_DEFAULT_NUM_PARTITIONS=2); by default it runs with its defaults")
+    parser.description = (
+        "Run the `make bench` workloads against durio and against the official Restate server "
+        "(restate-sdk on hypercorn), alternating row by row."
+    )
+    parser.add_argument(
+        "--sdk-workers",
+        type=int,
+        default=1,
+        help="hypercorn worker processes for the restate-sdk deployment (default 1, hypercorn's default; "
+        "the SDK docs' production example uses 8)",
+    )
+    parser.add_argument(
+        "--restate-env",
+        type=_env_setting,
+        action="append",
+        default=[],
+        metavar="RESTATE_X=VALUE",
+        help="set a restate-server environment variable (repeatable; e.g. "
+        "RESTATE_DEFAULT_NUM_PARTITIONS=2); by default it runs with its defaults",
+    )
     parser.add_argument("--skip-smoke", action="store_true", help="skip the short all-workloads check on both systems")
     for action in parser._actions:
         if action.dest == "skip_ceilings":
@@ -452,18 +533,22 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started.isoformat(),
         "machine": machine_info(),
         "settings": {
-            "duration_s": args.duration, "warmup_s": args.warmup, "ceiling_duration_s": args.ceiling_duration,
-            "concurrency": args.concurrency, "workloads": args.workloads, "timeout_s": args.timeout,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "ceiling_duration_s": args.ceiling_duration,
+            "concurrency": args.concurrency,
+            "workloads": args.workloads,
+            "timeout_s": args.timeout,
             "data_filesystem": filesystem_type(work),
             "order": "per (workload, concurrency): durio's row, then Restate's; both systems up for the whole run",
             "client": "benchmarks/loadgen.py (run_load), one thread per keep-alive HTTP/1.1 connection, closed loop",
             "cpu": "utime+stime from /proc/<pid>/stat of every process of the measured system (each component "
-                   "and its descendants, read afresh at each edge, plus the children they reaped in between), read "
-                   "as the measured window opens and closes; client_cpu_s: the load generator's own process over "
-                   "the same window",
+            "and its descendants, read afresh at each edge, plus the children they reaped in between), read "
+            "as the measured window opens and closes; client_cpu_s: the load generator's own process over "
+            "the same window",
             "durio_workers": args.durio_workers,
             "rss": "VmRSS summed over the system's processes at the end of the row (pss_mb in the JSON splits "
-                   "shared pages between them)",
+            "shared pages between them)",
         },
         "workloads": {name: WORKLOADS[name].description for name in args.workloads},
     }
@@ -514,39 +599,52 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
     if restate:
         deployment = restate.get("deployment", {})
         workers = restate["hypercorn_settings"]["workers"]
-        print(f"Restate: {restate['server_version']} (defaults, loopback), restate-sdk {restate['sdk_version']} on hypercorn "
-              f"{restate['hypercorn_version']} ({workers} worker{'s' if workers != 1 else ''}), deployment "
-              f"{deployment.get('protocol_type', '?')} over {deployment.get('http_version', '?')}"
-              + (f"; settings changed: {restate['server_env_changes']}" if restate.get("server_env_changes") else ""))
+        print(
+            f"Restate: {restate['server_version']} (defaults, loopback), restate-sdk {restate['sdk_version']} on hypercorn "
+            f"{restate['hypercorn_version']} ({workers} worker{'s' if workers != 1 else ''}), deployment "
+            f"{deployment.get('protocol_type', '?')} over {deployment.get('http_version', '?')}"
+            + (f"; settings changed: {restate['server_env_changes']}" if restate.get("server_env_changes") else "")
+        )
     durio = document.get("durio")
     if durio:
-        print(f"durio: --workers {durio['workers_flag']} = {durio['workers']} worker process(es)"
-              + (" under a supervising parent" if durio["workers"] > 1 else " (the server's one process)"))
-    print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
-          f"durio fsync on; rows alternate durio, Restate\n")
+        print(
+            f"durio: --workers {durio['workers_flag']} = {durio['workers']} worker process(es)"
+            + (" under a supervising parent" if durio["workers"] > 1 else " (the server's one process)")
+        )
+    print(
+        f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
+        f"durio fsync on; rows alternate durio, Restate\n"
+    )
     pairs = document.get("rows", [])
     if pairs:
         print(compare_table(pairs))
-        print("(durio/Restate: ratio of req/s, above 1 means durio is faster. durio's RSS and CPU are its whole process "
-              "tree (parent + workers); Restate's are restate-server + the SDK's hypercorn processes; loadgen: the "
-              "load generator's own CPU in durio's / Restate's row.)")
+        print(
+            "(durio/Restate: ratio of req/s, above 1 means durio is faster. durio's RSS and CPU are its whole process "
+            "tree (parent + workers); Restate's are restate-server + the SDK's hypercorn processes; loadgen: the "
+            "load generator's own CPU in durio's / Restate's row.)"
+        )
         top = max(pair["concurrency"] for pair in pairs)
         cores = document["machine"].get("usable_cpus") or document["machine"]["nproc"]
-        print(f"\nAgainst the goal at {top} connections (>= 3x Restate's req/s with a lower p99), and what the "
-              f"{cores} cores allow:")
+        print(
+            f"\nAgainst the goal at {top} connections (>= 3x Restate's req/s with a lower p99), and what the {cores} cores allow:"
+        )
         print(goal_table([pair for pair in pairs if pair["concurrency"] == top], cores))
-        print(f"(bound: {cores} cores x 1000 / (durio CPU s/1k + loadgen CPU s/1k), the most durio could serve if it and "
-              f"the load generator had every core to themselves at this row's costs; 'cores busy' = (durio + loadgen) "
-              f"CPU s / window; 'other work cores': the rest of the machine's busy CPU in durio's window (other programs on this shared machine); "
-              f"'waiting for a CPU': durio's threads that were runnable but not running, on average over the window. Above 3x Restate = 3x is within reach at these costs; below = it is not, "
-              f"whatever durio does with its workers.)")
+        print(
+            f"(bound: {cores} cores x 1000 / (durio CPU s/1k + loadgen CPU s/1k), the most durio could serve if it and "
+            f"the load generator had every core to themselves at this row's costs; 'cores busy' = (durio + loadgen) "
+            f"CPU s / window; 'other work cores': the rest of the machine's busy CPU in durio's window (other programs on this shared machine); "
+            f"'waiting for a CPU': durio's threads that were runnable but not running, on average over the window. Above 3x Restate = 3x is within reach at these costs; below = it is not, "
+            f"whatever durio does with its workers.)"
+        )
         if any(pair["workload"] == "awakeable" for pair in pairs):
             print("(awakeable: a request is one cycle of 3 HTTP requests: send the waiter, resolve, attach)")
     ceilings = document.get("ceilings", [])
     if ceilings:
         print("\nCeilings, measured in the same run (same request as noop; the server does no work):")
         print(ceiling_table(ceilings))
-    flat = [{**pair[key], "workload": f"{pair['workload']} on {key}"} for pair in pairs for key in ("durio", "restate") if key in pair]
+    flat = [
+        {**pair[key], "workload": f"{pair['workload']} on {key}"} for pair in pairs for key in ("durio", "restate") if key in pair
+    ]
     smoke = [{**row, "workload": f"smoke {row['workload']} on {row['system']}"} for row in document.get("smoke", [])]
     notes = error_notes(smoke + flat + ceilings)
     if notes:

@@ -118,8 +118,17 @@ class _Tally:
         self.errors: dict[str, int] = {}
 
 
-def _drive(host: str, port: int, scenario: Scenario, conn_index: int, run_token: str, timeout: float,
-           window: _Window, tally: _Tally, live: list[_Connection | None]) -> None:
+def _drive(
+    host: str,
+    port: int,
+    scenario: Scenario,
+    conn_index: int,
+    run_token: str,
+    timeout: float,
+    window: _Window,
+    tally: _Tally,
+    live: list[_Connection | None],
+) -> None:
     """One connection's closed loop: cycle after cycle until told to stop."""
     host_header = f"{host}:{port}"
     steps = scenario.steps
@@ -146,7 +155,9 @@ def _drive(host: str, port: int, scenario: Scenario, conn_index: int, run_token:
             if not response.keep_alive:
                 connection.close()
             if response.status not in step.expect:
-                failed = f"HTTP {response.status} on {step.method} {step.path.text}: {response.body[:120].decode(errors='replace')}"
+                failed = (
+                    f"HTTP {response.status} on {step.method} {step.path.text}: {response.body[:120].decode(errors='replace')}"
+                )
                 break
             try:
                 step.check_body(response, variables)
@@ -170,8 +181,15 @@ def _drive(host: str, port: int, scenario: Scenario, conn_index: int, run_token:
 
 
 def run_load(
-    url: str | list[str], scenario: Scenario, *, concurrency: int, duration: float, warmup: float = 1.0,
-    timeout: float = 30.0, drain: float = 10.0, watch_pid: int | None = None,
+    url: str | list[str],
+    scenario: Scenario,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float = 1.0,
+    timeout: float = 30.0,
+    drain: float = 10.0,
+    watch_pid: int | None = None,
 ) -> dict[str, typing.Any]:
     """Load `url` with `concurrency` connections; return the measured window's figures as JSON-able data.
 
@@ -187,9 +205,12 @@ def run_load(
         for step in scenario.steps:
             step.prepare("%s:%d" % addresses[0])  # encode constant requests once, before the threads share them
     threads = [
-        threading.Thread(target=_drive, args=(*addresses[i % len(addresses)], scenario, i, run_token, timeout, window,
-                                              tallies[i], live),
-                         name=f"conn-{i}", daemon=True)
+        threading.Thread(
+            target=_drive,
+            args=(*addresses[i % len(addresses)], scenario, i, run_token, timeout, window, tallies[i], live),
+            name=f"conn-{i}",
+            daemon=True,
+        )
         for i in range(concurrency)
     ]
     for thread in threads:
@@ -240,15 +261,17 @@ def summarize(result: dict[str, typing.Any]) -> dict[str, typing.Any]:
     histogram = Histogram.from_json(result["histogram"])
     duration = result["duration_s"] or 1e-9
     summary = dict(result)
-    summary.update({
-        "requests_per_s": result["cycles"] / duration,
-        "http_requests_per_s": result["http_requests"] / duration,
-        "p50_ms": histogram.percentile(0.50) / 1000,
-        "p90_ms": histogram.percentile(0.90) / 1000,
-        "p99_ms": histogram.percentile(0.99) / 1000,
-        "max_ms": histogram.max_us / 1000,
-        "mean_ms": histogram.mean() / 1000,
-    })
+    summary.update(
+        {
+            "requests_per_s": result["cycles"] / duration,
+            "http_requests_per_s": result["http_requests"] / duration,
+            "p50_ms": histogram.percentile(0.50) / 1000,
+            "p90_ms": histogram.percentile(0.90) / 1000,
+            "p99_ms": histogram.percentile(0.99) / 1000,
+            "max_ms": histogram.max_us / 1000,
+            "mean_ms": histogram.mean() / 1000,
+        }
+    )
     if result.get("client_cpu_s") is not None and result["cycles"]:
         summary["client_cpu_s_per_1k"] = result["client_cpu_s"] / result["cycles"] * 1000
     return summary
@@ -276,8 +299,9 @@ def loopback_address(url: str) -> tuple[str, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Closed-loop HTTP/1.1 load generator (loopback only).")
-    parser.add_argument("--url", required=True, action="append",
-                        help="http://127.0.0.1:PORT; repeated, the connections take the URLs in turn")
+    parser.add_argument(
+        "--url", required=True, action="append", help="http://127.0.0.1:PORT; repeated, the connections take the URLs in turn"
+    )
     parser.add_argument("-c", "--concurrency", type=int, default=16, help="connections, each with one request in flight")
     parser.add_argument("-d", "--duration", type=float, default=5.0, help="measured seconds")
     parser.add_argument("-w", "--warmup", type=float, default=1.0, help="unmeasured seconds before the window")
@@ -288,8 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body", help="request body template (sent as application/json)")
     parser.add_argument("--keys", type=int, default=1, help="how many distinct {key} values to draw from")
     parser.add_argument("--expect", type=int, nargs="*", default=[200], help="status codes that count as success")
-    parser.add_argument("--watch-pid", type=int,
-                        help="report the CPU seconds of this process and its descendants over the window")
+    parser.add_argument(
+        "--watch-pid", type=int, help="report the CPU seconds of this process and its descendants over the window"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     return parser
 
@@ -299,20 +324,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario:
         spec = json.loads(args.scenario)
     else:
-        spec = {"keys": args.keys, "steps": [{"method": args.method, "path": args.path, "body": args.body, "expect": args.expect}]}
+        spec = {
+            "keys": args.keys,
+            "steps": [{"method": args.method, "path": args.path, "body": args.body, "expect": args.expect}],
+        }
     try:
         scenario = parse_scenario(spec)
     except (ScenarioError, KeyError) as exc:
         print(f"loadgen: bad scenario: {exc}", file=sys.stderr)
         return 2
-    summary = run_load(args.url if len(args.url) > 1 else args.url[0], scenario, concurrency=args.concurrency, duration=args.duration,
-                       warmup=args.warmup, timeout=args.timeout, watch_pid=args.watch_pid)
+    summary = run_load(
+        args.url if len(args.url) > 1 else args.url[0],
+        scenario,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        warmup=args.warmup,
+        timeout=args.timeout,
+        watch_pid=args.watch_pid,
+    )
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{summary['requests_per_s']:.0f} req/s over {summary['duration_s']:.1f} s, "
-              f"{args.concurrency} connections: p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms, "
-              f"max {summary['max_ms']:.2f} ms, {summary['errors']} errors")
+        print(
+            f"{summary['requests_per_s']:.0f} req/s over {summary['duration_s']:.1f} s, "
+            f"{args.concurrency} connections: p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms, "
+            f"max {summary['max_ms']:.2f} ms, {summary['errors']} errors"
+        )
         for reason, count in sorted(summary["error_reasons"].items(), key=lambda item: -item[1]):
             print(f"  {count} × {reason}")
     return 0

@@ -95,8 +95,10 @@ def machine_state(directory: str | os.PathLike[str], probes: int = 20) -> dict[s
             started = time.perf_counter()
             os.fdatasync(file.fileno())
             timings.append((time.perf_counter() - started) * 1000)
-    return {"load_average": _load_average(), "fdatasync_4k_ms": {"p50": round(statistics.median(timings), 3),
-                                                                  "max": round(max(timings), 3), "probes": probes}}
+    return {
+        "load_average": _load_average(),
+        "fdatasync_4k_ms": {"p50": round(statistics.median(timings), 3), "max": round(max(timings), 3), "probes": probes},
+    }
 
 
 def state_line(state: dict[str, typing.Any]) -> str:

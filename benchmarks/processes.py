@@ -65,16 +65,26 @@ def die_with_parent() -> None:
 class ServerProcess:
     """One server under test, its output kept in a log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: pathlib.Path, env: dict[str, str] | None = None,
-                 inherit_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: pathlib.Path,
+        env: dict[str, str] | None = None,
+        inherit_env: dict[str, str] | None = None,
+    ) -> None:
         """`env` is added to `inherit_env` (default: this process's environment)."""
         self.name = name
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**(os.environ if inherit_env is None else inherit_env), **(env or {})}, preexec_fn=die_with_parent,
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**(os.environ if inherit_env is None else inherit_env), **(env or {})},
+            preexec_fn=die_with_parent,
         )
 
     @property
@@ -111,8 +121,10 @@ class ServerProcess:
             except OSError as exc:
                 last_error = exc
             time.sleep(0.1)
-        raise ServerDied(f"{self.name} did not answer GET {path} on port {port} within {timeout:.0f} s "
-                         f"(last: {last_error}); its log:\n{self.log_tail()}")
+        raise ServerDied(
+            f"{self.name} did not answer GET {path} on port {port} within {timeout:.0f} s "
+            f"(last: {last_error}); its log:\n{self.log_tail()}"
+        )
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited after `grace` seconds.

@@ -54,8 +54,9 @@ class ByteCounter:
         if scope["path"] == COUNTERS_PATH:
             await self._answer_counters(send)
             return
-        tally = self.paths.setdefault(f"{scope['path']} HTTP/{scope.get('http_version', '?')}",
-                                      {"requests": 0, "request_bytes": 0, "response_bytes": 0})
+        tally = self.paths.setdefault(
+            f"{scope['path']} HTTP/{scope.get('http_version', '?')}", {"requests": 0, "request_bytes": 0, "response_bytes": 0}
+        )
         tally["requests"] += 1
 
         async def counting_receive() -> Message:
@@ -73,8 +74,13 @@ class ByteCounter:
 
     async def _answer_counters(self, send: Send) -> None:
         body = json.dumps(self.paths).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

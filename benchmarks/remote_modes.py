@@ -71,9 +71,12 @@ class Deployment:
     def __init__(self, logs: pathlib.Path) -> None:
         (self.port,) = free_ports(1)
         self.uri = f"http://127.0.0.1:{self.port}"
-        self.server = ServerProcess("deployment (durio.app on hypercorn)",
-                                    [PYTHON, str(HERE / "remote_deployment.py"), f"127.0.0.1:{self.port}"],
-                                    logs / "deployment.log", {"PYTHONUNBUFFERED": "1"})
+        self.server = ServerProcess(
+            "deployment (durio.app on hypercorn)",
+            [PYTHON, str(HERE / "remote_deployment.py"), f"127.0.0.1:{self.port}"],
+            logs / "deployment.log",
+            {"PYTHONUNBUFFERED": "1"},
+        )
         self.server.wait_until_answering(self.port, "/bench/counters")
 
     def counters(self) -> dict[str, dict[str, int]]:
@@ -88,8 +91,18 @@ class DurioServer:
 
     def __init__(self, data_dir: pathlib.Path, log: pathlib.Path) -> None:
         self.ingress, self.admin = free_ports(2)
-        self.argv = [PYTHON, "-m", "durio.cli", "server", "--data-dir", str(data_dir),
-                     "--ingress", f"127.0.0.1:{self.ingress}", "--admin", f"127.0.0.1:{self.admin}"]
+        self.argv = [
+            PYTHON,
+            "-m",
+            "durio.cli",
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--ingress",
+            f"127.0.0.1:{self.ingress}",
+            "--admin",
+            f"127.0.0.1:{self.admin}",
+        ]
         self.server = ServerProcess("durio server", self.argv, log)
         try:
             self.server.wait_until_answering(self.ingress, "/restate/health")
@@ -154,22 +167,35 @@ def _per_invocation(before: dict[str, typing.Any], after: dict[str, typing.Any])
         "deployment_cpu_s": after["deployment_cpu_s"] - before["deployment_cpu_s"],
         "durio_cpu_s": after["durio_cpu_s"] - before["durio_cpu_s"],
     }
-    paths = {path: {name: tally[name] - before["deployment"].get(path, {}).get(name, 0) for name in tally}
-             for path, tally in after["deployment"].items() if path.startswith("/invoke/")}
+    paths = {
+        path: {name: tally[name] - before["deployment"].get(path, {}).get(name, 0) for name in tally}
+        for path, tally in after["deployment"].items()
+        if path.startswith("/invoke/")
+    }
     figures["deployment_paths"] = {path: tally for path, tally in paths.items() if tally["requests"]}
     per = max(invocations, 1)
-    figures.update({
-        "requests_per_invocation": figures["deployment_requests"] / per,
-        "request_bytes_per_invocation": figures["request_bytes"] / per,
-        "response_bytes_per_invocation": figures["response_bytes"] / per,
-        "deployment_cpu_ms_per_invocation": figures["deployment_cpu_s"] * 1000 / per,
-        "durio_cpu_ms_per_invocation": figures["durio_cpu_s"] * 1000 / per,
-    })
+    figures.update(
+        {
+            "requests_per_invocation": figures["deployment_requests"] / per,
+            "request_bytes_per_invocation": figures["request_bytes"] / per,
+            "response_bytes_per_invocation": figures["response_bytes"] / per,
+            "deployment_cpu_ms_per_invocation": figures["deployment_cpu_s"] * 1000 / per,
+            "durio_cpu_ms_per_invocation": figures["durio_cpu_s"] * 1000 / per,
+        }
+    )
     return figures
 
 
-def run_phase(args: argparse.Namespace, workload: str, mode: str, round_number: int, deployment: Deployment,
-              work: pathlib.Path, logs: pathlib.Path, rows: list[dict[str, typing.Any]]) -> dict[str, typing.Any]:
+def run_phase(
+    args: argparse.Namespace,
+    workload: str,
+    mode: str,
+    round_number: int,
+    deployment: Deployment,
+    work: pathlib.Path,
+    logs: pathlib.Path,
+    rows: list[dict[str, typing.Any]],
+) -> dict[str, typing.Any]:
     """One fresh durio server, the deployment registered in `mode`, `workload` at every concurrency."""
     name = f"{workload}-{mode}-{round_number}"
     durio = DurioServer(work / f"data-{name}", logs / f"durio-{name}.log")
@@ -178,8 +204,9 @@ def run_phase(args: argparse.Namespace, workload: str, mode: str, round_number: 
         for concurrency in args.concurrency:
             run.progress(f"  {workload}, {mode}, round {round_number}, {concurrency} connections ...")
             before = _snapshot(deployment, durio)
-            row = run.measure(f"http://127.0.0.1:{durio.ingress}", WORKLOADS[workload].scenario, concurrency, args,
-                              durio.server, args.duration)
+            row = run.measure(
+                f"http://127.0.0.1:{durio.ingress}", WORKLOADS[workload].scenario, concurrency, args, durio.server, args.duration
+            )
             after = _snapshot(deployment, durio)
             deployment.server.check_alive()
             rows.append({"workload": workload, "mode": mode, "round": round_number, **row, **_per_invocation(before, after)})
@@ -193,8 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per row (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each row (default 1)")
     parser.add_argument("--concurrency", type=run._int_list, default=[1, 16], help="comma-separated (default 1,16)")
-    parser.add_argument("--workloads", type=run._workload_list, default=["steps", "sleeper"],
-                        help=f"comma-separated, from {','.join(WORKLOADS)} (default steps,sleeper)")
+    parser.add_argument(
+        "--workloads",
+        type=run._workload_list,
+        default=["steps", "sleeper"],
+        help=f"comma-separated, from {','.join(WORKLOADS)} (default steps,sleeper)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="phases of each mode per workload, alternating (default 3)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as failed")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directories and the server logs")
@@ -212,11 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started.isoformat(),
         "machine": machine_info(),
         "settings": {
-            "duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency,
-            "workloads": args.workloads, "rounds": args.rounds, "timeout_s": args.timeout,
-            "durio_data_filesystem": filesystem_type(work), "fsync": "durio default (on)",
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "workloads": args.workloads,
+            "rounds": args.rounds,
+            "timeout_s": args.timeout,
+            "durio_data_filesystem": filesystem_type(work),
+            "fsync": "durio default (on)",
             "deployment": "benchmarks/remote_deployment.py: durio.app(bench_services) on hypercorn.trio.serve, "
-                          "one process, SDK-docs production settings; body bytes counted by an ASGI wrapper",
+            "one process, SDK-docs production settings; body bytes counted by an ASGI wrapper",
             "modes": {mode: {"registration": asked, "expected": list(expected)} for mode, (asked, expected) in MODES.items()},
             "client": "benchmarks/loadgen.py, one thread per keep-alive connection, closed loop",
             "per_invocation_figures": "over the whole loadgen run (warm-up, window, drain) / invocations durio completed",
@@ -251,15 +287,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def rows_table(rows: list[dict[str, typing.Any]]) -> str:
-    header = ["workload", "mode", "round", "conc", "req/s", "p50 ms", "p99 ms", "dep. req/inv", "sent B/inv",
-              "answered B/inv", "durio CPU ms/inv", "dep. CPU ms/inv", "errors"]
-    body = [[
-        row["workload"], row["mode"], str(row["round"]), str(row["concurrency"]), _number(row["requests_per_s"], 0),
-        _number(row["p50_ms"], 2), _number(row["p99_ms"], 2), _number(row["requests_per_invocation"], 2),
-        _number(row["request_bytes_per_invocation"], 0), _number(row["response_bytes_per_invocation"], 0),
-        _number(row["durio_cpu_ms_per_invocation"], 2), _number(row["deployment_cpu_ms_per_invocation"], 2),
-        str(row["errors"] + row["invocations_failed"]),
-    ] for row in rows]
+    header = [
+        "workload",
+        "mode",
+        "round",
+        "conc",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "dep. req/inv",
+        "sent B/inv",
+        "answered B/inv",
+        "durio CPU ms/inv",
+        "dep. CPU ms/inv",
+        "errors",
+    ]
+    body = [
+        [
+            row["workload"],
+            row["mode"],
+            str(row["round"]),
+            str(row["concurrency"]),
+            _number(row["requests_per_s"], 0),
+            _number(row["p50_ms"], 2),
+            _number(row["p99_ms"], 2),
+            _number(row["requests_per_invocation"], 2),
+            _number(row["request_bytes_per_invocation"], 0),
+            _number(row["response_bytes_per_invocation"], 0),
+            _number(row["durio_cpu_ms_per_invocation"], 2),
+            _number(row["deployment_cpu_ms_per_invocation"], 2),
+            str(row["errors"] + row["invocations_failed"]),
+        ]
+        for row in rows
+    ]
     return _format(body, header, left_columns=2)
 
 
@@ -272,36 +332,55 @@ def summary_table(rows: list[dict[str, typing.Any]]) -> str:
     def mean(mode_rows: list[dict[str, typing.Any]], field: str) -> float:
         return statistics.fmean(row[field] for row in mode_rows)
 
-    header = ["workload", "conc", "bidi req/s", "rr req/s", "bidi/rr", "bidi p50/p99 ms", "rr p50/p99 ms",
-              "req/inv bidi/rr", "sent B/inv bidi/rr", "answered B/inv bidi/rr", "durio CPU ms/inv bidi/rr",
-              "dep. CPU ms/inv bidi/rr"]
+    header = [
+        "workload",
+        "conc",
+        "bidi req/s",
+        "rr req/s",
+        "bidi/rr",
+        "bidi p50/p99 ms",
+        "rr p50/p99 ms",
+        "req/inv bidi/rr",
+        "sent B/inv bidi/rr",
+        "answered B/inv bidi/rr",
+        "durio CPU ms/inv bidi/rr",
+        "dep. CPU ms/inv bidi/rr",
+    ]
     body = []
     for (workload, concurrency), modes in groups.items():
         bidi, rr = modes.get("bidi"), modes.get("rr")
         if not bidi or not rr:
             continue
 
-        def pair(field: str, digits: int, bidi: list[dict[str, typing.Any]] = bidi,
-                 rr: list[dict[str, typing.Any]] = rr) -> str:
+        def pair(field: str, digits: int, bidi: list[dict[str, typing.Any]] = bidi, rr: list[dict[str, typing.Any]] = rr) -> str:
             return f"{_number(mean(bidi, field), digits)} / {_number(mean(rr, field), digits)}"
 
-        body.append([
-            workload, str(concurrency), _number(mean(bidi, "requests_per_s"), 0), _number(mean(rr, "requests_per_s"), 0),
-            f"{mean(bidi, 'requests_per_s') / max(mean(rr, 'requests_per_s'), 1e-9):.2f}",
-            f"{_number(mean(bidi, 'p50_ms'), 1)} / {_number(mean(bidi, 'p99_ms'), 1)}",
-            f"{_number(mean(rr, 'p50_ms'), 1)} / {_number(mean(rr, 'p99_ms'), 1)}",
-            pair("requests_per_invocation", 2), pair("request_bytes_per_invocation", 0),
-            pair("response_bytes_per_invocation", 0), pair("durio_cpu_ms_per_invocation", 2),
-            pair("deployment_cpu_ms_per_invocation", 2),
-        ])
+        body.append(
+            [
+                workload,
+                str(concurrency),
+                _number(mean(bidi, "requests_per_s"), 0),
+                _number(mean(rr, "requests_per_s"), 0),
+                f"{mean(bidi, 'requests_per_s') / max(mean(rr, 'requests_per_s'), 1e-9):.2f}",
+                f"{_number(mean(bidi, 'p50_ms'), 1)} / {_number(mean(bidi, 'p99_ms'), 1)}",
+                f"{_number(mean(rr, 'p50_ms'), 1)} / {_number(mean(rr, 'p99_ms'), 1)}",
+                pair("requests_per_invocation", 2),
+                pair("request_bytes_per_invocation", 0),
+                pair("response_bytes_per_invocation", 0),
+                pair("durio_cpu_ms_per_invocation", 2),
+                pair("deployment_cpu_ms_per_invocation", 2),
+            ]
+        )
     return _format(body, header, left_columns=1)
 
 
 def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> None:
     print(f"\n{machine_line(document['machine'])}; at end {document.get('load_average_at_end')}")
-    print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop; fsync on; a fresh durio server "
-          f"per phase; bytes are service-protocol body bytes (no HTTP framing); per-invocation figures over the "
-          f"whole loadgen run\n")
+    print(
+        f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop; fsync on; a fresh durio server "
+        f"per phase; bytes are service-protocol body bytes (no HTTP framing); per-invocation figures over the "
+        f"whole loadgen run\n"
+    )
     rows = document.get("rows", [])
     if rows:
         print(rows_table(rows))
@@ -309,8 +388,10 @@ def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> 
         print(summary_table(rows))
     failed = [row for row in rows if row["invocations_failed"] or row["attempt_failures"]]
     for row in failed:
-        print(f"  {row['workload']} {row['mode']} c={row['concurrency']}: {row['invocations_failed']} invocations failed, "
-              f"{row['attempt_failures']} attempts failed")
+        print(
+            f"  {row['workload']} {row['mode']} c={row['concurrency']}: {row['invocations_failed']} invocations failed, "
+            f"{row['attempt_failures']} attempts failed"
+        )
     notes = error_notes(rows)
     if notes:
         print("\nErrors:\n" + notes)

@@ -62,8 +62,7 @@ def _decode_dataclass_inputs(all_services: list[restate.Service | restate.Virtua
             io = handler.handler_io
             annotation = getattr(io.input_type, "annotation", None)
             serde = io.input_serde
-            if (dataclasses.is_dataclass(annotation) and type(serde) is DefaultSerde
-                    and getattr(serde, "type_hint", None) is None):
+            if dataclasses.is_dataclass(annotation) and type(serde) is DefaultSerde and getattr(serde, "type_hint", None) is None:
                 io.input_serde = DataclassSerde(annotation)
                 adjusted.append(f"{service.name}.{handler.name}")
     return adjusted

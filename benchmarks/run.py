@@ -56,13 +56,30 @@ class LoadgenFailed(Exception):
     """The load generator itself failed (not the server: its errors are counted, not raised)."""
 
 
-def measure(url: str, scenario: dict[str, typing.Any], concurrency: int, args: argparse.Namespace,
-            server: ServerProcess, duration: float) -> dict[str, typing.Any]:
+def measure(
+    url: str, scenario: dict[str, typing.Any], concurrency: int, args: argparse.Namespace, server: ServerProcess, duration: float
+) -> dict[str, typing.Any]:
     """One row: run loadgen.py against `url` in its own process, then read the server's memory (its whole tree)."""
     server.check_alive()
-    argv = [PYTHON, str(HERE / "loadgen.py"), "--url", url, "--scenario", json.dumps(scenario),
-            "-c", str(concurrency), "-d", str(duration), "-w", str(args.warmup),
-            "--timeout", str(args.timeout), "--watch-pid", str(server.pid), "--json"]
+    argv = [
+        PYTHON,
+        str(HERE / "loadgen.py"),
+        "--url",
+        url,
+        "--scenario",
+        json.dumps(scenario),
+        "-c",
+        str(concurrency),
+        "-d",
+        str(duration),
+        "-w",
+        str(args.warmup),
+        "--timeout",
+        str(args.timeout),
+        "--watch-pid",
+        str(server.pid),
+        "--json",
+    ]
     budget = args.warmup + duration + args.timeout + 60  # warm-up, window, drain, slack
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=budget, preexec_fn=die_with_parent)
@@ -115,9 +132,23 @@ def run_durio(args: argparse.Namespace, data_dir: pathlib.Path, logs: pathlib.Pa
     try:
         for backend in args.backends:
             ingress, admin = free_ports(2)
-            argv = [PYTHON, "-m", "durio.cli", "serve", str(HERE / "durio_app.py"), "--data-dir", str(data_dir / backend),
-                    "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}", "--backend", backend,
-                    "--workers", args.durio_workers]
+            argv = [
+                PYTHON,
+                "-m",
+                "durio.cli",
+                "serve",
+                str(HERE / "durio_app.py"),
+                "--data-dir",
+                str(data_dir / backend),
+                "--ingress",
+                f"127.0.0.1:{ingress}",
+                "--admin",
+                f"127.0.0.1:{admin}",
+                "--backend",
+                backend,
+                "--workers",
+                args.durio_workers,
+            ]
             servers[backend] = (ServerProcess(f"durio ({backend})", argv, logs / f"durio-{backend}.log"), ingress)
         for server, ingress in servers.values():
             server.wait_until_answering(ingress, "/restate/health")
@@ -165,13 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each row (default 1)")
     parser.add_argument("--ceiling-duration", type=float, help="measured seconds per ceiling row (default: --duration)")
     parser.add_argument("--concurrency", type=_int_list, default=[1, 16, 64], help="comma-separated (default 1,16,64)")
-    parser.add_argument("--workloads", type=_workload_list, default=list(WORKLOADS),
-                        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)")
-    parser.add_argument("--backends", type=_backend_list, default=list(BACKENDS),
-                        help=f"comma-separated event loops durio runs on, from {','.join(BACKENDS)} (default: all)")
-    parser.add_argument("--durio-workers", type=_workers, default="auto",
-                        help="durio serve --workers: worker processes, a number or auto (one per usable CPU; the default, "
-                             "as `durio serve` has it)")
+    parser.add_argument(
+        "--workloads",
+        type=_workload_list,
+        default=list(WORKLOADS),
+        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)",
+    )
+    parser.add_argument(
+        "--backends",
+        type=_backend_list,
+        default=list(BACKENDS),
+        help=f"comma-separated event loops durio runs on, from {','.join(BACKENDS)} (default: all)",
+    )
+    parser.add_argument(
+        "--durio-workers",
+        type=_workers,
+        default="auto",
+        help="durio serve --workers: worker processes, a number or auto (one per usable CPU; the default, "
+        "as `durio serve` has it)",
+    )
     parser.add_argument("--skip-ceilings", action="store_true", help="measure durio only")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as failed")
     parser.add_argument("--keep-data", action="store_true", help="keep durio's data directory and the server logs")
@@ -204,10 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started.isoformat(),
         "machine": machine_info(),
         "settings": {
-            "duration_s": args.duration, "warmup_s": args.warmup, "ceiling_duration_s": args.ceiling_duration,
-            "concurrency": args.concurrency, "workloads": args.workloads, "timeout_s": args.timeout,
-            "backends": args.backends, "durio_workers": args.durio_workers,
-            "durio_data_filesystem": filesystem_type(work), "fsync": "durio default (on)",
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "ceiling_duration_s": args.ceiling_duration,
+            "concurrency": args.concurrency,
+            "workloads": args.workloads,
+            "timeout_s": args.timeout,
+            "backends": args.backends,
+            "durio_workers": args.durio_workers,
+            "durio_data_filesystem": filesystem_type(work),
+            "fsync": "durio default (on)",
             "client": "benchmarks/loadgen.py, one thread per keep-alive connection, closed loop",
         },
         "workloads": {name: WORKLOADS[name].description for name in args.workloads},
@@ -234,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
 def _print_report(document: dict[str, typing.Any], args: argparse.Namespace) -> None:
     machine = document["machine"]
     print(f"\n{machine_line(machine)}")
-    print(f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
-          f"fsync on; durio --workers {args.durio_workers} (RSS and CPU: the server's whole process tree)\n")
+    print(
+        f"{args.duration:g} s per row after {args.warmup:g} s warm-up; closed loop, one request in flight per connection; "
+        f"fsync on; durio --workers {args.durio_workers} (RSS and CPU: the server's whole process tree)\n"
+    )
     rows = document.get("rows", [])
     if rows:
         backends = list(dict.fromkeys(row.get("backend", "trio") for row in rows))

@@ -176,8 +176,10 @@ def suspended_count(sample: dict[str, float]) -> int:
 
 
 def completed_total(sample: dict[str, float]) -> int:
-    return int(sample.get('durio_invocations_completed_total{outcome="success"}', 0)
-               + sample.get('durio_invocations_completed_total{outcome="failure"}', 0))
+    return int(
+        sample.get('durio_invocations_completed_total{outcome="success"}', 0)
+        + sample.get('durio_invocations_completed_total{outcome="failure"}', 0)
+    )
 
 
 def parse_timestamp(text: str) -> float:
@@ -190,8 +192,17 @@ def parse_timestamp(text: str) -> float:
 # ------------------------------------------------------------------ sending many requests
 
 
-def send_many(port: int, first: int, count: int, make_request: typing.Callable[[int], bytes], expect: int,
-              concurrency: int, server: ServerProcess, label: str, timeout: float = 60.0) -> dict[str, typing.Any]:
+def send_many(
+    port: int,
+    first: int,
+    count: int,
+    make_request: typing.Callable[[int], bytes],
+    expect: int,
+    concurrency: int,
+    server: ServerProcess,
+    label: str,
+    timeout: float = 60.0,
+) -> dict[str, typing.Any]:
     """Send requests first..first+count-1, `concurrency` at a time (one thread per keep-alive connection).
 
     Nothing is retried: a request whose outcome is unknown (connection broken,
@@ -264,13 +275,20 @@ def send_many(port: int, first: int, count: int, make_request: typing.Callable[[
         histogram.merge(part)
     done = sum(ok)
     if sum(errors.values()) > max_errors:
-        raise MeasurementFailed(f"{label}: more than {max_errors} failed requests; the first reasons: "
-                                + "; ".join(f"{n} x {r}" for r, n in sorted(errors.items(), key=lambda x: -x[1])[:5]))
+        raise MeasurementFailed(
+            f"{label}: more than {max_errors} failed requests; the first reasons: "
+            + "; ".join(f"{n} x {r}" for r, n in sorted(errors.items(), key=lambda x: -x[1])[:5])
+        )
     return {
-        "requested": count, "ok": done, "errors": sum(errors.values()), "error_reasons": errors,
-        "elapsed_s": round(elapsed, 3), "per_s": round(done / elapsed, 1) if elapsed else None,
+        "requested": count,
+        "ok": done,
+        "errors": sum(errors.values()),
+        "error_reasons": errors,
+        "elapsed_s": round(elapsed, 3),
+        "per_s": round(done / elapsed, 1) if elapsed else None,
         "concurrency": concurrency,
-        "p50_ms": histogram.percentile(0.5) / 1000, "p99_ms": histogram.percentile(0.99) / 1000,
+        "p50_ms": histogram.percentile(0.5) / 1000,
+        "p99_ms": histogram.percentile(0.99) / 1000,
         "max_ms": histogram.max_us / 1000,
     }
 
@@ -299,7 +317,8 @@ def probe_latency(ingress: int, count: int) -> dict[str, typing.Any]:
     if not samples:
         return {"calls": count, "failures": failures}
     return {
-        "calls": count, "failures": failures,
+        "calls": count,
+        "failures": failures,
         "p50_ms": round(samples[len(samples) // 2], 3),
         "p99_ms": round(samples[min(len(samples) - 1, len(samples) * 99 // 100)], 3),
         "max_ms": round(samples[-1], 3),
@@ -320,8 +339,19 @@ class Servers:
         """Start `durio serve scale_app.py` on fresh loopback ports; return it, its ports, and the
         seconds from launch until both its ingress and admin answer /health."""
         ingress, admin = free_ports(2)
-        argv = [PYTHON, "-m", "durio.cli", "serve", str(APP), "--data-dir", str(data_dir),
-                "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}"]
+        argv = [
+            PYTHON,
+            "-m",
+            "durio.cli",
+            "serve",
+            str(APP),
+            "--data-dir",
+            str(data_dir),
+            "--ingress",
+            f"127.0.0.1:{ingress}",
+            "--admin",
+            f"127.0.0.1:{admin}",
+        ]
         log_path = self.logs / f"{name}.log"
         launched = time.perf_counter()
         server = ServerProcess(name, argv, log_path, env={"PYTHONUNBUFFERED": "1"})
@@ -389,8 +419,9 @@ def file_sizes(path: pathlib.Path) -> dict[str, int]:
     return {"disk_bytes": st.st_blocks * 512, "logical_bytes": st.st_size}
 
 
-def wait_until(condition: typing.Callable[[], bool], server: ServerProcess, timeout: float, what: str,
-               interval: float = 1.0) -> float:
+def wait_until(
+    condition: typing.Callable[[], bool], server: ServerProcess, timeout: float, what: str, interval: float = 1.0
+) -> float:
     """Poll `condition` until true; the seconds it took. Raises if the server dies or time runs out."""
     started = time.perf_counter()
     while True:
@@ -412,41 +443,57 @@ def measure_sleepers(args: argparse.Namespace, servers: Servers, work: pathlib.P
     rows = out.setdefault("rows", [])
     probe_latency(ingress, 100)  # warm the code paths before the baseline
     time.sleep(1)
-    idle = {"sleeping": 0, "label": "idle", "memory": memory(server.pid), "noop": probe_latency(ingress, args.probe_calls),
-            "data_mdb": file_sizes(data_file(data_dir))}
+    idle = {
+        "sleeping": 0,
+        "label": "idle",
+        "memory": memory(server.pid),
+        "noop": probe_latency(ingress, args.probe_calls),
+        "data_mdb": file_sizes(data_file(data_dir)),
+    }
     rows.append(idle)
     progress(f"  idle: RSS {idle['memory']['rss']} MB, anon {idle['memory']['anon']} MB")
     send_raw = encode_request("POST", "/restate/send/Sleepy/sleep", f"127.0.0.1:{ingress}", None)
     sent = 0
     for level in levels:
         progress(f"  sending {level - sent:,} sleepers ({args.concurrency} connections) to reach {level:,}")
-        creation = send_many(ingress, sent, level - sent, lambda i: send_raw, 202, args.concurrency, server,
-                             f"sleepers to {level:,}")
+        creation = send_many(
+            ingress, sent, level - sent, lambda i: send_raw, 202, args.concurrency, server, f"sleepers to {level:,}"
+        )
         sent += creation["ok"]
-        progress(f"    created {creation['ok']:,} in {creation['elapsed_s']:.1f} s ({creation['per_s']:,.0f}/s); "
-                 "waiting until all are suspended")
+        progress(
+            f"    created {creation['ok']:,} in {creation['elapsed_s']:.1f} s ({creation['per_s']:,.0f}/s); "
+            "waiting until all are suspended"
+        )
         state: dict[str, typing.Any] = {}
 
         def all_suspended() -> bool:
             state["metrics"] = sample = metrics(admin)
             return suspended_count(sample) >= sent and sample.get("durio_active_actors", 1) == 0
 
-        waited = wait_until(all_suspended, server, timeout=120 + level / 100, what=f"{sent:,} suspended invocations",
-                            interval=2.0)
+        waited = wait_until(
+            all_suspended, server, timeout=120 + level / 100, what=f"{sent:,} suspended invocations", interval=2.0
+        )
         time.sleep(args.settle)
         mem = memory(server.pid)
         row = {
-            "sleeping": sent, "label": f"{sent:,} asleep", "creation": creation,
-            "all_suspended_after_s": round(waited, 1), "memory": mem,
-            "noop": probe_latency(ingress, args.probe_calls), "memory_after_probe": memory(server.pid),
-            "metrics": _interesting(state["metrics"]), "data_mdb": file_sizes(data_file(data_dir)),
+            "sleeping": sent,
+            "label": f"{sent:,} asleep",
+            "creation": creation,
+            "all_suspended_after_s": round(waited, 1),
+            "memory": mem,
+            "noop": probe_latency(ingress, args.probe_calls),
+            "memory_after_probe": memory(server.pid),
+            "metrics": _interesting(state["metrics"]),
+            "data_mdb": file_sizes(data_file(data_dir)),
         }
         row["admin"] = admin_timings(admin, server)
         _per_sleeper(row, idle, rows[-1])
         rows.append(row)
-        progress(f"    {sent:,} asleep: RSS {mem['rss']} MB (anon {mem['anon']}), "
-                 f"{row['kb_per_sleeper_rss']} KB/sleeper RSS, {row['kb_per_sleeper_anon']} KB heap; "
-                 f"noop p50 {row['noop'].get('p50_ms')} ms")
+        progress(
+            f"    {sent:,} asleep: RSS {mem['rss']} MB (anon {mem['anon']}), "
+            f"{row['kb_per_sleeper_rss']} KB/sleeper RSS, {row['kb_per_sleeper_anon']} KB heap; "
+            f"noop p50 {row['noop'].get('p50_ms')} ms"
+        )
     if not args.no_restart:
         progress(f"  restarting the server on the same files with {sent:,} asleep")
         server.stop(grace=60)
@@ -463,9 +510,14 @@ def measure_sleepers(args: argparse.Namespace, servers: Servers, work: pathlib.P
         time.sleep(args.settle)
         mem = memory(server.pid)
         row = {
-            "sleeping": sent, "label": f"{sent:,} asleep, restarted", "restart_to_health_s": round(ready_s, 2),
-            "memory_before_admin_calls": memory_at_health, "memory": mem, "noop": probe_latency(ingress, args.probe_calls),
-            "metrics": _interesting(state["metrics"]), "data_mdb": file_sizes(data_file(data_dir)),
+            "sleeping": sent,
+            "label": f"{sent:,} asleep, restarted",
+            "restart_to_health_s": round(ready_s, 2),
+            "memory_before_admin_calls": memory_at_health,
+            "memory": mem,
+            "noop": probe_latency(ingress, args.probe_calls),
+            "metrics": _interesting(state["metrics"]),
+            "data_mdb": file_sizes(data_file(data_dir)),
         }
         row["admin"] = admin_timings(admin, server)
         _per_sleeper(row, idle)
@@ -501,8 +553,15 @@ def _per_sleeper(row: dict[str, typing.Any], idle: dict[str, typing.Any], previo
 
 
 def _interesting(sample: dict[str, float]) -> dict[str, float]:
-    names = ("durio_active_actors", "durio_timers_in_memory", "durio_storage_size_bytes", "durio_storage_map_size_bytes",
-             'durio_invocations{status="suspended"}', "durio_invocations_created_total", "durio_writer_batches_total")
+    names = (
+        "durio_active_actors",
+        "durio_timers_in_memory",
+        "durio_storage_size_bytes",
+        "durio_storage_map_size_bytes",
+        'durio_invocations{status="suspended"}',
+        "durio_invocations_created_total",
+        "durio_writer_batches_total",
+    )
     return {name: sample[name] for name in names if name in sample}
 
 
@@ -531,15 +590,20 @@ def measure_steps(args: argparse.Namespace, servers: Servers, work: pathlib.Path
         result = json.loads(response.body)
         live, replay = result["live"], result.get("replay")
         if replay is None or replay.get("steps") != n:
-            raise MeasurementFailed(f"Steps.run with n={n} did not replay its {n} steps after the sleep "
-                                    f"(was it suspended?): {str(result)[:300]}")
+            raise MeasurementFailed(
+                f"Steps.run with n={n} did not replay its {n} steps after the sleep (was it suspended?): {str(result)[:300]}"
+            )
         invocation_id = (response.header(b"x-restate-id") or b"").decode()
         due = _sleep_due(admin, invocation_id)
         row = {
-            "steps": n, "invocation_id": invocation_id, "call_s": round(answered - started, 3),
-            "live": live, "replay": replay,
+            "steps": n,
+            "invocation_id": invocation_id,
+            "call_s": round(answered - started, 3),
+            "live": live,
+            "replay": replay,
             "live_per_step_us": live["mean_us"],
-            "live_first_tenth_us": live["tenths_mean_us"][0], "live_last_tenth_us": live["tenths_mean_us"][-1],
+            "live_first_tenth_us": live["tenths_mean_us"][0],
+            "live_last_tenth_us": live["tenths_mean_us"][-1],
             "replay_in_handler_ms": round((replay["woken_at"] - replay["entered_at"]) * 1000, 3),
             "replay_per_entry_us": round((replay["woken_at"] - replay["entered_at"]) * 1e6 / (n + 3), 2),
             "sleep_due_at": due,
@@ -549,9 +613,11 @@ def measure_steps(args: argparse.Namespace, servers: Servers, work: pathlib.Path
             row["due_to_handler_ms"] = round((replay["entered_at"] - due) * 1000, 1)
             row["due_to_replayed_ms"] = round((replay["woken_at"] - due) * 1000, 1)
         rows.append(row)
-        progress(f"    live {live['total_s']:.2f} s, {live['mean_us']:.0f} µs/step (first tenth {row['live_first_tenth_us']:.0f}, "
-                 f"last tenth {row['live_last_tenth_us']:.0f}); replay {row['replay_in_handler_ms']:.1f} ms in the handler, "
-                 f"{row.get('due_to_replayed_ms')} ms from the timer's due time")
+        progress(
+            f"    live {live['total_s']:.2f} s, {live['mean_us']:.0f} µs/step (first tenth {row['live_first_tenth_us']:.0f}, "
+            f"last tenth {row['live_last_tenth_us']:.0f}); replay {row['replay_in_handler_ms']:.1f} ms in the handler, "
+            f"{row.get('due_to_replayed_ms')} ms from the timer's due time"
+        )
     server.stop(grace=60)
 
 
@@ -599,8 +665,10 @@ def measure_recovery(args: argparse.Namespace, servers: Servers, work: pathlib.P
     in_flight = created - (completed_total(before_kill) - completed_before)
     kill9(server)
     killed_at = time.time()
-    progress(f"    kill -9 with {in_flight:,} in flight ({suspended_count(before_kill):,} suspended); "
-             f"waiting {max(0.0, wake_at + 1 - time.time()):.1f} s for their timers to be due")
+    progress(
+        f"    kill -9 with {in_flight:,} in flight ({suspended_count(before_kill):,} suspended); "
+        f"waiting {max(0.0, wake_at + 1 - time.time()):.1f} s for their timers to be due"
+    )
     time.sleep(max(0.0, wake_at + 1 - time.time()))
     restarted_at = time.time()
     server, ingress, admin, ready_s = servers.start("recovery-restarted", data_dir)
@@ -621,23 +689,36 @@ def measure_recovery(args: argparse.Namespace, servers: Servers, work: pathlib.P
     outputs = [v.get("output") for v in listing["invocations"]]
     wrong = created - sum(1 for v in listing["invocations"] if v.get("status") == "completed" and v.get("output") == "ok")
     recovered_line = re.findall(r"recovered (\d+) invocations and (\d+) messages", server.log_path.read_text(errors="replace"))
-    out.update({
-        "in_flight": in_flight, "creation": creation, "wake_budget_s": round(budget, 1),
-        "metrics_before_kill": _interesting(before_kill), "killed_at": killed_at, "restarted_at": restarted_at,
-        "wake_at": wake_at, "restart_to_health_s": round(ready_s, 3),
-        "restart_to_first_completed_s": round(min(finished) - restarted_at, 3) if finished else None,
-        "restart_to_all_completed_s": round(max(finished) - restarted_at, 3) if finished else None,
-        "restart_to_all_completed_polled_s": round(polled_s, 2), "waited_after_health_s": round(waited, 2),
-        "restart_to_completed_percentiles_s": _percentiles([t - restarted_at for t in finished]),
-        "completed_per_second_after_restart": _per_second([t - restarted_at for t in finished]),
-        "completed": len(finished), "not_completed_or_wrong_output": wrong, "listed": len(outputs),
-        "failures_after_restart": int(done["metrics"].get('durio_invocations_completed_total{outcome="failure"}', 0)),
-        "recovered_log_line": recovered_line[-1] if recovered_line else None,
-        "memory_after": memory(server.pid), "metrics_after": _interesting(done["metrics"]),
-        "peak_active_actors_seen": done["peak_actors"],
-    })
-    progress(f"    all completed {out['restart_to_all_completed_s']} s after the restart "
-             f"(first at {out['restart_to_first_completed_s']} s); {wrong} wrong or missing")
+    out.update(
+        {
+            "in_flight": in_flight,
+            "creation": creation,
+            "wake_budget_s": round(budget, 1),
+            "metrics_before_kill": _interesting(before_kill),
+            "killed_at": killed_at,
+            "restarted_at": restarted_at,
+            "wake_at": wake_at,
+            "restart_to_health_s": round(ready_s, 3),
+            "restart_to_first_completed_s": round(min(finished) - restarted_at, 3) if finished else None,
+            "restart_to_all_completed_s": round(max(finished) - restarted_at, 3) if finished else None,
+            "restart_to_all_completed_polled_s": round(polled_s, 2),
+            "waited_after_health_s": round(waited, 2),
+            "restart_to_completed_percentiles_s": _percentiles([t - restarted_at for t in finished]),
+            "completed_per_second_after_restart": _per_second([t - restarted_at for t in finished]),
+            "completed": len(finished),
+            "not_completed_or_wrong_output": wrong,
+            "listed": len(outputs),
+            "failures_after_restart": int(done["metrics"].get('durio_invocations_completed_total{outcome="failure"}', 0)),
+            "recovered_log_line": recovered_line[-1] if recovered_line else None,
+            "memory_after": memory(server.pid),
+            "metrics_after": _interesting(done["metrics"]),
+            "peak_active_actors_seen": done["peak_actors"],
+        }
+    )
+    progress(
+        f"    all completed {out['restart_to_all_completed_s']} s after the restart "
+        f"(first at {out['restart_to_first_completed_s']} s); {wrong} wrong or missing"
+    )
     if wrong:
         raise MeasurementFailed(f"{wrong} of {created} Recover invocations did not complete with 'ok' after the restart")
     server.stop(grace=60)
@@ -675,10 +756,17 @@ def measure_keys(args: argparse.Namespace, servers: Servers, work: pathlib.Path,
     data_dir = work / "keys-data"
     server, ingress, admin, _ = servers.start("keys", data_dir)
     host = f"127.0.0.1:{ingress}"
-    out.update({"target_keys": total, "service": service, "state": "one entry 'v' per key, the key's number as JSON "
-                "(1 to 7 bytes); keys 'k0000000'.. (8 bytes)", "budget_s": args.keys_budget,
-                "completed_invocations": "kept a day (durio's default)" if args.keys_keep_invocations
-                else "purged 1 ms after completion (journal_retention)"})
+    out.update(
+        {
+            "target_keys": total,
+            "service": service,
+            "state": "one entry 'v' per key, the key's number as JSON (1 to 7 bytes); keys 'k0000000'.. (8 bytes)",
+            "budget_s": args.keys_budget,
+            "completed_invocations": "kept a day (durio's default)"
+            if args.keys_keep_invocations
+            else "purged 1 ms after completion (journal_retention)",
+        }
+    )
     checkpoints = out.setdefault("checkpoints", [])
     written = 0
     started = time.perf_counter()
@@ -693,7 +781,9 @@ def measure_keys(args: argparse.Namespace, servers: Servers, work: pathlib.Path,
         elapsed = time.perf_counter() - started
         sample = metrics(admin)
         checkpoint = {
-            "keys": written, "elapsed_s": round(elapsed, 1), "chunk": sent,
+            "keys": written,
+            "elapsed_s": round(elapsed, 1),
+            "chunk": sent,
             "data_mdb": file_sizes(data_file(data_dir)),
             "lmdb_used_bytes": int(sample.get("durio_storage_size_bytes", 0)),
             "map_size_bytes": int(sample.get("durio_storage_map_size_bytes", 0)),
@@ -701,8 +791,10 @@ def measure_keys(args: argparse.Namespace, servers: Servers, work: pathlib.Path,
         }
         checkpoint["disk_bytes_per_key"] = round(checkpoint["data_mdb"]["disk_bytes"] / written, 1)
         checkpoints.append(checkpoint)
-        progress(f"    {written:,} keys after {elapsed:.0f} s ({sent['per_s']:,.0f} calls/s): data.mdb "
-                 f"{checkpoint['data_mdb']['disk_bytes'] / MB:.1f} MB on disk, {checkpoint['disk_bytes_per_key']} B/key")
+        progress(
+            f"    {written:,} keys after {elapsed:.0f} s ({sent['per_s']:,.0f} calls/s): data.mdb "
+            f"{checkpoint['data_mdb']['disk_bytes'] / MB:.1f} MB on disk, {checkpoint['disk_bytes_per_key']} B/key"
+        )
         if elapsed > args.keys_budget and written < total:
             progress(f"    past the {args.keys_budget:.0f} s budget: stopping at {written:,} keys, extrapolating to {total:,}")
             break
@@ -718,12 +810,18 @@ def measure_keys(args: argparse.Namespace, servers: Servers, work: pathlib.Path,
     disk = final["data_mdb_stopped"]["disk_bytes"]
     logical = final["data_mdb_stopped"]["logical_bytes"]
     scale = total / written if written else 0
-    out.update({
-        "keys_written": written, "extrapolated": written < total, "final": final,
-        "disk_bytes_per_key": round(disk / written, 1), "logical_bytes_per_key": round(logical / written, 1),
-        "state_db_bytes_per_key": round(final["lmdb"]["databases"]["state"]["bytes"] / written, 1),
-        "projected_disk_bytes": int(disk * scale), "projected_logical_bytes": int(logical * scale),
-    })
+    out.update(
+        {
+            "keys_written": written,
+            "extrapolated": written < total,
+            "final": final,
+            "disk_bytes_per_key": round(disk / written, 1),
+            "logical_bytes_per_key": round(logical / written, 1),
+            "state_db_bytes_per_key": round(final["lmdb"]["databases"]["state"]["bytes"] / written, 1),
+            "projected_disk_bytes": int(disk * scale),
+            "projected_logical_bytes": int(logical * scale),
+        }
+    )
 
 
 def lmdb_breakdown(env_dir: pathlib.Path) -> dict[str, typing.Any]:
@@ -746,11 +844,20 @@ def lmdb_breakdown(env_dir: pathlib.Path) -> dict[str, typing.Any]:
                 stat = txn.stat(db)
                 pages = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
                 accounted += pages
-                databases[name.decode(errors="replace")] = {"entries": stat["entries"], "pages": pages,
-                                                            "bytes": pages * page, "depth": stat["depth"]}
+                databases[name.decode(errors="replace")] = {
+                    "entries": stat["entries"],
+                    "pages": pages,
+                    "bytes": pages * page,
+                    "depth": stat["depth"],
+                }
         used = info["last_pgno"] + 1
-        return {"page_size": page, "pages_used": used, "map_size": info["map_size"],
-                "free_or_meta_pages": used - accounted, "databases": databases}
+        return {
+            "page_size": page,
+            "pages_used": used,
+            "map_size": info["map_size"],
+            "free_or_meta_pages": used - accounted,
+            "databases": databases,
+        }
     finally:
         env.close()
 
@@ -773,85 +880,193 @@ def print_report(document: dict[str, typing.Any]) -> None:
     sleepers = results.get("sleepers", {})
     if sleepers.get("rows"):
         print("\n1. Invocations asleep (Sleepy.sleep: one durable sleep of an hour; every one suspended)")
-        header = ["", "create s", "create/s", "all susp. s", "RSS MB", "anon MB", "file MB", "KB/sleeper RSS",
-                  "KB/sleeper anon", "Δ KB/sleeper anon", "peak RSS MB", "noop p50 ms", "noop p99 ms", "data.mdb MB"]
+        header = [
+            "",
+            "create s",
+            "create/s",
+            "all susp. s",
+            "RSS MB",
+            "anon MB",
+            "file MB",
+            "KB/sleeper RSS",
+            "KB/sleeper anon",
+            "Δ KB/sleeper anon",
+            "peak RSS MB",
+            "noop p50 ms",
+            "noop p99 ms",
+            "data.mdb MB",
+        ]
         body = []
         for row in sleepers["rows"]:
             creation = row.get("creation", {})
             mem = row["memory"]
-            body.append([
-                row["label"], _n(creation.get("elapsed_s"), 1), _n(creation.get("per_s")),
-                _n(row.get("all_suspended_after_s", row.get("restart_to_health_s")), 1),
-                _n(mem["rss"], 1), _n(mem.get("anon"), 1), _n(mem.get("file"), 1),
-                _n(row.get("kb_per_sleeper_rss"), 2), _n(row.get("kb_per_sleeper_anon"), 2),
-                _n(row.get("marginal_kb_per_sleeper_anon"), 2), _n(mem.get("peak"), 1),
-                _n(row["noop"].get("p50_ms"), 2), _n(row["noop"].get("p99_ms"), 2),
-                _n(row["data_mdb"]["disk_bytes"] / MB, 1),
-            ])
+            body.append(
+                [
+                    row["label"],
+                    _n(creation.get("elapsed_s"), 1),
+                    _n(creation.get("per_s")),
+                    _n(row.get("all_suspended_after_s", row.get("restart_to_health_s")), 1),
+                    _n(mem["rss"], 1),
+                    _n(mem.get("anon"), 1),
+                    _n(mem.get("file"), 1),
+                    _n(row.get("kb_per_sleeper_rss"), 2),
+                    _n(row.get("kb_per_sleeper_anon"), 2),
+                    _n(row.get("marginal_kb_per_sleeper_anon"), 2),
+                    _n(mem.get("peak"), 1),
+                    _n(row["noop"].get("p50_ms"), 2),
+                    _n(row["noop"].get("p99_ms"), 2),
+                    _n(row["data_mdb"]["disk_bytes"] / MB, 1),
+                ]
+            )
         print(_format(body, header))
         admin_rows = [row for row in sleepers["rows"] if "admin" in row]
         if admin_rows:
-            print("admin calls that scan every invocation: " + "; ".join(
-                f"{row['label']}: GET /metrics {_n(row['admin']['metrics_ms'])} ms, GET /invocations?status=suspended&limit=10 "
-                f"{_n(row['admin']['list_suspended_limit_10_ms'])} ms (anon after {_n(row['admin']['memory_after'].get('anon'), 1)} MB)"
-                for row in admin_rows))
-        print("(KB/sleeper: above the idle server; Δ: per sleeper added since the row above; anon is the heap, file mostly "
-              "LMDB's map; 'all susp. s' of the restarted row is the restart's time to health)")
+            print(
+                "admin calls that scan every invocation: "
+                + "; ".join(
+                    f"{row['label']}: GET /metrics {_n(row['admin']['metrics_ms'])} ms, GET /invocations?status=suspended&limit=10 "
+                    f"{_n(row['admin']['list_suspended_limit_10_ms'])} ms (anon after {_n(row['admin']['memory_after'].get('anon'), 1)} MB)"
+                    for row in admin_rows
+                )
+            )
+        print(
+            "(KB/sleeper: above the idle server; Δ: per sleeper added since the row above; anon is the heap, file mostly "
+            "LMDB's map; 'all susp. s' of the restarted row is the restart's time to health)"
+        )
     steps = results.get("steps", {})
     if steps.get("rows"):
         print("\n2. One invocation of N ctx.run_typed steps (each journaled, fsync'd, before the next), then its replay")
-        header = ["steps", "live s", "µs/step", "p50 µs", "p99 µs", "1st tenth µs", "last tenth µs",
-                  "replay ms", "µs/entry", "due→handler ms", "due→replayed ms"]
-        body = [[
-            _n(row["steps"]), _n(row["live"]["total_s"], 2), _n(row["live"]["mean_us"]), _n(row["live"]["p50_us"]),
-            _n(row["live"]["p99_us"]), _n(row["live_first_tenth_us"]), _n(row["live_last_tenth_us"]),
-            _n(row["replay_in_handler_ms"], 1), _n(row["replay_per_entry_us"], 1),
-            _n(row.get("due_to_handler_ms"), 1), _n(row.get("due_to_replayed_ms"), 1),
-        ] for row in steps["rows"]]
+        header = [
+            "steps",
+            "live s",
+            "µs/step",
+            "p50 µs",
+            "p99 µs",
+            "1st tenth µs",
+            "last tenth µs",
+            "replay ms",
+            "µs/entry",
+            "due→handler ms",
+            "due→replayed ms",
+        ]
+        body = [
+            [
+                _n(row["steps"]),
+                _n(row["live"]["total_s"], 2),
+                _n(row["live"]["mean_us"]),
+                _n(row["live"]["p50_us"]),
+                _n(row["live"]["p99_us"]),
+                _n(row["live_first_tenth_us"]),
+                _n(row["live_last_tenth_us"]),
+                _n(row["replay_in_handler_ms"], 1),
+                _n(row["replay_per_entry_us"], 1),
+                _n(row.get("due_to_handler_ms"), 1),
+                _n(row.get("due_to_replayed_ms"), 1),
+            ]
+            for row in steps["rows"]
+        ]
         print(_format(body, header))
-        print("(replay: from entering the handler to the sleep's return on the attempt after the suspension; due→: "
-              "from the sleep's due time, so including the timer firing and loading the journal)")
+        print(
+            "(replay: from entering the handler to the sleep's return on the attempt after the suspension; due→: "
+            "from the sleep's due time, so including the timer firing and loading the journal)"
+        )
     recovery = results.get("recovery", {})
     if "restart_to_all_completed_s" in recovery:
         print("\n3. Recovery after kill -9 (every timer already due at the restart)")
-        header = ["in flight", "create s", "restart→health s", "→first done s", "→half done s", "→all done s", "completed",
-                  "wrong", "peak actors", "RSS after MB", "anon MB", "peak RSS MB"]
+        header = [
+            "in flight",
+            "create s",
+            "restart→health s",
+            "→first done s",
+            "→half done s",
+            "→all done s",
+            "completed",
+            "wrong",
+            "peak actors",
+            "RSS after MB",
+            "anon MB",
+            "peak RSS MB",
+        ]
         mem = recovery["memory_after"]
-        print(_format([[
-            _n(recovery["in_flight"]), _n(recovery["creation"]["elapsed_s"], 1), _n(recovery["restart_to_health_s"], 2),
-            _n(recovery["restart_to_first_completed_s"], 2),
-            _n(recovery.get("restart_to_completed_percentiles_s", {}).get("p50"), 2),
-            _n(recovery["restart_to_all_completed_s"], 2),
-            _n(recovery["completed"]), _n(recovery["not_completed_or_wrong_output"]), _n(recovery.get("peak_active_actors_seen")),
-            _n(mem["rss"], 1), _n(mem.get("anon"), 1), _n(mem.get("peak"), 1),
-        ]], header))
+        print(
+            _format(
+                [
+                    [
+                        _n(recovery["in_flight"]),
+                        _n(recovery["creation"]["elapsed_s"], 1),
+                        _n(recovery["restart_to_health_s"], 2),
+                        _n(recovery["restart_to_first_completed_s"], 2),
+                        _n(recovery.get("restart_to_completed_percentiles_s", {}).get("p50"), 2),
+                        _n(recovery["restart_to_all_completed_s"], 2),
+                        _n(recovery["completed"]),
+                        _n(recovery["not_completed_or_wrong_output"]),
+                        _n(recovery.get("peak_active_actors_seen")),
+                        _n(mem["rss"], 1),
+                        _n(mem.get("anon"), 1),
+                        _n(mem.get("peak"), 1),
+                    ]
+                ],
+                header,
+            )
+        )
         if recovery.get("completed_per_second_after_restart"):
-            print("completions per second after the restart: " + " ".join(map(str, recovery["completed_per_second_after_restart"])))
+            print(
+                "completions per second after the restart: " + " ".join(map(str, recovery["completed_per_second_after_restart"]))
+            )
     keys = results.get("keys", {})
     if keys.get("checkpoints"):
-        print(f"\n4. LMDB size with one small state value per key ({keys['service']}.set; completed invocations "
-              f"{keys['completed_invocations']})")
-        header = ["keys", "elapsed s", "calls/s", "data.mdb disk MB", "file size MB", "LMDB used MB", "disk B/key",
-                  "RSS MB", "anon MB"]
-        body = [[
-            _n(c["keys"]), _n(c["elapsed_s"]), _n(c["chunk"]["per_s"]), _n(c["data_mdb"]["disk_bytes"] / MB, 1),
-            _n(c["data_mdb"]["logical_bytes"] / MB, 1), _n(c["lmdb_used_bytes"] / MB, 1), _n(c["disk_bytes_per_key"], 1),
-            _n(c["memory"]["rss"], 1), _n(c["memory"].get("anon"), 1),
-        ] for c in keys["checkpoints"]]
+        print(
+            f"\n4. LMDB size with one small state value per key ({keys['service']}.set; completed invocations "
+            f"{keys['completed_invocations']})"
+        )
+        header = [
+            "keys",
+            "elapsed s",
+            "calls/s",
+            "data.mdb disk MB",
+            "file size MB",
+            "LMDB used MB",
+            "disk B/key",
+            "RSS MB",
+            "anon MB",
+        ]
+        body = [
+            [
+                _n(c["keys"]),
+                _n(c["elapsed_s"]),
+                _n(c["chunk"]["per_s"]),
+                _n(c["data_mdb"]["disk_bytes"] / MB, 1),
+                _n(c["data_mdb"]["logical_bytes"] / MB, 1),
+                _n(c["lmdb_used_bytes"] / MB, 1),
+                _n(c["disk_bytes_per_key"], 1),
+                _n(c["memory"]["rss"], 1),
+                _n(c["memory"].get("anon"), 1),
+            ]
+            for c in keys["checkpoints"]
+        ]
         print(_format(body, header))
         if "final" in keys:
             lmdb_info = keys["final"]["lmdb"]
-            parts = ", ".join(f"{name} {db['bytes'] / MB:.1f} MB ({db['entries']:,} entries)"
-                              for name, db in sorted(lmdb_info["databases"].items(), key=lambda x: -x[1]["bytes"]) if db["pages"])
-            print(f"After a clean stop: data.mdb {keys['final']['data_mdb_stopped']['disk_bytes'] / MB:.1f} MB on disk, "
-                  f"{keys['final']['data_mdb_stopped']['logical_bytes'] / MB:.1f} MB file size: "
-                  f"{keys['disk_bytes_per_key']:,.0f} B/key on disk, {keys['logical_bytes_per_key']:,.0f} B/key logical; "
-                  f"the state database alone {keys['state_db_bytes_per_key']:,.0f} B/key.\n  By database: {parts}; "
-                  f"free or meta pages {lmdb_info['free_or_meta_pages']:,} of {lmdb_info['pages_used']:,}.")
-            projected = f"{keys['projected_disk_bytes'] / MB:,.1f} MB on disk, {keys['projected_logical_bytes'] / MB:,.1f} MB file size"
+            parts = ", ".join(
+                f"{name} {db['bytes'] / MB:.1f} MB ({db['entries']:,} entries)"
+                for name, db in sorted(lmdb_info["databases"].items(), key=lambda x: -x[1]["bytes"])
+                if db["pages"]
+            )
+            print(
+                f"After a clean stop: data.mdb {keys['final']['data_mdb_stopped']['disk_bytes'] / MB:.1f} MB on disk, "
+                f"{keys['final']['data_mdb_stopped']['logical_bytes'] / MB:.1f} MB file size: "
+                f"{keys['disk_bytes_per_key']:,.0f} B/key on disk, {keys['logical_bytes_per_key']:,.0f} B/key logical; "
+                f"the state database alone {keys['state_db_bytes_per_key']:,.0f} B/key.\n  By database: {parts}; "
+                f"free or meta pages {lmdb_info['free_or_meta_pages']:,} of {lmdb_info['pages_used']:,}."
+            )
+            projected = (
+                f"{keys['projected_disk_bytes'] / MB:,.1f} MB on disk, {keys['projected_logical_bytes'] / MB:,.1f} MB file size"
+            )
             if keys["extrapolated"]:
-                print(f"  EXTRAPOLATED linearly from {keys['keys_written']:,} keys (the {keys['budget_s']:.0f} s budget ran out): "
-                      f"{keys['target_keys']:,} keys ≈ {projected}.")
+                print(
+                    f"  EXTRAPOLATED linearly from {keys['keys_written']:,} keys (the {keys['budget_s']:.0f} s budget ran out): "
+                    f"{keys['target_keys']:,} keys ≈ {projected}."
+                )
             else:
                 print(f"  {keys['target_keys']:,} keys measured: {projected}.")
     for name, failure in document.get("failures", {}).items():
@@ -878,24 +1093,50 @@ def _measurement_list(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="How durio's costs grow: sleepers, journal length, recovery, keys.")
-    parser.add_argument("--only", type=_measurement_list, default=list(MEASUREMENTS),
-                        help=f"comma-separated, from {','.join(MEASUREMENTS)} (default: all, in that order)")
-    parser.add_argument("--sleepers", type=_int_list, default=[10_000, 100_000],
-                        help="cumulative numbers of sleeping invocations to measure at (default 10000,100000)")
+    parser.add_argument(
+        "--only",
+        type=_measurement_list,
+        default=list(MEASUREMENTS),
+        help=f"comma-separated, from {','.join(MEASUREMENTS)} (default: all, in that order)",
+    )
+    parser.add_argument(
+        "--sleepers",
+        type=_int_list,
+        default=[10_000, 100_000],
+        help="cumulative numbers of sleeping invocations to measure at (default 10000,100000)",
+    )
     parser.add_argument("--no-restart", action="store_true", help="sleepers: skip the restart with everyone asleep")
-    parser.add_argument("--steps", type=_int_list, default=[10, 100, 1_000, 10_000],
-                        help="journal lengths (run steps) to measure (default 10,100,1000,10000)")
-    parser.add_argument("--replay-sleep-ms", type=int, default=2000,
-                        help="the durable sleep after the steps; above durio's 1 s suspension delay so it forces a replay")
+    parser.add_argument(
+        "--steps",
+        type=_int_list,
+        default=[10, 100, 1_000, 10_000],
+        help="journal lengths (run steps) to measure (default 10,100,1000,10000)",
+    )
+    parser.add_argument(
+        "--replay-sleep-ms",
+        type=int,
+        default=2000,
+        help="the durable sleep after the steps; above durio's 1 s suspension delay so it forces a replay",
+    )
     parser.add_argument("--recover", type=int, default=10_000, help="invocations in flight at the kill -9 (default 10000)")
-    parser.add_argument("--recover-wake-s", type=float, help="their timers are due this long after the first is sent "
-                        "(default: max(20, N/400 + 10))")
+    parser.add_argument(
+        "--recover-wake-s",
+        type=float,
+        help="their timers are due this long after the first is sent (default: max(20, N/400 + 10))",
+    )
     parser.add_argument("--recover-timeout", type=float, default=600, help="seconds allowed for them to complete")
     parser.add_argument("--keys", type=int, default=1_000_000, help="virtual-object keys to write (default 1000000)")
-    parser.add_argument("--keys-budget", type=float, default=600,
-                        help="seconds of writing keys after which it stops at the next checkpoint and extrapolates (default 600)")
-    parser.add_argument("--keys-keep-invocations", action="store_true",
-                        help="keys: keep completed invocations a day (durio's default) instead of purging them at once")
+    parser.add_argument(
+        "--keys-budget",
+        type=float,
+        default=600,
+        help="seconds of writing keys after which it stops at the next checkpoint and extrapolates (default 600)",
+    )
+    parser.add_argument(
+        "--keys-keep-invocations",
+        action="store_true",
+        help="keys: keep completed invocations a day (durio's default) instead of purging them at once",
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="connections for the bulk sends (default 64)")
     parser.add_argument("--probe-calls", type=int, default=300, help="sequential noop calls per latency probe (default 300)")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait before reading memory (default 3)")
@@ -922,9 +1163,13 @@ def main(argv: list[str] | None = None) -> int:
     document: dict[str, typing.Any] = {
         "started_at": started.isoformat(),
         "machine": machine_info(),
-        "settings": {**{k: v for k, v in vars(args).items()}, "measurements": chosen,
-                     "durio_data_filesystem": filesystem_type(work), "fsync": "durio default (on)",
-                     "app": "benchmarks/scale_app.py"},
+        "settings": {
+            **{k: v for k, v in vars(args).items()},
+            "measurements": chosen,
+            "durio_data_filesystem": filesystem_type(work),
+            "fsync": "durio default (on)",
+            "app": "benchmarks/scale_app.py",
+        },
         "results": {},
     }
     servers = Servers(logs)

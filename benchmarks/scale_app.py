@@ -67,7 +67,7 @@ def _summary(durations_us: list[int]) -> dict:
     ordered = sorted(durations_us)
     tenths = []
     for part in range(10):
-        chunk = durations_us[part * n // 10:(part + 1) * n // 10]
+        chunk = durations_us[part * n // 10 : (part + 1) * n // 10]
         tenths.append(round(statistics.fmean(chunk), 1) if chunk else None)
     return {
         "steps": n,
@@ -100,9 +100,16 @@ async def run(ctx: restate.Context, request: dict) -> dict:
         await ctx.run_typed(f"s{i}", _step, restate.RunOptions(), i)
         durations_us.append(int((clock() - started) * 1e6))
     this_attempt = _summary(durations_us) if n else {}
-    live = await ctx.run_typed("live", _keep, restate.RunOptions(), {
-        **this_attempt, "started_at": entered, "sleep_at": time.time(),
-    })
+    live = await ctx.run_typed(
+        "live",
+        _keep,
+        restate.RunOptions(),
+        {
+            **this_attempt,
+            "started_at": entered,
+            "sleep_at": time.time(),
+        },
+    )
     if not sleep_ms:
         return {"live": live}
     await ctx.sleep(timedelta(milliseconds=sleep_ms))

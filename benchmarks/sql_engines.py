@@ -40,8 +40,10 @@ QUERIES = {
     "by id": "select id, target, status, retry_count from sys_invocation where id = '{some_id}'",
     "backing-off": "select id, target, status from sys_invocation where status = 'backing-off'",
     "count by status": "select status, count(*) as n from sys_invocation group by status",
-    "journal join": ("select i.id, j.index, j.entry_type, j.name from sys_journal j join sys_invocation i on i.id = j.id "
-                     "where i.status = 'backing-off'"),
+    "journal join": (
+        "select i.id, j.index, j.entry_type, j.name from sys_journal j join sys_invocation i on i.id = j.id "
+        "where i.status = 'backing-off'"
+    ),
     "journal by type": "select entry_type, count(*) as n from sys_journal group by entry_type",
 }
 # The columns the copies carry (a full copy of all 45 sys_invocation columns would only be slower).
@@ -64,15 +66,23 @@ def fill(store: LmdbStore, count: int) -> str:
         if status is Status.BACKING_OFF and not some_id:
             some_id = invocation_id
         record = InvocationRecord(
-            id=invocation_id, target=Target("Orders", "process"), handler_kind=None, status=str(status),
-            created_ms=now + n, modified_ms=now + n + 5, retry_count=3 if status is Status.BACKING_OFF else 0,
+            id=invocation_id,
+            target=Target("Orders", "process"),
+            handler_kind=None,
+            status=str(status),
+            created_ms=now + n,
+            modified_ms=now + n + 5,
+            retry_count=3 if status is Status.BACKING_OFF else 0,
             completed_ms=now + n + 5 if status is Status.COMPLETED else 0,
             result=b'"ok"' if status is Status.COMPLETED else None,
             last_failure={"message": "down", "code": 500, "at_ms": now + n} if status is Status.BACKING_OFF else None,
         )
-        journal = [Input(ts=now + n, value=b'{"order": 1}'), Run(ts=now + n, name="reserve", completion_id=1),
-                   Completion(ts=now + n + 1, completion_id=1, result=b"true"),
-                   Run(ts=now + n + 2, name="charge", completion_id=2)]
+        journal = [
+            Input(ts=now + n, value=b'{"order": 1}'),
+            Run(ts=now + n, name="reserve", completion_id=1),
+            Completion(ts=now + n + 1, completion_id=1, result=b"true"),
+            Run(ts=now + n + 2, name="charge", completion_id=2),
+        ]
         if status is Status.COMPLETED:
             journal += [Completion(ts=now + n + 3, completion_id=2, result=b"true"), Output(ts=now + n + 5, result=b'"ok"')]
         elif status is Status.BACKING_OFF:
@@ -135,8 +145,10 @@ def sqlite_copy_query(txn: typing.Any, query: str) -> int:
     for name in named_tables(query):
         columns = COPIED_COLUMNS[name]
         connection.execute(f"create table {name} ({', '.join(repr(c) for c in columns)})")
-        connection.executemany(f"insert into {name} values ({', '.join('?' for _ in columns)})",
-                               ([row[c] for c in columns] for row in copied_rows(txn, name)))
+        connection.executemany(
+            f"insert into {name} values ({', '.join('?' for _ in columns)})",
+            ([row[c] for c in columns] for row in copied_rows(txn, name)),
+        )
     rows = connection.execute(query.replace(" j.index", ' j."index"')).fetchall()
     connection.close()
     return len(rows)
@@ -150,6 +162,7 @@ def main() -> None:
     try:
         import duckdb  # noqa: F401, PLC0415
         import pyarrow  # noqa: F401, PLC0415
+
         have_duckdb = True
     except ImportError:
         have_duckdb = False
@@ -158,14 +171,16 @@ def main() -> None:
         store = LmdbStore(pathlib.Path(folder) / "data", sync=False)
         started = time.perf_counter()
         some_id = fill(store, args.invocations)
-        print(f"wrote {args.invocations:,} invocations in {time.perf_counter() - started:.1f} s "
-              f"({store.size_bytes() / 1e6:.0f} MB)")
+        print(
+            f"wrote {args.invocations:,} invocations in {time.perf_counter() - started:.1f} s ({store.size_bytes() / 1e6:.0f} MB)"
+        )
         header = f"{'query':<16} {'sqlite-vtab':>12} {'duckdb':>10} {'(copy)':>10} {'(query)':>9} {'sqlite-copy':>12}  rows"
         print(header)
         for label, template in QUERIES.items():
             query = template.format(some_id=some_id)
-            vtab_ms, result = best_ms(lambda: store.read(lambda txn: run_query(txn, QuerySnapshot(), query, row_limit=10**7)),
-                                      args.repeat)
+            vtab_ms, result = best_ms(
+                lambda: store.read(lambda txn: run_query(txn, QuerySnapshot(), query, row_limit=10**7)), args.repeat
+            )
             cells = [f"{label:<16}", f"{vtab_ms:>12.1f}"]
             if have_duckdb:
                 duck_ms, (copy_ms, duck_rows) = best_ms(lambda: store.read(lambda txn: duckdb_query(txn, query)), args.repeat)

@@ -56,8 +56,19 @@ def otlp_sink() -> typing.Iterator[tuple[str, list[int]]]:
 
 
 def run_steps(args: argparse.Namespace, env: dict[str, str]) -> list[dict[str, typing.Any]]:
-    command = [sys.executable, str(HERE / "run.py"), "--workloads", "steps", "--skip-ceilings",
-               "--concurrency", args.concurrency, "--duration", str(args.duration), "--warmup", "1"]
+    command = [
+        sys.executable,
+        str(HERE / "run.py"),
+        "--workloads",
+        "steps",
+        "--skip-ceilings",
+        "--concurrency",
+        args.concurrency,
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        "1",
+    ]
     finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     found = re.search(r"results: (\S+)", finished.stdout)
     if finished.returncode != 0 or found is None:
@@ -82,8 +93,10 @@ def main() -> None:
             for label, env in (("off", plain), ("on", traced), ("off", plain)):
                 before = counted[0]
                 for row in run_steps(args, env):
-                    print(f"{round_number:<6} {label:<8} {row['concurrency']:>4} {row['requests_per_s']:>8.0f} "
-                          f"{row.get('server_cpu_s_per_1k') or 0:>9.3f} {counted[0] - before if label == 'on' else 0:>15,}")
+                    print(
+                        f"{round_number:<6} {label:<8} {row['concurrency']:>4} {row['requests_per_s']:>8.0f} "
+                        f"{row.get('server_cpu_s_per_1k') or 0:>9.3f} {counted[0] - before if label == 'on' else 0:>15,}"
+                    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ import anyio
 import trio
 from hypercorn.trio import serve
 
-RESPONSE_START = {"type": "http.response.start", "status": 200,
-                  "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]}
+RESPONSE_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+}
 RESPONSE_BODY = {"type": "http.response.body", "body": b"ok"}
 
 
@@ -65,7 +68,9 @@ async def main(bind: str, driver: str) -> None:
     """`stock`: hypercorn.trio.serve, hypercorn's own Trio worker. `durio`: hypercorn's protocol driven by
     durio.ingress.serving, the way durio serves its ingress."""
     config, origin = durio_like_config(bind)
-    logging.getLogger(config.errorlog.name if isinstance(config.errorlog, logging.Logger) else "hypercorn").setLevel(logging.WARNING)
+    logging.getLogger(config.errorlog.name if isinstance(config.errorlog, logging.Logger) else "hypercorn").setLevel(
+        logging.WARNING
+    )
     print(f"trivial ASGI app on hypercorn ({driver} Trio driver, {origin}) at http://{bind}", file=sys.stderr, flush=True)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as nursery:

@@ -50,29 +50,51 @@ if typing.TYPE_CHECKING:
 # Where each public name lives. They load on first use, so that `durio.journal` (the sans-IO
 # journal machine) and `durio.ids` import without Trio, LMDB or hypercorn, and the CLI starts fast.
 _SOURCES = {
-    "as_completed": "durio.sdk.combinators", "gather": "durio.sdk.combinators",
-    "select": "durio.sdk.combinators", "wait_completed": "durio.sdk.combinators",
-    "Context": "durio.sdk.context", "ObjectContext": "durio.sdk.context",
-    "ObjectSharedContext": "durio.sdk.context", "Request": "durio.sdk.context",
-    "WorkflowContext": "durio.sdk.context", "WorkflowSharedContext": "durio.sdk.context",
-    "Service": "durio.sdk.definitions", "VirtualObject": "durio.sdk.definitions", "Workflow": "durio.sdk.definitions",
-    "RetryableError": "durio.sdk.errors", "SdkInternalBaseException": "durio.sdk.errors",
-    "TerminalError": "durio.sdk.errors", "is_internal_exception": "durio.sdk.errors",
-    "DurablePromise": "durio.sdk.futures", "RestateDurableCallFuture": "durio.sdk.futures",
-    "RestateDurableFuture": "durio.sdk.futures", "RestateDurableSleepFuture": "durio.sdk.futures",
+    "as_completed": "durio.sdk.combinators",
+    "gather": "durio.sdk.combinators",
+    "select": "durio.sdk.combinators",
+    "wait_completed": "durio.sdk.combinators",
+    "Context": "durio.sdk.context",
+    "ObjectContext": "durio.sdk.context",
+    "ObjectSharedContext": "durio.sdk.context",
+    "Request": "durio.sdk.context",
+    "WorkflowContext": "durio.sdk.context",
+    "WorkflowSharedContext": "durio.sdk.context",
+    "Service": "durio.sdk.definitions",
+    "VirtualObject": "durio.sdk.definitions",
+    "Workflow": "durio.sdk.definitions",
+    "RetryableError": "durio.sdk.errors",
+    "SdkInternalBaseException": "durio.sdk.errors",
+    "TerminalError": "durio.sdk.errors",
+    "is_internal_exception": "durio.sdk.errors",
+    "DurablePromise": "durio.sdk.futures",
+    "RestateDurableCallFuture": "durio.sdk.futures",
+    "RestateDurableFuture": "durio.sdk.futures",
+    "RestateDurableSleepFuture": "durio.sdk.futures",
     "SendHandle": "durio.sdk.futures",
-    "RestateLoggingFilter": "durio.sdk.logs", "getLogger": "durio.sdk.logs",
-    "InvocationRetryPolicy": "durio.sdk.options", "RunOptions": "durio.sdk.options",
-    "BytesSerde": "durio.sdk.serde", "DefaultSerde": "durio.sdk.serde", "JsonSerde": "durio.sdk.serde",
-    "PydanticJsonSerde": "durio.sdk.serde", "Serde": "durio.sdk.serde",
-    "app": "durio.server", "serve": "durio.server",
+    "RestateLoggingFilter": "durio.sdk.logs",
+    "getLogger": "durio.sdk.logs",
+    "InvocationRetryPolicy": "durio.sdk.options",
+    "RunOptions": "durio.sdk.options",
+    "BytesSerde": "durio.sdk.serde",
+    "DefaultSerde": "durio.sdk.serde",
+    "JsonSerde": "durio.sdk.serde",
+    "PydanticJsonSerde": "durio.sdk.serde",
+    "Serde": "durio.sdk.serde",
+    "app": "durio.server",
+    "serve": "durio.server",
     "create_client": "durio.client",
-    "HttpError": "durio.client_types", "RestateClient": "durio.client_types",
+    "HttpError": "durio.client_types",
+    "RestateClient": "durio.client_types",
     "RestateClientSendHandle": "durio.client_types",
-    "ConnectError": "durio.connection", "connect": "durio.connection", "with_connection": "durio.connection",
+    "ConnectError": "durio.connection",
+    "connect": "durio.connection",
+    "with_connection": "durio.connection",
     "ScopedContext": "durio.context",
-    "JournalValueCodec": "durio.entry_codec", "JournalValueCodecProvider": "durio.entry_codec",
-    "create_test_harness": "durio.harness", "test_harness": "durio.harness",
+    "JournalValueCodec": "durio.entry_codec",
+    "JournalValueCodecProvider": "durio.entry_codec",
+    "create_test_harness": "durio.harness",
+    "test_harness": "durio.harness",
     "HarnessEnvironment": "durio.types",
     "scheduled": "durio.schedules.declare",  # a durio extension: the official SDK has no schedules
 }
@@ -80,9 +102,29 @@ _SOURCES = {
 # The official SDK's public modules, each at the same name under durio (`restate.exceptions` is
 # `durio.exceptions`). install_as_restate() aliases exactly these.
 _SDK_MODULES = (
-    "exceptions", "serde", "context", "service", "object", "workflow", "retry_policy", "asyncio", "logging",
-    "extensions", "context_managers", "server_context", "endpoint", "entry_codec", "client", "client_types",
-    "harness", "types", "connection", "_preview", "ext", "ext.tracing", "ext.turnstile",
+    "exceptions",
+    "serde",
+    "context",
+    "service",
+    "object",
+    "workflow",
+    "retry_policy",
+    "asyncio",
+    "logging",
+    "extensions",
+    "context_managers",
+    "server_context",
+    "endpoint",
+    "entry_codec",
+    "client",
+    "client_types",
+    "harness",
+    "types",
+    "connection",
+    "_preview",
+    "ext",
+    "ext.tracing",
+    "ext.turnstile",
 )
 
 __all__ = [
@@ -141,7 +183,9 @@ __all__ = [
 class _RestateAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds `restate.X` as durio's `durio.X`: the same module object under both names."""
 
-    def find_spec(self, fullname: str, path: typing.Any = None, target: typing.Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: typing.Any = None, target: typing.Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if not fullname.startswith("restate."):
             return None
         return importlib.machinery.ModuleSpec(fullname, self)

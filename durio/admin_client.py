@@ -27,7 +27,9 @@ class AdminClient:
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"} if data else {})
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"content-type": "application/json"} if data else {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()

@@ -114,8 +114,10 @@ def ignore_cancelled_socket_wakeups() -> None:
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, typing.Any]) -> None:
         callback = getattr(context.get("handle"), "_callback", None)
-        if (isinstance(context.get("exception"), asyncio.InvalidStateError)
-                and getattr(callback, "__qualname__", "") == "Future.set_result"):
+        if (
+            isinstance(context.get("exception"), asyncio.InvalidStateError)
+            and getattr(callback, "__qualname__", "") == "Future.set_result"
+        ):
             return
         if previous is not None:
             previous(loop, context)

@@ -75,40 +75,90 @@ def _address(value: str) -> str:
 
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=os.environ.get("DURIO_DATA_DIR", DEFAULT_DATA_DIR),
-                        help="where LMDB keeps the journal (env DURIO_DATA_DIR, default ./.durio)")
-    parser.add_argument("--ingress", type=_address, default=os.environ.get("DURIO_INGRESS", DEFAULT_INGRESS),
-                        help="ingress HOST:PORT (env DURIO_INGRESS, default 127.0.0.1:8080)")
-    parser.add_argument("--admin", type=_address, default=os.environ.get("DURIO_ADMIN", DEFAULT_ADMIN),
-                        help="admin API and UI HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)")
-    parser.add_argument("--config-file", metavar="FILE", default=None,
-                        help="Restate's TOML configuration (restate.toml): the options durio supports are read from it "
-                             "(env DURIO_CONFIG_FILE or RESTATE_CONFIG; RESTATE_*/DURIO_* variables override it)")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="the event loop: trio, asyncio (for handlers that use asyncio libraries) or uvloop "
-                             "(pip install 'durio[uvloop]'); env DURIO_BACKEND, default trio")
-    parser.add_argument("--deployment-ca-file", metavar="FILE", default=None,
-                        help="trust this CA file's certificates for https:// deployments, besides the system's "
-                             "(env DURIO_DEPLOYMENT_CA_FILE)")
-    parser.add_argument("--workers", default=os.environ.get("DURIO_WORKERS", "auto"), type=_workers,
-                        help="worker processes that share the partitions and the ports: a number, or auto (one per usable "
-                             "CPU; env DURIO_WORKERS, default auto)")
-    parser.add_argument("--partitions", type=int, default=None,
-                        help="the number of partitions of a new data directory (default 24; an existing one keeps its own)")
-    parser.add_argument("--cluster", metavar="URL", default=os.environ.get("DURIO_CLUSTER") or None,
-                        help="run as a node of a cluster on this PostgreSQL (postgresql://...), which holds the truth; "
-                             "the data directory is its local cache (one worker per node; env DURIO_CLUSTER)")
-    parser.add_argument("--node-name", metavar="NAME", default=os.environ.get("DURIO_NODE_NAME") or None,
-                        help="this node's name in the cluster (env DURIO_NODE_NAME, default the host name)")
-    parser.add_argument("--cluster-lease", metavar="SECONDS", type=float,
-                        default=float(os.environ.get("DURIO_CLUSTER_LEASE", "10")),
-                        help="how long a node's partition leases last unrenewed (env DURIO_CLUSTER_LEASE, default 10)")
-    parser.add_argument("--advertise-url", metavar="URL", default=os.environ.get("DURIO_ADVERTISE_URL") or None,
-                        help="where the other nodes of the cluster reach this one (it listens there for them; "
-                             "env DURIO_ADVERTISE_URL, default http://127.0.0.1:5122)")
-    parser.add_argument("--request-identity-private-key-pem-file", metavar="FILE", default=None,
-                        help="sign requests to remote deployments with this Ed25519 key, as Restate does "
-                             "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("DURIO_DATA_DIR", DEFAULT_DATA_DIR),
+        help="where LMDB keeps the journal (env DURIO_DATA_DIR, default ./.durio)",
+    )
+    parser.add_argument(
+        "--ingress",
+        type=_address,
+        default=os.environ.get("DURIO_INGRESS", DEFAULT_INGRESS),
+        help="ingress HOST:PORT (env DURIO_INGRESS, default 127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--admin",
+        type=_address,
+        default=os.environ.get("DURIO_ADMIN", DEFAULT_ADMIN),
+        help="admin API and UI HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)",
+    )
+    parser.add_argument(
+        "--config-file",
+        metavar="FILE",
+        default=None,
+        help="Restate's TOML configuration (restate.toml): the options durio supports are read from it "
+        "(env DURIO_CONFIG_FILE or RESTATE_CONFIG; RESTATE_*/DURIO_* variables override it)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="the event loop: trio, asyncio (for handlers that use asyncio libraries) or uvloop "
+        "(pip install 'durio[uvloop]'); env DURIO_BACKEND, default trio",
+    )
+    parser.add_argument(
+        "--deployment-ca-file",
+        metavar="FILE",
+        default=None,
+        help="trust this CA file's certificates for https:// deployments, besides the system's (env DURIO_DEPLOYMENT_CA_FILE)",
+    )
+    parser.add_argument(
+        "--workers",
+        default=os.environ.get("DURIO_WORKERS", "auto"),
+        type=_workers,
+        help="worker processes that share the partitions and the ports: a number, or auto (one per usable "
+        "CPU; env DURIO_WORKERS, default auto)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="the number of partitions of a new data directory (default 24; an existing one keeps its own)",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="URL",
+        default=os.environ.get("DURIO_CLUSTER") or None,
+        help="run as a node of a cluster on this PostgreSQL (postgresql://...), which holds the truth; "
+        "the data directory is its local cache (one worker per node; env DURIO_CLUSTER)",
+    )
+    parser.add_argument(
+        "--node-name",
+        metavar="NAME",
+        default=os.environ.get("DURIO_NODE_NAME") or None,
+        help="this node's name in the cluster (env DURIO_NODE_NAME, default the host name)",
+    )
+    parser.add_argument(
+        "--cluster-lease",
+        metavar="SECONDS",
+        type=float,
+        default=float(os.environ.get("DURIO_CLUSTER_LEASE", "10")),
+        help="how long a node's partition leases last unrenewed (env DURIO_CLUSTER_LEASE, default 10)",
+    )
+    parser.add_argument(
+        "--advertise-url",
+        metavar="URL",
+        default=os.environ.get("DURIO_ADVERTISE_URL") or None,
+        help="where the other nodes of the cluster reach this one (it listens there for them; "
+        "env DURIO_ADVERTISE_URL, default http://127.0.0.1:5122)",
+    )
+    parser.add_argument(
+        "--request-identity-private-key-pem-file",
+        metavar="FILE",
+        default=None,
+        help="sign requests to remote deployments with this Ed25519 key, as Restate does "
+        "(env RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE or DURIO_...)",
+    )
 
 
 def _workers(value: str) -> str:
@@ -139,16 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     def admin_command(parent: typing.Any, name: str, help_text: str) -> argparse.ArgumentParser:
         command = parent.add_parser(name, help=help_text)
-        command.add_argument("--admin", type=_address, default=None,
-                             help="the admin API HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)")
+        command.add_argument(
+            "--admin", type=_address, default=None, help="the admin API HOST:PORT (env DURIO_ADMIN, default 127.0.0.1:9070)"
+        )
         command.add_argument("--json", action="store_true", help="print JSON for scripts")
         return command
 
     deployments = commands.add_parser("deployments", help="remote deployments").add_subparsers(dest="action", required=True)
     register = admin_command(deployments, "register", "register a remote deployment by its URL")
     register.add_argument("url")
-    register.add_argument("--use-http1.1", dest="use_http_11", action="store_true",
-                          help="talk HTTP/1.1 to it, so request/response (default: HTTP/2, a bidirectional stream per attempt)")
+    register.add_argument(
+        "--use-http1.1",
+        dest="use_http_11",
+        action="store_true",
+        help="talk HTTP/1.1 to it, so request/response (default: HTTP/2, a bidirectional stream per attempt)",
+    )
     admin_command(deployments, "list", "list the registered deployments")
     remove = admin_command(deployments, "remove", "remove a deployment no unfinished invocation needs")
     remove.add_argument("id")
@@ -174,8 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         admin_command(invocations, action, help_text).add_argument("id")
 
-    sql = admin_command(commands, "sql", "query invocations, journals and state with SQL (Restate's tables: "
-                                         "sys_invocation, sys_journal, state, sys_service, sys_deployment, ...)")
+    sql = admin_command(
+        commands,
+        "sql",
+        "query invocations, journals and state with SQL (Restate's tables: "
+        "sys_invocation, sys_journal, state, sys_service, sys_deployment, ...)",
+    )
     sql.add_argument("query", help="one SELECT statement")
     sql.set_defaults(action=None)
 
@@ -218,14 +277,31 @@ def main(argv: list[str] | None = None) -> int:
             from durio.workers.supervisor import PortInUse  # noqa: PLC0415
 
             try:
-                return serve(services, data_dir=args.data_dir, ingress=args.ingress, admin=args.admin,
-                             request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
-                             config_file=args.config_file, backend=args.backend, deployment_ca_file=args.deployment_ca_file,
-                             workers=args.workers, partitions=args.partitions, cluster=args.cluster,
-                             node_name=args.node_name, cluster_lease_s=args.cluster_lease,
-                             advertise_url=args.advertise_url)
-            except (IdentityKeyError, ConfigError, BackendError, CaFileError, PartitionCountError, PortInUse,
-                    ClusterOptionError) as exc:
+                return serve(
+                    services,
+                    data_dir=args.data_dir,
+                    ingress=args.ingress,
+                    admin=args.admin,
+                    request_identity_private_key_pem_file=args.request_identity_private_key_pem_file,
+                    config_file=args.config_file,
+                    backend=args.backend,
+                    deployment_ca_file=args.deployment_ca_file,
+                    workers=args.workers,
+                    partitions=args.partitions,
+                    cluster=args.cluster,
+                    node_name=args.node_name,
+                    cluster_lease_s=args.cluster_lease,
+                    advertise_url=args.advertise_url,
+                )
+            except (
+                IdentityKeyError,
+                ConfigError,
+                BackendError,
+                CaFileError,
+                PartitionCountError,
+                PortInUse,
+                ClusterOptionError,
+            ) as exc:
                 raise CliError(str(exc)) from None
         run_admin_command(args)
     except (CliError, AdminError) as exc:
@@ -264,14 +340,23 @@ def run_admin_command(args: argparse.Namespace) -> None:
         print_json({"id": args.id, "removed": True}) if args.json else print(f"removed {args.id}")
     elif key == ("deployments", "list"):
         result = client.get("/deployments")
-        print_json(result) if args.json else print(table(result["deployments"], [("id", "ID"), ("uri", "URI"), ("created_at", "CREATED")]))
+        print_json(result) if args.json else print(
+            table(result["deployments"], [("id", "ID"), ("uri", "URI"), ("created_at", "CREATED")])
+        )
     elif key == ("services", "list"):
         result = client.get("/services")
         if args.json:
             print_json(result)
             return
-        rows = [{"name": s["name"], "ty": s["ty"], "handlers": ", ".join(h["name"] + (f" ({h['ty'].lower()})" if h.get("ty") else "") for h in s["handlers"]),
-                 "deployment": s.get("deployment_id")} for s in result["services"]]
+        rows = [
+            {
+                "name": s["name"],
+                "ty": s["ty"],
+                "handlers": ", ".join(h["name"] + (f" ({h['ty'].lower()})" if h.get("ty") else "") for h in s["handlers"]),
+                "deployment": s.get("deployment_id"),
+            }
+            for s in result["services"]
+        ]
         print(table(rows, [("name", "SERVICE"), ("ty", "TYPE"), ("handlers", "HANDLERS"), ("deployment", "DEPLOYMENT")]))
     elif key == ("invocations", "list"):
         result = client.get("/invocations", status=args.status, service=args.service, limit=args.limit)
@@ -279,8 +364,19 @@ def run_admin_command(args: argparse.Namespace) -> None:
             print_json(result)
             return
         rows = [dict(view, error=(view.get("last_failure") or {}).get("message")) for view in result["invocations"]]
-        print(table(rows, [("id", "ID"), ("target", "TARGET"), ("status", "STATUS"), ("retry_count", "RETRIES"),
-                           ("created_at", "CREATED"), ("error", "LAST ERROR")]))
+        print(
+            table(
+                rows,
+                [
+                    ("id", "ID"),
+                    ("target", "TARGET"),
+                    ("status", "STATUS"),
+                    ("retry_count", "RETRIES"),
+                    ("created_at", "CREATED"),
+                    ("error", "LAST ERROR"),
+                ],
+            )
+        )
     elif key == ("invocations", "describe"):
         view = client.get(f"/invocations/{args.id}")
         print_json(view) if args.json else print(describe_invocation(view))
@@ -299,12 +395,33 @@ def run_admin_command(args: argparse.Namespace) -> None:
         for node in result["nodes"]:
             alive = "" if node.get("alive", True) else " (down)"
             print(f"node {node['name']}{alive}: {len(node['workers'])} workers")
-            print(table([{"worker": w.get("worker"), "pid": w.get("pid") or "restarting",
-                          "partitions": ", ".join(str(p) for p in w.get("partitions", []))} for w in node["workers"]],
-                        [("worker", "WORKER"), ("pid", "PID"), ("partitions", "PARTITIONS")]))
-        print(table([{"id": p["id"], "range": f"{p['key_range'][0]:#018x}-{p['key_range'][1]:#018x}", "owner": p["owner"],
-                      "epoch": p["epoch"]} for p in result["partitions"]],
-                    [("id", "PARTITION"), ("range", "KEY RANGE"), ("owner", "OWNER PID"), ("epoch", "EPOCH")]))
+            print(
+                table(
+                    [
+                        {
+                            "worker": w.get("worker"),
+                            "pid": w.get("pid") or "restarting",
+                            "partitions": ", ".join(str(p) for p in w.get("partitions", [])),
+                        }
+                        for w in node["workers"]
+                    ],
+                    [("worker", "WORKER"), ("pid", "PID"), ("partitions", "PARTITIONS")],
+                )
+            )
+        print(
+            table(
+                [
+                    {
+                        "id": p["id"],
+                        "range": f"{p['key_range'][0]:#018x}-{p['key_range'][1]:#018x}",
+                        "owner": p["owner"],
+                        "epoch": p["epoch"],
+                    }
+                    for p in result["partitions"]
+                ],
+                [("id", "PARTITION"), ("range", "KEY RANGE"), ("owner", "OWNER PID"), ("epoch", "EPOCH")],
+            )
+        )
     elif args.command == "sql":
         result = client.request("POST", "/query", {"query": args.query})
         print_json(result) if args.json else print(sql_table(result))

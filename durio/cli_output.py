@@ -59,7 +59,11 @@ def describe_invocation(view: dict[str, typing.Any]) -> str:
         lines.append(f"waiting for {', '.join(view['awaiting'])}")
     failure = view.get("last_failure")
     if failure:
-        where = f" (at {failure['related_entry_type']} '{failure['related_entry_name']}')" if failure.get("related_entry_name") else ""
+        where = (
+            f" (at {failure['related_entry_type']} '{failure['related_entry_name']}')"
+            if failure.get("related_entry_name")
+            else ""
+        )
         lines.append(f"last error  [{failure['code']}] {failure['message']}{where}")
     if view.get("completion_result") == "success":
         lines.append(f"output      {json.dumps(view.get('output'), ensure_ascii=False)}")

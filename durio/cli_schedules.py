@@ -23,8 +23,12 @@ def add_schedule_commands(commands: typing.Any, admin_command: AdminCommand) -> 
     create.add_argument("--target", required=True, help="Service/handler, Object/key/handler or Workflow/handler")
     create.add_argument("--timezone", default=None, help="an IANA time zone for --cron (default UTC)")
     create.add_argument("--input", default=None, help="the JSON input of each tick's invocation (default: the tick's time)")
-    create.add_argument("--overlap", choices=("skip", "buffer_one", "allow_all", "cancel_other"), default=None,
-                        help="when a tick comes while the last one still runs (default skip)")
+    create.add_argument(
+        "--overlap",
+        choices=("skip", "buffer_one", "allow_all", "cancel_other"),
+        default=None,
+        help="when a tick comes while the last one still runs (default skip)",
+    )
     create.add_argument("--catchup-window", default=None, help="how late a missed tick may still fire (default 1h)")
     create.add_argument("--jitter", default=None, help="fire each tick up to this much after its time")
     create.add_argument("--start-at", default=None, help="RFC 3339: no tick before")
@@ -44,8 +48,12 @@ def add_schedule_commands(commands: typing.Any, admin_command: AdminCommand) -> 
     backfill.add_argument("id")
     backfill.add_argument("--from", dest="from_", required=True, help="RFC 3339: the first tick time")
     backfill.add_argument("--to", required=True, help="RFC 3339: the last tick time")
-    backfill.add_argument("--overlap", choices=("skip", "buffer_one", "allow_all", "cancel_other"), default=None,
-                          help="overlap policy among the backfilled ticks (default allow_all)")
+    backfill.add_argument(
+        "--overlap",
+        choices=("skip", "buffer_one", "allow_all", "cancel_other"),
+        default=None,
+        help="overlap policy among the backfilled ticks (default allow_all)",
+    )
 
 
 class ScheduleCommandError(Exception):
@@ -69,16 +77,39 @@ def run_schedule_command(client: AdminClient, args: argparse.Namespace) -> None:
         if args.force:
             body["force"] = True
         view = client.request("POST", "/schedules", body)
-        print_json(view) if args.json else print(f"schedule {view['id']}: next fires {', '.join(view['next_fires'][:3]) or '(none)'}")
+        print_json(view) if args.json else print(
+            f"schedule {view['id']}: next fires {', '.join(view['next_fires'][:3]) or '(none)'}"
+        )
     elif args.action == "list":
         result = client.get("/schedules")
         if args.json:
             print_json(result)
             return
-        rows = [dict(view, when=view["cron"] or f"every {view['every']}", state="paused" if view["paused"] else "active",
-                     last=_last_fire(view.get("last_fire"))) for view in result["schedules"]]
-        print(table(rows, [("id", "ID"), ("when", "WHEN"), ("timezone", "TZ"), ("target", "TARGET"), ("state", "STATE"),
-                           ("next_fire_at", "NEXT"), ("last", "LAST FIRE"), ("fired", "FIRED"), ("skipped", "SKIPPED")]))
+        rows = [
+            dict(
+                view,
+                when=view["cron"] or f"every {view['every']}",
+                state="paused" if view["paused"] else "active",
+                last=_last_fire(view.get("last_fire")),
+            )
+            for view in result["schedules"]
+        ]
+        print(
+            table(
+                rows,
+                [
+                    ("id", "ID"),
+                    ("when", "WHEN"),
+                    ("timezone", "TZ"),
+                    ("target", "TARGET"),
+                    ("state", "STATE"),
+                    ("next_fire_at", "NEXT"),
+                    ("last", "LAST FIRE"),
+                    ("fired", "FIRED"),
+                    ("skipped", "SKIPPED"),
+                ],
+            )
+        )
     elif args.action == "describe":
         view = client.get(path)
         print_json(view) if args.json else print(describe_schedule(view))
@@ -98,8 +129,10 @@ def run_schedule_command(client: AdminClient, args: argparse.Namespace) -> None:
         if args.json:
             print_json(result)
         else:
-            print(f"{args.id}: {result['fired']} fired, {result['already_fired']} had fired already, {result['skipped']} skipped, "
-                  f"{result['buffered']} buffered")
+            print(
+                f"{args.id}: {result['fired']} fired, {result['already_fired']} had fired already, {result['skipped']} skipped, "
+                f"{result['buffered']} buffered"
+            )
     elif args.action == "delete":
         result = client.request("DELETE", path)
         print_json(result) if args.json else print(f"{args.id}: deleted")
@@ -128,7 +161,10 @@ def describe_schedule(view: dict[str, typing.Any]) -> str:
     for fire in view["last_fires"]:
         failure = fire.get("failure")
         outcome = fire.get("outcome") or fire["status"]
-        lines.append(f"  {fire['tick']}  {fire['invocation_id']}  {fire['by']}  {outcome}" + (f"  [{failure['code']}] {failure['message']}" if failure else ""))
+        lines.append(
+            f"  {fire['tick']}  {fire['invocation_id']}  {fire['by']}  {outcome}"
+            + (f"  [{failure['code']}] {failure['message']}" if failure else "")
+        )
     if view["last_skips"]:
         lines.append("last skips")
         for skip in view["last_skips"]:

@@ -26,8 +26,9 @@ O = typing.TypeVar("O")  # noqa: E741
 class Client(RestateClient):
     """A RestateClient over one httpx.AsyncClient whose base URL is the ingress."""
 
-    def __init__(self, client: typing.Any, headers: dict[str, str] | None = None,
-                 journal_codec: JournalValueCodec | None = None) -> None:
+    def __init__(
+        self, client: typing.Any, headers: dict[str, str] | None = None, journal_codec: JournalValueCodec | None = None
+    ) -> None:
         self.client = client
         self.headers = headers or {}
         self.journal_codec = journal_codec
@@ -35,20 +36,51 @@ class Client(RestateClient):
     def scope(self, scope: str) -> RestateScopedClient:
         return ScopedClient(self, scope)
 
-    async def _typed(self, tpe: typing.Any, arg: typing.Any, key: str | None, send: bool, send_delay: timedelta | None,
-                     idempotency_key: str | None, headers: dict[str, str] | None, scope: str | None = None,
-                     limit_key: str | None = None) -> typing.Any:
+    async def _typed(
+        self,
+        tpe: typing.Any,
+        arg: typing.Any,
+        key: str | None,
+        send: bool,
+        send_delay: timedelta | None,
+        idempotency_key: str | None,
+        headers: dict[str, str] | None,
+        scope: str | None = None,
+        limit_key: str | None = None,
+    ) -> typing.Any:
         handler = handler_of(tpe)
         headers = dict(headers or {})
         if handler.takes_input and not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = handler.accept
         body = handler.input_serde.serialize(arg) if handler.takes_input else b""
-        return await self._raw(handler.service_name, handler.name, body, handler.output_serde, key, send, send_delay,
-                               idempotency_key, headers, scope, limit_key)
+        return await self._raw(
+            handler.service_name,
+            handler.name,
+            body,
+            handler.output_serde,
+            key,
+            send,
+            send_delay,
+            idempotency_key,
+            headers,
+            scope,
+            limit_key,
+        )
 
-    async def _raw(self, service: str, handler: str, body: bytes, output_serde: Serde[typing.Any], key: str | None,
-                   send: bool, send_delay: timedelta | None, idempotency_key: str | None, headers: dict[str, str] | None,
-                   scope: str | None, limit_key: str | None) -> typing.Any:
+    async def _raw(
+        self,
+        service: str,
+        handler: str,
+        body: bytes,
+        output_serde: Serde[typing.Any],
+        key: str | None,
+        send: bool,
+        send_delay: timedelta | None,
+        idempotency_key: str | None,
+        headers: dict[str, str] | None,
+        scope: str | None,
+        limit_key: str | None,
+    ) -> typing.Any:
         if limit_key is not None and scope is None:
             raise ValueError("limit_key needs a scope")
         if self.journal_codec is not None:
@@ -74,45 +106,99 @@ class Client(RestateClient):
             content = await self.journal_codec.decode(content)
         return output_serde.deserialize(content)
 
-    async def service_call(self, tpe: HandlerType[I, O], arg: I, idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None) -> O:
+    async def service_call(
+        self, tpe: HandlerType[I, O], arg: I, idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None
+    ) -> O:
         return typing.cast(O, await self._typed(tpe, arg, None, False, None, idempotency_key, headers))
 
-    async def service_send(self, tpe: HandlerType[I, O], arg: I, send_delay: typing.Optional[timedelta] = None,
-                           idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle:
+    async def service_send(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle:
         return typing.cast(RestateClientSendHandle, await self._typed(tpe, arg, None, True, send_delay, idempotency_key, headers))
 
-    async def object_call(self, tpe: HandlerType[I, O], key: str, arg: I, idempotency_key: str | None = None,
-                          headers: typing.Dict[str, str] | None = None) -> O:
+    async def object_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O:
         return typing.cast(O, await self._typed(tpe, arg, key, False, None, idempotency_key, headers))
 
-    async def object_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                          idempotency_key: str | None = None,
-                          headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle:
+    async def object_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle:
         return typing.cast(RestateClientSendHandle, await self._typed(tpe, arg, key, True, send_delay, idempotency_key, headers))
 
-    async def workflow_call(self, tpe: HandlerType[I, O], key: str, arg: I, idempotency_key: str | None = None,
-                            headers: typing.Dict[str, str] | None = None) -> O:
+    async def workflow_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O:
         return await self.object_call(tpe, key, arg, idempotency_key, headers)
 
-    async def workflow_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                            idempotency_key: str | None = None,
-                            headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle:
+    async def workflow_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle:
         return await self.object_send(tpe, key, arg, send_delay, idempotency_key, headers)
 
-    async def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None,
-                           idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None,
-                           scope: str | None = None, limit_key: str | None = None) -> bytes:
-        return typing.cast(bytes, await self._raw(service, handler, bytes(arg), BytesSerde(), key, False, None,
-                                                  idempotency_key, headers, scope, limit_key))
+    async def generic_call(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
+    ) -> bytes:
+        return typing.cast(
+            bytes,
+            await self._raw(
+                service, handler, bytes(arg), BytesSerde(), key, False, None, idempotency_key, headers, scope, limit_key
+            ),
+        )
 
-    async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
-                           send_delay: timedelta | None = None, idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None, scope: str | None = None,
-                           limit_key: str | None = None) -> RestateClientSendHandle:
-        return typing.cast(RestateClientSendHandle, await self._raw(service, handler, bytes(arg), BytesSerde(), key, True,
-                                                                    send_delay, idempotency_key, headers, scope, limit_key))
+    async def generic_send(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        send_delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
+    ) -> RestateClientSendHandle:
+        return typing.cast(
+            RestateClientSendHandle,
+            await self._raw(
+                service, handler, bytes(arg), BytesSerde(), key, True, send_delay, idempotency_key, headers, scope, limit_key
+            ),
+        )
 
 
 class ScopedClient(RestateScopedClient):
@@ -122,33 +208,81 @@ class ScopedClient(RestateScopedClient):
         self.client = client
         self.scope_key = scope_key
 
-    async def service_call(self, tpe: HandlerType[I, O], arg: I, limit_key: str | None = None,
-                           idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None) -> O:
-        return typing.cast(O, await self.client._typed(tpe, arg, None, False, None, idempotency_key, headers, self.scope_key, limit_key))
+    async def service_call(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O:
+        return typing.cast(
+            O, await self.client._typed(tpe, arg, None, False, None, idempotency_key, headers, self.scope_key, limit_key)
+        )
 
-    async def service_send(self, tpe: HandlerType[I, O], arg: I, send_delay: typing.Optional[timedelta] = None,
-                           limit_key: str | None = None, idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle:
-        return typing.cast(RestateClientSendHandle, await self.client._typed(
-            tpe, arg, None, True, send_delay, idempotency_key, headers, self.scope_key, limit_key))
+    async def service_send(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle:
+        return typing.cast(
+            RestateClientSendHandle,
+            await self.client._typed(tpe, arg, None, True, send_delay, idempotency_key, headers, self.scope_key, limit_key),
+        )
 
-    async def object_call(self, tpe: HandlerType[I, O], key: str, arg: I, limit_key: str | None = None,
-                          idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None) -> O:
-        return typing.cast(O, await self.client._typed(tpe, arg, key, False, None, idempotency_key, headers, self.scope_key, limit_key))
+    async def object_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O:
+        return typing.cast(
+            O, await self.client._typed(tpe, arg, key, False, None, idempotency_key, headers, self.scope_key, limit_key)
+        )
 
-    async def object_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                          limit_key: str | None = None, idempotency_key: str | None = None,
-                          headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle:
-        return typing.cast(RestateClientSendHandle, await self.client._typed(
-            tpe, arg, key, True, send_delay, idempotency_key, headers, self.scope_key, limit_key))
+    async def object_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle:
+        return typing.cast(
+            RestateClientSendHandle,
+            await self.client._typed(tpe, arg, key, True, send_delay, idempotency_key, headers, self.scope_key, limit_key),
+        )
 
-    async def workflow_call(self, tpe: HandlerType[I, O], key: str, arg: I, limit_key: str | None = None,
-                            idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None) -> O:
+    async def workflow_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O:
         return await self.object_call(tpe, key, arg, limit_key, idempotency_key, headers)
 
-    async def workflow_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                            limit_key: str | None = None, idempotency_key: str | None = None,
-                            headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle:
+    async def workflow_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle:
         return await self.object_send(tpe, key, arg, send_delay, limit_key, idempotency_key, headers)
 
 
@@ -160,8 +294,9 @@ def resolve_ingress(ingress: str | None, headers: dict[str, str] | None) -> tupl
 
 
 @contextlib.asynccontextmanager
-async def create_client(ingress: str | None = None, headers: dict[str, str] | None = None,
-                        journal_value_codec: JournalValueCodec | None = None) -> typing.AsyncIterator[RestateClient]:
+async def create_client(
+    ingress: str | None = None, headers: dict[str, str] | None = None, journal_value_codec: JournalValueCodec | None = None
+) -> typing.AsyncIterator[RestateClient]:
     """An ingress client for the Restate or durio ingress at `ingress`, open while the block runs."""
     try:
         import httpx  # noqa: PLC0415 (an optional dependency: only the client needs it)

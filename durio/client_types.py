@@ -37,31 +37,71 @@ class RestateScopedClient(abc.ABC):
     """Calls within one of Restate's flow-control scopes (Restate server 1.7 preview; durio's ingress has no scopes)."""
 
     @abc.abstractmethod
-    async def service_call(self, tpe: HandlerType[I, O], arg: I, limit_key: str | None = None,
-                           idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None) -> O: ...
+    async def service_call(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O: ...
 
     @abc.abstractmethod
-    async def service_send(self, tpe: HandlerType[I, O], arg: I, send_delay: typing.Optional[timedelta] = None,
-                           limit_key: str | None = None, idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle: ...
+    async def service_send(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle: ...
 
     @abc.abstractmethod
-    async def object_call(self, tpe: HandlerType[I, O], key: str, arg: I, limit_key: str | None = None,
-                          idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None) -> O: ...
+    async def object_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O: ...
 
     @abc.abstractmethod
-    async def object_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                          limit_key: str | None = None, idempotency_key: str | None = None,
-                          headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle: ...
+    async def object_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle: ...
 
     @abc.abstractmethod
-    async def workflow_call(self, tpe: HandlerType[I, O], key: str, arg: I, limit_key: str | None = None,
-                            idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None) -> O: ...
+    async def workflow_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O: ...
 
     @abc.abstractmethod
-    async def workflow_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                            limit_key: str | None = None, idempotency_key: str | None = None,
-                            headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle: ...
+    async def workflow_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle: ...
 
 
 class RestateClient(abc.ABC):
@@ -71,42 +111,88 @@ class RestateClient(abc.ABC):
     def scope(self, scope: str) -> RestateScopedClient: ...
 
     @abc.abstractmethod
-    async def service_call(self, tpe: HandlerType[I, O], arg: I, idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None) -> O: ...
+    async def service_call(
+        self, tpe: HandlerType[I, O], arg: I, idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None
+    ) -> O: ...
 
     @abc.abstractmethod
-    async def service_send(self, tpe: HandlerType[I, O], arg: I, send_delay: typing.Optional[timedelta] = None,
-                           idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle: ...
+    async def service_send(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle: ...
 
     @abc.abstractmethod
-    async def object_call(self, tpe: HandlerType[I, O], key: str, arg: I, idempotency_key: str | None = None,
-                          headers: typing.Dict[str, str] | None = None) -> O: ...
+    async def object_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O: ...
 
     @abc.abstractmethod
-    async def object_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                          idempotency_key: str | None = None,
-                          headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle: ...
+    async def object_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle: ...
 
     @abc.abstractmethod
-    async def workflow_call(self, tpe: HandlerType[I, O], key: str, arg: I, idempotency_key: str | None = None,
-                            headers: typing.Dict[str, str] | None = None) -> O: ...
+    async def workflow_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> O: ...
 
     @abc.abstractmethod
-    async def workflow_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                            idempotency_key: str | None = None,
-                            headers: typing.Dict[str, str] | None = None) -> RestateClientSendHandle: ...
+    async def workflow_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+    ) -> RestateClientSendHandle: ...
 
     @abc.abstractmethod
-    async def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None,
-                           idempotency_key: str | None = None, headers: typing.Dict[str, str] | None = None,
-                           scope: str | None = None, limit_key: str | None = None) -> bytes: ...
+    async def generic_call(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
+    ) -> bytes: ...
 
     @abc.abstractmethod
-    async def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None,
-                           send_delay: timedelta | None = None, idempotency_key: str | None = None,
-                           headers: typing.Dict[str, str] | None = None, scope: str | None = None,
-                           limit_key: str | None = None) -> RestateClientSendHandle: ...
+    async def generic_send(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        send_delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: typing.Dict[str, str] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
+    ) -> RestateClientSendHandle: ...
 
 
 __all__ = ["RestateClient", "RestateScopedClient", "RestateClientSendHandle", "HttpError"]

@@ -73,7 +73,7 @@ class ServerSettings:
 
 def _duration_ms(value: typing.Any) -> int:
     if not isinstance(value, str):
-        raise ConfigError("expected a duration such as \"10s\", \"1h 30m\" or \"PT10S\"")
+        raise ConfigError('expected a duration such as "10s", "1h 30m" or "PT10S"')
     try:
         return parse_duration_ms(value)
     except BadDuration as exc:
@@ -112,13 +112,13 @@ def _attempts(value: typing.Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError("expected a number of attempts of at least 1, or \"unlimited\"")
+        raise ConfigError('expected a number of attempts of at least 1, or "unlimited"')
     return value
 
 
 def _on_max_attempts(value: typing.Any) -> str:
     if not isinstance(value, str) or value.lower() not in ("pause", "kill"):
-        raise ConfigError("expected \"pause\" or \"kill\"")
+        raise ConfigError('expected "pause" or "kill"')
     return value.lower()
 
 
@@ -182,7 +182,7 @@ def _from_environment(environ: typing.Mapping[str, str]) -> list[tuple[str, str,
         for name, value in sorted(environ.items()):
             if not name.startswith(prefix) or name in _RESTATE_ENV_NOT_OPTIONS:
                 continue
-            path = ".".join(part.lower().replace("_", "-") for part in name[len(prefix):].split("__"))
+            path = ".".join(part.lower().replace("_", "-") for part in name[len(prefix) :].split("__"))
             if prefix == "DURIO_" and path not in _OPTIONS:
                 continue  # one of durio's own variables
             found.append((path, f"environment variable {name}", value))
@@ -208,7 +208,7 @@ def load_settings(config_file: str | None = None, environ: typing.Mapping[str, s
         except ConfigError as exc:
             raise ConfigError(f"{source}: bad value {value!r} for '{path}': {exc}") from None
         if target.startswith(_RETRY):
-            name = target[len(_RETRY):]
+            name = target[len(_RETRY) :]
             assert name in _BACKOFF_FIELDS
             settings.retry_policy[name] = parsed
         else:

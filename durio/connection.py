@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import typing
 
-_INSTEAD = ("Restate Cloud's outbound connection (restate.connect) is not available in durio: serve the app "
-            "(hypercorn --worker-class trio, or `durio serve`) and register its URL with the server instead")
+_INSTEAD = (
+    "Restate Cloud's outbound connection (restate.connect) is not available in durio: serve the app "
+    "(hypercorn --worker-class trio, or `durio serve`) and register its URL with the server instead"
+)
 
 
 class ConnectError(Exception):
@@ -26,7 +28,9 @@ class Connection:
 
 
 @contextlib.asynccontextmanager
-async def with_connection(app: typing.Any, *, name: str | None = None, key: str | None = None) -> typing.AsyncIterator[Connection]:
+async def with_connection(
+    app: typing.Any, *, name: str | None = None, key: str | None = None
+) -> typing.AsyncIterator[Connection]:
     raise ConnectError(_INSTEAD)
     yield  # pragma: no cover (makes this an async generator)
 

@@ -33,7 +33,9 @@ I = typing.TypeVar("I")  # noqa: E741 (the official SDK's type variable names)
 O = typing.TypeVar("O")  # noqa: E741
 P = typing.ParamSpec("P")
 
-HandlerType = typing.Union[typing.Callable[[typing.Any, I], typing.Awaitable[O]], typing.Callable[[typing.Any], typing.Awaitable[O]]]
+HandlerType = typing.Union[
+    typing.Callable[[typing.Any, I], typing.Awaitable[O]], typing.Callable[[typing.Any], typing.Awaitable[O]]
+]
 RunAction = typing.Union[typing.Callable[..., typing.Coroutine[typing.Any, typing.Any, T]], typing.Callable[..., T]]
 
 
@@ -57,8 +59,13 @@ class KeyValueStore(abc.ABC):
     """A virtual object's or workflow's state, as an exclusive handler sees it."""
 
     @abc.abstractmethod
-    def get(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None,
-            entry_name: typing.Optional[str] = None) -> typing.Awaitable[typing.Optional[T]]: ...
+    def get(
+        self,
+        name: str,
+        serde: Serde[T] = DefaultSerde(),
+        type_hint: typing.Optional[typing.Type[T]] = None,
+        entry_name: typing.Optional[str] = None,
+    ) -> typing.Awaitable[typing.Optional[T]]: ...
 
     @abc.abstractmethod
     def state_keys(self, entry_name: typing.Optional[str] = None) -> typing.Awaitable[typing.List[str]]: ...
@@ -81,38 +88,89 @@ class ScopedContext(abc.ABC):
     `ctx.scope()` raises TerminalError there). The interface is here so that code naming it imports."""
 
     @abc.abstractmethod
-    def service_call(self, tpe: HandlerType[I, O], arg: I, limit_key: typing.Optional[str] = None,
-                     idempotency_key: typing.Optional[str] = None,
-                     headers: typing.Optional[typing.Dict[str, str]] = None) -> RestateDurableCallFuture[O]: ...
+    def service_call(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        limit_key: typing.Optional[str] = None,
+        idempotency_key: typing.Optional[str] = None,
+        headers: typing.Optional[typing.Dict[str, str]] = None,
+    ) -> RestateDurableCallFuture[O]: ...
 
     @abc.abstractmethod
-    def service_send(self, tpe: HandlerType[I, O], arg: I, send_delay: typing.Optional[timedelta] = None,
-                     limit_key: typing.Optional[str] = None, idempotency_key: typing.Optional[str] = None,
-                     headers: typing.Optional[typing.Dict[str, str]] = None) -> SendHandle: ...
+    def service_send(
+        self,
+        tpe: HandlerType[I, O],
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: typing.Optional[str] = None,
+        idempotency_key: typing.Optional[str] = None,
+        headers: typing.Optional[typing.Dict[str, str]] = None,
+    ) -> SendHandle: ...
 
     @abc.abstractmethod
-    def object_call(self, tpe: HandlerType[I, O], key: str, arg: I, limit_key: typing.Optional[str] = None,
-                    idempotency_key: typing.Optional[str] = None,
-                    headers: typing.Optional[typing.Dict[str, str]] = None) -> RestateDurableCallFuture[O]: ...
+    def object_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        limit_key: typing.Optional[str] = None,
+        idempotency_key: typing.Optional[str] = None,
+        headers: typing.Optional[typing.Dict[str, str]] = None,
+    ) -> RestateDurableCallFuture[O]: ...
 
     @abc.abstractmethod
-    def object_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                    limit_key: typing.Optional[str] = None, idempotency_key: typing.Optional[str] = None,
-                    headers: typing.Optional[typing.Dict[str, str]] = None) -> SendHandle: ...
+    def object_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: typing.Optional[str] = None,
+        idempotency_key: typing.Optional[str] = None,
+        headers: typing.Optional[typing.Dict[str, str]] = None,
+    ) -> SendHandle: ...
 
     @abc.abstractmethod
-    def workflow_call(self, tpe: HandlerType[I, O], key: str, arg: I, limit_key: typing.Optional[str] = None,
-                      idempotency_key: typing.Optional[str] = None,
-                      headers: typing.Optional[typing.Dict[str, str]] = None) -> RestateDurableCallFuture[O]: ...
+    def workflow_call(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        limit_key: typing.Optional[str] = None,
+        idempotency_key: typing.Optional[str] = None,
+        headers: typing.Optional[typing.Dict[str, str]] = None,
+    ) -> RestateDurableCallFuture[O]: ...
 
     @abc.abstractmethod
-    def workflow_send(self, tpe: HandlerType[I, O], key: str, arg: I, send_delay: typing.Optional[timedelta] = None,
-                      limit_key: typing.Optional[str] = None, idempotency_key: typing.Optional[str] = None,
-                      headers: typing.Optional[typing.Dict[str, str]] = None) -> SendHandle: ...
+    def workflow_send(
+        self,
+        tpe: HandlerType[I, O],
+        key: str,
+        arg: I,
+        send_delay: typing.Optional[timedelta] = None,
+        limit_key: typing.Optional[str] = None,
+        idempotency_key: typing.Optional[str] = None,
+        headers: typing.Optional[typing.Dict[str, str]] = None,
+    ) -> SendHandle: ...
 
 
 __all__ = [
-    "Context", "ObjectContext", "ObjectSharedContext", "WorkflowContext", "WorkflowSharedContext", "Request",
-    "RunOptions", "DurablePromise", "RestateDurableFuture", "RestateDurableCallFuture", "RestateDurableSleepFuture",
-    "SendHandle", "ScopedContext", "AttemptFinishedEvent", "KeyValueStore", "HandlerType", "RunAction",
+    "Context",
+    "ObjectContext",
+    "ObjectSharedContext",
+    "WorkflowContext",
+    "WorkflowSharedContext",
+    "Request",
+    "RunOptions",
+    "DurablePromise",
+    "RestateDurableFuture",
+    "RestateDurableCallFuture",
+    "RestateDurableSleepFuture",
+    "SendHandle",
+    "ScopedContext",
+    "AttemptFinishedEvent",
+    "KeyValueStore",
+    "HandlerType",
+    "RunAction",
 ]

@@ -19,7 +19,9 @@ class contextvar(typing.Generic[P, T]):  # noqa: N801 (the official SDK's name)
 
     def __init__(self, func: typing.Callable[P, typing.AsyncContextManager[T]]) -> None:
         self.func = func
-        self._value: contextvars.ContextVar[T | None] = contextvars.ContextVar(f"contextvar {getattr(func, '__qualname__', func)!r}", default=None)
+        self._value: contextvars.ContextVar[T | None] = contextvars.ContextVar(
+            f"contextvar {getattr(func, '__qualname__', func)!r}", default=None
+        )
 
     @property
     def value(self) -> T:

@@ -10,12 +10,32 @@ import math
 import re
 
 _UNIT_MS = {
-    "ms": 1, "msec": 1, "millis": 1, "millisecond": 1, "milliseconds": 1,
-    "s": 1000, "sec": 1000, "secs": 1000, "second": 1000, "seconds": 1000,
-    "m": 60_000, "min": 60_000, "mins": 60_000, "minute": 60_000, "minutes": 60_000,
-    "h": 3_600_000, "hr": 3_600_000, "hrs": 3_600_000, "hour": 3_600_000, "hours": 3_600_000,
-    "d": 86_400_000, "day": 86_400_000, "days": 86_400_000,
-    "w": 604_800_000, "week": 604_800_000, "weeks": 604_800_000,
+    "ms": 1,
+    "msec": 1,
+    "millis": 1,
+    "millisecond": 1,
+    "milliseconds": 1,
+    "s": 1000,
+    "sec": 1000,
+    "secs": 1000,
+    "second": 1000,
+    "seconds": 1000,
+    "m": 60_000,
+    "min": 60_000,
+    "mins": 60_000,
+    "minute": 60_000,
+    "minutes": 60_000,
+    "h": 3_600_000,
+    "hr": 3_600_000,
+    "hrs": 3_600_000,
+    "hour": 3_600_000,
+    "hours": 3_600_000,
+    "d": 86_400_000,
+    "day": 86_400_000,
+    "days": 86_400_000,
+    "w": 604_800_000,
+    "week": 604_800_000,
+    "weeks": 604_800_000,
 }
 _FRIENDLY_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*")
 _ISO = re.compile(
@@ -58,9 +78,7 @@ def parse_duration_ms(text: str) -> int:
     while position < len(value):
         match = _FRIENDLY_PART.match(value, position)
         if match is None or match.group(2).lower() not in _UNIT_MS:
-            raise BadDuration(
-                f"{text!r} is not a duration: use forms like 10s, 500ms, 1m30s, PT10S, or a number of milliseconds"
-            )
+            raise BadDuration(f"{text!r} is not a duration: use forms like 10s, 500ms, 1m30s, PT10S, or a number of milliseconds")
         total += float(match.group(1)) * _UNIT_MS[match.group(2).lower()]
         position = match.end()
     return _checked(total, text)

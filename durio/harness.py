@@ -111,9 +111,16 @@ class _ServerThread:
         self._token = anyio.lowlevel.current_token()
         self._stop = anyio.Event()
         async with anyio.create_task_group() as nursery:
-            self.running = await nursery.start(lambda task_status: run_server(
-                self.services, data_dir=self._data.name, ingress="127.0.0.1:0", admin="127.0.0.1:0",
-                config=self.config, task_status=task_status))
+            self.running = await nursery.start(
+                lambda task_status: run_server(
+                    self.services,
+                    data_dir=self._data.name,
+                    ingress="127.0.0.1:0",
+                    admin="127.0.0.1:0",
+                    config=self.config,
+                    task_status=task_status,
+                )
+            )
             self._ready.set()
             await self._stop.wait()
             nursery.cancel_scope.cancel()
@@ -178,8 +185,13 @@ class RestateTestHarness:
         self.stop()
 
 
-def test_harness(app: typing.Any, follow_logs: bool = False, restate_image: str = DEFAULT_IMAGE,
-                 always_replay: bool = False, disable_retries: bool = False) -> RestateTestHarness:
+def test_harness(
+    app: typing.Any,
+    follow_logs: bool = False,
+    restate_image: str = DEFAULT_IMAGE,
+    always_replay: bool = False,
+    disable_retries: bool = False,
+) -> RestateTestHarness:
     """A harness for `app` (what `durio.app([...])` returned); start it with `with` or `.start()`."""
     return RestateTestHarness(app, TestConfiguration(restate_image, follow_logs, always_replay, disable_retries))
 
@@ -188,22 +200,36 @@ test_harness.__test__ = False  # type: ignore[attr-defined]  # a factory, not a 
 
 
 @contextlib.asynccontextmanager
-async def create_test_harness(app: typing.Any, follow_logs: bool = False, restate_image: str = DEFAULT_IMAGE,
-                              always_replay: bool = False, disable_retries: bool = False,
-                              journal_value_codec: JournalValueCodec | None = None) -> typing.AsyncIterator[HarnessEnvironment]:
+async def create_test_harness(
+    app: typing.Any,
+    follow_logs: bool = False,
+    restate_image: str = DEFAULT_IMAGE,
+    always_replay: bool = False,
+    disable_retries: bool = False,
+    journal_value_codec: JournalValueCodec | None = None,
+) -> typing.AsyncIterator[HarnessEnvironment]:
     """Run `app`'s services in an embedded durio while the block runs; yields its URLs and an ingress client."""
     if journal_value_codec is not None:
         # The client would encode what the embedded handlers then read as it is.
-        raise NotImplementedError("durio's harness runs the services embedded, where no journal value codec applies: "
-                                  "test a codec with the app served as a deployment of a durio server")
+        raise NotImplementedError(
+            "durio's harness runs the services embedded, where no journal value codec applies: "
+            "test a codec with the app served as a deployment of a durio server"
+        )
     config = _runtime_config(always_replay, disable_retries)
     with _following_logs(follow_logs):
         # On the caller's loop, whichever it is: the handlers run there too.
         with tempfile.TemporaryDirectory(prefix="durio-harness-") as data_dir:
             async with anyio.create_task_group() as nursery:
-                running: RunningServer = await nursery.start(lambda task_status: run_server(
-                    services_of(app), data_dir=data_dir, ingress="127.0.0.1:0", admin="127.0.0.1:0",
-                    config=config, task_status=task_status))
+                running: RunningServer = await nursery.start(
+                    lambda task_status: run_server(
+                        services_of(app),
+                        data_dir=data_dir,
+                        ingress="127.0.0.1:0",
+                        admin="127.0.0.1:0",
+                        config=config,
+                        task_status=task_status,
+                    )
+                )
                 async with create_client(running.ingress_url, journal_value_codec=journal_value_codec) as client:
                     yield HarnessEnvironment(running.ingress_url, running.admin_url, client)
                 nursery.cancel_scope.cancel()

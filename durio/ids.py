@@ -146,7 +146,7 @@ def _parse(invocation_id: str) -> bytes:
     """The 24 raw bytes of an id: the partition key, then the uuid, big-endian."""
     if not isinstance(invocation_id, str) or not invocation_id.startswith(INVOCATION_PREFIX):
         raise InvalidId(f"{invocation_id!r} is not an invocation id (they start with '{INVOCATION_PREFIX}')")
-    body = invocation_id[len(INVOCATION_PREFIX):]
+    body = invocation_id[len(INVOCATION_PREFIX) :]
     if len(body) != _PK_WIDTH + _UUID_WIDTH:
         raise InvalidId(f"{invocation_id!r} is not an invocation id: wrong length")
     try:
@@ -183,7 +183,7 @@ def parse_awakeable_id(text: str) -> tuple[str, int]:
     """The invocation id and signal index inside an awakeable id; InvalidId for a reserved signal's index."""
     if not isinstance(text, str) or not text.startswith(AWAKEABLE_PREFIX):
         raise InvalidId(f"{text!r} is not an awakeable id (they start with '{AWAKEABLE_PREFIX}')")
-    body = text[len(AWAKEABLE_PREFIX):]
+    body = text[len(AWAKEABLE_PREFIX) :]
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except ValueError as exc:

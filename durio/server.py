@@ -63,7 +63,9 @@ async def run_server(
         await _run_cluster_node(services, data_dir, ingress, admin, config, http_limits, cluster, task_status)
         return
     if worker is None:
-        runtime_context: typing.AsyncContextManager[Runtime] = _open_single_process_runtime(services, data_dir, config, partitions)
+        runtime_context: typing.AsyncContextManager[Runtime] = _open_single_process_runtime(
+            services, data_dir, config, partitions
+        )
     else:
         from durio.workers.worker import open_worker_runtime
 
@@ -72,24 +74,51 @@ async def run_server(
         await _serve_http(runtime, ingress, admin, http_limits, worker, task_status)
 
 
-async def _serve_http(runtime: Runtime, ingress: str, admin: str, http_limits: HttpLimits | None, worker: typing.Any,
-                      task_status: anyio.abc.TaskStatus[RunningServer]) -> None:
+async def _serve_http(
+    runtime: Runtime,
+    ingress: str,
+    admin: str,
+    http_limits: HttpLimits | None,
+    worker: typing.Any,
+    task_status: anyio.abc.TaskStatus[RunningServer],
+) -> None:
     """Both HTTP listeners of one runtime, until cancelled."""
     async with anyio.create_task_group() as nursery:
         shares = getattr(worker, "connection_shares", None)
-        ingress_url = await nursery.start(functools.partial(
-            serve_http, IngressApp(runtime), ingress, http_limits, sock=getattr(worker, "ingress_socket", None),
-            share=shares.share_of(worker.index) if shares is not None else None))
-        admin_url = await nursery.start(functools.partial(
-            serve_http, AdminApp(runtime, admin_routes(runtime)), admin, http_limits, sock=getattr(worker, "admin_socket", None)))
+        ingress_url = await nursery.start(
+            functools.partial(
+                serve_http,
+                IngressApp(runtime),
+                ingress,
+                http_limits,
+                sock=getattr(worker, "ingress_socket", None),
+                share=shares.share_of(worker.index) if shares is not None else None,
+            )
+        )
+        admin_url = await nursery.start(
+            functools.partial(
+                serve_http,
+                AdminApp(runtime, admin_routes(runtime)),
+                admin,
+                http_limits,
+                sock=getattr(worker, "admin_socket", None),
+            )
+        )
         log.info("durio ingress listening on %s", ingress_url)
         log.info("durio admin listening on %s (UI at %s/ui/)", admin_url, admin_url)
         task_status.started(RunningServer(runtime, ingress_url, admin_url))
 
 
-async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_dir: str | os.PathLike[str], ingress: str,
-                            admin: str, config: RuntimeConfig | None, http_limits: HttpLimits | None, cluster: typing.Any,
-                            task_status: anyio.abc.TaskStatus[RunningServer]) -> None:
+async def _run_cluster_node(
+    services: typing.Iterable[ServiceDefinition],
+    data_dir: str | os.PathLike[str],
+    ingress: str,
+    admin: str,
+    config: RuntimeConfig | None,
+    http_limits: HttpLimits | None,
+    cluster: typing.Any,
+    task_status: anyio.abc.TaskStatus[RunningServer],
+) -> None:
     """A node of a cluster on PostgreSQL: one runtime after another, each serving the partitions held then.
 
     When the partitions this node should serve change (it takes some over, hands some to a node that joined,
@@ -125,8 +154,9 @@ async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_d
                         generation.start_soon(consume_deliveries, node, runtime)
                         serving.serve(runtime)
                         if not listening:  # the listeners outlive this runtime: they serve the next ones too
-                            running = await tasks.start(functools.partial(
-                                _serve_http, typing.cast(Runtime, serving), ingress, admin, http_limits, None))
+                            running = await tasks.start(
+                                functools.partial(_serve_http, typing.cast(Runtime, serving), ingress, admin, http_limits, None)
+                            )
                             task_status.started(running)
                             listening = True
                         await node.changed.wait()
@@ -137,8 +167,12 @@ async def _run_cluster_node(services: typing.Iterable[ServiceDefinition], data_d
 
 
 @contextlib.asynccontextmanager
-async def _open_single_process_runtime(services: typing.Iterable[ServiceDefinition], data_dir: str | os.PathLike[str],
-                                       config: RuntimeConfig | None, partitions: int | None) -> typing.AsyncIterator[Runtime]:
+async def _open_single_process_runtime(
+    services: typing.Iterable[ServiceDefinition],
+    data_dir: str | os.PathLike[str],
+    config: RuntimeConfig | None,
+    partitions: int | None,
+) -> typing.AsyncIterator[Runtime]:
     """One process owns every partition of the data directory (whose number it records when it is new)."""
     from durio.workers.ownership import record_partition_count, take_epochs
 
@@ -149,8 +183,9 @@ async def _open_single_process_runtime(services: typing.Iterable[ServiceDefiniti
         yield runtime
 
 
-async def run_until_signalled(services: typing.Iterable[ServiceDefinition], backend_name: str = backends.DEFAULT_BACKEND,
-                              **options: typing.Any) -> None:
+async def run_until_signalled(
+    services: typing.Iterable[ServiceDefinition], backend_name: str = backends.DEFAULT_BACKEND, **options: typing.Any
+) -> None:
     """Run the server; SIGINT or SIGTERM shut it down cleanly. `backend_name` is what it runs on, for the log."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as nursery:
@@ -266,7 +301,9 @@ def serve(
     services = list(services)
     if worker_count == 1:
         with contextlib.suppress(KeyboardInterrupt):
-            backends.run(lambda: run_until_signalled(services, backend_name, partitions=partitions, **options), backend=backend_name)
+            backends.run(
+                lambda: run_until_signalled(services, backend_name, partitions=partitions, **options), backend=backend_name
+            )
         return 0
     return _supervise(services, worker_count, partitions, backend_name, options)
 
@@ -290,8 +327,9 @@ class ClusterOptionError(ValueError):
     """A cluster option (URL, node name, lease) that cannot be used."""
 
 
-def cluster_options(url: str, node_name: str | None, lease_s: float | None, partitions: int | None,
-                    advertise_url: str | None = None) -> typing.Any:
+def cluster_options(
+    url: str, node_name: str | None, lease_s: float | None, partitions: int | None, advertise_url: str | None = None
+) -> typing.Any:
     from durio.cluster.node import DEFAULT_ADVERTISE_URL, DEFAULT_LEASE_S, ClusterOptions, default_node_name
     from durio.workers.cluster_node import peer_address
 
@@ -308,8 +346,9 @@ class WorkerCountError(ValueError):
     """A number of workers that cannot be used."""
 
 
-def _supervise(services: list[ServiceDefinition], count: int, partitions: int | None, backend_name: str,
-               options: dict[str, typing.Any]) -> int:
+def _supervise(
+    services: list[ServiceDefinition], count: int, partitions: int | None, backend_name: str, options: dict[str, typing.Any]
+) -> int:
     from durio.workers.balance import ConnectionShares
     from durio.workers.supervisor import EXIT_FATAL, Supervisor, listen_for_workers
     from durio.workers.worker import WorkerSpec
@@ -400,8 +439,10 @@ def services_of(app: typing.Any) -> list[ServiceDefinition]:
     if isinstance(app, EndpointApp):
         if app.journal_value_codec is not None:
             # Embedded, values are stored as the handlers make them: the codec would silently not apply.
-            raise TypeError("this app has a journal_value_codec, which applies only when it is served as a deployment "
-                            "(hypercorn, registered with a server): durio cannot run its services embedded")
+            raise TypeError(
+                "this app has a journal_value_codec, which applies only when it is served as a deployment "
+                "(hypercorn, registered with a server): durio cannot run its services embedded"
+            )
         return list(app.services.values())
     if isinstance(app, (Service, VirtualObject, Workflow)):
         return [app]
@@ -412,4 +453,3 @@ def services_of(app: typing.Any) -> list[ServiceDefinition]:
                 raise TypeError(f"{service!r} is not a durio Service, VirtualObject or Workflow")
         return services
     raise TypeError(f"{app!r} is neither durio.app([...]) nor a list of services")
-

@@ -83,7 +83,9 @@ class TestClient:
         self._requests += 1
         return idempotency_key or f"durio-testing-{self._requests}"
 
-    def _prepare(self, service: str, handler: str, body: typing.Any, key: str | None, idempotency_key: str | None, delay_ms: int = 0) -> typing.Any:
+    def _prepare(
+        self, service: str, handler: str, body: typing.Any, key: str | None, idempotency_key: str | None, delay_ms: int = 0
+    ) -> typing.Any:
         target = Target(service, handler, key)
         definition = self.runtime.registry.handler_for(target)
         if definition is None:
@@ -92,13 +94,24 @@ class TestClient:
         key_for_request = None if definition.kind == ServiceKind.WORKFLOW else self._next_key(idempotency_key)
         return self.runtime.new_invocation(target, definition, payload, [], key_for_request, delay_ms)
 
-    async def call(self, service: str, handler: str, body: typing.Any = None, *, key: str | None = None, idempotency_key: str | None = None) -> typing.Any:
+    async def call(
+        self, service: str, handler: str, body: typing.Any = None, *, key: str | None = None, idempotency_key: str | None = None
+    ) -> typing.Any:
         """The handler's JSON result; a terminal failure raises TerminalError."""
         record, input_entry = self._prepare(service, handler, body, key, idempotency_key)
         _, result = await self.runtime.call(record, input_entry)
         return _decode(result)
 
-    async def send(self, service: str, handler: str, body: typing.Any = None, *, key: str | None = None, idempotency_key: str | None = None, delay_ms: int = 0) -> str:
+    async def send(
+        self,
+        service: str,
+        handler: str,
+        body: typing.Any = None,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        delay_ms: int = 0,
+    ) -> str:
         """Start an invocation without waiting; returns its id."""
         record, input_entry = self._prepare(service, handler, body, key, idempotency_key, delay_ms)
         created, _ = await self.runtime.send(record, input_entry)
@@ -149,12 +162,15 @@ class Crash:
 def _durable_steps(folder: str) -> frozenset[tuple[str, str]]:
     store = LmdbStore(folder)
     try:
+
         def scan(txn: typing.Any) -> set[tuple[str, str]]:
             found = set()
             for record in txn.iter_invocations():
                 journal = txn.journal(record.id)
                 runs = {entry.completion_id: entry.name for entry in journal if isinstance(entry, Run)}
-                found |= {(record.id, runs[n.completion_id]) for n in journal if isinstance(n, Completion) and n.completion_id in runs}
+                found |= {
+                    (record.id, runs[n.completion_id]) for n in journal if isinstance(n, Completion) and n.completion_id in runs
+                }
             return found
 
         return frozenset(store.read(scan))
@@ -238,7 +254,12 @@ def _with_faults(config: RuntimeConfig, plan: FaultPlan) -> RuntimeConfig:
     return RuntimeConfig(**{**config.__dict__, "faults": plan})
 
 
-async def _run(services: typing.Sequence[ServiceDefinition], scenario: typing.Callable[[TestClient], typing.Awaitable[T]], folder: str, config: RuntimeConfig) -> T:
+async def _run(
+    services: typing.Sequence[ServiceDefinition],
+    scenario: typing.Callable[[TestClient], typing.Awaitable[T]],
+    folder: str,
+    config: RuntimeConfig,
+) -> T:
     try:
         async with open_runtime(services, folder, config) as runtime:
             return await scenario(TestClient(runtime))
@@ -324,8 +345,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._now
 
-    def call_at(self, when: float, callback: typing.Callable[..., object], *args: typing.Any,  # type: ignore[override]
-                context: typing.Any = None) -> asyncio.TimerHandle:  # (typeshed ties callback to args with a TypeVarTuple)
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: typing.Callable[..., object],
+        *args: typing.Any,
+        context: typing.Any = None,
+    ) -> asyncio.TimerHandle:  # (typeshed ties callback to args with a TypeVarTuple)
         if when == math.inf:
             # Never due (asyncio.sleep(inf), AnyIO's sleep_forever): kept out of the timer heap, or the loop
             # would jump towards it a day at a time (asyncio's longest wait) whenever it is idle.

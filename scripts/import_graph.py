@@ -200,8 +200,9 @@ def cycles(package_dir: pathlib.Path, ignore_type_checking: bool = False) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Print the import cycles among a package's modules; exit 1 if any.")
-    parser.add_argument("--ignore-type-checking", action="store_true",
-                        help="leave out imports under `if TYPE_CHECKING:` (the graph as it runs)")
+    parser.add_argument(
+        "--ignore-type-checking", action="store_true", help="leave out imports under `if TYPE_CHECKING:` (the graph as it runs)"
+    )
     parser.add_argument("--package", type=pathlib.Path, default=ROOT / "durio", help="the package directory (default: durio/)")
     args = parser.parse_args(argv)
     package_dir = args.package.resolve()

@@ -64,9 +64,24 @@ class Server:
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "durio.cli", "serve", str(APP), "--data-dir", str(self.data_dir),
-                     "--ingress", f"127.0.0.1:{self.ports[0]}", "--admin", f"127.0.0.1:{self.ports[1]}"],
-                    stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT))
+                    [
+                        sys.executable,
+                        "-m",
+                        "durio.cli",
+                        "serve",
+                        str(APP),
+                        "--data-dir",
+                        str(self.data_dir),
+                        "--ingress",
+                        f"127.0.0.1:{self.ports[0]}",
+                        "--admin",
+                        f"127.0.0.1:{self.ports[1]}",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=str(ROOT),
+                )
             deadline = time.monotonic() + timeout
             while True:
                 output = self.output()[offset:]
@@ -107,6 +122,7 @@ def tick_ms(text: str) -> int:
 def read_store(data_dir: pathlib.Path) -> tuple[ScheduleRecord, list]:
     store = LmdbStore(data_dir, readonly=True)
     try:
+
         def scan(txn):  # type: ignore[no-untyped-def]
             record = ScheduleRecord.from_stored(txn.get_schedule(schedule_key("beat")))
             return record, [invocation for invocation in txn.iter_invocations() if invocation.target.service == "Beat"]
@@ -122,7 +138,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--data-dir", default=None, help="where to keep the files (default: a temporary folder)")
     args = parser.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(2 ** 32)
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
     rng = random.Random(seed)
     folder = pathlib.Path(args.data_dir).parent if args.data_dir else pathlib.Path(tempfile.mkdtemp(prefix="schedule-soak-"))
     data_dir = pathlib.Path(args.data_dir) if args.data_dir else folder / "data"
@@ -160,10 +176,13 @@ def main() -> int:
     violations += found
     spec = record.spec
     caught_up = sum(1 for late in lateness if late > 1000)
-    print(f"schedule soak: {kills} kills in {args.duration:.0f} s (down {downtime:.1f} s in all); {len(expected)} ticks "
-          f"from {spec.local_time(expected[0])} to {spec.local_time(expected[-1])} (checked at {ended_ms}); "
-          f"{caught_up} fired late (caught up after a restart), lateness median {lateness[len(lateness) // 2]} ms, "
-          f"max {lateness[-1]} ms", flush=True)
+    print(
+        f"schedule soak: {kills} kills in {args.duration:.0f} s (down {downtime:.1f} s in all); {len(expected)} ticks "
+        f"from {spec.local_time(expected[0])} to {spec.local_time(expected[-1])} (checked at {ended_ms}); "
+        f"{caught_up} fired late (caught up after a restart), lateness median {lateness[len(lateness) // 2]} ms, "
+        f"max {lateness[-1]} ms",
+        flush=True,
+    )
     if violations:
         print(f"schedule soak: {len(violations)} violations:", *violations[:50], sep="\n  ")
         return 1

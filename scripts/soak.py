@@ -79,13 +79,19 @@ from durio.storage.lmdb_store import LmdbStore  # noqa: E402
 SOAK_APP = ROOT / "tests" / "apps" / "soak_app.py"
 COUNTERS = [f"c{n}" for n in range(6)]
 PROBE_KEYS = [f"probe{n}" for n in range(32)]  # Counter keys only the probes use (peek: shared, no state)
-STEPS = {("Orders", "process"): ("reserve", "charge"), ("Audit", "record"): ("audit",), ("Onboarding", "run"): ("welcome",),
-         ("Counter", "add"): ("lock-enter",)}
+STEPS = {
+    ("Orders", "process"): ("reserve", "charge"),
+    ("Audit", "record"): ("audit",),
+    ("Onboarding", "run"): ("welcome",),
+    ("Counter", "add"): ("lock-enter",),
+}
 KILL_MARK = "#kill"  # a line of the step log written just before a kill: "#kill <pid>" or "#kill *" (the whole group)
 _LISTENING = re.compile(r"durio (ingress|admin) listening on (http://\S+)")
 _RESTART_DELAY = re.compile(r"worker \d+ was killed by SIGKILL; restarting it in ([\d.]+) s")
 _LOG_TIME = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
-_WORKER_KILLED = re.compile(_LOG_TIME + r"WARNING durio\.workers: worker (\d+) was killed by SIGKILL; restarting it(?: in ([\d.]+) s)?")
+_WORKER_KILLED = re.compile(
+    _LOG_TIME + r"WARNING durio\.workers: worker (\d+) was killed by SIGKILL; restarting it(?: in ([\d.]+) s)?"
+)
 _WORKER_OWNS = re.compile(_LOG_TIME + r"INFO durio\.workers: worker (\d+) \(pid \d+\) owns partitions")
 _SUPERVISOR_STARTS = re.compile(r"durio runs \d+ workers on")
 
@@ -136,8 +142,9 @@ class ServerFailed(Exception):
 class Server:
     """`durio serve --workers N` on fixed ports, in a session of its own, so clients find it again after each restart."""
 
-    def __init__(self, data_dir: pathlib.Path, log_path: pathlib.Path, steps_log: pathlib.Path, workers: int,
-                 partitions: int) -> None:
+    def __init__(
+        self, data_dir: pathlib.Path, log_path: pathlib.Path, steps_log: pathlib.Path, workers: int, partitions: int
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.steps_log = steps_log
@@ -154,10 +161,28 @@ class Server:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "durio.cli", "serve", str(SOAK_APP), "--data-dir", str(self.data_dir),
-                 "--ingress", self.ingress_url[len("http://"):], "--admin", self.admin_url[len("http://"):],
-                 "--workers", str(self.workers), "--partitions", str(self.partitions)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT), start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "durio.cli",
+                    "serve",
+                    str(SOAK_APP),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--ingress",
+                    self.ingress_url[len("http://") :],
+                    "--admin",
+                    self.admin_url[len("http://") :],
+                    "--workers",
+                    str(self.workers),
+                    "--partitions",
+                    str(self.partitions),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=str(ROOT),
+                start_new_session=True,
             )
         return offset
 
@@ -177,7 +202,9 @@ class Server:
                         break  # the port is still held by the dead process's sockets: try again
                     if self.process.returncode < 0 and attempt < 4:
                         # Killed by a signal we did not send (another process on a shared machine): not durio's doing.
-                        print(f"soak: the starting server died of signal {-self.process.returncode}; starting it again", flush=True)
+                        print(
+                            f"soak: the starting server died of signal {-self.process.returncode}; starting it again", flush=True
+                        )
                         break
                     raise ServerFailed(f"the server exited with {self.process.returncode} while starting:\n{output[-5000:]}")
                 if time.monotonic() > deadline:
@@ -202,8 +229,9 @@ class Server:
         if self.workers == 1:
             return {0: self.process.pid} if self.process is not None else None
         try:
-            async with httpx.AsyncClient(base_url=self.admin_url, timeout=10.0,
-                                         limits=httpx.Limits(max_keepalive_connections=0)) as admin:
+            async with httpx.AsyncClient(
+                base_url=self.admin_url, timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0)
+            ) as admin:
                 response = await admin.get("/cluster")
         except httpx.HTTPError:
             return None
@@ -325,19 +353,31 @@ class Load:
             return response
 
     async def client_loop(self, client: httpx.AsyncClient) -> None:
-        operations = [self.order_call, self.order_call, self.order_send, self.add_call, self.add_delayed,
-                      self.audit_send, self.workflow]
+        operations = [
+            self.order_call,
+            self.order_call,
+            self.order_send,
+            self.add_call,
+            self.add_delayed,
+            self.audit_send,
+            self.workflow,
+        ]
         while not self.stopping:
             await self.rng.choice(operations)(client)
 
     async def order_call(self, client: httpx.AsyncClient, send: bool = False) -> None:
         order_id = self.next_id("o")
-        order = {"id": order_id, "amount": self.rng.randint(1, 9), "counter": self.rng.choice(COUNTERS),
-                 "sleep_ms": self.rng.randint(5, 80)}
+        order = {
+            "id": order_id,
+            "amount": self.rng.randint(1, 9),
+            "counter": self.rng.choice(COUNTERS),
+            "sleep_ms": self.rng.randint(5, 80),
+        }
         self.model.orders[order_id] = order
         verb = "send" if send else "call"
-        response = await self.until_answered(client, "POST", f"/restate/{verb}/Orders/process", json=order,
-                                             headers={"idempotency-key": order_id})
+        response = await self.until_answered(
+            client, "POST", f"/restate/{verb}/Orders/process", json=order, headers={"idempotency-key": order_id}
+        )
         if send:
             if response.status_code != 202:
                 self.model.violation(f"send of order {order_id}: {response.status_code} {response.text[:300]}")
@@ -411,8 +451,13 @@ class Load:
             if started.status_code != 202:
                 self.model.violation(f"workflow {workflow_id}: send answered {started.status_code} {started.text[:300]}")
                 return
-        verified = await self.until_answered(client, "POST", f"/restate/call{base}/verify", json=f"{name}@example.com",
-                                             headers={"idempotency-key": f"verify-{workflow_id}"})
+        verified = await self.until_answered(
+            client,
+            "POST",
+            f"/restate/call{base}/verify",
+            json=f"{name}@example.com",
+            headers={"idempotency-key": f"verify-{workflow_id}"},
+        )
         if verified.status_code != 200:
             self.model.violation(f"workflow {workflow_id}: verify answered {verified.status_code} {verified.text[:300]}")
             return
@@ -467,13 +512,16 @@ def _scan_storage(txn: typing.Any) -> tuple[set[tuple[str, str]], list[str]]:
     for record in txn.iter_invocations():
         journal = txn.journal(record.id)
         runs = {entry.completion_id: entry.name for entry in journal if isinstance(entry, e.Run)}
-        durable.update((record.id, runs[n.completion_id]) for n in journal
-                       if isinstance(n, e.Completion) and n.completion_id in runs)
+        durable.update(
+            (record.id, runs[n.completion_id]) for n in journal if isinstance(n, e.Completion) and n.completion_id in runs
+        )
         if record.is_exclusive and str(record.status) in ("ready", "backing-off", "suspended"):
             head = txn.inbox_head(record.target.service, record.target.key)
             if head is None or head[1] != record.id:
-                broken.append(f"{record.id} ({record.target.service}/{record.target.key}) is {record.status} "
-                              f"but the key's inbox head is {head[1] if head else 'nobody'}")
+                broken.append(
+                    f"{record.id} ({record.target.service}/{record.target.key}) is {record.status} "
+                    f"but the key's inbox head is {head[1] if head else 'nobody'}"
+                )
     return durable, broken
 
 
@@ -509,8 +557,9 @@ def read_step_log(steps_log: pathlib.Path) -> list[Execution | Kill]:
 
 
 def count_executions(steps_log: pathlib.Path) -> collections.Counter:
-    return collections.Counter((event.invocation_id, event.step) for event in read_step_log(steps_log)
-                               if isinstance(event, Execution))
+    return collections.Counter(
+        (event.invocation_id, event.step) for event in read_step_log(steps_log) if isinstance(event, Execution)
+    )
 
 
 def snapshot(data_dir: pathlib.Path, steps_log: pathlib.Path) -> tuple[Snapshot, list[str]]:
@@ -612,8 +661,11 @@ class Killer:
         self.chaos.group_kills += 1
         self.chaos.group_kills_while_starting += not ready
         durable = await self.note_survivors(number)
-        print(f"kill {number}/{total}: the whole group{'' if ready else ' (while starting)'}: {durable} durable steps, "
-              f"{self.model.requests} requests so far", flush=True)
+        print(
+            f"kill {number}/{total}: the whole group{'' if ready else ' (while starting)'}: {durable} durable steps, "
+            f"{self.model.requests} requests so far",
+            flush=True,
+        )
 
     async def kill_worker(self, number: int, total: int, nursery: anyio.abc.TaskGroup) -> None:
         restart = self.restart
@@ -628,8 +680,11 @@ class Killer:
                 self.chaos.worker_kills += 1
                 self.chaos.worker_kills_while_starting += 1
                 durable = await self.note_survivors(number)
-                print(f"kill {number}/{total}: worker {restart.index} (pid {starting[0]}, while starting): {durable} "
-                      f"durable steps, {self.model.requests} requests so far", flush=True)
+                print(
+                    f"kill {number}/{total}: worker {restart.index} (pid {starting[0]}, while starting): {durable} "
+                    f"durable steps, {self.model.requests} requests so far",
+                    flush=True,
+                )
                 return
             await restart.done.wait()  # the watcher gives up (a violation) after RESTART_TIMEOUT_S
         pids = await self.server.worker_pids()
@@ -643,8 +698,10 @@ class Killer:
         self.restart = Restart(index, number, [pid], {p for p in pids.values() if p not in (None, pid)}, time.monotonic())
         nursery.start_soon(self.watch_restart, self.restart)
         durable = await self.note_survivors(number)
-        print(f"kill {number}/{total}: worker {index} (pid {pid}): {durable} durable steps, "
-              f"{self.model.requests} requests so far", flush=True)
+        print(
+            f"kill {number}/{total}: worker {index} (pid {pid}): {durable} durable steps, {self.model.requests} requests so far",
+            flush=True,
+        )
 
     async def watch_restart(self, restart: Restart) -> None:
         """Probe the surviving workers' partitions until the replacement is listed in /cluster."""
@@ -658,8 +715,10 @@ class Killer:
                         self.chaos.restart_times.append(time.monotonic() - restart.killed_at)
                         break
                     if time.monotonic() - restart.killed_at > RESTART_TIMEOUT_S:
-                        self.model.violation(f"worker {restart.index} was not listed in /cluster {RESTART_TIMEOUT_S:.0f} s "
-                                             f"after kill {restart.kill_number} (pids killed: {restart.victims})")
+                        self.model.violation(
+                            f"worker {restart.index} was not listed in /cluster {RESTART_TIMEOUT_S:.0f} s "
+                            f"after kill {restart.kill_number} (pids killed: {restart.victims})"
+                        )
                         break
                     await anyio.sleep(0.02)
                 probes.cancel_scope.cancel()
@@ -670,8 +729,9 @@ class Killer:
         server = self.server
         keys = [key for key in PROBE_KEYS + COUNTERS if partition_owner(key, server.partitions, server.workers) != restart.index]
         table = PartitionTable(server.partitions, frozenset())
-        async with httpx.AsyncClient(base_url=server.ingress_url, timeout=PROBE_TIMEOUT_S,
-                                     limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        async with httpx.AsyncClient(
+            base_url=server.ingress_url, timeout=PROBE_TIMEOUT_S, limits=httpx.Limits(max_keepalive_connections=0)
+        ) as client:
             while True:
                 key = self.probe_rng.choice(keys)
                 asked = time.monotonic()
@@ -691,18 +751,30 @@ class Killer:
                     self.chaos.probe_failures += 1
                 if failure is not None and self.chaos.probe_failures <= MAX_PROBE_FAILURES_LISTED:
                     partition = table.of_key(ids.partition_key_of(key))
-                    self.model.violation(f"while worker {restart.index} restarted (kill {restart.kill_number}), "
-                                         f"Counter/{key}/peek (partition {partition}, worker "
-                                         f"{partition % server.workers}'s) {failure} after {latency:.2f} s")
+                    self.model.violation(
+                        f"while worker {restart.index} restarted (kill {restart.kill_number}), "
+                        f"Counter/{key}/peek (partition {partition}, worker "
+                        f"{partition % server.workers}'s) {failure} after {latency:.2f} s"
+                    )
                 await anyio.sleep(0.01)
 
 
 EARLY_KILLS = 0.15  # how often a kill hits a server (or a worker) that is still starting
 
 
-async def soak(worker_kills: int, group_kills: int, seed: int, data_dir: pathlib.Path, *, workers: int = 2,
-               partitions: int = 8, clients: int = 6, min_gap: float = 0.15, max_gap: float = 1.2,
-               settle_timeout: float = 120.0) -> Result:
+async def soak(
+    worker_kills: int,
+    group_kills: int,
+    seed: int,
+    data_dir: pathlib.Path,
+    *,
+    workers: int = 2,
+    partitions: int = 8,
+    clients: int = 6,
+    min_gap: float = 0.15,
+    max_gap: float = 1.2,
+    settle_timeout: float = 120.0,
+) -> Result:
     started = time.monotonic()
     rng = random.Random(seed)
     work_dir = data_dir.parent
@@ -742,8 +814,9 @@ async def soak(worker_kills: int, group_kills: int, seed: int, data_dir: pathlib
                 except (ServerFailed, TimeoutError) as exc:
                     model.violation(f"after kill {number}: {exc}")
                     nursery.cancel_scope.cancel()
-                    return Result(0, model.requests, model.accepted, model.retries, time.monotonic() - started,
-                                  model.violations, {}, chaos)
+                    return Result(
+                        0, model.requests, model.accepted, model.retries, time.monotonic() - started, model.violations, {}, chaos
+                    )
             if not ready:
                 await server.wait_ready()
             if monkey.restart is not None:
@@ -765,12 +838,23 @@ async def soak(worker_kills: int, group_kills: int, seed: int, data_dir: pathlib
     if problems:
         model.violation(f"the server logged {len(problems)} tracebacks or crashes (see {server.log_path}), first: {problems[0]}")
     counts = {
-        "orders": len(model.orders), "additions": len(model.additions), "audit sends accepted": sum(model.audits.values()),
-        "audit sends unanswered": sum(not v for v in model.audits.values()), "workflows": len(model.workflows),
+        "orders": len(model.orders),
+        "additions": len(model.additions),
+        "audit sends accepted": sum(model.audits.values()),
+        "audit sends unanswered": sum(not v for v in model.audits.values()),
+        "workflows": len(model.workflows),
         "unanswered sends that ran but were erased by a kill": len(model.ghosts),
     }
-    return Result(len(invocations), model.requests, model.accepted, model.retries, time.monotonic() - started,
-                  model.violations, counts, chaos)
+    return Result(
+        len(invocations),
+        model.requests,
+        model.accepted,
+        model.retries,
+        time.monotonic() - started,
+        model.violations,
+        counts,
+        chaos,
+    )
 
 
 def settle(admin: httpx.Client, timeout: float, model: Model) -> list[dict]:
@@ -790,14 +874,17 @@ def settle(admin: httpx.Client, timeout: float, model: Model) -> list[dict]:
             return invocations
         if time.monotonic() > deadline:
             for invocation in pending[:20]:
-                model.violation(f"{invocation['id']} {invocation['target']} is still {invocation['status']} "
-                                f"(retries {invocation['retry_count']}, last failure {invocation['last_failure']})")
+                model.violation(
+                    f"{invocation['id']} {invocation['target']} is still {invocation['status']} "
+                    f"(retries {invocation['retry_count']}, last failure {invocation['last_failure']})"
+                )
             return invocations
         time.sleep(0.2)
 
 
-def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], step_log: list[Execution | Kill],
-          server: Server) -> None:
+def check(
+    model: Model, invocations: list[dict], snapshots: list[Snapshot], step_log: list[Execution | Kill], server: Server
+) -> None:
     v = model.violation
     executions = [event for event in step_log if isinstance(event, Execution)]
     final = collections.Counter((x.invocation_id, x.step) for x in executions)
@@ -806,8 +893,15 @@ def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], step
         by_target[(invocation["target_service_name"], invocation["target_handler_name"])].append(invocation)
         if invocation["status"] == "completed" and invocation["completion_result"] != "success":
             v(f"{invocation['id']} {invocation['target']} failed: {invocation.get('completion_failure')}")
-    known = {("Orders", "process"), ("Counter", "add"), ("Counter", "peek"), ("Audit", "record"), ("Payments", "confirm"),
-             ("Onboarding", "run"), ("Onboarding", "verify")}
+    known = {
+        ("Orders", "process"),
+        ("Counter", "add"),
+        ("Counter", "peek"),
+        ("Audit", "record"),
+        ("Payments", "confirm"),
+        ("Onboarding", "run"),
+        ("Onboarding", "verify"),
+    }
     for target, found in by_target.items():
         if target not in known:
             v(f"unexpected invocations of {target}: {len(found)}")
@@ -824,8 +918,12 @@ def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], step
             continue
         invocation = found[0]
         output = invocation.get("output") or {}
-        expected = {"order": order_id, "reservation": f"res-{order_id}", "charge": f"charged-{order['amount']}",
-                    "confirmation": "confirmed"}
+        expected = {
+            "order": order_id,
+            "reservation": f"res-{order_id}",
+            "charge": f"charged-{order['amount']}",
+            "confirmation": "confirmed",
+        }
         if {k: output.get(k) for k in expected} != expected or not isinstance(output.get("counter_total"), int):
             v(f"order {order_id} output {output}, expected {expected} and a counter_total")
         if model.order_ids.get(order_id) not in (None, invocation["id"]):
@@ -924,8 +1022,10 @@ def check(model: Model, invocations: list[dict], snapshots: list[Snapshot], step
                 v(f"step {step} of {invocation['id']} never ran, yet the invocation completed")
             for number, taken in enumerate(snapshots):
                 if key in taken.durable and final[key] != taken.executions[key]:
-                    v(f"step {step} of {invocation['id']} was durable at kill {number + 1} "
-                      f"(ran {taken.executions[key]} times) but ran {final[key]} times in the end")
+                    v(
+                        f"step {step} of {invocation['id']} was durable at kill {number + 1} "
+                        f"(ran {taken.executions[key]} times) but ran {final[key]} times in the end"
+                    )
                     break
     for problem in reruns_in_one_process(executions) + overlapping_holders(step_log):
         v(problem)
@@ -947,8 +1047,11 @@ def reruns_in_one_process(executions: list[Execution]) -> list[str]:
     """A step that ran twice in one process: it may run again only in a process that replaced a killed one."""
     checked_steps = {step for steps in STEPS.values() for step in steps}
     per_process = collections.Counter((x.invocation_id, x.step, x.pid) for x in executions if x.step in checked_steps)
-    return [f"step {step} of {invocation_id} ran {runs} times in worker process {pid}"
-            for (invocation_id, step, pid), runs in sorted(per_process.items()) if runs > 1]
+    return [
+        f"step {step} of {invocation_id} ran {runs} times in worker process {pid}"
+        for (invocation_id, step, pid), runs in sorted(per_process.items())
+        if runs > 1
+    ]
 
 
 def overlapping_holders(step_log: list[Execution | Kill]) -> list[str]:
@@ -973,7 +1076,9 @@ def overlapping_holders(step_log: list[Execution | Kill]) -> list[str]:
             if key in holders:
                 pid, holder = holders[key]
                 where = f"in process {pid}" if pid == event.pid else f"in processes {pid} and {event.pid}, neither killed"
-                problems.append(f"two exclusive handlers of Counter/{key} ran at once {where}: {holder} and {event.invocation_id}")
+                problems.append(
+                    f"two exclusive handlers of Counter/{key} ran at once {where}: {holder} and {event.invocation_id}"
+                )
             holders[key] = (event.pid, event.invocation_id)
         elif event.step == "lock-exit" and holders.get(key) == (event.pid, event.invocation_id):
             del holders[key]
@@ -984,6 +1089,7 @@ def recovery_times(server_log: str) -> list[float]:
     """From the server's log: for each worker killed and restarted by the same supervisor, the time from the
     supervisor noticing its death to the replacement owning its partitions, less the delay the supervisor held
     the restart back (what a restart costs when it is not held back)."""
+
     def when(stamp: str) -> float:
         return datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
@@ -1011,8 +1117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="the server's worker processes (--workers of durio serve)")
     parser.add_argument("--partitions", type=int, default=8, help="the partitions of the server's (new) data dir")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--data-dir", type=pathlib.Path, default=None,
-                        help="the server's data dir (must not exist yet); default: a temporary folder, removed on success")
+    parser.add_argument(
+        "--data-dir",
+        type=pathlib.Path,
+        default=None,
+        help="the server's data dir (must not exist yet); default: a temporary folder, removed on success",
+    )
     parser.add_argument("--clients", type=int, default=6, help="concurrent clients")
     parser.add_argument("--max-gap", type=float, default=1.2, help="longest time between restarts and kills, in seconds")
     args = parser.parse_args(argv)
@@ -1020,32 +1130,57 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers and --partitions must be at least 1, the numbers of kills at least 0")
     if args.worker_kills and args.workers < 2:
         parser.error("--worker-kills needs --workers 2 or more (one worker is the server itself: kill the group)")
-    seed = args.seed if args.seed is not None else random.randrange(2 ** 32)
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
     temporary = args.data_dir is None
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="durio-soak-")) / "data" if temporary else args.data_dir.resolve()
     if data_dir.exists() and any(data_dir.iterdir()):
         parser.error(f"{data_dir} is not empty: the soak checks everything in it")
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    print(f"soak: seed {seed}, {args.workers} workers, {args.partitions} partitions, {args.worker_kills} worker kills, "
-          f"{args.group_kills} group kills, data in {data_dir}", flush=True)
-    result = trio.run(lambda: soak(args.worker_kills, args.group_kills, seed, data_dir, workers=args.workers,
-                                   partitions=args.partitions, clients=args.clients, max_gap=args.max_gap))
+    print(
+        f"soak: seed {seed}, {args.workers} workers, {args.partitions} partitions, {args.worker_kills} worker kills, "
+        f"{args.group_kills} group kills, data in {data_dir}",
+        flush=True,
+    )
+    result = trio.run(
+        lambda: soak(
+            args.worker_kills,
+            args.group_kills,
+            seed,
+            data_dir,
+            workers=args.workers,
+            partitions=args.partitions,
+            clients=args.clients,
+            max_gap=args.max_gap,
+        )
+    )
     chaos = result.chaos
     log = (data_dir.parent / "server.log").read_text(errors="replace") if (data_dir.parent / "server.log").exists() else ""
     delayed = [float(delay) for delay in _RESTART_DELAY.findall(log) if float(delay) > 0]
-    print(f"soak: survived {chaos.kills} kills; checked {result.invocations} invocations "
-          f"({', '.join(f'{k} {n}' for k, n in result.counts.items())}); {result.requests} requests, "
-          f"{result.accepted} accepted, {result.retries} retried; {result.duration_s:.1f} s", flush=True)
-    print(f"soak: kills: {chaos.worker_kills} of single workers ({chaos.worker_kills_while_starting} of them while the "
-          f"worker was starting), {chaos.group_kills} of the whole group ({chaos.group_kills_while_starting} while it was "
-          f"starting)", flush=True)
-    print(f"soak: restarts of single workers (kill -> replacement listed in /cluster): {len(chaos.restart_times)}, "
-          f"{seconds(chaos.restart_times)}; {chaos.restarts_cut_short} cut short by a group kill; "
-          f"{len(delayed)} restarts the supervisor held back (a worker that died young: {seconds(delayed)}); "
-          f"without the hold, death -> partitions owned: {seconds(recovery_times(log))}", flush=True)
-    print(f"soak: probes of the surviving workers' partitions during restarts: {chaos.probes}, {chaos.probe_failures} "
-          f"failed ({chaos.probes_lost_with_a_replacement} more cut off by the kill of a replacement they may have reached); "
-          f"latency {seconds(chaos.probe_latencies)}", flush=True)
+    print(
+        f"soak: survived {chaos.kills} kills; checked {result.invocations} invocations "
+        f"({', '.join(f'{k} {n}' for k, n in result.counts.items())}); {result.requests} requests, "
+        f"{result.accepted} accepted, {result.retries} retried; {result.duration_s:.1f} s",
+        flush=True,
+    )
+    print(
+        f"soak: kills: {chaos.worker_kills} of single workers ({chaos.worker_kills_while_starting} of them while the "
+        f"worker was starting), {chaos.group_kills} of the whole group ({chaos.group_kills_while_starting} while it was "
+        f"starting)",
+        flush=True,
+    )
+    print(
+        f"soak: restarts of single workers (kill -> replacement listed in /cluster): {len(chaos.restart_times)}, "
+        f"{seconds(chaos.restart_times)}; {chaos.restarts_cut_short} cut short by a group kill; "
+        f"{len(delayed)} restarts the supervisor held back (a worker that died young: {seconds(delayed)}); "
+        f"without the hold, death -> partitions owned: {seconds(recovery_times(log))}",
+        flush=True,
+    )
+    print(
+        f"soak: probes of the surviving workers' partitions during restarts: {chaos.probes}, {chaos.probe_failures} "
+        f"failed ({chaos.probes_lost_with_a_replacement} more cut off by the kill of a replacement they may have reached); "
+        f"latency {seconds(chaos.probe_latencies)}",
+        flush=True,
+    )
     if result.violations:
         print(f"soak: {len(result.violations)} VIOLATIONS (seed {seed}, files in {data_dir.parent}):")
         for line in result.violations[:200]:

@@ -47,6 +47,7 @@ class InProcessServer:
 # ran such tests: on Trio with that clock, on asyncio on durio.testing.VirtualTimeLoop with the clock's
 # autojump threshold; uvloop has no virtual time, so such a test is left out of a uvloop run.
 
+
 def _test_backends() -> list[str]:
     names = [name.strip() for name in os.environ.get("DURIO_TEST_BACKENDS", "trio").split(",") if name.strip()]
     unknown = set(names) - {"trio", "asyncio", "uvloop"}
@@ -73,7 +74,9 @@ SLOW_FILES = {
     "tests/test_soak.py": "a soak: kill -9 in a loop, and a disk that fills",
     "tests/test_schedule_soak.py": "a soak of schedules across restarts",
     "tests/test_hostile_input.py": "thousands of generated requests against running servers",
-    "tests/test_ui_browser.py": "Chromium", "tests/test_ui_schedules_browser.py": "Chromium", "tests/test_ui_operate.py": "Chromium",
+    "tests/test_ui_browser.py": "Chromium",
+    "tests/test_ui_schedules_browser.py": "Chromium",
+    "tests/test_ui_operate.py": "Chromium",
     "tests/test_bidi_stream.py": "remote deployments as hypercorn processes",
     "tests/test_remote_official_sdk.py": "the official SDK's deployments as processes",
     "tests/test_remote_restate_server.py": "the official Restate server",
@@ -83,7 +86,8 @@ SLOW_FILES = {
     "tests/test_signals.py": "deployments as processes and the official Restate server",
     "tests/test_request_identity.py": "the official Restate server and durio server processes",
     "tests/test_sdk_behaviour.py": "the same behaviour through the official Restate server",
-    "tests/test_tour_crashes.py": "kill -9 of server processes", "tests/test_crash_recovery.py": "kill -9 of server processes",
+    "tests/test_tour_crashes.py": "kill -9 of server processes",
+    "tests/test_crash_recovery.py": "kill -9 of server processes",
     "tests/test_cancel_replay.py": "kill -9 of server processes",
     "tests/test_storage_faults.py": "crashes injected at every storage step of running servers",
     "tests/test_fault_matrix.py": "crashes injected at every step of running servers",
@@ -176,13 +180,19 @@ def data_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     return tmp_path / "data"
 
 
-async def start_in_process(nursery: anyio.abc.TaskGroup, services: list, data_dir: pathlib.Path, **config: typing.Any) -> InProcessServer:
+async def start_in_process(
+    nursery: anyio.abc.TaskGroup, services: list, data_dir: pathlib.Path, **config: typing.Any
+) -> InProcessServer:
     """Run durio with `services` on loopback ports inside the test's event loop."""
     runtime_config = RuntimeConfig(**config)
     running: RunningServer = await nursery.start(
         lambda task_status: run_server(
-            services, data_dir=data_dir, ingress="127.0.0.1:0", admin="127.0.0.1:0",
-            config=runtime_config, task_status=task_status,
+            services,
+            data_dir=data_dir,
+            ingress="127.0.0.1:0",
+            admin="127.0.0.1:0",
+            config=runtime_config,
+            task_status=task_status,
         )
     )
     timeout = httpx.Timeout(30.0)
@@ -203,8 +213,14 @@ class ServerProcess:
     # parent left running would keep its workers, ports and data directory busy).
     started: typing.ClassVar[list[subprocess.Popen[bytes]]] = []
 
-    def __init__(self, app: pathlib.Path | str | None, data_dir: pathlib.Path, log_path: pathlib.Path, env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        app: pathlib.Path | str | None,
+        data_dir: pathlib.Path,
+        log_path: pathlib.Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.app = str(app) if app is not None else ""
         self.args = list(args or [])  # more flags, e.g. ["--backend", "asyncio"]
         # Unless the test chose one, the server runs on the test's own backend (see start).
@@ -227,9 +243,23 @@ class ServerProcess:
         if not self.backend_chosen:
             env = {**env, "DURIO_BACKEND": "trio" if running_on_trio() else "asyncio"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "durio.cli", *command, "--data-dir", str(self.data_dir),
-             "--ingress", self.ingress_bind, "--admin", self.admin_bind, *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+            [
+                sys.executable,
+                "-m",
+                "durio.cli",
+                *command,
+                "--data-dir",
+                str(self.data_dir),
+                "--ingress",
+                self.ingress_bind,
+                "--admin",
+                self.admin_bind,
+                *self.args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(ROOT),
         )
         ServerProcess.started.append(self.process)
         log.close()
@@ -285,8 +315,9 @@ def free_port() -> int:
 def server_process(tmp_path: pathlib.Path) -> typing.Iterator[typing.Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def make(app: pathlib.Path | str | None, env: dict[str, str] | None = None, name: str = "server",
-             args: list[str] | None = None) -> ServerProcess:
+    def make(
+        app: pathlib.Path | str | None, env: dict[str, str] | None = None, name: str = "server", args: list[str] | None = None
+    ) -> ServerProcess:
         process = ServerProcess(app, tmp_path / f"{name}-data", tmp_path / f"{name}.log", env, args)
         started.append(process)
         return process
@@ -297,14 +328,24 @@ def server_process(tmp_path: pathlib.Path) -> typing.Iterator[typing.Callable[..
             process.kill9()
 
 
-async def wait_until(predicate: typing.Callable[[], typing.Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05) -> None:
+async def wait_until(
+    predicate: typing.Callable[[], typing.Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05
+) -> None:
     """Poll an async predicate (for observing a real server from outside, not for ordering tasks)."""
     with anyio.fail_after(timeout):
         while not await predicate():
             await anyio.sleep(interval)
 
 
-async def invoke(runtime: typing.Any, service: str, handler: str, body: typing.Any = None, key: str | None = None, send: bool = False, delay_ms: int = 0) -> typing.Any:
+async def invoke(
+    runtime: typing.Any,
+    service: str,
+    handler: str,
+    body: typing.Any = None,
+    key: str | None = None,
+    send: bool = False,
+    delay_ms: int = 0,
+) -> typing.Any:
     """Call a handler through the runtime itself, with no HTTP in between (for tests on a virtual clock)."""
     import json as _json
 

@@ -50,13 +50,19 @@ class OtlpReceiver:
                 resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
-                        self.spans.append(ReceivedSpan(
-                            trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex() or None, name=span.name,
-                            attributes={a.key: _value(a.value) for a in span.attributes}, status_code=span.status.code,
-                            start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
-                            service_name=resource.get("service.name"),
-                        ))
+                        self.spans.append(
+                            ReceivedSpan(
+                                trace_id=span.trace_id.hex(),
+                                span_id=span.span_id.hex(),
+                                parent_span_id=span.parent_span_id.hex() or None,
+                                name=span.name,
+                                attributes={a.key: _value(a.value) for a in span.attributes},
+                                status_code=span.status.code,
+                                start_ns=span.start_time_unix_nano,
+                                end_ns=span.end_time_unix_nano,
+                                service_name=resource.get("service.name"),
+                            )
+                        )
 
     def wait_for(self, predicate: typing.Callable[[list[ReceivedSpan]], bool], timeout: float = 20.0) -> list[ReceivedSpan]:
         deadline = time.monotonic() + timeout
@@ -66,8 +72,9 @@ class OtlpReceiver:
             if predicate(spans):
                 return spans
             if time.monotonic() > deadline:
-                raise AssertionError(f"the spans expected did not arrive in {timeout} s; received: "
-                                     f"{[(s.name, s.trace_id[:8]) for s in spans]}")
+                raise AssertionError(
+                    f"the spans expected did not arrive in {timeout} s; received: {[(s.name, s.trace_id[:8]) for s in spans]}"
+                )
             time.sleep(0.05)
 
 

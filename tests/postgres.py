@@ -68,12 +68,15 @@ class Postgres:
             entry = pwd.getpwnam("postgres")
             for path in (self.root, self.socket_dir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        self._run(f"{self.bin_dir}/initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
-                  "--no-instructions")
+        self._run(
+            f"{self.bin_dir}/initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-instructions"
+        )
 
     def start(self) -> None:
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.socket_dir} "
-                   "-c fsync=on -c max_connections=40 -c shared_buffers=32MB")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.socket_dir} "
+            "-c fsync=on -c max_connections=40 -c shared_buffers=32MB"
+        )
         self._run(f"{self.bin_dir}/pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "30", "start")
 
     def stop(self, mode: str = "fast") -> None:

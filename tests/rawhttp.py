@@ -14,11 +14,17 @@ import urllib.parse
 import anyio
 
 
-async def request(url: str, method: str = "POST", body: typing.Any = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+async def request(
+    url: str, method: str = "POST", body: typing.Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     parsed = urllib.parse.urlsplit(url)
     payload = b"" if body is None else json.dumps(body).encode()
-    lines = [f"{method} {parsed.path}{'?' + parsed.query if parsed.query else ''} HTTP/1.1", f"host: {parsed.netloc}",
-             "connection: close", f"content-length: {len(payload)}"]
+    lines = [
+        f"{method} {parsed.path}{'?' + parsed.query if parsed.query else ''} HTTP/1.1",
+        f"host: {parsed.netloc}",
+        "connection: close",
+        f"content-length: {len(payload)}",
+    ]
     if body is not None:
         lines.append("content-type: application/json")
     lines.extend(f"{k}: {v}" for k, v in (headers or {}).items())

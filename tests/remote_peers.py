@@ -24,7 +24,9 @@ RESTATE_BINARIES = ROOT / ".tools" / "restate" / "node_modules" / "@restatedev"
 class Peer:
     """A child process listening on a port, stopped with kill -9 at the end."""
 
-    def __init__(self, command: list[str], log_path: pathlib.Path, port: int, env: dict[str, str] | None = None, cwd: pathlib.Path = ROOT) -> None:
+    def __init__(
+        self, command: list[str], log_path: pathlib.Path, port: int, env: dict[str, str] | None = None, cwd: pathlib.Path = ROOT
+    ) -> None:
         self.command = command
         self.log_path = log_path
         self.port = port
@@ -39,8 +41,9 @@ class Peer:
     async def start(self, ready_path: str = "/health", timeout: float = 60.0) -> None:
         log = open(self.log_path, "ab")
         # Its own process group, so that stopping it also stops the workers it forks (hypercorn's).
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.cwd),
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.cwd), start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
@@ -82,7 +85,9 @@ def hypercorn_deployment(app: str, log_path: pathlib.Path, env: dict[str, str] |
 def restate_server_binary() -> str:
     found = glob.glob(str(RESTATE_BINARIES / "restate-server-*" / "bin" / "restate-server"))
     if not found:
-        raise RuntimeError("the official Restate server is not installed: `make test` installs it from the npm registry into .tools/restate")
+        raise RuntimeError(
+            "the official Restate server is not installed: `make test` installs it from the npm registry into .tools/restate"
+        )
     return found[0]
 
 
@@ -118,8 +123,6 @@ class RestateServer(Peer):
             response = await client.post(self.admin_url + "/deployments", json={"uri": uri, "use_http_11": True})
         assert response.status_code in (200, 201), response.text
         return response.json()
-
-
 
 
 class RawPeer:

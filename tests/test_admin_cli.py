@@ -26,14 +26,20 @@ async def test_cli_lists_describes_controls_invocations_and_reads_state(server_p
     await server.start()
     admin = server.admin_url.removeprefix("http://")
     async with server.client() as client:
-        netflix = await client.post("/restate/send/SubscriptionService/add", json={
-            "userId": "u1", "creditCard": "4111", "subscriptions": ["Hulu", "Netflix"]})
+        netflix = await client.post(
+            "/restate/send/SubscriptionService/add",
+            json={"userId": "u1", "creditCard": "4111", "subscriptions": ["Hulu", "Netflix"]},
+        )
         netflix_id = netflix.json()["invocationId"]
-        done = await client.post("/restate/call/SubscriptionService/add", json={"userId": "u2", "creditCard": "4111", "subscriptions": ["Hulu"]})
+        done = await client.post(
+            "/restate/call/SubscriptionService/add", json={"userId": "u2", "creditCard": "4111", "subscriptions": ["Hulu"]}
+        )
         done_id = done.headers["x-restate-id"]
         for subscription in ("Hulu", "Prime"):
             await client.post("/restate/call/UserSubscriptions/user-123/add", json=subscription)
-        scheduled = await client.post("/restate/send/SubscriptionService/add?delay=1h", json={"userId": "u3", "creditCard": "1", "subscriptions": []})
+        scheduled = await client.post(
+            "/restate/send/SubscriptionService/add?delay=1h", json={"userId": "u3", "creditCard": "1", "subscriptions": []}
+        )
         scheduled_id = scheduled.json()["invocationId"]
 
     listing = await run_durio("invocations", "list", "--admin", admin, "--json")
@@ -119,7 +125,7 @@ async def test_the_ui_is_served_from_the_admin_port(server_process) -> None:
         index = await admin.get("/ui/")
         script = await admin.get("/ui/app.js")
         redirect = await admin.get("/ui")
-    assert index.status_code == 200 and "<script src=\"app.js\">" in index.text
+    assert index.status_code == 200 and '<script src="app.js">' in index.text
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert redirect.status_code == 307
     assert server.terminate() == 0

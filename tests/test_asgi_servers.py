@@ -18,10 +18,39 @@ from tests.test_remote_restate_server import EXPECTED, comparable, run_the_tour
 APP = "tests.apps.tour_asgi:app"
 
 SERVERS = {
-    "hypercorn-asyncio": lambda port: [sys.executable, "-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}", "--worker-class", "asyncio"],
-    "hypercorn-uvloop": lambda port: [sys.executable, "-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}", "--worker-class", "uvloop"],
-    "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-                             "--no-access-log"],
+    "hypercorn-asyncio": lambda port: [
+        sys.executable,
+        "-m",
+        "hypercorn",
+        APP,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "asyncio",
+    ],
+    "hypercorn-uvloop": lambda port: [
+        sys.executable,
+        "-m",
+        "hypercorn",
+        APP,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "uvloop",
+    ],
+    "uvicorn": lambda port: [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        APP,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--no-access-log",
+    ],
 }
 
 
@@ -42,7 +71,10 @@ async def test_the_tour_served_by_an_asgi_server_on_a_durio_server(kind, server_
         assert comparable(await run_the_tour(server.ingress_url, endpoint.output)) == EXPECTED
         removed = [line for line in endpoint.output().splitlines() if line.startswith(">>> Removed subscription")]
         assert [line.split(" for ")[0] for line in removed][:3] == [
-            ">>> Removed subscription Disney", ">>> Removed subscription Prime", ">>> Removed subscription Hulu"]
+            ">>> Removed subscription Disney",
+            ">>> Removed subscription Prime",
+            ">>> Removed subscription Hulu",
+        ]
         assert server.terminate() == 0
         # A graceful stop: the server's lifespan shutdown ends the app cleanly. (uvicorn, once shut down,
         # raises the signal again for its own exit status.)

@@ -127,6 +127,7 @@ async def test_the_same_handlers_under_trio_fail_saying_to_run_on_asyncio(server
     invocation_id = sent.json()["invocationId"]
 
     async with server.client(admin=True) as admin:
+
         async def failed_twice() -> bool:
             view = (await admin.get(f"/invocations/{invocation_id}")).json()
             return view["retry_count"] >= 2
@@ -153,18 +154,33 @@ async def test_backend_uvloop_runs_the_asyncio_handlers(server_process, ledger) 
     assert await call(server, "gathered", ["u", "v"]) == ["u", "v"]
     ledger.open_gates.add("o-3")
     assert await call(server, "checkout", {"order": "o-3"}) == {
-        "charged": "1", "reserved": ["A", "B"], "gate": "through", "tag": "o-3"}
+        "charged": "1",
+        "reserved": ["A", "B"],
+        "gate": "through",
+        "tag": "o-3",
+    }
     assert ledger.effects == {"charge o-3": 1, "reserve o-3 a": 1, "reserve o-3 b": 1}
     assert server.terminate() == 0
 
 
 def test_an_unknown_backend_is_refused_before_anything_starts(tmp_path) -> None:
     data_dir = tmp_path / "data"
-    flag = subprocess.run([sys.executable, "-m", "durio.cli", "server", "--data-dir", str(data_dir), "--backend", "curio"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    flag = subprocess.run(
+        [sys.executable, "-m", "durio.cli", "server", "--data-dir", str(data_dir), "--backend", "curio"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert flag.returncode == 2 and "invalid choice: 'curio'" in flag.stderr
-    env_var = subprocess.run([sys.executable, "-m", "durio.cli", "server", "--data-dir", str(data_dir)],
-                             capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, "DURIO_BACKEND": "curio"})
+    env_var = subprocess.run(
+        [sys.executable, "-m", "durio.cli", "server", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, "DURIO_BACKEND": "curio"},
+    )
     assert env_var.returncode == 1
     assert "DURIO_BACKEND: 'curio' is not a backend; choose one of trio, asyncio, uvloop" in env_var.stderr
     assert not data_dir.exists(), "nothing was created"
@@ -176,8 +192,9 @@ async def test_the_handlers_as_a_deployment_follow_the_asgi_servers_loop(worker,
     over run steps included, in request/response mode), its trio worker fails them saying to serve on asyncio."""
     from tests.remote_peers import hypercorn_deployment
 
-    endpoint = hypercorn_deployment("tests.apps.asyncio_app:app", tmp_path / "endpoint.log", {"LEDGER_URL": ledger.url},
-                                    trio_worker=worker == "trio")
+    endpoint = hypercorn_deployment(
+        "tests.apps.asyncio_app:app", tmp_path / "endpoint.log", {"LEDGER_URL": ledger.url}, trio_worker=worker == "trio"
+    )
     await endpoint.start(ready_path="/health")
     try:
         server = server_process(None)
@@ -187,7 +204,11 @@ async def test_the_handlers_as_a_deployment_follow_the_asgi_servers_loop(worker,
         if worker == "asyncio":
             ledger.open_gates.add("o-4")
             assert await call(server, "checkout", {"order": "o-4"}) == {
-                "charged": "1", "reserved": ["A", "B"], "gate": "through", "tag": "o-4"}
+                "charged": "1",
+                "reserved": ["A", "B"],
+                "gate": "through",
+                "tag": "o-4",
+            }
             assert await call(server, "gathered", ["r", "s"]) == ["r", "s"]
             assert ledger.effects == {"charge o-4": 1, "reserve o-4 a": 1, "reserve o-4 b": 1}
         else:
@@ -195,6 +216,7 @@ async def test_the_handlers_as_a_deployment_follow_the_asgi_servers_loop(worker,
                 sent = await client.post("/restate/send/AsyncioShop/gathered", json=["r", "s"])
             invocation_id = sent.json()["invocationId"]
             async with server.client(admin=True) as admin:
+
                 async def failed() -> bool:
                     return (await admin.get(f"/invocations/{invocation_id}")).json()["retry_count"] >= 1
 

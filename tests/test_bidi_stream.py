@@ -33,7 +33,9 @@ from tests.remote_peers import Peer, RestateServer, hypercorn_deployment
 from tests.test_remote_restate_server import EXPECTED, comparable, run_the_tour, tour_endpoint
 
 M = m.MESSAGES
-INPUT, OUTPUT, SLEEP = (m.COMMAND_TYPE_IDS[name] for name in ("InputCommandMessage", "OutputCommandMessage", "SleepCommandMessage"))
+INPUT, OUTPUT, SLEEP = (
+    m.COMMAND_TYPE_IDS[name] for name in ("InputCommandMessage", "OutputCommandMessage", "SleepCommandMessage")
+)
 
 # ---------------------------------------------------------------- the endpoint's rules, driven in-process
 
@@ -61,8 +63,15 @@ class ScriptedServer:
         self._inbox_send.send_nowait({"type": "http.request", "body": data, "more_body": more})
 
     async def run(self, app: typing.Any, path: str) -> None:
-        scope = {"type": "http", "http_version": self.http_version, "method": "POST", "path": path, "raw_path": path.encode(),
-                 "query_string": b"", "headers": [(b"content-type", b"application/vnd.restate.invocation.v5")]}
+        scope = {
+            "type": "http",
+            "http_version": self.http_version,
+            "method": "POST",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/vnd.restate.invocation.v5")],
+        }
 
         async def receive() -> dict[str, typing.Any]:
             return await self._inbox.receive()
@@ -151,8 +160,15 @@ async def test_the_manifest_says_bidi_over_http2_and_request_response_over_http1
             if message["type"] == "http.response.body":
                 sent.append(message.get("body", b""))
 
-        scope = {"type": "http", "http_version": http_version, "method": "GET", "path": "/discover", "raw_path": b"/discover",
-                 "query_string": b"", "headers": [(b"accept", b"application/vnd.restate.endpointmanifest.v3+json")]}
+        scope = {
+            "type": "http",
+            "http_version": http_version,
+            "method": "GET",
+            "path": "/discover",
+            "raw_path": b"/discover",
+            "query_string": b"",
+            "headers": [(b"accept", b"application/vnd.restate.endpointmanifest.v3+json")],
+        }
         await app(scope, receive, send)
         return typing.cast(dict[str, typing.Any], json.loads(b"".join(sent)))
 
@@ -172,8 +188,9 @@ def bidi_log(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 def bidi_endpoint(tmp_path: pathlib.Path, log: pathlib.Path, worker: str, port: int | None = None) -> Peer:
-    peer = hypercorn_deployment("tests.apps.bidi_app:app", tmp_path / f"endpoint-{worker}.log", {"BIDI_LOG": str(log)},
-                                trio_worker=worker == "trio")
+    peer = hypercorn_deployment(
+        "tests.apps.bidi_app:app", tmp_path / f"endpoint-{worker}.log", {"BIDI_LOG": str(log)}, trio_worker=worker == "trio"
+    )
     if port is not None:
         peer.port = port
         peer.command[peer.command.index("--bind") + 1] = f"127.0.0.1:{port}"
@@ -194,7 +211,8 @@ def requests_to(log: pathlib.Path, path: str) -> list[str]:
 
 @pytest.mark.parametrize("worker", ["trio", "asyncio"])
 async def test_restate_registers_durio_app_without_flags_as_a_bidi_stream_and_keeps_one_request_per_attempt(
-        tmp_path: pathlib.Path, bidi_log: pathlib.Path, worker: str) -> None:
+    tmp_path: pathlib.Path, bidi_log: pathlib.Path, worker: str
+) -> None:
     endpoint = bidi_endpoint(tmp_path, bidi_log, worker)
     server = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
     await endpoint.start()
@@ -214,7 +232,9 @@ async def test_restate_registers_durio_app_without_flags_as_a_bidi_stream_and_ke
     assert "Traceback" not in endpoint.output(), endpoint.output()
 
 
-async def test_over_http1_the_same_invocation_takes_a_request_per_suspension(tmp_path: pathlib.Path, bidi_log: pathlib.Path) -> None:
+async def test_over_http1_the_same_invocation_takes_a_request_per_suspension(
+    tmp_path: pathlib.Path, bidi_log: pathlib.Path
+) -> None:
     endpoint = bidi_endpoint(tmp_path, bidi_log, "trio")
     server = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
     await endpoint.start()
@@ -232,7 +252,9 @@ async def test_over_http1_the_same_invocation_takes_a_request_per_suspension(tmp
         endpoint.stop()
 
 
-async def test_the_server_asks_an_idle_stream_to_suspend_and_resumes_it_later(tmp_path: pathlib.Path, bidi_log: pathlib.Path) -> None:
+async def test_the_server_asks_an_idle_stream_to_suspend_and_resumes_it_later(
+    tmp_path: pathlib.Path, bidi_log: pathlib.Path
+) -> None:
     endpoint = bidi_endpoint(tmp_path, bidi_log, "trio")
     server = RestateServer(tmp_path / "restate", tmp_path / "restate.log", {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "1s"})
     await endpoint.start()
@@ -266,7 +288,9 @@ async def test_the_server_asks_an_idle_stream_to_suspend_and_resumes_it_later(tm
         endpoint.stop()
 
 
-async def test_a_deployment_killed_mid_stream_and_restarted_finishes_the_invocation_once(tmp_path: pathlib.Path, bidi_log: pathlib.Path) -> None:
+async def test_a_deployment_killed_mid_stream_and_restarted_finishes_the_invocation_once(
+    tmp_path: pathlib.Path, bidi_log: pathlib.Path
+) -> None:
     port = free_port()
     endpoint = bidi_endpoint(tmp_path, bidi_log, "trio", port)
     server = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
@@ -327,8 +351,9 @@ def http2_requests(log: pathlib.Path, path: str) -> list[str]:
 
 def official_sdk_endpoint(tmp_path: pathlib.Path) -> tuple[Peer, pathlib.Path]:
     access_log = tmp_path / "access.log"
-    peer = hypercorn_deployment("tests.apps.official_sdk_app:app", tmp_path / "sdk.log",
-                                {"SDK_EFFECTS_LOG": str(tmp_path / "effects.log")})
+    peer = hypercorn_deployment(
+        "tests.apps.official_sdk_app:app", tmp_path / "sdk.log", {"SDK_EFFECTS_LOG": str(tmp_path / "effects.log")}
+    )
     peer.command += ["--access-logfile", str(access_log)]
     return peer, access_log
 
@@ -342,7 +367,8 @@ async def register_with_durio(durio: typing.Any, uri: str, **options: typing.Any
 
 @pytest.mark.parametrize("use_http_11", [False, True])
 async def test_a_durio_server_streams_to_an_official_sdk_deployment_unless_told_to_use_http1(
-        server_process, tmp_path: pathlib.Path, use_http_11: bool) -> None:
+    server_process, tmp_path: pathlib.Path, use_http_11: bool
+) -> None:
     endpoint, access_log = official_sdk_endpoint(tmp_path)
     await endpoint.start()
     try:
@@ -372,7 +398,8 @@ async def test_a_durio_server_streams_to_an_official_sdk_deployment_unless_told_
 
 
 async def test_a_durio_server_streams_to_durio_app_and_closes_an_idle_stream_after_its_inactivity_timeout(
-        server_process, tmp_path: pathlib.Path, bidi_log: pathlib.Path) -> None:
+    server_process, tmp_path: pathlib.Path, bidi_log: pathlib.Path
+) -> None:
     config = tmp_path / "restate.toml"
     config.write_text('[worker.invoker]\ninactivity-timeout = "1s"\n')
     endpoint = bidi_endpoint(tmp_path, bidi_log, "trio")
@@ -404,7 +431,8 @@ async def test_a_durio_server_streams_to_durio_app_and_closes_an_idle_stream_aft
 
 @pytest.mark.parametrize("killed", ["deployment", "durio"])
 async def test_kill_9_mid_stream_of_the_deployment_or_of_durio_loses_nothing_and_repeats_nothing(
-        server_process, tmp_path: pathlib.Path, bidi_log: pathlib.Path, killed: str) -> None:
+    server_process, tmp_path: pathlib.Path, bidi_log: pathlib.Path, killed: str
+) -> None:
     port = free_port()
     endpoint = bidi_endpoint(tmp_path, bidi_log, "trio", port)
     await endpoint.start()
@@ -464,29 +492,55 @@ def make_certificates(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Pa
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "durio test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
@@ -498,8 +552,9 @@ async def tls_endpoint(tmp_path: pathlib.Path, bidi_log: pathlib.Path):  # type:
     peer.command += ["--certfile", str(cert), "--keyfile", str(key)]
     # Peer.start waits on http://: this one answers only https://, so it is started and awaited here.
     log = open(peer.log_path, "ab")
-    peer.process = subprocess.Popen(peer.command, stdout=log, stderr=subprocess.STDOUT, env=peer.env, cwd=str(peer.cwd),
-                                    start_new_session=True)
+    peer.process = subprocess.Popen(
+        peer.command, stdout=log, stderr=subprocess.STDOUT, env=peer.env, cwd=str(peer.cwd), start_new_session=True
+    )
     log.close()
     url = f"https://localhost:{peer.port}"
     async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca)), timeout=2) as client:
@@ -517,7 +572,8 @@ async def tls_endpoint(tmp_path: pathlib.Path, bidi_log: pathlib.Path):  # type:
 
 @pytest.mark.parametrize("use_http_11", [False, True])
 async def test_an_https_deployment_is_verified_against_the_trusted_ca_and_streams_over_tls(
-        server_process, tls_endpoint, bidi_log: pathlib.Path, use_http_11: bool) -> None:
+    server_process, tls_endpoint, bidi_log: pathlib.Path, use_http_11: bool
+) -> None:
     url, ca = tls_endpoint
     durio = server_process(None, env={"DURIO_DEPLOYMENT_CA_FILE": str(ca)})
     await durio.start()

@@ -52,8 +52,12 @@ async def test_a_cancelled_saga_whose_compensation_calls_out_completes_embedded(
 
 
 async def test_a_cancelled_saga_whose_compensation_calls_out_completes_as_a_remote_deployment(server_process, tmp_path) -> None:
-    peer = hypercorn_deployment("tests.apps.cancel_saga_app:app", tmp_path / "endpoint.log",
-                                {"CANCEL_EFFECTS_LOG": str(tmp_path / "effects.log")}, trio_worker=True)
+    peer = hypercorn_deployment(
+        "tests.apps.cancel_saga_app:app",
+        tmp_path / "endpoint.log",
+        {"CANCEL_EFFECTS_LOG": str(tmp_path / "effects.log")},
+        trio_worker=True,
+    )
     await peer.start(ready_path="/health")
     try:
         durio = server_process(None)

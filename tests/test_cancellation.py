@@ -49,8 +49,12 @@ async def child(ctx: restate.Context, wait_ms: int) -> str:
 
 
 # Backs off 60 s after each failed attempt: a cancellation that waited out the backoff would time the test out.
-flaky = restate.Service("FlakySaga", invocation_retry_policy=restate.InvocationRetryPolicy(
-    initial_interval=timedelta(seconds=60), max_interval=timedelta(seconds=60)))
+flaky = restate.Service(
+    "FlakySaga",
+    invocation_retry_policy=restate.InvocationRetryPolicy(
+        initial_interval=timedelta(seconds=60), max_interval=timedelta(seconds=60)
+    ),
+)
 step_release = anyio.Event()
 step_failed = anyio.Event()
 

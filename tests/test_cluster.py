@@ -46,7 +46,9 @@ def every_partition(durability: PostgresDurability) -> set[int]:
 
 
 def stored_rows(postgres: Postgres, db: bytes) -> dict[bytes, bytes]:  # noqa: F811
-    return {bytes(key): bytes(value) for key, value in postgres.sql("SELECT key, value FROM durio_kv WHERE db = %s", DB_NUMBERS[db])}
+    return {
+        bytes(key): bytes(value) for key, value in postgres.sql("SELECT key, value FROM durio_kv WHERE db = %s", DB_NUMBERS[db])
+    }
 
 
 def set_state(service: str, key: str, name: str, value: bytes) -> typing.Callable[[Txn], None]:
@@ -81,17 +83,20 @@ def test_a_batch_ships_exactly_what_it_commits_locally(postgres: Postgres, tmp_p
     store.durability = node
     batches_before = node.statistics.batches
     try:
+
         def failing(txn: Txn) -> None:
             txn.set_state("Cart", "bob", "items", b"lost")
             raise ValueError("this op fails")
 
-        outcomes = store.commit_batch([
-            set_state("Cart", "alice", "items", b"one"),
-            set_state("Cart", "alice", "total", b"1"),
-            failing,
-            set_state("Cart", "alice", "items", b"two"),  # coalesced: only the last value travels
-            lambda txn: txn.clear_all_state("Cart", "carol"),
-        ])
+        outcomes = store.commit_batch(
+            [
+                set_state("Cart", "alice", "items", b"one"),
+                set_state("Cart", "alice", "total", b"1"),
+                failing,
+                set_state("Cart", "alice", "items", b"two"),  # coalesced: only the last value travels
+                lambda txn: txn.clear_all_state("Cart", "carol"),
+            ]
+        )
         assert isinstance(outcomes[2], OpFailed)
         store.commit_batch([lambda txn: txn.clear_state("Cart", "alice", "total"), set_state("Cart", "carol", "n", b"3")])
         store.commit_batch([lambda txn: txn.clear_all_state("Cart", "carol")])
@@ -106,8 +111,7 @@ def test_a_batch_ships_exactly_what_it_commits_locally(postgres: Postgres, tmp_p
         store.close()
 
 
-def test_a_deposed_owners_batch_is_refused_whole_and_nothing_of_it_is_visible(
-        postgres: Postgres, tmp_path: pathlib.Path) -> None:  # noqa: F811
+def test_a_deposed_owners_batch_is_refused_whole_and_nothing_of_it_is_visible(postgres: Postgres, tmp_path: pathlib.Path) -> None:  # noqa: F811
     old = open_node(postgres, "old")
     assert old.acquire(every_partition(old)) == set()
     new = open_node(postgres, "new")
@@ -166,14 +170,22 @@ def test_an_empty_data_directory_is_loaded_from_postgresql(postgres: Postgres, t
 # ------------------------------------------------------------ nodes as real processes
 
 
-def cluster_server(server_process: typing.Callable[..., ServerProcess], postgres: Postgres, name: str,  # noqa: F811
-                   lease_s: float = 3.0) -> ServerProcess:
-    return server_process(LEDGER_APP, name=name, args=["--cluster", postgres.dsn, "--node-name", name,
-                                                         "--cluster-lease", str(lease_s), "--partitions", "4"])
+def cluster_server(
+    server_process: typing.Callable[..., ServerProcess],
+    postgres: Postgres,
+    name: str,  # noqa: F811
+    lease_s: float = 3.0,
+) -> ServerProcess:
+    return server_process(
+        LEDGER_APP,
+        name=name,
+        args=["--cluster", postgres.dsn, "--node-name", name, "--cluster-lease", str(lease_s), "--partitions", "4"],
+    )
 
 
 async def test_a_node_whose_data_directory_was_deleted_rebuilds_it_and_finishes_its_work(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess]
+) -> None:  # noqa: F811
     server = cluster_server(server_process, postgres, "node-a")
     await server.start()
     sleeping = []
@@ -196,7 +208,8 @@ async def test_a_node_whose_data_directory_was_deleted_rebuilds_it_and_finishes_
 
 
 async def test_postgresql_stopped_under_load_refuses_requests_then_the_node_recovers_and_loses_nothing(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess]
+) -> None:  # noqa: F811
     server = cluster_server(server_process, postgres, "node-a")
     await server.start()
     acknowledged: dict[str, int] = {}
@@ -252,7 +265,8 @@ async def test_postgresql_stopped_under_load_refuses_requests_then_the_node_reco
 
 
 async def test_a_node_started_without_postgresql_waits_for_it(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess]
+) -> None:  # noqa: F811
     postgres.stop()
     server = cluster_server(server_process, postgres, "node-a")
     starting = anyio.Event()
@@ -276,13 +290,16 @@ async def test_a_node_started_without_postgresql_waits_for_it(
 
 
 async def test_a_node_whose_partitions_were_taken_over_refuses_every_write_and_counts_them(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess]
+) -> None:  # noqa: F811
     server = cluster_server(server_process, postgres, "node-a")
     await server.start()
     async with server.client() as client:
         assert (await client.post("/Ledger/k/append", json="before")).json() == 1
         # Another node takes every partition over (what `acquire` does once a lease has expired).
-        postgres.sql("UPDATE durio_partitions SET epoch = epoch + 1, owner = 'node-b@1', expires_at = now() + interval '1 minute'")
+        postgres.sql(
+            "UPDATE durio_partitions SET epoch = epoch + 1, owner = 'node-b@1', expires_at = now() + interval '1 minute'"
+        )
         for _ in range(2):
             response = await client.post("/Ledger/k/append", json="zombie")
             assert response.status_code == 503, response.text
@@ -302,7 +319,8 @@ WRITER_LOCK_WAIT_S = 3.0 / 2
 
 
 async def test_a_batch_blocked_on_a_lock_gives_up_within_its_lock_wait_and_the_node_goes_on(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess]) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess]
+) -> None:  # noqa: F811
     server = cluster_server(server_process, postgres, "node-a")
     await server.start()
     async with server.client() as client:
@@ -312,8 +330,9 @@ async def test_a_batch_blocked_on_a_lock_gives_up_within_its_lock_wait_and_the_n
         try:
             await anyio.to_thread.run_sync(holder.execute, "LOCK TABLE durio_kv IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
-            response = await client.post("/Ledger/k/append", json="blocked", headers={"idempotency-key": "blocked"},
-                                         timeout=WRITER_LOCK_WAIT_S + 15)  # without a lock timeout it waits forever
+            response = await client.post(
+                "/Ledger/k/append", json="blocked", headers={"idempotency-key": "blocked"}, timeout=WRITER_LOCK_WAIT_S + 15
+            )  # without a lock timeout it waits forever
             waited = time.monotonic() - started
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "1"
@@ -325,8 +344,9 @@ async def test_a_batch_blocked_on_a_lock_gives_up_within_its_lock_wait_and_the_n
         assert "lock timeout" in server.output()
         # The same request again (its idempotency key) is taken once; nothing of the refused batch was kept.
         deadline = time.monotonic() + 20
-        while (response := await client.post("/Ledger/k/append", json="blocked",
-                                               headers={"idempotency-key": "blocked"})).status_code == 503:
+        while (
+            response := await client.post("/Ledger/k/append", json="blocked", headers={"idempotency-key": "blocked"})
+        ).status_code == 503:
             assert time.monotonic() < deadline, "the node did not take writes again after the lock went"
             await anyio.sleep(0.2)
         assert response.status_code == 200 and response.json() == 2, response.text
@@ -340,8 +360,7 @@ async def test_a_batch_blocked_on_a_lock_gives_up_within_its_lock_wait_and_the_n
     server.terminate()
 
 
-def test_the_timeouts_are_set_unless_the_connection_the_role_or_the_database_chose_its_own(
-        postgres: Postgres) -> None:  # noqa: F811
+def test_the_timeouts_are_set_unless_the_connection_the_role_or_the_database_chose_its_own(postgres: Postgres) -> None:  # noqa: F811
     def settings(dsn: str) -> tuple[str, str]:
         connection = connect(dsn)
         try:
@@ -354,13 +373,14 @@ def test_the_timeouts_are_set_unless_the_connection_the_role_or_the_database_cho
     ours = (f"{STATEMENT_TIMEOUT_S:g}s", f"{LOCK_TIMEOUT_S * 1000:g}ms")
     assert settings(postgres.dsn) == ours
     assert settings(postgres.dsn + "?options=-c%20statement_timeout%3D60s") == ("1min", ours[1])
-    postgres.sql(f'ALTER DATABASE "{postgres.dsn.rsplit("/", 1)[1]}" SET lock_timeout = \'7s\'')
+    postgres.sql(f"ALTER DATABASE \"{postgres.dsn.rsplit('/', 1)[1]}\" SET lock_timeout = '7s'")
     assert settings(postgres.dsn) == (ours[0], "7s")
 
 
 @pytest.mark.parametrize("cut", ["before_answer", "before_request"])
 def test_a_batch_whose_commit_went_unanswered_is_found_out_before_the_next_one(
-        postgres: Postgres, tmp_path: pathlib.Path, cut: str) -> None:  # noqa: F811
+    postgres: Postgres, tmp_path: pathlib.Path, cut: str
+) -> None:  # noqa: F811
     proxy = CuttingProxy(postgres.port)
     node = _open_cluster(ClusterOptions(proxy.dsn(postgres), "a", 10.0, 4))
     node.acquire(every_partition(node))

@@ -46,14 +46,33 @@ class Node:
         self.server.kill9()
 
 
-def make_nodes(server_process: typing.Callable[..., ServerProcess], postgres: Postgres, tmp_path: pathlib.Path,  # noqa: F811
-               count: int, app: pathlib.Path | None = SOAK_APP) -> list[Node]:
+def make_nodes(
+    server_process: typing.Callable[..., ServerProcess],
+    postgres: Postgres,
+    tmp_path: pathlib.Path,  # noqa: F811
+    count: int,
+    app: pathlib.Path | None = SOAK_APP,
+) -> list[Node]:
     nodes = []
     for i in range(count):
         name = f"node-{'abc'[i]}"
-        server = server_process(app, name=name, env={"SOAK_LOG": str(tmp_path / f"{name}-steps.log")}, args=[
-            "--cluster", postgres.dsn, "--node-name", name, "--cluster-lease", str(LEASE_S), "--partitions", str(PARTITIONS),
-            "--advertise-url", f"http://127.0.0.1:{free_port()}"])
+        server = server_process(
+            app,
+            name=name,
+            env={"SOAK_LOG": str(tmp_path / f"{name}-steps.log")},
+            args=[
+                "--cluster",
+                postgres.dsn,
+                "--node-name",
+                name,
+                "--cluster-lease",
+                str(LEASE_S),
+                "--partitions",
+                str(PARTITIONS),
+                "--advertise-url",
+                f"http://127.0.0.1:{free_port()}",
+            ],
+        )
         # Fixed ports: a node restarted after kill -9 is found where it was.
         server.ingress_bind = f"127.0.0.1:{free_port()}"
         server.admin_bind = f"127.0.0.1:{free_port()}"
@@ -102,8 +121,9 @@ class Load:
     def live(self) -> Node:
         return self.rng.choice([node for node in self.nodes if node.up])
 
-    async def answered(self, method: str, path: str, expected: int = 200, avoid: Node | None = None,
-                       **kwargs: typing.Any) -> httpx.Response:
+    async def answered(
+        self, method: str, path: str, expected: int = 200, avoid: Node | None = None, **kwargs: typing.Any
+    ) -> httpx.Response:
         with anyio.fail_after(90):
             while True:
                 candidates = [node for node in self.nodes if node.up and node is not avoid] or [self.live()]
@@ -126,8 +146,12 @@ class Load:
 
     async def order(self) -> None:
         order_id, counter = self.next_id("order-"), self.rng.choice(ORDER_COUNTERS)
-        response = await self.answered("POST", "/Orders/process", headers={"idempotency-key": order_id},
-                                       json={"id": order_id, "amount": self.rng.randint(1, 5), "counter": counter, "sleep_ms": 50})
+        response = await self.answered(
+            "POST",
+            "/Orders/process",
+            headers={"idempotency-key": order_id},
+            json={"id": order_id, "amount": self.rng.randint(1, 5), "counter": counter, "sleep_ms": 50},
+        )
         answer = response.json()
         assert answer["order"] == order_id and answer["confirmation"] == "confirmed", answer
         self.orders[counter].append(order_id)
@@ -137,8 +161,13 @@ class Load:
         first = self.live()
         await self.answered("POST", f"/Onboarding/{workflow_id}/run/send", expected=202, json=workflow_id)
         # The promise is resolved, and the result read, through nodes other than the one that started it.
-        await self.answered("POST", f"/Onboarding/{workflow_id}/verify", avoid=first, json=f"{workflow_id}@example.com",
-                            headers={"idempotency-key": f"verify-{workflow_id}"})
+        await self.answered(
+            "POST",
+            f"/Onboarding/{workflow_id}/verify",
+            avoid=first,
+            json=f"{workflow_id}@example.com",
+            headers={"idempotency-key": f"verify-{workflow_id}"},
+        )
         response = await self.answered("GET", f"/restate/workflow/Onboarding/{workflow_id}/attach", avoid=first)
         self.workflows[workflow_id] = response.json()
 
@@ -156,7 +185,9 @@ async def check_nothing_lost_or_doubled(load: Load, observer: Node) -> None:
             lost = sorted(set(acknowledged[key]) - set(ledger))
             assert not doubled, f"{key}: applied twice: {doubled}"
             assert not lost, f"{key}: acknowledged but lost: {lost}"
-            assert len(ledger) == len(acknowledged[key]), f"{key}: {len(ledger)} in the ledger, {len(acknowledged[key])} acknowledged"
+            assert len(ledger) == len(acknowledged[key]), (
+                f"{key}: {len(ledger)} in the ledger, {len(acknowledged[key])} acknowledged"
+            )
             if counters is HOT_KEYS:
                 assert response.json()["total"] == len(acknowledged[key]), "the counter is exact"
     for workflow_id, result in load.workflows.items():
@@ -178,7 +209,8 @@ async def check_every_node_answers_for_the_cluster(nodes: list[Node]) -> None:
 
 
 async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
+) -> None:  # noqa: F811
     nodes = make_nodes(server_process, postgres, tmp_path, 3)
     for node in nodes:
         await node.start()
@@ -202,19 +234,21 @@ async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
         await anyio.sleep(1.0)
         load.stop.set()
     assert all(took <= LEASE_S + 5 for took in takeovers), takeovers
-    assert sum(len(refs) for refs in load.added.values()) >= 10 and sum(len(o) for o in load.orders.values()) >= 3, \
-        "the load ran"
+    assert sum(len(refs) for refs in load.added.values()) >= 10 and sum(len(o) for o in load.orders.values()) >= 3, "the load ran"
     assert "loaded the local store from PostgreSQL" in c.server.new_output()
     await check_nothing_lost_or_doubled(load, a)
     await check_every_node_answers_for_the_cluster(nodes)
-    print(f"takeovers {['%.1f s' % t for t in takeovers]}; acknowledged {sum(map(len, load.added.values()))} adds, "
-          f"{sum(map(len, load.orders.values()))} orders, {len(load.workflows)} workflows; {load.retries} retries")
+    print(
+        f"takeovers {['%.1f s' % t for t in takeovers]}; acknowledged {sum(map(len, load.added.values()))} adds, "
+        f"{sum(map(len, load.orders.values()))} orders, {len(load.workflows)} workflows; {load.retries} retries"
+    )
     for node in nodes:
         node.server.terminate()
 
 
 async def test_a_node_paused_past_its_lease_is_refused_by_the_fence_and_doubles_nothing(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
+) -> None:  # noqa: F811
     nodes = make_nodes(server_process, postgres, tmp_path, 2)
     for node in nodes:
         await node.start()
@@ -235,18 +269,21 @@ async def test_a_node_paused_past_its_lease_is_refused_by_the_fence_and_doubles_
         # Requests wait in the paused node's socket: it finds them when it wakes up.
         async with anyio.create_task_group() as queued:
             for key in HOT_KEYS:
+
                 async def straight_to_b(key: str = key) -> None:
                     ref = load.next_id("queued-")
                     try:
                         async with b.server.client() as client:
-                            response = await client.post(f"/Counter/{key}/add", json={"ref": ref, "amount": 1},
-                                                         headers={"idempotency-key": ref})
+                            response = await client.post(
+                                f"/Counter/{key}/add", json={"ref": ref, "amount": 1}, headers={"idempotency-key": ref}
+                            )
                         done = response.status_code == 200
                     except httpx.HTTPError:
                         done = False
                     if not done:  # refused while it stepped down: retried elsewhere, same key
-                        await load.answered("POST", f"/Counter/{key}/add", json={"ref": ref, "amount": 1},
-                                            headers={"idempotency-key": ref})
+                        await load.answered(
+                            "POST", f"/Counter/{key}/add", json={"ref": ref, "amount": 1}, headers={"idempotency-key": ref}
+                        )
                     load.added[key].append(ref)
 
                 queued.start_soon(straight_to_b)
@@ -270,7 +307,8 @@ async def test_a_node_paused_past_its_lease_is_refused_by_the_fence_and_doubles_
 
 
 async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_rows_is_served_by_every_node(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
+) -> None:  # noqa: F811
     endpoint = hypercorn_deployment("tests.apps.tour_asgi:app", tmp_path / "endpoint.log")
     await endpoint.start()
     try:
@@ -302,7 +340,8 @@ async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_ro
 
 
 async def test_schedules_are_kept_by_their_partitions_owners_and_managed_through_any_node(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
+) -> None:  # noqa: F811
     nodes = make_nodes(server_process, postgres, tmp_path, 2)
     for node in nodes:
         await node.start()
@@ -333,7 +372,8 @@ async def test_schedules_are_kept_by_their_partitions_owners_and_managed_through
 
 
 async def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing_and_the_nodes_recover_by_themselves(
-        postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path) -> None:  # noqa: F811
+    postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
+) -> None:  # noqa: F811
     nodes = make_nodes(server_process, postgres, tmp_path, 2)
     for node in nodes:
         await node.start()
@@ -348,12 +388,14 @@ async def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing_and_t
         # While it is down, a new request is refused with 503 and Retry-After by either node.
         for node in nodes:
             async with node.server.client() as client:
-                response = await client.post("/Counter/outage/add", json={"ref": "probe", "amount": 1},
-                                             headers={"idempotency-key": f"probe-{node.name}"})
+                response = await client.post(
+                    "/Counter/outage/add", json={"ref": "probe", "amount": 1}, headers={"idempotency-key": f"probe-{node.name}"}
+                )
             assert response.status_code == 503 and response.headers.get("retry-after") == "1", response.text
         await anyio.sleep(10.0)
-        assert all(node.server.process is not None and node.server.process.poll() is None for node in nodes), \
+        assert all(node.server.process is not None and node.server.process.poll() is None for node in nodes), (
             "the nodes must outlive PostgreSQL's outage"
+        )
         await anyio.to_thread.run_sync(postgres.start)
         await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
         done_before = sum(map(len, load.added.values()))

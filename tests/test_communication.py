@@ -138,15 +138,23 @@ async def test_the_tours_ticket_purchase_with_idempotency_and_a_scheduled_remind
         assert bought.json().startswith("Ticket purchased successfully with payment reference: ")
         payment_ref = bought.json().rsplit(" ", 1)[1]
 
-        first = await client.post("/restate/call/ConcertTicketingService/buy", json=request, headers={"Idempotency-Key": "unique-key-123"})
-        second = await client.post("/restate/call/ConcertTicketingService/buy", json=request, headers={"Idempotency-Key": "unique-key-123"})
+        first = await client.post(
+            "/restate/call/ConcertTicketingService/buy", json=request, headers={"Idempotency-Key": "unique-key-123"}
+        )
+        second = await client.post(
+            "/restate/call/ConcertTicketingService/buy", json=request, headers={"Idempotency-Key": "unique-key-123"}
+        )
         assert first.json() == second.json() and first.json() != bought.json()
 
         listing = (await admin.get("/invocations", params={"status": "scheduled"})).json()["invocations"]
-        reminders = [v for v in listing if v["target"] == "EmailService/sendReminder" and v["invoked_by"] == bought.headers["x-restate-id"]]
+        reminders = [
+            v for v in listing if v["target"] == "EmailService/sendReminder" and v["invoked_by"] == bought.headers["x-restate-id"]
+        ]
         assert len(reminders) == 1
         expected = datetime.datetime.fromisoformat(concert.replace("Z", "+00:00")) - datetime.timedelta(days=1)
-        scheduled_at = datetime.datetime.fromisoformat(reminders[0]["scheduled_at"].replace("Z", "+00:00").split(".")[0] + "+00:00")
+        scheduled_at = datetime.datetime.fromisoformat(
+            reminders[0]["scheduled_at"].replace("Z", "+00:00").split(".")[0] + "+00:00"
+        )
         assert abs((scheduled_at - expected).total_seconds()) < 2
 
         async def ticket_sent() -> bool:
@@ -168,8 +176,11 @@ async def test_object_and_workflow_calls_and_sends_and_generic_sends(server) -> 
     assert body["called"] == ["sent", "called"]
     assert body["workflow_result"] == "approved ann as wf-1"
     object_sent, workflow_sent, generic_sent = body["ids"]
-    expected = {object_sent: ("Ledger/l1/append", None), workflow_sent: ("Approval/wf-2/approve", "approved bob as wf-2"),
-                generic_sent: ("Callee/echo", "GENERIC")}
+    expected = {
+        object_sent: ("Ledger/l1/append", None),
+        workflow_sent: ("Approval/wf-2/approve", "approved bob as wf-2"),
+        generic_sent: ("Callee/echo", "GENERIC"),
+    }
     for invocation_id, (target, output) in expected.items():
         attached = await server.ingress.get(f"/restate/attach/{invocation_id}")
         assert attached.status_code == 200, attached.text

@@ -19,12 +19,15 @@ def durable_progress(data_dir: pathlib.Path) -> dict[str, set[str]]:
     """Read the files a killed server left: each invocation and the steps whose results are durable."""
     store = LmdbStore(data_dir, readonly=True)
     try:
+
         def scan(txn):  # type: ignore[no-untyped-def]
             progress = {}
             for record in txn.iter_invocations():
                 journal = txn.journal(record.id)
                 runs = {entry.completion_id: entry.name for entry in journal if isinstance(entry, e.Run)}
-                progress[record.id] = {runs[n.completion_id] for n in journal if isinstance(n, e.Completion) and n.completion_id in runs}
+                progress[record.id] = {
+                    runs[n.completion_id] for n in journal if isinstance(n, e.Completion) and n.completion_id in runs
+                }
             return progress
 
         return store.read(scan)

@@ -293,7 +293,9 @@ SERVICES = [subscriptions, saga, counter, chain_a, chain_b, reminders, approvals
 CASES: dict[str, tuple[typing.Callable[[TestClient], typing.Awaitable[typing.Any]], typing.Callable[[typing.Any], None]]] = {}
 
 
-def case(name: str, scenario: typing.Callable[[TestClient], typing.Awaitable[typing.Any]]) -> typing.Callable[[typing.Callable[[typing.Any], None]], typing.Callable[[typing.Any], None]]:
+def case(
+    name: str, scenario: typing.Callable[[TestClient], typing.Awaitable[typing.Any]]
+) -> typing.Callable[[typing.Callable[[typing.Any], None]], typing.Callable[[typing.Any], None]]:
     def register_check(check: typing.Callable[[typing.Any], None]) -> typing.Callable[[typing.Any], None]:
         CASES[name] = (scenario, check)
         return check
@@ -401,7 +403,9 @@ ACROSS_PARTITIONS = ("call chain", "delayed send", "cancelled saga", "awakeable 
 
 
 @pytest.mark.parametrize("name", ACROSS_PARTITIONS)
-async def test_every_crash_point_recovers_exactly_when_calls_cross_partitions_as_messages(name: str, tmp_path, autojump_clock) -> None:
+async def test_every_crash_point_recovers_exactly_when_calls_cross_partitions_as_messages(
+    name: str, tmp_path, autojump_clock
+) -> None:
     scenario, check = CASES[name]
 
     def check_after(result: typing.Any, crash: Crash | None) -> None:

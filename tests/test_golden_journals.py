@@ -38,8 +38,14 @@ async def test_replaying_a_golden_journal_reaches_the_same_output_without_rerunn
     golden = load(path)
     entries = [unpack_entry(frame, f"{path.name} entry {i}") for i, frame in enumerate(golden["frames"])]
     journal = entries[:-1]  # everything but the Output: recovery must replay the rest and finish
-    record = InvocationRecord(id=golden["invocation_id"], target=e.Target("Golden", golden["handler"]), handler_kind=None,
-                              status=Status.READY, created_ms=1, modified_ms=1)
+    record = InvocationRecord(
+        id=golden["invocation_id"],
+        target=e.Target("Golden", golden["handler"]),
+        handler_kind=None,
+        status=Status.READY,
+        created_ms=1,
+        modified_ms=1,
+    )
 
     def seed(txn) -> Applied:  # type: ignore[no-untyped-def]
         txn.put_invocation(record)

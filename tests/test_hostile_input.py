@@ -104,7 +104,7 @@ def raw_request(
     elif framing == "chunked":
         head.append(b"transfer-encoding: chunked")
         size = max(7, len(body) // 16)
-        chunks = [body[i:i + size] for i in range(0, len(body), size)]
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
         payload = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
     else:
         payload = b""
@@ -190,7 +190,7 @@ class Probe:
 
     def new_log(self) -> str:
         text = self.server.output()
-        fresh, self.log_offset = text[self.log_offset:], len(text)
+        fresh, self.log_offset = text[self.log_offset :], len(text)
         return fresh
 
 
@@ -239,8 +239,12 @@ SERVICES: dict[str, tuple[str, dict[str, str]]] = {
     "Counter": ("object", {"add": "int", "rename": "person", "get": "none", "label": "str"}),
     "Signup": ("workflow", {"run": "person", "status": "none"}),
 }
-HANDLER_KIND = {("Counter", "get"): "shared", ("Counter", "label"): "shared", ("Signup", "run"): "workflow",
-                ("Signup", "status"): "shared"}
+HANDLER_KIND = {
+    ("Counter", "get"): "shared",
+    ("Counter", "label"): "shared",
+    ("Signup", "run"): "workflow",
+    ("Signup", "status"): "shared",
+}
 
 MAX_INT_DIGITS = 4000  # Python refuses to print ints over 4300 digits: 2*n must stay printable
 MAX_KEY_BYTES = 256  # longer object and workflow keys are refused with a 400 (LMDB keys are at most 511 bytes)
@@ -276,7 +280,11 @@ def expected_output(target: Target, value: typing.Any) -> tuple[int, typing.Any]
             return 200, value.upper()
         if handler == "nothing":
             return 200, None
-        return 400 + abs(value) % 100, {"code": 400 + abs(value) % 100, "message": f"refused with {value}", "source": "invocation"}
+        return 400 + abs(value) % 100, {
+            "code": 400 + abs(value) % 100,
+            "message": f"refused with {value}",
+            "source": "invocation",
+        }
     if service == "Counter":
         if handler == "rename":
             return 200, value["name"]
@@ -293,19 +301,41 @@ def expected_output(target: Target, value: typing.Any) -> tuple[int, typing.Any]
 
 names = st.sampled_from(["Echo", "Counter", "Signup", "echo", "ECHO", "Nobody", "restate", "call", "send", "", "Echo "])
 handler_names = st.sampled_from(
-    ["greet", "double", "upper", "nothing", "refuse", "add", "rename", "get", "label", "run", "status",
-     "send", "shout", "Greet", "attach", "", " "]
+    [
+        "greet",
+        "double",
+        "upper",
+        "nothing",
+        "refuse",
+        "add",
+        "rename",
+        "get",
+        "label",
+        "run",
+        "status",
+        "send",
+        "shout",
+        "Greet",
+        "attach",
+        "",
+        " ",
+    ]
 )
 odd_text = st.text(max_size=40)
 long_ascii = st.integers(MAX_KEY_BYTES - 10, 2 * MAX_KEY_BYTES).map(lambda n: "k" * n)
 keys = st.one_of(
-    st.text(max_size=12), st.sampled_from(["", "..", ".", "/", "a/b", "%2F", "?x=1", "#", " ", "\u00e9", "\U0001f600", "a\x00b"]),
-    st.text(min_size=1, max_size=MAX_KEY_BYTES // 2), long_ascii,
+    st.text(max_size=12),
+    st.sampled_from(["", "..", ".", "/", "a/b", "%2F", "?x=1", "#", " ", "\u00e9", "\U0001f600", "a\x00b"]),
+    st.text(min_size=1, max_size=MAX_KEY_BYTES // 2),
+    long_ascii,
 )
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10 ** 30), 10 ** 30),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
 )
 json_values = st.recursive(
     json_scalars,
@@ -313,12 +343,13 @@ json_values = st.recursive(
     max_leaves=12,
 )
 people = st.fixed_dictionaries(
-    {"name": st.text(max_size=30), "age": st.integers(-(10 ** 20), 10 ** 20)},
+    {"name": st.text(max_size=30), "age": st.integers(-(10**20), 10**20)},
     optional={"tags": st.lists(st.text(max_size=10), max_size=5)},
 )
 valid_values = {
-    "int": st.one_of(st.integers(-1000, 1000), st.integers(-(10 ** 40), 10 ** 40),
-                     st.integers(1, MAX_INT_DIGITS).map(lambda n: int("7" * n))),
+    "int": st.one_of(
+        st.integers(-1000, 1000), st.integers(-(10**40), 10**40), st.integers(1, MAX_INT_DIGITS).map(lambda n: int("7" * n))
+    ),
     "str": st.text(max_size=200),
     "person": people,
     "none": json_values,
@@ -329,8 +360,25 @@ INVALID_UTF8 = [b"\xff", b"\xfe\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x
 @st.composite
 def bodies(draw: st.DrawFn, kind: str) -> tuple[bytes, bool | None, typing.Any]:
     """(body, valid?, decoded value); valid is None when the contracts leave it open."""
-    shape = draw(st.sampled_from(["valid", "valid", "valid", "other-json", "empty", "invalid-json", "truncated",
-                                  "invalid-utf8", "bytes", "big", "deep", "whitespace", "bom"]))
+    shape = draw(
+        st.sampled_from(
+            [
+                "valid",
+                "valid",
+                "valid",
+                "other-json",
+                "empty",
+                "invalid-json",
+                "truncated",
+                "invalid-utf8",
+                "bytes",
+                "big",
+                "deep",
+                "whitespace",
+                "bom",
+            ]
+        )
+    )
     if shape in ("valid", "other-json", "big", "bom"):
         if shape == "other-json":
             value = draw(json_values)
@@ -352,8 +400,30 @@ def bodies(draw: st.DrawFn, kind: str) -> tuple[bytes, bool | None, typing.Any]:
         # these handlers cannot take None (their TypeError is retried), so an empty body is not hostile input here.
         shape = "invalid-json"
     if shape == "invalid-json":
-        return draw(st.sampled_from([b"{", b"}", b"nul", b"[1,]", b"{'a': 1}", b"\"abc", b"NaNx", b"1 2", b"--1",
-                                     b'{"name": "a", "age": 1', b"tru", b"\x00", b"{}{}", b"0x10"])), False, None
+        return (
+            draw(
+                st.sampled_from(
+                    [
+                        b"{",
+                        b"}",
+                        b"nul",
+                        b"[1,]",
+                        b"{'a': 1}",
+                        b'"abc',
+                        b"NaNx",
+                        b"1 2",
+                        b"--1",
+                        b'{"name": "a", "age": 1',
+                        b"tru",
+                        b"\x00",
+                        b"{}{}",
+                        b"0x10",
+                    ]
+                )
+            ),
+            False,
+            None,
+        )
     if shape == "truncated":
         value = draw(valid_values[kind].filter(lambda v: isinstance(v, (dict, str))))
         full = json.dumps(value).encode()
@@ -414,17 +484,59 @@ def header_values(max_size: int) -> st.SearchStrategy[bytes]:
 
 
 idempotency_key_values = st.one_of(
-    st.sampled_from([b"", b"k-1", b"k-2", b"same", b"\xc2\xa0", b"\xe3\x80\x80", b"\xff\xfe", b"\xc3\xa9t\xc3\xa9",
-                     b"x" * 6000, b"a\tb", b"\xf0\x9f\x98\x80"]),
+    st.sampled_from(
+        [
+            b"",
+            b"k-1",
+            b"k-2",
+            b"same",
+            b"\xc2\xa0",
+            b"\xe3\x80\x80",
+            b"\xff\xfe",
+            b"\xc3\xa9t\xc3\xa9",
+            b"x" * 6000,
+            b"a\tb",
+            b"\xf0\x9f\x98\x80",
+        ]
+    ),
     st.text(min_size=1, max_size=30).map(lambda t: _header_safe(t.encode())),
     header_values(200),
 )
 
 delays = st.one_of(
-    st.sampled_from(["10ms", "1", "0", "PT0.01S", "1m30s", "PT10S", "500ms", "2000", "1h", "1.5s", "1 h 30m", "P1D",
-                     "PT", "P1Y", "soon", "", "-5s", "1x", "PT-1S", "1e3", " 10s ", "10 S", "\u0661\u0662", "NaN", "inf",
-                     "9" * 15, "P" * 300, "ms"]),
-    st.integers(0, 10 ** 9).map(str),
+    st.sampled_from(
+        [
+            "10ms",
+            "1",
+            "0",
+            "PT0.01S",
+            "1m30s",
+            "PT10S",
+            "500ms",
+            "2000",
+            "1h",
+            "1.5s",
+            "1 h 30m",
+            "P1D",
+            "PT",
+            "P1Y",
+            "soon",
+            "",
+            "-5s",
+            "1x",
+            "PT-1S",
+            "1e3",
+            " 10s ",
+            "10 S",
+            "\u0661\u0662",
+            "NaN",
+            "inf",
+            "9" * 15,
+            "P" * 300,
+            "ms",
+        ]
+    ),
+    st.integers(0, 10**9).map(str),
     st.text(max_size=20),
 )
 
@@ -464,10 +576,23 @@ def calls(draw: st.DrawFn) -> Call:
         except UnicodeDecodeError:
             idempotency_error = True
     for _ in range(draw(st.integers(0, 3))):
-        name = draw(st.sampled_from([b"content-type", b"accept", b"x-custom", b"authorization", b"x-restate-id",
-                                     b"traceparent", b"x-" + b"h" * 100]))
-        value = draw(st.sampled_from([b"application/json", b"text/plain", b"application/json; charset=utf-16",
-                                      b"*/*", b"multipart/form-data; boundary=x"]) | header_values(300))
+        name = draw(
+            st.sampled_from(
+                [b"content-type", b"accept", b"x-custom", b"authorization", b"x-restate-id", b"traceparent", b"x-" + b"h" * 100]
+            )
+        )
+        value = draw(
+            st.sampled_from(
+                [
+                    b"application/json",
+                    b"text/plain",
+                    b"application/json; charset=utf-16",
+                    b"*/*",
+                    b"multipart/form-data; boundary=x",
+                ]
+            )
+            | header_values(300)
+        )
         headers.append((name, value))
 
     query, delay_given, delay_ok, delay_ms = b"", False, None, 0
@@ -498,8 +623,24 @@ def calls(draw: st.DrawFn) -> Call:
     framing = draw(st.sampled_from(["length"] * 6 + ["chunked"]))
     target = Target(service, key, handler) if kind is not None else None
     key_error = target is not None and (key is None) == keyed
-    return Call(method, path, query, headers, body, framing, target, is_send, key_error, idempotency_key,
-                idempotency_error, delay_given, delay_ok, delay_ms, body_valid, value)
+    return Call(
+        method,
+        path,
+        query,
+        headers,
+        body,
+        framing,
+        target,
+        is_send,
+        key_error,
+        idempotency_key,
+        idempotency_error,
+        delay_given,
+        delay_ok,
+        delay_ms,
+        body_valid,
+        value,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -559,13 +700,21 @@ def test_invocation_requests_succeed_when_valid_and_are_4xx_changing_nothing_oth
     if call.method == b"post":
         method_ok = None  # hypercorn upper-cases the method before durio sees it
     idempotent_workflow = call.idempotency_key is not None and target is not None and HANDLER_KIND.get(target[::2]) == "workflow"
-    memo_key = (target, call.idempotency_key) if target is not None and call.idempotency_key is not None and not call.idempotency_error else None
+    memo_key = (
+        (target, call.idempotency_key)
+        if target is not None and call.idempotency_key is not None and not call.idempotency_error
+        else None
+    )
     if memo_key in probe.scheduled and not call.is_send:
         assume(False)  # a call would wait for the delayed send that made this invocation
 
     # What the contracts say: valid (True), invalid (False), or left open (None).
     checks: list[bool | None] = [
-        target is not None, not call.key_error, method_ok, not call.idempotency_error, not idempotent_workflow,
+        target is not None,
+        not call.key_error,
+        method_ok,
+        not call.idempotency_error,
+        not idempotent_workflow,
         call.body_valid,
         True if not call.delay_given else False if not call.is_send else call.delay_ok,
     ]
@@ -592,7 +741,8 @@ def test_invocation_requests_succeed_when_valid_and_are_4xx_changing_nothing_oth
     before = probe.total()
     reply = check_ingress_reply(
         raw_request(probe.ingress_port, call.method, call.path + call.query, call.headers, call.body, call.framing),
-        call.method, call.render(),
+        call.method,
+        call.render(),
     )
     after = probe.total()
     note(f"-> {reply.status} {reply.body[:300]!r}; total {before} -> {after}")
@@ -648,27 +798,71 @@ def test_invocation_requests_succeed_when_valid_and_are_4xx_changing_nothing_oth
             else:
                 assert got == output, f"{got!r} != {output!r}"
     described = probe.admin.get(f"/invocations/{invocation_id}")
-    assert described.status_code == 200, f"the admin API cannot show {invocation_id}: {described.status_code} {described.text[:300]}"
+    assert described.status_code == 200, (
+        f"the admin API cannot show {invocation_id}: {described.status_code} {described.text[:300]}"
+    )
     assert described.json()["target_handler_name"] == target.handler
 
 
 path_words = st.sampled_from(
-    ["restate", "call", "send", "attach", "output", "invocation", "workflow", "awakeables", "a", "health", "resolve",
-     "reject", "Echo", "Counter", "Signup", "greet", "double", "add", "get", "run", "status", "send", "..", ".", "",
-     "%2e%2e", "%2F", "%00", "%ff", "%zz", "%", "%C3%A9", "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz", "sign_1abc",
-     "ui", "metrics", "invocations", "state", "services", "deployments", "v2", "k"]
+    [
+        "restate",
+        "call",
+        "send",
+        "attach",
+        "output",
+        "invocation",
+        "workflow",
+        "awakeables",
+        "a",
+        "health",
+        "resolve",
+        "reject",
+        "Echo",
+        "Counter",
+        "Signup",
+        "greet",
+        "double",
+        "add",
+        "get",
+        "run",
+        "status",
+        "send",
+        "..",
+        ".",
+        "",
+        "%2e%2e",
+        "%2F",
+        "%00",
+        "%ff",
+        "%zz",
+        "%",
+        "%C3%A9",
+        "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz",
+        "sign_1abc",
+        "ui",
+        "metrics",
+        "invocations",
+        "state",
+        "services",
+        "deployments",
+        "v2",
+        "k",
+    ]
 )
 
 
 @st.composite
 def raw_paths(draw: st.DrawFn) -> bytes:
-    pieces = draw(st.lists(
-        path_words.map(str.encode)
-        | st.text(max_size=20).map(lambda t: urllib.parse.quote(t.encode(), safe="").encode())
-        | st.binary(max_size=20).map(lambda b: urllib.parse.quote_from_bytes(b, safe="").encode())
-        | st.integers(1000, 12000).map(lambda n: b"x" * n),
-        max_size=7,
-    ))
+    pieces = draw(
+        st.lists(
+            path_words.map(str.encode)
+            | st.text(max_size=20).map(lambda t: urllib.parse.quote(t.encode(), safe="").encode())
+            | st.binary(max_size=20).map(lambda b: urllib.parse.quote_from_bytes(b, safe="").encode())
+            | st.integers(1000, 12000).map(lambda n: b"x" * n),
+            max_size=7,
+        )
+    )
     path = b"/" + b"/".join(pieces)
     if draw(st.integers(0, 4)) == 0:
         path += draw(st.sampled_from([b"?delay=1s", b"?delay=%ff", b"?", b"?limit=-1", b"?status=%00", b"?x=" + b"y" * 3000]))
@@ -721,16 +915,38 @@ def _random_invocation_id(raw: bytes) -> str:
 
 invocation_ids = st.one_of(
     st.binary(min_size=24, max_size=24).map(_random_invocation_id),
-    st.sampled_from(["inv_1", "inv_", "inv_1" + "z" * 33, "inv_1" + "0" * 33, "inv_1" + "!" * 33, "INV_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz",
-                     "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz" + "x", "", "..", "sign_1" + "A" * 38]),
+    st.sampled_from(
+        [
+            "inv_1",
+            "inv_",
+            "inv_1" + "z" * 33,
+            "inv_1" + "0" * 33,
+            "inv_1" + "!" * 33,
+            "INV_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz",
+            "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz" + "x",
+            "",
+            "..",
+            "sign_1" + "A" * 38,
+        ]
+    ),
     st.text(max_size=60),
 )
 awakeable_ids = st.one_of(
-    st.tuples(st.binary(min_size=24, max_size=24), st.integers(0, 2 ** 32 - 1)).map(
+    st.tuples(st.binary(min_size=24, max_size=24), st.integers(0, 2**32 - 1)).map(
         lambda t: "sign_1" + _b64(t[0] + t[1].to_bytes(4, "big"))
     ),
-    st.sampled_from(["sign_1", "sign_", "sign_1" + "A" * 38, "sign_1" + "A" * 37, "sign_1" + "=" * 38, "sign_1****",
-                     "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz", "prom_1abc"]),
+    st.sampled_from(
+        [
+            "sign_1",
+            "sign_",
+            "sign_1" + "A" * 38,
+            "sign_1" + "A" * 37,
+            "sign_1" + "=" * 38,
+            "sign_1****",
+            "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz",
+            "prom_1abc",
+        ]
+    ),
     st.text(max_size=60).map(lambda t: "sign_1" + t),
 )
 
@@ -743,8 +959,20 @@ def _b64(raw: bytes) -> str:
 
 @settings(max_examples=EXAMPLES["ids"], **SETTINGS)
 @given(
-    which=st.sampled_from(["attach", "output", "invocation-attach", "invocation-output", "workflow-output",
-                           "resolve", "reject", "admin-describe", "admin-control", "admin-delete"]),
+    which=st.sampled_from(
+        [
+            "attach",
+            "output",
+            "invocation-attach",
+            "invocation-output",
+            "workflow-output",
+            "resolve",
+            "reject",
+            "admin-describe",
+            "admin-control",
+            "admin-delete",
+        ]
+    ),
     invocation_id=invocation_ids,
     awakeable_id=awakeable_ids,
     action=st.sampled_from(["cancel", "kill", "purge", "pause", "resume", "explode"]),
@@ -771,7 +999,7 @@ def test_unknown_and_malformed_ids_are_4xx_and_change_nothing(
     }[which]
     if which == "workflow-output":
         assume(workflow_key not in probe.workflow_runs)
-    assume(not (admin and invocation_id in ("", ".."))) # /invocations/ is the list, /invocations/.. the root
+    assume(not (admin and invocation_id in ("", "..")))  # /invocations/ is the list, /invocations/.. the root
     if not admin and which not in ("resolve", "reject"):
         method = b"GET" if method != b"POST" else method
     note(f"{which} {method!r} {path[:300]!r}")
@@ -788,8 +1016,9 @@ def test_unknown_and_malformed_ids_are_4xx_and_change_nothing(
 @settings(max_examples=EXAMPLES["real-ids"], **SETTINGS)
 @given(
     data=st.data(),
-    which=st.sampled_from(["attach", "output", "invocation-attach", "invocation-output", "admin-describe",
-                           "admin-control", "admin-delete"]),
+    which=st.sampled_from(
+        ["attach", "output", "invocation-attach", "invocation-output", "admin-describe", "admin-control", "admin-delete"]
+    ),
     action=st.sampled_from(["cancel", "kill", "pause", "resume", "explode"]),  # never purge: it deletes
     method=st.sampled_from([b"GET", b"GET", b"POST", b"PATCH", b"DELETE", b"PUT"]),
     body=st.sampled_from([b"", b"1", b"{", b"\xff\xfe"]),
@@ -833,24 +1062,71 @@ admin_paths = st.one_of(
         st.sampled_from([b"/invocations", b"/v2/invocations", b"/invocations/"]),
         st.dictionaries(
             st.sampled_from(["status", "service", "handler", "key", "limit", "LIMIT", "x"]),
-            st.sampled_from(["running", "completed", "ready", "scheduled", "backing-off", "suspended", "pending",
-                             "paused", "nope", "", "Echo", "Counter", "-1", "0", "1", "99999999999999999999999",
-                             "9" * 5000, "1.5", "abc", "\u00e9", "%ff"]) | st.text(max_size=10),
+            st.sampled_from(
+                [
+                    "running",
+                    "completed",
+                    "ready",
+                    "scheduled",
+                    "backing-off",
+                    "suspended",
+                    "pending",
+                    "paused",
+                    "nope",
+                    "",
+                    "Echo",
+                    "Counter",
+                    "-1",
+                    "0",
+                    "1",
+                    "99999999999999999999999",
+                    "9" * 5000,
+                    "1.5",
+                    "abc",
+                    "\u00e9",
+                    "%ff",
+                ]
+            )
+            | st.text(max_size=10),
             max_size=4,
         ),
     ).map(lambda t: t[0] + (b"?" + urllib.parse.urlencode(t[1]).encode() if t[1] else b"")),
-    st.tuples(st.sampled_from([b"/state/", b"/services/", b"/state/Counter/", b"/state/Signup/", b"/services/Echo/"]),
-              st.text(max_size=30)).map(lambda t: t[0] + urllib.parse.quote(t[1], safe="").encode()),
-    st.sampled_from([b"/health", b"/services", b"/deployments", b"/ui/", b"/ui", b"/ui/app.js", b"/ui/../../etc/passwd",
-                     b"/ui/%2e%2e/%2e%2e/etc/passwd", b"/metrics", b"/", b"", b"/v3/services", b"/v9/services",
-                     b"/state", b"/invocations/x/y/z", b"/state/" + b"k" * 5000]),
+    st.tuples(
+        st.sampled_from([b"/state/", b"/services/", b"/state/Counter/", b"/state/Signup/", b"/services/Echo/"]),
+        st.text(max_size=30),
+    ).map(lambda t: t[0] + urllib.parse.quote(t[1], safe="").encode()),
+    st.sampled_from(
+        [
+            b"/health",
+            b"/services",
+            b"/deployments",
+            b"/ui/",
+            b"/ui",
+            b"/ui/app.js",
+            b"/ui/../../etc/passwd",
+            b"/ui/%2e%2e/%2e%2e/etc/passwd",
+            b"/metrics",
+            b"/",
+            b"",
+            b"/v3/services",
+            b"/v9/services",
+            b"/state",
+            b"/invocations/x/y/z",
+            b"/state/" + b"k" * 5000,
+        ]
+    ),
 )
 
 
 @settings(max_examples=EXAMPLES["admin"], **SETTINGS)
-@given(path=admin_paths, method=st.sampled_from([b"GET"] * 5 + [b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD"]),
-       body=st.sampled_from([b"", b'{"uri": "http://127.0.0.1:1"}', b'{"uri": 5}', b"{", b"\xff"]))
-def test_the_admin_api_answers_any_query_below_500_and_reads_change_nothing(probe: Probe, path: bytes, method: bytes, body: bytes) -> None:
+@given(
+    path=admin_paths,
+    method=st.sampled_from([b"GET"] * 5 + [b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD"]),
+    body=st.sampled_from([b"", b'{"uri": "http://127.0.0.1:1"}', b'{"uri": 5}', b"{", b"\xff"]),
+)
+def test_the_admin_api_answers_any_query_below_500_and_reads_change_nothing(
+    probe: Probe, path: bytes, method: bytes, body: bytes
+) -> None:
     if not path.startswith(b"/"):
         path = b"/" + path
     assume(not (method == b"POST" and b"deployments" in path and b"http" in body))  # would try to register a deployment
@@ -869,8 +1145,15 @@ def test_the_admin_api_answers_any_query_below_500_and_reads_change_nothing(prob
 @given(
     framing=st.sampled_from(["truncated", "chunked", "none", "length"]),
     body=st.binary(max_size=5000) | st.sampled_from([b'{"name": "Ann", "age": 3}', b"7", b'"hello"']),
-    target=st.sampled_from([b"/restate/call/Echo/double", b"/restate/send/Echo/upper", b"/restate/call/Counter/fr/add",
-                            b"/restate/call/Echo/greet", b"/restate/awakeables/sign_1" + b"A" * 38 + b"/resolve"]),
+    target=st.sampled_from(
+        [
+            b"/restate/call/Echo/double",
+            b"/restate/send/Echo/upper",
+            b"/restate/call/Counter/fr/add",
+            b"/restate/call/Echo/greet",
+            b"/restate/awakeables/sign_1" + b"A" * 38 + b"/resolve",
+        ]
+    ),
 )
 def test_truncated_and_chunked_bodies_never_get_a_5xx(probe: Probe, framing: str, body: bytes, target: bytes) -> None:
     note(f"{framing} {target!r} {body[:200]!r}")
@@ -896,11 +1179,18 @@ def test_truncated_and_chunked_bodies_never_get_a_5xx(probe: Probe, framing: str
 
 def test_a_body_over_the_limit_is_413_whether_announced_or_streamed(probe: Probe) -> None:
     before = probe.total()
-    announced = raw_request(probe.ingress_port, b"POST", b"/restate/call/Echo/upper",
-                            [(b"content-length", str(BODY_LIMIT + 1).encode())], framing="none")
+    announced = raw_request(
+        probe.ingress_port,
+        b"POST",
+        b"/restate/call/Echo/upper",
+        [(b"content-length", str(BODY_LIMIT + 1).encode())],
+        framing="none",
+    )
     check_ingress_reply(announced, b"POST", "an announced oversized body")
     assert announced is not None and announced.status == 413
-    streamed = raw_request(probe.ingress_port, b"POST", b"/restate/call/Echo/upper", body=b'"' + b"x" * BODY_LIMIT + b'"', framing="chunked")
+    streamed = raw_request(
+        probe.ingress_port, b"POST", b"/restate/call/Echo/upper", body=b'"' + b"x" * BODY_LIMIT + b'"', framing="chunked"
+    )
     if streamed is not None:  # the server may close the connection while we still send
         check_ingress_reply(streamed, b"POST", "a streamed oversized body")
         assert streamed.status == 413
@@ -926,8 +1216,11 @@ def test_many_idempotent_duplicates_of_odd_keys_make_one_invocation_each(probe: 
     for raw_key in odd_keys:
         before = probe.total()
         replies = [
-            check_ingress_reply(raw_request(probe.ingress_port, b"POST", path, [(b"idempotency-key", raw_key)],
-                                            json.dumps(f"v{n}").encode()), b"POST", repr(raw_key))
+            check_ingress_reply(
+                raw_request(probe.ingress_port, b"POST", path, [(b"idempotency-key", raw_key)], json.dumps(f"v{n}").encode()),
+                b"POST",
+                repr(raw_key),
+            )
             for n in range(3)
         ]
         assert {r.status for r in replies} == {200}
@@ -947,7 +1240,9 @@ def assert_still_serving(probe: Probe, after: str) -> None:
 
 def scheduled_invocation(probe: Probe) -> str:
     """An invocation that is neither completed nor about to run: a send delayed by an hour."""
-    sent = check_ingress_reply(raw_request(probe.ingress_port, b"POST", b"/restate/send/Echo/nothing?delay=1h"), b"POST", "a delayed send")
+    sent = check_ingress_reply(
+        raw_request(probe.ingress_port, b"POST", b"/restate/send/Echo/nothing?delay=1h"), b"POST", "a delayed send"
+    )
     assert sent.status == 202, sent
     return sent.json()["invocationId"]
 
@@ -973,6 +1268,7 @@ NUMBERS_NO_HANDLER_READS = [b"1" * 5000, b"-" + b"9" * 4400, b"NaN", b"Infinity"
 
 def strict_json(body: bytes) -> typing.Any:
     """Python's json.loads takes NaN and Infinity; an answer that holds them is not JSON."""
+
     def refuse(name: str) -> typing.NoReturn:
         raise AssertionError(f"{name} in an answer that says it is JSON: {body[:300]!r}")
 
@@ -986,17 +1282,21 @@ def test_json_numbers_no_handler_can_read_are_400_everywhere_and_the_server_keep
     awakeable = ids.awakeable_id(victim, 17)  # where its first awakeable would be
     before, ordinary = probe.total(), 0
     for number in NUMBERS_NO_HANDLER_READS:
-        for path, body in [(b"/restate/call/Echo/double", number), (b"/restate/send/Counter/n/add", number),
-                           (b"/restate/call/Echo/greet", b'{"name": "a", "age": ' + number + b"}"),
-                           (f"/restate/awakeables/{awakeable}/resolve".encode(), number)]:
+        for path, body in [
+            (b"/restate/call/Echo/double", number),
+            (b"/restate/send/Counter/n/add", number),
+            (b"/restate/call/Echo/greet", b'{"name": "a", "age": ' + number + b"}"),
+            (f"/restate/awakeables/{awakeable}/resolve".encode(), number),
+        ]:
             what = f"{path.decode()} with {number[:20]!r}"
             reply = check_ingress_reply(raw_request(probe.ingress_port, b"POST", path, body=body), b"POST", what)
             assert reply.status == 400, f"{what}: {reply}"
             assert_still_serving(probe, what)
             ordinary += 1
         # A handler without input ignores its body, so it is stored as it came: the admin API shows it as text.
-        ignored = check_ingress_reply(raw_request(probe.ingress_port, b"POST", b"/restate/call/Echo/nothing", body=number),
-                                      b"POST", "Echo/nothing")
+        ignored = check_ingress_reply(
+            raw_request(probe.ingress_port, b"POST", b"/restate/call/Echo/nothing", body=number), b"POST", "Echo/nothing"
+        )
         assert ignored.status == 200, ignored
         described = raw_request(probe.admin_port, b"GET", f"/invocations/{ignored.headers['x-restate-id']}".encode())
         assert described is not None and described.status == 200, described
@@ -1024,7 +1324,7 @@ def fresh(server_process) -> typing.Iterator[ServerProcess]:  # type: ignore[no-
 def _bug_report(server: ServerProcess) -> str:
     lines = server.output().splitlines()
     start = next((i for i, line in enumerate(lines) if "Traceback" in line or "ERROR" in line), len(lines))
-    return "\n".join(lines[max(0, start - 1):start + 40])
+    return "\n".join(lines[max(0, start - 1) : start + 40])
 
 
 def test_regression_a_delay_with_a_non_ascii_digit_is_400_not_500(fresh: ServerProcess) -> None:
@@ -1044,8 +1344,11 @@ def test_regression_a_delay_beyond_a_u64_of_milliseconds_is_400_not_500(fresh: S
 def test_regression_a_delay_past_the_year_9999_neither_500s_after_storing_nor_breaks_the_admin_list(fresh: ServerProcess) -> None:
     """`?delay=4611686018427387904` (2**62 ms): the send is committed, then rfc3339() raises 'year is out of range':
     the client gets a 500 for an invocation that exists, and GET /invocations answers 500 from then on."""
-    with httpx.Client(base_url=fresh.ingress_url, timeout=10) as client, httpx.Client(base_url=fresh.admin_url, timeout=10) as admin:
-        sent = client.post(f"/restate/send/Echo/nothing?delay={2 ** 62}")
+    with (
+        httpx.Client(base_url=fresh.ingress_url, timeout=10) as client,
+        httpx.Client(base_url=fresh.admin_url, timeout=10) as admin,
+    ):
+        sent = client.post(f"/restate/send/Echo/nothing?delay={2**62}")
         listing = admin.get("/invocations")
     assert sent.status_code in (202, 400), f"send: {sent.status_code} {sent.text!r}\n{_bug_report(fresh)}"
     assert listing.status_code == 200, f"admin list: {listing.status_code} {listing.text!r}\n{_bug_report(fresh)}"
@@ -1061,7 +1364,10 @@ def test_regression_an_object_key_over_490_bytes_is_not_a_500(fresh: ServerProce
 def test_regression_a_delayed_send_to_a_key_over_490_bytes_is_refused_or_runs(fresh: ServerProcess) -> None:
     """The same key in a delayed send: the 202 is given (the timer key has no object key in it), and when the
     timer fires, queueing on the inbox fails: an accepted invocation that never runs."""
-    with httpx.Client(base_url=fresh.ingress_url, timeout=10) as client, httpx.Client(base_url=fresh.admin_url, timeout=10) as admin:
+    with (
+        httpx.Client(base_url=fresh.ingress_url, timeout=10) as client,
+        httpx.Client(base_url=fresh.admin_url, timeout=10) as admin,
+    ):
         sent = client.post("/restate/send/Counter/" + "k" * 600 + "/add?delay=100ms", json=1)
         if sent.status_code != 202:
             assert sent.status_code == 400, f"{sent.status_code} {sent.text!r}\n{_bug_report(fresh)}"
@@ -1081,7 +1387,10 @@ def test_regression_a_workflow_with_a_key_over_494_bytes_keeps_its_state_and_jou
     """Signup/<600 bytes>/run sets state 'stage': the SetState write fails (MDB_BAD_VALSIZE) and is dropped, the run
     still completes with 200, the journal has a gap (entry 1), the actor crashes on reload, and the state is gone."""
     key = "k" * 600
-    with httpx.Client(base_url=fresh.ingress_url, timeout=10) as client, httpx.Client(base_url=fresh.admin_url, timeout=10) as admin:
+    with (
+        httpx.Client(base_url=fresh.ingress_url, timeout=10) as client,
+        httpx.Client(base_url=fresh.admin_url, timeout=10) as admin,
+    ):
         run = client.post(f"/restate/call/Signup/{key}/run", json={"name": "a", "age": 1})
         if run.status_code == 400:
             return  # refused up front: fixed
@@ -1103,7 +1412,10 @@ def test_regression_a_lone_surrogate_in_the_input_does_not_break_the_admin_api(f
     """Body '"\\ud800"' (valid JSON syntax, not valid Unicode) for a str handler: the ingress accepts it, the handler's
     output cannot be encoded as UTF-8 so the invocation retries forever, and GET /invocations/{id} answers 500
     (UnicodeEncodeError in the admin's JSON encoder)."""
-    with httpx.Client(base_url=fresh.ingress_url, timeout=10) as client, httpx.Client(base_url=fresh.admin_url, timeout=10) as admin:
+    with (
+        httpx.Client(base_url=fresh.ingress_url, timeout=10) as client,
+        httpx.Client(base_url=fresh.admin_url, timeout=10) as admin,
+    ):
         sent = client.post("/restate/send/Echo/upper", content=b'"\\ud800"')
         if sent.status_code == 400:
             return  # refused up front: fixed
@@ -1117,11 +1429,16 @@ def test_regression_a_lone_surrogate_in_the_input_does_not_break_the_admin_api(f
     assert described.json()["status"] == "completed", described.json()
 
 
-def test_regression_deeply_nested_input_to_a_handler_without_input_does_not_break_the_admin_describe(fresh: ServerProcess) -> None:
+def test_regression_deeply_nested_input_to_a_handler_without_input_does_not_break_the_admin_describe(
+    fresh: ServerProcess,
+) -> None:
     """A handler without a parameter ignores its body, so the ingress stores any body, e.g. 10,000 '['. The admin API's
     value_json() then calls json.loads on it, which raises RecursionError (not caught: it catches ValueError and
     UnicodeDecodeError): GET /invocations/{id} answers 500 for that invocation."""
-    with httpx.Client(base_url=fresh.ingress_url, timeout=10) as client, httpx.Client(base_url=fresh.admin_url, timeout=10) as admin:
+    with (
+        httpx.Client(base_url=fresh.ingress_url, timeout=10) as client,
+        httpx.Client(base_url=fresh.admin_url, timeout=10) as admin,
+    ):
         called = client.post("/restate/call/Echo/nothing", content=b"[" * 10_000)
         assert called.status_code == 200, called.text
         described = admin.get(f"/invocations/{called.headers['x-restate-id']}")
@@ -1137,8 +1454,9 @@ def test_regression_deeply_nested_input_to_a_handler_without_input_does_not_brea
 def limited_server(server_process, name: str, **limits: str) -> ServerProcess:  # type: ignore[no-untyped-def]
     # The bounds are each worker process's (the kernel spreads connections over the workers): one worker,
     # so that they are the whole server's here.
-    server = server_process(HOSTILE_APP, env={f"DURIO_HTTP_{k.upper()}": v for k, v in limits.items()}, name=name,
-                            args=["--workers", "1"])
+    server = server_process(
+        HOSTILE_APP, env={f"DURIO_HTTP_{k.upper()}": v for k, v in limits.items()}, name=name, args=["--workers", "1"]
+    )
     trio.run(server.start)
     return server
 
@@ -1225,15 +1543,18 @@ def test_connections_over_the_bound_are_answered_429_at_once_and_served_again_on
     for sock in held:
         sock.close()
     deadline = time.monotonic() + 10
-    while (reply := raw_request(ingress, b"GET", b"/restate/health", framing="none", timeout=5)) is not None and reply.status == 429:
+    while (
+        reply := raw_request(ingress, b"GET", b"/restate/health", framing="none", timeout=5)
+    ) is not None and reply.status == 429:
         assert time.monotonic() < deadline, "closed connections were not freed"
         time.sleep(0.05)
     assert_served(ingress, admin)
 
 
 def test_request_bodies_held_at_once_are_bounded_and_a_body_over_what_is_left_is_429(server_process) -> None:  # type: ignore[no-untyped-def]
-    server = limited_server(server_process, "buffered", max_buffered_bytes="1000000", body_timeout="3",
-                            body_min_rate="1000000000")
+    server = limited_server(
+        server_process, "buffered", max_buffered_bytes="1000000", body_timeout="3", body_min_rate="1000000000"
+    )
     ingress, admin = _port(server.ingress_url), _port(server.admin_url)
     piece = b'"' + b"x" * 399_999
     uploads = [open_upload(ingress, b"/restate/call/Echo/upper", "chunked", piece) for _ in range(3)]
@@ -1245,7 +1566,9 @@ def test_request_bodies_held_at_once_are_bounded_and_a_body_over_what_is_left_is
     assert {r.status for r in refused} == {429} and time.monotonic() - started < 2.5, refused
     assert all(r.headers.get("retry-after") == "1" and "retry later" in r.json()["message"] for r in refused)
     # While the others are held: a body announced bigger than the budget is refused before any of it is sent ...
-    announced = raw_request(ingress, b"POST", b"/restate/call/Echo/upper", [(b"content-length", b"1000001")], framing="none", timeout=2)
+    announced = raw_request(
+        ingress, b"POST", b"/restate/call/Echo/upper", [(b"content-length", b"1000001")], framing="none", timeout=2
+    )
     assert announced is not None and announced.status == 429, announced
     # ... and small ones are served.
     assert_served(ingress, admin)
@@ -1265,8 +1588,12 @@ def test_a_response_the_client_stops_reading_is_dropped_after_the_send_timeout(s
     sock.settimeout(15)
     sock.connect(("127.0.0.1", ingress))
     body = b'"' + b"x" * size + b'"'
-    sock.sendall(b"POST /restate/call/Echo/upper HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: " + str(len(body)).encode()
-                 + b"\r\n\r\n" + body)
+    sock.sendall(
+        b"POST /restate/call/Echo/upper HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
     time.sleep(4)  # not reading: the server's write stalls
     assert_served(ingress, admin)
     received = 0

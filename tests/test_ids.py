@@ -17,7 +17,9 @@ def test_a_restate_invocation_id_decodes_to_its_partition_key_and_uuid() -> None
 
 
 def test_small_values_encode_as_restate_encodes_them() -> None:
-    assert ids.invocation_id_from_bytes((1).to_bytes(8, "big") + (1).to_bytes(16, "big")) == "inv_105k1wlNFHb201SZwviYzes2mjOamuMJWw"
+    assert (
+        ids.invocation_id_from_bytes((1).to_bytes(8, "big") + (1).to_bytes(16, "big")) == "inv_105k1wlNFHb201SZwviYzes2mjOamuMJWw"
+    )
 
 
 def test_awakeable_ids_carry_the_invocation_and_signal_index() -> None:
@@ -32,7 +34,10 @@ def test_the_seeds_awakeable_id_parses() -> None:
     assert ids.is_invocation_id(invocation_id)
 
 
-@pytest.mark.parametrize("bad", ["", "inv_", "inv_2gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz", "inv_1gdJB", "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hb!", "prom_1abc"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "inv_", "inv_2gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz", "inv_1gdJB", "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hb!", "prom_1abc"],
+)
 def test_malformed_invocation_ids_are_rejected(bad: str) -> None:
     with pytest.raises(ids.InvalidId):
         ids.invocation_id_to_bytes(bad)

@@ -198,9 +198,7 @@ async def test_the_same_idempotency_key_twenty_times_at_once_runs_once(server) -
     answers: list[httpx.Response] = []
 
     async def call() -> None:
-        answers.append(
-            await server.ingress.post("/restate/call/Greeter/slow", json="Fay", headers={"Idempotency-Key": "k-20"})
-        )
+        answers.append(await server.ingress.post("/restate/call/Greeter/slow", json="Fay", headers={"Idempotency-Key": "k-20"}))
 
     async with anyio.create_task_group() as nursery:
         for _ in range(20):
@@ -271,11 +269,14 @@ async def test_pydantic_models_are_handler_input_and_output(server) -> None:
     assert executions == ["Order"], "the handler received an Order, not a dict"
 
 
-@pytest.mark.parametrize(("body", "problem"), [
-    ({"item": "tea", "quantity": "lots"}, "valid integer"),
-    ({"item": "tea"}, "Field required"),
-    ({"item": ["not", "a", "string"], "quantity": 1}, "valid string"),
-])
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"item": "tea", "quantity": "lots"}, "valid integer"),
+        ({"item": "tea"}, "Field required"),
+        ({"item": ["not", "a", "string"], "quantity": 1}, "valid string"),
+    ],
+)
 async def test_a_body_that_does_not_fit_the_pydantic_model_is_400_naming_the_field(server, body, problem: str) -> None:
     response = await server.ingress.post("/restate/call/Greeter/order", json=body)
     field = "item" if "valid string" in problem else "quantity"
@@ -363,7 +364,9 @@ async def test_unknown_handler_is_404(server) -> None:
 
 
 async def test_malformed_json_is_400(server) -> None:
-    response = await server.ingress.post("/restate/call/Greeter/greet", content=b'{"name": ', headers={"content-type": "application/json"})
+    response = await server.ingress.post(
+        "/restate/call/Greeter/greet", content=b'{"name": ', headers={"content-type": "application/json"}
+    )
     assert_ingress_error(response, 400, "not valid JSON")
 
 

@@ -86,11 +86,22 @@ async def front_door(ctx: restate.Context) -> str:
 SERVICES = [internal, mixed, vault, onboarding, partly]
 
 PRIVATE_PATHS = [
-    "/restate/call/Internal/secret", "/restate/send/Internal/secret", "/Internal/secret", "/Internal/secret/send",
-    "/restate/call/Mixed/hidden", "/restate/send/Mixed/hidden", "/Mixed/hidden", "/Mixed/hidden/send",
-    "/restate/call/Vault/k/peek", "/restate/send/Vault/k/peek", "/Vault/k/peek", "/Vault/k/peek/send",
-    "/restate/call/Onboarding/wf-2/run", "/restate/send/Onboarding/wf-2/run",
-    "/restate/call/Onboarding/wf-2/progress", "/Onboarding/wf-2/progress",
+    "/restate/call/Internal/secret",
+    "/restate/send/Internal/secret",
+    "/Internal/secret",
+    "/Internal/secret/send",
+    "/restate/call/Mixed/hidden",
+    "/restate/send/Mixed/hidden",
+    "/Mixed/hidden",
+    "/Mixed/hidden/send",
+    "/restate/call/Vault/k/peek",
+    "/restate/send/Vault/k/peek",
+    "/Vault/k/peek",
+    "/Vault/k/peek/send",
+    "/restate/call/Onboarding/wf-2/run",
+    "/restate/send/Onboarding/wf-2/run",
+    "/restate/call/Onboarding/wf-2/progress",
+    "/Onboarding/wf-2/progress",
 ]
 
 
@@ -129,8 +140,12 @@ async def test_the_ingress_does_not_read_a_private_invocations_result_either(ser
     private = [r for r in records if r.target.service != "Mixed" or r.target.handler != "relay"]
     assert len(private) == 4
     for record in private:
-        for path in (f"/restate/attach/{record.id}", f"/restate/output/{record.id}",
-                     f"/restate/invocation/{record.id}/attach", f"/restate/invocation/{record.id}/output"):
+        for path in (
+            f"/restate/attach/{record.id}",
+            f"/restate/output/{record.id}",
+            f"/restate/invocation/{record.id}/attach",
+            f"/restate/invocation/{record.id}/output",
+        ):
             assert_not_public(await server.ingress.get(path), path)
     for verb in ("attach", "output"):
         path = f"/restate/workflow/Onboarding/wf-1/{verb}"
@@ -159,8 +174,13 @@ async def test_a_remote_deployments_private_handlers_are_refused_too(nursery, da
     url = await nursery.start(lambda task_status: serve_http(endpoint, "127.0.0.1:0", task_status=task_status))
     registered = await server.admin.post("/deployments", json={"uri": url})
     assert registered.status_code == 201, registered.text
-    for path in ("/restate/call/Internal/secret", "/restate/send/Mixed/hidden", "/Mixed/hidden", "/restate/call/Vault/k/peek",
-                 "/restate/call/Onboarding/wf-2/progress"):
+    for path in (
+        "/restate/call/Internal/secret",
+        "/restate/send/Mixed/hidden",
+        "/Mixed/hidden",
+        "/restate/call/Vault/k/peek",
+        "/restate/call/Onboarding/wf-2/progress",
+    ):
         assert_not_public(await server.ingress.post(path), f"remote {path}")
     assert ran == []
     response = await server.ingress.post("/restate/call/Mixed/relay")

@@ -60,13 +60,15 @@ def test_finishing_early_on_replay_is_a_mismatch() -> None:
 
 def test_waiting_consumes_notifications_in_journal_order_and_stops_when_satisfied() -> None:
     # b completed before a in the original run; a select(a, b) must see b win on every replay.
-    machine = InvocationMachine([
-        e.Input(),
-        e.Run(name="a", completion_id=1),
-        e.Run(name="b", completion_id=2),
-        e.Completion(completion_id=2, result=b'"b"'),
-        e.Completion(completion_id=1, result=b'"a"'),
-    ])
+    machine = InvocationMachine(
+        [
+            e.Input(),
+            e.Run(name="a", completion_id=1),
+            e.Run(name="b", completion_id=2),
+            e.Completion(completion_id=2, result=b'"b"'),
+            e.Completion(completion_id=1, result=b'"a"'),
+        ]
+    )
     machine.record(e.Run(name="a", completion_id=1))
     machine.record(e.Run(name="b", completion_id=2))
     assert machine.wait([1, 2], need_all=False)

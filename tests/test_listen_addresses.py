@@ -39,7 +39,7 @@ def listening_hosts(port: int) -> set[str]:
                 continue
             raw = bytes.fromhex(address)
             # The kernel prints each 32-bit word in host (little-endian) order.
-            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             hosts.add(socket.inet_ntop(socket.AF_INET if len(words) == 4 else socket.AF_INET6, words))
     return hosts
 
@@ -63,32 +63,38 @@ def ipv6_loopback_available() -> bool:
         return False
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("127.0.0.1:8080", Address("127.0.0.1", 8080)),
-    (":8080", Address("127.0.0.1", 8080)),
-    (":0", Address("127.0.0.1", 0)),
-    ("localhost:9070", Address("localhost", 9070)),
-    ("0.0.0.0:8080", Address("0.0.0.0", 8080)),
-    ("[::1]:8080", Address("::1", 8080)),
-    ("[::]:8080", Address("::", 8080)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:8080", Address("127.0.0.1", 8080)),
+        (":8080", Address("127.0.0.1", 8080)),
+        (":0", Address("127.0.0.1", 0)),
+        ("localhost:9070", Address("localhost", 9070)),
+        ("0.0.0.0:8080", Address("0.0.0.0", 8080)),
+        ("[::1]:8080", Address("::1", 8080)),
+        ("[::]:8080", Address("::", 8080)),
+    ],
+)
 def test_addresses_parse_to_a_host_and_port_and_an_empty_host_is_loopback(text: str, expected: Address) -> None:
     assert parse_address(text) == expected
     assert parse_address(str(expected)) == expected  # the normalised form reads back the same
 
 
-@pytest.mark.parametrize(("text", "complaint"), [
-    ("8080", "has no port"),
-    ("localhost", "has no port"),
-    ("::1:8080", "brackets"),
-    ("[::1]8080", "is not HOST:PORT"),
-    ("[nope]:8080", "not an IPv6 address"),
-    ("host:http", "not a number"),
-    ("host:70000", "not a number"),
-    ("host:-1", "not a number"),
-    ("a b:80", "not a host name"),
-    ("", "has no port"),
-])
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("8080", "has no port"),
+        ("localhost", "has no port"),
+        ("::1:8080", "brackets"),
+        ("[::1]8080", "is not HOST:PORT"),
+        ("[nope]:8080", "not an IPv6 address"),
+        ("host:http", "not a number"),
+        ("host:70000", "not a number"),
+        ("host:-1", "not a number"),
+        ("a b:80", "not a host name"),
+        ("", "has no port"),
+    ],
+)
 def test_a_bad_address_is_a_clear_error(text: str, complaint: str) -> None:
     with pytest.raises(AddressError, match=complaint):
         parse_address(text, "DURIO_INGRESS")
@@ -97,7 +103,9 @@ def test_a_bad_address_is_a_clear_error(text: str, complaint: str) -> None:
 
 
 async def test_run_server_with_an_empty_host_listens_on_loopback_only(nursery, data_dir) -> None:
-    running = await nursery.start(lambda task_status: run_server([], data_dir=data_dir, ingress=":0", admin=":0", task_status=task_status))
+    running = await nursery.start(
+        lambda task_status: run_server([], data_dir=data_dir, ingress=":0", admin=":0", task_status=task_status)
+    )
     for url in (running.ingress_url, running.admin_url):
         assert url.startswith("http://127.0.0.1:"), url
         assert listening_hosts(int(url.rsplit(":", 1)[1])) == {"127.0.0.1"}
@@ -105,7 +113,9 @@ async def test_run_server_with_an_empty_host_listens_on_loopback_only(nursery, d
 
 @pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback on this machine")
 async def test_an_ipv6_address_in_brackets_listens_there_and_reports_a_usable_url(nursery, data_dir) -> None:
-    running = await nursery.start(lambda task_status: run_server([], data_dir=data_dir, ingress="[::1]:0", admin="[::1]:0", task_status=task_status))
+    running = await nursery.start(
+        lambda task_status: run_server([], data_dir=data_dir, ingress="[::1]:0", admin="[::1]:0", task_status=task_status)
+    )
     assert running.ingress_url.startswith("http://[::1]:"), running.ingress_url
     assert listening_hosts(int(running.ingress_url.rsplit(":", 1)[1])) == {"::1"}
     async with httpx.AsyncClient(timeout=10) as client:
@@ -125,8 +135,9 @@ durio.serve(services, data_dir={data!r}, {arguments})
 def serve_embedded(tmp_path: pathlib.Path, arguments: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A Python program calling `durio.serve(...)`, as an application embedding durio does."""
     script = EMBEDDED.format(apps=str(TEST_APPS), data=str(tmp_path / "data"), arguments=arguments)
-    return subprocess.Popen([sys.executable, "-c", script], cwd=str(ROOT), env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-c", script], cwd=str(ROOT), env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def wait_listening(process: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> set[str]:
@@ -169,8 +180,13 @@ def test_the_cli_takes_the_same_addresses_and_explains_a_bad_one() -> None:
 
     args = build_parser().parse_args(["server", "--ingress", ":8081", "--admin", "[::1]:9071"])
     assert (args.ingress, args.admin) == ("127.0.0.1:8081", "[::1]:9071")
-    result = subprocess.run([sys.executable, "-m", "durio.cli", "server", "--ingress", "::1:8080"], capture_output=True,
-                            text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "durio.cli", "server", "--ingress", "::1:8080"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode != 0 and "is ambiguous; write an IPv6 address in brackets" in result.stderr, result.stderr
 
 
@@ -179,7 +195,9 @@ async def test_nothing_listens_on_the_machines_other_addresses(nursery, data_dir
     others = {address for address in (outward_ipv4(),) if address and not address.startswith("127.")}
     if not others:
         pytest.skip("this machine has no non-loopback IPv4 address")
-    running = await nursery.start(lambda task_status: run_server([], data_dir=data_dir, ingress=":0", admin=":0", task_status=task_status))
+    running = await nursery.start(
+        lambda task_status: run_server([], data_dir=data_dir, ingress=":0", admin=":0", task_status=task_status)
+    )
     port = int(running.admin_url.rsplit(":", 1)[1])
     for host in others:
         with pytest.raises(OSError):

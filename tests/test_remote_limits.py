@@ -62,8 +62,11 @@ async def register(server, uri: str, **extra) -> tuple[int, str, float]:  # type
 @pytest.fixture
 def short_discovery(monkeypatch):  # type: ignore[no-untyped-def]
     # raising=False: on code without DISCOVERY_LIMITS the test runs (and shows the hang) instead of erroring.
-    limits = http_client.Limits(connect_timeout=1.0, read_timeout=0.5, total_timeout=1.5, max_response_bytes=1024 * 1024) \
-        if hasattr(http_client, "Limits") else None
+    limits = (
+        http_client.Limits(connect_timeout=1.0, read_timeout=0.5, total_timeout=1.5, max_response_bytes=1024 * 1024)
+        if hasattr(http_client, "Limits")
+        else None
+    )
     monkeypatch.setattr(remote, "DISCOVERY_LIMITS", limits, raising=False)
     return limits
 
@@ -99,8 +102,9 @@ async def test_a_huge_manifest_is_refused_without_reading_it_all(server, nursery
     size = 100 * 1024 * 1024
 
     async def endless(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
-        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
-                              + str(size).encode() + b"\r\n\r\n")
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: " + str(size).encode() + b"\r\n\r\n"
+        )
         await peer.send_body(stream, size, b"[" * 65536)
 
     peer = await start_peer(nursery, endless)
@@ -113,8 +117,12 @@ async def test_a_huge_manifest_is_refused_without_reading_it_all(server, nursery
 
 async def test_an_error_answer_is_reported_by_its_status_and_its_body_is_not_echoed(server, nursery) -> None:
     async def forbidden(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
-        await stream.send(b"HTTP/1.1 403 s3cr3t-in-the-reason\r\ncontent-type: application/json\r\ncontent-length: "
-                              + str(len(SECRET)).encode() + b"\r\n\r\n" + SECRET)
+        await stream.send(
+            b"HTTP/1.1 403 s3cr3t-in-the-reason\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(SECRET)).encode()
+            + b"\r\n\r\n"
+            + SECRET
+        )
 
     peer = await start_peer(nursery, forbidden)
     status, message, _ = await register(server, peer.url + "/internal/keys", additional_headers={"Authorization": "Bearer x"})
@@ -142,13 +150,16 @@ async def test_a_uri_with_a_query_fragment_or_credentials_is_refused_before_any_
     assert peer.heads == [], "durio fetched a URI it refused"
 
 
-@pytest.mark.parametrize(("headers", "complaint"), [
-    ({"Host": "internal.example"}, "'Host' is set by durio"),
-    ({"Content-Length": "0"}, "'Content-Length' is set by durio"),
-    ({"Transfer-Encoding": "chunked"}, "is set by durio"),
-    ({"x-a": "b\r\nx-injected: 1"}, "a line break"),
-    ({"bad name": "x"}, "not a valid header name"),
-])
+@pytest.mark.parametrize(
+    ("headers", "complaint"),
+    [
+        ({"Host": "internal.example"}, "'Host' is set by durio"),
+        ({"Content-Length": "0"}, "'Content-Length' is set by durio"),
+        ({"Transfer-Encoding": "chunked"}, "is set by durio"),
+        ({"x-a": "b\r\nx-injected: 1"}, "a line break"),
+        ({"bad name": "x"}, "not a valid header name"),
+    ],
+)
 async def test_additional_headers_cannot_reframe_the_request(server, nursery, headers, complaint) -> None:
     async def manifest(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
         await stream.send(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
@@ -166,13 +177,25 @@ SERVICE = {"name": "Remote", "ty": "SERVICE", "handlers": [{"name": "work", "inp
 
 def deployment_answer(invoke):  # type: ignore[no-untyped-def]
     """A peer that discovers fine (with a short inactivity and abort timeout) and invokes as `invoke` does."""
-    manifest = json.dumps({"protocolMode": "REQUEST_RESPONSE", "minProtocolVersion": 5, "maxProtocolVersion": 6,
-                           "services": [{**SERVICE, "inactivityTimeout": 300, "abortTimeout": 300}]}).encode()
+    manifest = json.dumps(
+        {
+            "protocolMode": "REQUEST_RESPONSE",
+            "minProtocolVersion": 5,
+            "maxProtocolVersion": 6,
+            "services": [{**SERVICE, "inactivityTimeout": 300, "abortTimeout": 300}],
+        }
+    ).encode()
 
     async def answer(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
         if head.split(b" ")[1].endswith(b"/discover"):
-            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
-                                  + str(len(manifest)).encode() + b"\r\n\r\n" + manifest)
+            await stream.send(
+                b"HTTP/1.1 200 OK\r\ncontent-type: "
+                + MANIFEST_TYPE
+                + b"\r\ncontent-length: "
+                + str(len(manifest)).encode()
+                + b"\r\n\r\n"
+                + manifest
+            )
         else:
             await invoke(peer, stream)
 
@@ -196,8 +219,9 @@ async def failure_after_retries(server, invocation_id: str, retries: int = 2) ->
 
 async def test_a_deployment_silent_past_its_inactivity_and_abort_timeouts_is_retried(server, nursery) -> None:
     async def head_then_silence(peer: RawPeer, stream: anyio.abc.SocketStream) -> None:
-        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.restate.invocation.v6\r\n"
-                              b"transfer-encoding: chunked\r\n\r\n")
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.restate.invocation.v6\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
         await anyio.sleep_forever()
 
     peer = await registered(server, nursery, head_then_silence)
@@ -231,8 +255,14 @@ async def test_a_manifest_nested_too_deep_is_a_clear_400_not_a_500(server, nurse
     body = b"[" * 200_000
 
     async def nested(peer: RawPeer, stream: anyio.abc.SocketStream, head: bytes) -> None:
-        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: " + MANIFEST_TYPE + b"\r\ncontent-length: "
-                              + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\ncontent-type: "
+            + MANIFEST_TYPE
+            + b"\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
 
     peer = await start_peer(nursery, nested)
     status, message, _ = await register(server, peer.url)

@@ -21,7 +21,9 @@ from tests.remote_peers import Peer, hypercorn_deployment
 
 @pytest.fixture
 async def deployment(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
-    peer = hypercorn_deployment("tests.apps.official_sdk_app:app", tmp_path / "sdk.log", {"SDK_EFFECTS_LOG": str(tmp_path / "effects.log")})
+    peer = hypercorn_deployment(
+        "tests.apps.official_sdk_app:app", tmp_path / "sdk.log", {"SDK_EFFECTS_LOG": str(tmp_path / "effects.log")}
+    )
     await peer.start(ready_path="/health")
     yield peer
     peer.stop()
@@ -133,7 +135,8 @@ async def test_a_remote_handler_calls_an_in_process_durio_handler(server_process
         remote_id = response.headers["x-restate-id"]
         local = (await admin.get("/invocations", params={"service": "LocalBack"})).json()["invocations"]
         assert [(view["target"], view["invoked_by"], view["status"]) for view in local] == [
-            ("LocalBack/stamp", remote_id, "completed")]
+            ("LocalBack/stamp", remote_id, "completed")
+        ]
         cart = (await admin.get("/invocations", params={"service": "SdkCart"})).json()["invocations"]
         assert [view["invoked_by"] for view in cart] == [local[0]["id"]]
         assert (await admin.get("/state/SdkCart/mixed")).json()["state"] == {"items": ["lamp"]}
@@ -172,8 +175,9 @@ async def test_cancelling_a_remote_invocation_runs_its_compensation_once(server_
         view = (await admin.get(f"/invocations/{invocation_id}")).json()
     # The handler saw the cancellation as TerminalError(409) at its sleep, compensated once, and re-raised it; the
     # invocation fails with what it re-raised: the official SDK words it "cancelled" (durio's own SDK, "canceled").
-    assert effects(tmp_path) == ["start trip", "compensate trip after 409 cancelled"], \
+    assert effects(tmp_path) == ["start trip", "compensate trip after 409 cancelled"], (
         "the compensation ran once; the code after the sleep never ran"
+    )
     assert result.status_code == 409 and result.json()["message"] == "cancelled", result.text
     assert view["status"] == "completed"
     assert (view["completion_failure"]["code"], view["completion_failure"]["message"]) == (409, "cancelled")
@@ -204,8 +208,11 @@ async def test_killing_a_remote_invocation_stops_it_without_compensation(server_
 async def run_durio_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m durio.cli ARGS` as a real child process."""
     environment = {k: v for k, v in os.environ.items() if k != "DURIO_ADMIN"} | (env or {})
-    return await anyio.to_thread.run_sync(lambda: subprocess.run(
-        [sys.executable, "-m", "durio.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, env=environment))
+    return await anyio.to_thread.run_sync(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "durio.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, env=environment
+        )
+    )
 
 
 async def test_the_cli_registers_and_lists_a_remote_deployment(server_process, deployment) -> None:

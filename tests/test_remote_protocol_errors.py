@@ -23,11 +23,19 @@ from tests.remote_peers import hypercorn_deployment
 
 INVOCATION_V6 = b"application/vnd.restate.invocation.v6"
 MANIFEST = {
-    "protocolMode": "REQUEST_RESPONSE", "minProtocolVersion": 5, "maxProtocolVersion": 6,
-    "services": [{"name": "Broken", "ty": "SERVICE", "handlers": [
-        {"name": name, "input": {}, "output": {"contentType": "application/json"}}
-        for name in ("bad_frame", "unknown_type", "wrong_content_type", "server_error", "no_end", "error_message")
-    ]}],
+    "protocolMode": "REQUEST_RESPONSE",
+    "minProtocolVersion": 5,
+    "maxProtocolVersion": 6,
+    "services": [
+        {
+            "name": "Broken",
+            "ty": "SERVICE",
+            "handlers": [
+                {"name": name, "input": {}, "output": {"contentType": "application/json"}}
+                for name in ("bad_frame", "unknown_type", "wrong_content_type", "server_error", "no_end", "error_message")
+            ],
+        }
+    ],
 }
 
 
@@ -148,7 +156,9 @@ async def test_registering_an_endpoint_that_is_not_there_is_a_clear_400(setup) -
 # ---------------------------------------------------------------- protocol versions
 
 M = m.MESSAGES
-INPUT, OUTPUT, SLEEP = (m.COMMAND_TYPE_IDS[name] for name in ("InputCommandMessage", "OutputCommandMessage", "SleepCommandMessage"))
+INPUT, OUTPUT, SLEEP = (
+    m.COMMAND_TYPE_IDS[name] for name in ("InputCommandMessage", "OutputCommandMessage", "SleepCommandMessage")
+)
 
 
 @pytest.fixture
@@ -163,7 +173,9 @@ async def versions_endpoint(tmp_path: pathlib.Path):  # type: ignore[no-untyped-
 def invocation_body(version: int, input_value: bytes, *replayed: tuple[int, object]) -> bytes:
     """A request as a Restate server sends it: a StartMessage, the InputCommand, then the rest of the journal."""
     invocation_id = ids.new_invocation_id()
-    start = M["StartMessage"](id=ids.invocation_id_to_bytes(invocation_id), debug_id=invocation_id, known_entries=1 + len(replayed))
+    start = M["StartMessage"](
+        id=ids.invocation_id_to_bytes(invocation_id), debug_id=invocation_id, known_entries=1 + len(replayed)
+    )
     if version >= 6:
         start.random_seed = 42  # a V6 field
     body = encode(m.START, start) + encode(INPUT, M["InputCommandMessage"](value=M["Value"](content=input_value)))
@@ -174,7 +186,9 @@ def invocation_body(version: int, input_value: bytes, *replayed: tuple[int, obje
 
 async def invoke_endpoint(endpoint, handler: str, content_type: str, body: bytes) -> tuple[httpx.Response, list[Frame]]:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(f"{endpoint.url}/invoke/Versions/{handler}", content=body, headers={"content-type": content_type})
+        response = await client.post(
+            f"{endpoint.url}/invoke/Versions/{handler}", content=body, headers={"content-type": content_type}
+        )
     if response.status_code != 200:
         return response, []
     decoder = FrameDecoder()
@@ -190,7 +204,9 @@ def content_type_of(version: int) -> str:
 @pytest.mark.parametrize("version", [5, 6])
 async def test_durio_endpoint_answers_in_the_protocol_version_it_is_invoked_with(versions_endpoint, version: int) -> None:
     # A value: OutputCommand, then End.
-    response, frames = await invoke_endpoint(versions_endpoint, "greet", content_type_of(version), invocation_body(version, b'"v5"'))
+    response, frames = await invoke_endpoint(
+        versions_endpoint, "greet", content_type_of(version), invocation_body(version, b'"v5"')
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == content_type_of(version)
     assert [frame.type_id for frame in frames] == [OUTPUT, m.END]
@@ -206,7 +222,9 @@ async def test_durio_endpoint_answers_in_the_protocol_version_it_is_invoked_with
 
     # A sleep the journal cannot satisfy: the SleepCommand, then a Suspension on its completion (and on cancellation).
     before_ms = int(time.time() * 1000)
-    response, frames = await invoke_endpoint(versions_endpoint, "nap", content_type_of(version), invocation_body(version, b"60000"))
+    response, frames = await invoke_endpoint(
+        versions_endpoint, "nap", content_type_of(version), invocation_body(version, b"60000")
+    )
     assert response.headers["content-type"] == content_type_of(version)
     assert [frame.type_id for frame in frames] == [SLEEP, m.SUSPENSION]
     sleep = frames[0].message
@@ -215,22 +233,36 @@ async def test_durio_endpoint_answers_in_the_protocol_version_it_is_invoked_with
     assert 1 in frames[1].message.waiting_signals  # the cancel signal
 
     # The next attempt replays the sleep and its completion: the handler ends, in the same version.
-    replay = invocation_body(version, b"60000", (SLEEP, sleep),
-                             (m.SLEEP_DONE, M["NotificationMessage"](completion_id=sleep.result_completion_id, void=M["Void"]())))
+    replay = invocation_body(
+        version,
+        b"60000",
+        (SLEEP, sleep),
+        (m.SLEEP_DONE, M["NotificationMessage"](completion_id=sleep.result_completion_id, void=M["Void"]())),
+    )
     response, frames = await invoke_endpoint(versions_endpoint, "nap", content_type_of(version), replay)
     assert response.headers["content-type"] == content_type_of(version)
     assert [frame.type_id for frame in frames] == [OUTPUT, m.END]
     assert frames[0].message.value.content == b'"napped 60000"'
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/vnd.restate.invocation.v99", "application/vnd.restate.invocation.v4",
-    "application/vnd.restate.invocation.v7", "application/json", None,
-])
-async def test_durio_endpoint_refuses_an_unsupported_protocol_version_with_415(versions_endpoint, content_type: str | None) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/vnd.restate.invocation.v99",
+        "application/vnd.restate.invocation.v4",
+        "application/vnd.restate.invocation.v7",
+        "application/json",
+        None,
+    ],
+)
+async def test_durio_endpoint_refuses_an_unsupported_protocol_version_with_415(
+    versions_endpoint, content_type: str | None
+) -> None:
     headers = {} if content_type is None else {"content-type": content_type}
     async with httpx.AsyncClient(timeout=10) as client:
-        refused = await client.post(f"{versions_endpoint.url}/invoke/Versions/greet", content=invocation_body(5, b'"x"'), headers=headers)
+        refused = await client.post(
+            f"{versions_endpoint.url}/invoke/Versions/greet", content=invocation_body(5, b'"x"'), headers=headers
+        )
     assert refused.status_code == 415, refused.text
     assert not refused.headers.get("content-type", "").startswith("application/vnd.restate.invocation")
     # The endpoint is unharmed: the same request in V5 runs.

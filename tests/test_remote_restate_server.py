@@ -32,6 +32,7 @@ async def run_the_tour(ingress: str, log: typing.Callable[[], str]) -> list[tupl
     user = {"userId": "user-123", "creditCard": "4111111111111111"}
     results = []
     async with httpx.AsyncClient(base_url=ingress, timeout=60) as client:
+
         async def call(path: str, body: typing.Any = None, **kwargs: typing.Any) -> httpx.Response:
             response = await client.post(path, json=body, **kwargs) if body is not None else await client.get(path, **kwargs)
             results.append(normalized(response))
@@ -43,10 +44,23 @@ async def run_the_tour(ingress: str, log: typing.Callable[[], str]) -> list[tupl
             await call(f"/restate/call/UserSubscriptions/{key}/add", item)
         await call("/restate/call/UserSubscriptions/user-123/getSubscriptions")
         await call("/restate/call/UserSubscriptions/user-456/getSubscriptions")
-        ticket = {"ticketId": "ticket-789", "price": 100, "customerEmail": "[email protected]", "concertDate": "2026-10-01T20:00:00Z"}
+        ticket = {
+            "ticketId": "ticket-789",
+            "price": 100,
+            "customerEmail": "[email protected]",
+            "concertDate": "2026-10-01T20:00:00Z",
+        }
         await call("/restate/call/ConcertTicketingService/buy", ticket)
-        first = await call("/restate/call/ConcertTicketingService/buy", dict(ticket, concertDate="2023-10-01T20:00:00Z"), headers={"Idempotency-Key": "unique-key-123"})
-        second = await client.post("/restate/call/ConcertTicketingService/buy", json=dict(ticket, concertDate="2023-10-01T20:00:00Z"), headers={"Idempotency-Key": "unique-key-123"})
+        first = await call(
+            "/restate/call/ConcertTicketingService/buy",
+            dict(ticket, concertDate="2023-10-01T20:00:00Z"),
+            headers={"Idempotency-Key": "unique-key-123"},
+        )
+        second = await client.post(
+            "/restate/call/ConcertTicketingService/buy",
+            json=dict(ticket, concertDate="2023-10-01T20:00:00Z"),
+            headers={"Idempotency-Key": "unique-key-123"},
+        )
         results.append((second.status_code, second.text == first.text))
         await call("/restate/call/ParallelSubscriptionService/add", dict(user, subscriptions=["Hulu", "Prime", "YouTube"]))
 
@@ -80,7 +94,10 @@ async def run_the_tour(ingress: str, log: typing.Callable[[], str]) -> list[tupl
 EXPECTED = [
     (200, None),
     (400, {"code": 400, "message": "[simulated] Disney subscription is not available in this region"}),
-    (200, None), (200, None), (200, None), (200, None),
+    (200, None),
+    (200, None),
+    (200, None),
+    (200, None),
     (200, ["Hulu", "Prime", "Disney"]),
     (200, ["Netflix"]),
     (200, "Ticket purchased successfully with payment reference: <uuid>"),
@@ -129,9 +146,13 @@ async def test_the_tour_as_a_deployment_of_a_durio_server(server_process, tmp_pa
         async with server.client(admin=True) as admin:
             assert (await admin.post("/deployments", json={"uri": endpoint.url})).status_code == 201
         assert comparable(await run_the_tour(server.ingress_url, endpoint.output)) == EXPECTED
-        lines = [line for line in endpoint.output().splitlines() if line.startswith(">>> Removed") or line.startswith(">>> Removing")]
+        lines = [
+            line for line in endpoint.output().splitlines() if line.startswith(">>> Removed") or line.startswith(">>> Removing")
+        ]
         assert [line.split(" for ")[0] for line in lines] == [
-            ">>> Removed subscription Disney", ">>> Removed subscription Prime", ">>> Removed subscription Hulu",
+            ">>> Removed subscription Disney",
+            ">>> Removed subscription Prime",
+            ">>> Removed subscription Hulu",
             lines[-1].split(" for ")[0],
         ]
         assert server.terminate() == 0

@@ -29,7 +29,15 @@ from durio.cli import build_parser
 from durio.ingress.serving import serve_http
 from durio.protocol import messages as m
 from durio.protocol.framing import FrameDecoder, encode
-from durio.protocol.identity import IdentityError, IdentityKeyError, IdentityVerifier, RequestSigner, audience_of, b58decode, b58encode
+from durio.protocol.identity import (
+    IdentityError,
+    IdentityKeyError,
+    IdentityVerifier,
+    RequestSigner,
+    audience_of,
+    b58decode,
+    b58encode,
+)
 from tests.apps import identity_app
 from tests.conftest import start_in_process
 from tests.remote_peers import RestateServer, hypercorn_deployment
@@ -58,10 +66,19 @@ class Key:
         self.kid = "publickeyv1_" + b58encode(raw)
 
     def pem(self) -> bytes:
-        return self.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
-    def token(self, aud: typing.Any = "/invoke/Bank/payout", *, now: int | None = None, drop: tuple[str, ...] = (),
-              header: dict[str, typing.Any] | None = None, **claims: typing.Any) -> str:
+    def token(
+        self,
+        aud: typing.Any = "/invoke/Bank/payout",
+        *,
+        now: int | None = None,
+        drop: tuple[str, ...] = (),
+        header: dict[str, typing.Any] | None = None,
+        **claims: typing.Any,
+    ) -> str:
         now = int(time.time()) if now is None else now
         body = {"aud": aud, "exp": now + 60, "iat": now, "nbf": now - 60, **claims}
         for name in drop:
@@ -184,7 +201,12 @@ def test_a_durio_servers_signature_verifies_with_the_official_sdk_and_restates_t
     token = signer.headers("/discover", now_s=1_000_000)["x-restate-jwt-v1"]
     head, claims, _ = token.split(".")
     assert json.loads(base64.urlsafe_b64decode(head + "==")) == {"typ": "JWT", "alg": "EdDSA", "kid": RESTATE_TEST_KID}
-    assert json.loads(base64.urlsafe_b64decode(claims + "==")) == {"aud": "/discover", "exp": 1_000_060, "iat": 1_000_000, "nbf": 999_940}
+    assert json.loads(base64.urlsafe_b64decode(claims + "==")) == {
+        "aud": "/discover",
+        "exp": 1_000_060,
+        "iat": 1_000_000,
+        "nbf": 999_940,
+    }
 
 
 def test_refusals_say_why() -> None:
@@ -197,7 +219,9 @@ def test_refusals_say_why() -> None:
     assert "unsigned" in why({"x-restate-signature-scheme": "unsigned"})
     assert "no x-restate-jwt-v1 header" in why({"x-restate-signature-scheme": "v1"})
     assert "does not verify with the configured identity key" in why(OTHER.headers())
-    assert "signed for '/invoke/Bank/deposit', not for this request's '/invoke/Bank/payout'" in why(KEY.headers("/invoke/Bank/deposit"))
+    assert "signed for '/invoke/Bank/deposit', not for this request's '/invoke/Bank/payout'" in why(
+        KEY.headers("/invoke/Bank/deposit")
+    )
     assert "invalid JWT: expired" in why(signed(KEY.token(exp=now() - 5)))
     assert "not valid for another" in why(signed(KEY.token(nbf=int(time.time()) + 30)))
     assert "'exp' is missing" in why(signed(KEY.token(drop=("exp",))))
@@ -234,8 +258,13 @@ def test_app_takes_the_official_sdks_arguments() -> None:
 def forged_invocation(key: str = "victim", balance: int = 1_000_000, to: str = "attacker-account") -> bytes:
     """RED-TEAM B5's forgery: a StartMessage that brings its own state, and the input."""
     invocation_id = ids.new_invocation_id(key)
-    start = M["StartMessage"](id=ids.invocation_id_to_bytes(invocation_id), debug_id=invocation_id, known_entries=1, key=key,
-                              state_map=[M["StateEntry"](key=b"balance", value=str(balance).encode())])
+    start = M["StartMessage"](
+        id=ids.invocation_id_to_bytes(invocation_id),
+        debug_id=invocation_id,
+        known_entries=1,
+        key=key,
+        state_map=[M["StateEntry"](key=b"balance", value=str(balance).encode())],
+    )
     command = M["InputCommandMessage"](value=M["Value"](content=json.dumps(to).encode()))
     return encode(m.START, start) + encode(m.COMMAND_TYPE_IDS["InputCommandMessage"], command)
 
@@ -351,7 +380,9 @@ async def test_a_durio_server_without_the_key_cannot_register_the_endpoint(nurse
     unsigned = await start_in_process(nursery, [], data_dir)
     refused = await unsigned.admin.post("/deployments", json={"uri": endpoint})
     assert refused.status_code == 400 and "answered 401" in refused.json()["message"], refused.text
-    wrong = await start_in_process(nursery, [], data_dir.with_name("other"), request_identity_key=RequestSigner.from_pem(OTHER.pem()))
+    wrong = await start_in_process(
+        nursery, [], data_dir.with_name("other"), request_identity_key=RequestSigner.from_pem(OTHER.pem())
+    )
     refused = await wrong.admin.post("/deployments", json={"uri": endpoint})
     assert refused.status_code == 400 and "answered 401" in refused.json()["message"], refused.text
     assert identity_app.EFFECTS == []
@@ -385,8 +416,9 @@ def effects(path: pathlib.Path) -> list[str]:
 
 async def forge_like_the_red_team(url: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=10) as client:
-        return await client.post(f"{url}/invoke/Bank/payout", content=forged_invocation(),
-                                 headers={"content-type": INVOCATION_V5})
+        return await client.post(
+            f"{url}/invoke/Bank/payout", content=forged_invocation(), headers={"content-type": INVOCATION_V5}
+        )
 
 
 async def test_the_official_restate_server_with_a_signing_key_invokes_a_durio_endpoint_and_forgeries_get_401(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -396,8 +428,12 @@ async def test_the_official_restate_server_with_a_signing_key_invokes_a_durio_en
     ledger = tmp_path / "effects.log"
     restate_server = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
     restate_server.env["RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"] = str(pem)
-    endpoint = hypercorn_deployment("tests.apps.identity_app:app", tmp_path / "endpoint.log", trio_worker=True,
-                                    env={"IDENTITY_KEYS": key.kid, "IDENTITY_EFFECTS": str(ledger)})
+    endpoint = hypercorn_deployment(
+        "tests.apps.identity_app:app",
+        tmp_path / "endpoint.log",
+        trio_worker=True,
+        env={"IDENTITY_KEYS": key.kid, "IDENTITY_EFFECTS": str(ledger)},
+    )
     try:
         await restate_server.start(ready_path="/health")
         await endpoint.start(ready_path="/health")
@@ -421,13 +457,16 @@ async def test_the_official_restate_server_with_a_signing_key_invokes_a_durio_en
 
 async def test_the_official_restate_server_without_the_key_cannot_register_a_durio_endpoint_that_requires_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     restate_server = RestateServer(tmp_path / "restate", tmp_path / "restate.log")
-    endpoint = hypercorn_deployment("tests.apps.identity_app:app", tmp_path / "endpoint.log", trio_worker=True,
-                                    env={"IDENTITY_KEYS": KEY.kid})
+    endpoint = hypercorn_deployment(
+        "tests.apps.identity_app:app", tmp_path / "endpoint.log", trio_worker=True, env={"IDENTITY_KEYS": KEY.kid}
+    )
     try:
         await restate_server.start(ready_path="/health")
         await endpoint.start(ready_path="/health")
         async with httpx.AsyncClient(timeout=30) as client:
-            refused = await client.post(restate_server.admin_url + "/deployments", json={"uri": endpoint.url, "use_http_11": True})
+            refused = await client.post(
+                restate_server.admin_url + "/deployments", json={"uri": endpoint.url, "use_http_11": True}
+            )
         assert refused.status_code >= 400 and "401" in refused.text, refused.text
         assert "refused a request to '/discover'" in endpoint.output()
     finally:
@@ -440,8 +479,12 @@ async def test_a_durio_server_process_signs_with_the_key_from_restates_environme
     pem = tmp_path / "private.pem"
     pem.write_bytes(key.pem())
     ledger = tmp_path / "effects.log"
-    endpoint = hypercorn_deployment("tests.apps.identity_app:app", tmp_path / "endpoint.log", trio_worker=True,
-                                    env={"IDENTITY_KEYS": key.kid, "IDENTITY_EFFECTS": str(ledger)})
+    endpoint = hypercorn_deployment(
+        "tests.apps.identity_app:app",
+        tmp_path / "endpoint.log",
+        trio_worker=True,
+        env={"IDENTITY_KEYS": key.kid, "IDENTITY_EFFECTS": str(ledger)},
+    )
     try:
         await endpoint.start(ready_path="/health")
         server = server_process(None, env={"RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(pem)})

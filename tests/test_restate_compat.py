@@ -97,7 +97,10 @@ async def test_post_attach_output_and_lookup_take_restates_json_targets(server) 
     targets = [
         ({"target": "invocation", "invocationId": invocation_id}, "hello bob"),
         ({"target": "idempotentInvocation", "service": "CompatCalls", "handler": "greet", "idempotencyKey": "k2"}, "hello bob"),
-        ({"target": "idempotentInvocation", "service": "CompatCounter", "key": "c9", "handler": "add", "idempotencyKey": "k3"}, 2),
+        (
+            {"target": "idempotentInvocation", "service": "CompatCounter", "key": "c9", "handler": "add", "idempotencyKey": "k3"},
+            2,
+        ),
         ({"target": "workflow", "workflowName": "CompatFlow", "workflowKey": "w1"}, "ran flow"),
     ]
     for body, expected in targets:
@@ -107,16 +110,23 @@ async def test_post_attach_output_and_lookup_take_restates_json_targets(server) 
             assert response.json() == expected
     looked_up = await client.post("/restate/lookup", json=targets[1][0])
     assert looked_up.status_code == 200 and looked_up.json() == {"invocationId": invocation_id}
-    missing = await client.post("/restate/output", json={"target": "workflow", "workflowName": "CompatFlow", "workflowKey": "nope"})
+    missing = await client.post(
+        "/restate/output", json={"target": "workflow", "workflowName": "CompatFlow", "workflowKey": "nope"}
+    )
     assert missing.status_code == 404
 
 
-@pytest.mark.parametrize("body, says", [
-    (b"", "expected"), (b"{}", "missing field `target`"), (b"[1]", "JSON object"),
-    (b'{"target": "workflow", "workflowName": "CompatFlow"}', "missing field `workflowKey`"),
-    (b'{"target": "invocation"}', "missing field `invocationId`"),
-    (b'{"target": "somewhere"}', "unknown target"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        (b"", "expected"),
+        (b"{}", "missing field `target`"),
+        (b"[1]", "JSON object"),
+        (b'{"target": "workflow", "workflowName": "CompatFlow"}', "missing field `workflowKey`"),
+        (b'{"target": "invocation"}', "missing field `invocationId`"),
+        (b'{"target": "somewhere"}', "unknown target"),
+    ],
+)
 async def test_a_bad_json_target_is_a_400_naming_what_is_wrong(server, body: bytes, says: str) -> None:
     response = await server.ingress.post("/restate/attach", content=body)
     assert response.status_code == 400, response.text
@@ -146,8 +156,9 @@ async def sdk_deployment(server, tmp_path: pathlib.Path):  # type: ignore[no-unt
 
 async def test_a_remote_handler_accepting_any_content_type_gets_the_bytes_as_sent(server, sdk_deployment) -> None:
     for body in (b"\xff\x00 not json", b"plain text", b"NaN", b""):
-        response = await server.ingress.post("/restate/call/CompatRaw/echo", content=body,
-                                             headers={"content-type": "application/octet-stream"})
+        response = await server.ingress.post(
+            "/restate/call/CompatRaw/echo", content=body, headers={"content-type": "application/octet-stream"}
+        )
         assert response.status_code == 200, response.text
         assert response.content == b"got " + body
 

@@ -28,7 +28,9 @@ async def limited(ctx: restate.Context) -> str:
         raise RuntimeError("card reader offline")
 
     try:
-        await ctx.run_typed("charge", charge, restate.RunOptions(max_attempts=3, initial_retry_interval=timedelta(milliseconds=10)))
+        await ctx.run_typed(
+            "charge", charge, restate.RunOptions(max_attempts=3, initial_retry_interval=timedelta(milliseconds=10))
+        )
     except restate.TerminalError as exc:
         return f"gave up: {exc.message}"
     return "charged"
@@ -45,15 +47,21 @@ async def eventually(ctx: restate.Context) -> int:
     return await ctx.run_typed("step", step)
 
 
-@flaky.handler(invocation_retry_policy=restate.InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=10), max_attempts=3, on_max_attempts="kill"))
+@flaky.handler(
+    invocation_retry_policy=restate.InvocationRetryPolicy(
+        initial_interval=timedelta(milliseconds=10), max_attempts=3, on_max_attempts="kill"
+    )
+)
 async def doomed(ctx: restate.Context) -> str:
     attempts["doomed"] = attempts.get("doomed", 0) + 1
     raise RuntimeError("always broken")
 
 
-@flaky.handler(invocation_retry_policy=restate.InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=10), max_attempts=2, on_max_attempts="pause"))
+@flaky.handler(
+    invocation_retry_policy=restate.InvocationRetryPolicy(
+        initial_interval=timedelta(milliseconds=10), max_attempts=2, on_max_attempts="pause"
+    )
+)
 async def pausing(ctx: restate.Context) -> str:
     attempts["pausing"] = attempts.get("pausing", 0) + 1
     raise RuntimeError("broken until an operator looks")
@@ -102,8 +110,12 @@ async def logging_twice_tried(ctx: restate.Context) -> str:
 
 
 # A service-level policy, which the handlers inherit unless they set their own.
-strict = restate.Service("Strict", invocation_retry_policy=restate.InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=10), max_attempts=2, on_max_attempts="kill"))
+strict = restate.Service(
+    "Strict",
+    invocation_retry_policy=restate.InvocationRetryPolicy(
+        initial_interval=timedelta(milliseconds=10), max_attempts=2, on_max_attempts="kill"
+    ),
+)
 
 
 @strict.handler()
@@ -257,7 +269,8 @@ def test_the_default_invocation_backoff_is_50ms_doubling_to_10s_with_jitter() ->
 
 def test_a_handler_policy_takes_precedence_over_the_service_policy_field_by_field() -> None:
     service_policy = restate.InvocationRetryPolicy(
-        initial_interval=timedelta(milliseconds=10), max_interval=timedelta(seconds=1), max_attempts=2, on_max_attempts="kill")
+        initial_interval=timedelta(milliseconds=10), max_interval=timedelta(seconds=1), max_attempts=2, on_max_attempts="kill"
+    )
     handler_policy = restate.InvocationRetryPolicy(initial_interval=timedelta(milliseconds=30), max_attempts=4)
     resolved = invocation_backoff(handler_policy, service_policy)
     assert resolved.initial_s == 0.03 and resolved.max_attempts == 4  # the handler's

@@ -23,14 +23,20 @@ SOAK = ROOT / "scripts" / "schedule_soak.py"
 
 
 def test_every_tick_fires_exactly_once_through_kill_9s(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    seed = random.randrange(2 ** 32)
+    seed = random.randrange(2**32)
     completed = subprocess.run(
         [sys.executable, str(SOAK), "--duration", "20", "--seed", str(seed), "--data-dir", str(tmp_path / "soak" / "data")],
-        capture_output=True, text=True, timeout=170, cwd=str(ROOT), env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=170,
+        cwd=str(ROOT),
+        env=dict(os.environ),
     )
     output = completed.stdout + completed.stderr
     server_log = tmp_path / "soak" / "server.log"
-    assert completed.returncode == 0, output[-20000:] + "\n" + (server_log.read_text(errors="replace")[-5000:] if server_log.exists() else "")
+    assert completed.returncode == 0, (
+        output[-20000:] + "\n" + (server_log.read_text(errors="replace")[-5000:] if server_log.exists() else "")
+    )
     match = re.search(r"(\d+) kills in \d+ s .*?; (\d+) ticks", output)
     assert match is not None, output
     assert int(match.group(1)) >= 4 and int(match.group(2)) >= 8, output
@@ -53,8 +59,15 @@ def test_the_soak_check_catches_a_tick_fired_twice_one_fired_early_and_one_never
 
     def fired(tick: int, created_ms: int | None = None, invocation_id: str | None = None) -> InvocationRecord:
         key = tick_idempotency_key("beat", tick, "schedule")
-        return InvocationRecord(id=invocation_id or tick_invocation_id(spec, tick), target=spec.target, handler_kind=None,
-                                status=Status.COMPLETED, created_ms=created_ms or tick + 3, modified_ms=tick + 3, idempotency_key=key)
+        return InvocationRecord(
+            id=invocation_id or tick_invocation_id(spec, tick),
+            target=spec.target,
+            handler_kind=None,
+            status=Status.COMPLETED,
+            created_ms=created_ms or tick + 3,
+            modified_ms=tick + 3,
+            idempotency_key=key,
+        )
 
     def ran(invocation: InvocationRecord, tick: int) -> str:
         return f"{invocation.id} {spec.local_time(tick)} {tick + 5}"
@@ -69,5 +82,7 @@ def test_the_soak_check_catches_a_tick_fired_twice_one_fired_early_and_one_never
     for invocations, symptom in ((twice, "fired 2 times"), (early, "1 ms early"), (missing, "1 ticks never fired")):
         violations, _, _ = soak.check(record, invocations, [ran(i, t) for i, t in zip(good, ticks)])
         assert any(symptom in violation for violation in violations), (symptom, violations)
-    violations, _, _ = soak.check(record, good, [ran(i, t) for i, t in zip(good, ticks)] + [f"{good[0].id} {spec.local_time(ticks[0])} {ticks[0] - 9}"])
+    violations, _, _ = soak.check(
+        record, good, [ran(i, t) for i, t in zip(good, ticks)] + [f"{good[0].id} {spec.local_time(ticks[0])} {ticks[0] - 9}"]
+    )
     assert any("ran 9 ms before its tick" in violation for violation in violations)

@@ -55,15 +55,18 @@ def test_durations_are_written_back_compactly() -> None:
     assert [format_duration_ms(v) for v in (0, 2000, 5_400_000, 1500, 86_400_000)] == ["0s", "2s", "1h30m", "1s500ms", "1d"]
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"cron": "* * *"}, "@scheduled cron: '* * *' is not a cron expression: Wrong number of fields"),
-    ({}, "@scheduled cron: give either a cron expression or every="),
-    ({"every": "0.5s"}, "@scheduled every: '0.5s' is shorter than the shortest interval"),
-    ({"cron": "0 3 * * *", "timezone": "Europe/Atlantis"}, "@scheduled timezone: 'Europe/Atlantis' is not a time zone"),
-    ({"cron": "0 3 * * *", "overlap": "sometimes"}, "@scheduled overlap: 'sometimes' is not an overlap policy"),
-    ({"cron": "0 3 * * *", "catchup_window": "eventually"}, "@scheduled catchup_window: 'eventually' is not a duration"),
-    ({"cron": "0 3 * * *", "id": "has space"}, "@scheduled id: 'has space' is not a schedule id"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"cron": "* * *"}, "@scheduled cron: '* * *' is not a cron expression: Wrong number of fields"),
+        ({}, "@scheduled cron: give either a cron expression or every="),
+        ({"every": "0.5s"}, "@scheduled every: '0.5s' is shorter than the shortest interval"),
+        ({"cron": "0 3 * * *", "timezone": "Europe/Atlantis"}, "@scheduled timezone: 'Europe/Atlantis' is not a time zone"),
+        ({"cron": "0 3 * * *", "overlap": "sometimes"}, "@scheduled overlap: 'sometimes' is not an overlap policy"),
+        ({"cron": "0 3 * * *", "catchup_window": "eventually"}, "@scheduled catchup_window: 'eventually' is not a duration"),
+        ({"cron": "0 3 * * *", "id": "has space"}, "@scheduled id: 'has space' is not a schedule id"),
+    ],
+)
 def test_a_bad_declaration_fails_where_it_is_written(arguments: dict, message: str) -> None:
     with pytest.raises(ValueError) as raised:
         durio.scheduled(**arguments)
@@ -103,10 +106,32 @@ def test_declarations_need_what_their_target_needs() -> None:
 
 def test_durio_serve_refuses_an_app_whose_declared_schedule_cannot_be_made(tmp_path) -> None:  # type: ignore[no-untyped-def]
     app = tmp_path / "app.py"
-    app.write_text("import restate\ncart = restate.VirtualObject('Cart')\n\n@cart.handler()\n@restate.scheduled(every='1m')\n"
-                   "async def sweep(ctx) -> None: ...\n\nservices = [cart]\n")
-    completed = subprocess.run([sys.executable, "-m", "durio.cli", "serve", str(app), "--data-dir", str(tmp_path / "data"),
-                                "--ingress", "127.0.0.1:0", "--admin", "127.0.0.1:0"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    app.write_text(
+        "import restate\ncart = restate.VirtualObject('Cart')\n\n@cart.handler()\n@restate.scheduled(every='1m')\n"
+        "async def sweep(ctx) -> None: ...\n\nservices = [cart]\n"
+    )
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "durio.cli",
+            "serve",
+            str(app),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--ingress",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert completed.returncode == 1
-    assert completed.stderr.strip() == "durio: @scheduled on Cart/sweep: Cart is a virtual object; name the key its schedule runs on (key=...)"
+    assert (
+        completed.stderr.strip()
+        == "durio: @scheduled on Cart/sweep: Cart is a virtual object; name the key its schedule runs on (key=...)"
+    )
     assert not (tmp_path / "data").exists(), "nothing was created"

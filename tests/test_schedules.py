@@ -145,8 +145,12 @@ def fresh_lab() -> typing.Iterator[None]:
 
 def config(clock_start: datetime.datetime | None = None) -> RuntimeConfig:
     # Nothing suspends (a run's start is recorded once) and nothing is purged (the clock leaps days).
-    return RuntimeConfig(suspend_after_s=None, purge_completed=False, sync=False,
-                         clock_start_s=None if clock_start is None else clock_start.timestamp())
+    return RuntimeConfig(
+        suspend_after_s=None,
+        purge_completed=False,
+        sync=False,
+        clock_start_s=None if clock_start is None else clock_start.timestamp(),
+    )
 
 
 def spec_of(runtime: Runtime, **fields: typing.Any) -> ScheduleSpec:
@@ -224,7 +228,9 @@ async def test_each_tick_fires_once_with_the_id_derived_from_schedule_and_tick_a
         assert run.started_ms >= tick
 
 
-async def test_an_object_schedule_runs_on_its_fixed_key_and_a_workflow_schedule_starts_a_run_per_tick(patient_clock, tmp_path) -> None:
+async def test_an_object_schedule_runs_on_its_fixed_key_and_a_workflow_schedule_starts_a_run_per_tick(
+    patient_clock, tmp_path
+) -> None:
     async with open_runtime(SERVICES, tmp_path / "data", config()) as runtime:
         lab.runtime = runtime
         await create(runtime, every="1m", target="Counters/main/bump", overlap="allow_all", catchup_window="1d")
@@ -251,7 +257,9 @@ async def test_an_object_schedule_runs_on_its_fixed_key_and_a_workflow_schedule_
 # ------------------------------------------------------------------ overlap: a handler (25 s) slower than the interval (10 s)
 
 
-async def run_overlapping(tmp_path: typing.Any, overlap: str, wanted: typing.Callable[[], bool]) -> tuple[ScheduleSpec, list[int], list[int], dict]:
+async def run_overlapping(
+    tmp_path: typing.Any, overlap: str, wanted: typing.Callable[[], bool]
+) -> tuple[ScheduleSpec, list[int], list[int], dict]:
     async with open_runtime(SERVICES, tmp_path / "data", config()) as runtime:
         lab.runtime = runtime
         spec = await create(runtime, every="10s", target="Lab/slow", overlap=overlap)
@@ -291,8 +299,14 @@ async def test_overlap_allow_all_fires_every_tick_while_others_run(patient_clock
     spec, fired, skipped, seen = await run_overlapping(tmp_path, "allow_all", lab.started(6))
     assert not skipped
     assert_each_tick_handled_once(spec, fired, skipped, fired[0], seen["cursor"])
-    at_once = max(sum(1 for run in lab.runs if run.started_ms <= moment.started_ms and (run.ended_ms is None or run.ended_ms > moment.started_ms))
-                  for moment in lab.runs)
+    at_once = max(
+        sum(
+            1
+            for run in lab.runs
+            if run.started_ms <= moment.started_ms and (run.ended_ms is None or run.ended_ms > moment.started_ms)
+        )
+        for moment in lab.runs
+    )
     assert at_once >= 2, "runs overlap"
 
 
@@ -310,7 +324,9 @@ async def test_overlap_cancel_other_cancels_the_running_one_and_fires_when_it_ha
 # ------------------------------------------------------------------ operators: pause, resume, trigger, backfill
 
 
-async def test_pause_stops_ticks_resume_skips_what_passed_trigger_fires_now_and_backfill_fires_the_skipped_ones(patient_clock, tmp_path) -> None:
+async def test_pause_stops_ticks_resume_skips_what_passed_trigger_fires_now_and_backfill_fires_the_skipped_ones(
+    patient_clock, tmp_path
+) -> None:
     async with open_runtime(SERVICES, tmp_path / "data", config()) as runtime:
         lab.runtime = runtime
         spec = await create(runtime, every="10s", target="Lab/quick", overlap="allow_all")
@@ -327,7 +343,9 @@ async def test_pause_stops_ticks_resume_skips_what_passed_trigger_fires_now_and_
         assert resumed.status == "resumed" and resumed.record is not None
         skip = resumed.record.last_skips[-1]
         missed = spec.ticks(skip["tick"] - 1, skip["until"], 100)
-        assert skip["reason"] == "paused" and skip["count"] == len(missed), "the ticks of the paused minute are skipped, not caught up"
+        assert skip["reason"] == "paused" and skip["count"] == len(missed), (
+            "the ticks of the paused minute are skipped, not caught up"
+        )
         assert len(missed) in (6, 7) and missed[0] > paused_at - 10_000 and missed[-1] <= runtime.clock.now_ms()
         await lab.wait_for(lab.started(before + 1))
         assert tick_ms(lab.runs[before].tick) > missed[-1], "after resume, the next tick fires, not a missed one"
@@ -337,13 +355,23 @@ async def test_pause_stops_ticks_resume_skips_what_passed_trigger_fires_now_and_
         assert fate["outcome"] == "fired" and fate["invocation_id"] == tick_invocation_id(spec, fate["tick"], "trigger")
         await lab.wait_for(lambda: any(run.invocation_id == fate["invocation_id"] for run in lab.runs))
 
-        filled = await runtime.write(runtime.schedules.steps.backfill("s", missed[0], missed[-1], "allow_all", runtime.clock.now_ms()))
+        filled = await runtime.write(
+            runtime.schedules.steps.backfill("s", missed[0], missed[-1], "allow_all", runtime.clock.now_ms())
+        )
         assert [t["outcome"] for t in filled.ticks] == ["fired"] * len(missed)
         assert [t["invocation_id"] for t in filled.ticks] == [tick_invocation_id(spec, tick) for tick in missed]
-        again = await runtime.write(runtime.schedules.steps.backfill("s", missed[0], missed[-1], "allow_all", runtime.clock.now_ms()))
-        assert [t["outcome"] for t in again.ticks] == ["already_fired"] * len(missed), "a tick fires once, backfilled twice or not"
-        earlier = await runtime.write(runtime.schedules.steps.backfill("s", lab_first_tick(), lab_first_tick(), "allow_all", runtime.clock.now_ms()))
-        assert [t["outcome"] for t in earlier.ticks] == ["already_fired"], "backfilling a tick the schedule fired meets its invocation"
+        again = await runtime.write(
+            runtime.schedules.steps.backfill("s", missed[0], missed[-1], "allow_all", runtime.clock.now_ms())
+        )
+        assert [t["outcome"] for t in again.ticks] == ["already_fired"] * len(missed), (
+            "a tick fires once, backfilled twice or not"
+        )
+        earlier = await runtime.write(
+            runtime.schedules.steps.backfill("s", lab_first_tick(), lab_first_tick(), "allow_all", runtime.clock.now_ms())
+        )
+        assert [t["outcome"] for t in earlier.ticks] == ["already_fired"], (
+            "backfilling a tick the schedule fired meets its invocation"
+        )
         await lab.wait_for(lambda: {tick_ms(run.tick) for run in lab.runs} >= set(missed))
         await runtime.schedules.control("s", "pause")  # what runs from here on was fired before this read
         fired, _ = await handled_ticks(runtime, spec)
@@ -360,13 +388,17 @@ def lab_first_tick() -> int:
 # ------------------------------------------------------------------ daylight saving, on a clock that skips the days
 
 
-async def fire_across(tmp_path: typing.Any, clock_start: datetime.datetime, day: str, wanted: dict[str, int]) -> dict[str, list[str]]:
+async def fire_across(
+    tmp_path: typing.Any, clock_start: datetime.datetime, day: str, wanted: dict[str, int]
+) -> dict[str, list[str]]:
     """Serve from `clock_start` until each schedule fired `wanted[id]` ticks; the tick times of `day` by schedule."""
     async with open_runtime(SERVICES, tmp_path / "data", config(clock_start)) as runtime:
         lab.runtime = runtime
         # Virtual time may leap past a tick while a write is in its thread: a day's window keeps every tick.
         for schedule_id, cron in (("daily", "30 2 * * *"), ("half-hourly", "*/30 1-3 * * *")):
-            await create(runtime, id=schedule_id, cron=cron, timezone=BERLIN, target="Lab/quick", overlap="allow_all", catchup_window="1d")
+            await create(
+                runtime, id=schedule_id, cron=cron, timezone=BERLIN, target="Lab/quick", overlap="allow_all", catchup_window="1d"
+            )
         await lab.wait_for(lambda: all(sum(run.schedule == s for run in lab.runs) >= n for s, n in wanted.items()))
     by_schedule: dict[str, list[str]] = {}
     for run in sorted(lab.runs, key=lambda run: tick_ms(run.tick)):
@@ -377,24 +409,36 @@ async def fire_across(tmp_path: typing.Any, clock_start: datetime.datetime, day:
 
 
 async def test_spring_forward_a_time_in_the_skipped_hour_fires_when_the_clock_jumps(patient_clock, tmp_path) -> None:
-    ticks = await fire_across(tmp_path, datetime.datetime(2026, 3, 28, 12, 0, tzinfo=datetime.UTC), "2026-03-29",
-                              {"daily": 2, "half-hourly": 5})
+    ticks = await fire_across(
+        tmp_path, datetime.datetime(2026, 3, 28, 12, 0, tzinfo=datetime.UTC), "2026-03-29", {"daily": 2, "half-hourly": 5}
+    )
     # Europe/Berlin skips 02:00-03:00 on 29 March 2026: 02:30 does not exist, so the daily job runs at 03:00, once.
     assert ticks["daily"] == ["2026-03-29T03:00:00+02:00"]
     # A job finer than an hour keeps its elapsed-time rhythm: the ticks of the missing hour do not happen.
-    assert ticks["half-hourly"] == ["2026-03-29T01:00:00+01:00", "2026-03-29T01:30:00+01:00",
-                                    "2026-03-29T03:00:00+02:00", "2026-03-29T03:30:00+02:00"]
+    assert ticks["half-hourly"] == [
+        "2026-03-29T01:00:00+01:00",
+        "2026-03-29T01:30:00+01:00",
+        "2026-03-29T03:00:00+02:00",
+        "2026-03-29T03:30:00+02:00",
+    ]
     assert any(run.tick == "2026-03-30T02:30:00+02:00" for run in lab.runs), "the next day is back at 02:30"
 
 
 async def test_fall_back_a_time_in_the_repeated_hour_fires_once(patient_clock, tmp_path) -> None:
-    ticks = await fire_across(tmp_path, datetime.datetime(2026, 10, 24, 12, 0, tzinfo=datetime.UTC), "2026-10-25",
-                              {"daily": 2, "half-hourly": 9})
+    ticks = await fire_across(
+        tmp_path, datetime.datetime(2026, 10, 24, 12, 0, tzinfo=datetime.UTC), "2026-10-25", {"daily": 2, "half-hourly": 9}
+    )
     # Berlin repeats 02:00-03:00 on 25 October 2026: the daily 02:30 runs once, in summer time.
     assert ticks["daily"] == ["2026-10-25T02:30:00+02:00"]
     assert ticks["half-hourly"] == [
-        "2026-10-25T01:00:00+02:00", "2026-10-25T01:30:00+02:00", "2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00",
-        "2026-10-25T02:00:00+01:00", "2026-10-25T02:30:00+01:00", "2026-10-25T03:00:00+01:00", "2026-10-25T03:30:00+01:00",
+        "2026-10-25T01:00:00+02:00",
+        "2026-10-25T01:30:00+02:00",
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:00:00+01:00",
+        "2026-10-25T02:30:00+01:00",
+        "2026-10-25T03:00:00+01:00",
+        "2026-10-25T03:30:00+01:00",
     ], "the half-hours of the repeated hour are real half-hours apart: each fires"
     assert any(run.tick == "2026-10-26T02:30:00+01:00" for run in lab.runs)
 
@@ -402,7 +446,9 @@ async def test_fall_back_a_time_in_the_repeated_hour_fires_once(patient_clock, t
 # ------------------------------------------------------------------ ticks missed while durio was down
 
 
-async def test_after_downtime_ticks_inside_the_catchup_window_fire_and_older_ones_are_recorded_skipped(patient_clock, tmp_path) -> None:
+async def test_after_downtime_ticks_inside_the_catchup_window_fire_and_older_ones_are_recorded_skipped(
+    patient_clock, tmp_path
+) -> None:
     start = datetime.datetime(2026, 6, 1, 0, 0, 30, tzinfo=datetime.UTC)
     async with open_runtime(SERVICES, tmp_path / "data", config(start)) as runtime:
         lab.runtime = runtime
@@ -416,8 +462,10 @@ async def test_after_downtime_ticks_inside_the_catchup_window_fire_and_older_one
         restart_ms = int(restart.timestamp() * 1000)
         await lab.wait_for(lambda: tick_ms(lab.runs[-1].tick) > restart_ms)
         fired, skipped = await handled_ticks(runtime, spec)
-        created = {tick_ms(i.idempotency_key.split("@", 1)[1].replace("Z", "+00:00")): i.created_ms  # type: ignore[union-attr]
-                   for i in await fired_invocations(runtime, "Lab")}
+        created = {
+            tick_ms(i.idempotency_key.split("@", 1)[1].replace("Z", "+00:00")): i.created_ms  # type: ignore[union-attr]
+            for i in await fired_invocations(runtime, "Lab")
+        }
         found = await runtime.schedules.get("s")
         assert found is not None
     record = found[0]
@@ -443,7 +491,9 @@ def ticker(**schedule: typing.Any) -> restate.Service:
 
     @code.handler()
     async def tick(ctx: restate.Context, at: str) -> str:
-        lab.runs.append(Run(at, ctx.request().id, lab.now_ms(), lab.now_ms(), schedule=ctx.request().headers.get("x-durio-schedule")))
+        lab.runs.append(
+            Run(at, ctx.request().id, lab.now_ms(), lab.now_ms(), schedule=ctx.request().headers.get("x-durio-schedule"))
+        )
         lab.changed()
         return at
 
@@ -482,7 +532,11 @@ async def test_schedules_declared_in_code_are_created_changed_and_removed_with_t
         assert changed.fired >= unchanged.fired and changed.last_fires[:2] == unchanged.last_fires[:2], "its history stays"
         assert changed.next_tick_ms is not None and changed.next_tick_ms % 300_000 == 0, "it ticks as the new code says"
         await lab.wait_for(lambda: any(tick_ms(run.tick) > changed.updated_ms for run in lab.runs))
-        assert all(tick_ms(run.tick) % 300_000 == 0 for run in lab.runs if run.schedule == "Ticker.tick" and tick_ms(run.tick) > changed.updated_ms), ([r for r in lab.runs if r.schedule == "Ticker.tick" and tick_ms(r.tick) > changed.updated_ms], changed)
+        assert all(
+            tick_ms(run.tick) % 300_000 == 0
+            for run in lab.runs
+            if run.schedule == "Ticker.tick" and tick_ms(run.tick) > changed.updated_ms
+        ), ([r for r in lab.runs if r.schedule == "Ticker.tick" and tick_ms(r.tick) > changed.updated_ms], changed)
         assert (await schedules_by_id(runtime))["manual"].spec.source == "api"
 
     async with open_runtime([ticker()], data, config(day + datetime.timedelta(hours=3))) as runtime:
@@ -492,7 +546,9 @@ async def test_schedules_declared_in_code_are_created_changed_and_removed_with_t
     assert [timer.invocation_id for timer in timers if timer.kind == 5] == [remaining["manual"].key]
 
 
-async def test_a_long_outage_is_handled_in_bounded_steps_and_its_skipped_ticks_are_one_entry_per_run(patient_clock, tmp_path) -> None:
+async def test_a_long_outage_is_handled_in_bounded_steps_and_its_skipped_ticks_are_one_entry_per_run(
+    patient_clock, tmp_path
+) -> None:
     """Every second, a day's window, overlap skip: 2 hours down is 7,200 due ticks, worked through 500 per write."""
     start = datetime.datetime(2026, 6, 1, 0, 0, 0, 500_000, tzinfo=datetime.UTC)
     async with open_runtime(SERVICES, tmp_path / "data", config(start)) as runtime:

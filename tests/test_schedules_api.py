@@ -47,32 +47,45 @@ async def status(ctx: restate.WorkflowSharedContext) -> str:
 SERVICES = [clock, cart, signup]
 
 
-@pytest.mark.parametrize(("body", "field", "why"), [
-    ({"id": "x", "cron": "61 * * * *", "target": "Clock/chime"}, "cron", "Bad minute"),
-    ({"id": "x", "cron": "* * *", "target": "Clock/chime"}, "cron", "Wrong number of fields"),
-    ({"id": "x", "cron": "@daily", "target": "Clock/chime"}, "cron", "nicknames"),
-    ({"id": "x", "target": "Clock/chime"}, "cron", "either 'cron'"),
-    ({"id": "x", "cron": "* * * * *", "every": "1m", "target": "Clock/chime"}, "cron", "not both"),
-    ({"id": "x", "every": "soon", "target": "Clock/chime"}, "every", "is not a duration"),
-    ({"id": "x", "every": "10ms", "target": "Clock/chime"}, "every", "shortest interval"),
-    ({"id": "x", "every": "1m", "target": "Nope/chime"}, "target", "there is no service 'Nope'"),
-    ({"id": "x", "every": "1m", "target": "Clock/nope"}, "target", "has no handler 'nope'"),
-    ({"id": "x", "every": "1m", "target": "Cart/expire"}, "target", "name the key"),
-    ({"id": "x", "every": "1m", "target": "Clock/k/chime"}, "target", "has no keys"),
-    ({"id": "x", "every": "1m", "target": "Signup/status"}, "target", "shared handler"),
-    ({"id": "x", "every": "1m", "target": "chime"}, "target", "is not a target"),
-    ({"id": "x", "cron": "0 3 * * *", "timezone": "Mars/Olympus", "target": "Clock/chime"}, "timezone", "not a time zone"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "catchup_window": "an hour"}, "catchup_window", "is not a duration"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "catchup_window": "100ms"}, "catchup_window", "shortest window"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "jitter": "2h"}, "jitter", "not shorter than the catch-up window"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "overlap": "queue"}, "overlap", "not an overlap policy"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "start_at": "tomorrow"}, "start_at", "RFC 3339"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "start_at": "2030-01-02T00:00:00Z", "end_at": "2030-01-01T00:00:00Z"}, "end_at", "after start_at"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "paused": "yes"}, "paused", "true or false"),
-    ({"id": "no spaces", "every": "1m", "target": "Clock/chime"}, "id", "not a schedule id"),
-    ({"id": "x", "every": "1m", "target": "Clock/chime", "crontab": "* * * * *"}, "crontab", "not a schedule field"),
-    (["x"], "body", "JSON object"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "why"),
+    [
+        ({"id": "x", "cron": "61 * * * *", "target": "Clock/chime"}, "cron", "Bad minute"),
+        ({"id": "x", "cron": "* * *", "target": "Clock/chime"}, "cron", "Wrong number of fields"),
+        ({"id": "x", "cron": "@daily", "target": "Clock/chime"}, "cron", "nicknames"),
+        ({"id": "x", "target": "Clock/chime"}, "cron", "either 'cron'"),
+        ({"id": "x", "cron": "* * * * *", "every": "1m", "target": "Clock/chime"}, "cron", "not both"),
+        ({"id": "x", "every": "soon", "target": "Clock/chime"}, "every", "is not a duration"),
+        ({"id": "x", "every": "10ms", "target": "Clock/chime"}, "every", "shortest interval"),
+        ({"id": "x", "every": "1m", "target": "Nope/chime"}, "target", "there is no service 'Nope'"),
+        ({"id": "x", "every": "1m", "target": "Clock/nope"}, "target", "has no handler 'nope'"),
+        ({"id": "x", "every": "1m", "target": "Cart/expire"}, "target", "name the key"),
+        ({"id": "x", "every": "1m", "target": "Clock/k/chime"}, "target", "has no keys"),
+        ({"id": "x", "every": "1m", "target": "Signup/status"}, "target", "shared handler"),
+        ({"id": "x", "every": "1m", "target": "chime"}, "target", "is not a target"),
+        ({"id": "x", "cron": "0 3 * * *", "timezone": "Mars/Olympus", "target": "Clock/chime"}, "timezone", "not a time zone"),
+        ({"id": "x", "every": "1m", "target": "Clock/chime", "catchup_window": "an hour"}, "catchup_window", "is not a duration"),
+        ({"id": "x", "every": "1m", "target": "Clock/chime", "catchup_window": "100ms"}, "catchup_window", "shortest window"),
+        ({"id": "x", "every": "1m", "target": "Clock/chime", "jitter": "2h"}, "jitter", "not shorter than the catch-up window"),
+        ({"id": "x", "every": "1m", "target": "Clock/chime", "overlap": "queue"}, "overlap", "not an overlap policy"),
+        ({"id": "x", "every": "1m", "target": "Clock/chime", "start_at": "tomorrow"}, "start_at", "RFC 3339"),
+        (
+            {
+                "id": "x",
+                "every": "1m",
+                "target": "Clock/chime",
+                "start_at": "2030-01-02T00:00:00Z",
+                "end_at": "2030-01-01T00:00:00Z",
+            },
+            "end_at",
+            "after start_at",
+        ),
+        ({"id": "x", "every": "1m", "target": "Clock/chime", "paused": "yes"}, "paused", "true or false"),
+        ({"id": "no spaces", "every": "1m", "target": "Clock/chime"}, "id", "not a schedule id"),
+        ({"id": "x", "every": "1m", "target": "Clock/chime", "crontab": "* * * * *"}, "crontab", "not a schedule field"),
+        (["x"], "body", "JSON object"),
+    ],
+)
 async def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(body, field, why, tmp_path, nursery) -> None:  # type: ignore[no-untyped-def]
     server = await start_in_process(nursery, SERVICES, tmp_path / "data")
     answer = await server.admin.post("/schedules", json=body)
@@ -85,13 +98,17 @@ async def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(body, fie
 async def test_a_schedule_is_created_listed_described_paused_resumed_triggered_backfilled_and_deleted(tmp_path, nursery) -> None:  # type: ignore[no-untyped-def]
     server = await start_in_process(nursery, SERVICES, tmp_path / "data")
     admin = server.admin
-    created = await admin.post("/schedules", json={"id": "chimes", "every": "1s", "target": "Clock/chime", "overlap": "allow_all"})
+    created = await admin.post(
+        "/schedules", json={"id": "chimes", "every": "1s", "target": "Clock/chime", "overlap": "allow_all"}
+    )
     assert created.status_code == 201 and created.headers["location"] == "/schedules/chimes"
     view = created.json()
     assert view["every"] == "1s" and view["overlap"] == "allow_all" and view["catchup_window"] == "1h" and view["source"] == "api"
     assert len(view["next_fires"]) == 5 and view["last_fires"] == []
     created_at = datetime.datetime.fromisoformat(view["created_at"].replace("Z", "+00:00"))
-    assert (await admin.post("/schedules", json={"id": "chimes", "every": "1s", "target": "Clock/chime", "overlap": "allow_all"})).status_code == 200
+    assert (
+        await admin.post("/schedules", json={"id": "chimes", "every": "1s", "target": "Clock/chime", "overlap": "allow_all"})
+    ).status_code == 200
     different = {"id": "chimes", "every": "2s", "target": "Clock/chime", "overlap": "allow_all"}
     conflict = await admin.post("/schedules", json=different)
     assert conflict.status_code == 409 and "force" in conflict.json()["message"]
@@ -102,7 +119,11 @@ async def test_a_schedule_is_created_listed_described_paused_resumed_triggered_b
     await wait_until(lambda: fired(2), timeout=30)
     described = (await admin.get("/schedules/chimes")).json()
     newest = described["last_fires"][0]
-    assert newest["by"] == "schedule" and newest["invocation_id"].startswith("inv_1") and newest["status"] in ("running", "ready", "completed")
+    assert (
+        newest["by"] == "schedule"
+        and newest["invocation_id"].startswith("inv_1")
+        and newest["status"] in ("running", "ready", "completed")
+    )
     invocation = (await admin.get(f"/invocations/{described['last_fires'][-1]['invocation_id']}")).json()
     assert invocation["status"] == "completed" and invocation["idempotency_key"].startswith("chimes@")
     listed = (await admin.get("/schedules")).json()["schedules"]
@@ -132,7 +153,9 @@ async def test_a_schedule_is_created_listed_described_paused_resumed_triggered_b
     assert (await admin.post("/schedules/chimes/backfill", json={"to": just_before})).json()["message"].startswith("from: ")
 
     replaced = await admin.post("/schedules", json={**different, "force": True})
-    assert replaced.status_code == 200 and replaced.json()["every"] == "2s" and replaced.json()["fired"] >= 6, "replacing keeps its history"
+    assert replaced.status_code == 200 and replaced.json()["every"] == "2s" and replaced.json()["fired"] >= 6, (
+        "replacing keeps its history"
+    )
     assert (await admin.delete("/schedules/chimes")).json() == {"id": "chimes", "deleted": True}
     assert (await admin.get("/schedules/chimes")).status_code == 404
     assert (await admin.delete("/schedules/chimes")).status_code == 404
@@ -147,8 +170,14 @@ async def test_a_failed_tick_shows_its_failure_and_an_object_schedule_runs_on_it
     fired = (await admin.patch("/schedules/sad/trigger")).json()
     await server.ingress.get(f"/restate/attach/{fired['invocation_id']}")
     [fire] = (await admin.get("/schedules/sad")).json()["last_fires"]
-    assert fire["by"] == "trigger" and fire["outcome"] == "failure" and fire["failure"] == {"code": 418, "message": "no chime today"}
-    assert (await admin.post("/schedules", json={"id": "expiry", "cron": "0 0 * * *", "timezone": "Asia/Tokyo", "target": "Cart/c-1/expire"})).status_code == 201
+    assert (
+        fire["by"] == "trigger" and fire["outcome"] == "failure" and fire["failure"] == {"code": 418, "message": "no chime today"}
+    )
+    assert (
+        await admin.post(
+            "/schedules", json={"id": "expiry", "cron": "0 0 * * *", "timezone": "Asia/Tokyo", "target": "Cart/c-1/expire"}
+        )
+    ).status_code == 201
     view = (await admin.get("/schedules/expiry")).json()
     assert view["target"] == "Cart/c-1/expire" and all(tick.endswith("T00:00:00+09:00") for tick in view["next_fires"])
     expired = (await admin.patch("/schedules/expiry/trigger")).json()
@@ -167,22 +196,45 @@ async def run_durio(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_the_durio_schedules_command_creates_lists_describes_controls_and_deletes(tmp_path, nursery) -> None:  # type: ignore[no-untyped-def]
     server = await start_in_process(nursery, SERVICES, tmp_path / "data")
     admin = server.running.admin_url.removeprefix("http://")
-    created = await run_durio("schedules", "create", "nightly", "--cron", "30 2 * * *", "--timezone", "Europe/Berlin",
-                              "--target", "Clock/chime", "--input", '"hello"', "--admin", admin, "--json")
+    created = await run_durio(
+        "schedules",
+        "create",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--timezone",
+        "Europe/Berlin",
+        "--target",
+        "Clock/chime",
+        "--input",
+        '"hello"',
+        "--admin",
+        admin,
+        "--json",
+    )
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["input"] == "hello"
     bad = await run_durio("schedules", "create", "broken", "--cron", "0 25 * * *", "--target", "Clock/chime", "--admin", admin)
     assert bad.returncode == 1 and "cron:" in bad.stderr and "Bad hour" in bad.stderr
     listing = await run_durio("schedules", "list", "--admin", admin)
-    assert listing.returncode == 0 and "nightly" in listing.stdout and "30 2 * * *" in listing.stdout and "broken" not in listing.stdout
+    assert (
+        listing.returncode == 0
+        and "nightly" in listing.stdout
+        and "30 2 * * *" in listing.stdout
+        and "broken" not in listing.stdout
+    )
     triggered = await run_durio("schedules", "trigger", "nightly", "--admin", admin)
     assert triggered.returncode == 0 and "fired inv_1" in triggered.stdout
     paused = await run_durio("schedules", "pause", "nightly", "--admin", admin)
     assert paused.stdout.strip() == "nightly: paused"
     resumed = await run_durio("schedules", "resume", "nightly", "--admin", admin)
     assert resumed.stdout.strip() == "nightly: active"
-    filled = await run_durio("schedules", "backfill", "nightly", "--from", "2026-03-28T00:00:00Z", "--to", "2026-03-31T00:00:00Z", "--admin", admin)
-    assert filled.returncode == 0 and filled.stdout.strip() == "nightly: 3 fired, 0 had fired already, 0 skipped, 0 buffered", filled.stdout + filled.stderr
+    filled = await run_durio(
+        "schedules", "backfill", "nightly", "--from", "2026-03-28T00:00:00Z", "--to", "2026-03-31T00:00:00Z", "--admin", admin
+    )
+    assert filled.returncode == 0 and filled.stdout.strip() == "nightly: 3 fired, 0 had fired already, 0 skipped, 0 buffered", (
+        filled.stdout + filled.stderr
+    )
     described = await run_durio("schedules", "describe", "nightly", "--admin", admin)
     assert described.returncode == 0
     assert "2026-03-29T03:00:00+02:00" in described.stdout, "the backfilled tick of the DST night, at 03:00 summer time"

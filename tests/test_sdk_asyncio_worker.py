@@ -17,7 +17,9 @@ def asyncio_deployment(app: str, tmp_path: pathlib.Path, env: dict[str, str] | N
     return hypercorn_deployment(app, tmp_path / (app.replace(":", "_") + ".log"), env)  # no --worker-class: asyncio
 
 
-async def test_durio_app_under_hypercorns_asyncio_worker_on_a_durio_server(server_process: typing.Any, tmp_path: pathlib.Path) -> None:
+async def test_durio_app_under_hypercorns_asyncio_worker_on_a_durio_server(
+    server_process: typing.Any, tmp_path: pathlib.Path
+) -> None:
     client_app = asyncio_deployment("tests.apps.sdk_client_app:app", tmp_path)
     lazy_app = asyncio_deployment("tests.apps.lazy_state_app:app", tmp_path)
     await client_app.start(ready_path="/health")
@@ -30,7 +32,9 @@ async def test_durio_app_under_hypercorns_asyncio_worker_on_a_durio_server(serve
                 registered = await admin.post("/deployments", json={"uri": peer.url})
                 assert registered.status_code == 201, registered.text
         await calls_and_sends_to_every_kind_of_handler(server.ingress_url)
-        assert await churn_everything(server.ingress_url) == {name: AFTER_CHURN for name in ("LazyState", "NotPreloaded", "EagerState")}
+        assert await churn_everything(server.ingress_url) == {
+            name: AFTER_CHURN for name in ("LazyState", "NotPreloaded", "EagerState")
+        }
         assert server.terminate() == 0
         # A graceful stop: the lifespan's shutdown ends the app cleanly.
         for peer in (client_app, lazy_app):

@@ -19,8 +19,9 @@ from tests.remote_peers import RestateServer, hypercorn_deployment
 
 
 @pytest.fixture(params=["embedded", "remote"])
-async def server(request: pytest.FixtureRequest, nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path,
-                 tmp_path: pathlib.Path) -> typing.AsyncIterator[tuple[InProcessServer, str]]:
+async def server(
+    request: pytest.FixtureRequest, nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> typing.AsyncIterator[tuple[InProcessServer, str]]:
     if request.param == "embedded":
         yield await start_in_process(nursery, SERVICES, data_dir), "embedded"
         return
@@ -57,7 +58,8 @@ async def test_a_step_runs_when_awaited_and_one_never_awaited_never_runs(server:
 
 
 async def test_a_step_whose_action_is_an_object_with_an_async_call_is_awaited_on_both_hosts(
-        server: tuple[InProcessServer, str]) -> None:
+    server: tuple[InProcessServer, str],
+) -> None:
     """Embedded and behind durio.app alike (the endpoint ran such an object in a thread before the hosts shared
     one attempt loop, and journaled the coroutine it returned as a failure)."""
     ingress, tag = server[0].ingress, f"{server[1]} object"

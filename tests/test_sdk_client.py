@@ -118,5 +118,3 @@ async def test_create_client_needs_an_ingress() -> None:
     with pytest.raises(durio.ConnectError, match="ingress is required"):
         async with create_client():
             pass
-
-

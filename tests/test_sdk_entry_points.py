@@ -16,14 +16,17 @@ from tests.conftest import TEST_APPS
 SDK_STYLE_APP = TEST_APPS / "sdk_style_app.py"
 
 
-@pytest.mark.parametrize("make", [
-    lambda: durio.Service("S", ingres_private=True),
-    lambda: durio.VirtualObject("O", enable_lazy_stat=True),
-    lambda: durio.Workflow("W", retention=timedelta(days=1)),
-    lambda: durio.Service("S").handler(ingres_private=True),
-    lambda: durio.VirtualObject("O").handler(knd="shared"),
-    lambda: durio.Workflow("W").main(idempotency_retention=timedelta(days=1)),  # the SDK's main has workflow_retention
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: durio.Service("S", ingres_private=True),
+        lambda: durio.VirtualObject("O", enable_lazy_stat=True),
+        lambda: durio.Workflow("W", retention=timedelta(days=1)),
+        lambda: durio.Service("S").handler(ingres_private=True),
+        lambda: durio.VirtualObject("O").handler(knd="shared"),
+        lambda: durio.Workflow("W").main(idempotency_retention=timedelta(days=1)),  # the SDK's main has workflow_retention
+    ],
+)
 def test_a_misspelt_option_is_a_type_error_as_in_the_sdk(make: typing.Callable[[], object]) -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         make()
@@ -34,8 +37,9 @@ def test_options_take_the_sdks_positions() -> None:
     service = durio.Service("Positional", None, None, timedelta(seconds=5), timedelta(seconds=6))
     assert (service.inactivity_timeout, service.abort_timeout) == (timedelta(seconds=5), timedelta(seconds=6))
 
-    @service.handler("h", "application/json", "application/json", durio.DefaultSerde(), durio.DefaultSerde(), None,
-                     timedelta(seconds=7))
+    @service.handler(
+        "h", "application/json", "application/json", durio.DefaultSerde(), durio.DefaultSerde(), None, timedelta(seconds=7)
+    )
     async def h(ctx: durio.Context) -> None:
         pass
 

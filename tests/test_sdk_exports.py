@@ -25,11 +25,28 @@ restate = pytest.importorskip("restate")
 
 # The SDK's modules user code imports, each expected at the same name under durio.
 PUBLIC_MODULES = [
-    "restate", "restate.exceptions", "restate.serde", "restate.context", "restate.service", "restate.object",
-    "restate.workflow", "restate.retry_policy", "restate.asyncio", "restate.logging", "restate.extensions",
-    "restate.context_managers", "restate.server_context", "restate.endpoint", "restate.entry_codec",
-    "restate.client", "restate.client_types", "restate.harness", "restate.types", "restate.connection",
-    "restate._preview", "restate.ext.turnstile",
+    "restate",
+    "restate.exceptions",
+    "restate.serde",
+    "restate.context",
+    "restate.service",
+    "restate.object",
+    "restate.workflow",
+    "restate.retry_policy",
+    "restate.asyncio",
+    "restate.logging",
+    "restate.extensions",
+    "restate.context_managers",
+    "restate.server_context",
+    "restate.endpoint",
+    "restate.entry_codec",
+    "restate.client",
+    "restate.client_types",
+    "restate.harness",
+    "restate.types",
+    "restate.connection",
+    "restate._preview",
+    "restate.ext.turnstile",
 ] + (["restate.ext.tracing"] if importlib.util.find_spec("opentelemetry") else [])
 
 # The SDK's modules that are its runtime, not its API: durio has its own runtime in their place.
@@ -43,23 +60,30 @@ INTERNAL_MODULES = {
     "restate.aws_lambda": "AWS Lambda wrapping; durio serves ASGI (hypercorn, uvicorn) and its own server",
     "restate.__main__": "`python -m restate connect`, Restate Cloud's tunnel (see restate.connection)",
     "restate.ext.openai": "the AI-agent integrations' durable wrappers are not ported: importing durio.ext.openai "
-                          "(and .pydantic, .adk, .langchain) raises ImportError saying so",
+    "(and .pydantic, .adk, .langchain) raises ImportError saying so",
 }
 
 # Names in a public module that are the SDK's internals there, not API (module -> name -> reason).
 INTERNAL_NAMES: dict[str, dict[str, str]] = {
     "restate.serde": {
-        "DaciteFromDict": "dacite glue of the SDK's DefaultSerde", "DaciteToDict": "dacite glue",
-        "Msgspec": "the SDK's lazily imported msgspec module", "MsgspecJsonAPI": "its protocol type",
-        "try_import_from_dacite": "import helper", "try_import_msgspec_api": "import helper",
+        "DaciteFromDict": "dacite glue of the SDK's DefaultSerde",
+        "DaciteToDict": "dacite glue",
+        "Msgspec": "the SDK's lazily imported msgspec module",
+        "MsgspecJsonAPI": "its protocol type",
+        "try_import_from_dacite": "import helper",
+        "try_import_msgspec_api": "import helper",
         "try_import_pydantic_base_model": "import helper",
     },
     "restate.logging": {"restate_context_is_replaying": "the SDK runtime's ContextVar (durio: durio.sdk.logs)"},
     "restate.server_context": {},  # only current_context is API; everything else there is the SDK's runtime
     "restate.harness": {
-        "find_free_port": "Docker plumbing", "run_in_background": "Docker plumbing", "BindAddress": "Docker plumbing",
-        "TcpSocketBindAddress": "Docker plumbing", "AsgiServer": "hypercorn-in-a-thread for the container to call",
-        "RestateContainer": "the Docker container durio's harness replaces", "create_app_server": "Docker plumbing",
+        "find_free_port": "Docker plumbing",
+        "run_in_background": "Docker plumbing",
+        "BindAddress": "Docker plumbing",
+        "TcpSocketBindAddress": "Docker plumbing",
+        "AsgiServer": "hypercorn-in-a-thread for the container to call",
+        "RestateContainer": "the Docker container durio's harness replaces",
+        "create_app_server": "Docker plumbing",
         "create_restate_container": "Docker plumbing",
     },
     "restate.connection": {"TunnelInfo": "metadata of Restate Cloud's tunnel, which durio does not have"},
@@ -71,7 +95,7 @@ SERVER_CONTEXT_API = {"current_context", "set_extension_data", "get_extension_da
 # Deliberate differences of signature, by qualified name (in whichever module the SDK offers it) -> reason.
 SIGNATURE_DIFFERENCES: dict[str, str] = {
     "DurablePromise.__init__": "durio's promise is bound to the context that made it (`ctx.promise(name)`, the only "
-                               "way handler code gets one in either SDK), so its constructor takes the host that context records into",
+    "way handler code gets one in either SDK), so its constructor takes the host that context records into",
     "Client.do_call": "the SDK client's internal helpers; durio's Client has its own",
     "Client.do_raw_call": "the SDK client's internal helpers",
     "Client.post": "the SDK client's internal helpers",
@@ -79,7 +103,7 @@ SIGNATURE_DIFFERENCES: dict[str, str] = {
     "RestateTestHarness.server": "the Docker harness's plumbing",
     "RestateTestHarness.restate": "the Docker harness's container",
     "Connection": "Restate Cloud's tunnel needs the SDK's native core: durio's connect/with_connection raise "
-                  "ConnectError saying so, and never yield a Connection",
+    "ConnectError saying so, and never yield a Connection",
 }
 
 
@@ -90,8 +114,7 @@ def _sdk_harness_module() -> types.ModuleType:
     except ImportError:
         pass
     fake_modules = {}
-    for name in ("testcontainers", "testcontainers.core", "testcontainers.core.container",
-                 "testcontainers.core.wait_strategies"):
+    for name in ("testcontainers", "testcontainers.core", "testcontainers.core.container", "testcontainers.core.wait_strategies"):
         fake_modules[name] = types.ModuleType(name)
     fake_modules["testcontainers.core.container"].DockerContainer = type("DockerContainer", (), {})  # type: ignore[attr-defined]
     fake_modules["testcontainers.core.wait_strategies"].CompositeWaitStrategy = object  # type: ignore[attr-defined]
@@ -113,7 +136,7 @@ def _sdk_module(name: str) -> types.ModuleType:
 
 
 def _durio_module(name: str) -> types.ModuleType:
-    return importlib.import_module("durio" + name[len("restate"):])
+    return importlib.import_module("durio" + name[len("restate") :])
 
 
 def _public_names(module: types.ModuleType) -> set[str]:
@@ -125,8 +148,10 @@ def _public_names(module: types.ModuleType) -> set[str]:
         names = set(exported)
     else:
         names = {
-            name for name, value in vars(module).items()
-            if not name.startswith("_") and not isinstance(value, (types.ModuleType, typing.TypeVar, typing.ParamSpec))
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and not isinstance(value, (types.ModuleType, typing.TypeVar, typing.ParamSpec))
             and getattr(value, "__module__", module.__name__) == module.__name__
         }
     return names - set(INTERNAL_NAMES.get(module.__name__, {}))
@@ -143,7 +168,7 @@ def test_every_public_module_of_the_sdk_exists_under_durio() -> None:
 
 @pytest.mark.parametrize(("module", "name"), _module_pairs())
 def test_every_public_name_of_the_sdk_exists_in_the_same_durio_module(module: str, name: str) -> None:
-    assert hasattr(_durio_module(module), name), f"durio{module[len('restate'):]}.{name} is missing"
+    assert hasattr(_durio_module(module), name), f"durio{module[len('restate') :]}.{name} is missing"
 
 
 def _default(value: typing.Any) -> typing.Any:
@@ -194,7 +219,9 @@ def test_every_public_callable_takes_the_sdks_parameters(module: str, name: str)
         assert inspect.isclass(ours), f"{name} is not a class in durio"
         if dataclasses.is_dataclass(sdk_value):
             sdk_fields = [(f.name, _default(f.default)) for f in dataclasses.fields(sdk_value)]
-            our_fields = [(f.name, _default(f.default)) for f in dataclasses.fields(ours)] if dataclasses.is_dataclass(ours) else []
+            our_fields = (
+                [(f.name, _default(f.default)) for f in dataclasses.fields(ours)] if dataclasses.is_dataclass(ours) else []
+            )
             if sdk_fields != our_fields:
                 problems.append(f"fields: SDK {sdk_fields}, durio {our_fields}")
         our_members = _members(ours)

@@ -45,7 +45,9 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 
 
-async def test_spans_are_children_of_the_invocations_trace_once_each(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path) -> None:
+async def test_spans_are_children_of_the_invocations_trace_once_each(
+    nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path
+) -> None:
     server = await start_in_process(nursery, [traced], data_dir, suspend_after_s=0.0)
     response = await server.ingress.post("/Traced/work", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
     assert response.json() == "done"

@@ -53,8 +53,9 @@ def test_a_suite_written_for_the_official_harness_runs_unchanged() -> None:
     )
     # On asyncio, as the official SDK's users run it, and on Trio (tests/conftest.py, the suite's ancestor, reads this).
     env = {**{k: v for k, v in os.environ.items() if k != "DURIO_TEST_SUBSET"}, "DURIO_TEST_BACKENDS": "asyncio,trio"}
-    result = subprocess.run([sys.executable, "-c", script, str(SUITE)], capture_output=True, text=True, timeout=120,
-                            cwd=SUITE, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(SUITE)], capture_output=True, text=True, timeout=120, cwd=SUITE, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 passed" in result.stdout, result.stdout  # its 3 async checks on asyncio and on Trio, its 2 sync ones
 

@@ -19,7 +19,9 @@ from tests.remote_peers import RestateServer, hypercorn_deployment
 EXPECTED = {"stamped": "[ada]", "loud": "[ADA]", "kept": "[ADA]"}
 
 
-async def test_a_durio_server_holds_only_encoded_values(nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+async def test_a_durio_server_holds_only_encoded_values(
+    nursery: anyio.abc.TaskGroup, data_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     peer = hypercorn_deployment("tests.apps.codec_app:app", tmp_path / "codec.log", trio_worker=True)
     await peer.start(ready_path="/health")
     try:
@@ -33,10 +35,15 @@ async def test_a_durio_server_holds_only_encoded_values(nursery: anyio.abc.TaskG
         assert raw.content == PREFIX + b'"[ADA]"'[::-1]
         stored = await server.runtime.store.read(lambda txn: txn.state_of("Vault", "k"))
         assert stored == {"secret": PREFIX + b'"[ADA]"'[::-1]}
-        journal = await server.runtime.store.read(lambda txn: [
-            entry for record in txn.iter_invocations() for entry in txn.journal(record.id)])
-        values = [getattr(entry, field) for entry in journal for field in ("value", "result")
-                  if isinstance(getattr(entry, field, None), bytes) and getattr(entry, field)]
+        journal = await server.runtime.store.read(
+            lambda txn: [entry for record in txn.iter_invocations() for entry in txn.journal(record.id)]
+        )
+        values = [
+            getattr(entry, field)
+            for entry in journal
+            for field in ("value", "result")
+            if isinstance(getattr(entry, field, None), bytes) and getattr(entry, field)
+        ]
         assert values and all(value.startswith(PREFIX) for value in values), values
         # A value the codec cannot read fails the attempt with a message saying so (retried), not the endpoint.
         unsealed = (await server.ingress.post("/restate/send/Vault/k2/keep", json="plain")).json()["invocationId"]

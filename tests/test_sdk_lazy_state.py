@@ -20,8 +20,9 @@ OFFICIAL_EAGER = dict(AFTER_CHURN, keys=["a", "b"])
 
 
 def deployment(tmp_path: pathlib.Path, sdk: str) -> Peer:
-    return hypercorn_deployment("tests.apps.lazy_state_app:app", tmp_path / f"{sdk}.log", {"LAZY_STATE_SDK": sdk},
-                                trio_worker=sdk == "durio")
+    return hypercorn_deployment(
+        "tests.apps.lazy_state_app:app", tmp_path / f"{sdk}.log", {"LAZY_STATE_SDK": sdk}, trio_worker=sdk == "durio"
+    )
 
 
 async def churn_everything(ingress_url: str) -> dict[str, typing.Any]:

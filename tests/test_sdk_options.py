@@ -40,6 +40,7 @@ async def test_inactivity_timeout_of_the_handler_else_the_service_suspends_a_wai
         started[path] = (await server.ingress.post(f"/restate/send/{path}")).json()["invocationId"]
 
     for path in ("Patient/wait_briskly", "Brisk/wait"):
+
         async def suspended(invocation_id: str = started[path]) -> bool:
             return await status(server, invocation_id) == "suspended"
 

@@ -33,7 +33,11 @@ SOAK = ROOT / "scripts" / "soak.py"
 def run_soak(tmp_path: pathlib.Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     completed = subprocess.run(
         [sys.executable, str(SOAK), "--data-dir", str(tmp_path / "soak" / "data"), *args],
-        capture_output=True, text=True, timeout=170, cwd=str(ROOT), env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=170,
+        cwd=str(ROOT),
+        env={**os.environ, **(env or {})},
     )
     return completed.returncode, completed.stdout + completed.stderr
 
@@ -52,9 +56,12 @@ def report(request: pytest.FixtureRequest, line: str) -> None:
 def soak_summary(output: str) -> dict[str, int]:
     """The figures of the soak's summary lines."""
     patterns = {
-        "kills": r"survived (\d+) kills", "invocations": r"checked (\d+) invocations",
-        "worker kills": r"kills: (\d+) of single workers", "group kills": r"(\d+) of the whole group",
-        "restarts": r"replacement listed in /cluster\): (\d+)", "probes": r"during restarts: (\d+), ",
+        "kills": r"survived (\d+) kills",
+        "invocations": r"checked (\d+) invocations",
+        "worker kills": r"kills: (\d+) of single workers",
+        "group kills": r"(\d+) of the whole group",
+        "restarts": r"replacement listed in /cluster\): (\d+)",
+        "probes": r"during restarts: (\d+), ",
         "failed probes": r"during restarts: \d+, (\d+) failed",
     }
     found = {}
@@ -66,9 +73,10 @@ def soak_summary(output: str) -> dict[str, int]:
 
 
 def test_every_accepted_invocation_completes_exactly_once_through_20_kill_9s_of_one_process(tmp_path, request) -> None:  # type: ignore[no-untyped-def]
-    seed = random.randrange(2 ** 32)  # printed in the output: rerun with --seed to reproduce
-    code, output = run_soak(tmp_path, "--workers", "1", "--worker-kills", "0", "--group-kills", "20", "--seed", str(seed),
-                            "--max-gap", "0.8")
+    seed = random.randrange(2**32)  # printed in the output: rerun with --seed to reproduce
+    code, output = run_soak(
+        tmp_path, "--workers", "1", "--worker-kills", "0", "--group-kills", "20", "--seed", str(seed), "--max-gap", "0.8"
+    )
     summary = next((line for line in output.splitlines() if line.startswith("soak: survived")), "no summary")
     report(request, summary)
     assert code == 0, output[-20000:] + "\n" + (tmp_path / "soak" / "server.log").read_text(errors="replace")[-10000:]
@@ -80,9 +88,10 @@ def test_every_accepted_invocation_completes_exactly_once_through_20_kill_9s_of_
 
 def test_with_two_workers_killed_one_at_a_time_and_as_a_group_the_survivors_keep_answering(tmp_path, request) -> None:  # type: ignore[no-untyped-def]
     """`make test`'s short version of issue 17's soak (scripts/soak.py's defaults: 50 worker kills, 10 group kills)."""
-    seed = random.randrange(2 ** 32)
-    code, output = run_soak(tmp_path, "--workers", "2", "--worker-kills", "5", "--group-kills", "1", "--seed", str(seed),
-                            "--max-gap", "0.8")
+    seed = random.randrange(2**32)
+    code, output = run_soak(
+        tmp_path, "--workers", "2", "--worker-kills", "5", "--group-kills", "1", "--seed", str(seed), "--max-gap", "0.8"
+    )
     report(request, " / ".join(line for line in output.splitlines() if line.startswith("soak: ") and "seed" not in line))
     assert code == 0, output[-20000:] + "\n" + (tmp_path / "soak" / "server.log").read_text(errors="replace")[-10000:]
     figures = soak_summary(output)
@@ -92,13 +101,26 @@ def test_with_two_workers_killed_one_at_a_time_and_as_a_group_the_survivors_keep
 
 
 def test_the_soak_catches_doubled_state_writes_steps_run_twice_and_failed_probes(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    code, output = run_soak(tmp_path, "--workers", "2", "--worker-kills", "1", "--group-kills", "1", "--seed", "7",
-                            env={"SOAK_FAULT": "double-ledger,rerun-step,fail-probe"})
+    code, output = run_soak(
+        tmp_path,
+        "--workers",
+        "2",
+        "--worker-kills",
+        "1",
+        "--group-kills",
+        "1",
+        "--seed",
+        "7",
+        env={"SOAK_FAULT": "double-ledger,rerun-step,fail-probe"},
+    )
     assert code == 1, output
     assert re.search(r"counter c\d: doubled \['", output), output
     assert re.search(r"step charge of inv_\w+ ran 2 times in worker process \d+", output), output
-    assert re.search(r"while worker \d restarted \(kill \d\), Counter/probe\d+/peek \(partition \d, worker \d's\) "
-                     r"answered 500", output), output
+    assert re.search(
+        r"while worker \d restarted \(kill \d\), Counter/probe\d+/peek \(partition \d, worker \d's\) "
+        r"answered 500",
+        output,
+    ), output
 
 
 def load_soak_script() -> typing.Any:
@@ -134,8 +156,12 @@ def test_the_soak_catches_a_key_held_in_two_live_processes_and_a_step_rerun_in_o
         "two exclusive handlers of Counter/c2 ran at once in processes 11 and 12, neither killed: inv_c and inv_d",
         "two exclusive handlers of Counter/c3 ran at once in process 14: inv_g and inv_h",
     ]
-    charges = [run(10, "inv_o", "charge", "o1"), run(11, "inv_o", "charge", "o1"), run(11, "inv_p", "charge", "o2"),
-               run(11, "inv_p", "charge", "o2")]
+    charges = [
+        run(10, "inv_o", "charge", "o1"),
+        run(11, "inv_o", "charge", "o1"),
+        run(11, "inv_p", "charge", "o2"),
+        run(11, "inv_p", "charge", "o2"),
+    ]
     assert soak.reruns_in_one_process(charges) == ["step charge of inv_p ran 2 times in worker process 11"]
 
 
@@ -146,7 +172,8 @@ SOAK_APP = ROOT / "tests" / "apps" / "soak_app.py"
 
 
 async def test_regression_exclusive_calls_arriving_after_a_restart_queue_behind_the_recovered_holder(
-    server_process, tmp_path  # type: ignore[no-untyped-def]
+    server_process,
+    tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     """Counter/k.add is exclusive; its `run` step logs entering and leaving (and holds the key 300 ms).
 
@@ -313,8 +340,13 @@ class DiskLoad:
         while not self.stopping:
             ref, key, amount = self.next_id("a"), self.rng.choice(TALLIES), self.rng.randint(1, 9)
             self.soak.tallies[ref] = {"key": key, "amount": amount, "total": None}
-            answer = await self.until_taken(self.client, "POST", f"/restate/call/Tally/{key}/add",
-                                            json={"ref": ref, "amount": amount}, headers={"idempotency-key": ref})
+            answer = await self.until_taken(
+                self.client,
+                "POST",
+                f"/restate/call/Tally/{key}/add",
+                json={"ref": ref, "amount": amount},
+                headers={"idempotency-key": ref},
+            )
             if answer.status_code != 200 or not isinstance(answer.json(), int):
                 self.soak.violations.append(f"tally {ref}: {answer.status_code} {answer.text[:300]}")
             else:
@@ -323,11 +355,16 @@ class DiskLoad:
     async def order_worker(self) -> None:
         while not self.stopping:
             order_id = self.next_id("o")
-            order = {"id": order_id, "amount": self.rng.randint(1, 9), "counter": self.rng.choice(COUNTERS),
-                     "sleep_ms": self.rng.randint(5, 300)}
+            order = {
+                "id": order_id,
+                "amount": self.rng.randint(1, 9),
+                "counter": self.rng.choice(COUNTERS),
+                "sleep_ms": self.rng.randint(5, 300),
+            }
             self.soak.orders[order_id] = order
-            answer = await self.until_taken(self.client, "POST", "/restate/call/Orders/process", json=order,
-                                            headers={"idempotency-key": order_id})
+            answer = await self.until_taken(
+                self.client, "POST", "/restate/call/Orders/process", json=order, headers={"idempotency-key": order_id}
+            )
             if answer.status_code != 200:
                 self.soak.violations.append(f"order {order_id}: {answer.status_code} {answer.text[:300]}")
             else:
@@ -336,10 +373,15 @@ class DiskLoad:
     async def saga_worker(self, nursery: anyio.abc.TaskGroup) -> None:
         while not self.stopping:
             booking_id = self.next_id("b")
-            booking = {"id": booking_id, "wait": self.rng.choice(["sleep", "awakeable"]),
-                       "refund_ms": self.rng.randint(200, 1500), "after_ms": self.rng.randint(50, 1500)}
-            sent = await self.until_taken(self.client, "POST", "/restate/send/Saga/book", json=booking,
-                                          headers={"idempotency-key": booking_id})
+            booking = {
+                "id": booking_id,
+                "wait": self.rng.choice(["sleep", "awakeable"]),
+                "refund_ms": self.rng.randint(200, 1500),
+                "after_ms": self.rng.randint(50, 1500),
+            }
+            sent = await self.until_taken(
+                self.client, "POST", "/restate/send/Saga/book", json=booking, headers={"idempotency-key": booking_id}
+            )
             if sent.status_code != 202:
                 self.soak.violations.append(f"saga {booking_id}: send answered {sent.status_code} {sent.text[:300]}")
                 continue
@@ -378,6 +420,7 @@ def journaled_nonces(data_dir: pathlib.Path) -> dict[tuple[str, str], str]:
 
     store = LmdbStore(data_dir, readonly=True)
     try:
+
         def scan(txn: typing.Any) -> dict[tuple[str, str], str]:
             found: dict[tuple[str, str], str] = {}
             for record in txn.iter_invocations():
@@ -406,9 +449,11 @@ async def settle(admin: httpx.AsyncClient, soak: DiskSoak, deadline: float) -> l
     for status in ("scheduled", "pending", "ready", "running", "backing-off", "suspended", "paused"):
         left = (await admin.get("/invocations", params={"status": status, "limit": "10000000"})).json()["invocations"]
         for invocation in left[:10]:
-            soak.violations.append(f"{DISK_SETTLE_S:.0f} s after the disk freed, {invocation['id']} {invocation['target']} is "
-                                   f"still {status} (scheduled at {invocation['scheduled_at']}, retries {invocation['retry_count']}, "
-                                   f"last failure {invocation['last_failure']})")
+            soak.violations.append(
+                f"{DISK_SETTLE_S:.0f} s after the disk freed, {invocation['id']} {invocation['target']} is "
+                f"still {status} (scheduled at {invocation['scheduled_at']}, retries {invocation['retry_count']}, "
+                f"last failure {invocation['last_failure']})"
+            )
         if len(left) > 10:
             soak.violations.append(f"... and {len(left) - 10} more {status}")
     return invocations
@@ -425,8 +470,13 @@ async def peek_state(client: httpx.AsyncClient, soak: "DiskSoak", service: str, 
     return {"total": None, "ledger": []}
 
 
-def check_disk_soak(soak: DiskSoak, invocations: list[dict], executions: list[list[str]],
-                    nonces: dict[tuple[str, str], str], ledgers: dict[str, dict]) -> None:
+def check_disk_soak(
+    soak: DiskSoak,
+    invocations: list[dict],
+    executions: list[list[str]],
+    nonces: dict[tuple[str, str], str],
+    ledgers: dict[str, dict],
+) -> None:
     v = soak.violations.append
     by_target: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
     for invocation in invocations:
@@ -457,8 +507,12 @@ def check_disk_soak(soak: DiskSoak, invocations: list[dict], executions: list[li
     orders_by_key = collections.Counter(i["idempotency_key"] for i in by_target[("Orders", "process")])
     for order_id, order in soak.orders.items():
         output = soak.order_results.get(order_id, {})
-        expected = {"order": order_id, "reservation": f"res-{order_id}", "charge": f"charged-{order['amount']}",
-                    "confirmation": "confirmed"}
+        expected = {
+            "order": order_id,
+            "reservation": f"res-{order_id}",
+            "charge": f"charged-{order['amount']}",
+            "confirmation": "confirmed",
+        }
         if orders_by_key[order_id] != 1 or {k: output.get(k) for k in expected} != expected:
             v(f"order {order_id}: {orders_by_key[order_id]} invocations, the client got {output}")
     for counter in COUNTERS:
@@ -470,8 +524,10 @@ def check_disk_soak(soak: DiskSoak, invocations: list[dict], executions: list[li
             v(f"counter {counter}: total {ledgers[f'Counter/{counter}']['total']}")
     audits = collections.Counter(i.get("output") for i in by_target[("Audit", "record")])
     if audits != collections.Counter(list(soak.orders)):
-        v(f"audits: {sum(audits.values())} for {len(soak.orders)} orders, doubled or missing "
-          f"{sorted(str(r) for r in set(audits) | set(soak.orders) if audits[r] != 1)[:10]}")
+        v(
+            f"audits: {sum(audits.values())} for {len(soak.orders)} orders, doubled or missing "
+            f"{sorted(str(r) for r in set(audits) | set(soak.orders) if audits[r] != 1)[:10]}"
+        )
 
     # Sagas: every acknowledged cancel applied: the saga failed with 409 after exactly one compensation,
     # whose callee completed.
@@ -492,17 +548,23 @@ def check_disk_soak(soak: DiskSoak, invocations: list[dict], executions: list[li
         compensations = 0 if soak.cancels_acknowledged[booking_id] == 200 else 1
         failure = saga.get("completion_failure") or {}
         if saga["status"] != "completed" or {"code": failure.get("code")} != expected_saga_failure:
-            v(f"saga {booking_id} ({invocation_id}), its cancel acknowledged, is {saga['status']} with "
-              f"{saga.get('completion_failure') or saga.get('output')!r} (last failure {saga['last_failure']})")
+            v(
+                f"saga {booking_id} ({invocation_id}), its cancel acknowledged, is {saga['status']} with "
+                f"{saga.get('completion_failure') or saga.get('output')!r} (last failure {saga['last_failure']})"
+            )
         refunds = refunds_by_caller.get(invocation_id, [])
         if len(refunds) != compensations:
-            v(f"saga {booking_id} ({invocation_id}) compensated with {len(refunds)} refund calls, cancel answered "
-              f"{soak.cancels_acknowledged[booking_id]}")
+            v(
+                f"saga {booking_id} ({invocation_id}) compensated with {len(refunds)} refund calls, cancel answered "
+                f"{soak.cancels_acknowledged[booking_id]}"
+            )
         elif refunds and (refunds[0]["status"] != "completed" or refunds[0].get("output") != f"refunded-{booking_id}"):
             v(f"the refund of saga {booking_id} ({refunds[0]['id']}) is {refunds[0]['status']}: {refunds[0].get('output')!r}")
         if ((invocation_id, "compensated") in nonces) != bool(compensations):
-            v(f"saga {booking_id} ({invocation_id}): its compensation step journaled "
-              f"{int((invocation_id, 'compensated') in nonces)} times, cancel answered {soak.cancels_acknowledged[booking_id]}")
+            v(
+                f"saga {booking_id} ({invocation_id}): its compensation step journaled "
+                f"{int((invocation_id, 'compensated') in nonces)} times, cancel answered {soak.cancels_acknowledged[booking_id]}"
+            )
     if set(refunds_by_caller) - set(sagas):
         v(f"refunds nobody called: {sorted(set(refunds_by_caller) - set(sagas))[:5]}")
 
@@ -520,8 +582,10 @@ def check_disk_soak(soak: DiskSoak, invocations: list[dict], executions: list[li
                 continue
             ran = runs.get((invocation["id"], step), [])
             if ran.count(journaled) != 1 or ran[-1] != journaled:
-                v(f"step {step} of {invocation['id']}: journaled the execution {journaled[:8]}, "
-                  f"but its executions were {[n[:8] for n in ran]}")
+                v(
+                    f"step {step} of {invocation['id']}: journaled the execution {journaled[:8]}, "
+                    f"but its executions were {[n[:8] for n in ran]}"
+                )
     existing = {i["id"] for i in invocations}
     strays = sorted(key for key in runs if key[0] not in existing)
     if strays:
@@ -533,13 +597,15 @@ def check_disk_soak(soak: DiskSoak, invocations: list[dict], executions: list[li
 # write refused during a reload), and ran 20 times in a row without a violation after their fixes.
 @pytest.mark.disk_soak
 async def test_under_a_disk_that_fills_and_empties_acknowledged_work_and_cancels_complete_exactly_once(
-    tmpfs_disk, tmp_path, request  # type: ignore[no-untyped-def]
+    tmpfs_disk,
+    tmp_path,
+    request,  # type: ignore[no-untyped-def]
 ) -> None:
     """Keyed calls, orders (sleeps, calls, delayed sends, awakeables) and cancelled sagas, while a filler file
     takes the whole disk for 1-3 s at a time. The bugs this soak would have caught: a cancelled saga whose
     compensation called out replayed into a journal mismatch and retried forever (B1, 28e5fd3); work that fell
     due while storage refused writes, and cancels acknowledged meanwhile, waited for a restart (B2, 082b98f)."""
-    seed = random.randrange(2 ** 32)
+    seed = random.randrange(2**32)
     rng = random.Random(seed)
     steps_log = tmp_path / "steps.log"
     data_dir = tmpfs_disk / "data"
@@ -550,8 +616,10 @@ async def test_under_a_disk_that_fills_and_empties_acknowledged_work_and_cancels
     try:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         timeout = httpx.Timeout(60.0, connect=5.0)
-        async with httpx.AsyncClient(base_url=server.ingress_url, timeout=timeout, limits=limits) as client, \
-                httpx.AsyncClient(base_url=server.admin_url, timeout=timeout) as admin:
+        async with (
+            httpx.AsyncClient(base_url=server.ingress_url, timeout=timeout, limits=limits) as client,
+            httpx.AsyncClient(base_url=server.admin_url, timeout=timeout) as admin,
+        ):
             load = DiskLoad(client, admin, soak, rng)
             async with anyio.create_task_group() as nursery:
                 for _ in range(3):
@@ -568,11 +636,15 @@ async def test_under_a_disk_that_fills_and_empties_acknowledged_work_and_cancels
                 nursery.cancel_scope.deadline = settled_by
             unanswered = [asked for asked, n in load.in_flight.items() if n > 0]
             if unanswered:
-                soak.violations.append(f"{len(unanswered)} requests unanswered {DISK_SETTLE_S:.0f} s after the disk freed: "
-                                       f"{unanswered[:10]}")
+                soak.violations.append(
+                    f"{len(unanswered)} requests unanswered {DISK_SETTLE_S:.0f} s after the disk freed: {unanswered[:10]}"
+                )
             invocations = await settle(admin, soak, settled_by)
-            ledgers = {f"{service}/{key}": await peek_state(client, soak, service, key)
-                       for service, keys in (("Tally", TALLIES), ("Counter", COUNTERS)) for key in keys}
+            ledgers = {
+                f"{service}/{key}": await peek_state(client, soak, service, key)
+                for service, keys in (("Tally", TALLIES), ("Counter", COUNTERS))
+                for key in keys
+            }
     finally:
         code = server.terminate()
     if code != 0:
@@ -582,10 +654,12 @@ async def test_under_a_disk_that_fills_and_empties_acknowledged_work_and_cancels
     check_disk_soak(soak, invocations, executions, journaled_nonces(data_dir), ledgers)
     if soak.violations:  # the tmpfs goes with the test: keep its files beside the logs
         shutil.copytree(data_dir, tmp_path / "data-at-the-end")
-    summary = (f"disk soak: seed {seed}; {soak.fills} fills ({soak.filled_bytes >> 20} MiB); {len(invocations)} invocations: "
-               f"{len(soak.tallies)} tallies, {len(soak.orders)} orders, {len(soak.sagas)} sagas, "
-               f"{len(soak.cancels_acknowledged)} cancels acknowledged; {soak.requests} requests, {soak.refused} refused "
-               f"and retried; {len(executions)} nonce steps run; {time.monotonic() - started:.1f} s")
+    summary = (
+        f"disk soak: seed {seed}; {soak.fills} fills ({soak.filled_bytes >> 20} MiB); {len(invocations)} invocations: "
+        f"{len(soak.tallies)} tallies, {len(soak.orders)} orders, {len(soak.sagas)} sagas, "
+        f"{len(soak.cancels_acknowledged)} cancels acknowledged; {soak.requests} requests, {soak.refused} refused "
+        f"and retried; {len(executions)} nonce steps run; {time.monotonic() - started:.1f} s"
+    )
     report(request, summary)
     assert soak.fills >= 3, summary
     assert soak.refused > 0, "the disk never refused a request: " + summary
@@ -593,14 +667,36 @@ async def test_under_a_disk_that_fills_and_empties_acknowledged_work_and_cancels
 
 
 def test_the_disk_soak_catches_a_step_run_after_its_journaled_result_and_a_cancel_not_compensated() -> None:
-    saga = {"id": "inv_saga", "target": "Saga/book", "target_service_name": "Saga", "target_handler_name": "book",
-            "status": "completed", "completion_result": "failure", "completion_failure": {"code": 409, "message": "canceled"},
-            "idempotency_key": "b1", "invoked_by": None, "last_failure": None}
-    tally = {"id": "inv_tally", "target": "Tally/t0/add", "target_service_name": "Tally", "target_handler_name": "add",
-             "status": "completed", "completion_result": "success", "output": 5, "idempotency_key": "a1", "invoked_by": None}
-    soak = DiskSoak(tallies={"a1": {"key": "t0", "amount": 5, "total": 5}}, sagas={"b1": "inv_saga"}, cancels_acknowledged={"b1": 202})
-    ledgers = {**{f"Tally/{key}": {"total": 0, "ledger": []} for key in TALLIES},
-               **{f"Counter/{key}": {"total": 0, "ledger": []} for key in COUNTERS}}
+    saga = {
+        "id": "inv_saga",
+        "target": "Saga/book",
+        "target_service_name": "Saga",
+        "target_handler_name": "book",
+        "status": "completed",
+        "completion_result": "failure",
+        "completion_failure": {"code": 409, "message": "canceled"},
+        "idempotency_key": "b1",
+        "invoked_by": None,
+        "last_failure": None,
+    }
+    tally = {
+        "id": "inv_tally",
+        "target": "Tally/t0/add",
+        "target_service_name": "Tally",
+        "target_handler_name": "add",
+        "status": "completed",
+        "completion_result": "success",
+        "output": 5,
+        "idempotency_key": "a1",
+        "invoked_by": None,
+    }
+    soak = DiskSoak(
+        tallies={"a1": {"key": "t0", "amount": 5, "total": 5}}, sagas={"b1": "inv_saga"}, cancels_acknowledged={"b1": 202}
+    )
+    ledgers = {
+        **{f"Tally/{key}": {"total": 0, "ledger": []} for key in TALLIES},
+        **{f"Counter/{key}": {"total": 0, "ledger": []} for key in COUNTERS},
+    }
     ledgers["Tally/t0"] = {"total": 5, "ledger": ["a1"]}
     executions = [["inv_tally", "tally", "a1", "n1"], ["inv_tally", "tally", "a1", "n2"], ["inv_saga", "reserve", "b1", "n3"]]
     check_disk_soak(soak, [saga, tally], executions, {("inv_tally", "tally"): "n1", ("inv_saga", "reserve"): "n3"}, ledgers)

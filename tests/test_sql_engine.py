@@ -33,9 +33,11 @@ async def test_one_query_sees_one_snapshot_while_invocations_are_written(data_di
         server = await start_in_process(nursery, [greeter], data_dir)
         # An invocation's record and its journal's first entry are written in one transaction: in any one
         # snapshot there are exactly as many of each, however many commit while the query runs.
-        check = ("select (select count(*) from sys_invocation) as invocations, "
-                 "(select count(*) from sys_journal where index = 0) as inputs, "
-                 "(select count(*) from sys_invocation) as again")
+        check = (
+            "select (select count(*) from sys_invocation) as invocations, "
+            "(select count(*) from sys_journal where index = 0) as inputs, "
+            "(select count(*) from sys_invocation) as again"
+        )
         done = anyio.Event()
 
         async def send(i: int) -> None:
@@ -77,8 +79,11 @@ async def test_a_lookup_by_id_reads_one_invocation_not_all(data_dir: pathlib.Pat
         target = sent[7].json()["invocationId"]
         plan = await server.runtime.store.read(lambda txn: _plan(txn, f"select * from sys_invocation where id = '{target}'"))
         assert "INDEX 0:id" in plan, plan
-        plan = await server.runtime.store.read(lambda txn: _plan(txn, "select * from sys_journal j join sys_invocation i "
-                                                                      "on i.id = j.id where i.status = 'completed'"))
+        plan = await server.runtime.store.read(
+            lambda txn: _plan(
+                txn, "select * from sys_journal j join sys_invocation i on i.id = j.id where i.status = 'completed'"
+            )
+        )
         assert "INDEX 0:status" in plan and "INDEX 0:id" in plan, plan
         rows = await sql(server, f"select id, target from sys_invocation where id = '{target}'")
         assert rows == [{"id": target, "target": "Greeter/greet"}]
@@ -93,8 +98,8 @@ def _plan(txn, text: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_bare_index_is_quoted_and_only_one_statement_is_taken() -> None:
-    assert prepare_query("select index, 'index' from t order by index") == "select \"index\", 'index' from t order by \"index\""
-    assert prepare_query("select j.Index from t -- index\n") == "select j.\"index\" from t -- index\n"
+    assert prepare_query("select index, 'index' from t order by index") == 'select "index", \'index\' from t order by "index"'
+    assert prepare_query("select j.Index from t -- index\n") == 'select j."index" from t -- index\n'
     assert prepare_query("select 1; -- a comment\n") == "select 1 -- a comment\n"
     with pytest.raises(ValueError, match="one statement at a time"):
         prepare_query("select 1; select 2")

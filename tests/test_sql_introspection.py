@@ -41,8 +41,11 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[tuple[Serv
         ids["saga"] = saga.headers["x-restate-id"]
         for subscription in ("Hulu", "Prime"):
             client.post("/restate/call/UserSubscriptions/user-123/add", json=subscription)
-        keyed = client.post("/restate/call/ConcertTicketingService/buy", headers={"idempotency-key": "k-1"}, json={
-            "ticketId": "t-1", "price": 10, "customerEmail": "a@example.com", "concertDate": "2031-01-01T20:00:00Z"})
+        keyed = client.post(
+            "/restate/call/ConcertTicketingService/buy",
+            headers={"idempotency-key": "k-1"},
+            json={"ticketId": "t-1", "price": 10, "customerEmail": "a@example.com", "concertDate": "2031-01-01T20:00:00Z"},
+        )
         ids["buy"] = keyed.headers["x-restate-id"]
     with httpx.Client(base_url=server.admin_url, timeout=30) as admin:
         for _ in range(400):
@@ -101,11 +104,14 @@ def test_durio_sql_lists_the_backing_off_invocations_the_admin_api_lists(tour) -
 
 def test_the_journal_joined_with_its_invocation_is_the_admin_apis_journal(tour) -> None:  # type: ignore[no-untyped-def]
     server, ids = tour
-    response = query(server, """
+    response = query(
+        server,
+        """
         select i.id, i.target, i.status, i.completion_result, j.index, j.entry_type, j.name, j.completed, j.invoked_id
         from sys_journal j join sys_invocation i on j.id = i.id
         where i.target_service_name = 'SubscriptionSaga'
-        order by i.id, j.index""")
+        order by i.id, j.index""",
+    )
     assert response.status_code == 200, response.text
     rows = [row for row in response.json()["rows"] if row["id"] == ids["saga"]]
     view = admin_get(server, f"/invocations/{ids['saga']}")
@@ -162,23 +168,29 @@ def test_every_invocation_row_states_the_admin_apis_facts(tour) -> None:  # type
         assert row["invoked_by_target"] == caller["target"]
         assert row["invoked_by_service_name"] == caller["target_service_name"]
 
-    netflix = query(server, f"select retry_count, last_failure, last_failure_related_entry_name from sys_invocation "
-                            f"where id = '{ids['netflix']}'").json()["rows"]
+    netflix = query(
+        server,
+        f"select retry_count, last_failure, last_failure_related_entry_name from sys_invocation where id = '{ids['netflix']}'",
+    ).json()["rows"]
     view = admin_get(server, f"/invocations/{ids['netflix']}")
     assert len(netflix) == 1 and netflix[0]["retry_count"] >= 3
     assert netflix[0]["last_failure"] == view["last_failure"]["message"]
     assert netflix[0]["last_failure_related_entry_name"] == "add-Netflix"
 
-    keyed = query(server, "select invocation_id, service_name, service_handler from sys_idempotency "
-                          "where idempotency_key = 'k-1'").json()["rows"]
+    keyed = query(
+        server, "select invocation_id, service_name, service_handler from sys_idempotency where idempotency_key = 'k-1'"
+    ).json()["rows"]
     assert keyed == [{"invocation_id": ids["buy"], "service_name": "ConcertTicketingService", "service_handler": "buy"}]
 
 
 def test_state_services_and_counts_match_the_admin_api(tour) -> None:  # type: ignore[no-untyped-def]
     server, _ = tour
     state = admin_get(server, "/state/UserSubscriptions/user-123")["state"]
-    rows = query(server, "select key, value_utf8, value_length from state "
-                         "where service_name = 'UserSubscriptions' and service_key = 'user-123' order by key").json()["rows"]
+    rows = query(
+        server,
+        "select key, value_utf8, value_length from state "
+        "where service_name = 'UserSubscriptions' and service_key = 'user-123' order by key",
+    ).json()["rows"]
     assert {row["key"]: json.loads(row["value_utf8"]) for row in rows} == state
     assert all(row["value_length"] == len(row["value_utf8"].encode()) for row in rows)
 

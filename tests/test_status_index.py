@@ -24,8 +24,14 @@ from tests.conftest import start_in_process, wait_until
 
 
 def record(created_ms: int, status: Status = Status.READY) -> InvocationRecord:
-    return InvocationRecord(id=ids.new_invocation_id(), target=Target("Svc", "run"), handler_kind=None,
-                            status=str(status), created_ms=created_ms, modified_ms=created_ms)
+    return InvocationRecord(
+        id=ids.new_invocation_id(),
+        target=Target("Svc", "run"),
+        handler_kind=None,
+        status=str(status),
+        created_ms=created_ms,
+        modified_ms=created_ms,
+    )
 
 
 def write(store: LmdbStore, fn) -> None:
@@ -55,6 +61,7 @@ def test_counts_follow_every_status_change_and_delete(store) -> None:
     records = [record(created_ms=1000 + n) for n in range(300)]
     write(store, lambda txn: [txn.put_invocation(r) for r in records])
     for _ in range(5):
+
         def shuffle(txn: Txn) -> None:
             for r in rng.sample(records, 120):
                 stored = txn.get_invocation(r.id)
@@ -64,7 +71,9 @@ def test_counts_follow_every_status_change_and_delete(store) -> None:
                 txn.put_invocation(stored)
             for r in rng.sample(records, 10):
                 txn.delete_invocation(r.id)
+
         write(store, shuffle)
+
     # A put without a get in the same transaction (the index must look the old status up itself).
     def blind_put(txn: Txn) -> None:
         for r in records[:50]:
@@ -72,6 +81,7 @@ def test_counts_follow_every_status_change_and_delete(store) -> None:
             if txn.get_invocation(r.id) is not None:
                 fresh = Txn(txn._txn, txn._dbs)  # another op in the same batch has not seen it
                 fresh.put_invocation(r)
+
     write(store, blind_put)
     counts = read(store, lambda txn: txn.count_by_status())
     assert counts == read(store, scanned_counts)
@@ -106,14 +116,18 @@ def test_pages_newest_first_across_statuses_match_a_sorted_scan(store) -> None:
     def accept(r: InvocationRecord) -> bool:
         return r.id in odd_handler
 
-    expected = sorted((r for r in records if str(r.status) in wanted and r.id in odd_handler),
-                      key=lambda r: (r.created_ms, ids.invocation_id_to_bytes(r.id)), reverse=True)
+    expected = sorted(
+        (r for r in records if str(r.status) in wanted and r.id in odd_handler),
+        key=lambda r: (r.created_ms, ids.invocation_id_to_bytes(r.id)),
+        reverse=True,
+    )
     listed: list[str] = []
     start_at = None
     pages = 0
     while True:
-        page, start_at = read(store, lambda txn: txn.invocations_by_status(
-            wanted, newest_first=True, start_at=start_at, limit=17, accept=accept))
+        page, start_at = read(
+            store, lambda txn: txn.invocations_by_status(wanted, newest_first=True, start_at=start_at, limit=17, accept=accept)
+        )
         assert len(page) <= 17
         listed += [r.id for r in page]
         pages += 1
@@ -154,8 +168,17 @@ def test_a_store_from_before_the_index_is_indexed_when_opened(tmp_path) -> None:
 
 
 def test_a_listing_filtered_by_target_reads_only_the_records_it_shows(store, monkeypatch) -> None:
-    wanted = [InvocationRecord(id=ids.new_invocation_id(), target=Target("Rare", "run", "k1"), handler_kind=None,
-                               status="suspended", created_ms=5000 + n, modified_ms=0) for n in range(5)]
+    wanted = [
+        InvocationRecord(
+            id=ids.new_invocation_id(),
+            target=Target("Rare", "run", "k1"),
+            handler_kind=None,
+            status="suspended",
+            created_ms=5000 + n,
+            modified_ms=0,
+        )
+        for n in range(5)
+    ]
     others = [record(created_ms=n, status=Status.SUSPENDED) for n in range(500)]
     write(store, lambda txn: [txn.put_invocation(r) for r in others + wanted])
     reads: list[str] = []
@@ -166,8 +189,12 @@ def test_a_listing_filtered_by_target_reads_only_the_records_it_shows(store, mon
         return real_get(self, invocation_id)
 
     monkeypatch.setattr(Txn, "get_invocation", counting_get)
-    listed, rest = read(store, lambda txn: txn.invocations_by_status(
-        ("suspended",), newest_first=True, accept_target=lambda service, handler, key: service == "Rare"))
+    listed, rest = read(
+        store,
+        lambda txn: txn.invocations_by_status(
+            ("suspended",), newest_first=True, accept_target=lambda service, handler, key: service == "Rare"
+        ),
+    )
     assert [r.id for r in listed] == [r.id for r in reversed(wanted)] and rest is None
     assert sorted(reads) == sorted(r.id for r in wanted)
 
@@ -192,8 +219,12 @@ def test_an_index_without_targets_is_rebuilt_with_them_when_opened(tmp_path) -> 
     try:
         listed, _ = read(store, lambda txn: txn.invocations_by_status(("ready",), accept_target=lambda *target: False))
         assert listed == []
-        listed, _ = read(store, lambda txn: txn.invocations_by_status(
-            ("ready",), accept_target=lambda service, handler, key: (service, handler, key) == ("Svc", "run", None)))
+        listed, _ = read(
+            store,
+            lambda txn: txn.invocations_by_status(
+                ("ready",), accept_target=lambda service, handler, key: (service, handler, key) == ("Svc", "run", None)
+            ),
+        )
         assert len(listed) == 30
     finally:
         store.close()
@@ -210,7 +241,6 @@ def test_an_unreadable_record_is_skipped_not_fatal(store) -> None:
     write(store, lambda txn: txn.delete_invocation(bad.id))
     listed, _ = read(store, lambda txn: txn.invocations_by_status(("ready",), newest_first=True))
     assert [r.id for r in listed] == [good.id]
-
 
 
 # ------------------------------------------------------------ through the admin API
@@ -297,8 +327,10 @@ async def test_totals_for_live_statuses_count_only_what_shows_that_status(nurser
     but may show as 'running' when an actor retries early: the totals count what the listing would show."""
     release["busy"] = anyio.Event()
     server = await start_in_process(nursery, [live], data_dir, suspend_after_s=0.0)
-    sent = {name: (await server.ingress.post(f"/restate/send/Live/{name}")).json()["invocationId"]
-            for name in ("busy", "stuck", "nap")}
+    sent = {
+        name: (await server.ingress.post(f"/restate/send/Live/{name}")).json()["invocationId"]
+        for name in ("busy", "stuck", "nap")
+    }
 
     async def shown() -> dict[str, str]:
         listing = (await server.admin.get("/invocations", params={"limit": "100"})).json()["invocations"]
@@ -308,8 +340,13 @@ async def test_totals_for_live_statuses_count_only_what_shows_that_status(nurser
         return await shown() == {sent["busy"]: "running", sent["stuck"]: "backing-off", sent["nap"]: "suspended"}
 
     await wait_until(settled)
-    for status, expected in [("running", [sent["busy"]]), ("backing-off", [sent["stuck"]]), ("suspended", [sent["nap"]]),
-                             ("ready", []), ("completed", [])]:
+    for status, expected in [
+        ("running", [sent["busy"]]),
+        ("backing-off", [sent["stuck"]]),
+        ("suspended", [sent["nap"]]),
+        ("ready", []),
+        ("completed", []),
+    ]:
         for service in (None, "Live"):
             params = {"status": status, **({"service": service} if service else {})}
             answer = (await server.admin.get("/invocations", params=params)).json()

@@ -112,14 +112,19 @@ def small_disk(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
 
 
 async def test_a_full_disk_fails_requests_cleanly_and_service_resumes_when_space_returns(small_disk, tmp_path) -> None:
-    server = ServerProcess(TEST_APPS / "steps_app.py", small_disk / "data", tmp_path / "server.log", {"STEPS_LOG": str(tmp_path / "steps.log")})
+    server = ServerProcess(
+        TEST_APPS / "steps_app.py", small_disk / "data", tmp_path / "server.log", {"STEPS_LOG": str(tmp_path / "steps.log")}
+    )
     await server.start()
     accepted: list[str] = []
     failure: httpx.Response | None = None
     async with server.client() as client:
         for n in range(200):
-            response = await client.post("/restate/send/Steps/run", content=json.dumps(0).encode() + b" " * 100_000,
-                                         headers={"Idempotency-Key": f"fill-{n}"})
+            response = await client.post(
+                "/restate/send/Steps/run",
+                content=json.dumps(0).encode() + b" " * 100_000,
+                headers={"Idempotency-Key": f"fill-{n}"},
+            )
             if response.status_code >= 500:
                 failure = response
                 failed_key = f"fill-{n}"
@@ -141,8 +146,6 @@ async def test_a_full_disk_fails_requests_cleanly_and_service_resumes_when_space
             result = await client.get(f"/restate/attach/{invocation_id}")
             assert result.status_code == 200, result.text
     assert server.terminate() == 0
-
-
 
 
 # ---------------------------------------------------------------- work due while storage refused writes (red-team B2)
@@ -267,8 +270,13 @@ async def test_a_server_whose_disk_filled_and_emptied_runs_what_fell_due_meanwhi
         # LMDB may still have free pages in its file: large bodies make it grow, which the full disk refuses.
         refused = 0
         for n in range(30):
-            refused = (await client.post("/restate/send/Nap/nap", content=b"0" + b" " * 200_000,
-                                         headers={"content-type": "application/json", "idempotency-key": f"probe-{n}"})).status_code
+            refused = (
+                await client.post(
+                    "/restate/send/Nap/nap",
+                    content=b"0" + b" " * 200_000,
+                    headers={"content-type": "application/json", "idempotency-key": f"probe-{n}"},
+                )
+            ).status_code
             if refused == 503:
                 break
         filler.unlink()

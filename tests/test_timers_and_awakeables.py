@@ -88,8 +88,12 @@ async def test_the_tours_payment_times_out_after_30_seconds_and_cancels_the_paym
     services = load_services(str(TOUR_APP))
     async with open_runtime(services, tmp_path / "data") as runtime:
         started = anyio.current_time()
-        result = await invoke(runtime, "PaymentsWithTimeout", "process",
-                              {"amount": 100, "currency": "USD", "customerId": "cust-123", "orderId": "order-456"})
+        result = await invoke(
+            runtime,
+            "PaymentsWithTimeout",
+            "process",
+            {"amount": 100, "currency": "USD", "customerId": "cust-123", "orderId": "order-456"},
+        )
         waited = anyio.current_time() - started
     assert result == {"success": False, "transactionId": None, "errorMessage": "Payment timeout"}
     assert 30 <= waited < 35
@@ -262,5 +266,3 @@ async def test_ten_thousand_sleeping_invocations_leave_the_server_responsive(tmp
         clockwork_result = await invoke(runtime, "HourSleeper", "nap", send=True)
         assert clockwork_result.startswith("inv_1")
         assert anyio.current_time() - started < 1.0
-
-

@@ -56,7 +56,12 @@ def payment(i: int) -> dict:
 
 
 def concert(i: int) -> dict:
-    return {"ticketId": f"ticket-{i}", "price": 100, "customerEmail": f"fan{i}@example.com", "concertDate": "2031-10-01T20:00:00Z"}
+    return {
+        "ticketId": f"ticket-{i}",
+        "price": 100,
+        "customerEmail": f"fan{i}@example.com",
+        "concertDate": "2031-10-01T20:00:00Z",
+    }
 
 
 EXAMPLES: list[tuple[str, typing.Callable[[int], typing.Any]]] = [
@@ -71,7 +76,9 @@ EXAMPLES: list[tuple[str, typing.Callable[[int], typing.Any]]] = [
 
 
 @pytest.mark.parametrize("path,body", EXAMPLES, ids=[path.split("/")[0] for path, _ in EXAMPLES])
-async def test_kill_9_at_a_random_moment_during_a_tour_example(server_process, path: str, body: typing.Callable[[int], typing.Any]) -> None:
+async def test_kill_9_at_a_random_moment_during_a_tour_example(
+    server_process, path: str, body: typing.Callable[[int], typing.Any]
+) -> None:
     rng = random.Random(f"{SEED}-{path}")
     server = server_process(TOUR_APP)
     await server.start()
@@ -79,6 +86,7 @@ async def test_kill_9_at_a_random_moment_during_a_tour_example(server_process, p
     first_accepted = anyio.Event()
     async with server.client() as client:
         async with anyio.create_task_group() as nursery:
+
             async def send(i: int) -> None:
                 try:
                     response = await client.post(f"/restate/send/{path.format(i=i)}", json=body(i))
@@ -102,6 +110,7 @@ async def test_kill_9_at_a_random_moment_during_a_tour_example(server_process, p
     await server.start()
     confirmed: set[str] = set()
     async with server.client() as client, server.client(admin=True) as admin:
+
         async def done() -> bool:
             # The payment examples wait for their webhook: confirm every payment as its curl line appears.
             for line in CONFIRM_LINE.findall(server.output()):
@@ -197,7 +206,9 @@ async def test_an_awakeable_resolved_while_the_server_is_down_is_delivered_once(
         async with httpx.AsyncClient(base_url=server.ingress_url, timeout=5) as client:
             while True:
                 try:
-                    response = await client.post(f"/restate/awakeables/{awakeable}/resolve", json={"success": True, "transactionId": "txn-down"})
+                    response = await client.post(
+                        f"/restate/awakeables/{awakeable}/resolve", json={"success": True, "transactionId": "txn-down"}
+                    )
                 except httpx.HTTPError:
                     await anyio.sleep(0.1)  # the server is down: a client with retries keeps trying
                     continue

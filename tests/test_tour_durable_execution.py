@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 
-
 from tests.conftest import TOUR_APP, wait_until
 
 SUBSCRIBE = {"userId": "user-123", "creditCard": "4111111111111111", "subscriptions": ["Hulu", "Prime"]}
@@ -38,6 +37,7 @@ async def test_netflix_retries_until_fixed_then_completes_without_redoing_done_s
     invocation_id = sent.json()["invocationId"]
 
     async with server.client(admin=True) as admin:
+
         async def retrying() -> bool:
             view = (await admin.get(f"/invocations/{invocation_id}")).json()
             return view["retry_count"] >= 3
@@ -93,5 +93,3 @@ async def test_disney_saga_runs_compensations_in_reverse_order_once_and_returns_
     assert runs == ["pay", "add-Hulu", "add-Prime", "add-Disney", "undo-Disney", "undo-Prime", "undo-Hulu", "undo-pay"]
     assert view["completion_failure"]["code"] == 400
     assert server.terminate() == 0
-
-

@@ -36,27 +36,38 @@ def one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
 
 
 async def test_a_saga_across_two_services_is_one_trace_per_request_with_its_compensations_as_children(
-        server_process, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+    server_process, tmp_path: pathlib.Path
+) -> None:  # type: ignore[no-untyped-def]
     with running_receiver() as receiver:
         hotels = hypercorn_deployment("tests.apps.traced_hotels_app:app", tmp_path / "hotels.log")
         await hotels.start()
         try:
-            server = server_process(TRIPS_APP, env={
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_SERVICE_NAME": "durio-test"})
+            server = server_process(
+                TRIPS_APP,
+                env={
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+                    "OTEL_BSP_SCHEDULE_DELAY": "50",
+                    "OTEL_SERVICE_NAME": "durio-test",
+                },
+            )
             await server.start()
             async with server.client(admin=True) as admin:
                 registered = await admin.post("/deployments", json={"uri": hotels.url})
                 assert registered.status_code == 201, registered.text
             async with server.client() as client:
                 plain = await client.post("/restate/call/Trips/plan", json="lisbon")
-                continued = await client.post("/restate/call/Trips/plan", json="porto",
-                                              headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"})
+                continued = await client.post(
+                    "/restate/call/Trips/plan", json="porto", headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"}
+                )
             assert plain.status_code == continued.status_code == 402, plain.text
             spans = await anyio.to_thread.run_sync(lambda: receiver.wait_for(lambda s: len(by_name(s, "Trips/plan")) == 2))
             async with server.client(admin=True) as admin:
                 described = (await admin.get(f"/invocations/{plain.headers['x-restate-id']}")).json()
-                queried = (await admin.post("/query", json={"query": "select id, trace_id from sys_invocation "
-                                                                     "where target = 'Trips/plan'"})).json()["rows"]
+                queried = (
+                    await admin.post(
+                        "/query", json={"query": "select id, trace_id from sys_invocation where target = 'Trips/plan'"}
+                    )
+                ).json()["rows"]
         finally:
             hotels.stop()
 
@@ -101,8 +112,13 @@ async def test_a_saga_across_two_services_is_one_trace_per_request_with_its_comp
     # A request that carries a traceparent: its invocation continues the client's trace, under the client's span.
     other = trips[continued.headers["x-restate-id"]]
     assert other.trace_id == CLIENT_TRACE and other.parent_span_id == CLIENT_SPAN
-    assert {s.name for s in spans if s.trace_id == CLIENT_TRACE} >= {"Trips/plan", "Hotels/book", "Hotels/cancel",
-                                                                    "run undo-flight", "run cancel-hotel"}
+    assert {s.name for s in spans if s.trace_id == CLIENT_TRACE} >= {
+        "Trips/plan",
+        "Hotels/book",
+        "Hotels/cancel",
+        "run undo-flight",
+        "run cancel-hotel",
+    }
 
 
 def test_tracing_is_off_unless_an_otlp_endpoint_is_configured() -> None:

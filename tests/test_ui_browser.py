@@ -25,8 +25,13 @@ from tests.conftest import ROOT, TOUR_APP, ServerProcess
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -46,7 +51,9 @@ def tour(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     ids: dict[str, str] = {}
     with httpx.Client(base_url=server.ingress_url, timeout=30) as client:
         request = {"userId": "user-123", "creditCard": "4111111111111111"}
-        netflix = client.post("/restate/send/SubscriptionService/add", json=dict(request, subscriptions=["Hulu", "Prime", "Netflix"]))
+        netflix = client.post(
+            "/restate/send/SubscriptionService/add", json=dict(request, subscriptions=["Hulu", "Prime", "Netflix"])
+        )
         ids["netflix"] = netflix.json()["invocationId"]
         disney = client.post("/restate/call/SubscriptionSaga/add", json=dict(request, subscriptions=["Hulu", "Prime", "Disney"]))
         assert disney.status_code == 400
@@ -146,8 +153,10 @@ def start_payment_with_timeout(tour, order: str) -> str:  # type: ignore[no-unty
     """PaymentsWithTimeout/process: a run, then a 30 s sleep raced against an awakeable nobody resolves."""
     server, _ = tour
     with httpx.Client(base_url=server.ingress_url, timeout=30) as client:
-        sent = client.post("/restate/send/PaymentsWithTimeout/process", json={
-            "amount": 5, "currency": "EUR", "customerId": "c-1", "orderId": order})
+        sent = client.post(
+            "/restate/send/PaymentsWithTimeout/process",
+            json={"amount": 5, "currency": "EUR", "customerId": "c-1", "orderId": order},
+        )
     assert sent.status_code == 202, sent.text
     return sent.json()["invocationId"]
 
@@ -232,8 +241,10 @@ def test_the_timeline_shows_a_sleep_and_its_wake_up_time(page: Page, tour) -> No
 def test_calls_link_to_their_callee(page: Page, tour) -> None:  # type: ignore[no-untyped-def]
     server, _ = tour
     with httpx.Client(base_url=server.ingress_url, timeout=30) as client:
-        bought = client.post("/restate/call/ConcertTicketingService/buy", json={
-            "ticketId": "t-1", "price": 10, "customerEmail": "a@example.com", "concertDate": "2031-01-01T20:00:00Z"})
+        bought = client.post(
+            "/restate/call/ConcertTicketingService/buy",
+            json={"ticketId": "t-1", "price": 10, "customerEmail": "a@example.com", "concertDate": "2031-01-01T20:00:00Z"},
+        )
     buyer = bought.headers["x-restate-id"]
     journal = admin_view(tour, buyer)["journal"]
     [call] = [e for e in journal if e["type"] == "call"]

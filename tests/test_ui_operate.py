@@ -44,11 +44,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[Setup]:
     print(f"\nscreenshots: {screenshots}")
     receiver_context = running_receiver()
     traces = receiver_context.__enter__()
-    server = ServerProcess(None, folder / "data", folder / "server.log",
-                           {"OTEL_EXPORTER_OTLP_ENDPOINT": traces.url, "OTEL_BSP_SCHEDULE_DELAY": "50"})
+    server = ServerProcess(
+        None, folder / "data", folder / "server.log", {"OTEL_EXPORTER_OTLP_ENDPOINT": traces.url, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    )
     port = free_port()
-    tour = Peer([sys.executable, str(ROOT / "examples" / "tour" / "app.py")], folder / "tour.log", port,
-                {"TOUR_BIND": f"127.0.0.1:{port}", "TOUR_NETFLIX_DOWN": "1"})
+    tour = Peer(
+        [sys.executable, str(ROOT / "examples" / "tour" / "app.py")],
+        folder / "tour.log",
+        port,
+        {"TOUR_BIND": f"127.0.0.1:{port}", "TOUR_NETFLIX_DOWN": "1"},
+    )
     spare = hypercorn_deployment("tests.apps.cancel_saga_app:app", folder / "spare.log")
     try:
         trio.run(server.start)
@@ -145,8 +150,11 @@ def test_the_seeds_flow_register_the_tour_from_the_ui_call_it_and_open_the_invoc
     assert [runs.nth(i).get_attribute("data-name") for i in range(3)] == ["pay", "add-Hulu", "add-Prime"]
     expect(page.locator("#timeline .step.run .duration").first).to_have_text(re.compile(r"^\d+ ms$"))
     # Its trace: the id the page shows is the trace its spans were exported in, rooted at the invocation.
-    spans = setup.traces.wait_for(lambda spans: any(s.attributes.get("restate.invocation.id") == invocation_id
-                                                    and s.name == "SubscriptionService/add" for s in spans))
+    spans = setup.traces.wait_for(
+        lambda spans: any(
+            s.attributes.get("restate.invocation.id") == invocation_id and s.name == "SubscriptionService/add" for s in spans
+        )
+    )
     [root] = [s for s in spans if s.name == "SubscriptionService/add" and s.attributes["restate.invocation.id"] == invocation_id]
     expect(page.locator("#trace-id")).to_have_text(root.trace_id)
     assert root.parent_span_id is None

@@ -23,8 +23,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     process = ServerProcess(APP, folder / "data", folder / "server.log", {"BEAT_LOG": str(folder / "beats.log")})
     trio.run(process.start)
     with httpx.Client(base_url=process.admin_url, timeout=30) as admin:
-        created = admin.post("/schedules", json={"id": "nightly", "cron": "30 2 * * *", "timezone": "Europe/Berlin",
-                                                 "target": "Beat/tick"})
+        created = admin.post(
+            "/schedules", json={"id": "nightly", "cron": "30 2 * * *", "timezone": "Europe/Berlin", "target": "Beat/tick"}
+        )
         assert created.status_code == 201, created.text
         for _ in range(200):  # the declared schedule fires every 2 s: wait for two completed fires
             fires = admin.get("/schedules/beat").json()["last_fires"]
@@ -82,7 +83,9 @@ def test_pause_resume_and_trigger_from_the_tab_act_on_the_schedule(page: Page, s
     expect(nightly.locator(".last-fire a")).to_have_text(fired)
 
 
-def test_a_schedules_page_shows_its_next_fires_in_its_zone_and_links_its_fires_to_their_invocations(page: Page, server: ServerProcess) -> None:
+def test_a_schedules_page_shows_its_next_fires_in_its_zone_and_links_its_fires_to_their_invocations(
+    page: Page, server: ServerProcess
+) -> None:
     page.goto(f"{server.admin_url}/ui/#/schedules/nightly")
     next_fires = page.locator("#next-fires li")
     expect(next_fires).to_have_count(5)

@@ -196,11 +196,16 @@ def assert_caught_without_a_retry(answer: dict, described: dict, *fragments: str
         assert fragment in answer["caught"], answer
 
 
-@pytest.mark.parametrize(("handler", "body", "fragments"), [
-    ("awakeable_result", "huge", ["4300 digits"]),
-    ("pydantic_awakeable_result", "not-a-point", ["x", "integer"]),
-])
-async def test_an_undecodable_awakeable_result_fails_the_await_not_the_invocation(server, handler: str, body: str, fragments) -> None:
+@pytest.mark.parametrize(
+    ("handler", "body", "fragments"),
+    [
+        ("awakeable_result", "huge", ["4300 digits"]),
+        ("pydantic_awakeable_result", "not-a-point", ["x", "integer"]),
+    ],
+)
+async def test_an_undecodable_awakeable_result_fails_the_await_not_the_invocation(
+    server, handler: str, body: str, fragments
+) -> None:
     sent = await server.ingress.post(f"/restate/send/Decoding/{handler}")
     invocation_id = sent.json()["invocationId"]
 
@@ -221,12 +226,15 @@ async def test_an_undecodable_awakeable_result_fails_the_await_not_the_invocatio
     assert answer["code"] == 500
 
 
-@pytest.mark.parametrize(("path", "fragments"), [
-    ("/restate/send/Decoding/run_result", ["TypeError", "this serde cannot read"]),
-    ("/restate/send/Decoding/call_result", ["4300 digits"]),
-    ("/restate/send/Decoding/attach_result", ["4300 digits"]),
-    ("/restate/send/Box/b1/state_value", ["4300 digits"]),
-])
+@pytest.mark.parametrize(
+    ("path", "fragments"),
+    [
+        ("/restate/send/Decoding/run_result", ["TypeError", "this serde cannot read"]),
+        ("/restate/send/Decoding/call_result", ["4300 digits"]),
+        ("/restate/send/Decoding/attach_result", ["4300 digits"]),
+        ("/restate/send/Box/b1/state_value", ["4300 digits"]),
+    ],
+)
 async def test_an_undecodable_step_result_fails_the_await_not_the_invocation(server, path: str, fragments) -> None:
     answer, described = await outcome(server, path)
     assert_caught_without_a_retry(answer, described, *fragments)
@@ -284,7 +292,9 @@ def test_events_are_kept_at_both_ends_per_invocation_and_deleted_with_it(tmp_pat
 
         store.commit_batch([add(first, 25, 100), add(second, 3, 1000)])
         store.commit_batch([add(first, 1, 2000)])
-        events = store.read(lambda txn: (txn.events(first), txn.events_dropped(first), txn.events(second), txn.events_dropped(second)))
+        events = store.read(
+            lambda txn: (txn.events(first), txn.events_dropped(first), txn.events(second), txn.events_dropped(second))
+        )
         kept = EVENTS_KEPT_AT_EACH_END
         assert [e["n"] for e in events[0]] == list(range(kept)) + list(range(25 - kept + 1, 25)) + [0]
         assert events[1] == 26 - 2 * kept

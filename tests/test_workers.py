@@ -50,8 +50,12 @@ def keys_owned_by(worker: int, workers: int, count: int, prefix: str = "k") -> l
 
 
 def start_workers(server_process, tmp_path: pathlib.Path, workers: int = 2, name: str = "server"):  # type: ignore[no-untyped-def]
-    return server_process(SOAK_APP, env={"SOAK_LOG": str(tmp_path / f"{name}-steps.log")}, name=name,
-                          args=["--workers", str(workers), "--partitions", str(PARTITIONS)])
+    return server_process(
+        SOAK_APP,
+        env={"SOAK_LOG": str(tmp_path / f"{name}-steps.log")},
+        name=name,
+        args=["--workers", str(workers), "--partitions", str(PARTITIONS)],
+    )
 
 
 async def cluster(admin_url: str) -> dict:
@@ -76,8 +80,11 @@ def is_dead(pid: int) -> bool:
 
 
 async def order(client: httpx.AsyncClient, order_id: str, counter: str, amount: int, sleep_ms: int = 20) -> httpx.Response:
-    return await client.post("/restate/call/Orders/process", headers={"idempotency-key": order_id},
-                             json={"id": order_id, "amount": amount, "counter": counter, "sleep_ms": sleep_ms})
+    return await client.post(
+        "/restate/call/Orders/process",
+        headers={"idempotency-key": order_id},
+        json={"id": order_id, "amount": amount, "counter": counter, "sleep_ms": sleep_ms},
+    )
 
 
 async def test_each_partition_has_one_owner_and_the_key_ranges_cover_the_key_space(server_process, tmp_path) -> None:
@@ -127,8 +134,11 @@ async def test_calls_across_workers_keep_counters_exact_and_every_worker_does_wo
             assert peek["total"] == sum(int(ref[1:]) for ref in refs)
     async with fresh_connections(server.admin_url) as admin:
         metrics = (await admin.get("/metrics")).text
-    created = {line.split('"')[1]: int(line.split()[-1]) for line in metrics.splitlines()
-               if line.startswith("durio_worker_invocations_created_total{")}
+    created = {
+        line.split('"')[1]: int(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("durio_worker_invocations_created_total{")
+    }
     assert set(created) == {"0", "1"} and all(count > 0 for count in created.values()), created
 
 
@@ -138,8 +148,11 @@ async def test_operator_actions_and_awakeables_reach_the_owner_from_any_worker(s
     async with fresh_connections(server.ingress_url) as client, fresh_connections(server.admin_url) as admin:
         booked = []
         for n in range(6):  # idempotency keys hash onto both workers' partitions
-            response = await client.post("/restate/send/Saga/book", headers={"idempotency-key": f"saga-{n}"},
-                                         json={"id": f"b{n}", "wait": "awakeable", "refund_ms": 10, "after_ms": 10})
+            response = await client.post(
+                "/restate/send/Saga/book",
+                headers={"idempotency-key": f"saga-{n}"},
+                json={"id": f"b{n}", "wait": "awakeable", "refund_ms": 10, "after_ms": 10},
+            )
             assert response.status_code == 202, response.text
             booked.append(response.json()["invocationId"])
         owners = {PartitionTable(PARTITIONS, frozenset()).of_id(i) % 2 for i in booked}
@@ -162,7 +175,9 @@ async def test_operator_actions_and_awakeables_reach_the_owner_from_any_worker(s
     assert sum(1 for line in log.splitlines() if line.split()[1] == "compensated") == len(booked)
 
 
-async def test_a_killed_worker_is_restarted_and_its_invocations_complete_while_the_other_keeps_serving(server_process, tmp_path) -> None:
+async def test_a_killed_worker_is_restarted_and_its_invocations_complete_while_the_other_keeps_serving(
+    server_process, tmp_path
+) -> None:
     server = start_workers(server_process, tmp_path)
     await server.start()
     before = await cluster(server.admin_url)
@@ -172,8 +187,11 @@ async def test_a_killed_worker_is_restarted_and_its_invocations_complete_while_t
         accepted = []
         for n in range(8):
             counter = (survivor_keys + victim_keys)[n % 4]
-            response = await client.post("/restate/send/Orders/process", headers={"idempotency-key": f"slow-{n}"},
-                                         json={"id": f"slow-{n}", "amount": n, "counter": counter, "sleep_ms": 1500})
+            response = await client.post(
+                "/restate/send/Orders/process",
+                headers={"idempotency-key": f"slow-{n}"},
+                json={"id": f"slow-{n}", "amount": n, "counter": counter, "sleep_ms": 1500},
+            )
             assert response.status_code == 202, response.text
             accepted.append(response.json()["invocationId"])
         os.kill(typing_pid(pids[1]), signal.SIGKILL)
@@ -224,8 +242,11 @@ async def test_kill_9_of_the_parent_takes_the_workers_with_it_and_a_restart_resu
     await server.start()
     pids = worker_pids(await cluster(server.admin_url))
     async with fresh_connections(server.ingress_url) as client:
-        response = await client.post("/restate/send/Orders/process", headers={"idempotency-key": "through-restart"},
-                                     json={"id": "through-restart", "amount": 5, "counter": "c9", "sleep_ms": 1000})
+        response = await client.post(
+            "/restate/send/Orders/process",
+            headers={"idempotency-key": "through-restart"},
+            json={"id": "through-restart", "amount": 5, "counter": "c9", "sleep_ms": 1000},
+        )
         invocation_id = response.json()["invocationId"]
     server.kill9()
     with anyio.fail_after(10):
@@ -272,9 +293,15 @@ async def test_one_worker_is_the_server_process_and_durio_cluster_prints_the_par
     view = await cluster(server.admin_url)
     assert server.process is not None
     assert [(w["worker"], w["pid"]) for w in view["nodes"][0]["workers"]] == [(0, server.process.pid)]
-    assert [(p["id"], p["owner"], p["epoch"]) for p in view["partitions"]] == [(p, server.process.pid, 1) for p in range(PARTITIONS)]
-    printed = subprocess.run([sys.executable, "-m", "durio.cli", "cluster", "--admin", server.admin_url.removeprefix("http://")],
-                             capture_output=True, text=True, timeout=30)
+    assert [(p["id"], p["owner"], p["epoch"]) for p in view["partitions"]] == [
+        (p, server.process.pid, 1) for p in range(PARTITIONS)
+    ]
+    printed = subprocess.run(
+        [sys.executable, "-m", "durio.cli", "cluster", "--admin", server.admin_url.removeprefix("http://")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert printed.returncode == 0, printed.stderr
     assert str(server.process.pid) in printed.stdout and "PARTITION" in printed.stdout
     assert len([line for line in printed.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]) >= PARTITIONS
@@ -296,7 +323,9 @@ async def test_keep_alive_connections_opened_at_once_are_spread_over_the_workers
             tasks.start_soon(connection)
     async with fresh_connections(server.admin_url) as admin:
         metrics = (await admin.get("/metrics")).text
-    created = [int(line.split()[-1]) for line in metrics.splitlines() if line.startswith("durio_worker_invocations_created_total{")]
+    created = [
+        int(line.split()[-1]) for line in metrics.splitlines() if line.startswith("durio_worker_invocations_created_total{")
+    ]
     assert sum(created) == 96 and min(created) >= 96 // 5, f"invocations by worker: {created}"
 
 

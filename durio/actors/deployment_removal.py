@@ -37,8 +37,11 @@ async def remove_deployment(runtime: DeploymentHost, deployment_id: str) -> Stil
 
     Raises KeyError when there is no such deployment."""
     deployment = runtime.deployments[deployment_id]
-    services = {service.name for service in services_of(deployment)
-                if getattr(runtime.registry.service(service.name), "deployment", None) is deployment}
+    services = {
+        service.name
+        for service in services_of(deployment)
+        if getattr(runtime.registry.service(service.name), "deployment", None) is deployment
+    }
     removed = runtime.registry.remove_remote(services)
 
     def accept_target(service: str, handler: str, key: str | None) -> bool:
@@ -48,7 +51,8 @@ async def remove_deployment(runtime: DeploymentHost, deployment_id: str) -> Stil
         count = txn.count_by_status_and_target(UNFINISHED, accept_target)
         if count:
             records, _ = txn.invocations_by_status(
-                UNFINISHED, limit=1, accept=lambda record: record.target.service in services, accept_target=accept_target)
+                UNFINISHED, limit=1, accept=lambda record: record.target.service in services, accept_target=accept_target
+            )
             return Applied(StillNeeded(count, records[0].id if records else ""), Effects())
         txn.delete_deployment(deployment_id)
         return Applied(None, Effects())

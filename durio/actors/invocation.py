@@ -144,11 +144,18 @@ class InvocationActor:
     def describe(self) -> str:
         """What this actor is doing, for the shutdown log (a stuck invocation shows where it stands)."""
         machine = self.machine
-        journal = "not loaded" if machine is None else (
-            f"journal {len(machine.entries)} entries, {machine.durable_length} durable, "
-            f"unconsumed notifications: {machine.has_unconsumed_notifications()}")
-        return (f"{self.id} {self.status.value}; {journal}; awaiting {self.awaiting}; write error {self._write_error!r}; "
-                f"unstored deliveries {len(self._undurable_messages) + len(self._undurable_timers)}; early {len(self._early)}")
+        journal = (
+            "not loaded"
+            if machine is None
+            else (
+                f"journal {len(machine.entries)} entries, {machine.durable_length} durable, "
+                f"unconsumed notifications: {machine.has_unconsumed_notifications()}"
+            )
+        )
+        return (
+            f"{self.id} {self.status.value}; {journal}; awaiting {self.awaiting}; write error {self._write_error!r}; "
+            f"unstored deliveries {len(self._undurable_messages) + len(self._undurable_timers)}; early {len(self._early)}"
+        )
 
     def stop(self) -> None:
         """Stop at once (kill, or shutdown); nothing more is written."""
@@ -182,9 +189,11 @@ class InvocationActor:
             self.append_notification(notification, outbox_seq, timer)
         status = self.record.status
         # A paused invocation keeps what arrives (a timer firing, a result) for when it is resumed.
-        runnable = status in (Status.READY, Status.BACKING_OFF) or (
-            status in (Status.SUSPENDED, Status.PENDING) and (self._delivered or self._run_requested)
-        ) or (status == Status.PAUSED and self._run_requested)
+        runnable = (
+            status in (Status.READY, Status.BACKING_OFF)
+            or (status in (Status.SUSPENDED, Status.PENDING) and (self._delivered or self._run_requested))
+            or (status == Status.PAUSED and self._run_requested)
+        )
         if not runnable:
             await self._flush_writes()
             if not self._run_requested:
@@ -275,9 +284,7 @@ class InvocationActor:
         self.record.retry_count = retry_count
         self.record.last_failure = details
         self.runtime.stats.attempt_failures += 1
-        self.submit(
-            self.runtime.transitions.attempt_failed(self.id, retry_count, details, now + int(delay_s * 1000), pause, now)
-        )
+        self.submit(self.runtime.transitions.attempt_failed(self.id, retry_count, details, now + int(delay_s * 1000), pause, now))
 
     async def _attempt(self) -> bytes | e.Failure | AttemptFailure | SuspendedException:
         """One run of the handler over the journal, in process."""
@@ -343,7 +350,9 @@ class InvocationActor:
         except Exception:
             return False
         if applied.value == STALE_JOURNAL:
-            self._write_error = self._write_error or _StaleJournal(f"the stored journal of {self.id} has entries this actor has not seen")
+            self._write_error = self._write_error or _StaleJournal(
+                f"the stored journal of {self.id} has entries this actor has not seen"
+            )
             return False
         # No checkpoint between this check and the actor's deregistration: no wake-up is lost.
         return not (something_arrived() or self._run_requested)
@@ -393,7 +402,9 @@ class InvocationActor:
             return
         self.append_notification(notification, outbox_seq, timer)
 
-    def append_notification(self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
+    def append_notification(
+        self, notification: e.Notification, outbox_seq: int | None = None, timer: TimerKey | None = None
+    ) -> None:
         handle = e.handle_of(notification)
         if self.machine.has_notification(handle):
             if outbox_seq is not None or timer is not None:
@@ -415,8 +426,9 @@ class InvocationActor:
             on_commit=functools.partial(self._on_notification_stored, index + 1, timer, outbox_seq, self.machine),
         )
 
-    def _on_notification_stored(self, length: int, timer: TimerKey | None, outbox_seq: int | None, machine: InvocationMachine,
-                                _applied: typing.Any) -> None:
+    def _on_notification_stored(
+        self, length: int, timer: TimerKey | None, outbox_seq: int | None, machine: InvocationMachine, _applied: typing.Any
+    ) -> None:
         """A notification appended to `machine`'s journal is durable: the journal's first `length` entries are."""
         if timer is not None:
             self._undurable_timers.pop(timer, None)

@@ -33,7 +33,6 @@ from durio.journal.entries import Entry
 from durio.storage.records import InvocationRecord
 
 
-
 class KeyActor:
     def __init__(self, router: KeyRouter, service: str, key: str, knows_whole_queue: bool) -> None:
         self._router = router

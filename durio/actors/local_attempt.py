@@ -43,8 +43,9 @@ class AttemptOwner(typing.Protocol):
 class LocalAttempt(AttemptHost):
     """An InvocationHost whose journal is the invocation actor's, in storage."""
 
-    def __init__(self, actor: AttemptOwner, handler: Handler, machine: InvocationMachine, wakeup: Wakeup,
-                 suspend_after: float | None) -> None:
+    def __init__(
+        self, actor: AttemptOwner, handler: Handler, machine: InvocationMachine, wakeup: Wakeup, suspend_after: float | None
+    ) -> None:
         super().__init__(handler, machine, wakeup)
         self._actor = actor
         self._suspend_after = suspend_after

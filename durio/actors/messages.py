@@ -42,20 +42,26 @@ class Message:
 
     def encode(self) -> bytes:
         reply = None if self.reply_to is None else [self.reply_to.invocation_id, self.reply_to.completion_id]
-        return pack([
-            int(self.kind), self.target_id, self.now_ms,
-            None if self.record is None else pack_record(self.record),
-            None if self.input_entry is None else pack_entry(self.input_entry),
-            reply,
-            None if self.command is None else pack_entry(self.command),
-        ])
+        return pack(
+            [
+                int(self.kind),
+                self.target_id,
+                self.now_ms,
+                None if self.record is None else pack_record(self.record),
+                None if self.input_entry is None else pack_entry(self.input_entry),
+                reply,
+                None if self.command is None else pack_entry(self.command),
+            ]
+        )
 
     @classmethod
     def decode(cls, raw: bytes, what: str) -> "Message":
         kind, target_id, now_ms, record, input_entry, reply, *rest = unpack(raw, what)
         command = rest[0] if rest else None  # messages written before COMMAND existed have six fields
         return cls(
-            MessageKind(kind), target_id, now_ms,
+            MessageKind(kind),
+            target_id,
+            now_ms,
             None if record is None else unpack_record(record, InvocationRecord, f"{what}'s invocation"),
             None if input_entry is None else unpack_entry(input_entry, f"{what}'s input"),  # type: ignore[arg-type]
             None if reply is None else ReplyTo(*reply),

@@ -44,8 +44,9 @@ class EndedActor(typing.Protocol):
 class ActorRouter(typing.Protocol):
     """The router, as invocation actors and the timer actor use it."""
 
-    def deliver(self, invocation_id: str, notification: Notification, outbox_seq: int | None = None,
-                timer: TimerKey | None = None) -> None: ...
+    def deliver(
+        self, invocation_id: str, notification: Notification, outbox_seq: int | None = None, timer: TimerKey | None = None
+    ) -> None: ...
     def handoff(self, holder: typing.Any) -> None: ...
     def actor_exited(self, actor: typing.Any) -> None: ...
     async def wait_for_predecessor(self, invocation_id: str) -> None: ...
@@ -59,8 +60,14 @@ class KeyRouter(typing.Protocol):
     """The router, as a key actor uses it."""
 
     def is_alive(self, invocation_id: str) -> bool: ...
-    def spawn(self, record: InvocationRecord, journal: list[Entry] | None, state: dict[str, bytes] | None = None,
-              admitted: bool = False, decoded_input: typing.Any = ...) -> None: ...
+    def spawn(
+        self,
+        record: InvocationRecord,
+        journal: list[Entry] | None,
+        state: dict[str, bytes] | None = None,
+        admitted: bool = False,
+        decoded_input: typing.Any = ...,
+    ) -> None: ...
     def key_idle(self, actor: typing.Any) -> None: ...
 
 
@@ -92,8 +99,12 @@ class ActorHost(typing.Protocol):
     @property
     def tracing(self) -> typing.Any: ...  # a durio.telemetry.spans.Tracing when OpenTelemetry is on
 
-    def commit(self, op: Op, on_commit: typing.Callable[[typing.Any], None] | None = None,
-               on_error: typing.Callable[[BaseException], None] | None = None) -> Ticket: ...
+    def commit(
+        self,
+        op: Op,
+        on_commit: typing.Callable[[typing.Any], None] | None = None,
+        on_error: typing.Callable[[BaseException], None] | None = None,
+    ) -> Ticket: ...
     async def load_invocation(self, invocation_id: str) -> tuple[InvocationRecord, list[Entry]] | None: ...
     def backoff_for(self, handler: Handler) -> Backoff: ...
     def suspend_after_for(self, handler: Handler) -> float | None: ...
@@ -127,8 +138,12 @@ class TimerHost(typing.Protocol):
     @property
     def faults(self) -> typing.Any: ...
 
-    def commit(self, op: Op, on_commit: typing.Callable[[typing.Any], None] | None = None,
-               on_error: typing.Callable[[BaseException], None] | None = None) -> Ticket: ...
+    def commit(
+        self,
+        op: Op,
+        on_commit: typing.Callable[[typing.Any], None] | None = None,
+        on_error: typing.Callable[[BaseException], None] | None = None,
+    ) -> Ticket: ...
 
 
 class SchedulerHost(typing.Protocol):
@@ -145,8 +160,12 @@ class SchedulerHost(typing.Protocol):
     @property
     def partitions(self) -> PartitionTable: ...
 
-    def commit(self, op: Op, on_commit: typing.Callable[[typing.Any], None] | None = None,
-               on_error: typing.Callable[[BaseException], None] | None = None) -> Ticket: ...
+    def commit(
+        self,
+        op: Op,
+        on_commit: typing.Callable[[typing.Any], None] | None = None,
+        on_error: typing.Callable[[BaseException], None] | None = None,
+    ) -> Ticket: ...
     async def write(self, op: Op) -> typing.Any: ...
     async def attach(self, invocation_id: str) -> bytes | Failure | None: ...
 

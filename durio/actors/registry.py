@@ -88,14 +88,28 @@ class Registry:
         service = self._services[handler.service_name]
         candidates: tuple[typing.Any, ...]
         if handler.kind == HandlerKind.WORKFLOW:
-            candidates = (handler.options.get("workflow_retention"), handler.options.get("journal_retention"), service.journal_retention)
+            candidates = (
+                handler.options.get("workflow_retention"),
+                handler.options.get("journal_retention"),
+                service.journal_retention,
+            )
         elif idempotent:
-            candidates = (handler.options.get("idempotency_retention"), service.idempotency_retention,
-                          handler.options.get("journal_retention"), service.journal_retention)
+            candidates = (
+                handler.options.get("idempotency_retention"),
+                service.idempotency_retention,
+                handler.options.get("journal_retention"),
+                service.journal_retention,
+            )
         else:
             candidates = (handler.options.get("journal_retention"), service.journal_retention)
         for value in candidates:
             if value is not None:
                 return max(1, int(value.total_seconds() * 1000))
-        server_default = self.workflow_retention_ms if handler.kind == HandlerKind.WORKFLOW else self.idempotency_retention_ms if idempotent else None
+        server_default = (
+            self.workflow_retention_ms
+            if handler.kind == HandlerKind.WORKFLOW
+            else self.idempotency_retention_ms
+            if idempotent
+            else None
+        )
         return self.default_retention_ms if server_default is None else server_default

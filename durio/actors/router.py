@@ -42,8 +42,9 @@ class Router:
         self._unfinished_writes: dict[str, typing.Any] = {}
         self._room: anyio.Event | None = None  # set when an actor ends, for whoever waits for room
 
-    def start(self, record: InvocationRecord, journal: list[Entry] | None = None,
-              fresh_key_state: dict[str, bytes] | None = None) -> None:
+    def start(
+        self, record: InvocationRecord, journal: list[Entry] | None = None, fresh_key_state: dict[str, bytes] | None = None
+    ) -> None:
         """Run an invocation that is ready; an actor already alive is told to run it.
 
         `fresh_key_state`: an exclusive invocation that found its key's inbox empty, with the
@@ -54,14 +55,23 @@ class Router:
             return
         self.spawn(record, journal)
 
-    def spawn(self, record: InvocationRecord, journal: list[Entry] | None, state: dict[str, bytes] | None = None,
-              admitted: bool = False, decoded_input: typing.Any = NOT_DECODED) -> None:
+    def spawn(
+        self,
+        record: InvocationRecord,
+        journal: list[Entry] | None,
+        state: dict[str, bytes] | None = None,
+        admitted: bool = False,
+        decoded_input: typing.Any = NOT_DECODED,
+    ) -> None:
         actor = self.actors.get(record.id)
         if actor is not None:
             actor.run_requested()
             return
-        self._spawn(InvocationActor(self._runtime, record.id, record, journal, state=state, admitted=admitted,
-                                    decoded_input=decoded_input))
+        self._spawn(
+            InvocationActor(
+                self._runtime, record.id, record, journal, state=state, admitted=admitted, decoded_input=decoded_input
+            )
+        )
 
     def is_alive(self, invocation_id: str) -> bool:
         return invocation_id in self.actors
@@ -115,7 +125,9 @@ class Router:
         if actor.idle and self.keys.get((actor.service, actor.key)) is actor:
             del self.keys[(actor.service, actor.key)]
 
-    def deliver(self, invocation_id: str, notification: Notification, outbox_seq: int | None = None, timer: TimerKey | None = None) -> None:
+    def deliver(
+        self, invocation_id: str, notification: Notification, outbox_seq: int | None = None, timer: TimerKey | None = None
+    ) -> None:
         actor = self.actors.get(invocation_id)
         if actor is None:
             actor = InvocationActor(self._runtime, invocation_id)

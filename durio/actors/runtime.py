@@ -28,7 +28,12 @@ from durio.actors.registry import Registry
 from durio.actors.router import Router
 from durio.actors.timers import TimerActor
 from durio.actors.transitions import (
-    WORKFLOW_ALREADY_INVOKED, CompleteSignalOutcome, ControlAction, ControlOutcome, Created, Transitions,
+    WORKFLOW_ALREADY_INVOKED,
+    CompleteSignalOutcome,
+    ControlAction,
+    ControlOutcome,
+    Created,
+    Transitions,
 )
 from durio.actors.waiters import CompletionWaiters
 from durio.journal.entries import Entry, Failure, Input, Notification, Target
@@ -97,9 +102,18 @@ class Runtime:
     """Whole once constructed: it is built inside the supervisor task group it runs its actors in (run_runtime),
     from what storage says it starts from (`sequences`, `deployments`)."""
 
-    def __init__(self, store: Store, registry: Registry, config: RuntimeConfig, supervisor: anyio.abc.TaskGroup,
-                 clock: Clock, sequences: Sequences, deployments: dict[str, Deployment],
-                 partitions: PartitionTable | None = None, peers: PeerLink | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        config: RuntimeConfig,
+        supervisor: anyio.abc.TaskGroup,
+        clock: Clock,
+        sequences: Sequences,
+        deployments: dict[str, Deployment],
+        partitions: PartitionTable | None = None,
+        peers: PeerLink | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.config = config
@@ -108,8 +122,14 @@ class Runtime:
         # The partitions this process owns; the others belong to sibling worker processes, reached through `peers`.
         self.partitions = partitions or PartitionTable.single(config.message_partitions or 1)
         self.peers = peers
-        self.transitions = Transitions(sequences, registry.target_info, config.retention_ms, config.purge_completed,
-                                       self.partitions, messages_between_partitions=config.message_partitions is not None)
+        self.transitions = Transitions(
+            sequences,
+            registry.target_info,
+            config.retention_ms,
+            config.purge_completed,
+            self.partitions,
+            messages_between_partitions=config.message_partitions is not None,
+        )
         self._supervisor = supervisor
         # Messages between partitions travel (through storage) whenever a partition's owner may be another process.
         self._messages_travel = not self.partitions.owns_all or config.message_partitions is not None
@@ -260,7 +280,11 @@ class Runtime:
         for record in runnable:
             if router.is_alive(record.id):
                 continue
-            if record.is_exclusive and record.target.key is not None and (record.target.service, record.target.key) in router.keys:
+            if (
+                record.is_exclusive
+                and record.target.key is not None
+                and (record.target.service, record.target.key) in router.keys
+            ):
                 continue  # its key actor knows its queue and admits it in turn
             await router.wait_for_room()
             router.start(record)
@@ -359,11 +383,18 @@ class Runtime:
             return None
         return loaded
 
-    async def register_deployment(self, uri: str, additional_headers: dict[str, str] | None = None,
-                                  use_http_11: bool = False) -> tuple[Deployment, bool]:
+    async def register_deployment(
+        self, uri: str, additional_headers: dict[str, str] | None = None, use_http_11: bool = False
+    ) -> tuple[Deployment, bool]:
         """Discover an endpoint and serve its services; (deployment, True if new)."""
-        deployment = await discover(uri, self.clock.now_ms(), additional_headers, self.config.request_identity_key, use_http_11,
-                                     self.config.deployment_ca_file)
+        deployment = await discover(
+            uri,
+            self.clock.now_ms(),
+            additional_headers,
+            self.config.request_identity_key,
+            use_http_11,
+            self.config.deployment_ca_file,
+        )
         previous = next((d for d in self.deployments.values() if d.uri == deployment.uri), None)
         if previous is not None:
             deployment.id = previous.id
@@ -395,8 +426,13 @@ class Runtime:
         stored = {d.id: d for d in (Deployment.from_record(r) for r in await self.store.read(lambda txn: txn.deployments()))}
         for gone in set(self.deployments) - set(stored):
             deployment = self.deployments.pop(gone)
-            self.registry.remove_remote({service.name for service in services_of(deployment)
-                                         if getattr(self.registry.service(service.name), "deployment", None) is deployment})
+            self.registry.remove_remote(
+                {
+                    service.name
+                    for service in services_of(deployment)
+                    if getattr(self.registry.service(service.name), "deployment", None) is deployment
+                }
+            )
         for deployment_id, deployment in stored.items():
             known = self.deployments.get(deployment_id)
             if known is None or known.to_record() != deployment.to_record():
@@ -449,8 +485,9 @@ class Runtime:
         )
         return record, Input(ts=now, value=body, headers=headers)
 
-    def _submit_creation(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED,
-                         fresh: bool = True) -> Ticket:
+    def _submit_creation(
+        self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED, fresh: bool = True
+    ) -> Ticket:
         """Submit an invocation's creation; a fresh one that needs no admission starts right away.
 
         An invocation with a random id cannot collide with an existing one, and a
@@ -475,8 +512,9 @@ class Runtime:
         self.router.spawn(record, [input_entry], decoded_input=decoded)
         return ticket
 
-    async def call(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED,
-                   fresh: bool = True) -> tuple[str, bytes | Failure]:
+    async def call(
+        self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED, fresh: bool = True
+    ) -> tuple[str, bytes | Failure]:
         """Create (or find) the invocation and wait for its result.
 
         `fresh`: the record's id was never submitted before. A request forwarded from a sibling worker may be
@@ -497,8 +535,9 @@ class Runtime:
         finally:
             self.waiters.unregister(record.id, slot)
 
-    async def send(self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED,
-                   fresh: bool = True) -> tuple[InvocationRecord, bool]:
+    async def send(
+        self, record: InvocationRecord, input_entry: Input, decoded: typing.Any = NOT_DECODED, fresh: bool = True
+    ) -> tuple[InvocationRecord, bool]:
         """Create (or find) the invocation; True when this request created it (`fresh`: as for call)."""
         owner = self._owner_elsewhere(record.id)
         if owner is not None:
@@ -588,8 +627,11 @@ class Runtime:
 
     def live_statuses(self) -> dict[str, Status]:
         """A snapshot, by invocation id, of the statuses live actors show over the stored ones (as live_status)."""
-        return {invocation_id: _STATUS_SHOWN_FOR[actor.status] for invocation_id, actor in self.router.actors.items()
-                if actor.status in _STATUS_SHOWN_FOR}
+        return {
+            invocation_id: _STATUS_SHOWN_FOR[actor.status]
+            for invocation_id, actor in self.router.actors.items()
+            if actor.status in _STATUS_SHOWN_FOR
+        }
 
     async def all_live_statuses(self) -> dict[str, Status]:
         """live_statuses of every worker (each knows only the actors it runs); a restarting one has none."""
@@ -618,12 +660,21 @@ class Runtime:
         writer = self.store.writer.statistics()
         stats = self.stats
         return {
-            "worker": self.peers.me if self.peers is not None else 0, "pid": os.getpid(),
+            "worker": self.peers.me if self.peers is not None else 0,
+            "pid": os.getpid(),
             "partitions": sorted(self.partitions.owned),
-            "created": stats.created, "completed_success": stats.completed_success, "completed_failure": stats.completed_failure,
-            "journal_appends": stats.journal_appends, "attempt_failures": stats.attempt_failures,
-            "actors": len(live), "running": live.count(LiveStatus.RUNNING), "backing_off": live.count(LiveStatus.BACKING_OFF),
-            "timers": len(self.timers), "writer_batches": writer.batches, "writer_ops": writer.ops, "writer_queued": writer.queued,
+            "created": stats.created,
+            "completed_success": stats.completed_success,
+            "completed_failure": stats.completed_failure,
+            "journal_appends": stats.journal_appends,
+            "attempt_failures": stats.attempt_failures,
+            "actors": len(live),
+            "running": live.count(LiveStatus.RUNNING),
+            "backing_off": live.count(LiveStatus.BACKING_OFF),
+            "timers": len(self.timers),
+            "writer_batches": writer.batches,
+            "writer_ops": writer.ops,
+            "writer_queued": writer.queued,
         }
 
     async def worker_snapshots(self) -> list[dict[str, typing.Any]]:
@@ -648,8 +699,12 @@ class Runtime:
         """At shutdown: the invocations still in memory and where each stands (an operator's and a soak's clue)."""
         actors = list(self.router.actors.values())
         if actors:
-            log.info("%d invocations in memory at shutdown%s:\n  %s", len(actors), f" (the first {most})" if len(actors) > most else "",
-                     "\n  ".join(actor.describe() for actor in actors[:most]))
+            log.info(
+                "%d invocations in memory at shutdown%s:\n  %s",
+                len(actors),
+                f" (the first {most})" if len(actors) > most else "",
+                "\n  ".join(actor.describe() for actor in actors[:most]),
+            )
 
 
 def _probe_write(txn: Txn) -> Applied:
@@ -658,8 +713,15 @@ def _probe_write(txn: Txn) -> Applied:
     return Applied(None, Effects())
 
 
-async def run_runtime(store: Store, registry: Registry, config: RuntimeConfig, partitions: PartitionTable | None,
-                      peers: PeerLink | None, *, task_status: anyio.abc.TaskStatus[Runtime] = anyio.TASK_STATUS_IGNORED) -> None:
+async def run_runtime(
+    store: Store,
+    registry: Registry,
+    config: RuntimeConfig,
+    partitions: PartitionTable | None,
+    peers: PeerLink | None,
+    *,
+    task_status: anyio.abc.TaskStatus[Runtime] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Read what the runtime starts from, build it inside its supervisor, start it, and run it until cancelled."""
     clock = Clock(config.clock_start_s)
     high_water = await store.read(lambda txn: txn.get_meta("sequence") or 0)
@@ -685,8 +747,12 @@ async def open_runtime(
 ) -> typing.AsyncIterator[Runtime]:
     """Run durio's runtime (storage, actors, timers) for the duration of the block."""
     config = config or RuntimeConfig()
-    registry = Registry(services, default_retention_ms=config.retention_ms, idempotency_retention_ms=config.idempotency_retention_ms,
-                        workflow_retention_ms=config.workflow_retention_ms)
+    registry = Registry(
+        services,
+        default_retention_ms=config.retention_ms,
+        idempotency_retention_ms=config.idempotency_retention_ms,
+        workflow_retention_ms=config.workflow_retention_ms,
+    )
     async with open_store(data_dir, sync=config.sync, map_size=config.map_size, durability=config.durability) as store:
         async with anyio.create_task_group() as nursery:
             runtime = await nursery.start(run_runtime, store, registry, config, partitions, peers)

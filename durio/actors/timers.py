@@ -156,8 +156,11 @@ class TimerActor:
             runtime.router.deliver(timer.invocation_id, Completion(completion_id=timer.completion_id, result=None), timer=timer)
         elif timer.kind == TimerKind.START:
             self._starts_in_flight += 1
-            runtime.commit(runtime.transitions.start_scheduled(timer.invocation_id, timer, now_ms),
-                           on_commit=self._start_settled, on_error=self._start_settled)
+            runtime.commit(
+                runtime.transitions.start_scheduled(timer.invocation_id, timer, now_ms),
+                on_commit=self._start_settled,
+                on_error=self._start_settled,
+            )
         elif timer.kind == TimerKind.PURGE:
             runtime.commit(runtime.transitions.purge_expired(timer.invocation_id, timer))
         elif timer.kind == TimerKind.SCHEDULE:

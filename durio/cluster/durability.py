@@ -91,8 +91,9 @@ def describe_dsn(dsn: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-def connect(dsn: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S,
-            lock_timeout_s: float = LOCK_TIMEOUT_S) -> psycopg.Connection[typing.Any]:
+def connect(
+    dsn: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S, lock_timeout_s: float = LOCK_TIMEOUT_S
+) -> psycopg.Connection[typing.Any]:
     """A connection for one thread's use, whose statements give up after the timeouts; raises Unreachable.
 
     A statement that hits a timeout fails as a dropped connection would (the writer answers 503 and keeps
@@ -112,7 +113,8 @@ def connect(dsn: str, *, statement_timeout_s: float = STATEMENT_TIMEOUT_S,
                    FROM pg_settings AS s JOIN (VALUES ('statement_timeout', %s), ('lock_timeout', %s)) AS v(name, value)
                    ON s.name = v.name
                    WHERE s.source NOT IN ('client', 'user', 'database', 'database user')""",
-                (f"{round(statement_timeout_s * 1000)}ms", f"{round(lock_timeout_s * 1000)}ms"))
+                (f"{round(statement_timeout_s * 1000)}ms", f"{round(lock_timeout_s * 1000)}ms"),
+            )
     except psycopg.Error as exc:
         connection.close()
         raise Unreachable(f"PostgreSQL at {describe_dsn(dsn)} cannot be reached: {_reason(exc)}") from None
@@ -192,9 +194,10 @@ class PostgresDurability:
         past its lease, or the node taking its partitions over waits on them: PostgreSQL ends a transaction
         idle that long. And no call of this node waits on a lock long enough to miss its own lease renewal."""
         try:
-            connection.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false), "
-                               "set_config('lock_timeout', %s, false)",
-                               (f"{int(self.lease_s * 1000 / 2)}ms", f"{int(lock_wait_s * 1000)}ms"))
+            connection.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false), set_config('lock_timeout', %s, false)",
+                (f"{int(self.lease_s * 1000 / 2)}ms", f"{int(lock_wait_s * 1000)}ms"),
+            )
             connection.commit()
         except psycopg.Error as exc:
             connection.close()
@@ -217,12 +220,16 @@ class PostgresDurability:
         def take(connection: psycopg.Connection[typing.Any]) -> dict[int, tuple[int, int]]:
             taken = leases.acquire(connection, wanted - set(self._epochs), self.owner, self.lease_s)
             with connection.transaction():
-                seqs = dict(connection.execute("SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)",
-                                               (sorted(taken),)).fetchall())
+                seqs = dict(
+                    connection.execute(
+                        "SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)", (sorted(taken),)
+                    ).fetchall()
+                )
                 connection.execute(
                     """INSERT INTO durio_nodes (name, incarnation) VALUES (%s, %s)
                        ON CONFLICT (name) DO UPDATE SET incarnation = EXCLUDED.incarnation, heartbeat_at = now()""",
-                    (self.owner.split("@")[0], self.owner))
+                    (self.owner.split("@")[0], self.owner),
+                )
             return {pid: (epoch, seqs[pid]) for pid, epoch in taken.items()}
 
         taken = self._lease_call(take)
@@ -299,15 +306,19 @@ class PostgresDurability:
                     """INSERT INTO durio_nodes (name, incarnation, peer_url) VALUES (%s, %s, %s)
                        ON CONFLICT (name) DO UPDATE SET incarnation = EXCLUDED.incarnation, peer_url = EXCLUDED.peer_url,
                                                         heartbeat_at = now()""",
-                    (name, self.owner, peer_url))
+                    (name, self.owner, peer_url),
+                )
                 nodes = connection.execute(
                     """SELECT name, incarnation, peer_url, heartbeat_at > now() - make_interval(secs => %s),
                               extract(epoch FROM now() - heartbeat_at)
-                       FROM durio_nodes ORDER BY name""", (self.lease_s,)).fetchall()
+                       FROM durio_nodes ORDER BY name""",
+                    (self.lease_s,),
+                ).fetchall()
                 partitions = leases.owners(connection)
             return ClusterView(
                 nodes=[NodeRow(row[0], row[1], row[2], bool(row[3]), float(row[4])) for row in nodes],
-                partitions=[PartitionRow(pid, epoch, owner, bool(valid), seq) for pid, epoch, owner, valid, seq in partitions])
+                partitions=[PartitionRow(pid, epoch, owner, bool(valid), seq) for pid, epoch, owner, valid, seq in partitions],
+            )
 
         return typing.cast(ClusterView, self._lease_call(query))
 
@@ -317,8 +328,9 @@ class PostgresDurability:
 
         def query(connection: psycopg.Connection[typing.Any]) -> dict[int, int]:
             with connection.transaction():
-                return dict(connection.execute("SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)",
-                                               (pids,)).fetchall())
+                return dict(
+                    connection.execute("SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)", (pids,)).fetchall()
+                )
 
         return typing.cast(dict[int, int], self._lease_call(query))
 
@@ -340,10 +352,13 @@ class PostgresDurability:
 
     def holds_nothing(self) -> bool:
         """Whether PostgreSQL holds no row and no batch yet (a new cluster, to be seeded from a local store)."""
+
         def query(connection: psycopg.Connection[typing.Any]) -> bool:
             with connection.transaction():
-                row = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM durio_kv) AND "
-                                         "NOT EXISTS (SELECT 1 FROM durio_partitions WHERE batch_seq > 0)").fetchone()
+                row = connection.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM durio_kv) AND "
+                    "NOT EXISTS (SELECT 1 FROM durio_partitions WHERE batch_seq > 0)"
+                ).fetchone()
             return bool(row and row[0])
 
         return typing.cast(bool, self._lease_call(query))
@@ -356,8 +371,10 @@ class PostgresDurability:
             with connection.transaction(), connection.cursor(name="durio_load") as cursor:
                 cursor.itersize = 5000
                 # (Meta rows shipped by an earlier version are left out: meta is each store's own now.)
-                cursor.execute("SELECT db, key, value FROM durio_kv WHERE pid = ANY(%s) AND db <> %s ORDER BY pid, db, key",
-                               (held, DB_NUMBERS[storage_schema.META]))
+                cursor.execute(
+                    "SELECT db, key, value FROM durio_kv WHERE pid = ANY(%s) AND db <> %s ORDER BY pid, db, key",
+                    (held, DB_NUMBERS[storage_schema.META]),
+                )
                 for db, key, value in cursor:
                     yield DB_NAMES[db], bytes(key), bytes(value)
         except psycopg.Error as exc:
@@ -385,8 +402,11 @@ class PostgresDurability:
         try:
             connection = self._writer()
             with connection.transaction():
-                found = dict(connection.execute("SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)",
-                                                (sorted(expected),)).fetchall())
+                found = dict(
+                    connection.execute(
+                        "SELECT pid, batch_seq FROM durio_partitions WHERE pid = ANY(%s)", (sorted(expected),)
+                    ).fetchall()
+                )
         except psycopg.Error as exc:
             self._drop_writer()
             raise Unreachable(f"PostgreSQL at {describe_dsn(self.dsn)}: {_reason(exc)}") from None
@@ -433,28 +453,37 @@ class PostgresDurability:
                 raise Fenced(f"this node no longer owns partitions {sorted(lost)}: it writes nothing more for them")
             if time.monotonic() > self._valid_until:
                 self.statistics.self_fenced += 1
-                raise LeaseExpired("this node's leases could have expired (PostgreSQL did not renew them in time): "
-                                  "it writes nothing until they are renewed")
+                raise LeaseExpired(
+                    "this node's leases could have expired (PostgreSQL did not renew them in time): "
+                    "it writes nothing until they are renewed"
+                )
             epochs = [self._epochs[pid] for pid in pids]
             expected = {pid: self._seqs[pid] + 1 for pid in pids}
         try:
             connection = self._writer()
             with connection.pipeline(), connection.transaction():
-                fence = connection.execute("SELECT fenced_pid, fenced_seq FROM durio_fence(%s::int[], %s::bigint[])",
-                                           (pids, epochs))
+                fence = connection.execute(
+                    "SELECT fenced_pid, fenced_seq FROM durio_fence(%s::int[], %s::bigint[])", (pids, epochs)
+                )
                 if delivered_to:
                     # Wakes the owners as the transaction commits (NOTIFY is transactional).
-                    connection.execute("SELECT pg_notify(%s, pid::text) FROM unnest(%s::int[]) AS pid",
-                                       (DELIVERIES_CHANNEL, sorted(delivered_to)))
+                    connection.execute(
+                        "SELECT pg_notify(%s, pid::text) FROM unnest(%s::int[]) AS pid",
+                        (DELIVERIES_CHANNEL, sorted(delivered_to)),
+                    )
                 if upserts[0]:
                     connection.execute(
                         """INSERT INTO durio_kv (pid, db, key, value)
                            SELECT * FROM unnest(%s::int[], %s::smallint[], %s::bytea[], %s::bytea[])
-                           ON CONFLICT (pid, db, key) DO UPDATE SET value = EXCLUDED.value""", upserts)
+                           ON CONFLICT (pid, db, key) DO UPDATE SET value = EXCLUDED.value""",
+                        upserts,
+                    )
                 if deletes[0]:
                     connection.execute(
                         """DELETE FROM durio_kv AS k USING unnest(%s::int[], %s::smallint[], %s::bytea[]) AS d(pid, db, key)
-                           WHERE k.pid = d.pid AND k.db = d.db AND k.key = d.key""", deletes)
+                           WHERE k.pid = d.pid AND k.db = d.db AND k.key = d.key""",
+                        deletes,
+                    )
             committed = dict(fence.fetchall())
         except psycopg.Error as exc:
             if _sqlstate(exc) == FENCED_SQLSTATE:
@@ -481,8 +510,11 @@ class PostgresDurability:
     def not_kept(self, writes: WriteSet) -> list[tuple[bytes, bytes]]:
         with self._lock:
             held = set(self._epochs)
-        return [(db, key) for (db, key), value in writes.items()
-                if db in DELIVERY_DATABASES and value is not None and self.partition_of_row(db, key) not in held]
+        return [
+            (db, key)
+            for (db, key), value in writes.items()
+            if db in DELIVERY_DATABASES and value is not None and self.partition_of_row(db, key) not in held
+        ]
 
     def pending_deliveries(self, partitions: typing.Iterable[int]) -> list[tuple[bytes, bytes, bytes]]:
         """(db, key, value) of the deliveries PostgreSQL holds for these partitions (the writer thread's call)."""
@@ -494,7 +526,8 @@ class PostgresDurability:
             with connection.transaction():
                 rows = connection.execute(
                     "SELECT db, key, value FROM durio_kv WHERE pid = ANY(%s) AND db = ANY(%s) ORDER BY pid, db, key",
-                    (pids, [DB_NUMBERS[db] for db in sorted(DELIVERY_DATABASES)])).fetchall()
+                    (pids, [DB_NUMBERS[db] for db in sorted(DELIVERY_DATABASES)]),
+                ).fetchall()
         except psycopg.Error as exc:
             self._drop_writer()
             raise Unreachable(f"PostgreSQL at {describe_dsn(self.dsn)}: {_reason(exc)}") from None
@@ -502,10 +535,12 @@ class PostgresDurability:
 
     def take_sequence_block(self) -> int:
         """A block of sequence numbers no other node incarnation has had, and above every earlier block."""
+
         def take(connection: psycopg.Connection[typing.Any]) -> int:
             with connection.transaction():
                 row = connection.execute(
-                    "UPDATE durio_cluster SET sequence_block = sequence_block + 1 RETURNING sequence_block").fetchone()
+                    "UPDATE durio_cluster SET sequence_block = sequence_block + 1 RETURNING sequence_block"
+                ).fetchone()
             assert row is not None
             return int(row[0])
 

@@ -82,8 +82,11 @@ def _open_cluster(options: ClusterOptions) -> PostgresDurability:
     finally:
         connection.close()
     if options.partitions is not None and options.partitions != partitions:
-        log.warning("the cluster has %d partitions (chosen when it was created); --partitions %d is ignored",
-                    partitions, options.partitions)
+        log.warning(
+            "the cluster has %d partitions (chosen when it was created); --partitions %d is ignored",
+            partitions,
+            options.partitions,
+        )
     incarnation = f"{options.node_name}@{os.getpid()}.{secrets.token_hex(3)}"
     return PostgresDurability(options.dsn, incarnation, cluster_id, partitions, options.lease_s)
 
@@ -144,12 +147,15 @@ def _make_current(store: LmdbStore, durability: PostgresDurability, current: set
     # The global rows (deployments, schedules) are always read afresh: any node may have changed them.
     reload = (held - current) | {GLOBAL_PARTITION}
     keep = held - reload
-    dropped, written = store.replace_rows(lambda db, key: durability.partition_of_row(db, key) not in keep,
-                                          durability.load_rows(reload), durability.receipt())
+    dropped, written = store.replace_rows(
+        lambda db, key: durability.partition_of_row(db, key) not in keep, durability.load_rows(reload), durability.receipt()
+    )
     if not keep and not dropped:
         return f"loaded the local store from PostgreSQL ({written} rows)"
-    return (f"kept {len(keep)} partitions current in the local store, loaded {len(reload)} from PostgreSQL "
-            f"({written} rows), dropped {dropped} rows of partitions held elsewhere")
+    return (
+        f"kept {len(keep)} partitions current in the local store, loaded {len(reload)} from PostgreSQL "
+        f"({written} rows), dropped {dropped} rows of partitions held elsewhere"
+    )
 
 
 async def _reach(options: ClusterOptions) -> PostgresDurability:
@@ -206,9 +212,12 @@ class ClusterNode:
         """One heartbeat (blocking): True when what this node should serve changed."""
         lost = self.durability.renew()
         self.view = self.durability.beat(self.peer_url)
-        moves = placement.plan(self.name, self.durability.partitions, [
-            placement.Lease(row.pid, row.owner_name, row.valid) for row in self.view.partitions
-        ], {row.name for row in self.view.nodes if row.alive})
+        moves = placement.plan(
+            self.name,
+            self.durability.partitions,
+            [placement.Lease(row.pid, row.owner_name, row.valid) for row in self.view.partitions],
+            {row.name for row in self.view.nodes if row.alive},
+        )
         before = set(self.durability.epochs())
         if moves.take:
             self.durability.acquire(moves.take)
@@ -222,8 +231,13 @@ class ClusterNode:
         if taken - {GLOBAL_PARTITION}:
             log.info("node %s takes partitions %s", self.name, sorted(taken - {GLOBAL_PARTITION}))
         if new_let_go:
-            log.info("node %s hands partitions %s over (fair share: %d of %d nodes)", self.name, sorted(new_let_go),
-                     placement.fair_share(self.durability.partitions, len(self.live_nodes())), len(self.live_nodes()))
+            log.info(
+                "node %s hands partitions %s over (fair share: %d of %d nodes)",
+                self.name,
+                sorted(new_let_go),
+                placement.fair_share(self.durability.partitions, len(self.live_nodes())),
+                len(self.live_nodes()),
+            )
         return bool(lost or (taken - {GLOBAL_PARTITION}) or new_let_go)
 
     async def beat(self) -> None:
@@ -284,8 +298,9 @@ async def _join(node: ClusterNode) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_cluster_node(options: ClusterOptions, data_dir: str | os.PathLike[str],
-                            peer_url: str | None = None) -> typing.AsyncIterator[ClusterNode]:
+async def open_cluster_node(
+    options: ClusterOptions, data_dir: str | os.PathLike[str], peer_url: str | None = None
+) -> typing.AsyncIterator[ClusterNode]:
     """Join the cluster for the block: the node, with its heartbeat running."""
     durability = await _reach(options)
     node = ClusterNode(options, durability, os.fspath(data_dir), peer_url)

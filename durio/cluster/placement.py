@@ -48,16 +48,17 @@ def plan(me: str, partitions: int, leases: list[Lease], live_nodes: set[str]) ->
     live = live_nodes | {me}
     share = fair_share(partitions, len(live))
     # Held partitions, most preferred first: the least preferred are the ones handed over.
-    mine = sorted((lease.partition for lease in leases
-                   if lease.owner == me and lease.valid and lease.partition != GLOBAL_PARTITION),
-                  key=lambda p: _preference(me, p))
+    mine = sorted(
+        (lease.partition for lease in leases if lease.owner == me and lease.valid and lease.partition != GLOBAL_PARTITION),
+        key=lambda p: _preference(me, p),
+    )
     free = [lease.partition for lease in leases if not lease.valid or lease.owner is None]
     take: list[int] = []
     if GLOBAL_PARTITION in free:
         take.append(GLOBAL_PARTITION)
     if len(mine) < share:
         candidates = sorted((p for p in free if p != GLOBAL_PARTITION), key=lambda p: _preference(me, p))
-        take += candidates[:share - len(mine)]
+        take += candidates[: share - len(mine)]
     # Hand over only when another live node can take them: nobody else alive, nothing to hand over.
     let_go = sorted(mine[share:]) if len(live) > 1 and len(mine) > share else []
     return Moves(take, let_go)

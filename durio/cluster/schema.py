@@ -32,9 +32,21 @@ FENCED_SQLSTATE = "DU001"
 
 # The LMDB database of each row, as stored in durio_kv.db. Never renumber: rows already stored keep theirs.
 DB_NUMBERS: dict[bytes, int] = {
-    storage.INVOCATIONS: 1, storage.JOURNAL: 2, storage.STATE: 3, storage.INBOX: 4, storage.TIMERS: 5,
-    storage.OUTBOX: 6, storage.REPLY_TO: 7, storage.PROMISES: 8, storage.PROMISE_WAITERS: 9, storage.SIGNALS: 10,
-    storage.EVENTS: 11, storage.DEPLOYMENTS: 12, storage.META: 13, storage.SCHEDULES: 14, storage.MESSAGES: 15,
+    storage.INVOCATIONS: 1,
+    storage.JOURNAL: 2,
+    storage.STATE: 3,
+    storage.INBOX: 4,
+    storage.TIMERS: 5,
+    storage.OUTBOX: 6,
+    storage.REPLY_TO: 7,
+    storage.PROMISES: 8,
+    storage.PROMISE_WAITERS: 9,
+    storage.SIGNALS: 10,
+    storage.EVENTS: 11,
+    storage.DEPLOYMENTS: 12,
+    storage.META: 13,
+    storage.SCHEDULES: 14,
+    storage.MESSAGES: 15,
 }
 DB_NAMES = {number: name for name, number in DB_NUMBERS.items()}
 
@@ -122,5 +134,7 @@ def ensure_cluster(connection: typing.Any, cluster_id: str, partitions: int) -> 
         if row is not None:
             return row[0], row[1]
         connection.execute("INSERT INTO durio_cluster (id, partitions) VALUES (%s, %s)", (cluster_id, partitions))
-        connection.execute("INSERT INTO durio_partitions (pid) SELECT generate_series(%s, %s - 1)", (GLOBAL_PARTITION, partitions))
+        connection.execute(
+            "INSERT INTO durio_partitions (pid) SELECT generate_series(%s, %s - 1)", (GLOBAL_PARTITION, partitions)
+        )
     return cluster_id, partitions

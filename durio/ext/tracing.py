@@ -69,8 +69,9 @@ class RestateTracer(Tracer):
     ) -> typing.Any:
         if is_replaying():
             return INVALID_SPAN
-        span = self._tracer.start_span(name, self._root_context() or context, kind, attributes, links, start_time,
-                                       record_exception, set_status_on_exception)
+        span = self._tracer.start_span(
+            name, self._root_context() or context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
         self._track(span)
         return span
 
@@ -92,8 +93,15 @@ class RestateTracer(Tracer):
                 yield span
             return
         with self._tracer.start_as_current_span(
-            name, self._root_context() or context, kind, attributes, links, start_time, record_exception,
-            set_status_on_exception, end_on_exit,
+            name,
+            self._root_context() or context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+            end_on_exit,
         ) as span:
             yield span
 

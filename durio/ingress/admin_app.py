@@ -1,16 +1,16 @@
 """The admin API (Restate's, on port 9070): services, invocations and their control, state, health.
 
-  GET    /health
-  GET    /services, /services/{name}, /deployments
-  POST   /deployments {"uri", "use_http_11"?}; DELETE /deployments/{id} (refused while invocations need it)
-  GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": how many show that
-                                                              status (live actors included) and target
-  GET    /invocations/{id}                      status, target, retries, last failure, journal
-  PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
-  DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
-  GET    /state/{service}/{key}
-  POST   /query {"query": "SELECT ..."}             SQL introspection (query_route.py)
-  /schedules...                                 durio.ingress.schedules_api
+GET    /health
+GET    /services, /services/{name}, /deployments
+POST   /deployments {"uri", "use_http_11"?}; DELETE /deployments/{id} (refused while invocations need it)
+GET    /invocations?status=&service=&handler=&key=&limit=   newest first; "total": how many show that
+                                                            status (live actors included) and target
+GET    /invocations/{id}                      status, target, retries, last failure, journal
+PATCH  /invocations/{id}/cancel|kill|purge|pause|resume
+DELETE /invocations/{id}?mode=cancel|kill|purge (Restate's older form)
+GET    /state/{service}/{key}
+POST   /query {"query": "SELECT ..."}             SQL introspection (query_route.py)
+/schedules...                                 durio.ingress.schedules_api
 """
 
 from __future__ import annotations
@@ -24,7 +24,16 @@ from durio import ids
 from durio.actors.runtime import PeerUnavailable, Runtime
 from durio.actors.transitions import ControlAction, ControlOutcome
 from durio.asgi import (
-    HttpError, Receive, Scope, Send, drain, path_segments, read_body, respond, respond_json, serve_lifespan,
+    HttpError,
+    Receive,
+    Scope,
+    Send,
+    drain,
+    path_segments,
+    read_body,
+    respond,
+    respond_json,
+    serve_lifespan,
 )
 from durio.ingress.ingress_app import rfc3339
 from durio.ingress.cluster_view import cluster_view
@@ -101,7 +110,9 @@ class AdminApp:
                     await self._register_deployment(scope, receive, send)
                     return
                 _require(method, "GET")
-                await respond_json(send, 200, {"deployments": [deployment_json(d, self.runtime) for d in self.runtime.deployments.values()]})
+                await respond_json(
+                    send, 200, {"deployments": [deployment_json(d, self.runtime) for d in self.runtime.deployments.values()]}
+                )
             case ["deployments", deployment_id]:
                 if method == "DELETE":
                     await serve_deployment_removal(self.runtime, send, deployment_id)
@@ -150,7 +161,7 @@ class AdminApp:
         try:
             request = serde.loads(body)
         except serde.SerdeError as exc:
-            raise HttpError(400, f"the body must be JSON: {{\"uri\": \"http://host:port\"}} ({exc})") from None
+            raise HttpError(400, f'the body must be JSON: {{"uri": "http://host:port"}} ({exc})') from None
         if not isinstance(request, dict) or not isinstance(request.get("uri"), str):
             raise HttpError(400, "the body must name the deployment's 'uri'")
         if "arn" in request:
@@ -192,8 +203,11 @@ class AdminApp:
             return str(record.status) if record.is_completed else live.get(record.id, str(record.status))
 
         def accept_target(target_service: str, target_handler: str, target_key: str | None) -> bool:
-            return ((service is None or target_service == service) and (handler is None or target_handler == handler)
-                    and (key is None or target_key == key))
+            return (
+                (service is None or target_service == service)
+                and (handler is None or target_handler == handler)
+                and (key is None or target_key == key)
+            )
 
         def accept(record: InvocationRecord) -> bool:
             target = record.target
@@ -219,9 +233,12 @@ class AdminApp:
                     elsewhere += 1
             return extra, elsewhere
 
-        def page(txn: Txn, start_at: bytes | None, size: int) -> tuple[list[InvocationRecord], bytes | None, int | None, list[InvocationRecord]]:
-            records, next_start = txn.invocations_by_status(stored, newest_first=True, start_at=start_at, limit=size,
-                                                            accept=accept, accept_target=accept_target)
+        def page(
+            txn: Txn, start_at: bytes | None, size: int
+        ) -> tuple[list[InvocationRecord], bytes | None, int | None, list[InvocationRecord]]:
+            records, next_start = txn.invocations_by_status(
+                stored, newest_first=True, start_at=start_at, limit=size, accept=accept, accept_target=accept_target
+            )
             if start_at is not None:
                 return records, next_start, None, []  # counted with the first page
             if filtered:  # counted on the index alone, not on the records
@@ -241,7 +258,9 @@ class AdminApp:
         size = min(max(limit, 0), 1000) + 16
         total: int | None = None
         while True:
-            records, start_at, counted, more = await self.runtime.store.read(functools.partial(page, start_at=start_at, size=size))
+            records, start_at, counted, more = await self.runtime.store.read(
+                functools.partial(page, start_at=start_at, size=size)
+            )
             # The total as of the first page: pages after it start below what it saw, so invocations created
             # meanwhile are neither listed nor counted.
             if total is None:
@@ -249,8 +268,8 @@ class AdminApp:
             found.extend(record for record in records if status is None or shown(record) == status)
             if len(found) >= limit or start_at is None:
                 break
-        newest_first = sorted([*found[:max(0, limit)], *extra], key=_listing_order, reverse=True)
-        views = [invocation_json(record, shown(record)) for record in newest_first[:max(0, limit)]]
+        newest_first = sorted([*found[: max(0, limit)], *extra], key=_listing_order, reverse=True)
+        views = [invocation_json(record, shown(record)) for record in newest_first[: max(0, limit)]]
         await respond_json(send, 200, {"invocations": views, "total": total})
 
     def _check_id(self, invocation_id: str) -> None:
@@ -320,7 +339,9 @@ class AdminApp:
         state = await self.runtime.store.read(lambda txn: txn.state_of(service, key))
         self._require_known_service(service, bool(state))
         await respond_json(
-            send, 200, {"service": service, "key": key, "state": {name: value_json(value) for name, value in sorted(state.items())}}
+            send,
+            200,
+            {"service": service, "key": key, "state": {name: value_json(value) for name, value in sorted(state.items())}},
         )
 
 

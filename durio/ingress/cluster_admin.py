@@ -46,8 +46,9 @@ def _is_cluster_node(runtime: Runtime) -> bool:
 AdminApp = typing.Callable[[Scope, Receive, Send], typing.Awaitable[None]]
 
 
-async def served_by_cluster(app: AdminApp, runtime: Runtime, scope: Scope, receive: Receive, send: Send,
-                            segments: list[str]) -> bool:
+async def served_by_cluster(
+    app: AdminApp, runtime: Runtime, scope: Scope, receive: Receive, send: Send, segments: list[str]
+) -> bool:
     """Answer what this node cannot answer alone; False when it can (or it is no cluster node). `app`: this
     node's admin API, which answers a request it has already read the body of."""
     if scope.get(LOCAL_ONLY) or not _is_cluster_node(runtime):
@@ -88,8 +89,17 @@ async def served_by_cluster(app: AdminApp, runtime: Runtime, scope: Scope, recei
     return True
 
 
-async def _schedules(app: AdminApp, runtime: Runtime, peers: typing.Any, scope: Scope, receive: Receive, send: Send, rest: list[str],
-                     path: str, query: str) -> bool:
+async def _schedules(
+    app: AdminApp,
+    runtime: Runtime,
+    peers: typing.Any,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    rest: list[str],
+    path: str,
+    query: str,
+) -> bool:
     """A schedule lives in its id's partition: what is about one goes to its owner; the listing asks every node."""
     method = scope["method"]
     if not rest:
@@ -143,7 +153,7 @@ def _merge_invocations(answers: list[Answer], limit: int) -> Answer:
         found.extend(part["invocations"])
         total += part.get("total") or 0
     found.sort(key=lambda view: (view.get("created_at") or "", view["id"]), reverse=True)  # newest first, as each node's
-    return _json(200, {"invocations": found[:max(0, limit)], "total": total})
+    return _json(200, {"invocations": found[: max(0, limit)], "total": total})
 
 
 def _merge_state_keys(service: str, answers: list[Answer]) -> Answer:
@@ -166,13 +176,19 @@ async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def run_admin_request(app: AdminApp, method: str, path: str,
-                            query: str, body: bytes) -> Answer:
+async def run_admin_request(app: AdminApp, method: str, path: str, query: str, body: bytes) -> Answer:
     """Run a request on this node's own admin API for a peer, answered from this node's partitions alone."""
     scope: Scope = {
-        "type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": query.encode("latin-1"),
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode("latin-1"),
         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        "http_version": "1.1", "scheme": "http", "root_path": "", LOCAL_ONLY: True,
+        "http_version": "1.1",
+        "scheme": "http",
+        "root_path": "",
+        LOCAL_ONLY: True,
     }
     status = 500
     headers: list[tuple[bytes, bytes]] = []

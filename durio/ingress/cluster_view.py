@@ -35,17 +35,29 @@ async def cluster_view(runtime: Runtime) -> dict[str, typing.Any]:
     owners = {partition: worker.get("pid") for worker in workers for partition in worker.get("partitions", [])}
     name = node_name()
     return {
-        "nodes": [{
-            "name": name,
-            "alive": True,
-            "workers": [{"worker": w["worker"], "pid": w.get("pid"), "partitions": w.get("partitions", []),
-                         **({"restarting": True} if w.get("restarting") else {})} for w in workers],
-        }],
-        "partitions": [{
-            "id": partition,
-            "key_range": list(table.key_range(partition)),
-            "owner": owners.get(partition),
-            "node": name,
-            "epoch": stored_epochs[partition],
-        } for partition in range(table.count)],
+        "nodes": [
+            {
+                "name": name,
+                "alive": True,
+                "workers": [
+                    {
+                        "worker": w["worker"],
+                        "pid": w.get("pid"),
+                        "partitions": w.get("partitions", []),
+                        **({"restarting": True} if w.get("restarting") else {}),
+                    }
+                    for w in workers
+                ],
+            }
+        ],
+        "partitions": [
+            {
+                "id": partition,
+                "key_range": list(table.key_range(partition)),
+                "owner": owners.get(partition),
+                "node": name,
+                "epoch": stored_epochs[partition],
+            }
+            for partition in range(table.count)
+        ],
     }

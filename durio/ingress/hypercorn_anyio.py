@@ -22,8 +22,14 @@ from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ASGISendEvent, Scope
 SendToServer = typing.Callable[[ASGISendEvent | None], typing.Awaitable[None]]
 
 
-async def _handle(app: AppWrapper, config: Config, scope: Scope, to_app: MemoryObjectSendStream[ASGIReceiveEvent],
-                  receive: MemoryObjectReceiveStream[ASGIReceiveEvent], send: SendToServer) -> None:
+async def _handle(
+    app: AppWrapper,
+    config: Config,
+    scope: Scope,
+    to_app: MemoryObjectSendStream[ASGIReceiveEvent],
+    receive: MemoryObjectReceiveStream[ASGIReceiveEvent],
+    send: SendToServer,
+) -> None:
     try:
         with to_app, receive:
             await app(scope, receive.receive, send, anyio.to_thread.run_sync, anyio.from_thread.run)
@@ -47,8 +53,9 @@ class TaskGroup:
         self._manager: anyio.abc.TaskGroup | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
 
-    async def spawn_app(self, app: AppWrapper, config: Config, scope: Scope,
-                        send: SendToServer) -> typing.Callable[[ASGIReceiveEvent], typing.Awaitable[None]]:
+    async def spawn_app(
+        self, app: AppWrapper, config: Config, scope: Scope, send: SendToServer
+    ) -> typing.Callable[[ASGIReceiveEvent], typing.Awaitable[None]]:
         to_app, app_receive = anyio.create_memory_object_stream[ASGIReceiveEvent](config.max_app_queue_size)
 
         async def put(event: ASGIReceiveEvent) -> None:

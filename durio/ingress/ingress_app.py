@@ -86,9 +86,13 @@ def _error_body(status: int, message: str, source: str) -> bytes:
     return dumps({"code": status, "message": message, "source": source})
 
 
-async def send_error(send: Send, status: int, message: str, source: str = "ingress", headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_error(
+    send: Send, status: int, message: str, source: str = "ingress", headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await respond(
-        send, status, _error_body(status, message, source),
+        send,
+        status,
+        _error_body(status, message, source),
         headers=[(b"x-restate-error-source", source.encode()), *(headers or ())],
     )
 
@@ -212,8 +216,9 @@ class IngressApp:
     def _require_public(self, handler: Handler) -> None:
         if is_ingress_private(self.runtime.registry.service(handler.service_name), handler):
             raise HttpError(
-                400, f"the invoked service is not public: {handler.service_name}/{handler.name} is ingress-private, "
-                     "only other services' handlers may invoke it or read its result",
+                400,
+                f"the invoked service is not public: {handler.service_name}/{handler.name} is ingress-private, "
+                "only other services' handlers may invoke it or read its result",
             )
 
     @staticmethod
@@ -270,7 +275,10 @@ class IngressApp:
         record, input_entry = self.runtime.new_invocation(target, handler, body, headers, idempotency_key, delay_ms)
         if is_send:
             existing, created = await self.runtime.send(record, input_entry, decoded)
-            reply: dict[str, typing.Any] = {"invocationId": existing.id, "status": "Accepted" if created else "PreviouslyAccepted"}
+            reply: dict[str, typing.Any] = {
+                "invocationId": existing.id,
+                "status": "Accepted" if created else "PreviouslyAccepted",
+            }
             if existing.execute_at_ms:
                 reply["executionTime"] = rfc3339(existing.execute_at_ms)
             await respond_json(send, 202, reply, [(b"x-restate-id", existing.id.encode())])
@@ -304,7 +312,9 @@ class IngressApp:
             if result.metadata:
                 body["metadata"] = result.metadata
             await respond_json(
-                send, http_status_of(result.code), body,
+                send,
+                http_status_of(result.code),
+                body,
                 [id_header, (b"x-restate-error-source", b"invocation")],
             )
             return
@@ -341,8 +351,12 @@ class IngressApp:
             if value is None and not required:
                 return None
             if not isinstance(value, str):
-                raise HttpError(400, f"cannot read body: invalid request body: missing field `{name}`"
-                                     if value is None else f"cannot read body: invalid request body: `{name}` must be a string")
+                raise HttpError(
+                    400,
+                    f"cannot read body: invalid request body: missing field `{name}`"
+                    if value is None
+                    else f"cannot read body: invalid request body: `{name}` must be a string",
+                )
             return value
 
         target = field("target")
@@ -352,8 +366,11 @@ class IngressApp:
             return self._idempotent_id(field("service"), field("key", required=False), field("handler"), field("idempotencyKey"))
         if target == "workflow":
             return self._workflow_id(field("workflowName"), field("workflowKey"))
-        raise HttpError(400, f"cannot read body: invalid request body: unknown target {target!r}, "
-                             "expected one of `invocation`, `idempotentInvocation`, `workflow`")
+        raise HttpError(
+            400,
+            f"cannot read body: invalid request body: unknown target {target!r}, "
+            "expected one of `invocation`, `idempotentInvocation`, `workflow`",
+        )
 
     async def _result(self, send: Send, invocation_id: str, wait: bool) -> None:
         if not ids.is_invocation_id(invocation_id):
@@ -422,5 +439,3 @@ def _idempotency_key(scope: Scope) -> str | None:
     if not key.strip():
         raise HttpError(400, "bad header idempotency-key: it is empty")
     return key
-
-

@@ -141,8 +141,10 @@ class _GuardedBody:
         self._release()
         limits = self._guard.limits
         raise HttpError(
-            408, f"the request body did not arrive in time (it must arrive within {limits.body_timeout:g} s, plus "
-                 f"1 s per {limits.body_min_rate} bytes received)", [(b"connection", b"close")],
+            408,
+            f"the request body did not arrive in time (it must arrive within {limits.body_timeout:g} s, plus "
+            f"1 s per {limits.body_min_rate} bytes received)",
+            [(b"connection", b"close")],
         )
 
     def _check_announced_length(self) -> None:
@@ -175,5 +177,7 @@ class _GuardedBody:
         self.held = 0
 
     def _full_message(self) -> str:
-        return (f"the server holds {self._guard.limits.max_buffered_bytes} bytes of request bodies at most and "
-                f"has too little of that left for this one; retry later")
+        return (
+            f"the server holds {self._guard.limits.max_buffered_bytes} bytes of request bodies at most and "
+            f"has too little of that left for this one; retry later"
+        )

@@ -85,7 +85,9 @@ async def _create(runtime: "Runtime", scope: Scope, receive: Receive, send: Send
     if outcome.status == "declared_in_code":
         raise HttpError(409, f"id: the schedule {schedule_id!r} is declared in code (@scheduled); change it there")
     if outcome.status == "conflict":
-        raise HttpError(409, f"id: a different schedule {schedule_id!r} exists; DELETE it first, or send \"force\": true to replace it")
+        raise HttpError(
+            409, f'id: a different schedule {schedule_id!r} exists; DELETE it first, or send "force": true to replace it'
+        )
     status = 201 if outcome.status == "created" else 200
     await respond_json(send, status, await _view(runtime, schedule_id), [(b"location", f"/schedules/{schedule_id}".encode())])
 
@@ -93,8 +95,11 @@ async def _create(runtime: "Runtime", scope: Scope, receive: Receive, send: Send
 async def _delete(runtime: "Runtime", send: Send, schedule_id: str) -> None:
     outcome = _found(schedule_id, await runtime.schedules.delete(schedule_id))
     if outcome.status == "declared_in_code":
-        raise HttpError(409, f"the schedule {schedule_id!r} is declared in code (@scheduled): remove it there, and it goes when "
-                             "durio next serves that code (pause it meanwhile)")
+        raise HttpError(
+            409,
+            f"the schedule {schedule_id!r} is declared in code (@scheduled): remove it there, and it goes when "
+            "durio next serves that code (pause it meanwhile)",
+        )
     await respond_json(send, 200, {"id": schedule_id, "deleted": True})
 
 
@@ -107,9 +112,13 @@ async def _backfill(runtime: "Runtime", scope: Scope, receive: Receive, send: Se
     from_ms, to_ms, overlap = parse_backfill(body, timezone, runtime.clock.now_ms())
     outcome = _found(schedule_id, await runtime.schedules.backfill(schedule_id, from_ms, to_ms, overlap))
     if outcome.status == "too_many":
-        raise HttpError(400, f"to: more than {MAX_BACKFILL_TICKS} ticks between 'from' and 'to'; backfill a shorter range at a time")
+        raise HttpError(
+            400, f"to: more than {MAX_BACKFILL_TICKS} ticks between 'from' and 'to'; backfill a shorter range at a time"
+        )
     ticks = _fate(outcome)
-    counts = {name: sum(1 for tick in ticks if tick["outcome"] == name) for name in ("fired", "already_fired", "skipped", "buffered")}
+    counts = {
+        name: sum(1 for tick in ticks if tick["outcome"] == name) for name in ("fired", "already_fired", "skipped", "buffered")
+    }
     await respond_json(send, 200, {"id": schedule_id, **counts, "ticks": ticks})
 
 

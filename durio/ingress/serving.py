@@ -68,8 +68,9 @@ def hypercorn_config(bind: str, limits: HttpLimits | None = None) -> Config:
 class _Connection:
     """One client connection: reads feed hypercorn's protocol, one task writes what it answers."""
 
-    def __init__(self, app: typing.Any, config: Config, context: WorkerContext, stream: anyio.abc.SocketStream,
-                 send_timeout: float) -> None:
+    def __init__(
+        self, app: typing.Any, config: Config, context: WorkerContext, stream: anyio.abc.SocketStream, send_timeout: float
+    ) -> None:
         self._app = app
         self._config = config
         self._send_timeout = send_timeout
@@ -93,8 +94,16 @@ class _Connection:
             async with TaskGroup() as task_group:
                 self._protocol = ProtocolWrapper(
                     # The context has what HTTP/1.1 uses (no QUIC single tasks).
-                    self._app, self._config, typing.cast(typing.Any, self._context), task_group, ConnectionState({}), False,
-                    typing.cast(tuple[str, int], client), typing.cast(tuple[str, int], server), self._send, "http/1.1",
+                    self._app,
+                    self._config,
+                    typing.cast(typing.Any, self._context),
+                    task_group,
+                    ConnectionState({}),
+                    False,
+                    typing.cast(tuple[str, int], client),
+                    typing.cast(tuple[str, int], server),
+                    self._send,
+                    "http/1.1",
                 )
                 await self._protocol.initiate()
                 task_group.spawn(self._write_loop)
@@ -187,7 +196,7 @@ class _Connection:
         view = memoryview(data)
         for start in range(0, len(view), SEND_SLICE):
             with anyio.fail_after(self._send_timeout):
-                await self._stream.send(typing.cast(bytes, view[start:start + SEND_SLICE]))  # any bytes-like is sent
+                await self._stream.send(typing.cast(bytes, view[start : start + SEND_SLICE]))  # any bytes-like is sent
 
 
 _REFUSAL_BODY = b'{"code":429,"message":"too many connections to this server; retry later"}'
@@ -211,8 +220,13 @@ async def _refuse(stream: anyio.abc.SocketStream) -> None:
 
 
 async def serve_http(
-    app: typing.Any, bind: str, limits: HttpLimits | None = None, *, sock: socket.socket | None = None,
-    share: ConnectionShare | None = None, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+    app: typing.Any,
+    bind: str,
+    limits: HttpLimits | None = None,
+    *,
+    sock: socket.socket | None = None,
+    share: ConnectionShare | None = None,
+    task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve an ASGI app on `bind` (see durio.addresses); hands back the URL it listens on (useful with port 0).
 

@@ -5,11 +5,22 @@ transaction. The admin API's `POST /query` and `durio sql` sit on it.
 """
 
 from durio.introspection.engine import (
-    DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryError, QueryResult, QueryTimeout, run_query,
+    DEFAULT_ROW_LIMIT,
+    DEFAULT_TIME_LIMIT_S,
+    QueryError,
+    QueryResult,
+    QueryTimeout,
+    run_query,
 )
 from durio.introspection.tables import TABLES, QuerySnapshot
 
 __all__ = [
-    "DEFAULT_ROW_LIMIT", "DEFAULT_TIME_LIMIT_S", "QueryError", "QueryResult", "QuerySnapshot", "QueryTimeout",
-    "TABLES", "run_query",
+    "DEFAULT_ROW_LIMIT",
+    "DEFAULT_TIME_LIMIT_S",
+    "QueryError",
+    "QueryResult",
+    "QuerySnapshot",
+    "QueryTimeout",
+    "TABLES",
+    "run_query",
 ]

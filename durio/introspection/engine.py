@@ -54,8 +54,14 @@ class QueryResult:
     truncated: bool  # more rows than the limit: only the first `limit` are here
 
 
-def run_query(txn: Txn, snapshot: QuerySnapshot, query: str, *, row_limit: int = DEFAULT_ROW_LIMIT,
-              time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> QueryResult:
+def run_query(
+    txn: Txn,
+    snapshot: QuerySnapshot,
+    query: str,
+    *,
+    row_limit: int = DEFAULT_ROW_LIMIT,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+) -> QueryResult:
     """Run one read-only SELECT over `txn` (blocking: call it in a worker thread, inside the transaction)."""
     try:
         sql = prepare_query(query)
@@ -133,14 +139,16 @@ def _authorize(action: int, *args: typing.Any) -> int:
 
 # ------------------------------------------------------------------ the virtual tables
 
+
 class _Module:
     """The virtual-table module of one table, bound to this query's transaction and snapshot."""
 
     def __init__(self, table: Table, txn: Txn, snapshot: QuerySnapshot) -> None:
         self.table, self.txn, self.snapshot = table, txn, snapshot
 
-    def Connect(self, connection: typing.Any, modulename: str, databasename: str, tablename: str,
-                *args: typing.Any) -> tuple[str, "_VirtualTable"]:
+    def Connect(
+        self, connection: typing.Any, modulename: str, databasename: str, tablename: str, *args: typing.Any
+    ) -> tuple[str, "_VirtualTable"]:
         columns = ", ".join(f'"{name}"' for name in self.table.columns)
         return f"CREATE TABLE x({columns})", _VirtualTable(self)
 

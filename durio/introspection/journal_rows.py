@@ -20,12 +20,26 @@ from durio.journal import entries as e
 from durio.storage.frames import FrameError, unpack_entry
 
 _COMMAND_NAMES: dict[type[e.Entry], str] = {
-    e.Input: "Input", e.Output: "Output", e.Run: "Run", e.Sleep: "Sleep", e.Call: "Call", e.OneWayCall: "OneWayCall",
-    e.GetState: "GetEagerState", e.GetLazyState: "GetLazyState", e.GetStateKeys: "GetEagerStateKeys",
-    e.GetLazyStateKeys: "GetLazyStateKeys", e.SetState: "SetState", e.ClearState: "ClearState",
-    e.ClearAllState: "ClearAllState", e.GetPromise: "GetPromise", e.PeekPromise: "PeekPromise",
-    e.CompletePromise: "CompletePromise", e.CompleteAwakeable: "CompleteAwakeable", e.SendSignal: "SendSignal",
-    e.SendNamedSignal: "SendSignal", e.AttachInvocation: "AttachInvocation",
+    e.Input: "Input",
+    e.Output: "Output",
+    e.Run: "Run",
+    e.Sleep: "Sleep",
+    e.Call: "Call",
+    e.OneWayCall: "OneWayCall",
+    e.GetState: "GetEagerState",
+    e.GetLazyState: "GetLazyState",
+    e.GetStateKeys: "GetEagerStateKeys",
+    e.GetLazyStateKeys: "GetLazyStateKeys",
+    e.SetState: "SetState",
+    e.ClearState: "ClearState",
+    e.ClearAllState: "ClearAllState",
+    e.GetPromise: "GetPromise",
+    e.PeekPromise: "PeekPromise",
+    e.CompletePromise: "CompletePromise",
+    e.CompleteAwakeable: "CompleteAwakeable",
+    e.SendSignal: "SendSignal",
+    e.SendNamedSignal: "SendSignal",
+    e.AttachInvocation: "AttachInvocation",
     e.GetInvocationOutput: "GetInvocationOutput",
 }
 

@@ -52,7 +52,7 @@ def prepare_query(text: str) -> str:
                         continue
                     break
                 end += 1
-            out.append(text[i:end + 1])
+            out.append(text[i : end + 1])
             i = end + 1
             continue
         if char.isalnum() or char == "_":
@@ -66,4 +66,3 @@ def prepare_query(text: str) -> str:
         out.append(char)
         i += 1
     return "".join(out)
-

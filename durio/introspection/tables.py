@@ -85,7 +85,13 @@ class _Invocation:
         service = self.snapshot.services.get(record.target.service)
         if service is not None:
             return typing.cast(str, service["ty"])
-        return "workflow" if record.handler_kind == HandlerKind.WORKFLOW else "virtual_object" if record.target.key is not None else "service"
+        return (
+            "workflow"
+            if record.handler_kind == HandlerKind.WORKFLOW
+            else "virtual_object"
+            if record.target.key is not None
+            else "service"
+        )
 
     def completion_failure(self) -> str | None:
         result = self.record.result
@@ -211,6 +217,7 @@ def _scan_invocations_with_status(txn: Txn, snapshot: QuerySnapshot, status: typ
 
 # ------------------------------------------------------------------ sys_journal
 
+
 def _scan_journal(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.Iterator[Row]:
     if "id" in equals:
         invocation_id = equals["id"]
@@ -223,6 +230,7 @@ def _scan_journal(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.I
 
 # ------------------------------------------------------------------ state, inbox, promises, idempotency
 
+
 def _scan_state(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.Iterator[Row]:
     service, key = equals.get("service_name"), equals.get("service_key")
     if service is not None and not isinstance(service, str) or key is not None and not isinstance(key, str):
@@ -231,8 +239,13 @@ def _scan_state(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.Ite
         name_bytes = name.encode()
         yield {
             "partition_key": key_partition(service_key),
-            "service_name": service_name, "service_key": service_key, "key": name, "key_length": len(name_bytes),
-            "value_utf8": utf8_or_none(value), "value": value, "value_length": len(value),
+            "service_name": service_name,
+            "service_key": service_key,
+            "key": name,
+            "key_length": len(name_bytes),
+            "value_utf8": utf8_or_none(value),
+            "value": value,
+            "value_length": len(value),
         }
 
 
@@ -240,8 +253,12 @@ def _scan_inbox(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.Ite
     for service, key, seq, invocation_id in txn.iter_inboxes():
         record = _record_or_none(txn, invocation_id)
         yield {
-            "partition_key": key_partition(key), "service_name": service, "service_key": key, "id": invocation_id,
-            "sequence_number": seq, "created_at": sql_time(record.created_ms) if record is not None else None,
+            "partition_key": key_partition(key),
+            "service_name": service,
+            "service_key": key,
+            "id": invocation_id,
+            "sequence_number": seq,
+            "created_at": sql_time(record.created_ms) if record is not None else None,
         }
 
 
@@ -252,15 +269,25 @@ def _scan_promises(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.
         failure = promise.result if isinstance(promise.result, Failure) else None
         value = None if failure is not None else typing.cast(bytes, promise.result)
         yield {
-            "partition_key": key_partition(key), "service_name": service, "service_key": key, "key": name,
-            "completed": 1, "completion_success_value": value, "completion_success_value_utf8": utf8_or_none(value),
+            "partition_key": key_partition(key),
+            "service_name": service,
+            "service_key": key,
+            "key": name,
+            "completed": 1,
+            "completion_success_value": value,
+            "completion_success_value_utf8": utf8_or_none(value),
             "completion_failure": None if failure is None else f"[{failure.code}] {failure.message}",
         }
     pending = {waiter for waiter in txn.iter_promise_waiters() if waiter not in completed}
     for service, key, name in sorted(pending):
         yield {
-            "partition_key": key_partition(key), "service_name": service, "service_key": key, "key": name,
-            "completed": 0, "completion_success_value": None, "completion_success_value_utf8": None,
+            "partition_key": key_partition(key),
+            "service_name": service,
+            "service_key": key,
+            "key": name,
+            "completed": 0,
+            "completion_success_value": None,
+            "completion_success_value_utf8": None,
             "completion_failure": None,
         }
 
@@ -272,43 +299,89 @@ def _scan_idempotency(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typi
             continue
         target = record.target
         yield {
-            "partition_key": partition_key(record.id), "service_name": target.service, "service_key": target.key,
-            "service_handler": target.handler, "idempotency_key": record.idempotency_key, "invocation_id": record.id,
+            "partition_key": partition_key(record.id),
+            "service_name": target.service,
+            "service_key": target.key,
+            "service_handler": target.handler,
+            "idempotency_key": record.idempotency_key,
+            "invocation_id": record.id,
         }
 
 
 # ------------------------------------------------------------------ services and deployments (in memory)
 
+
 def _scan_services(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.Iterator[Row]:
     for name, service in snapshot.services.items():
-        yield {"name": name, "revision": service.get("revision", 1), "public": int(bool(service.get("public", True))),
-               "ty": service["ty"], "deployment_id": service.get("deployment_id")}
+        yield {
+            "name": name,
+            "revision": service.get("revision", 1),
+            "public": int(bool(service.get("public", True))),
+            "ty": service["ty"],
+            "deployment_id": service.get("deployment_id"),
+        }
 
 
 def _scan_deployments(txn: Txn, snapshot: QuerySnapshot, equals: Equals) -> typing.Iterator[Row]:
     for deployment in snapshot.deployments:
-        yield {"id": deployment["id"], "ty": "http", "endpoint": deployment["endpoint"],
-               "created_at": sql_time(deployment["created_ms"]),
-               "min_service_protocol_version": deployment["min_protocol"],
-               "max_service_protocol_version": deployment["max_protocol"],
-               "services": json.dumps(deployment["services"])}
+        yield {
+            "id": deployment["id"],
+            "ty": "http",
+            "endpoint": deployment["endpoint"],
+            "created_at": sql_time(deployment["created_ms"]),
+            "min_service_protocol_version": deployment["min_protocol"],
+            "max_service_protocol_version": deployment["max_protocol"],
+            "services": json.dumps(deployment["services"]),
+        }
 
 
 INVOCATION_COLUMNS = tuple(_INVOCATION_FIELDS)
 TABLES: tuple[Table, ...] = (
     Table("sys_invocation", INVOCATION_COLUMNS, (("id",), ("status",)), _scan_invocations),
     Table("sys_journal", JOURNAL_COLUMNS, (("id",),), _scan_journal, estimated_rows=1_000_000),
-    Table("state", ("partition_key", "service_name", "service_key", "key", "key_length", "value_utf8", "value",
-                    "value_length"), (("service_name", "service_key"), ("service_name",)), _scan_state),
-    Table("sys_inbox", ("partition_key", "service_name", "service_key", "id", "sequence_number", "created_at"), (),
-          _scan_inbox, estimated_rows=10_000),
-    Table("sys_promise", ("partition_key", "service_name", "service_key", "key", "completed", "completion_success_value",
-                          "completion_success_value_utf8", "completion_failure"), (), _scan_promises, estimated_rows=10_000),
-    Table("sys_idempotency", ("partition_key", "service_name", "service_key", "service_handler", "idempotency_key",
-                              "invocation_id"), (), _scan_idempotency),
+    Table(
+        "state",
+        ("partition_key", "service_name", "service_key", "key", "key_length", "value_utf8", "value", "value_length"),
+        (("service_name", "service_key"), ("service_name",)),
+        _scan_state,
+    ),
+    Table(
+        "sys_inbox",
+        ("partition_key", "service_name", "service_key", "id", "sequence_number", "created_at"),
+        (),
+        _scan_inbox,
+        estimated_rows=10_000,
+    ),
+    Table(
+        "sys_promise",
+        (
+            "partition_key",
+            "service_name",
+            "service_key",
+            "key",
+            "completed",
+            "completion_success_value",
+            "completion_success_value_utf8",
+            "completion_failure",
+        ),
+        (),
+        _scan_promises,
+        estimated_rows=10_000,
+    ),
+    Table(
+        "sys_idempotency",
+        ("partition_key", "service_name", "service_key", "service_handler", "idempotency_key", "invocation_id"),
+        (),
+        _scan_idempotency,
+    ),
     Table("sys_service", ("name", "revision", "public", "ty", "deployment_id"), (), _scan_services, estimated_rows=100),
-    Table("sys_deployment", ("id", "ty", "endpoint", "created_at", "min_service_protocol_version",
-                             "max_service_protocol_version", "services"), (), _scan_deployments, estimated_rows=10),
+    Table(
+        "sys_deployment",
+        ("id", "ty", "endpoint", "created_at", "min_service_protocol_version", "max_service_protocol_version", "services"),
+        (),
+        _scan_deployments,
+        estimated_rows=10,
+    ),
 )
 
 

@@ -374,10 +374,30 @@ class NamedSignal(Entry):
 Notification = typing.Union[Completion, Signal, NamedSignal]
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
-    Input, Output, Run, Sleep, Call, OneWayCall, GetState, GetLazyState, GetStateKeys,
-    GetLazyStateKeys, SetState, ClearState, ClearAllState, GetPromise, PeekPromise,
-    CompletePromise, CompleteAwakeable, SendSignal, AttachInvocation, GetInvocationOutput,
-    Completion, Signal, SendNamedSignal, NamedSignal,
+    Input,
+    Output,
+    Run,
+    Sleep,
+    Call,
+    OneWayCall,
+    GetState,
+    GetLazyState,
+    GetStateKeys,
+    GetLazyStateKeys,
+    SetState,
+    ClearState,
+    ClearAllState,
+    GetPromise,
+    PeekPromise,
+    CompletePromise,
+    CompleteAwakeable,
+    SendSignal,
+    AttachInvocation,
+    GetInvocationOutput,
+    Completion,
+    Signal,
+    SendNamedSignal,
+    NamedSignal,
 )
 
 

@@ -73,8 +73,15 @@ AWAIT_INPUT = AwaitInput()
 Verdict = Satisfied | Cancelled | StartRuns | AwaitProgress | AwaitInput | Suspend
 
 
-def progress(machine: InvocationMachine, handles: typing.Collection[int], need_all: bool, *,
-             deferred_runs: typing.Collection[int] = (), runs_in_flight: int = 0, input_closed: bool = False) -> Verdict:
+def progress(
+    machine: InvocationMachine,
+    handles: typing.Collection[int],
+    need_all: bool,
+    *,
+    deferred_runs: typing.Collection[int] = (),
+    runs_in_flight: int = 0,
+    input_closed: bool = False,
+) -> Verdict:
     """The next thing to do for a handler waiting on `handles` (all of them, or any with `need_all` False).
 
     `deferred_runs`: completion ids of steps taken and not started (a step starts when awaited, as in the

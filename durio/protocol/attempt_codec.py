@@ -20,8 +20,14 @@ from durio.protocol.framing import Frame, ProtocolError, encode
 M = m.MESSAGES
 
 
-def request_body(invocation_id: str, key: str | None, journal: list[e.Entry], state: typing.Mapping[str, bytes] | None,
-                 retry_count: int, version: int) -> bytes:
+def request_body(
+    invocation_id: str,
+    key: str | None,
+    journal: list[e.Entry],
+    state: typing.Mapping[str, bytes] | None,
+    retry_count: int,
+    version: int,
+) -> bytes:
     """The request of an attempt. `state` None: lazy state (enableLazyState), the deployment gets none up front
     and asks for each key it reads (GetLazyState), as Restate does."""
     start = M["StartMessage"](
@@ -92,14 +98,18 @@ def read_answer_frame(frame: Frame) -> AnswerFrame:
         result: bytes | e.Failure = bytes(message.value) if which == "value" else failure_of(message.failure)
         return RunProposal(e.Completion(completion_id=message.result_completion_id, result=result))
     if type_id == m.SUSPENSION:
-        awaited = [*message.waiting_completions, *(-s for s in message.waiting_signals),
-                   *(e.named_signal_handle(name) for name in message.waiting_named_signals)]
+        awaited = [
+            *message.waiting_completions,
+            *(-s for s in message.waiting_signals),
+            *(e.named_signal_handle(name) for name in message.waiting_named_signals),
+        ]
         if not awaited:
             raise ProtocolError("a Suspension that waits for nothing")
         return Suspension(awaited)
     if type_id == m.ERROR:
         return Error(
-            message.message or f"the handler failed with code {message.code}", message.code or 500,
+            message.message or f"the handler failed with code {message.code}",
+            message.code or 500,
             message.next_retry_delay / 1000 if message.HasField("next_retry_delay") else None,
             message.related_command_index if message.HasField("related_command_index") else None,
             message.related_command_name if message.HasField("related_command_name") else None,

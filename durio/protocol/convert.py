@@ -33,7 +33,15 @@ def failure_of(message: typing.Any) -> e.Failure:
     return e.Failure(message.code, message.message, metadata)
 
 
-def _set_result(target: typing.Any, result: e.Result, version: int, *, value_field: str = "value", void_field: str = "void", failure_field: str = "failure") -> None:
+def _set_result(
+    target: typing.Any,
+    result: e.Result,
+    version: int,
+    *,
+    value_field: str = "value",
+    void_field: str = "void",
+    failure_field: str = "failure",
+) -> None:
     if isinstance(result, e.Failure):
         getattr(target, failure_field).CopyFrom(failure_message(result, version))
     elif isinstance(result, bytes):
@@ -80,22 +88,33 @@ def command_to_message(entry: e.Entry, version: int) -> tuple[int, typing.Any]:
     if isinstance(entry, e.Run):
         return 0x0411, M["RunCommandMessage"](result_completion_id=entry.completion_id, name=name)
     if isinstance(entry, e.Sleep):
-        return 0x040C, M["SleepCommandMessage"](wake_up_time=entry.wake_up_ms, result_completion_id=entry.completion_id, name=name)
+        return 0x040C, M["SleepCommandMessage"](
+            wake_up_time=entry.wake_up_ms, result_completion_id=entry.completion_id, name=name
+        )
     if isinstance(entry, e.Call):
         message = M["CallCommandMessage"](
-            service_name=entry.target.service, handler_name=entry.target.handler, parameter=entry.value,
-            headers=_headers(entry.headers), key=entry.target.key or "",
+            service_name=entry.target.service,
+            handler_name=entry.target.handler,
+            parameter=entry.value,
+            headers=_headers(entry.headers),
+            key=entry.target.key or "",
             invocation_id_notification_idx=entry.invocation_id_completion_id,
-            result_completion_id=entry.completion_id, name=name,
+            result_completion_id=entry.completion_id,
+            name=name,
         )
         if entry.idempotency_key is not None:
             message.idempotency_key = entry.idempotency_key
         return 0x040D, message
     if isinstance(entry, e.OneWayCall):
         message = M["OneWayCallCommandMessage"](
-            service_name=entry.target.service, handler_name=entry.target.handler, parameter=entry.value,
-            invoke_time=entry.invoke_at_ms, headers=_headers(entry.headers), key=entry.target.key or "",
-            invocation_id_notification_idx=entry.invocation_id_completion_id, name=name,
+            service_name=entry.target.service,
+            handler_name=entry.target.handler,
+            parameter=entry.value,
+            invoke_time=entry.invoke_at_ms,
+            headers=_headers(entry.headers),
+            key=entry.target.key or "",
+            invocation_id_notification_idx=entry.invocation_id_completion_id,
+            name=name,
         )
         if entry.idempotency_key is not None:
             message.idempotency_key = entry.idempotency_key
@@ -108,9 +127,13 @@ def command_to_message(entry: e.Entry, version: int) -> tuple[int, typing.Any]:
             message.value.CopyFrom(_value(entry.value))
         return 0x0407, message
     if isinstance(entry, e.GetLazyState):
-        return 0x0402, M["GetLazyStateCommandMessage"](key=entry.key.encode(), result_completion_id=entry.completion_id, name=name)
+        return 0x0402, M["GetLazyStateCommandMessage"](
+            key=entry.key.encode(), result_completion_id=entry.completion_id, name=name
+        )
     if isinstance(entry, e.GetStateKeys):
-        return 0x0408, M["GetEagerStateKeysCommandMessage"](value=M["StateKeys"](keys=[k.encode() for k in entry.keys]), name=name)
+        return 0x0408, M["GetEagerStateKeysCommandMessage"](
+            value=M["StateKeys"](keys=[k.encode() for k in entry.keys]), name=name
+        )
     if isinstance(entry, e.GetLazyStateKeys):
         return 0x0406, M["GetLazyStateKeysCommandMessage"](result_completion_id=entry.completion_id, name=name)
     if isinstance(entry, e.SetState):
@@ -132,17 +155,25 @@ def command_to_message(entry: e.Entry, version: int) -> tuple[int, typing.Any]:
         _set_result(message, entry.result, version)
         return 0x0414, message
     if isinstance(entry, e.SendSignal):
-        message = M["SendSignalCommandMessage"](target_invocation_id=entry.target_invocation_id, idx=entry.signal_index, entry_name=name)
+        message = M["SendSignalCommandMessage"](
+            target_invocation_id=entry.target_invocation_id, idx=entry.signal_index, entry_name=name
+        )
         _set_result(message, entry.result, version)
         return 0x0410, message
     if isinstance(entry, e.SendNamedSignal):
-        message = M["SendSignalCommandMessage"](target_invocation_id=entry.target_invocation_id, name=entry.signal_name, entry_name=name)
+        message = M["SendSignalCommandMessage"](
+            target_invocation_id=entry.target_invocation_id, name=entry.signal_name, entry_name=name
+        )
         _set_result(message, entry.result, version)
         return 0x0410, message
     if isinstance(entry, e.AttachInvocation):
-        return 0x0412, M["AttachInvocationCommandMessage"](invocation_id=entry.target_invocation_id, result_completion_id=entry.completion_id, name=name)
+        return 0x0412, M["AttachInvocationCommandMessage"](
+            invocation_id=entry.target_invocation_id, result_completion_id=entry.completion_id, name=name
+        )
     if isinstance(entry, e.GetInvocationOutput):
-        return 0x0413, M["GetInvocationOutputCommandMessage"](invocation_id=entry.target_invocation_id, result_completion_id=entry.completion_id, name=name)
+        return 0x0413, M["GetInvocationOutputCommandMessage"](
+            invocation_id=entry.target_invocation_id, result_completion_id=entry.completion_id, name=name
+        )
     raise ProtocolError(f"{entry.type_name} has no protocol form")
 
 
@@ -174,17 +205,31 @@ def message_to_command(type_id: int, message: typing.Any) -> e.Entry:
         idempotency_key = message.idempotency_key if message.HasField("idempotency_key") else None
         headers = [(h.key, h.value) for h in message.headers]
         if type_id == 0x040D:
-            return e.Call(target=target, value=bytes(message.parameter), completion_id=message.result_completion_id,
-                          invocation_id_completion_id=message.invocation_id_notification_idx, headers=headers,
-                          idempotency_key=idempotency_key, name=message.name)
-        return e.OneWayCall(target=target, value=bytes(message.parameter), invoke_at_ms=message.invoke_time,
-                            invocation_id_completion_id=message.invocation_id_notification_idx, headers=headers,
-                            idempotency_key=idempotency_key, name=message.name)
+            return e.Call(
+                target=target,
+                value=bytes(message.parameter),
+                completion_id=message.result_completion_id,
+                invocation_id_completion_id=message.invocation_id_notification_idx,
+                headers=headers,
+                idempotency_key=idempotency_key,
+                name=message.name,
+            )
+        return e.OneWayCall(
+            target=target,
+            value=bytes(message.parameter),
+            invoke_at_ms=message.invoke_time,
+            invocation_id_completion_id=message.invocation_id_notification_idx,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            name=message.name,
+        )
     if type_id == 0x0407:
         which = message.WhichOneof("result")
         if which is None:
             raise ProtocolError("a GetEagerState command has no result")
-        return e.GetState(key=message.key.decode(), value=bytes(message.value.content) if which == "value" else None, name=message.name)
+        return e.GetState(
+            key=message.key.decode(), value=bytes(message.value.content) if which == "value" else None, name=message.name
+        )
     if type_id == 0x0402:
         return e.GetLazyState(key=message.key.decode(), completion_id=message.result_completion_id, name=message.name)
     if type_id == 0x0408:
@@ -205,33 +250,60 @@ def message_to_command(type_id: int, message: typing.Any) -> e.Entry:
         result = _result_of(message, "completion")
         if result is None:
             raise ProtocolError("a CompletePromise command completes with nothing")
-        return e.CompletePromise(key=message.key, result=typing.cast(typing.Union[bytes, e.Failure], result),
-                                 completion_id=message.result_completion_id, name=message.name)
+        return e.CompletePromise(
+            key=message.key,
+            result=typing.cast(typing.Union[bytes, e.Failure], result),
+            completion_id=message.result_completion_id,
+            name=message.name,
+        )
     if type_id == 0x0414:
         result = _result_of(message)
-        return e.CompleteAwakeable(awakeable_id=message.awakeable_id, result=typing.cast(typing.Union[bytes, e.Failure], result if result is not None else b""), name=message.name)
+        return e.CompleteAwakeable(
+            awakeable_id=message.awakeable_id,
+            result=typing.cast(typing.Union[bytes, e.Failure], result if result is not None else b""),
+            name=message.name,
+        )
     if type_id == 0x0410:
         which = message.WhichOneof("signal_id")
         if which == "name":
-            return e.SendNamedSignal(target_invocation_id=message.target_invocation_id, signal_name=message.name,
-                                     result=typing.cast(typing.Union[bytes, e.Failure, None], _result_of(message)), name=message.entry_name)
+            return e.SendNamedSignal(
+                target_invocation_id=message.target_invocation_id,
+                signal_name=message.name,
+                result=typing.cast(typing.Union[bytes, e.Failure, None], _result_of(message)),
+                name=message.entry_name,
+            )
         if which != "idx":
             raise ProtocolError("a SendSignal command names no signal")
-        return e.SendSignal(target_invocation_id=message.target_invocation_id, signal_index=message.idx,
-                            result=typing.cast(typing.Union[bytes, e.Failure, None], _result_of(message)), name=message.entry_name)
+        return e.SendSignal(
+            target_invocation_id=message.target_invocation_id,
+            signal_index=message.idx,
+            result=typing.cast(typing.Union[bytes, e.Failure, None], _result_of(message)),
+            name=message.entry_name,
+        )
     if type_id == 0x0412:
-        return e.AttachInvocation(target_invocation_id=_target_invocation_id(message), completion_id=message.result_completion_id, name=message.name)
+        return e.AttachInvocation(
+            target_invocation_id=_target_invocation_id(message), completion_id=message.result_completion_id, name=message.name
+        )
     if type_id == 0x0413:
-        return e.GetInvocationOutput(target_invocation_id=_target_invocation_id(message), completion_id=message.result_completion_id, name=message.name)
+        return e.GetInvocationOutput(
+            target_invocation_id=_target_invocation_id(message), completion_id=message.result_completion_id, name=message.name
+        )
     raise ProtocolError(f"unknown command type 0x{type_id:04x}")
 
 
 # ---------------------------------------------------------------- notifications
 
 _COMPLETION_TYPE_OF_COMMAND: dict[type, int] = {
-    e.Run: m.RUN_DONE, e.Sleep: m.SLEEP_DONE, e.Call: m.CALL_DONE, e.GetLazyState: m.GET_LAZY_STATE_DONE,
-    e.GetLazyStateKeys: m.GET_LAZY_STATE_KEYS_DONE, e.GetPromise: m.GET_PROMISE_DONE, e.PeekPromise: m.PEEK_PROMISE_DONE,
-    e.CompletePromise: m.COMPLETE_PROMISE_DONE, e.AttachInvocation: m.ATTACH_DONE, e.GetInvocationOutput: m.GET_OUTPUT_DONE,
+    e.Run: m.RUN_DONE,
+    e.Sleep: m.SLEEP_DONE,
+    e.Call: m.CALL_DONE,
+    e.GetLazyState: m.GET_LAZY_STATE_DONE,
+    e.GetLazyStateKeys: m.GET_LAZY_STATE_KEYS_DONE,
+    e.GetPromise: m.GET_PROMISE_DONE,
+    e.PeekPromise: m.PEEK_PROMISE_DONE,
+    e.CompletePromise: m.COMPLETE_PROMISE_DONE,
+    e.AttachInvocation: m.ATTACH_DONE,
+    e.GetInvocationOutput: m.GET_OUTPUT_DONE,
 }
 
 

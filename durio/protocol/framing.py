@@ -56,8 +56,8 @@ class FrameDecoder:
                 raise ProtocolError(f"a frame of type 0x{type_id:04x} claims {length} bytes, over the limit of {MAX_FRAME}")
             if len(self._buffer) < HEADER_SIZE + length:
                 break
-            payload = bytes(self._buffer[HEADER_SIZE:HEADER_SIZE + length])
-            del self._buffer[:HEADER_SIZE + length]
+            payload = bytes(self._buffer[HEADER_SIZE : HEADER_SIZE + length])
+            del self._buffer[: HEADER_SIZE + length]
             cls = message_class(type_id)
             try:
                 frames.append(Frame(type_id, flags, cls.FromString(payload)))

@@ -98,7 +98,7 @@ def parse_public_key(key: str) -> Ed25519PublicKey:
         raise IdentityKeyError(f"an identity key is a string starting with {KEY_PREFIX}, not {type(key).__name__}")
     if not key.startswith(KEY_PREFIX):
         raise IdentityKeyError(f"identity keys start with {KEY_PREFIX}: {key!r} does not")
-    raw = b58decode(key[len(KEY_PREFIX):])
+    raw = b58decode(key[len(KEY_PREFIX) :])
     if len(raw) != 32:
         raise IdentityKeyError(f"identity key {key!r} decodes to {len(raw)} bytes; an Ed25519 public key is 32")
     return Ed25519PublicKey.from_public_bytes(raw)
@@ -129,8 +129,10 @@ class RequestSigner:
         except (ValueError, TypeError) as exc:
             raise IdentityKeyError(f"{source} is not an unencrypted PEM private key: {exc}") from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise IdentityKeyError(f"{source} holds a key of type {type(key).__name__}, not an Ed25519 private key "
-                                   "(make one with: openssl genpkey -algorithm ed25519 -out private.pem)")
+            raise IdentityKeyError(
+                f"{source} holds a key of type {type(key).__name__}, not an Ed25519 private key "
+                "(make one with: openssl genpkey -algorithm ed25519 -out private.pem)"
+            )
         return cls(key)
 
     @classmethod
@@ -174,11 +176,15 @@ class IdentityVerifier:
         headers = list(headers)
         scheme = _header(headers, SCHEME_HEADER)
         if scheme is None:
-            raise IdentityError(f"the request carries no {SCHEME_HEADER} header: this endpoint accepts only requests "
-                                "signed by a Restate server holding one of its identity keys")
+            raise IdentityError(
+                f"the request carries no {SCHEME_HEADER} header: this endpoint accepts only requests "
+                "signed by a Restate server holding one of its identity keys"
+            )
         if scheme == SCHEME_UNSIGNED:
-            raise IdentityError(f"the request is unsigned ({SCHEME_HEADER}: unsigned); this endpoint accepts only "
-                                "requests signed by a Restate server holding one of its identity keys")
+            raise IdentityError(
+                f"the request is unsigned ({SCHEME_HEADER}: unsigned); this endpoint accepts only "
+                "requests signed by a Restate server holding one of its identity keys"
+            )
         if scheme != SCHEME_V1:
             raise IdentityError(f"unknown {SCHEME_HEADER} {scheme!r} (expected {SCHEME_V1!r})")
         token = _header(headers, JWT_HEADER)
@@ -205,7 +211,11 @@ class IdentityVerifier:
             except InvalidSignature:
                 continue
         else:
-            count = "the configured identity key" if len(self._keys) == 1 else f"any of the {len(self._keys)} configured identity keys"
+            count = (
+                "the configured identity key"
+                if len(self._keys) == 1
+                else f"any of the {len(self._keys)} configured identity keys"
+            )
             raise IdentityError(f"invalid JWT: the signature does not verify with {count}")
         _check_claims(claims, audience, now)
 

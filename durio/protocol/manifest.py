@@ -42,12 +42,17 @@ def _handler_manifest(handler: Handler, version: int) -> dict[str, typing.Any]:
         if handler.metadata:
             item["metadata"] = dict(handler.metadata)
     if version >= 3:
-        for field, option in (("journalRetention", "journal_retention"), ("inactivityTimeout", "inactivity_timeout"),
-                              ("abortTimeout", "abort_timeout")):
+        for field, option in (
+            ("journalRetention", "journal_retention"),
+            ("inactivityTimeout", "inactivity_timeout"),
+            ("abortTimeout", "abort_timeout"),
+        ):
             value = _millis(handler.options.get(option))
             if value is not None:
                 item[field] = value
-        retention = _millis(handler.options.get("workflow_retention" if handler.kind == HandlerKind.WORKFLOW else "idempotency_retention"))
+        retention = _millis(
+            handler.options.get("workflow_retention" if handler.kind == HandlerKind.WORKFLOW else "idempotency_retention")
+        )
         if retention is not None:
             item["workflowCompletionRetention" if handler.kind == HandlerKind.WORKFLOW else "idempotencyRetention"] = retention
         if handler.options.get("ingress_private") is not None:
@@ -75,8 +80,9 @@ def _retry_fields(policy: typing.Any) -> dict[str, typing.Any]:
     return fields
 
 
-def build_manifest(services: typing.Iterable[ServiceDefinition], version: int,
-                   protocol_mode: str = "REQUEST_RESPONSE") -> dict[str, typing.Any]:
+def build_manifest(
+    services: typing.Iterable[ServiceDefinition], version: int, protocol_mode: str = "REQUEST_RESPONSE"
+) -> dict[str, typing.Any]:
     """The manifest of these services at manifest `version` (1 to 4).
 
     `protocol_mode`: BIDI_STREAM when the endpoint is reached over HTTP/2, where one request
@@ -95,8 +101,12 @@ def build_manifest(services: typing.Iterable[ServiceDefinition], version: int,
             if service.metadata:
                 entry["metadata"] = dict(service.metadata)
         if version >= 3:
-            for field, value in (("journalRetention", service.journal_retention), ("idempotencyRetention", service.idempotency_retention),
-                                 ("inactivityTimeout", service.inactivity_timeout), ("abortTimeout", service.abort_timeout)):
+            for field, value in (
+                ("journalRetention", service.journal_retention),
+                ("idempotencyRetention", service.idempotency_retention),
+                ("inactivityTimeout", service.inactivity_timeout),
+                ("abortTimeout", service.abort_timeout),
+            ):
                 if value is not None:
                     entry[field] = _millis(value)
             if service.ingress_private is not None:

@@ -90,9 +90,21 @@ SCHEMA: dict[str, list[Field]] = {
         (15, "failure", "Failure", "", "result"),
     ],
     # ------------------------------------------------------------ commands
-    "InputCommandMessage": [(1, "headers", "Header", "repeated", ""), (14, "value", "Value", "", ""), (12, "name", "string", "", "")],
-    "OutputCommandMessage": [(14, "value", "Value", "", "result"), (15, "failure", "Failure", "", "result"), (12, "name", "string", "", "")],
-    "GetLazyStateCommandMessage": [(1, "key", "bytes", "", ""), (11, "result_completion_id", "uint32", "", ""), (12, "name", "string", "", "")],
+    "InputCommandMessage": [
+        (1, "headers", "Header", "repeated", ""),
+        (14, "value", "Value", "", ""),
+        (12, "name", "string", "", ""),
+    ],
+    "OutputCommandMessage": [
+        (14, "value", "Value", "", "result"),
+        (15, "failure", "Failure", "", "result"),
+        (12, "name", "string", "", ""),
+    ],
+    "GetLazyStateCommandMessage": [
+        (1, "key", "bytes", "", ""),
+        (11, "result_completion_id", "uint32", "", ""),
+        (12, "name", "string", "", ""),
+    ],
     "SetStateCommandMessage": [(1, "key", "bytes", "", ""), (3, "value", "Value", "", ""), (12, "name", "string", "", "")],
     "ClearStateCommandMessage": [(1, "key", "bytes", "", ""), (12, "name", "string", "", "")],
     "ClearAllStateCommandMessage": [(12, "name", "string", "", "")],
@@ -104,8 +116,16 @@ SCHEMA: dict[str, list[Field]] = {
         (12, "name", "string", "", ""),
     ],
     "GetEagerStateKeysCommandMessage": [(14, "value", "StateKeys", "", ""), (12, "name", "string", "", "")],
-    "GetPromiseCommandMessage": [(1, "key", "string", "", ""), (11, "result_completion_id", "uint32", "", ""), (12, "name", "string", "", "")],
-    "PeekPromiseCommandMessage": [(1, "key", "string", "", ""), (11, "result_completion_id", "uint32", "", ""), (12, "name", "string", "", "")],
+    "GetPromiseCommandMessage": [
+        (1, "key", "string", "", ""),
+        (11, "result_completion_id", "uint32", "", ""),
+        (12, "name", "string", "", ""),
+    ],
+    "PeekPromiseCommandMessage": [
+        (1, "key", "string", "", ""),
+        (11, "result_completion_id", "uint32", "", ""),
+        (12, "name", "string", "", ""),
+    ],
     "CompletePromiseCommandMessage": [
         (1, "key", "string", "", ""),
         (2, "completion_value", "Value", "", "completion"),
@@ -113,7 +133,11 @@ SCHEMA: dict[str, list[Field]] = {
         (11, "result_completion_id", "uint32", "", ""),
         (12, "name", "string", "", ""),
     ],
-    "SleepCommandMessage": [(1, "wake_up_time", "uint64", "", ""), (11, "result_completion_id", "uint32", "", ""), (12, "name", "string", "", "")],
+    "SleepCommandMessage": [
+        (1, "wake_up_time", "uint64", "", ""),
+        (11, "result_completion_id", "uint32", "", ""),
+        (12, "name", "string", "", ""),
+    ],
     "CallCommandMessage": [
         (1, "service_name", "string", "", ""),
         (2, "handler_name", "string", "", ""),
@@ -214,10 +238,22 @@ GET_PROMISE_DONE, PEEK_PROMISE_DONE, COMPLETE_PROMISE_DONE = 0x8009, 0x800A, 0x8
 SLEEP_DONE, CALL_DONE, CALL_INVOCATION_ID_DONE = 0x800C, 0x800D, 0x800E
 RUN_DONE, ATTACH_DONE, GET_OUTPUT_DONE = 0x8011, 0x8012, 0x8013
 SIGNAL = 0xFBFF
-NOTIFICATION_TYPES = frozenset({
-    GET_LAZY_STATE_DONE, GET_LAZY_STATE_KEYS_DONE, GET_PROMISE_DONE, PEEK_PROMISE_DONE, COMPLETE_PROMISE_DONE,
-    SLEEP_DONE, CALL_DONE, CALL_INVOCATION_ID_DONE, RUN_DONE, ATTACH_DONE, GET_OUTPUT_DONE, SIGNAL,
-})
+NOTIFICATION_TYPES = frozenset(
+    {
+        GET_LAZY_STATE_DONE,
+        GET_LAZY_STATE_KEYS_DONE,
+        GET_PROMISE_DONE,
+        PEEK_PROMISE_DONE,
+        COMPLETE_PROMISE_DONE,
+        SLEEP_DONE,
+        CALL_DONE,
+        CALL_INVOCATION_ID_DONE,
+        RUN_DONE,
+        ATTACH_DONE,
+        GET_OUTPUT_DONE,
+        SIGNAL,
+    }
+)
 
 
 def is_command(type_id: int) -> bool:
@@ -241,7 +277,8 @@ def _build() -> dict[str, type]:
                 field.type = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
                 field.type_name = f".{PACKAGE}.{type_name}"
             field.label = (
-                descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED if label == "repeated"
+                descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+                if label == "repeated"
                 else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
             )
             if label == "optional":

@@ -16,9 +16,19 @@ from durio.journal import entries as e
 
 # The field of each entry type that holds a value (bytes); other results (ids, state keys, None) are not values.
 _VALUE_FIELD: dict[type[e.Entry], str] = {
-    e.Input: "value", e.Output: "result", e.GetState: "value", e.SetState: "value", e.Call: "value",
-    e.OneWayCall: "value", e.CompletePromise: "result", e.CompleteAwakeable: "result", e.SendSignal: "result",
-    e.SendNamedSignal: "result", e.Completion: "result", e.Signal: "result", e.NamedSignal: "result",
+    e.Input: "value",
+    e.Output: "result",
+    e.GetState: "value",
+    e.SetState: "value",
+    e.Call: "value",
+    e.OneWayCall: "value",
+    e.CompletePromise: "result",
+    e.CompleteAwakeable: "result",
+    e.SendSignal: "result",
+    e.SendNamedSignal: "result",
+    e.Completion: "result",
+    e.Signal: "result",
+    e.NamedSignal: "result",
 }
 
 

@@ -23,8 +23,15 @@ from durio.kinds import HandlerKind
 from durio.journal.entries import Target
 from durio.schedules.requests import check_id, duration_field, instant_field
 from durio.schedules.specs import (
-    DEFAULT_CATCHUP_WINDOW_MS, DEFAULT_OVERLAP, MIN_CATCHUP_WINDOW_MS, MIN_EVERY_MS, OVERLAP_POLICIES, ScheduleSpec,
-    SpecError, check_cron, zone_named,
+    DEFAULT_CATCHUP_WINDOW_MS,
+    DEFAULT_OVERLAP,
+    MIN_CATCHUP_WINDOW_MS,
+    MIN_EVERY_MS,
+    OVERLAP_POLICIES,
+    ScheduleSpec,
+    SpecError,
+    check_cron,
+    zone_named,
 )
 from durio.limits import key_problem
 
@@ -86,8 +93,17 @@ def scheduled(
 
 
 def _declaration(
-    cron: typing.Any, every: typing.Any, timezone: typing.Any, key: typing.Any, schedule_id: typing.Any, input: typing.Any,
-    overlap: typing.Any, catchup_window: typing.Any, jitter: typing.Any, start_at: typing.Any, end_at: typing.Any,
+    cron: typing.Any,
+    every: typing.Any,
+    timezone: typing.Any,
+    key: typing.Any,
+    schedule_id: typing.Any,
+    input: typing.Any,
+    overlap: typing.Any,
+    catchup_window: typing.Any,
+    jitter: typing.Any,
+    start_at: typing.Any,
+    end_at: typing.Any,
 ) -> Declaration:
     if (cron is None) == (every is None):
         raise SpecError("cron", "give either a cron expression or every=, not both or neither")
@@ -116,8 +132,16 @@ def _declaration(
     except (TypeError, ValueError) as exc:
         raise SpecError("input", f"is not JSON: {exc}") from None
     return Declaration(
-        id=schedule_id, key=key, cron=cron, every_ms=every_ms, timezone=timezone, input=body, overlap=overlap,
-        catchup_window_ms=window_ms, jitter_ms=jitter_ms, start_at_ms=instant_field("start_at", start_at, timezone),
+        id=schedule_id,
+        key=key,
+        cron=cron,
+        every_ms=every_ms,
+        timezone=timezone,
+        input=body,
+        overlap=overlap,
+        catchup_window_ms=window_ms,
+        jitter_ms=jitter_ms,
+        start_at_ms=instant_field("start_at", start_at, timezone),
         end_at_ms=instant_field("end_at", end_at, timezone),
     )
 
@@ -152,8 +176,17 @@ def _spec(service: typing.Any, handler: typing.Any, declaration: Declaration) ->
     except SpecError:
         raise ValueError(f"{where}: {schedule_id!r} cannot be a schedule id; give one with id=") from None
     return ScheduleSpec(
-        id=schedule_id, target=Target(service.name, handler.name, declaration.key), target_kind=kind,
-        cron=declaration.cron, every_ms=declaration.every_ms, timezone=declaration.timezone, input=declaration.input,
-        overlap=declaration.overlap, catchup_window_ms=declaration.catchup_window_ms, jitter_ms=declaration.jitter_ms,
-        start_at_ms=declaration.start_at_ms, end_at_ms=declaration.end_at_ms, source="code",
+        id=schedule_id,
+        target=Target(service.name, handler.name, declaration.key),
+        target_kind=kind,
+        cron=declaration.cron,
+        every_ms=declaration.every_ms,
+        timezone=declaration.timezone,
+        input=declaration.input,
+        overlap=declaration.overlap,
+        catchup_window_ms=declaration.catchup_window_ms,
+        jitter_ms=declaration.jitter_ms,
+        start_at_ms=declaration.start_at_ms,
+        end_at_ms=declaration.end_at_ms,
+        source="code",
     )

@@ -17,14 +17,35 @@ from durio.kinds import HandlerKind
 from durio.durations import BadDuration, parse_duration_ms
 from durio.journal.entries import Target
 from durio.schedules.specs import (
-    DEFAULT_CATCHUP_WINDOW_MS, DEFAULT_OVERLAP, MIN_CATCHUP_WINDOW_MS, MIN_EVERY_MS, OVERLAP_POLICIES, ScheduleSpec,
-    SpecError, TargetKind, check_cron, zone_named,
+    DEFAULT_CATCHUP_WINDOW_MS,
+    DEFAULT_OVERLAP,
+    MIN_CATCHUP_WINDOW_MS,
+    MIN_EVERY_MS,
+    OVERLAP_POLICIES,
+    ScheduleSpec,
+    SpecError,
+    TargetKind,
+    check_cron,
+    zone_named,
 )
 from durio.limits import key_problem
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
-FIELDS = ("id", "cron", "every", "timezone", "target", "input", "overlap", "catchup_window", "jitter", "paused",
-          "start_at", "end_at", "force")
+FIELDS = (
+    "id",
+    "cron",
+    "every",
+    "timezone",
+    "target",
+    "input",
+    "overlap",
+    "catchup_window",
+    "jitter",
+    "paused",
+    "start_at",
+    "end_at",
+    "force",
+)
 
 
 class Services(typing.Protocol):
@@ -42,14 +63,18 @@ class CreateRequest:
 
 def check_id(value: typing.Any) -> str:
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise SpecError("id", f"{value!r} is not a schedule id: 1 to 128 letters, digits and . _ : @ -, starting with a letter or digit")
+        raise SpecError(
+            "id", f"{value!r} is not a schedule id: 1 to 128 letters, digits and . _ : @ -, starting with a letter or digit"
+        )
     return value
 
 
 def parse_create(body: typing.Any, services: Services) -> CreateRequest:
     """The admin API's POST /schedules body; SpecError for the first field that is wrong."""
     if not isinstance(body, dict):
-        raise SpecError("body", "must be a JSON object such as {\"id\": \"nightly\", \"cron\": \"0 3 * * *\", \"target\": \"Service/handler\"}")
+        raise SpecError(
+            "body", 'must be a JSON object such as {"id": "nightly", "cron": "0 3 * * *", "target": "Service/handler"}'
+        )
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise SpecError(unknown[0], f"is not a schedule field (the fields are {', '.join(FIELDS)})")
@@ -69,7 +94,9 @@ def parse_create(body: typing.Any, services: Services) -> CreateRequest:
         raise SpecError("catchup_window", f"{body.get('catchup_window')!r} is shorter than the shortest window, 1s")
     jitter_ms = typing.cast(int, duration_field("jitter", body.get("jitter"), 0))
     if jitter_ms >= catchup_window_ms:
-        raise SpecError("jitter", f"{body.get('jitter')!r} is not shorter than the catch-up window: every tick would be skipped as late")
+        raise SpecError(
+            "jitter", f"{body.get('jitter')!r} is not shorter than the catch-up window: every tick would be skipped as late"
+        )
     start_at_ms = instant_field("start_at", body.get("start_at"), timezone)
     end_at_ms = instant_field("end_at", body.get("end_at"), timezone)
     if start_at_ms is not None and end_at_ms is not None and end_at_ms <= start_at_ms:
@@ -81,9 +108,18 @@ def parse_create(body: typing.Any, services: Services) -> CreateRequest:
     if not isinstance(force, bool):
         raise SpecError("force", "must be true or false")
     spec = ScheduleSpec(
-        id=schedule_id, target=target, target_kind=kind, cron=cron, every_ms=every_ms, timezone=timezone,
-        input=input_body, overlap=overlap, catchup_window_ms=catchup_window_ms, jitter_ms=jitter_ms,
-        start_at_ms=start_at_ms, end_at_ms=end_at_ms,
+        id=schedule_id,
+        target=target,
+        target_kind=kind,
+        cron=cron,
+        every_ms=every_ms,
+        timezone=timezone,
+        input=input_body,
+        overlap=overlap,
+        catchup_window_ms=catchup_window_ms,
+        jitter_ms=jitter_ms,
+        start_at_ms=start_at_ms,
+        end_at_ms=end_at_ms,
     )
     if spec.first_tick_after(start_at_ms or 0) is None:
         raise SpecError("end_at", "leaves the schedule no tick at all")
@@ -92,7 +128,10 @@ def parse_create(body: typing.Any, services: Services) -> CreateRequest:
 
 def _timing(cron: typing.Any, every: typing.Any) -> tuple[str | None, int | None]:
     if (cron is None) == (every is None):
-        raise SpecError("cron", "give either 'cron' (an expression such as '*/5 * * * *') or 'every' (a duration such as '2s'), not both or neither")
+        raise SpecError(
+            "cron",
+            "give either 'cron' (an expression such as '*/5 * * * *') or 'every' (a duration such as '2s'), not both or neither",
+        )
     if cron is not None:
         return check_cron(cron), None
     every_ms = duration_field("every", every, None)
@@ -114,21 +153,30 @@ def parse_target(value: typing.Any, services: Services) -> tuple[Target, TargetK
         raise SpecError("target", f"there is no service '{service_name}'")
     handler = service.handlers.get(handler_name)
     if handler is None:
-        raise SpecError("target", f"'{service_name}' has no handler '{handler_name}' (it has {', '.join(sorted(service.handlers))})")
+        raise SpecError(
+            "target", f"'{service_name}' has no handler '{handler_name}' (it has {', '.join(sorted(service.handlers))})"
+        )
     kind: TargetKind = handler.service_kind
     if kind == "service" and key is not None:
         raise SpecError("target", f"'{service_name}' is a service, which has no keys: write '{service_name}/{handler_name}'")
     if kind == "object":
         if key is None:
-            raise SpecError("target", f"'{service_name}' is a virtual object: name the key it runs on, '{service_name}/KEY/{handler_name}'")
+            raise SpecError(
+                "target", f"'{service_name}' is a virtual object: name the key it runs on, '{service_name}/KEY/{handler_name}'"
+            )
         problem = key_problem(key)
         if problem is not None:
             raise SpecError("target", f"the key cannot be used: {problem}")
     if kind == "workflow":
         if key is not None:
-            raise SpecError("target", f"a workflow target is '{service_name}/{handler_name}': each tick starts a run with a key of its own")
+            raise SpecError(
+                "target", f"a workflow target is '{service_name}/{handler_name}': each tick starts a run with a key of its own"
+            )
         if handler.kind != HandlerKind.WORKFLOW:
-            raise SpecError("target", f"'{handler_name}' is a shared handler of workflow '{service_name}'; a schedule starts the workflow's run handler")
+            raise SpecError(
+                "target",
+                f"'{handler_name}' is a shared handler of workflow '{service_name}'; a schedule starts the workflow's run handler",
+            )
     return Target(service_name, handler_name, key), kind
 
 
@@ -139,7 +187,9 @@ def duration_field(field: str, value: typing.Any, default: int | None) -> int | 
     if isinstance(value, datetime.timedelta):
         return round(value.total_seconds() * 1000)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise SpecError(field, f"{value!r} is not a duration: use forms like 10s, 500ms, 1h30m, PT10S, or a number of milliseconds")
+        raise SpecError(
+            field, f"{value!r} is not a duration: use forms like 10s, 500ms, 1h30m, PT10S, or a number of milliseconds"
+        )
     if isinstance(value, int):
         if value < 0:
             raise SpecError(field, "must not be negative")
@@ -171,7 +221,7 @@ def instant_field(field: str, value: typing.Any, timezone: str) -> int | None:
 def parse_backfill(body: typing.Any, timezone: str, now_ms: int) -> tuple[int, int, str]:
     """POST /schedules/{id}/backfill: (from_ms, to_ms, overlap policy); `to` may not be in the future."""
     if not isinstance(body, dict):
-        raise SpecError("body", "must be a JSON object: {\"from\": \"2026-01-01T00:00:00Z\", \"to\": \"2026-01-02T00:00:00Z\"}")
+        raise SpecError("body", 'must be a JSON object: {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}')
     unknown = sorted(set(body) - {"from", "to", "overlap"})
     if unknown:
         raise SpecError(unknown[0], "is not a backfill field (they are from, to, overlap)")

@@ -85,7 +85,9 @@ class Scheduler:
     # ------------------------------------------------------------ the admin API's operations
 
     async def create(self, spec: ScheduleSpec, paused: bool, force: bool) -> Outcome:
-        return typing.cast(Outcome, await self._runtime.write(self.steps.upsert(spec, paused, self._runtime.clock.now_ms(), force)))
+        return typing.cast(
+            Outcome, await self._runtime.write(self.steps.upsert(spec, paused, self._runtime.clock.now_ms(), force))
+        )
 
     async def delete(self, schedule_id: str) -> Outcome:
         return typing.cast(Outcome, await self._runtime.write(self.steps.delete(schedule_id)))

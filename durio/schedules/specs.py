@@ -77,7 +77,9 @@ class ScheduleSpec:
     def target_path(self) -> str:
         """As the admin API writes it: Service/handler, Object/key/handler or Workflow/handler."""
         target = self.target
-        return f"{target.service}/{target.key}/{target.handler}" if target.key is not None else f"{target.service}/{target.handler}"
+        return (
+            f"{target.service}/{target.key}/{target.handler}" if target.key is not None else f"{target.service}/{target.handler}"
+        )
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -128,7 +130,9 @@ def zone_named(name: str) -> zoneinfo.ZoneInfo:
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise SpecError("timezone", f"{name!r} is not a time zone known to the IANA database (e.g. 'Europe/Berlin', 'UTC')") from None
+        raise SpecError(
+            "timezone", f"{name!r} is not a time zone known to the IANA database (e.g. 'Europe/Berlin', 'UTC')"
+        ) from None
 
 
 def check_cron(expression: str) -> str:
@@ -136,12 +140,17 @@ def check_cron(expression: str) -> str:
     if not isinstance(expression, str) or not expression.strip():
         raise SpecError("cron", "must be a cron expression such as '*/5 * * * *'")
     if expression.strip().startswith("@"):
-        raise SpecError("cron", f"{expression!r}: nicknames such as @daily are not supported; write the five fields ('0 0 * * *')")
+        raise SpecError(
+            "cron", f"{expression!r}: nicknames such as @daily are not supported; write the five fields ('0 0 * * *')"
+        )
     try:
         simulation = CronSim(expression, datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC))
     except CronSimError as exc:
-        raise SpecError("cron", f"{expression!r} is not a cron expression: {exc} "
-                                "(five fields: minute hour day-of-month month day-of-week, or six with seconds first)") from None
+        raise SpecError(
+            "cron",
+            f"{expression!r} is not a cron expression: {exc} "
+            "(five fields: minute hour day-of-month month day-of-week, or six with seconds first)",
+        ) from None
     try:
         next(simulation)
     except StopIteration:

@@ -48,14 +48,19 @@ class ScheduleRecord:
         self.last_fires.append(entry)
         del self.last_fires[:-HISTORY_KEPT]
 
-    def note_skip(self, tick_ms: int, count: int, reason: str, now_ms: int, until_ms: int | None = None,
-                  after_tick: int | None = None) -> None:
+    def note_skip(
+        self, tick_ms: int, count: int, reason: str, now_ms: int, until_ms: int | None = None, after_tick: int | None = None
+    ) -> None:
         """Count skipped ticks. When the latest entry ends at `after_tick` (the spec's tick just before these) for
         the same reason, they extend it: a slow run's many overlapping ticks make one entry, not twenty."""
         self.skipped += count
         latest = self.last_skips[-1] if self.last_skips else None
-        if (after_tick is not None and latest is not None and latest["reason"] == reason
-                and latest.get("until", latest["tick"]) == after_tick):
+        if (
+            after_tick is not None
+            and latest is not None
+            and latest["reason"] == reason
+            and latest.get("until", latest["tick"]) == after_tick
+        ):
             latest["count"] += count
             latest["until"] = until_ms if until_ms is not None else tick_ms
             latest["at"] = now_ms
@@ -72,10 +77,19 @@ class ScheduleRecord:
 
     def to_stored(self) -> dict[str, typing.Any]:
         return {
-            "spec": self.spec.to_stored(), "created_ms": self.created_ms, "updated_ms": self.updated_ms,
-            "paused": self.paused, "cursor_ms": self.cursor_ms, "next_tick_ms": self.next_tick_ms, "due_ms": self.due_ms,
-            "running": self.running, "buffered": self.buffered, "fired": self.fired, "skipped": self.skipped,
-            "last_fires": self.last_fires, "last_skips": self.last_skips,
+            "spec": self.spec.to_stored(),
+            "created_ms": self.created_ms,
+            "updated_ms": self.updated_ms,
+            "paused": self.paused,
+            "cursor_ms": self.cursor_ms,
+            "next_tick_ms": self.next_tick_ms,
+            "due_ms": self.due_ms,
+            "running": self.running,
+            "buffered": self.buffered,
+            "fired": self.fired,
+            "skipped": self.skipped,
+            "last_fires": self.last_fires,
+            "last_skips": self.last_skips,
         }
 
     @classmethod

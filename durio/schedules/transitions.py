@@ -284,7 +284,14 @@ class ScheduleSteps:
         record.running = still
 
     def _handle(
-        self, txn: Txn, record: ScheduleRecord, tick: int, by: str, overlap: str, now_ms: int, fx: Effects,
+        self,
+        txn: Txn,
+        record: ScheduleRecord,
+        tick: int,
+        by: str,
+        overlap: str,
+        now_ms: int,
+        fx: Effects,
         previous_tick: int | None = None,
     ) -> dict[str, typing.Any]:
         """One tick, under an overlap policy: fired, skipped or buffered (its fate, for trigger and backfill).
@@ -304,7 +311,9 @@ class ScheduleSteps:
                     for invocation_id in record.running:
                         merge_effects(fx, self.transitions.cancel(invocation_id, now_ms)(txn).effects)
                 else:
-                    record.note_skip(record.buffered["tick"], 1, "superseded by a later tick while the cancelled one ended", now_ms)
+                    record.note_skip(
+                        record.buffered["tick"], 1, "superseded by a later tick while the cancelled one ended", now_ms
+                    )
             record.buffered = {"tick": tick, "by": by}
             return {"tick": tick, "outcome": "buffered"}
         return self._fire(txn, record, tick, by, now_ms, fx)
@@ -324,8 +333,13 @@ class ScheduleSteps:
             invocation_id, idempotency_key = ids.idempotent_invocation_id(target, key), key
         scheduled_at = spec.local_time(tick)
         invocation = InvocationRecord(
-            id=invocation_id, target=target, handler_kind=handler.kind, status=Status.READY,
-            created_ms=now_ms, modified_ms=now_ms, idempotency_key=idempotency_key,
+            id=invocation_id,
+            target=target,
+            handler_kind=handler.kind,
+            status=Status.READY,
+            created_ms=now_ms,
+            modified_ms=now_ms,
+            idempotency_key=idempotency_key,
             retention_ms=self.handlers.retention_ms(handler, idempotent=idempotency_key is not None),
         )
         body = spec.input if spec.input is not None else json.dumps(scheduled_at).encode()

@@ -25,7 +25,9 @@ def utc(ms: int) -> str:
 
 
 def schedule_json(
-    record: ScheduleRecord, invocations: dict[str, InvocationRecord | None], live_status: typing.Callable[[InvocationRecord], str],
+    record: ScheduleRecord,
+    invocations: dict[str, InvocationRecord | None],
+    live_status: typing.Callable[[InvocationRecord], str],
     detailed: bool = True,
 ) -> dict[str, typing.Any]:
     spec = record.spec
@@ -59,14 +61,18 @@ def schedule_json(
     view["next_fires"] = [spec.local_time(tick) for tick in next_fires]
     # Pruned at the schedule's next step; until then, shown as the read found them.
     view["running"] = [i for i in record.running if (found := invocations.get(i)) is not None and not found.is_completed]
-    view["buffered"] = None if record.buffered is None else {"tick": spec.local_time(record.buffered["tick"]), "by": record.buffered["by"]}
+    view["buffered"] = (
+        None if record.buffered is None else {"tick": spec.local_time(record.buffered["tick"]), "by": record.buffered["by"]}
+    )
     view["last_fires"] = fires
     view["last_skips"] = [_skip_json(record, skip) for skip in reversed(record.last_skips)]
     return view
 
 
 def _fire_json(
-    record: ScheduleRecord, fire: dict[str, typing.Any], invocations: dict[str, InvocationRecord | None],
+    record: ScheduleRecord,
+    fire: dict[str, typing.Any],
+    invocations: dict[str, InvocationRecord | None],
     live_status: typing.Callable[[InvocationRecord], str],
 ) -> dict[str, typing.Any]:
     view: dict[str, typing.Any] = {

@@ -181,8 +181,9 @@ class AttemptHost(abc.ABC):
 
     # ------------------------------------------------------------ run steps
 
-    def start_run(self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any],
-                  options: RunOptions[typing.Any]) -> None:
+    def start_run(
+        self, entry: e.Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]
+    ) -> None:
         """Take a step; it runs once awaited (see `wait`). A cancellation ahead makes that await raise 409 first."""
         if self._runs is None:
             raise AttemptAborted("a run step was started outside of an attempt")
@@ -211,8 +212,12 @@ class AttemptHost(abc.ABC):
                 if self.machine.cancellation_given and not started_after_cancel:
                     # The handler left this step behind when it was cancelled and is running its
                     # compensations: retrying would cut them short. Awaited again, it starts again.
-                    log.info("invocation %s: step '%s' failed after the handler was cancelled; not retried: %s",
-                             self.record.id, entry.name, exc)
+                    log.info(
+                        "invocation %s: step '%s' failed after the handler was cancelled; not retried: %s",
+                        self.record.id,
+                        entry.name,
+                        exc,
+                    )
                     self._deferred_runs[entry.completion_id] = step
                     return
                 self._step_failed(step, explain_wrong_loop(exc) if run_here else exc)
@@ -230,8 +235,14 @@ class AttemptHost(abc.ABC):
         machine = self.machine
         timed_out = False
         while True:
-            verdict = p.progress(machine, handles, need_all, deferred_runs=self._deferred_runs,
-                                 runs_in_flight=self._runs_in_flight, input_closed=timed_out or not self._input_open)
+            verdict = p.progress(
+                machine,
+                handles,
+                need_all,
+                deferred_runs=self._deferred_runs,
+                runs_in_flight=self._runs_in_flight,
+                input_closed=timed_out or not self._input_open,
+            )
             timed_out = False
             if verdict is p.SATISFIED:
                 return

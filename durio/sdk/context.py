@@ -157,6 +157,7 @@ class Context:
 
     def time(self) -> RestateDurableFuture[float]:
         """The current time in seconds, journaled so a replay sees the same value."""
+
         async def now() -> float:  # async: the clock is read on the event loop, not in a worker thread
             return self._host.now_ms() / 1000
 
@@ -242,7 +243,9 @@ class Context:
             idempotency_key=idempotency_key,
         )
         entry = typing.cast(e.Call, self._host.record_command(command))
-        return RestateDurableCallFuture(self._host, entry.completion_id, decoder(output_serde), entry.callee_id, entry.invocation_id_completion_id)
+        return RestateDurableCallFuture(
+            self._host, entry.completion_id, decoder(output_serde), entry.callee_id, entry.invocation_id_completion_id
+        )
 
     def _do_send(
         self,
@@ -275,41 +278,107 @@ class Context:
             raise TerminalError(f"calling {handler.service_name}.{handler.name} needs a key")
         return handler, e.Target(handler.service_name, handler.name, key if handler.service_kind != ServiceKind.SERVICE else None)
 
-    def service_call(self, tpe: typing.Any, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
+    def service_call(
+        self, tpe: typing.Any, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None
+    ) -> RestateDurableCallFuture[typing.Any]:
         handler, target = self._typed_target(tpe, None)
-        return self._do_call(target, handler.input_serde.serialize(arg), handler.output_serde, handler.kind, idempotency_key, headers)
+        return self._do_call(
+            target, handler.input_serde.serialize(arg), handler.output_serde, handler.kind, idempotency_key, headers
+        )
 
-    def service_send(self, tpe: typing.Any, arg: typing.Any, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+    def service_send(
+        self,
+        tpe: typing.Any,
+        arg: typing.Any,
+        send_delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> SendHandle:
         handler, target = self._typed_target(tpe, None)
         return self._do_send(target, handler.input_serde.serialize(arg), handler.kind, send_delay, idempotency_key, headers)
 
-    def object_call(self, tpe: typing.Any, key: str, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
+    def object_call(
+        self,
+        tpe: typing.Any,
+        key: str,
+        arg: typing.Any,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> RestateDurableCallFuture[typing.Any]:
         handler, target = self._typed_target(tpe, key)
-        return self._do_call(target, handler.input_serde.serialize(arg), handler.output_serde, handler.kind, idempotency_key, headers)
+        return self._do_call(
+            target, handler.input_serde.serialize(arg), handler.output_serde, handler.kind, idempotency_key, headers
+        )
 
-    def object_send(self, tpe: typing.Any, key: str, arg: typing.Any, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+    def object_send(
+        self,
+        tpe: typing.Any,
+        key: str,
+        arg: typing.Any,
+        send_delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> SendHandle:
         handler, target = self._typed_target(tpe, key)
         return self._do_send(target, handler.input_serde.serialize(arg), handler.kind, send_delay, idempotency_key, headers)
 
-    def workflow_call(self, tpe: typing.Any, key: str, arg: typing.Any, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> RestateDurableCallFuture[typing.Any]:
+    def workflow_call(
+        self,
+        tpe: typing.Any,
+        key: str,
+        arg: typing.Any,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> RestateDurableCallFuture[typing.Any]:
         return self.object_call(tpe, key, arg, idempotency_key, headers)
 
-    def workflow_send(self, tpe: typing.Any, key: str, arg: typing.Any, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> SendHandle:
+    def workflow_send(
+        self,
+        tpe: typing.Any,
+        key: str,
+        arg: typing.Any,
+        send_delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> SendHandle:
         return self.object_send(tpe, key, arg, send_delay, idempotency_key, headers)
 
-    def generic_call(self, service: str, handler: str, arg: bytes, key: str | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, scope: str | None = None, limit_key: str | None = None) -> RestateDurableCallFuture[bytes]:
+    def generic_call(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
+    ) -> RestateDurableCallFuture[bytes]:
         _refuse_scope(scope, limit_key)
         kind = self._host.kind_of(e.Target(service, handler, key))
         return self._do_call(e.Target(service, handler, key), bytes(arg), BytesSerde(), kind, idempotency_key, headers)
 
-    def generic_send(self, service: str, handler: str, arg: bytes, key: str | None = None, send_delay: timedelta | None = None, idempotency_key: str | None = None, headers: dict[str, str] | None = None, scope: str | None = None, limit_key: str | None = None) -> SendHandle:
+    def generic_send(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        send_delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
+    ) -> SendHandle:
         _refuse_scope(scope, limit_key)
         kind = self._host.kind_of(e.Target(service, handler, key))
         return self._do_send(e.Target(service, handler, key), bytes(arg), kind, send_delay, idempotency_key, headers)
 
     # ------------------------------------------------------------ awakeables, cancellation, attach
 
-    def awakeable(self, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> tuple[str, RestateDurableFuture[T]]:
+    def awakeable(
+        self, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None
+    ) -> tuple[str, RestateDurableFuture[T]]:
         """An id to hand to the outside world, and the future its completion resolves."""
         serde = _serde_with_hint(serde, type_hint)
         signal_index = self._host.machine.allocate_signal_index()
@@ -318,26 +387,36 @@ class Context:
 
     def resolve_awakeable(self, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde()) -> None:
         self._check_awakeable_id(name)
-        self._host.record_command(e.CompleteAwakeable(awakeable_id=name, result=_serde_with_hint(serde, type(value)).serialize(value)))
+        self._host.record_command(
+            e.CompleteAwakeable(awakeable_id=name, result=_serde_with_hint(serde, type(value)).serialize(value))
+        )
 
     def reject_awakeable(self, name: str, failure_message: str, failure_code: int = 500) -> None:
         self._check_awakeable_id(name)
         self._host.record_command(e.CompleteAwakeable(awakeable_id=name, result=e.Failure(failure_code, failure_message)))
 
-    def signal(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> RestateDurableFuture[T]:
+    def signal(
+        self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None
+    ) -> RestateDurableFuture[T]:
         """The value another handler sends this invocation under `name` (ctx.resolve_signal), once it arrives."""
         serde = _serde_with_hint(serde, type_hint)
         return RestateDurableFuture(self._host, self._host.machine.named_signal(name), decoder(serde))
 
     def resolve_signal(self, invocation_id: str, name: str, value: typing.Any, serde: Serde[typing.Any] = DefaultSerde()) -> None:
         self._check_invocation_id(invocation_id)
-        self._host.record_command(e.SendNamedSignal(target_invocation_id=invocation_id, signal_name=name,
-                                                    result=_serde_with_hint(serde, type(value)).serialize(value)))
+        self._host.record_command(
+            e.SendNamedSignal(
+                target_invocation_id=invocation_id, signal_name=name, result=_serde_with_hint(serde, type(value)).serialize(value)
+            )
+        )
 
     def reject_signal(self, invocation_id: str, name: str, failure_message: str, failure_code: int = 500) -> None:
         self._check_invocation_id(invocation_id)
-        self._host.record_command(e.SendNamedSignal(target_invocation_id=invocation_id, signal_name=name,
-                                                    result=e.Failure(failure_code, failure_message)))
+        self._host.record_command(
+            e.SendNamedSignal(
+                target_invocation_id=invocation_id, signal_name=name, result=e.Failure(failure_code, failure_message)
+            )
+        )
 
     @staticmethod
     def _check_invocation_id(invocation_id: str) -> None:
@@ -354,7 +433,9 @@ class Context:
     def cancel_invocation(self, invocation_id: str) -> None:
         cancel_invocation(self._host, invocation_id)
 
-    def attach_invocation(self, invocation_id: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> RestateDurableFuture[T]:
+    def attach_invocation(
+        self, invocation_id: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None
+    ) -> RestateDurableFuture[T]:
         if not ids.is_invocation_id(invocation_id):
             raise TerminalError(f"{invocation_id!r} is not an invocation id", ErrorCode.BAD_REQUEST)
         serde = _serde_with_hint(serde, type_hint)
@@ -378,12 +459,20 @@ class _KeyedContext(Context):
         is asked of the server. An embedded host always has it all."""
         return self._host.partial_state
 
-    def get(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None, entry_name: str | None = None) -> RestateDurableFuture[T | None]:
+    def get(
+        self,
+        name: str,
+        serde: Serde[T] = DefaultSerde(),
+        type_hint: typing.Optional[typing.Type[T]] = None,
+        entry_name: str | None = None,
+    ) -> RestateDurableFuture[T | None]:
         serde = _serde_with_hint(serde, type_hint)
         if self._lazy and name not in self._host.state:
             completion_id = self._host.machine.allocate_completion_id()
-            lazy = typing.cast(e.GetLazyState, self._host.record_command(
-                e.GetLazyState(key=name, completion_id=completion_id, name=entry_name or "")))
+            lazy = typing.cast(
+                e.GetLazyState,
+                self._host.record_command(e.GetLazyState(key=name, completion_id=completion_id, name=entry_name or "")),
+            )
             return RestateDurableFuture(self._host, lazy.completion_id, decoder(serde))
         command = e.GetState(key=name, value=self._host.state.get(name), name=entry_name or "")
         entry = typing.cast(e.GetState, self._host.record_command(command))
@@ -394,9 +483,13 @@ class _KeyedContext(Context):
     def state_keys(self, entry_name: str | None = None) -> RestateDurableFuture[list[str]]:
         if self._lazy:
             completion_id = self._host.machine.allocate_completion_id()
-            lazy = typing.cast(e.GetLazyStateKeys, self._host.record_command(
-                e.GetLazyStateKeys(completion_id=completion_id, name=entry_name or "")))
-            return RestateDurableFuture(self._host, lazy.completion_id, lambda result: list(typing.cast(list, raise_failure(result)) or []))
+            lazy = typing.cast(
+                e.GetLazyStateKeys,
+                self._host.record_command(e.GetLazyStateKeys(completion_id=completion_id, name=entry_name or "")),
+            )
+            return RestateDurableFuture(
+                self._host, lazy.completion_id, lambda result: list(typing.cast(list, raise_failure(result)) or [])
+            )
         entry = typing.cast(
             e.GetStateKeys,
             self._host.record_command(e.GetStateKeys(keys=sorted(self._host.state), name=entry_name or "")),
@@ -462,7 +555,9 @@ class _PromiseMethods:
 
     _host: InvocationHost
 
-    def promise(self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None) -> DurablePromise[T]:
+    def promise(
+        self, name: str, serde: Serde[T] = DefaultSerde(), type_hint: typing.Optional[typing.Type[T]] = None
+    ) -> DurablePromise[T]:
         problem = name_problem(name)
         if problem is not None:
             raise TerminalError(f"cannot use the promise {name[:40]!r}...: {problem}", ErrorCode.BAD_REQUEST)

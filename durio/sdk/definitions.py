@@ -202,8 +202,18 @@ class Service(_Definition):
         invocation_retry_policy: InvocationRetryPolicy | None = None,
         invocation_context_managers: _ContextManagers = None,
     ) -> None:
-        super().__init__(name, description, metadata, inactivity_timeout, abort_timeout, journal_retention,
-                         idempotency_retention, ingress_private, invocation_retry_policy, invocation_context_managers)
+        super().__init__(
+            name,
+            description,
+            metadata,
+            inactivity_timeout,
+            abort_timeout,
+            journal_retention,
+            idempotency_retention,
+            ingress_private,
+            invocation_retry_policy,
+            invocation_context_managers,
+        )
 
     def handler(
         self,
@@ -222,13 +232,23 @@ class Service(_Definition):
         invocation_context_managers: _ContextManagers = None,
     ) -> typing.Callable[[typing.Any], typing.Any]:
         options = dict(  # None: unset
-            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
-            journal_retention=journal_retention, idempotency_retention=idempotency_retention,
+            inactivity_timeout=inactivity_timeout,
+            abort_timeout=abort_timeout,
+            journal_retention=journal_retention,
+            idempotency_retention=idempotency_retention,
             ingress_private=ingress_private,
         )
         return self._add_handler(
-            name, None, accept, content_type, input_serde, output_serde, metadata,
-            invocation_retry_policy, invocation_context_managers, options,
+            name,
+            None,
+            accept,
+            content_type,
+            input_serde,
+            output_serde,
+            metadata,
+            invocation_retry_policy,
+            invocation_context_managers,
+            options,
         )
 
 
@@ -259,9 +279,20 @@ class VirtualObject(_Definition):
         invocation_context_managers: _ContextManagers = None,
     ) -> None:
         _check_state_preload(enable_lazy_state, state_preload)
-        super().__init__(name, description, metadata, inactivity_timeout, abort_timeout, journal_retention,
-                         idempotency_retention, ingress_private, invocation_retry_policy, invocation_context_managers,
-                         enable_lazy_state, state_preload)
+        super().__init__(
+            name,
+            description,
+            metadata,
+            inactivity_timeout,
+            abort_timeout,
+            journal_retention,
+            idempotency_retention,
+            ingress_private,
+            invocation_retry_policy,
+            invocation_context_managers,
+            enable_lazy_state,
+            state_preload,
+        )
 
     def handler(
         self,
@@ -286,14 +317,25 @@ class VirtualObject(_Definition):
             raise ValueError(f"kind must be 'exclusive' or 'shared', not {kind!r}")
         _check_state_preload(enable_lazy_state, state_preload)
         options = dict(  # None: unset
-            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
-            journal_retention=journal_retention, idempotency_retention=idempotency_retention,
-            enable_lazy_state=enable_lazy_state, state_preload=state_preload,
+            inactivity_timeout=inactivity_timeout,
+            abort_timeout=abort_timeout,
+            journal_retention=journal_retention,
+            idempotency_retention=idempotency_retention,
+            enable_lazy_state=enable_lazy_state,
+            state_preload=state_preload,
             ingress_private=ingress_private,
         )
         return self._add_handler(
-            name, HandlerKind(kind) if kind else HandlerKind.EXCLUSIVE, accept, content_type, input_serde, output_serde, metadata,
-            invocation_retry_policy, invocation_context_managers, options,
+            name,
+            HandlerKind(kind) if kind else HandlerKind.EXCLUSIVE,
+            accept,
+            content_type,
+            input_serde,
+            output_serde,
+            metadata,
+            invocation_retry_policy,
+            invocation_context_managers,
+            options,
         )
 
 
@@ -318,9 +360,20 @@ class Workflow(_Definition):
         invocation_context_managers: _ContextManagers = None,
     ) -> None:
         _check_state_preload(enable_lazy_state, state_preload)
-        super().__init__(name, description, metadata, inactivity_timeout, abort_timeout, journal_retention,
-                         idempotency_retention, ingress_private, invocation_retry_policy, invocation_context_managers,
-                         enable_lazy_state, state_preload)
+        super().__init__(
+            name,
+            description,
+            metadata,
+            inactivity_timeout,
+            abort_timeout,
+            journal_retention,
+            idempotency_retention,
+            ingress_private,
+            invocation_retry_policy,
+            invocation_context_managers,
+            enable_lazy_state,
+            state_preload,
+        )
 
     def main(
         self,
@@ -344,14 +397,25 @@ class Workflow(_Definition):
             raise ValueError(f"workflow {self.name} already has a main handler")
         _check_state_preload(enable_lazy_state, state_preload)
         options = dict(  # None: unset
-            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
-            journal_retention=journal_retention, workflow_retention=workflow_retention,
-            enable_lazy_state=enable_lazy_state, state_preload=state_preload,
+            inactivity_timeout=inactivity_timeout,
+            abort_timeout=abort_timeout,
+            journal_retention=journal_retention,
+            workflow_retention=workflow_retention,
+            enable_lazy_state=enable_lazy_state,
+            state_preload=state_preload,
             ingress_private=ingress_private,
         )
         return self._add_handler(
-            name, HandlerKind.WORKFLOW, accept, content_type, input_serde, output_serde, metadata,
-            invocation_retry_policy, invocation_context_managers, options,
+            name,
+            HandlerKind.WORKFLOW,
+            accept,
+            content_type,
+            input_serde,
+            output_serde,
+            metadata,
+            invocation_retry_policy,
+            invocation_context_managers,
+            options,
         )
 
     def handler(
@@ -374,14 +438,25 @@ class Workflow(_Definition):
     ) -> typing.Callable[[typing.Any], typing.Any]:
         _check_state_preload(enable_lazy_state, state_preload)
         options = dict(  # None: unset
-            inactivity_timeout=inactivity_timeout, abort_timeout=abort_timeout,
-            journal_retention=journal_retention, idempotency_retention=idempotency_retention,
-            enable_lazy_state=enable_lazy_state, state_preload=state_preload,
+            inactivity_timeout=inactivity_timeout,
+            abort_timeout=abort_timeout,
+            journal_retention=journal_retention,
+            idempotency_retention=idempotency_retention,
+            enable_lazy_state=enable_lazy_state,
+            state_preload=state_preload,
             ingress_private=ingress_private,
         )
         return self._add_handler(
-            name, HandlerKind.SHARED, accept, content_type, input_serde, output_serde, metadata,
-            invocation_retry_policy, invocation_context_managers, options,
+            name,
+            HandlerKind.SHARED,
+            accept,
+            content_type,
+            input_serde,
+            output_serde,
+            metadata,
+            invocation_retry_policy,
+            invocation_context_managers,
+            options,
         )
 
     @property

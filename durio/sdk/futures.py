@@ -32,6 +32,7 @@ def raise_failure(result: Result) -> Result:
 
 def decoder(serde: Serde[typing.Any]) -> Decoder:
     """How a future turns the result its journal holds into the handler's value (a failure raises)."""
+
     def decode(result: Result) -> typing.Any:
         raise_failure(result)
         if result is None:

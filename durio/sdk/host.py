@@ -89,7 +89,9 @@ class InvocationHost(typing.Protocol):
     def record_command(self, command: Entry) -> Entry:
         """Issue a command: the stored one while replaying, else appended and persisted."""
 
-    def start_run(self, entry: Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]) -> None:
+    def start_run(
+        self, entry: Run, action: typing.Callable[[], typing.Any], serde: Serde[typing.Any], options: RunOptions[typing.Any]
+    ) -> None:
         """Execute a `run` step's action; its result becomes the completion of `entry`."""
 
     async def wait(self, handles: typing.Collection[int], need_all: bool) -> None:

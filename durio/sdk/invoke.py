@@ -65,7 +65,9 @@ async def invoke_handler(handler: Handler, context: Context, input_value: bytes,
                 try:
                     argument = handler.input_serde.deserialize(input_value) if decoded is NOT_DECODED else decoded
                 except Exception as exc:
-                    raise TerminalError(f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", ErrorCode.BAD_REQUEST) from exc
+                    raise TerminalError(
+                        f"cannot read the input of {handler.service_name}.{handler.name}: {exc}", ErrorCode.BAD_REQUEST
+                    ) from exc
                 result = await handler.fn(context, argument)
             else:
                 result = await handler.fn(context)
@@ -76,8 +78,9 @@ async def invoke_handler(handler: Handler, context: Context, input_value: bytes,
     try:
         return handler.output_serde.serialize(result)
     except TerminalError as exc:  # a value JSON cannot carry (NaN): the same code returns it again on a retry
-        raise TerminalError(f"{handler.service_name}.{handler.name} returned a value that cannot be its output: {exc.message}",
-                            exc.status_code) from exc
+        raise TerminalError(
+            f"{handler.service_name}.{handler.name} returned a value that cannot be its output: {exc.message}", exc.status_code
+        ) from exc
     except Exception as exc:
         raise OutputEncodingError(
             f"{handler.service_name}.{handler.name} returned a {type(result).__name__} that cannot be written as its output: {exc}"

@@ -32,7 +32,9 @@ class Store:
         """For start-up and tests, before the loop serves anyone."""
         return self.backend.read(fn)
 
-    def submit(self, op: Op, on_commit: OnCommit | None = None, on_error: typing.Callable[[BaseException], None] | None = None) -> Ticket:
+    def submit(
+        self, op: Op, on_commit: OnCommit | None = None, on_error: typing.Callable[[BaseException], None] | None = None
+    ) -> Ticket:
         return self.writer.submit(op, on_commit, on_error)
 
     async def write(self, op: Op, on_commit: OnCommit | None = None) -> typing.Any:
@@ -40,8 +42,9 @@ class Store:
 
 
 @contextlib.asynccontextmanager
-async def open_store(path: str | os.PathLike[str], *, sync: bool = True, map_size: int | None = None,
-                     durability: typing.Any = None) -> typing.AsyncIterator[Store]:
+async def open_store(
+    path: str | os.PathLike[str], *, sync: bool = True, map_size: int | None = None, durability: typing.Any = None
+) -> typing.AsyncIterator[Store]:
     """Open the store and run its writer for the duration of the block.
 
     `durability` (a durio.storage.recording.Durability): where every batch must be durable before it commits."""

@@ -22,17 +22,33 @@ _TARGET_EXT = 2
 
 # On-disk type codes of journal entries. Append only.
 ENTRY_CODES: dict[type[e.Entry], int] = {
-    e.Input: 1, e.Output: 2, e.Run: 3, e.Sleep: 4, e.Call: 5, e.OneWayCall: 6, e.GetState: 7,
-    e.GetLazyState: 8, e.GetStateKeys: 9, e.GetLazyStateKeys: 10, e.SetState: 11, e.ClearState: 12,
-    e.ClearAllState: 13, e.GetPromise: 14, e.PeekPromise: 15, e.CompletePromise: 16,
-    e.CompleteAwakeable: 17, e.SendSignal: 18, e.AttachInvocation: 19, e.GetInvocationOutput: 20,
+    e.Input: 1,
+    e.Output: 2,
+    e.Run: 3,
+    e.Sleep: 4,
+    e.Call: 5,
+    e.OneWayCall: 6,
+    e.GetState: 7,
+    e.GetLazyState: 8,
+    e.GetStateKeys: 9,
+    e.GetLazyStateKeys: 10,
+    e.SetState: 11,
+    e.ClearState: 12,
+    e.ClearAllState: 13,
+    e.GetPromise: 14,
+    e.PeekPromise: 15,
+    e.CompletePromise: 16,
+    e.CompleteAwakeable: 17,
+    e.SendSignal: 18,
+    e.AttachInvocation: 19,
+    e.GetInvocationOutput: 20,
     e.SendNamedSignal: 21,
-    e.Completion: 64, e.Signal: 65, e.NamedSignal: 66,
+    e.Completion: 64,
+    e.Signal: 65,
+    e.NamedSignal: 66,
 }
 _ENTRY_BY_CODE = {code: cls for cls, code in ENTRY_CODES.items()}
-_ENTRY_FIELDS = {
-    cls: tuple(f.name for f in dataclasses.fields(cls) if f.name != "ts") for cls in ENTRY_CODES
-}
+_ENTRY_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls) if f.name != "ts") for cls in ENTRY_CODES}
 
 
 class FrameError(Exception):

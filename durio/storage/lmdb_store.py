@@ -115,8 +115,10 @@ class LmdbStore:
             try:
                 self._dbs = {name: self._env.open_db(name, create=False) for name in schema.ALL_DATABASES}
             except lmdb.NotFoundError as exc:
-                raise StorageError(f"{self.path} lacks a database this durio needs ({exc}); "
-                                   "open it once with `durio serve` to bring it up to date") from exc
+                raise StorageError(
+                    f"{self.path} lacks a database this durio needs ({exc}); "
+                    "open it once with `durio serve` to bring it up to date"
+                ) from exc
             return
         # Reader slots of processes that died (a worker killed mid-read) would keep old pages from being reused.
         self._env.reader_check()
@@ -210,7 +212,9 @@ class LmdbStore:
                 raise StorageError(f"writing under {self.path} failed: {exc}") from exc
 
     def _commit_once(
-        self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None,
+        self,
+        ops: list[typing.Callable[[Txn], typing.Any]],
+        before_commit: typing.Callable[[Txn], None] | None,
     ) -> list[typing.Any]:
         if self.durability is not None:
             return self._commit_shipped(ops, before_commit, self.durability)
@@ -224,8 +228,9 @@ class LmdbStore:
                 before_commit(Txn(parent, self._dbs))
         return outcomes
 
-    def _run_nested(self, parent: typing.Any, op: typing.Callable[[Txn], typing.Any],
-                    txn_for: typing.Callable[[typing.Any], Txn]) -> tuple[typing.Any, bool]:
+    def _run_nested(
+        self, parent: typing.Any, op: typing.Callable[[Txn], typing.Any], txn_for: typing.Callable[[typing.Any], Txn]
+    ) -> tuple[typing.Any, bool]:
         """Run one op of a batch in a transaction nested in `parent`: (its value, True), or (OpFailed, False)
         with its writes rolled back alone. A full map or disk fails the whole batch instead."""
         child = self._env.begin(write=True, parent=parent, buffers=False)
@@ -246,7 +251,9 @@ class LmdbStore:
         return outcome, True
 
     def _commit_shipped(
-        self, ops: list[typing.Callable[[Txn], typing.Any]], before_commit: typing.Callable[[Txn], None] | None,
+        self,
+        ops: list[typing.Callable[[Txn], typing.Any]],
+        before_commit: typing.Callable[[Txn], None] | None,
         durability: Durability,
     ) -> list[typing.Any]:
         """_commit_once, recording the batch's writes and shipping them to `durability` before committing.
@@ -313,8 +320,9 @@ class LmdbStore:
             except lmdb.MapFullError:
                 self._grow()
 
-    def replace_rows(self, drop: typing.Callable[[bytes, bytes], bool], rows: typing.Iterable[tuple[bytes, bytes, bytes]],
-                     receipt: typing.Any) -> tuple[int, int]:
+    def replace_rows(
+        self, drop: typing.Callable[[bytes, bytes], bool], rows: typing.Iterable[tuple[bytes, bytes, bytes]], receipt: typing.Any
+    ) -> tuple[int, int]:
         """Delete every shipped row `drop` names, then write `rows` (db, key, value), in one transaction, with
         the status index kept: a node's store after its partitions changed. Returns (dropped, written). Blocking."""
         from durio.storage.recording import RECEIPT_META, SHIPPED_DATABASES, WriteSet, apply_writes

@@ -37,8 +37,22 @@ MESSAGES = b"messages"
 STATUS_INDEXES = {status: b"status:" + status.encode() for status in STORED_STATUSES}
 
 ALL_DATABASES = (
-    INVOCATIONS, JOURNAL, STATE, INBOX, TIMERS, OUTBOX, REPLY_TO, PROMISES,
-    PROMISE_WAITERS, SIGNALS, EVENTS, DEPLOYMENTS, META, *STATUS_INDEXES.values(), SCHEDULES, MESSAGES,
+    INVOCATIONS,
+    JOURNAL,
+    STATE,
+    INBOX,
+    TIMERS,
+    OUTBOX,
+    REPLY_TO,
+    PROMISES,
+    PROMISE_WAITERS,
+    SIGNALS,
+    EVENTS,
+    DEPLOYMENTS,
+    META,
+    *STATUS_INDEXES.values(),
+    SCHEDULES,
+    MESSAGES,
 )
 
 # How long object keys and state or promise names may be, so that every key here fits LMDB's 511 bytes:
@@ -61,7 +75,7 @@ def status_index_key(created_ms: int, invocation_id: str) -> bytes:
 
 
 def id_from_status_index_key(key: bytes) -> str:
-    return invocation_id_from_bytes(bytes(key[8:8 + ID_BYTES]))
+    return invocation_id_from_bytes(bytes(key[8 : 8 + ID_BYTES]))
 
 
 def status_index_value(service: str, handler: str, key: str | None) -> bytes:
@@ -82,7 +96,7 @@ def journal_key(invocation_id: str, index: int) -> bytes:
 
 
 def journal_index(key: bytes) -> int:
-    return _U32.unpack(key[ID_BYTES:ID_BYTES + 4])[0]
+    return _U32.unpack(key[ID_BYTES : ID_BYTES + 4])[0]
 
 
 def id_seq_key(invocation_id: str, seq: int) -> bytes:
@@ -115,11 +129,11 @@ def service_prefix(service: str) -> bytes:
 def split_object_prefix(key: bytes) -> tuple[str, str, bytes]:
     """(service, key, rest) of a key that starts with object_prefix."""
     (service_len,) = struct.unpack(">H", key[:2])
-    service = bytes(key[2:2 + service_len]).decode()
+    service = bytes(key[2 : 2 + service_len]).decode()
     offset = 2 + service_len
-    (key_len,) = _U32.unpack(key[offset:offset + 4])
-    object_key = bytes(key[offset + 4:offset + 4 + key_len]).decode()
-    return service, object_key, bytes(key[offset + 4 + key_len:])
+    (key_len,) = _U32.unpack(key[offset : offset + 4])
+    object_key = bytes(key[offset + 4 : offset + 4 + key_len]).decode()
+    return service, object_key, bytes(key[offset + 4 + key_len :])
 
 
 def state_key(service: str, key: str, name: str) -> bytes:
@@ -142,7 +156,7 @@ def promise_waiter_prefix(service: str, key: str, name: str) -> bytes:
 def promise_name_of_waiter(rest: bytes) -> str:
     """The promise name in what follows the object prefix of a promise waiter's key."""
     (length,) = _U32.unpack(rest[:4])
-    return rest[4:4 + length].decode()
+    return rest[4 : 4 + length].decode()
 
 
 def timer_key(due_ms: int, invocation_id: str, kind: int, completion_id: int) -> bytes:
@@ -151,9 +165,9 @@ def timer_key(due_ms: int, invocation_id: str, kind: int, completion_id: int) ->
 
 def parse_timer_key(key: bytes) -> tuple[int, str, int, int]:
     due_ms = _U64.unpack(key[:8])[0]
-    invocation_id = invocation_id_from_bytes(bytes(key[8:8 + ID_BYTES]))
+    invocation_id = invocation_id_from_bytes(bytes(key[8 : 8 + ID_BYTES]))
     kind = key[8 + ID_BYTES]
-    completion_id = _U32.unpack(key[9 + ID_BYTES:13 + ID_BYTES])[0]
+    completion_id = _U32.unpack(key[9 + ID_BYTES : 13 + ID_BYTES])[0]
     return due_ms, invocation_id, kind, completion_id
 
 

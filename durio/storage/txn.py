@@ -198,8 +198,9 @@ class Txn:
         indexed = 0
         for record in self.iter_invocations():
             if str(record.status) in s.STATUS_INDEXES:
-                self._put(s.STATUS_INDEXES[str(record.status)], s.status_index_key(record.created_ms, record.id),
-                          _index_value(record))
+                self._put(
+                    s.STATUS_INDEXES[str(record.status)], s.status_index_key(record.created_ms, record.id), _index_value(record)
+                )
                 indexed += 1
         return indexed
 
@@ -238,9 +239,7 @@ class Txn:
 
     def state_of(self, service: str, key: str) -> dict[str, bytes]:
         prefix = s.object_prefix(service, key)
-        return {
-            bytes(k[len(prefix):]).decode(): bytes(v) for k, v in _prefix_scan(self._cursor(s.STATE), prefix)
-        }
+        return {bytes(k[len(prefix) :]).decode(): bytes(v) for k, v in _prefix_scan(self._cursor(s.STATE), prefix)}
 
     def set_state(self, service: str, key: str, name: str, value: bytes) -> None:
         self._put(s.STATE, s.state_key(service, key, name), value)
@@ -376,8 +375,7 @@ class Txn:
     def take_reply_to(self, callee_id: str) -> list[ReplyTo]:
         prefix = invocation_id_to_bytes(callee_id)
         waiting = [
-            ReplyTo(*unpack(raw, f"a reply-to of {callee_id}"))
-            for _, raw in _prefix_scan(self._cursor(s.REPLY_TO), prefix)
+            ReplyTo(*unpack(raw, f"a reply-to of {callee_id}")) for _, raw in _prefix_scan(self._cursor(s.REPLY_TO), prefix)
         ]
         self._delete_prefix(s.REPLY_TO, prefix)
         return waiting
@@ -394,7 +392,7 @@ class Txn:
     def promises_of(self, service: str, key: str) -> dict[str, PromiseRecord]:
         prefix = s.object_prefix(service, key)
         return {
-            bytes(k[len(prefix):]).decode(): PromiseRecord(unpack(v, "a promise"))
+            bytes(k[len(prefix) :]).decode(): PromiseRecord(unpack(v, "a promise"))
             for k, v in _prefix_scan(self._cursor(s.PROMISES), prefix)
         }
 
@@ -404,7 +402,8 @@ class Txn:
 
     def add_promise_waiter(self, service: str, key: str, name: str, seq: int, reply_to: ReplyTo) -> None:
         self._put(
-            s.PROMISE_WAITERS, s.promise_waiter_prefix(service, key, name) + s.pack_u64(seq),
+            s.PROMISE_WAITERS,
+            s.promise_waiter_prefix(service, key, name) + s.pack_u64(seq),
             pack([reply_to.invocation_id, reply_to.completion_id]),
         )
 
@@ -436,8 +435,11 @@ class Txn:
         """
         self._put(s.EVENTS, s.id_seq_key(invocation_id, seq), pack(event))
         counter = s.events_dropped_key(invocation_id)
-        kept = [bytes(key) for key, _ in _prefix_scan(self._cursor(s.EVENTS), invocation_id_to_bytes(invocation_id))
-                if bytes(key) != counter]
+        kept = [
+            bytes(key)
+            for key, _ in _prefix_scan(self._cursor(s.EVENTS), invocation_id_to_bytes(invocation_id))
+            if bytes(key) != counter
+        ]
         if len(kept) > 2 * EVENTS_KEPT_AT_EACH_END:
             self._delete(s.EVENTS, kept[EVENTS_KEPT_AT_EACH_END])
             self._put(s.EVENTS, counter, pack(self.events_dropped(invocation_id) + 1))
@@ -446,8 +448,11 @@ class Txn:
         """The kept events, oldest first (the dropped ones were between the first and the latest)."""
         prefix = invocation_id_to_bytes(invocation_id)
         counter = s.events_dropped_key(invocation_id)
-        return [unpack(raw, f"an event of {invocation_id}") for key, raw in _prefix_scan(self._cursor(s.EVENTS), prefix)
-                if bytes(key) != counter]
+        return [
+            unpack(raw, f"an event of {invocation_id}")
+            for key, raw in _prefix_scan(self._cursor(s.EVENTS), prefix)
+            if bytes(key) != counter
+        ]
 
     def events_dropped(self, invocation_id: str) -> int:
         raw = self._get(s.EVENTS, s.events_dropped_key(invocation_id))
@@ -488,7 +493,12 @@ class Txn:
         """(workflow, key, promise name, record) of every completed promise."""
         for raw_key, raw in self._cursor(s.PROMISES):
             service, object_key, name = s.split_object_prefix(raw_key)
-            yield service, object_key, name.decode(), PromiseRecord(unpack(raw, f"promise '{name.decode()}' of {service}/{object_key}"))
+            yield (
+                service,
+                object_key,
+                name.decode(),
+                PromiseRecord(unpack(raw, f"promise '{name.decode()}' of {service}/{object_key}")),
+            )
 
     def iter_promise_waiters(self) -> typing.Iterator[tuple[str, str, str]]:
         """(workflow, key, promise name) for each promise someone waits on (pending ones included)."""

@@ -39,13 +39,15 @@ def tracing_from_environment(environ: typing.Mapping[str, str] = os.environ) -> 
         return None
     protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
     if protocol != "http/protobuf":
-        raise TracingConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: durio exports traces "
-                                 "over OTLP/HTTP (http/protobuf)")
+        raise TracingConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: durio exports traces over OTLP/HTTP (http/protobuf)"
+        )
     try:
         from durio.telemetry.spans import Tracing  # noqa: PLC0415 (OpenTelemetry is imported only when tracing is on)
     except ImportError as exc:
-        raise TracingConfigError(f"tracing is configured (OTEL_EXPORTER_OTLP_*) but OpenTelemetry is missing: {exc}; "
-                                 "pip install 'durio[otel]'") from None
+        raise TracingConfigError(
+            f"tracing is configured (OTEL_EXPORTER_OTLP_*) but OpenTelemetry is missing: {exc}; pip install 'durio[otel]'"
+        ) from None
     return Tracing.from_environment()
 
 

@@ -84,17 +84,37 @@ class Tracing:
         """Export what is buffered and stop (blocking: call it in a thread)."""
         self.processor.shutdown()
 
-    def _emit(self, name: str, context: SpanContext, parent: SpanContext | None, start_ns: int, end_ns: int,
-              attributes: dict[str, typing.Any], kind: SpanKind = SpanKind.INTERNAL, failure: e.Failure | str | None = None) -> None:
+    def _emit(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        start_ns: int,
+        end_ns: int,
+        attributes: dict[str, typing.Any],
+        kind: SpanKind = SpanKind.INTERNAL,
+        failure: e.Failure | str | None = None,
+    ) -> None:
         status = _OK
         if failure is not None:
             if isinstance(failure, e.Failure):
                 attributes["restate.error.code"] = failure.code
                 failure = failure.message
             status = Status(StatusCode.ERROR, failure)
-        self.processor.on_end(ReadableSpan(
-            name=name, context=context, parent=parent, resource=self.resource, attributes=attributes, kind=kind,
-            status=status, start_time=start_ns, end_time=max(end_ns, start_ns), instrumentation_scope=self.scope))
+        self.processor.on_end(
+            ReadableSpan(
+                name=name,
+                context=context,
+                parent=parent,
+                resource=self.resource,
+                attributes=attributes,
+                kind=kind,
+                status=status,
+                start_time=start_ns,
+                end_time=max(end_ns, start_ns),
+                instrumentation_scope=self.scope,
+            )
+        )
 
     # ------------------------------------------------------------ the invocation
 
@@ -110,8 +130,16 @@ class Tracing:
     def end_invocation(self, actor: "InvocationActor", result: bytes | e.Failure, end_ms: int) -> None:
         own, parent = self._invocation(actor)
         attributes = {"restate.invocation.id": actor.id, "restate.invocation.target": str(actor.record.target)}
-        self._emit(str(actor.record.target), own, parent, actor.record.created_ms * _MS, end_ms * _MS, attributes,
-                   SpanKind.SERVER, result if isinstance(result, e.Failure) else None)
+        self._emit(
+            str(actor.record.target),
+            own,
+            parent,
+            actor.record.created_ms * _MS,
+            end_ms * _MS,
+            attributes,
+            SpanKind.SERVER,
+            result if isinstance(result, e.Failure) else None,
+        )
 
     # ------------------------------------------------------------ attempts
 
@@ -121,15 +149,20 @@ class Tracing:
         invocation, parent = self._invocation(actor)
         attempt = Attempt(invocation, parent, _new_span_id(), time.time_ns(), retry_count)
         actor.trace_attempt = attempt
-        actor.attempt_headers = {**dict(actor.machine.input.headers),
-                                 "traceparent": format_traceparent(invocation.trace_id, attempt.span_id)}
+        actor.attempt_headers = {
+            **dict(actor.machine.input.headers),
+            "traceparent": format_traceparent(invocation.trace_id, attempt.span_id),
+        }
         return attempt
 
     def end_attempt(self, actor: "InvocationActor", attempt: Attempt | None, outcome: typing.Any) -> None:
         if attempt is None:
             return
-        attributes = {"restate.invocation.id": actor.id, "restate.invocation.target": str(actor.record.target),
-                      "restate.invocation.retry_count": attempt.retry_count}
+        attributes = {
+            "restate.invocation.id": actor.id,
+            "restate.invocation.target": str(actor.record.target),
+            "restate.invocation.retry_count": attempt.retry_count,
+        }
         failure = None
         if isinstance(outcome, (bytes, e.Failure)):
             attributes["restate.attempt.outcome"] = "completed"
@@ -138,8 +171,7 @@ class Tracing:
             failure = e.Failure(outcome.code, outcome.message)
         else:
             attributes["restate.attempt.outcome"] = "suspended"
-        self._emit("attempt", attempt.context, attempt.invocation, attempt.start_ns, time.time_ns(), attributes,
-                   failure=failure)
+        self._emit("attempt", attempt.context, attempt.invocation, attempt.start_ns, time.time_ns(), attributes, failure=failure)
         actor.trace_attempt = None
 
     def traceparent_of_attempt(self, actor: "InvocationActor") -> str | None:
@@ -159,7 +191,14 @@ class Tracing:
         entries = actor.machine.entries
         command: e.Entry | None = None
         if isinstance(notification, e.Completion):
-            command = next((x for x in reversed(entries) if x.is_command and getattr(x, "completion_id", None) == notification.completion_id), None)
+            command = next(
+                (
+                    x
+                    for x in reversed(entries)
+                    if x.is_command and getattr(x, "completion_id", None) == notification.completion_id
+                ),
+                None,
+            )
             if not isinstance(command, (e.Run, e.Sleep, e.Call)):
                 return
         elif isinstance(notification, e.Signal) and notification.signal_index >= e.FIRST_AWAKEABLE_SIGNAL:
@@ -188,5 +227,12 @@ class Tracing:
         start_ms = command.ts if command is not None and command.ts else notification.ts
         context = SpanContext(invocation.trace_id, _new_span_id(), is_remote=False, trace_flags=_SAMPLED)
         result = getattr(notification, "result", None)
-        self._emit(name, context, parent, start_ms * _MS, notification.ts * _MS, attributes,
-                   failure=result if isinstance(result, e.Failure) else None)
+        self._emit(
+            name,
+            context,
+            parent,
+            start_ms * _MS,
+            notification.ts * _MS,
+            attributes,
+            failure=result if isinstance(result, e.Failure) else None,
+        )

@@ -62,8 +62,7 @@ class WorkerShare:
         self._shares._write(self._worker, self._connections, 1)
 
     def _fewest_elsewhere(self) -> int | None:
-        counts = [self._shares._read(w)[0] for w in range(self._shares.workers)
-                  if w != self._worker and self._shares._read(w)[1]]
+        counts = [self._shares._read(w)[0] for w in range(self._shares.workers) if w != self._worker and self._shares._read(w)[1]]
         return min(counts) if counts else None
 
     async def before_accept(self) -> None:

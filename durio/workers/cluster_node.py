@@ -81,8 +81,10 @@ class ClusterPeers(Peers):
 
     async def listen(self) -> anyio.abc.Listener[anyio.abc.ByteStream]:
         host, port = self.listen_at
-        return typing.cast(anyio.abc.Listener[anyio.abc.ByteStream],
-                           await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False))
+        return typing.cast(
+            anyio.abc.Listener[anyio.abc.ByteStream],
+            await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False),
+        )
 
     def describe(self, member: typing.Any) -> str:
         return f"node {member}"
@@ -98,25 +100,48 @@ class ClusterPeers(Peers):
         view = self.node.view
         refused = self.node.durability.statistics
         return {
-            "nodes": [{
-                "name": row.name,
-                # This node's batches PostgreSQL did not take (its own counts: each node knows only its own).
-                **({"batches_refused": {"fenced": refused.fenced, "lease_expired": refused.self_fenced,
-                                        "unreachable": refused.unreachable}} if row.name == self.me else {}),
-                "alive": row.alive or row.name == self.me,
-                "peer_url": row.peer_url,
-                "last_heartbeat_s": round(row.silent_s, 3),
-                "workers": [{"worker": 0, "pid": snapshots[row.name].get("pid"), "partitions": snapshots[row.name].get("partitions", [])}]
-                if snapshots.get(row.name, {}).get("pid") else [],
-            } for row in view.nodes],
-            "partitions": [{
-                "id": row.pid,
-                "key_range": list(table.key_range(row.pid)),
-                "owner": row.owner_name if row.valid else None,
-                "node": row.owner_name if row.valid else None,
-                "epoch": row.epoch,
-                "batches": row.batches,
-            } for row in view.partitions if row.pid >= 0],
+            "nodes": [
+                {
+                    "name": row.name,
+                    # This node's batches PostgreSQL did not take (its own counts: each node knows only its own).
+                    **(
+                        {
+                            "batches_refused": {
+                                "fenced": refused.fenced,
+                                "lease_expired": refused.self_fenced,
+                                "unreachable": refused.unreachable,
+                            }
+                        }
+                        if row.name == self.me
+                        else {}
+                    ),
+                    "alive": row.alive or row.name == self.me,
+                    "peer_url": row.peer_url,
+                    "last_heartbeat_s": round(row.silent_s, 3),
+                    "workers": [
+                        {
+                            "worker": 0,
+                            "pid": snapshots[row.name].get("pid"),
+                            "partitions": snapshots[row.name].get("partitions", []),
+                        }
+                    ]
+                    if snapshots.get(row.name, {}).get("pid")
+                    else [],
+                }
+                for row in view.nodes
+            ],
+            "partitions": [
+                {
+                    "id": row.pid,
+                    "key_range": list(table.key_range(row.pid)),
+                    "owner": row.owner_name if row.valid else None,
+                    "node": row.owner_name if row.valid else None,
+                    "epoch": row.epoch,
+                    "batches": row.batches,
+                }
+                for row in view.partitions
+                if row.pid >= 0
+            ],
         }
 
     def tell(self, worker: typing.Any, verb: str, *args: typing.Any) -> None:
@@ -228,8 +253,16 @@ def answer_peers(peers: Peers, runtime: Runtime, node: ClusterNode) -> None:
         await runtime.reload_deployments()
 
     peers.requests.clear()
-    peers.requests.update(call=call, send=send, attach=attach, control=control, complete_awakeable=complete_awakeable,
-                          snapshot=snapshot, live_statuses=live_statuses, reload_deployments=reload_deployments)
+    peers.requests.update(
+        call=call,
+        send=send,
+        attach=attach,
+        control=control,
+        complete_awakeable=complete_awakeable,
+        snapshot=snapshot,
+        live_statuses=live_statuses,
+        reload_deployments=reload_deployments,
+    )
     peers.tells.clear()
     peers.tells.update(
         deliver=lambda target_id, notification, seq: runtime.router.deliver(target_id, notification, outbox_seq=seq),

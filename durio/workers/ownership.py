@@ -33,6 +33,7 @@ def record_partition_count(data_dir: str, requested: int | None) -> int:
     before durio had partitions: its invocations already carry partition keys, so any count fits it)."""
     store = LmdbStore(data_dir)
     try:
+
         def read_or_record(txn: Txn) -> int:
             stored = txn.get_meta(PARTITIONS_META)
             if stored is None:
@@ -92,7 +93,9 @@ class PartitionLocks:
                     break
                 except BlockingIOError:
                     if time.monotonic() - last_said > log_every_s:
-                        log.warning("waiting %.0f s for partition %d: another process owns it", time.monotonic() - waited_since, partition)
+                        log.warning(
+                            "waiting %.0f s for partition %d: another process owns it", time.monotonic() - waited_since, partition
+                        )
                         last_said = time.monotonic()
                     time.sleep(0.02)
             os.ftruncate(fd, 0)

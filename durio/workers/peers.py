@@ -41,8 +41,6 @@ RECONNECT_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.5)
 UNAVAILABLE_AFTER_S = 30.0
 
 
-
-
 class NotOwner(Exception):
     """The peer a request was sent to does not own the request's partition (any more): ask its owner."""
 
@@ -97,8 +95,8 @@ class _FrameReader:
                 if size > MAX_FRAME:
                     raise EOFError(f"a frame of {size} bytes")
                 if len(self._buffer) >= _LENGTH.size + size:
-                    payload = bytes(self._buffer[_LENGTH.size:_LENGTH.size + size])
-                    del self._buffer[:_LENGTH.size + size]
+                    payload = bytes(self._buffer[_LENGTH.size : _LENGTH.size + size])
+                    del self._buffer[: _LENGTH.size + size]
                     return payload
             try:
                 self._buffer += await self._stream.receive(1024 * 1024)
@@ -288,9 +286,12 @@ class Peers:
             unsent, link.unsent = link.unsent, []
             try:
                 # Everything ready goes out in one send: under load many frames wait at once.
-                await stream.send(b"".join(
-                    [_frame_bytes(("tell", 0, verb, args)) for verb, args in tells]
-                    + [_frame_bytes(("request", request_id, verb, args)) for request_id, verb, args in unsent]))
+                await stream.send(
+                    b"".join(
+                        [_frame_bytes(("tell", 0, verb, args)) for verb, args in tells]
+                        + [_frame_bytes(("request", request_id, verb, args)) for request_id, verb, args in unsent]
+                    )
+                )
             except BaseException:
                 # Not sent: kept for the next connection, in order.
                 link.tells[:0] = tells

@@ -81,8 +81,9 @@ def _die_with_parent(parent: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, workers: int, run_worker: typing.Callable[[int], int],
-                 on_reaped: typing.Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, workers: int, run_worker: typing.Callable[[int], int], on_reaped: typing.Callable[[int], None] | None = None
+    ) -> None:
         self.workers = workers
         self._run_worker = run_worker
         self._on_reaped = on_reaped  # told the index of each worker that died, before it is restarted

@@ -38,7 +38,10 @@ class WorkerSpec:
 
 @contextlib.asynccontextmanager
 async def open_worker_runtime(
-    services: typing.Iterable[ServiceDefinition], data_dir: str | os.PathLike[str], config: RuntimeConfig | None, spec: WorkerSpec,
+    services: typing.Iterable[ServiceDefinition],
+    data_dir: str | os.PathLike[str],
+    config: RuntimeConfig | None,
+    spec: WorkerSpec,
 ) -> typing.AsyncIterator[Runtime]:
     """The runtime of worker `spec.index`: it owns its partitions once their previous owner is gone."""
     data_dir = os.fspath(data_dir)
@@ -56,8 +59,13 @@ async def open_worker_runtime(
                 _answer_siblings(peers, runtime)
                 epochs = await runtime.write(take_epochs(partitions.owned))
                 peers.ready.set()
-                log.info("worker %d (pid %d) owns partitions %s of %d", spec.index, os.getpid(),
-                         ", ".join(f"{p}@{epochs[p]}" for p in sorted(partitions.owned)), count)
+                log.info(
+                    "worker %d (pid %d) owns partitions %s of %d",
+                    spec.index,
+                    os.getpid(),
+                    ", ".join(f"{p}@{epochs[p]}" for p in sorted(partitions.owned)),
+                    count,
+                )
                 yield runtime
                 tasks.cancel_scope.cancel()
     finally:
@@ -78,8 +86,13 @@ def _answer_siblings(peers: Peers, runtime: Runtime) -> None:
         return await runtime.send(record, input_entry, fresh=False)
 
     peers.requests.update(
-        call=call, send=send, attach=runtime.attach, control=runtime.control,
-        complete_awakeable=runtime.complete_awakeable, snapshot=snapshot, live_statuses=live_statuses,
+        call=call,
+        send=send,
+        attach=runtime.attach,
+        control=runtime.control,
+        complete_awakeable=runtime.complete_awakeable,
+        snapshot=snapshot,
+        live_statuses=live_statuses,
         reload_deployments=runtime.reload_deployments,
     )
     peers.tells.update(

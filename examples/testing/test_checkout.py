@@ -27,5 +27,6 @@ async def test_pay_charges_once_whatever_crashes_when(crash_matrix) -> None:
 
 async def test_the_matrix_catches_a_charge_that_is_not_idempotent(tmp_path) -> None:
     with pytest.raises(AssertionError, match="charged 60, not 30"):
-        await crash_at_every_step([checkout], make_scenario("careless_pay"), charged_once,
-                                  data_dir=tmp_path, reset=provider.charges.clear)
+        await crash_at_every_step(
+            [checkout], make_scenario("careless_pay"), charged_once, data_dir=tmp_path, reset=provider.charges.clear
+        )

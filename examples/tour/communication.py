@@ -39,9 +39,7 @@ async def emailTicket(ctx: restate.Context, req: PurchaseTicketRequest) -> None:
 
 @email_service.handler()
 async def sendReminder(ctx: restate.Context, req: PurchaseTicketRequest) -> None:  # noqa: N802
-    await ctx.run_typed(
-        "remind", lambda: log(f">>> Sent reminder for the concert on {req.concertDate} to {req.customerEmail}")
-    )
+    await ctx.run_typed("remind", lambda: log(f">>> Sent reminder for the concert on {req.concertDate} to {req.customerEmail}"))
 
 
 def day_before(concert_date: str, now_s: float) -> datetime.timedelta:

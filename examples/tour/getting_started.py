@@ -16,6 +16,4 @@ async def add(ctx: restate.Context, req: SubscriptionRequest) -> None:
     pay_ref = await ctx.run_typed("pay", create_recurring_payment, restate.RunOptions(), req.creditCard, payment_id)
 
     for subscription in req.subscriptions:
-        await ctx.run_typed(
-            f"add-{subscription}", create_subscription, restate.RunOptions(), req.userId, subscription, pay_ref
-        )
+        await ctx.run_typed(f"add-{subscription}", create_subscription, restate.RunOptions(), req.userId, subscription, pay_ref)

@@ -17,9 +17,7 @@ async def add(ctx: restate.Context, req: SubscriptionRequest) -> None:
 
     try:
         payment_id = str(ctx.uuid())
-        compensations.append(
-            lambda: ctx.run_typed("undo-pay", remove_recurring_payment, restate.RunOptions(), payment_id)
-        )
+        compensations.append(lambda: ctx.run_typed("undo-pay", remove_recurring_payment, restate.RunOptions(), payment_id))
         pay_ref = await ctx.run_typed("pay", create_recurring_payment, restate.RunOptions(), req.creditCard, payment_id)
 
         for subscription in req.subscriptions:

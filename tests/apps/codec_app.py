@@ -21,7 +21,7 @@ class Sealed(JournalValueCodec):
             return b""
         if not buf.startswith(PREFIX):
             raise ValueError(f"not sealed: {buf[:40]!r}")
-        return buf[len(PREFIX):][::-1]
+        return buf[len(PREFIX) :][::-1]
 
 
 async def make_codec() -> JournalValueCodec:  # an async provider, as the SDK allows

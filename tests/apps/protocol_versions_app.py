@@ -64,6 +64,8 @@ async def v5_only_app(scope, receive, send):  # type: ignore[no-untyped-def]
     manifest = json.loads(body)
     manifest["maxProtocolVersion"] = 5
     rewritten = json.dumps(manifest).encode()
-    headers = [(k, v) for k, v in start["headers"] if k != b"content-length"] + [(b"content-length", str(len(rewritten)).encode())]
+    headers = [(k, v) for k, v in start["headers"] if k != b"content-length"] + [
+        (b"content-length", str(len(rewritten)).encode())
+    ]
     await send({"type": "http.response.start", "status": start["status"], "headers": headers})
     await send({"type": "http.response.body", "body": rewritten})

@@ -39,7 +39,9 @@ async def exhausted(ctx: durio.Context) -> str:
         raise ValueError("always fails")
 
     try:
-        await ctx.run_typed("doomed", always_fails, durio.RunOptions(max_attempts=2, initial_retry_interval=timedelta(milliseconds=10)))
+        await ctx.run_typed(
+            "doomed", always_fails, durio.RunOptions(max_attempts=2, initial_retry_interval=timedelta(milliseconds=10))
+        )
     except durio.TerminalError as exc:
         return exc.message
     return "unreachable"
@@ -85,8 +87,9 @@ async def effects(ctx: durio.Context, tag: str) -> list:
     return sorted(effect for effect in side_effects if effect.startswith(f"{tag}:"))
 
 
-@behaviour.handler(accept="text/plain", content_type="text/plain; charset=utf-8",
-                   input_serde=durio.BytesSerde(), output_serde=durio.BytesSerde())
+@behaviour.handler(
+    accept="text/plain", content_type="text/plain; charset=utf-8", input_serde=durio.BytesSerde(), output_serde=durio.BytesSerde()
+)
 async def shout(ctx: durio.Context, text: bytes) -> bytes:
     return text.upper()
 

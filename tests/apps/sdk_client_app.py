@@ -28,8 +28,12 @@ async def shout(ctx: durio.Context) -> str:
     return "HEY"
 
 
-@greeter.handler(accept="application/octet-stream", content_type="application/octet-stream",
-                 input_serde=durio.BytesSerde(), output_serde=durio.BytesSerde())
+@greeter.handler(
+    accept="application/octet-stream",
+    content_type="application/octet-stream",
+    input_serde=durio.BytesSerde(),
+    output_serde=durio.BytesSerde(),
+)
 async def reverse(ctx: durio.Context, data: bytes) -> bytes:
     return data[::-1]
 

@@ -14,8 +14,15 @@ def path(service: str, handler: str, key: str | None = None) -> str:
     return f"/{service}/{key}/{handler}" if key is not None else f"/{service}/{handler}"
 
 
-async def call(client: httpx.AsyncClient, service: str, handler: str, body: typing.Any = None, key: str | None = None,
-               idempotent: bool = True, idempotency_key: str | None = None) -> httpx.Response:
+async def call(
+    client: httpx.AsyncClient,
+    service: str,
+    handler: str,
+    body: typing.Any = None,
+    key: str | None = None,
+    idempotent: bool = True,
+    idempotency_key: str | None = None,
+) -> httpx.Response:
     """A call (`.call()`); `idempotent` adds a fresh idempotency key, as the suite's idempotentCallOptions."""
     headers = _headers(body)
     if idempotency_key or idempotent:
@@ -29,15 +36,22 @@ def _headers(body: typing.Any) -> dict[str, str]:
     return {} if body is None else {"content-type": "application/json"}
 
 
-async def call_ok(client: httpx.AsyncClient, service: str, handler: str, body: typing.Any = None, key: str | None = None,
-                  **options: typing.Any) -> typing.Any:
+async def call_ok(
+    client: httpx.AsyncClient, service: str, handler: str, body: typing.Any = None, key: str | None = None, **options: typing.Any
+) -> typing.Any:
     response = await call(client, service, handler, body, key, **options)
     assert response.status_code == 200, f"{service}/{handler}: {response.status_code} {response.text}"
     return response.json() if response.content else None
 
 
-async def send(client: httpx.AsyncClient, service: str, handler: str, body: typing.Any = None, key: str | None = None,
-               idempotent: bool = True) -> dict[str, typing.Any]:
+async def send(
+    client: httpx.AsyncClient,
+    service: str,
+    handler: str,
+    body: typing.Any = None,
+    key: str | None = None,
+    idempotent: bool = True,
+) -> dict[str, typing.Any]:
     """A one-way send (`.send()`): answers {"invocationId", "status"}."""
     headers = _headers(body)
     if idempotent:
@@ -59,9 +73,15 @@ async def eventually(check: typing.Callable[[], typing.Awaitable[typing.Any]], t
     return await check()
 
 
-def proxy_request(service: str, handler: str, message: typing.Any, key: str | None = None, **extra: typing.Any) -> dict[str, typing.Any]:
+def proxy_request(
+    service: str, handler: str, message: typing.Any, key: str | None = None, **extra: typing.Any
+) -> dict[str, typing.Any]:
     """Proxy.ProxyRequest: the message is the JSON bytes as an array of numbers."""
-    request = {"serviceName": service, "virtualObjectKey": key, "handlerName": handler,
-               "message": list(json.dumps(message).encode())}
+    request = {
+        "serviceName": service,
+        "virtualObjectKey": key,
+        "handlerName": handler,
+        "message": list(json.dumps(message).encode()),
+    }
     request.update({k: v for k, v in extra.items() if v is not None})
     return request

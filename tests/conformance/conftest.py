@@ -51,8 +51,10 @@ def selected_modes() -> list[str]:
     modes = [m.strip() for m in chosen.split(",") if m.strip()]
     unknown = {m for m in modes if base_mode(m) not in MODES}
     if unknown:
-        raise pytest.UsageError(f"DURIO_CONFORMANCE_TARGETS: unknown {sorted(unknown)}; choose from {MODES}, "
-                                f"each optionally with {DEFAULT_CONFIG} (default configuration, not always suspending)")
+        raise pytest.UsageError(
+            f"DURIO_CONFORMANCE_TARGETS: unknown {sorted(unknown)}; choose from {MODES}, "
+            f"each optionally with {DEFAULT_CONFIG} (default configuration, not always suspending)"
+        )
     return modes
 
 
@@ -135,8 +137,9 @@ class Process:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT, start_new_session=True
+            )
         _wait_http(self.ready_url, self.process, self.log)
 
     def kill9(self) -> None:
@@ -187,14 +190,26 @@ class Target:
         assert response.status_code in (200, 201), response.text
         if self.mode == "remote":
             # Registered without flags, a durio server talks to the official SDK over HTTP/2, one stream per attempt.
-            assert (response.json()["protocol_type"], response.json()["http_version"]) == ("BidiStream", "HTTP/2.0"), response.text
+            assert (response.json()["protocol_type"], response.json()["http_version"]) == ("BidiStream", "HTTP/2.0"), (
+                response.text
+            )
 
 
 def _durio(mode: str, base: pathlib.Path, env: dict[str, str]) -> Target:
     ingress, admin = free_port(), free_port()
     app = ["serve", "tests/conformance/embedded_app.py"] if mode == "embedded" else ["server"]
-    command = [sys.executable, "-m", "durio.cli", *app, "--data-dir", str(base / "data"),
-               "--ingress", f"127.0.0.1:{ingress}", "--admin", f"127.0.0.1:{admin}"]
+    command = [
+        sys.executable,
+        "-m",
+        "durio.cli",
+        *app,
+        "--data-dir",
+        str(base / "data"),
+        "--ingress",
+        f"127.0.0.1:{ingress}",
+        "--admin",
+        f"127.0.0.1:{admin}",
+    ]
     server = Process(command, base / "durio.log", f"http://127.0.0.1:{admin}/health", {"DURIO_WORKERS": "1", **env})
     server.start()
     return Target(mode, server, f"http://127.0.0.1:{ingress}", f"http://127.0.0.1:{admin}")
@@ -203,13 +218,21 @@ def _durio(mode: str, base: pathlib.Path, env: dict[str, str]) -> Target:
 def _restate(base: pathlib.Path, env: dict[str, str]) -> Target:
     ingress, admin, node = free_port(), free_port(), free_port()
     server_env = {
-        "RESTATE_DISABLE_TELEMETRY": "true", "RESTATE_LISTEN_MODE": "tcp",
-        "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{ingress}", "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{admin}",
-        "RESTATE_BIND_ADDRESS": f"127.0.0.1:{node}", "RESTATE_ADVERTISED_ADDRESS": f"http://127.0.0.1:{node}",
-        "RESTATE_DEFAULT_NUM_PARTITIONS": "2", **env,
+        "RESTATE_DISABLE_TELEMETRY": "true",
+        "RESTATE_LISTEN_MODE": "tcp",
+        "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{ingress}",
+        "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{admin}",
+        "RESTATE_BIND_ADDRESS": f"127.0.0.1:{node}",
+        "RESTATE_ADVERTISED_ADDRESS": f"http://127.0.0.1:{node}",
+        "RESTATE_DEFAULT_NUM_PARTITIONS": "2",
+        **env,
     }
-    server = Process([restate_server_binary(), "--base-dir", str(base / "data"), "--no-logo"], base / "restate.log",
-                     f"http://127.0.0.1:{admin}/health", server_env)
+    server = Process(
+        [restate_server_binary(), "--base-dir", str(base / "data"), "--no-logo"],
+        base / "restate.log",
+        f"http://127.0.0.1:{admin}/health",
+        server_env,
+    )
     server.start()
     _wait_http(f"http://127.0.0.1:{ingress}/restate/health", server.process, server.log)  # type: ignore[arg-type]
     return Target("restate", server, f"http://127.0.0.1:{ingress}", f"http://127.0.0.1:{admin}")
@@ -232,14 +255,20 @@ class Targets:
         """An official-SDK deployment serving services.py (the default one serves every remote target)."""
         if name not in self._deployments:
             port = free_port()
-            peer = Process([sys.executable, "-m", "hypercorn", "tests.conformance.remote_app:app", "--bind", f"127.0.0.1:{port}"],
-                           self.base / f"{name}.log", f"http://127.0.0.1:{port}/health", env)
+            peer = Process(
+                [sys.executable, "-m", "hypercorn", "tests.conformance.remote_app:app", "--bind", f"127.0.0.1:{port}"],
+                self.base / f"{name}.log",
+                f"http://127.0.0.1:{port}/health",
+                env,
+            )
             self.processes.append(peer)
             peer.start()
             self._deployments[name] = peer
         return self._deployments[name]
 
-    def get(self, mode: str, name: str = "default", env: dict[str, str] | None = None, deployment: Process | None = None) -> Target:
+    def get(
+        self, mode: str, name: str = "default", env: dict[str, str] | None = None, deployment: Process | None = None
+    ) -> Target:
         if (mode, name) not in self._targets:
             base = self.base / f"{mode}-{name}"
             base.mkdir()

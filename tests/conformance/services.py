@@ -62,11 +62,21 @@ def _proxied(ctx: restate.Context, request: dict[str, typing.Any], send: bool) -
     message = bytes(request["message"])
     if send:
         delay = request.get("delayMillis")
-        return ctx.generic_send(request["serviceName"], request["handlerName"], message, key=request.get("virtualObjectKey"),
-                                send_delay=timedelta(milliseconds=delay) if delay else None,
-                                idempotency_key=request.get("idempotencyKey"))
-    return ctx.generic_call(request["serviceName"], request["handlerName"], message, key=request.get("virtualObjectKey"),
-                            idempotency_key=request.get("idempotencyKey"))
+        return ctx.generic_send(
+            request["serviceName"],
+            request["handlerName"],
+            message,
+            key=request.get("virtualObjectKey"),
+            send_delay=timedelta(milliseconds=delay) if delay else None,
+            idempotency_key=request.get("idempotencyKey"),
+        )
+    return ctx.generic_call(
+        request["serviceName"],
+        request["handlerName"],
+        message,
+        key=request.get("virtualObjectKey"),
+        idempotency_key=request.get("idempotencyKey"),
+    )
 
 
 @proxy.handler()
@@ -199,8 +209,11 @@ async def side_effect_fails_after_given_attempts(ctx: restate.ObjectContext, ret
         raise ValueError(f"failed at attempt {attempts[name]}")
 
     try:
-        await ctx.run_typed("attempt", attempt, restate.RunOptions(max_attempts=retry_count + 1,
-                                                                   initial_retry_interval=timedelta(milliseconds=10)))
+        await ctx.run_typed(
+            "attempt",
+            attempt,
+            restate.RunOptions(max_attempts=retry_count + 1, initial_retry_interval=timedelta(milliseconds=10)),
+        )
     except restate.TerminalError:
         return attempts[name]
     raise AssertionError("the side effect should have failed")
@@ -228,8 +241,9 @@ async def echo_headers(ctx: restate.Context) -> dict[str, str]:
     return dict(ctx.request().headers)
 
 
-@utils.handler(name="rawEcho", accept="*/*", content_type="application/octet-stream",
-               input_serde=BytesSerde(), output_serde=BytesSerde())
+@utils.handler(
+    name="rawEcho", accept="*/*", content_type="application/octet-stream", input_serde=BytesSerde(), output_serde=BytesSerde()
+)
 async def raw_echo(ctx: restate.Context, value: bytes) -> bytes:
     return value
 
@@ -550,5 +564,19 @@ async def interpreter_get_results(ctx: restate.ObjectSharedContext) -> list[str]
     return await ctx.get(RESULTS) or []
 
 
-services = [interpreter, counter, proxy, list_object, map_object, failing, utils, awakeable_holder, cancel_runner, cancel_blocking,
-            kill_runner, kill_singleton, block_and_wait, non_deterministic]
+services = [
+    interpreter,
+    counter,
+    proxy,
+    list_object,
+    map_object,
+    failing,
+    utils,
+    awakeable_holder,
+    cancel_runner,
+    cancel_blocking,
+    kill_runner,
+    kill_singleton,
+    block_and_wait,
+    non_deterministic,
+]

@@ -50,7 +50,9 @@ async def test_cancel_from_admin_api(ingress, admin, operation: str) -> None:
 @pytest.mark.parametrize("operation", OPERATIONS)
 async def test_cancel_from_context(ingress, operation: str) -> None:
     key = str(uuid.uuid4())
-    invocation_id = await call_ok(ingress, "Proxy", "oneWayCall", proxy_request("CancelTestRunner", "startTest", operation, key=key))
+    invocation_id = await call_ok(
+        ingress, "Proxy", "oneWayCall", proxy_request("CancelTestRunner", "startTest", operation, key=key)
+    )
     await _wait_for_awakeable_then_unlock(ingress, key)
 
     async def cancel() -> None:

@@ -13,8 +13,14 @@ INTERPRETER = "VirtualObjectCommandInterpreter"
 
 
 async def test_awakeable_or_timeout_using_await_any(ingress) -> None:
-    request = {"commands": [{"type": "awaitAny", "commands": [{"type": "createAwakeable", "awakeableKey": "awk1"},
-                                                             {"type": "sleep", "timeoutMillis": 100}]}]}
+    request = {
+        "commands": [
+            {
+                "type": "awaitAny",
+                "commands": [{"type": "createAwakeable", "awakeableKey": "awk1"}, {"type": "sleep", "timeoutMillis": 100}],
+            }
+        ]
+    }
     assert await call_ok(ingress, INTERPRETER, "interpretCommands", request, key=str(uuid.uuid4())) == "sleep"
 
 
@@ -28,8 +34,10 @@ async def test_first_successful_completed_awakeable(ingress) -> None:
     key = str(uuid.uuid4())
     commands = []
     for index in range(3):
-        commands += [{"type": "createAwakeable", "awakeableKey": f"awk{index}"},
-                     {"type": "runThrowTerminalException", "reason": f"run{index}"}]
+        commands += [
+            {"type": "createAwakeable", "awakeableKey": f"awk{index}"},
+            {"type": "runThrowTerminalException", "reason": f"run{index}"},
+        ]
     request = {"commands": [{"type": "awaitAnySuccessful", "commands": commands}]}
     result: list[str] = []
 

@@ -28,7 +28,9 @@ async def strict_ingress(targets, mode: str) -> typing.AsyncIterator[httpx.Async
         yield client
 
 
-@pytest.mark.parametrize("handler", ["eitherSleepOrCall", "callDifferentMethod", "backgroundInvokeWithDifferentTargets", "setDifferentKey"])
+@pytest.mark.parametrize(
+    "handler", ["eitherSleepOrCall", "callDifferentMethod", "backgroundInvokeWithDifferentTargets", "setDifferentKey"]
+)
 async def test_non_determinism_is_caught(strict_ingress, handler: str) -> None:
     key = f"{handler}-{uuid.uuid4()}"
     await call_ok(strict_ingress, "Counter", "add", 1, key=key)

@@ -15,7 +15,8 @@ from durio.protocol.identity import public_key_id
 from tests.conformance.client import call_ok
 
 pytestmark = pytest.mark.not_applicable(
-    ("embedded",), "embedded, the services run inside the server: no request crosses a network to be signed")
+    ("embedded",), "embedded, the services run inside the server: no request crosses a network to be signed"
+)
 
 
 @pytest.fixture
@@ -23,8 +24,9 @@ async def signed_ingress(targets, mode: str) -> typing.AsyncIterator[httpx.Async
     pem = targets.base / "request-identity.pem"
     if not pem.exists():
         key = Ed25519PrivateKey.generate()
-        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+        pem.write_bytes(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
     key_id = public_key_id(serialization.load_pem_private_key(pem.read_bytes(), None).public_key())  # type: ignore[arg-type]
     deployment = targets.deployment("signed-sdk", {"CONFORMANCE_IDENTITY_KEY": key_id})
     target = targets.get(mode, "signing", {"RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(pem)}, deployment)
@@ -42,6 +44,8 @@ async def test_an_unsigned_server_is_refused_by_that_deployment(signed_ingress, 
     # Not in the suite: the same deployment refuses a server without the key (so the test above proves signing).
     deployment = targets.deployment("signed-sdk")
     async with httpx.AsyncClient() as client:
-        response = await client.get(deployment.ready_url.removesuffix("/health") + "/discover",
-                                    headers={"accept": "application/vnd.restate.endpointmanifest.v3+json"})
+        response = await client.get(
+            deployment.ready_url.removesuffix("/health") + "/discover",
+            headers={"accept": "application/vnd.restate.endpointmanifest.v3+json"},
+        )
     assert response.status_code == 401, response.text

@@ -23,9 +23,12 @@ async def test_run_is_retried_until_it_exhausts_the_retry_attempts(ingress) -> N
 
 
 @pytest.mark.only_always_suspending
-@pytest.mark.not_applicable(("embedded",), "an embedded step's result is journaled in-process, and the handler continues "
-                            "once the write is durable: there is no acknowledgement to wait for across a network, so "
-                            "nothing suspends and the local count is not restarted by a replay")
+@pytest.mark.not_applicable(
+    ("embedded",),
+    "an embedded step's result is journaled in-process, and the handler continues "
+    "once the write is durable: there is no acknowledgement to wait for across a network, so "
+    "nothing suspends and the local count is not restarted by a replay",
+)
 async def test_run_flush_waits_on_acknowledgements(ingress) -> None:
     # RunFlush (only always-suspending): each step suspends, the replay starts the local count again.
     assert await call_ok(ingress, "TestUtilsService", "countExecutedSideEffects", 3) == 0

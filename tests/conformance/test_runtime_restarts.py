@@ -21,7 +21,10 @@ async def _add_restart_add(target, restart) -> None:  # type: ignore[no-untyped-
 
     async def second_add() -> None:
         async with httpx.AsyncClient(base_url=target.ingress_url, timeout=5) as client:
-            assert await call_ok(client, "Counter", "add", 2, key=key, idempotency_key=idempotency_key) == {"oldValue": 1, "newValue": 3}
+            assert await call_ok(client, "Counter", "add", 2, key=key, idempotency_key=idempotency_key) == {
+                "oldValue": 1,
+                "newValue": 3,
+            }
 
     await eventually(second_add, timeout=60)
 

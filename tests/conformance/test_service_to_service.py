@@ -33,8 +33,13 @@ async def test_one_way_call(ingress) -> None:
 async def test_one_way_call_with_idempotency_key(ingress) -> None:
     counter, idempotency_key = str(uuid.uuid4()), str(uuid.uuid4())
     for _ in range(2):  # the same key twice: one add
-        await call_ok(ingress, "Proxy", "oneWayCall",
-                      proxy_request("Counter", "add", 1, key=counter, idempotencyKey=idempotency_key), idempotent=False)
+        await call_ok(
+            ingress,
+            "Proxy",
+            "oneWayCall",
+            proxy_request("Counter", "add", 1, key=counter, idempotencyKey=idempotency_key),
+            idempotent=False,
+        )
     await _counter_is(ingress, counter, 1)
     output = await ingress.get(f"/restate/invocation/Counter/{counter}/add/{idempotency_key}/output")
     assert output.status_code == 200, output.text
@@ -44,8 +49,13 @@ async def test_one_way_call_with_idempotency_key(ingress) -> None:
 async def test_call_with_idempotency_key(ingress) -> None:
     counter, idempotency_key = str(uuid.uuid4()), str(uuid.uuid4())
     for _ in range(2):
-        raw = await call_ok(ingress, "Proxy", "call",
-                            proxy_request("Counter", "add", 1, key=counter, idempotencyKey=idempotency_key), idempotent=False)
+        raw = await call_ok(
+            ingress,
+            "Proxy",
+            "call",
+            proxy_request("Counter", "add", 1, key=counter, idempotencyKey=idempotency_key),
+            idempotent=False,
+        )
         assert json.loads(bytes(raw)) == {"oldValue": 0, "newValue": 1}
     await _counter_is(ingress, counter, 1)
     output = await ingress.get(f"/restate/invocation/Counter/{counter}/add/{idempotency_key}/output")
@@ -66,8 +76,11 @@ async def test_one_way_call_with_delay(ingress) -> None:
 async def test_call_ordering(ingress, ordering: tuple[bool, ...]) -> None:
     name = str(uuid.uuid4())
     requests = [
-        {"proxyRequest": proxy_request("ListObject", "append", str(index), key=name),
-         "oneWayCall": one_way, "awaitAtTheEnd": not one_way}
+        {
+            "proxyRequest": proxy_request("ListObject", "append", str(index), key=name),
+            "oneWayCall": one_way,
+            "awaitAtTheEnd": not one_way,
+        }
         for index, one_way in enumerate(ordering)
     ]
     await call_ok(ingress, "Proxy", "manyCalls", requests)

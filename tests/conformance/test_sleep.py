@@ -21,5 +21,6 @@ async def test_many_sleeps(ingress) -> None:
     with anyio.fail_after(60):
         async with anyio.create_task_group() as nursery:
             for _ in range(50):
-                nursery.start_soon(call_ok, ingress, "TestUtilsService", "sleepConcurrently",
-                                   [random.randint(10, 50) for _ in range(20)])
+                nursery.start_soon(
+                    call_ok, ingress, "TestUtilsService", "sleepConcurrently", [random.randint(10, 50) for _ in range(20)]
+                )

@@ -15,8 +15,10 @@ from tests.conformance.client import call_ok
 SLEEP_S = 4.0
 
 pytestmark = pytest.mark.not_applicable(
-    ("embedded",), "embedded, the service endpoint is the server itself: killing it also drops the caller's "
-                   "connection, so the call cannot answer (restarting the server mid-sleep is KillRuntime/StopRuntime)")
+    ("embedded",),
+    "embedded, the service endpoint is the server itself: killing it also drops the caller's "
+    "connection, so the call cannot answer (restarting the server mid-sleep is KillRuntime/StopRuntime)",
+)
 
 
 async def _sleep_through(ingress, restart) -> None:  # type: ignore[no-untyped-def]

@@ -35,10 +35,17 @@ async def main(names: list[str]) -> None:
                 records = await runtime.store.read(lambda txn: list(txn.iter_invocations()))
                 record = next(r for r in records if r.target.handler == handler)
                 frames = await runtime.store.read(lambda txn, i=record.id: txn.raw_journal(i))
-                (HERE / f"{name}.golden").write_bytes(msgpack.packb({
-                    "invocation_id": record.id, "handler": handler, "frames": frames,
-                    "output": json.dumps(result),
-                }, use_bin_type=True))
+                (HERE / f"{name}.golden").write_bytes(
+                    msgpack.packb(
+                        {
+                            "invocation_id": record.id,
+                            "handler": handler,
+                            "frames": frames,
+                            "output": json.dumps(result),
+                        },
+                        use_bin_type=True,
+                    )
+                )
                 print(f"{name}: {len(frames)} entries")
     finally:
         shutil.rmtree(folder)

@@ -33,7 +33,10 @@ def test_the_request_starts_with_the_eager_state_sorted_then_the_whole_journal()
     assert [(bytes(s.key), bytes(s.value)) for s in message.state_map] == [(b"a", b"1"), (b"b", b"2")]
     assert message.retry_count_since_last_stored_entry == 3
     assert message.random_seed == 0  # V5 has no seed field to fill
-    assert [frame.type_id for frame in journal] == [m.COMMAND_TYPE_IDS["InputCommandMessage"], m.COMMAND_TYPE_IDS["RunCommandMessage"]]
+    assert [frame.type_id for frame in journal] == [
+        m.COMMAND_TYPE_IDS["InputCommandMessage"],
+        m.COMMAND_TYPE_IDS["RunCommandMessage"],
+    ]
 
 
 def test_lazy_state_sends_none_up_front_and_v6_carries_the_invocations_random_seed() -> None:
@@ -53,8 +56,9 @@ def test_each_answer_frame_says_what_it_means() -> None:
     assert isinstance(sleep, e.Sleep) and sleep.completion_id == 2
     proposal = codec.read_answer_frame(frame(m.PROPOSE_RUN_COMPLETION, result_completion_id=1, value=b"7"))
     assert proposal == codec.RunProposal(e.Completion(completion_id=1, result=b"7"))
-    suspension = codec.read_answer_frame(frame(m.SUSPENSION, waiting_completions=[1, 2], waiting_signals=[17],
-                                               waiting_named_signals=["go"]))
+    suspension = codec.read_answer_frame(
+        frame(m.SUSPENSION, waiting_completions=[1, 2], waiting_signals=[17], waiting_named_signals=["go"])
+    )
     assert suspension == codec.Suspension([1, 2, -17, e.named_signal_handle("go")])
     error = codec.read_answer_frame(frame(m.ERROR, code=503, message="down", next_retry_delay=1500, related_command_index=4))
     assert error == codec.Error("down", 503, 1.5, 4, None)
@@ -62,11 +66,14 @@ def test_each_answer_frame_says_what_it_means() -> None:
     assert codec.read_answer_frame(frame(m.END)) == codec.End()
 
 
-@pytest.mark.parametrize(("bad", "reason"), [
-    (frame(m.SUSPENSION), "waits for nothing"),
-    (frame(m.PROPOSE_RUN_COMPLETION, result_completion_id=1), "without a result"),
-    (frame(m.START), "unexpected message type 0x0000"),
-])
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (frame(m.SUSPENSION), "waits for nothing"),
+        (frame(m.PROPOSE_RUN_COMPLETION, result_completion_id=1), "without a result"),
+        (frame(m.START), "unexpected message type 0x0000"),
+    ],
+)
 def test_a_frame_no_deployment_may_send_is_a_protocol_violation(bad: Frame, reason: str) -> None:
     with pytest.raises(ProtocolError, match=reason):
         codec.read_answer_frame(bad)

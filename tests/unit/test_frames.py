@@ -20,10 +20,27 @@ SAMPLES: list[e.Entry] = [
     e.Output(ts=2, result=FAILURE, name="out"),
     e.Run(ts=3, name="pay", completion_id=1),
     e.Sleep(ts=4, wake_up_ms=99, completion_id=2, name="nap"),
-    e.Call(ts=5, target=TARGET, value=b"v", completion_id=3, invocation_id_completion_id=4, callee_id=INVOCATION,
-           headers=[("h", "1")], idempotency_key="once", name="call"),
-    e.OneWayCall(ts=6, target=e.Target("Greeter", "greet"), value=b"v", invoke_at_ms=7, invocation_id_completion_id=5,
-                 callee_id=INVOCATION, idempotency_key=None, name="send"),
+    e.Call(
+        ts=5,
+        target=TARGET,
+        value=b"v",
+        completion_id=3,
+        invocation_id_completion_id=4,
+        callee_id=INVOCATION,
+        headers=[("h", "1")],
+        idempotency_key="once",
+        name="call",
+    ),
+    e.OneWayCall(
+        ts=6,
+        target=e.Target("Greeter", "greet"),
+        value=b"v",
+        invoke_at_ms=7,
+        invocation_id_completion_id=5,
+        callee_id=INVOCATION,
+        idempotency_key=None,
+        name="send",
+    ),
     e.GetState(ts=7, key="k", value=b"1", name="get"),
     e.GetLazyState(ts=8, key="k", completion_id=6),
     e.GetStateKeys(ts=9, keys=["a", "b"]),
@@ -62,16 +79,34 @@ def test_every_entry_type_survives_a_round_trip(entry: e.Entry) -> None:
 
 
 def test_a_record_survives_a_round_trip_with_its_target_and_failure() -> None:
-    record = InvocationRecord(id=INVOCATION, target=TARGET, handler_kind="exclusive", status=Status.COMPLETED,
-                              created_ms=1, modified_ms=2, result=FAILURE, awaiting=["sleep"], last_failure={"code": 500})
+    record = InvocationRecord(
+        id=INVOCATION,
+        target=TARGET,
+        handler_kind="exclusive",
+        status=Status.COMPLETED,
+        created_ms=1,
+        modified_ms=2,
+        result=FAILURE,
+        awaiting=["sleep"],
+        last_failure={"code": 500},
+    )
     decoded = unpack_record(pack_record(record), InvocationRecord, "record")
     assert decoded == record
     assert isinstance(decoded.target, e.Target) and isinstance(decoded.result, e.Failure)
 
 
 def test_a_record_with_fields_this_durio_does_not_know_still_decodes() -> None:
-    frame = pack({"id": INVOCATION, "target": TARGET, "handler_kind": None, "status": "ready", "created_ms": 1,
-                  "modified_ms": 1, "field_from_a_newer_durio": 42})
+    frame = pack(
+        {
+            "id": INVOCATION,
+            "target": TARGET,
+            "handler_kind": None,
+            "status": "ready",
+            "created_ms": 1,
+            "modified_ms": 1,
+            "field_from_a_newer_durio": 42,
+        }
+    )
     assert unpack_record(frame, InvocationRecord, "record").id == INVOCATION
 
 

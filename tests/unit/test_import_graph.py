@@ -36,8 +36,10 @@ def write_package(root: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
 
 
 def test_each_kind_of_import_is_an_edge_of_its_kind(import_graph: types.ModuleType, tmp_path: pathlib.Path) -> None:
-    package = write_package(tmp_path, {
-        "a.py": """\
+    package = write_package(
+        tmp_path,
+        {
+            "a.py": """\
             import typing
             from pkg import b
             if typing.TYPE_CHECKING:
@@ -48,8 +50,13 @@ def test_each_kind_of_import_is_an_edge_of_its_kind(import_graph: types.ModuleTy
             def later():
                 from . import e
         """,
-        "b.py": "", "e.py": "", "sub/__init__.py": "", "sub/c.py": "from .. import b\n", "sub/d.py": "",
-    })
+            "b.py": "",
+            "e.py": "",
+            "sub/__init__.py": "",
+            "sub/c.py": "from .. import b\n",
+            "sub/d.py": "",
+        },
+    )
     edges = {(edge.importer, edge.imported, edge.kind, edge.line) for edge in import_graph.import_edges(package)}
     assert edges == {
         ("pkg.a", "pkg.b", "module", 2),
@@ -61,13 +68,18 @@ def test_each_kind_of_import_is_an_edge_of_its_kind(import_graph: types.ModuleTy
 
 
 def test_a_cycle_through_type_checking_is_reported_with_its_edges_and_fails(
-    import_graph: types.ModuleType, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str],
+    import_graph: types.ModuleType,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    package = write_package(tmp_path, {
-        "router.py": "from pkg import runtime_mod\n",
-        "runtime_mod.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.router import Router\n",
-        "leaf.py": "from pkg import router\n",
-    })
+    package = write_package(
+        tmp_path,
+        {
+            "router.py": "from pkg import runtime_mod\n",
+            "runtime_mod.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.router import Router\n",
+            "leaf.py": "from pkg import router\n",
+        },
+    )
     assert import_graph.main(["--package", str(package)]) == 1
     output = capsys.readouterr().out
     assert "cycle 1: 2 modules: pkg.router, pkg.runtime_mod" in output
@@ -78,11 +90,14 @@ def test_a_cycle_through_type_checking_is_reported_with_its_edges_and_fails(
 
 
 def test_a_cycle_through_a_function_level_import_counts(import_graph: types.ModuleType, tmp_path: pathlib.Path) -> None:
-    package = write_package(tmp_path, {
-        "a.py": "from pkg import b\n",
-        "b.py": "def f():\n    import pkg.c\n",
-        "c.py": "from pkg.a import x\n",
-    })
+    package = write_package(
+        tmp_path,
+        {
+            "a.py": "from pkg import b\n",
+            "b.py": "def f():\n    import pkg.c\n",
+            "c.py": "from pkg.a import x\n",
+        },
+    )
     ((component, edges),) = import_graph.cycles(package, ignore_type_checking=True)
     assert component == ["pkg.a", "pkg.b", "pkg.c"]
     assert [(edge.importer, edge.kind) for edge in edges] == [("pkg.a", "module"), ("pkg.b", "function"), ("pkg.c", "module")]

@@ -22,8 +22,14 @@ class RecordingRouter:
     def is_alive(self, invocation_id: str) -> bool:
         return invocation_id in self.alive
 
-    def spawn(self, record: InvocationRecord, journal: list[Entry] | None, state: dict[str, bytes] | None = None,
-              admitted: bool = False, decoded_input: typing.Any = None) -> None:
+    def spawn(
+        self,
+        record: InvocationRecord,
+        journal: list[Entry] | None,
+        state: dict[str, bytes] | None = None,
+        admitted: bool = False,
+        decoded_input: typing.Any = None,
+    ) -> None:
         self.alive.add(record.id)
         self.spawned.append((record.id, journal, state, admitted))
 
@@ -32,8 +38,15 @@ class RecordingRouter:
 
 
 def queued(inbox_seq: int) -> InvocationRecord:
-    return InvocationRecord(id=ids.new_invocation_id("k"), target=Target("Counter", "add", "k"), handler_kind="exclusive",
-                            status=Status.PENDING, created_ms=0, modified_ms=0, inbox_seq=inbox_seq)
+    return InvocationRecord(
+        id=ids.new_invocation_id("k"),
+        target=Target("Counter", "add", "k"),
+        handler_kind="exclusive",
+        status=Status.PENDING,
+        created_ms=0,
+        modified_ms=0,
+        inbox_seq=inbox_seq,
+    )
 
 
 def key_actor(knows_whole_queue: bool = True) -> tuple[KeyActor, RecordingRouter]:

@@ -16,8 +16,13 @@ def machine_with(*entries: e.Entry) -> InvocationMachine:
 
 
 def call(completion_id: int, callee: str) -> e.Call:
-    return e.Call(target=e.Target("Greeter", "greet"), value=b"", completion_id=completion_id,
-                  invocation_id_completion_id=completion_id + 1, callee_id=callee)
+    return e.Call(
+        target=e.Target("Greeter", "greet"),
+        value=b"",
+        completion_id=completion_id,
+        invocation_id_completion_id=completion_id + 1,
+        callee_id=callee,
+    )
 
 
 CANCEL = e.Signal(signal_index=e.CANCEL_SIGNAL)
@@ -55,8 +60,9 @@ def test_a_running_step_is_awaited_even_when_no_input_can_come() -> None:
 
 
 def test_nothing_in_flight_waits_for_input_then_suspends_on_what_is_still_pending() -> None:
-    machine = machine_with(e.Sleep(wake_up_ms=5, completion_id=1), e.Sleep(wake_up_ms=9, completion_id=2),
-                           e.Completion(completion_id=1))
+    machine = machine_with(
+        e.Sleep(wake_up_ms=5, completion_id=1), e.Sleep(wake_up_ms=9, completion_id=2), e.Completion(completion_id=1)
+    )
     assert p.progress(machine, [1, 2], need_all=True) is p.AWAIT_INPUT
     assert p.progress(machine, [1, 2], need_all=True, input_closed=True) == p.Suspend((2,))
 
@@ -67,8 +73,9 @@ def test_a_cancellation_ahead_starts_no_step_and_the_wait_raises_it_once_with_th
     verdict = p.progress(machine, [3], need_all=True, deferred_runs={3})
     assert verdict == p.Cancelled((greet,)), "the call still running is reached; the step never starts"
     assert machine.cancellation_given
-    assert p.progress(machine, [3], need_all=True, deferred_runs={3}) == p.StartRuns((3,)), \
+    assert p.progress(machine, [3], need_all=True, deferred_runs={3}) == p.StartRuns((3,)), (
         "after the cancellation was given, a compensation's step runs"
+    )
 
 
 def test_a_call_whose_result_was_seen_is_not_cancelled() -> None:

@@ -25,8 +25,15 @@ COMMANDS: list[e.Entry] = [
     e.Output(result=FAILURE),
     e.Run(name="pay", completion_id=1),
     e.Sleep(wake_up_ms=99, completion_id=2, name="nap"),
-    e.Call(target=TARGET, value=b"v", completion_id=3, invocation_id_completion_id=4, headers=[("h", "1")],
-           idempotency_key="once", name="call"),
+    e.Call(
+        target=TARGET,
+        value=b"v",
+        completion_id=3,
+        invocation_id_completion_id=4,
+        headers=[("h", "1")],
+        idempotency_key="once",
+        name="call",
+    ),
     e.Call(target=e.Target("Greeter", "greet"), value=b"", completion_id=3, invocation_id_completion_id=4),
     e.OneWayCall(target=TARGET, value=b"v", invoke_at_ms=7, invocation_id_completion_id=5, name="send"),
     e.GetState(key="k", value=b"1", name="get"),
@@ -117,7 +124,9 @@ def test_a_journal_becomes_its_frames_in_order() -> None:
     frames = convert.journal_to_frames(journal, V6)
     assert [type_id for type_id, _ in frames] == [0x0400, 0x0411, m.RUN_DONE, 0x0401]
     decoded = [
-        convert.message_to_command(type_id, message) if m.is_command(type_id) else convert.message_to_notification(type_id, message)
+        convert.message_to_command(type_id, message)
+        if m.is_command(type_id)
+        else convert.message_to_notification(type_id, message)
         for type_id, message in frames
     ]
     assert decoded == journal
@@ -125,12 +134,15 @@ def test_a_journal_becomes_its_frames_in_order() -> None:
 
 def test_attaching_to_a_workflow_or_an_idempotent_request_names_its_derived_invocation_id() -> None:
     workflow = m.MESSAGES["AttachInvocationCommandMessage"](
-        workflow_target=m.MESSAGES["WorkflowTarget"](workflow_name="Signup", workflow_key="alice"), result_completion_id=1)
+        workflow_target=m.MESSAGES["WorkflowTarget"](workflow_name="Signup", workflow_key="alice"), result_completion_id=1
+    )
     assert convert.message_to_command(0x0412, workflow).target_invocation_id == ids.workflow_run_id("Signup", "alice")
     request = m.MESSAGES["GetInvocationOutputCommandMessage"](
         idempotent_request_target=m.MESSAGES["IdempotentRequestTarget"](
-            service_name="Counter", service_key="k", handler_name="add", idempotency_key="once"),
-        result_completion_id=1)
+            service_name="Counter", service_key="k", handler_name="add", idempotency_key="once"
+        ),
+        result_completion_id=1,
+    )
     assert convert.message_to_command(0x0413, request).target_invocation_id == ids.idempotent_invocation_id(TARGET, "once")
 
 

@@ -12,7 +12,14 @@ from durio.storage.frames import FrameError, pack, pack_record, unpack_record
 from durio.storage.records import InvocationRecord, Status
 
 TARGET = e.Target("Counter", "add", "k")
-FIELDS = {"id": "inv_1", "target": TARGET, "handler_kind": "exclusive", "status": "backing-off", "created_ms": 1, "modified_ms": 2}
+FIELDS = {
+    "id": "inv_1",
+    "target": TARGET,
+    "handler_kind": "exclusive",
+    "status": "backing-off",
+    "created_ms": 1,
+    "modified_ms": 2,
+}
 
 
 def test_a_stored_status_and_handler_kind_read_back_as_enum_members() -> None:
@@ -22,10 +29,24 @@ def test_a_stored_status_and_handler_kind_read_back_as_enum_members() -> None:
 
 
 def test_members_are_stored_as_the_same_bytes_as_their_names() -> None:
-    as_members = InvocationRecord(id="inv_1", target=TARGET, handler_kind=HandlerKind.EXCLUSIVE, status=Status.BACKING_OFF,
-                                  created_ms=1, modified_ms=2, result=e.Failure(ErrorCode.CONFLICT, "killed"))
-    as_names = InvocationRecord(id="inv_1", target=TARGET, handler_kind="exclusive", status="backing-off",  # type: ignore[arg-type]
-                                created_ms=1, modified_ms=2, result=e.Failure(409, "killed"))
+    as_members = InvocationRecord(
+        id="inv_1",
+        target=TARGET,
+        handler_kind=HandlerKind.EXCLUSIVE,
+        status=Status.BACKING_OFF,
+        created_ms=1,
+        modified_ms=2,
+        result=e.Failure(ErrorCode.CONFLICT, "killed"),
+    )
+    as_names = InvocationRecord(
+        id="inv_1",
+        target=TARGET,
+        handler_kind="exclusive",
+        status="backing-off",  # type: ignore[arg-type]
+        created_ms=1,
+        modified_ms=2,
+        result=e.Failure(409, "killed"),
+    )
     assert pack_record(as_members) == pack_record(as_names)
 
 

@@ -14,15 +14,24 @@ from durio.sdk.options import Backoff, RunOptions
 STEADY = Backoff(initial_s=1.0, factor=2.0, max_s=10.0, jitter=0.0)
 
 
-def next_after(failure: retry.AttemptFailure, retry_count: int = 1, backoff: Backoff = STEADY,
-               steps: retry.StepFailures | None = None, now_s: float = 100.0) -> retry.Next:
+def next_after(
+    failure: retry.AttemptFailure,
+    retry_count: int = 1,
+    backoff: Backoff = STEADY,
+    steps: retry.StepFailures | None = None,
+    now_s: float = 100.0,
+) -> retry.Next:
     return retry.next_attempt(failure, retry_count, backoff, steps or retry.StepFailures(), now_s)
 
 
 def test_the_invocation_backoff_grows_with_each_failure() -> None:
     failure = retry.AttemptFailure(ValueError("boom"))
     assert [next_after(failure, n) for n in (1, 2, 3, 6)] == [
-        retry.RetryAfter(1.0), retry.RetryAfter(2.0), retry.RetryAfter(4.0), retry.RetryAfter(10.0)]
+        retry.RetryAfter(1.0),
+        retry.RetryAfter(2.0),
+        retry.RetryAfter(4.0),
+        retry.RetryAfter(10.0),
+    ]
 
 
 def test_a_retry_after_of_the_error_or_the_deployment_wins_over_the_backoff() -> None:
@@ -79,8 +88,14 @@ def test_the_failure_record_names_the_entry_that_failed() -> None:
     step = e.Run(name="charge", completion_id=1)
     journal = [e.Input(), step]
     details = retry.failure_details(retry.AttemptFailure(ValueError("declined"), step, RunOptions()), journal, 1234)
-    assert details == {"message": "ValueError('declined')", "code": 500, "at_ms": 1234,
-                       "entry_index": 1, "entry_name": "charge", "entry_type": "run"}
+    assert details == {
+        "message": "ValueError('declined')",
+        "code": 500,
+        "at_ms": 1234,
+        "entry_index": 1,
+        "entry_name": "charge",
+        "entry_type": "run",
+    }
     mismatch = JournalMismatch(5, None, e.Run(name="b", completion_id=1))
     assert retry.failure_details(retry.AttemptFailure(mismatch), journal, 0)["entry_index"] == 5
     remote = RemoteFailure("boom", entry_index=2, entry_name="pay")

@@ -57,8 +57,9 @@ class RecordingRouter:
         with anyio.fail_after(10):
             await self._enough.wait()
 
-    def deliver(self, invocation_id: str, notification: Notification, outbox_seq: int | None = None,
-                timer: TimerKey | None = None) -> None:
+    def deliver(
+        self, invocation_id: str, notification: Notification, outbox_seq: int | None = None, timer: TimerKey | None = None
+    ) -> None:
         assert timer is not None and timer.invocation_id == invocation_id
         assert self.actor is not None
         self.delivered.append((timer, notification))
@@ -76,8 +77,9 @@ class RecordingRouter:
 class StandInRuntime:
     """The part of the TimerHost port that WAKE timers use (one process owning every partition by default)."""
 
-    def __init__(self, store: Store, clock: FixedClock, router: RecordingRouter,
-                 partitions: PartitionTable = PartitionTable.single()) -> None:
+    def __init__(
+        self, store: Store, clock: FixedClock, router: RecordingRouter, partitions: PartitionTable = PartitionTable.single()
+    ) -> None:
         self.store = store
         self.clock = clock
         self.router = router
@@ -104,8 +106,9 @@ def store_timers(lmdb_store: LmdbStore, stored: list[TimerKey]) -> None:
     assert outcome is None
 
 
-async def run_actor(lmdb_store: LmdbStore, now_ms: int, task_group: typing.Any,
-                    partitions: PartitionTable = PartitionTable.single()) -> tuple[TimerActor, RecordingRouter]:
+async def run_actor(
+    lmdb_store: LmdbStore, now_ms: int, task_group: typing.Any, partitions: PartitionTable = PartitionTable.single()
+) -> tuple[TimerActor, RecordingRouter]:
     router = RecordingRouter()
     actor = TimerActor(typing.cast(TimerHost, StandInRuntime(Store(lmdb_store), FixedClock(now_ms), router, partitions)))
     router.actor = actor
@@ -113,13 +116,18 @@ async def run_actor(lmdb_store: LmdbStore, now_ms: int, task_group: typing.Any,
     return actor, router
 
 
-@pytest.mark.parametrize("due_times", [
-    list(range(1, 11)),  # ten distinct milliseconds: three windows
-    [1, 2, 3, 4, 4, 4, 5],  # a millisecond that straddles the window's edge
-    [7] * 6,  # more timers in one millisecond than a window holds
-], ids=["distinct", "straddling", "one-millisecond"])
+@pytest.mark.parametrize(
+    "due_times",
+    [
+        list(range(1, 11)),  # ten distinct milliseconds: three windows
+        [1, 2, 3, 4, 4, 4, 5],  # a millisecond that straddles the window's edge
+        [7] * 6,  # more timers in one millisecond than a window holds
+    ],
+    ids=["distinct", "straddling", "one-millisecond"],
+)
 async def test_every_stored_timer_fires_once_in_due_order_through_a_window_at_a_time(
-    lmdb_store: LmdbStore, due_times: list[int],
+    lmdb_store: LmdbStore,
+    due_times: list[int],
 ) -> None:
     stored = wake_timers(due_times)
     store_timers(lmdb_store, stored)

@@ -14,7 +14,14 @@ import pytest
 from durio import ids
 from durio.actors.effects import Applied, Sequences
 from durio.actors.transitions import (
-    CANCELLED, KILLED, STALE_JOURNAL, CompleteSignalOutcome, ControlOutcome, JournalOutOfStep, NotKeyHolder, TargetInfo,
+    CANCELLED,
+    KILLED,
+    STALE_JOURNAL,
+    CompleteSignalOutcome,
+    ControlOutcome,
+    JournalOutOfStep,
+    NotKeyHolder,
+    TargetInfo,
     Transitions,
 )
 from durio.journal import entries as e
@@ -60,15 +67,25 @@ def read(store: LmdbStore, fn: typing.Callable[[Txn], typing.Any]) -> typing.Any
     return store.read(fn)
 
 
-def new_record(service: str = "Greeter", key: str | None = None, handler: str = "greet", **fields: typing.Any) -> InvocationRecord:
+def new_record(
+    service: str = "Greeter", key: str | None = None, handler: str = "greet", **fields: typing.Any
+) -> InvocationRecord:
     kind = HANDLER_KINDS[service]
     invocation_id = ids.workflow_run_id(service, key) if kind == "workflow" and key else ids.new_invocation_id(key, NOW)
-    return InvocationRecord(id=invocation_id, target=e.Target(service, handler, key), handler_kind=kind,
-                            status=Status.READY, created_ms=NOW, modified_ms=NOW, **fields)
+    return InvocationRecord(
+        id=invocation_id,
+        target=e.Target(service, handler, key),
+        handler_kind=kind,
+        status=Status.READY,
+        created_ms=NOW,
+        modified_ms=NOW,
+        **fields,
+    )
 
 
-def create(store: LmdbStore, transitions: Transitions, record: InvocationRecord, value: bytes = b'"in"',
-           reply_to: ReplyTo | None = None) -> Applied:
+def create(
+    store: LmdbStore, transitions: Transitions, record: InvocationRecord, value: bytes = b'"in"', reply_to: ReplyTo | None = None
+) -> Applied:
     return commit(store, transitions.create(record, e.Input(ts=NOW, value=value), reply_to))
 
 
@@ -91,7 +108,8 @@ def test_create_stores_the_record_and_its_input_and_starts_it(lmdb_store: LmdbSt
 
 
 def test_creating_an_existing_id_again_creates_nothing_and_answers_the_stored_record(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record, b'"first"')
@@ -103,7 +121,8 @@ def test_creating_an_existing_id_again_creates_nothing_and_answers_the_stored_re
 
 
 def test_a_caller_attaching_to_an_existing_completed_id_is_answered_with_its_result(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     callee, caller = new_record(), new_record()
     create(lmdb_store, transitions, caller)
@@ -117,7 +136,8 @@ def test_a_caller_attaching_to_an_existing_completed_id_is_answered_with_its_res
 
 
 def test_a_delayed_invocation_is_scheduled_with_a_start_timer_and_starts_when_due(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record(execute_at_ms=NOW + 5_000)
     applied = create(lmdb_store, transitions, record)
@@ -138,7 +158,8 @@ def test_a_delayed_invocation_is_scheduled_with_a_start_timer_and_starts_when_du
 
 
 def test_exclusive_invocations_on_one_key_queue_in_its_inbox_behind_the_holder(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     write(lmdb_store, lambda txn: txn.set_state("Counter", "k", "count", b"41"))
     first, second = new_record("Counter", "k"), new_record("Counter", "k")
@@ -154,7 +175,8 @@ def test_exclusive_invocations_on_one_key_queue_in_its_inbox_behind_the_holder(
 
 
 def test_completing_the_key_holder_leaves_the_inbox_and_admits_the_next(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     first, second, third = (new_record("Counter", "k") for _ in range(3))
     for record in (first, second, third):
@@ -168,7 +190,8 @@ def test_completing_the_key_holder_leaves_the_inbox_and_admits_the_next(
 
 
 def test_a_write_by_an_invocation_that_does_not_hold_its_key_is_refused(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     holder, waiting = new_record("Counter", "k"), new_record("Counter", "k")
     create(lmdb_store, transitions, holder)
@@ -186,7 +209,8 @@ def test_a_write_by_an_invocation_that_does_not_hold_its_key_is_refused(
 
 
 def test_an_append_that_does_not_extend_the_journal_by_one_is_out_of_step(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
@@ -199,7 +223,8 @@ def test_an_append_that_does_not_extend_the_journal_by_one_is_out_of_step(
 
 
 def test_a_refused_append_rolls_back_the_message_it_would_have_consumed(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
@@ -232,7 +257,8 @@ def test_a_sleep_arms_a_wake_timer(lmdb_store: LmdbStore, transitions: Transitio
 
 
 def test_suspending_is_refused_with_stale_journal_when_storage_holds_entries_the_actor_has_not_seen(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
@@ -247,13 +273,15 @@ def test_suspending_is_refused_with_stale_journal_when_storage_holds_entries_the
 
 
 def test_a_call_creates_its_callee_and_the_callees_completion_reaches_the_caller_through_its_outbox(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     caller = new_record()
     create(lmdb_store, transitions, caller)
     callee_id = ids.new_invocation_id(None, NOW)
-    call = e.Call(target=e.Target("Greeter", "greet"), value=b'"x"', completion_id=2, invocation_id_completion_id=1,
-                  callee_id=callee_id)
+    call = e.Call(
+        target=e.Target("Greeter", "greet"), value=b'"x"', completion_id=2, invocation_id_completion_id=1, callee_id=callee_id
+    )
     applied = commit(lmdb_store, transitions.append(caller.id, 1, call, NOW))
     assert [r.id for r, _ in applied.effects.start] == [callee_id]
     callee = read(lmdb_store, lambda txn: txn.get_invocation(callee_id))
@@ -270,12 +298,18 @@ def test_a_call_creates_its_callee_and_the_callees_completion_reaches_the_caller
 
 
 def test_a_call_to_a_target_that_does_not_exist_is_answered_with_404(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     caller = new_record()
     create(lmdb_store, transitions, caller)
-    call = e.Call(target=e.Target("Nowhere", "x"), value=b"", completion_id=2, invocation_id_completion_id=1,
-                  callee_id=ids.new_invocation_id(None, NOW))
+    call = e.Call(
+        target=e.Target("Nowhere", "x"),
+        value=b"",
+        completion_id=2,
+        invocation_id_completion_id=1,
+        callee_id=ids.new_invocation_id(None, NOW),
+    )
     applied = commit(lmdb_store, transitions.append(caller.id, 1, call, NOW))
     assert applied.effects.start == [] and applied.effects.created == 0
     ((target, _, note),) = applied.effects.deliver
@@ -288,7 +322,9 @@ def test_an_awakeable_completes_once(lmdb_store: LmdbStore, transitions: Transit
     create(lmdb_store, transitions, record)
     awakeable = ids.awakeable_id(record.id, e.FIRST_AWAKEABLE_SIGNAL)
     assert commit(lmdb_store, transitions.complete_awakeable(awakeable, b'"yes"')).value is CompleteSignalOutcome.DONE
-    assert commit(lmdb_store, transitions.complete_awakeable(awakeable, b'"again"')).value is CompleteSignalOutcome.ALREADY_COMPLETED
+    assert (
+        commit(lmdb_store, transitions.complete_awakeable(awakeable, b'"again"')).value is CompleteSignalOutcome.ALREADY_COMPLETED
+    )
     signal = e.Signal(signal_index=e.FIRST_AWAKEABLE_SIGNAL, result=b'"yes"')
     assert [note for _, note in read(lmdb_store, lambda txn: txn.outbox_of(record.id))] == [signal]
 
@@ -297,7 +333,8 @@ def test_an_awakeable_completes_once(lmdb_store: LmdbStore, transitions: Transit
 
 
 def test_cancelling_a_pending_invocation_ends_it_at_once_and_leaves_the_holder_alone(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     holder, waiting = new_record("Counter", "k"), new_record("Counter", "k")
     create(lmdb_store, transitions, holder)
@@ -330,8 +367,13 @@ def test_kill_recurses_into_unanswered_callees_only(lmdb_store: LmdbStore, trans
     child, grandchild, answered = (ids.new_invocation_id(None, NOW) for _ in range(3))
 
     def call(completion_id: int, callee_id: str) -> e.Call:
-        return e.Call(target=e.Target("Greeter", "greet"), value=b"", completion_id=completion_id,
-                      invocation_id_completion_id=completion_id + 100, callee_id=callee_id)
+        return e.Call(
+            target=e.Target("Greeter", "greet"),
+            value=b"",
+            completion_id=completion_id,
+            invocation_id_completion_id=completion_id + 100,
+            callee_id=callee_id,
+        )
 
     commit(lmdb_store, transitions.append(parent.id, 1, call(1, child), NOW))
     commit(lmdb_store, transitions.append(child, 1, call(1, grandchild), NOW))
@@ -352,7 +394,8 @@ def test_kill_recurses_into_unanswered_callees_only(lmdb_store: LmdbStore, trans
 
 
 def test_purge_forgets_a_completed_invocation_and_refuses_an_unfinished_one(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
@@ -367,7 +410,8 @@ def test_purge_forgets_a_completed_invocation_and_refuses_an_unfinished_one(
 
 
 def test_purging_a_workflow_run_clears_the_workflows_state_and_promises(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     run = new_record("Signup", "alice", handler="run")
     create(lmdb_store, transitions, run)
@@ -384,19 +428,23 @@ def test_purging_a_workflow_run_clears_the_workflows_state_and_promises(
 
 
 def test_a_promise_awaited_before_it_is_completed_answers_its_waiter_once_completed(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     run = new_record("Signup", "alice", handler="run")
     create(lmdb_store, transitions, run)
     waiting = commit(lmdb_store, transitions.append(run.id, 1, e.GetPromise(key="link", completion_id=1), NOW))
     assert waiting.effects.deliver == [], "nothing to answer yet"
     commit(lmdb_store, transitions.append(run.id, 2, e.PeekPromise(key="link", completion_id=2), NOW))
-    completed = commit(lmdb_store, transitions.append(run.id, 3, e.CompletePromise(key="link", result=b'"y"', completion_id=3), NOW))
+    completed = commit(
+        lmdb_store, transitions.append(run.id, 3, e.CompletePromise(key="link", result=b'"y"', completion_id=3), NOW)
+    )
     again = commit(lmdb_store, transitions.append(run.id, 4, e.CompletePromise(key="link", result=b'"z"', completion_id=4), NOW))
     notes = [note for _, note in read(lmdb_store, lambda txn: txn.outbox_of(run.id))]
     assert notes[0] == e.Completion(completion_id=2, result=None), "a peek before completion sees nothing"
     assert [note for _, _, note in completed.effects.deliver] == [
-        e.Completion(completion_id=1, result=b'"y"'), e.Completion(completion_id=3, result=None),
+        e.Completion(completion_id=1, result=b'"y"'),
+        e.Completion(completion_id=3, result=None),
     ]
     ((_, _, refusal),) = again.effects.deliver
     assert isinstance(refusal.result, e.Failure) and refusal.result.code == 409
@@ -404,21 +452,28 @@ def test_a_promise_awaited_before_it_is_completed_answers_its_waiter_once_comple
 
 
 def test_attaching_to_a_running_invocation_is_answered_when_it_completes(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     target, attacher = new_record(), new_record()
     create(lmdb_store, transitions, target)
     create(lmdb_store, transitions, attacher)
-    output = commit(lmdb_store, transitions.append(attacher.id, 1, e.GetInvocationOutput(target_invocation_id=target.id, completion_id=1), NOW))
+    output = commit(
+        lmdb_store,
+        transitions.append(attacher.id, 1, e.GetInvocationOutput(target_invocation_id=target.id, completion_id=1), NOW),
+    )
     assert [note for _, _, note in output.effects.deliver] == [e.Completion(completion_id=1, result=None)], "not ready: void"
-    attached = commit(lmdb_store, transitions.append(attacher.id, 2, e.AttachInvocation(target_invocation_id=target.id, completion_id=2), NOW))
+    attached = commit(
+        lmdb_store, transitions.append(attacher.id, 2, e.AttachInvocation(target_invocation_id=target.id, completion_id=2), NOW)
+    )
     assert attached.effects.deliver == []
     done = commit(lmdb_store, transitions.complete(target.id, 1, e.Output(result=b'"r"'), NOW))
     assert [(to, note) for to, _, note in done.effects.deliver] == [(attacher.id, e.Completion(completion_id=2, result=b'"r"'))]
 
 
 def test_a_redelivered_message_is_discarded_only_when_the_stored_journal_holds_its_notification(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
@@ -435,7 +490,8 @@ def test_a_redelivered_message_is_discarded_only_when_the_stored_journal_holds_i
 
 
 def test_a_failed_attempt_is_remembered_and_pauses_when_retries_are_exhausted(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
@@ -453,7 +509,8 @@ def test_a_failed_attempt_is_remembered_and_pauses_when_retries_are_exhausted(
 
 
 def test_an_invocation_still_queued_for_its_key_cannot_record_a_failed_attempt_or_suspend(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     holder, waiting = new_record("Counter", "k"), new_record("Counter", "k")
     create(lmdb_store, transitions, holder)
@@ -477,7 +534,8 @@ def test_pause_stops_a_running_invocation_and_resume_runs_it_again(lmdb_store: L
 
 
 def test_an_invocation_whose_journal_cannot_be_read_ends_with_a_500_naming_the_reason(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     caller, record = new_record(), new_record()
     create(lmdb_store, transitions, caller)
@@ -497,27 +555,39 @@ def test_an_invocation_whose_journal_cannot_be_read_ends_with_a_500_naming_the_r
 def two_workers() -> tuple[Transitions, Transitions]:
     """Worker 0 and worker 1 of two, over two partitions, sharing one sequence counter as one store does."""
     sequences = Sequences()
-    return (Transitions(sequences, resolve, RETENTION_MS, partitions=PartitionTable.for_worker(2, 0, 2)),
-            Transitions(sequences, resolve, RETENTION_MS, partitions=PartitionTable.for_worker(2, 1, 2)))
+    return (
+        Transitions(sequences, resolve, RETENTION_MS, partitions=PartitionTable.for_worker(2, 0, 2)),
+        Transitions(sequences, resolve, RETENTION_MS, partitions=PartitionTable.for_worker(2, 1, 2)),
+    )
 
 
 def id_in_partition(partition: int) -> str:
     table = PartitionTable.single(2)
-    return next(invocation_id for invocation_id in (ids.new_invocation_id(f"k{n}", NOW) for n in range(10_000))
-                if table.of_id(invocation_id) == partition)
+    return next(
+        invocation_id
+        for invocation_id in (ids.new_invocation_id(f"k{n}", NOW) for n in range(10_000))
+        if table.of_id(invocation_id) == partition
+    )
 
 
 def greeter_record(invocation_id: str) -> InvocationRecord:
-    return InvocationRecord(id=invocation_id, target=e.Target("Greeter", "greet"), handler_kind=None,
-                            status=Status.READY, created_ms=NOW, modified_ms=NOW)
+    return InvocationRecord(
+        id=invocation_id,
+        target=e.Target("Greeter", "greet"),
+        handler_kind=None,
+        status=Status.READY,
+        created_ms=NOW,
+        modified_ms=NOW,
+    )
 
 
 def test_a_call_into_another_workers_partition_is_a_message_its_owner_applies_once(lmdb_store: LmdbStore) -> None:
     worker0, worker1 = two_workers()
     caller, callee_id = greeter_record(id_in_partition(0)), id_in_partition(1)
     create(lmdb_store, worker0, caller)
-    call = e.Call(target=e.Target("Greeter", "greet"), value=b'"x"', completion_id=2, invocation_id_completion_id=1,
-                  callee_id=callee_id)
+    call = e.Call(
+        target=e.Target("Greeter", "greet"), value=b'"x"', completion_id=2, invocation_id_completion_id=1, callee_id=callee_id
+    )
     posted = commit(lmdb_store, worker0.append(caller.id, 1, call, NOW))
     assert posted.effects.messages == [1] and posted.effects.start == []
     assert read(lmdb_store, lambda txn: txn.get_invocation(callee_id)) is None, "worker 0 does not create it"
@@ -540,7 +610,9 @@ def test_kill_and_cancel_of_another_workers_invocations_travel_as_messages(lmdb_
     parent, child = greeter_record(id_in_partition(0)), greeter_record(id_in_partition(1))
     create(lmdb_store, worker0, parent)
     commit(lmdb_store, worker1.create(child, e.Input(ts=NOW)))
-    call = e.Call(target=e.Target("Greeter", "greet"), value=b"", completion_id=2, invocation_id_completion_id=1, callee_id=child.id)
+    call = e.Call(
+        target=e.Target("Greeter", "greet"), value=b"", completion_id=2, invocation_id_completion_id=1, callee_id=child.id
+    )
     write(lmdb_store, lambda txn: txn.put_entry(parent.id, 1, call))  # as if the child had been created through a message
 
     cancelled = commit(lmdb_store, worker0.cancel(child.id, NOW))

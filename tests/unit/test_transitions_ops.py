@@ -21,10 +21,14 @@ def transitions() -> Transitions:
 
 
 def warnings_of(store: LmdbStore, invocation_id: str) -> list[str]:
-    return [event["message"] for event in read(store, lambda txn: txn.events(invocation_id)) if event["kind"] == EventKind.WARNING]
+    return [
+        event["message"] for event in read(store, lambda txn: txn.events(invocation_id)) if event["kind"] == EventKind.WARNING
+    ]
 
 
-def test_saving_a_deployment_again_under_a_new_id_replaces_the_old_record(lmdb_store: LmdbStore, transitions: Transitions) -> None:
+def test_saving_a_deployment_again_under_a_new_id_replaces_the_old_record(
+    lmdb_store: LmdbStore, transitions: Transitions
+) -> None:
     first = {"id": "dp_1", "uri": "http://127.0.0.1:9080"}
     assert commit(lmdb_store, transitions.save_deployment(first, None)).value is True
     again = {"id": "dp_2", "uri": "http://127.0.0.1:9080"}
@@ -35,7 +39,8 @@ def test_saving_a_deployment_again_under_a_new_id_replaces_the_old_record(lmdb_s
 
 
 def test_the_retention_timer_purges_a_completed_invocation_and_is_consumed_even_when_nothing_is_left(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record = new_record()
     create(lmdb_store, transitions, record)
@@ -61,12 +66,16 @@ def test_pause_and_resume_refuse_an_invocation_that_has_not_started(lmdb_store: 
 
 
 def test_resume_retries_a_backing_off_invocation_at_once_and_wakes_a_suspended_one(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     backing_off, suspended = new_record(), new_record()
     create(lmdb_store, transitions, backing_off)
     create(lmdb_store, transitions, suspended)
-    commit(lmdb_store, transitions.attempt_failed(backing_off.id, 1, {"message": "x", "code": 500, "at_ms": NOW}, NOW + 10_000, False, NOW))
+    commit(
+        lmdb_store,
+        transitions.attempt_failed(backing_off.id, 1, {"message": "x", "code": 500, "at_ms": NOW}, NOW + 10_000, False, NOW),
+    )
     commit(lmdb_store, transitions.suspend(suspended.id, ["sleep"], NOW))
     for record in (backing_off, suspended):
         resumed = commit(lmdb_store, transitions.resume(record.id, NOW + 1))
@@ -99,8 +108,13 @@ def test_a_delayed_one_way_call_creates_its_callee_scheduled(lmdb_store: LmdbSto
     caller = new_record()
     create(lmdb_store, transitions, caller)
     callee_id = ids.new_invocation_id(None, NOW)
-    send = e.OneWayCall(target=e.Target("Greeter", "greet"), value=b'"x"', callee_id=callee_id, invoke_at_ms=NOW + 1_000,
-                        invocation_id_completion_id=1)
+    send = e.OneWayCall(
+        target=e.Target("Greeter", "greet"),
+        value=b'"x"',
+        callee_id=callee_id,
+        invoke_at_ms=NOW + 1_000,
+        invocation_id_completion_id=1,
+    )
     applied = commit(lmdb_store, transitions.append(caller.id, 1, send, NOW))
     assert applied.effects.start == [] and applied.effects.timers == [TimerKey(NOW + 1_000, callee_id, TimerKind.START)]
     callee = read(lmdb_store, lambda txn: txn.get_invocation(callee_id))
@@ -108,7 +122,8 @@ def test_a_delayed_one_way_call_creates_its_callee_scheduled(lmdb_store: LmdbSto
 
 
 def test_commands_that_cannot_act_leave_a_warning_in_the_invocations_history_and_change_nothing(
-    lmdb_store: LmdbStore, transitions: Transitions,
+    lmdb_store: LmdbStore,
+    transitions: Transitions,
 ) -> None:
     record, other = new_record(), new_record()
     create(lmdb_store, transitions, record)

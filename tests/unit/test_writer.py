@@ -56,8 +56,9 @@ async def test_an_op_that_raises_is_rolled_back_alone_and_its_ticket_raises(lmdb
     async with anyio.create_task_group() as task_group:
         await task_group.start(writer.run)
         before = writer.submit(put("before", 1))
-        failing = writer.submit(put_then_raise("failing"), on_commit=lambda _: errors.append(AssertionError("ran")),
-                                on_error=errors.append)
+        failing = writer.submit(
+            put_then_raise("failing"), on_commit=lambda _: errors.append(AssertionError("ran")), on_error=errors.append
+        )
         after = writer.submit(put("after", 3))
         assert await before.wait() == 1
         with pytest.raises(Refused, match="failing refused"):
@@ -74,8 +75,10 @@ async def test_on_commit_callbacks_run_in_submission_order_before_the_tickets_wa
     order: list[str] = []
     async with anyio.create_task_group() as task_group:
         await task_group.start(writer.run)
-        tickets = [writer.submit(put(name, i), on_commit=lambda outcome, name=name: order.append(f"{name}={outcome}"))
-                   for i, name in enumerate(["c", "a", "b"])]
+        tickets = [
+            writer.submit(put(name, i), on_commit=lambda outcome, name=name: order.append(f"{name}={outcome}"))
+            for i, name in enumerate(["c", "a", "b"])
+        ]
         await tickets[0].wait()
         assert order == ["c=0", "a=1", "b=2"], "every callback of the batch ran before the first waiter woke"
         assert all(ticket.done for ticket in tickets)

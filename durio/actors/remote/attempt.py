@@ -92,8 +92,14 @@ ERROR_EXCERPT = 300
 class RemoteFailure(Exception):
     """An attempt at a remote deployment failed: an ErrorMessage, a protocol violation, or the endpoint was unreachable."""
 
-    def __init__(self, message: str, code: int = 500, retry_after_s: float | None = None,
-                 entry_index: int | None = None, entry_name: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: int = 500,
+        retry_after_s: float | None = None,
+        entry_index: int | None = None,
+        entry_name: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = code
@@ -151,8 +157,9 @@ def _record_command(actor: AttemptActor, entry: e.Entry) -> None:
     if isinstance(entry, (e.Call, e.OneWayCall)):
         if isinstance(entry, e.OneWayCall) and entry.invoke_at_ms and entry.invoke_at_ms <= actor.now_ms():
             entry.invoke_at_ms = 0
-        entry.callee_id = ids.callee_invocation_id(entry.target, entry.idempotency_key, runtime.registry.kind_of(entry.target),
-                                                   actor.now_ms())
+        entry.callee_id = ids.callee_invocation_id(
+            entry.target, entry.idempotency_key, runtime.registry.kind_of(entry.target), actor.now_ms()
+        )
         if runtime.tracing is not None:
             runtime.tracing.tag_outgoing(actor, entry)
     entry.ts = actor.now_ms()
@@ -179,8 +186,9 @@ def _request_body(actor: AttemptActor, version: int) -> bytes:
     # With lazy state the deployment gets none up front and asks for each key it reads (GetLazyState), as
     # Restate does; its answers then reflect what the invocation wrote so far.
     lazy = _lazy_state_of(actor.handler, actor.runtime.registry.service(actor.handler.service_name))
-    return attempt_codec.request_body(record.id, record.target.key, actor.machine.entries, None if lazy else actor.state,
-                                      actor.remote_failures.count, version)
+    return attempt_codec.request_body(
+        record.id, record.target.key, actor.machine.entries, None if lazy else actor.state, actor.remote_failures.count, version
+    )
 
 
 async def _one_request(actor: AttemptActor) -> bytes | e.Failure | RemoteFailure | list[int]:
@@ -189,8 +197,12 @@ async def _one_request(actor: AttemptActor) -> bytes | e.Failure | RemoteFailure
     version = deployment.protocol_version
     content_type = INVOCATION_CONTENT_TYPE.format(version)
     body = _request_body(actor, version)
-    headers = {"content-type": content_type, "accept": content_type, "x-restate-invocation-id": actor.record.id,
-               **deployment.additional_headers}
+    headers = {
+        "content-type": content_type,
+        "accept": content_type,
+        "x-restate-invocation-id": actor.record.id,
+        **deployment.additional_headers,
+    }
     if actor.runtime.tracing is not None:
         traceparent = actor.runtime.tracing.traceparent_of_attempt(actor)
         if traceparent is not None:
@@ -213,7 +225,8 @@ async def _one_request(actor: AttemptActor) -> bytes | e.Failure | RemoteFailure
                 return RemoteFailure(f"{url} answered {response.status}: {text}", ErrorCode.INTERNAL)
             if response.headers.get("content-type", "").strip() != content_type:
                 return RemoteFailure(
-                    f"{url} answered with content type {response.headers.get('content-type')!r}, expected {content_type}", ErrorCode.PROTOCOL_VIOLATION
+                    f"{url} answered with content type {response.headers.get('content-type')!r}, expected {content_type}",
+                    ErrorCode.PROTOCOL_VIOLATION,
                 )
             return await _read_answer(actor, response.iter_body(), url)
     except http_client.HttpClientError as exc:
@@ -222,7 +235,9 @@ async def _one_request(actor: AttemptActor) -> bytes | e.Failure | RemoteFailure
         return RemoteFailure(f"protocol violation by {deployment.uri}: {exc}", exc.code)
 
 
-async def _read_answer(actor: AttemptActor, chunks: typing.AsyncIterator[bytes], url: str) -> bytes | e.Failure | RemoteFailure | list[int]:
+async def _read_answer(
+    actor: AttemptActor, chunks: typing.AsyncIterator[bytes], url: str
+) -> bytes | e.Failure | RemoteFailure | list[int]:
     """Apply the deployment's frames as they arrive, until its terminal message."""
     output: bytes | e.Failure | None = None
     decoder = FrameDecoder()
@@ -236,8 +251,9 @@ async def _read_answer(actor: AttemptActor, chunks: typing.AsyncIterator[bytes],
     return RemoteFailure(f"{url} closed the stream without End, Suspension or Error", ErrorCode.PROTOCOL_VIOLATION)
 
 
-async def _exchange(actor: AttemptActor, exchange: h2_client.Exchange, body: bytes, url: str, content_type: str,
-                    streaming: bool) -> bytes | e.Failure | RemoteFailure | list[int]:
+async def _exchange(
+    actor: AttemptActor, exchange: h2_client.Exchange, body: bytes, url: str, content_type: str, streaming: bool
+) -> bytes | e.Failure | RemoteFailure | list[int]:
     """One attempt over HTTP/2. Streaming (BidiStream), the request stays open: each notification that
     becomes durable meanwhile is sent on it, until the deployment ends the attempt or the stream has been
     idle for the inactivity timeout, when the request is closed and the deployment suspends (as Restate does)."""
@@ -250,7 +266,10 @@ async def _exchange(actor: AttemptActor, exchange: h2_client.Exchange, body: byt
         text = (await exchange.read_at_most(ERROR_EXCERPT)).decode(errors="replace")
         return RemoteFailure(f"{url} answered {exchange.status}: {text}", ErrorCode.INTERNAL)
     if exchange.headers.get("content-type", "").strip() != content_type:
-        return RemoteFailure(f"{url} answered with content type {exchange.headers.get('content-type')!r}, expected {content_type}", ErrorCode.PROTOCOL_VIOLATION)
+        return RemoteFailure(
+            f"{url} answered with content type {exchange.headers.get('content-type')!r}, expected {content_type}",
+            ErrorCode.PROTOCOL_VIOLATION,
+        )
     stream = _OpenStream(actor, exchange, sent, streaming)
     with h2_client.lone_errors():
         async with anyio.create_task_group() as nursery:
@@ -296,7 +315,7 @@ class _OpenStream:
         version = typing.cast(RemoteHandler, actor.handler).deployment.protocol_version
         while True:
             machine = actor.machine
-            fresh = [entry for entry in machine.entries[self.sent:machine.durable_length] if not entry.is_command]
+            fresh = [entry for entry in machine.entries[self.sent : machine.durable_length] if not entry.is_command]
             self.sent = max(self.sent, machine.durable_length)
             if fresh:
                 types = completion_types(machine.entries)
@@ -319,8 +338,10 @@ class _OpenStream:
 def invocation_timeouts(handler: typing.Any, config: typing.Any) -> tuple[float, float]:
     """(inactivity, abort) in seconds: the handler's manifest timeouts, else the server's (remote_*_timeout_s)."""
     inactivity, abort = handler.inactivity_timeout, handler.abort_timeout
-    return (config.remote_inactivity_timeout_s if inactivity is None else inactivity.total_seconds(),
-            config.remote_abort_timeout_s if abort is None else abort.total_seconds())
+    return (
+        config.remote_inactivity_timeout_s if inactivity is None else inactivity.total_seconds(),
+        config.remote_abort_timeout_s if abort is None else abort.total_seconds(),
+    )
 
 
 def invocation_limits(handler: typing.Any, config: typing.Any) -> http_client.Limits:

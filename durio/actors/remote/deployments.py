@@ -40,8 +40,20 @@ DISCOVERY_ACCEPT = ", ".join(MANIFEST_CONTENT_TYPE.format(v) for v in (1, 2, 3, 
 # well before the CLI's own 30 s wait for the admin API ends.
 DISCOVERY_LIMITS = http_client.Limits(connect_timeout=10.0, read_timeout=10.0, total_timeout=20.0, max_response_bytes=1024 * 1024)
 # Headers that frame the request or the connection: durio sets them, additional headers may not.
-RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
-                              "upgrade", "proxy-connection", "expect"})
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "expect",
+    }
+)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -70,9 +82,17 @@ class Deployment:
         return "BidiStream" if bidi else "RequestResponse"
 
     def to_record(self) -> dict[str, typing.Any]:
-        return {"id": self.id, "uri": self.uri, "protocol_version": self.protocol_version, "manifest": self.manifest,
-                "created_ms": self.created_ms, "sdk": self.sdk, "additional_headers": self.additional_headers,
-                "use_http_11": self.use_http_11, "http_version": self.http_version}
+        return {
+            "id": self.id,
+            "uri": self.uri,
+            "protocol_version": self.protocol_version,
+            "manifest": self.manifest,
+            "created_ms": self.created_ms,
+            "sdk": self.sdk,
+            "additional_headers": self.additional_headers,
+            "use_http_11": self.use_http_11,
+            "http_version": self.http_version,
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, typing.Any]) -> "Deployment":
@@ -163,11 +183,16 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
     for spec in deployment.manifest.get("services", []):
         kind = _KIND[spec["ty"]]
         service = RemoteService(
-            name=spec["name"], kind=kind, handlers={}, deployment=deployment,
-            description=spec.get("documentation"), metadata=spec.get("metadata"),
+            name=spec["name"],
+            kind=kind,
+            handlers={},
+            deployment=deployment,
+            description=spec.get("documentation"),
+            metadata=spec.get("metadata"),
             journal_retention=_duration(spec.get("journalRetention")),
             idempotency_retention=_duration(spec.get("idempotencyRetention")),
-            invocation_retry_policy=_retry_policy(spec), ingress_private=_flag(spec.get("ingressPrivate")),
+            invocation_retry_policy=_retry_policy(spec),
+            ingress_private=_flag(spec.get("ingressPrivate")),
             enable_lazy_state=spec.get("enableLazyState") if isinstance(spec.get("enableLazyState"), bool) else None,
         )
         for handler_spec in spec.get("handlers", []):
@@ -176,8 +201,11 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
             input_spec = handler_spec.get("input")
             takes_input = input_spec is None or bool(input_spec)
             options: dict[str, typing.Any] = {}
-            for manifest_field, option in (("journalRetention", "journal_retention"), ("idempotencyRetention", "idempotency_retention"),
-                                           ("workflowCompletionRetention", "workflow_retention")):
+            for manifest_field, option in (
+                ("journalRetention", "journal_retention"),
+                ("idempotencyRetention", "idempotency_retention"),
+                ("workflowCompletionRetention", "workflow_retention"),
+            ):
                 if handler_spec.get(manifest_field) is not None:
                     options[option] = _duration(handler_spec[manifest_field])
             if handler_spec.get("ingressPrivate") is not None:
@@ -185,12 +213,18 @@ def services_of(deployment: Deployment) -> list[RemoteService]:
             if isinstance(handler_spec.get("enableLazyState"), bool):
                 options["enable_lazy_state"] = handler_spec["enableLazyState"]
             service.handlers[handler_spec["name"]] = RemoteHandler(
-                service_name=service.name, service_kind=kind, name=handler_spec["name"], kind=handler_kind,
-                deployment=deployment, takes_input=takes_input,
+                service_name=service.name,
+                service_kind=kind,
+                name=handler_spec["name"],
+                kind=handler_kind,
+                deployment=deployment,
+                takes_input=takes_input,
                 input_required=bool(input_spec and input_spec.get("required")),
                 input_serde=JsonSerde() if _is_json(input_spec) else BytesSerde(),
-                description=handler_spec.get("documentation"), metadata=handler_spec.get("metadata"),
-                invocation_retry_policy=_retry_policy(handler_spec), options=options,
+                description=handler_spec.get("documentation"),
+                metadata=handler_spec.get("metadata"),
+                invocation_retry_policy=_retry_policy(handler_spec),
+                options=options,
                 inactivity_timeout=_duration(handler_spec.get("inactivityTimeout", spec.get("inactivityTimeout"))),
                 abort_timeout=_duration(handler_spec.get("abortTimeout", spec.get("abortTimeout"))),
                 content_type=_output_content_type(handler_spec.get("output")),
@@ -230,8 +264,10 @@ def _validate(manifest: typing.Any) -> None:
             if not isinstance(handler, dict) or not isinstance(handler.get("name"), str):
                 raise DiscoveryError(f"a handler of {_excerpt(service['name'])} is malformed: {_excerpt(handler)}")
             if handler.get("ty") is not None and handler["ty"] not in _HANDLER_KIND:
-                raise DiscoveryError(f"handler {_excerpt(service['name'])}.{_excerpt(handler['name'])} has an unknown type "
-                                     f"{_excerpt(handler['ty'])}")
+                raise DiscoveryError(
+                    f"handler {_excerpt(service['name'])}.{_excerpt(handler['name'])} has an unknown type "
+                    f"{_excerpt(handler['ty'])}"
+                )
             _check_timeouts(handler, f"{service['name']}.{handler['name']}")
 
 
@@ -278,8 +314,12 @@ def check_headers(headers: dict[str, str]) -> None:
 
 
 async def discover(
-    uri: str, now_ms: int, additional_headers: dict[str, str] | None = None, signer: RequestSigner | None = None,
-    use_http_11: bool = False, ca_file: str | None = None,
+    uri: str,
+    now_ms: int,
+    additional_headers: dict[str, str] | None = None,
+    signer: RequestSigner | None = None,
+    use_http_11: bool = False,
+    ca_file: str | None = None,
 ) -> Deployment:
     """Ask the endpoint at `uri` for its manifest (GET {uri}/discover), signed by `signer` if given.
 
@@ -324,9 +364,15 @@ async def discover(
     _validate(manifest)
     version = min(manifest["maxProtocolVersion"], MAX_PROTOCOL)
     return Deployment(
-        id=ids.new_deployment_id(), uri=base, protocol_version=version, manifest=manifest, created_ms=now_ms,
-        sdk=response_headers.get("x-restate-server"), additional_headers=dict(additional_headers or {}),
-        use_http_11=use_http_11, http_version=http_version,
+        id=ids.new_deployment_id(),
+        uri=base,
+        protocol_version=version,
+        manifest=manifest,
+        created_ms=now_ms,
+        sdk=response_headers.get("x-restate-server"),
+        additional_headers=dict(additional_headers or {}),
+        use_http_11=use_http_11,
+        http_version=http_version,
     )
 
 

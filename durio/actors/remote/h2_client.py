@@ -71,8 +71,9 @@ class Exchange:
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 raise HttpClientError(f"the connection to {self.url} failed: {exc}") from exc
 
-    async def _start(self, method: str, path: str, authority: str, headers: dict[str, str], end_stream: bool,
-                     scheme: str = "http") -> None:
+    async def _start(
+        self, method: str, path: str, authority: str, headers: dict[str, str], end_stream: bool, scheme: str = "http"
+    ) -> None:
         self._conn.initiate_connection()
         self._stream_id = self._conn.get_next_available_stream_id()
         request_headers = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
@@ -223,8 +224,14 @@ def lone_errors() -> typing.Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def stream(method: str, url: str, headers: dict[str, str] | None = None, limits: Limits = Limits(),
-                 end_request: bool = False, ca_file: str | None = None) -> typing.AsyncIterator[Exchange]:
+async def stream(
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    limits: Limits = Limits(),
+    end_request: bool = False,
+    ca_file: str | None = None,
+) -> typing.AsyncIterator[Exchange]:
     """Open an HTTP/2 connection (h2c with prior knowledge, or TLS choosing h2 by ALPN) and start one request on it.
 
     `end_request`: the request has no body (a GET). The exchange's reader runs until the block ends.

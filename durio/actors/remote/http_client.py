@@ -82,14 +82,15 @@ class _Clock:
         view = memoryview(data)
         for start in range(0, len(view), MAX_CHUNK):
             with anyio.CancelScope(deadline=self.deadline(self.limits.read_timeout)) as scope:
-                await stream.send(typing.cast(bytes, view[start:start + MAX_CHUNK]))  # any bytes-like is sent
+                await stream.send(typing.cast(bytes, view[start : start + MAX_CHUNK]))  # any bytes-like is sent
             if scope.cancelled_caught:
                 raise self.timeout_error("take the request")
 
 
 class Response:
-    def __init__(self, status: int, reason: str, headers: dict[str, str], conn: h11.Connection, stream: anyio.abc.ByteStream,
-                 clock: _Clock) -> None:
+    def __init__(
+        self, status: int, reason: str, headers: dict[str, str], conn: h11.Connection, stream: anyio.abc.ByteStream, clock: _Clock
+    ) -> None:
         self.status = status
         self.reason = reason  # the status line's reason phrase, as the peer sent it
         self.headers = headers
@@ -166,8 +167,9 @@ async def connect(url: str, limits: Limits, alpn: list[str], ca_file: str | None
             if secure:
                 # Not standard-compatible: HTTP frames its own messages, and a peer that closes without the TLS
                 # closing handshake (many do) must not turn a finished exchange into an error.
-                stream = await anyio.connect_tcp(host, port, tls=True, ssl_context=tls_context(alpn, ca_file), tls_hostname=host,
-                                                 tls_standard_compatible=False)
+                stream = await anyio.connect_tcp(
+                    host, port, tls=True, ssl_context=tls_context(alpn, ca_file), tls_hostname=host, tls_standard_compatible=False
+                )
             else:
                 stream = await anyio.connect_tcp(host, port)
         except OSError as exc:  # ssl.SSLError (a certificate that does not verify) is one too
@@ -179,7 +181,11 @@ async def connect(url: str, limits: Limits, alpn: list[str], ca_file: str | None
 
 @contextlib.asynccontextmanager
 async def request(
-    method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b"", limits: Limits = Limits(),
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    limits: Limits = Limits(),
     ca_file: str | None = None,
 ) -> typing.AsyncIterator[Response]:
     host, port, path, _ = _split(url)

@@ -50,9 +50,21 @@ from durio.actors.transitions.outcomes import (
 )
 
 __all__ = [
-    "CANCELLED", "KILLED", "STALE_JOURNAL", "WORKFLOW_ALREADY_INVOKED", "CompleteSignalOutcome", "ControlAction",
-    "ControlOutcome", "Created", "JournalOutOfStep", "NotKeyHolder", "Op", "SuspendRefused", "TargetInfo",
-    "TargetResolver", "Transitions",
+    "CANCELLED",
+    "KILLED",
+    "STALE_JOURNAL",
+    "WORKFLOW_ALREADY_INVOKED",
+    "CompleteSignalOutcome",
+    "ControlAction",
+    "ControlOutcome",
+    "Created",
+    "JournalOutOfStep",
+    "NotKeyHolder",
+    "Op",
+    "SuspendRefused",
+    "TargetInfo",
+    "TargetResolver",
+    "Transitions",
 ]
 
 

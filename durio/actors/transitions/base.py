@@ -38,8 +38,15 @@ def op_builder(build: typing.Callable[P, Op]) -> typing.Callable[P, Op]:
 class TransitionsBase:
     """Holds only configuration and the sequence counter; the sections (subclasses) build the ops."""
 
-    def __init__(self, sequences: Sequences, resolve_target: TargetResolver, default_retention_ms: int, purge_completed: bool = True,
-                 partitions: PartitionTable | None = None, messages_between_partitions: bool = False) -> None:
+    def __init__(
+        self,
+        sequences: Sequences,
+        resolve_target: TargetResolver,
+        default_retention_ms: int,
+        purge_completed: bool = True,
+        partitions: PartitionTable | None = None,
+        messages_between_partitions: bool = False,
+    ) -> None:
         self.seq = sequences
         self.resolve_target = resolve_target
         self.default_retention_ms = default_retention_ms

@@ -17,7 +17,9 @@ from durio.storage.txn import Txn
 
 class Creating(KeyInbox, Crossing):
     @op_builder
-    def create(self, record: InvocationRecord, input_entry: e.Input, reply_to: ReplyTo | None = None, started: bool = False) -> Op:
+    def create(
+        self, record: InvocationRecord, input_entry: e.Input, reply_to: ReplyTo | None = None, started: bool = False
+    ) -> Op:
         """Create an invocation unless one with this id exists (idempotency keys, workflow runs).
 
         `started`: its actor already runs (see Runtime._submit_creation), so none is started here.
@@ -45,7 +47,12 @@ class Creating(KeyInbox, Crossing):
         if existing is not None:
             if reply_to is not None:
                 if existing.is_workflow_run:
-                    self._send_to(txn, reply_to.invocation_id, e.Completion(completion_id=reply_to.completion_id, result=WORKFLOW_ALREADY_INVOKED), fx)
+                    self._send_to(
+                        txn,
+                        reply_to.invocation_id,
+                        e.Completion(completion_id=reply_to.completion_id, result=WORKFLOW_ALREADY_INVOKED),
+                        fx,
+                    )
                 else:
                     self._reply_when_done(txn, existing, reply_to, fx)
             return Created(False, existing)

@@ -56,8 +56,9 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
         return op
 
     @op_builder
-    def discard_message(self, invocation_id: str, outbox_seq: int | None, timer: TimerKey | None,
-                        handle: int | None = None) -> Op:
+    def discard_message(
+        self, invocation_id: str, outbox_seq: int | None, timer: TimerKey | None, handle: int | None = None
+    ) -> Op:
         """Drop a message whose notification the journal already has (a redelivery).
 
         With `handle`, only if the stored journal holds it: the copy the actor has in
@@ -67,7 +68,8 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
 
         def op(txn: Txn) -> Applied:
             if handle is not None and not any(
-                not entry.is_command and e.handle_of(entry) == handle for entry in txn.journal(invocation_id)  # type: ignore[arg-type]
+                not entry.is_command and e.handle_of(entry) == handle  # type: ignore[arg-type]
+                for entry in txn.journal(invocation_id)
             ):
                 return Applied(None, Effects())
             if outbox_seq is not None:
@@ -80,8 +82,9 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
 
     # ------------------------------------------------------------ what a command means
 
-    def _perform(self, txn: Txn, record: InvocationRecord, entry: e.Entry, now_ms: int, fx: Effects,
-                 target_is_here: bool = False) -> None:
+    def _perform(
+        self, txn: Txn, record: InvocationRecord, entry: e.Entry, now_ms: int, fx: Effects, target_is_here: bool = False
+    ) -> None:
         """What a journaled command does. `target_is_here`: a command posted by another partition, whose target
         this partition owns (so it is performed here, never posted again)."""
         target = record.target
@@ -155,8 +158,9 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
             return
         self._create_or_find(txn, callee, input_entry, reply_to, fx)
 
-    def _complete_awakeable_for(self, txn: Txn, record: InvocationRecord, entry: e.CompleteAwakeable, now_ms: int,
-                                fx: Effects) -> None:
+    def _complete_awakeable_for(
+        self, txn: Txn, record: InvocationRecord, entry: e.CompleteAwakeable, now_ms: int, fx: Effects
+    ) -> None:
         try:
             target_id, signal_index = parse_awakeable_id(entry.awakeable_id)
         except InvalidId as exc:  # in-process handlers are refused earlier; a remote one's command lands here
@@ -164,7 +168,9 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
             return
         outcome = self._complete_signal(txn, target_id, signal_index, entry.result, fx)
         if outcome != CompleteSignalOutcome.DONE:
-            self._warn(txn, record, f"awakeable {entry.awakeable_id} was not completed: {outcome.value.replace('_', ' ')}", now_ms)
+            self._warn(
+                txn, record, f"awakeable {entry.awakeable_id} was not completed: {outcome.value.replace('_', ' ')}", now_ms
+            )
 
     def _send_signal(self, txn: Txn, record: InvocationRecord, entry: e.SendSignal, now_ms: int, fx: Effects) -> None:
         target_record = txn.get_invocation(entry.target_invocation_id)
@@ -173,17 +179,26 @@ class JournalWrites(Creating, Signals, Promises, OperatorActions):
         if entry.signal_index == e.CANCEL_SIGNAL:
             self._request_cancel(txn, target_record, now_ms, fx, source_id=record.id)
         elif entry.signal_index < e.FIRST_AWAKEABLE_SIGNAL:  # the other built-in signals mean nothing yet
-            self._warn(txn, record, f"signal {entry.signal_index} to {entry.target_invocation_id} was not sent: "
-                       f"indexes below {e.FIRST_AWAKEABLE_SIGNAL} are reserved for built-in signals", now_ms)
+            self._warn(
+                txn,
+                record,
+                f"signal {entry.signal_index} to {entry.target_invocation_id} was not sent: "
+                f"indexes below {e.FIRST_AWAKEABLE_SIGNAL} are reserved for built-in signals",
+                now_ms,
+            )
         else:
             self._complete_signal(txn, entry.target_invocation_id, entry.signal_index, entry.result, fx)
 
-    def _send_named_signal(self, txn: Txn, record: InvocationRecord, entry: e.SendNamedSignal, now_ms: int,
-                           fx: Effects) -> None:
+    def _send_named_signal(self, txn: Txn, record: InvocationRecord, entry: e.SendNamedSignal, now_ms: int, fx: Effects) -> None:
         target_record = txn.get_invocation(entry.target_invocation_id)
         if target_record is None or target_record.is_completed:
-            self._warn(txn, record, f"signal '{entry.signal_name}' to {entry.target_invocation_id} was not sent: "
-                       f"{'no such invocation' if target_record is None else 'it has completed'}", now_ms)
+            self._warn(
+                txn,
+                record,
+                f"signal '{entry.signal_name}' to {entry.target_invocation_id} was not sent: "
+                f"{'no such invocation' if target_record is None else 'it has completed'}",
+                now_ms,
+            )
             return
         # Kept in the target's journal until its handler awaits ctx.signal(name); a second one for the same
         # name is journaled too, and the handler sees the first (JournalMachine: the first one counts).

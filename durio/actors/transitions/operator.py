@@ -38,8 +38,9 @@ class OperatorActions(Ending, Crossing):
         """Not started yet, it ends at once; otherwise a cancel signal unwinds the handler."""
         return self._on_unfinished(invocation_id, lambda txn, record, fx: self._request_cancel(txn, record, now_ms, fx))
 
-    def _request_cancel(self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects,
-                        source_id: str | None = None) -> ControlOutcome:
+    def _request_cancel(
+        self, txn: Txn, record: InvocationRecord, now_ms: int, fx: Effects, source_id: str | None = None
+    ) -> ControlOutcome:
         """Cancel `record` (for the invocation `source_id`, if one asked): at once if it has not started, else by
         its cancel signal, which is sent once."""
         if self._crosses(record.id, source_id):

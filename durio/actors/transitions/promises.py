@@ -28,8 +28,9 @@ class Promises(TransitionsBase):
         result = None if promise is None else promise.result
         self._send_to(txn, record.id, e.Completion(completion_id=completion_id, result=result), fx)
 
-    def _complete_promise(self, txn: Txn, record: InvocationRecord, name: str, result: bytes | e.Failure, completion_id: int,
-                          fx: Effects) -> None:
+    def _complete_promise(
+        self, txn: Txn, record: InvocationRecord, name: str, result: bytes | e.Failure, completion_id: int, fx: Effects
+    ) -> None:
         """Complete the promise and answer its waiters; the completing invocation is answered with a 409
         failure if it was completed already, else with the void result."""
         service, key = record.target.service, typing.cast(str, record.target.key)

@@ -61,9 +61,13 @@ UNSIGNED_WARNING = (
 
 
 class EndpointApp:
-    def __init__(self, services: list[ServiceDefinition], identity_keys: typing.Iterable[str] | None = None,
-                 journal_value_codec: typing.Any = None,
-                 protocol: typing.Literal["bidi", "request_response"] | None = None) -> None:
+    def __init__(
+        self,
+        services: list[ServiceDefinition],
+        identity_keys: typing.Iterable[str] | None = None,
+        journal_value_codec: typing.Any = None,
+        protocol: typing.Literal["bidi", "request_response"] | None = None,
+    ) -> None:
         self.services: dict[str, ServiceDefinition] = {}
         for service in services:
             if service.name in self.services:
@@ -137,8 +141,13 @@ class EndpointApp:
         content_type = header(scope, b"content-type")
         version = invocation_version(content_type.decode("latin-1") if content_type else None)
         if version is None:
-            await respond(send, 415, b"unsupported content type: expected application/vnd.restate.invocation.v5 or v6",
-                          b"text/plain", [SERVER_HEADER])
+            await respond(
+                send,
+                415,
+                b"unsupported content type: expected application/vnd.restate.invocation.v5 or v6",
+                b"text/plain",
+                [SERVER_HEADER],
+            )
             return
         request = RequestStream(scope, receive, BODY_LIMIT)
         try:
@@ -153,11 +162,13 @@ class EndpointApp:
         except ProtocolError as exc:
             await _refuse_attempt(send, version, exc)
             return
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
+            }
+        )
         out_send, out_receive = anyio.create_memory_object_stream[bytes](float("inf"))
 
         async def forward_frames() -> None:
@@ -202,11 +213,13 @@ class EndpointApp:
 async def _refuse_attempt(send: Send, version: int, exc: ProtocolError) -> None:
     """A request that is not a well-formed invocation (or whose values the codec cannot read): its one answer is
     an ErrorMessage, which the server retries and reports."""
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", INVOCATION_CONTENT_TYPE.format(version).encode()), SERVER_HEADER],
+        }
+    )
     error = m.MESSAGES["ErrorMessage"](code=exc.code, message=str(exc))
     await send({"type": "http.response.body", "body": encode(m.ERROR, error), "more_body": False})
 

@@ -46,8 +46,16 @@ class StartedInvocation:
 class EndpointAttempt(AttemptHost):
     """An InvocationHost whose journal comes from, and goes to, a Restate server."""
 
-    def __init__(self, handler: Handler, start: typing.Any, journal: list[e.Entry], version: int, out: MemoryObjectSendStream[bytes],
-                 attempt_headers: dict[str, str] | None = None, codec: typing.Any = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        start: typing.Any,
+        journal: list[e.Entry],
+        version: int,
+        out: MemoryObjectSendStream[bytes],
+        attempt_headers: dict[str, str] | None = None,
+        codec: typing.Any = None,
+    ) -> None:
         # Set whenever a wait may be satisfied now: a step ended, a notification came, the request closed.
         super().__init__(handler, InvocationMachine(journal), Wakeup())
         # The deployment's journal value codec: what is sent is encoded (durio.protocol.value_codec).
@@ -120,8 +128,14 @@ class EndpointAttempt(AttemptHost):
         self._emit(type_id, message)
         self._terminal_sent = True
 
-    def _error(self, code: int, message: str, stacktrace: str = "", related: tuple[int, e.Entry] | None = None,
-               retry_after_ms: int | None = None) -> None:
+    def _error(
+        self,
+        code: int,
+        message: str,
+        stacktrace: str = "",
+        related: tuple[int, e.Entry] | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
         if self._terminal_sent:
             return
         error = M["ErrorMessage"](code=code, message=message, stacktrace=stacktrace)
@@ -201,8 +215,13 @@ class EndpointAttempt(AttemptHost):
             delay = int(error.retry_after.total_seconds() * 1000)
         else:
             delay = None if backoff is None else int(backoff.delay_s(failures) * 1000)
-        self._error(getattr(error, "status_code", 500), message, "".join(traceback.format_exception(error)),
-                    related=(index, entry), retry_after_ms=delay)
+        self._error(
+            getattr(error, "status_code", 500),
+            message,
+            "".join(traceback.format_exception(error)),
+            related=(index, entry),
+            retry_after_ms=delay,
+        )
         if self._runs is not None:
             self._runs.cancel_scope.cancel()
 

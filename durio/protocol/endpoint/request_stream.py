@@ -76,7 +76,7 @@ class RequestStream:
     async def notifications(self) -> typing.AsyncIterator[e.Notification]:
         """What the server sends after the replay, until it closes its side of the request."""
         start = self._frames[0].message
-        backlog, self._frames = self._frames[1 + start.known_entries:], []
+        backlog, self._frames = self._frames[1 + start.known_entries :], []
         while True:
             for frame in backlog:
                 if m.is_notification(frame.type_id):
