@@ -55,7 +55,7 @@ from durio.actors.faults import POINTS, FaultPlan, InjectedCrash
 from durio.actors.runtime import Runtime, RuntimeConfig, open_runtime
 from durio.actors.transitions import CompleteSignalOutcome
 from durio.journal.entries import Completion, Failure, Run, Target
-from durio.kinds import ServiceKind
+from durio.kinds import HandlerKind
 from durio.sdk.definitions import ServiceDefinition
 from durio.sdk.errors import TerminalError
 from durio.storage.lmdb_store import LmdbStore
@@ -91,7 +91,7 @@ class TestClient:
         if definition is None:
             raise LookupError(f"no handler {target}")
         payload = b"" if body is None else json.dumps(body).encode()
-        key_for_request = None if definition.kind == ServiceKind.WORKFLOW else self._next_key(idempotency_key)
+        key_for_request = None if definition.kind == HandlerKind.WORKFLOW else self._next_key(idempotency_key)
         return self.runtime.new_invocation(target, definition, payload, [], key_for_request, delay_ms)
 
     async def call(

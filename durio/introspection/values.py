@@ -46,7 +46,7 @@ def utf8_or_none(value: bytes | None) -> str | None:
         return None
 
 
-class LazyRow(dict):  # type: ignore[type-arg]
+class LazyRow(dict):
     """A row whose columns are computed when a query first reads them (a scan that counts reads none)."""
 
     def __init__(self, fields: dict[str, typing.Callable[[typing.Any], typing.Any]], source: typing.Any) -> None:
