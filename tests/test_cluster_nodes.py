@@ -88,17 +88,35 @@ async def cluster_of(node: Node) -> dict[str, typing.Any]:
 
 
 async def wait_until_owned(observer: Node, owners: set[str], timeout: float) -> float:
-    """Seconds until every partition is owned by one of `owners`, as `observer` sees the leases."""
+    """Seconds until every partition is owned by one of `owners`, none holding more than its fair share (so no
+    hand-over is pending), as `observer` sees the leases."""
     started = time.monotonic()
+    share = -(-PARTITIONS // len(owners))
     with anyio.fail_after(timeout):
         while True:
             try:
                 view = await cluster_of(observer)
-                if all(p["owner"] in owners for p in view["partitions"]) and len(view["partitions"]) == PARTITIONS:
+                held = [p["owner"] for p in view["partitions"]]
+                if (
+                    len(held) == PARTITIONS
+                    and all(owner in owners for owner in held)
+                    and all(held.count(owner) <= share for owner in owners)
+                ):
                     return time.monotonic() - started
             except (httpx.HTTPError, AssertionError):
                 pass
             await anyio.sleep(0.1)
+
+
+async def admin_answered(client: httpx.AsyncClient, method: str, path: str, **kwargs: typing.Any) -> httpx.Response:
+    """A request, retried while the node answers 503 (its partitions are moving), as a client would."""
+    with anyio.fail_after(30):
+        while True:
+            response = await client.request(method, path, **kwargs)
+            if response.status_code != 503:
+                return response
+            assert response.headers.get("retry-after") == "1", response.text
+            await anyio.sleep(0.2)
 
 
 class Load:
@@ -199,9 +217,11 @@ async def check_every_node_answers_for_the_cluster(nodes: list[Node]) -> None:
     answers = []
     for node in nodes:
         async with node.server.client(admin=True) as admin:
-            states = [(await admin.get(f"/state/Counter/{key}")).json() for key in HOT_KEYS]
-            listing = (await admin.get("/invocations", params={"limit": 5})).json()
-            described = [(await admin.get(f"/invocations/{view['id']}")).status_code for view in listing["invocations"]]
+            states = [(await admin_answered(admin, "GET", f"/state/Counter/{key}")).json() for key in HOT_KEYS]
+            listing = (await admin_answered(admin, "GET", "/invocations", params={"limit": 5})).json()
+            described = [
+                (await admin_answered(admin, "GET", f"/invocations/{view['id']}")).status_code for view in listing["invocations"]
+            ]
         assert described == [200] * 5, f"{node.name} could not describe every invocation it listed: {described}"
         answers.append((states, listing["total"]))
     assert answers[0][1] > 100, "the listing counts every node's invocations"
@@ -319,19 +339,27 @@ async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_ro
         [(holder,)] = postgres.sql("SELECT split_part(owner, '@', 1) FROM durio_partitions WHERE pid = -1")
         other = next(node for node in nodes if node.name != holder)
         async with other.server.client(admin=True) as admin:
-            response = await admin.post("/deployments", json={"uri": endpoint.url})
+            response = await admin_answered(admin, "POST", "/deployments", json={"uri": endpoint.url})
         assert response.status_code == 201, response.text
         users = [f"user-{i}" for i in range(6)]  # keys on both nodes' partitions
         for node in nodes:
             async with node.server.client() as client:
                 for user in users:
-                    response = await client.post(f"/UserSubscriptions/{user}/add", json=f"via-{node.name}")
+                    response = await admin_answered(
+                        client,
+                        "POST",
+                        f"/UserSubscriptions/{user}/add",
+                        json=f"via-{node.name}",
+                        headers={"idempotency-key": f"{user}-{node.name}"},
+                    )
                     assert response.status_code == 200, f"{node.name}: {response.text}"
         for node in nodes:
             async with node.server.client() as client, node.server.client(admin=True) as admin:
-                assert [d["uri"] for d in (await admin.get("/deployments")).json()["deployments"]] == [endpoint.url]
+                assert [d["uri"] for d in (await admin_answered(admin, "GET", "/deployments")).json()["deployments"]] == [
+                    endpoint.url
+                ]
                 for user in users:
-                    response = await client.post(f"/UserSubscriptions/{user}/getSubscriptions", json=None)
+                    response = await admin_answered(client, "POST", f"/UserSubscriptions/{user}/getSubscriptions", json=None)
                     assert response.json() == ["via-node-a", "via-node-b"], response.text
         for node in nodes:
             node.server.terminate()
@@ -350,23 +378,25 @@ async def test_schedules_are_kept_by_their_partitions_owners_and_managed_through
     schedule_ids = [f"peek-{i}" for i in range(4)]  # their partitions fall on both nodes
     async with a.server.client(admin=True) as admin_a, b.server.client(admin=True) as admin_b:
         for schedule_id in schedule_ids:
-            created = await admin_a.post("/schedules", json={"id": schedule_id, "every": "1s", "target": "Counter/sched/peek"})
+            created = await admin_answered(
+                admin_a, "POST", "/schedules", json={"id": schedule_id, "every": "1s", "target": "Counter/sched/peek"}
+            )
             assert created.status_code == 201, created.text
         for admin in (admin_a, admin_b):
-            assert sorted(s["id"] for s in (await admin.get("/schedules")).json()["schedules"]) == schedule_ids
+            assert sorted(s["id"] for s in (await admin_answered(admin, "GET", "/schedules")).json()["schedules"]) == schedule_ids
 
         async def every_one_fired() -> bool:
-            views = [(await admin_b.get(f"/schedules/{schedule_id}")).json() for schedule_id in schedule_ids]
+            views = [(await admin_answered(admin_b, "GET", f"/schedules/{schedule_id}")).json() for schedule_id in schedule_ids]
             return all(view["last_fires"] for view in views)
 
         with anyio.fail_after(20):
             while not await every_one_fired():
                 await anyio.sleep(0.2)
         for schedule_id in schedule_ids:
-            assert (await admin_b.patch(f"/schedules/{schedule_id}/pause")).status_code == 200
-            assert (await admin_b.get(f"/schedules/{schedule_id}")).json()["paused"] is True
-            assert (await admin_b.delete(f"/schedules/{schedule_id}")).status_code in (200, 204)
-        assert (await admin_a.get("/schedules")).json() == {"schedules": []}
+            assert (await admin_answered(admin_b, "PATCH", f"/schedules/{schedule_id}/pause")).status_code == 200
+            assert (await admin_answered(admin_b, "GET", f"/schedules/{schedule_id}")).json()["paused"] is True
+            assert (await admin_answered(admin_b, "DELETE", f"/schedules/{schedule_id}")).status_code in (200, 204)
+        assert (await admin_answered(admin_a, "GET", "/schedules")).json() == {"schedules": []}
     for node in nodes:
         node.server.terminate()
 

@@ -371,6 +371,32 @@ async def test_regression_a_sibling_dying_while_frames_are_written_to_it_does_no
     assert received == [("tell", 0, "messages_arrived", ("x" * 4096,))]
 
 
+async def test_regression_each_sibling_is_reached_over_one_connection(tmp_path) -> None:
+    """Peers.run started a second link-keeping task for every sibling: two connections shared one link's queues
+    and its connected/up flags, so a request could find the link down with its `connected` event already set
+    and fail at once with 503 "worker 0 is not running" (the soak caught it while a worker restarted)."""
+    from durio.workers.peers import WorkerPeers, socket_path
+
+    peers = WorkerPeers(str(tmp_path), me=0, workers=2)
+    connections = 0
+
+    async def count(stream: anyio.abc.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        await anyio.sleep_forever()
+
+    sibling = await anyio.create_unix_listener(socket_path(str(tmp_path), 1))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(sibling.serve, count)
+        await tasks.start(peers.run)
+        with anyio.fail_after(10):
+            while connections == 0:
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.3)  # a second task would have connected by now
+        tasks.cancel_scope.cancel()
+    assert connections == 1
+
+
 # A supervisor of two workers that only note their pids (a file each) and wait: no server, so restarts are instant.
 NOTING_SUPERVISOR = """
 import logging, os, sys, time

@@ -223,13 +223,14 @@ class Peers:
         """Listen for peers and keep a connection to each."""
         listener = await self.listen()
         async with anyio.create_task_group() as tasks:
-            self._tasks = tasks
             tasks.start_soon(listener.serve, self._serve_peer)
             for member in self.members():
                 if member != self.me:
                     self._link(member)
+            # One task keeps each link: those made so far start here, later ones as they are made (_link).
             for member, link in list(self._links.items()):
                 tasks.start_soon(self._keep_link, member, link)
+            self._tasks = tasks
             task_status.started()
 
     async def _connect(self, member: typing.Any) -> anyio.abc.ByteStream:
