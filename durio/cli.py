@@ -149,8 +149,8 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
         "--advertise-url",
         metavar="URL",
         default=os.environ.get("DURIO_ADVERTISE_URL") or None,
-        help="where the other nodes of the cluster reach this one (it listens there for them; "
-        "env DURIO_ADVERTISE_URL, default http://127.0.0.1:5122)",
+        help="where the other nodes of the cluster reach this one, http://HOST:PORT (it listens there for them; "
+        "env DURIO_ADVERTISE_URL; default a free port on 127.0.0.1, enough for nodes on one machine)",
     )
     parser.add_argument(
         "--request-identity-private-key-pem-file",

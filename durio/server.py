@@ -129,12 +129,16 @@ async def _run_cluster_node(
     from durio.workers.cluster_node import ClusterPeers, RuntimeHandle, answer_peers, consume_deliveries, peer_address
 
     services = list(services)
-    listen_at = peer_address(cluster.advertise_url)
+    # Where the other nodes reach this one: the advertised address, else a free port on loopback (nodes on
+    # one machine need nothing more; nodes on several give --advertise-url).
+    host, port = peer_address(cluster.advertise_url) if cluster.advertise_url else ("127.0.0.1", 0)
+    peer_listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    peer_url = cluster.advertise_url or f"http://127.0.0.1:{peer_listener.extra(anyio.abc.SocketAttribute.local_port)}"
     serving = RuntimeHandle()
     admin_for_peers = AdminApp(typing.cast(Runtime, serving))  # what another node asks about this node's partitions
     listening = False
-    async with open_cluster_node(cluster, data_dir, cluster.advertise_url) as node:
-        peers = ClusterPeers(node, listen_at)
+    async with peer_listener, open_cluster_node(cluster, data_dir, peer_url) as node:
+        peers = ClusterPeers(node, peer_listener)
         node_config = dataclasses.replace(config or RuntimeConfig(), durability=node.durability)
         async with anyio.create_task_group() as tasks:
             await tasks.start(peers.run)
@@ -247,8 +251,8 @@ def serve(
 
     `cluster` (a postgresql:// URL, else DURIO_CLUSTER): run as node `node_name` (else DURIO_NODE_NAME, else the
     host name) of a cluster on that PostgreSQL, which holds the truth; leases last `cluster_lease_s` (default 10 s).
-    The other nodes reach this one at `advertise_url` (else DURIO_ADVERTISE_URL, else http://127.0.0.1:5122),
-    where it listens for them. One worker per node (`workers` is then 1). A bad option is a ClusterOptionError.
+    The other nodes reach this one at `advertise_url` (else DURIO_ADVERTISE_URL), where it listens for them;
+    without one it listens on a free port of 127.0.0.1 (enough for nodes on one machine). One worker per node (`workers` is then 1). A bad option is a ClusterOptionError.
 
     `backend` is the event loop: "trio" (the default), "asyncio" or "uvloop" (the extra durio[uvloop]),
     else DURIO_BACKEND names it; a bad one is a durio.backend.BackendError (a ValueError) before anything
@@ -330,13 +334,14 @@ class ClusterOptionError(ValueError):
 def cluster_options(
     url: str, node_name: str | None, lease_s: float | None, partitions: int | None, advertise_url: str | None = None
 ) -> typing.Any:
-    from durio.cluster.node import DEFAULT_ADVERTISE_URL, DEFAULT_LEASE_S, ClusterOptions, default_node_name
+    from durio.cluster.node import DEFAULT_LEASE_S, ClusterOptions, default_node_name
     from durio.workers.cluster_node import peer_address
 
     name = node_name or os.environ.get("DURIO_NODE_NAME") or default_node_name()
-    advertise = advertise_url or os.environ.get("DURIO_ADVERTISE_URL") or DEFAULT_ADVERTISE_URL
+    advertise = advertise_url or os.environ.get("DURIO_ADVERTISE_URL") or None
     try:
-        peer_address(advertise)
+        if advertise is not None:
+            peer_address(advertise)
         return ClusterOptions(url, name, DEFAULT_LEASE_S if lease_s is None else lease_s, partitions, advertise)
     except ValueError as exc:
         raise ClusterOptionError(str(exc)) from None

@@ -69,8 +69,8 @@ def make_nodes(
                 str(LEASE_S),
                 "--partitions",
                 str(PARTITIONS),
-                "--advertise-url",
-                f"http://127.0.0.1:{free_port()}",
+                # The first node says where its peers reach it; the others listen on a free port of their own.
+                *(["--advertise-url", f"http://127.0.0.1:{free_port()}"] if i == 0 else []),
             ],
         )
         # Fixed ports: a node restarted after kill -9 is found where it was.

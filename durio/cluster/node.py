@@ -40,7 +40,6 @@ from durio.storage.txn import Txn
 log = logging.getLogger("durio.cluster")
 
 DEFAULT_LEASE_S = 10.0
-DEFAULT_ADVERTISE_URL = "http://127.0.0.1:5122"  # Restate's node-to-node port
 RETRY_MAX_S = 5.0  # the longest wait between attempts to reach PostgreSQL at start
 
 
@@ -50,7 +49,7 @@ class ClusterOptions:
     node_name: str
     lease_s: float = DEFAULT_LEASE_S
     partitions: int | None = None  # for a new cluster; an existing one keeps its own
-    advertise_url: str = "http://127.0.0.1:5122"  # where the other nodes reach this one
+    advertise_url: str | None = None  # where the other nodes reach this one (None: a free port on loopback)
 
     def __post_init__(self) -> None:
         if not self.dsn.startswith(("postgresql://", "postgres://")):

@@ -63,10 +63,10 @@ def peer_address(url: str) -> tuple[str, int]:
 class ClusterPeers(Peers):
     """The other nodes of the cluster, by name; who owns what comes from the leases, as the node last saw them."""
 
-    def __init__(self, node: ClusterNode, listen_at: tuple[str, int]) -> None:
+    def __init__(self, node: ClusterNode, listener: anyio.abc.Listener[typing.Any]) -> None:
         super().__init__(node.name, secret=node.durability.cluster_id.encode())
         self.node = node
-        self.listen_at = listen_at
+        self.listener = listener  # bound before the node joined, so it could say where it listens
 
     def members(self) -> list[typing.Any]:
         return typing.cast(list[typing.Any], self.node.live_nodes())
@@ -80,11 +80,7 @@ class ClusterPeers(Peers):
         return None if url is None else peer_address(url)
 
     async def listen(self) -> anyio.abc.Listener[anyio.abc.ByteStream]:
-        host, port = self.listen_at
-        return typing.cast(
-            anyio.abc.Listener[anyio.abc.ByteStream],
-            await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False),
-        )
+        return typing.cast(anyio.abc.Listener[anyio.abc.ByteStream], self.listener)
 
     def describe(self, member: typing.Any) -> str:
         return f"node {member}"
