@@ -95,17 +95,16 @@ class LmdbStore:
         if not readonly:
             os.makedirs(path, exist_ok=True)
         self.path = os.fspath(path)
-        self._env = lmdb.open(
-            self.path,
-            map_size=map_size,
-            max_dbs=len(schema.ALL_DATABASES) + 4,
-            sync=sync,
-            metasync=sync,
-            max_readers=512,
-            readahead=False,
-            readonly=readonly,
-            lock=True,
-        )
+        self._open_options: dict[str, typing.Any] = {
+            "max_dbs": len(schema.ALL_DATABASES) + 4,
+            "sync": sync,
+            "metasync": sync,
+            "max_readers": 512,
+            "readahead": False,
+            "readonly": readonly,
+            "lock": True,
+        }
+        self._env = lmdb.open(self.path, map_size=map_size, **self._open_options)
         self._gate = _ResizeGate()
         # Runs first in every write transaction (sibling worker processes share this environment: see Runtime).
         self.before_ops: typing.Callable[[Txn], None] | None = None
@@ -205,6 +204,9 @@ class LmdbStore:
             except lmdb.Error as exc:
                 if _is_disk_full(exc):
                     raise StorageFull(f"the disk under {self.path} is full: {exc}") from exc
+                if _environment_gave_up(exc):
+                    self._reopen()
+                    raise StorageError(f"LMDB failed under {self.path} and was opened again: {exc}") from exc
                 raise StorageError(f"LMDB failed under {self.path}: {exc}") from exc
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
@@ -346,6 +348,22 @@ class LmdbStore:
             except lmdb.MapFullError:
                 self._grow()
 
+    def _reopen(self) -> None:
+        """Open the environment again, from what its files durably hold.
+
+        LMDB gives up on an environment whose commit failed while writing (a disk that filled mid-commit):
+        every later write transaction fails, with EIO or MDB_PANIC, until it is opened again. Seen under
+        the disk-full soak: one worker's writes failed for minutes after the disk had room again."""
+        self._gate.acquire_exclusive()
+        try:
+            map_size = self._env.info()["map_size"]
+            self._env.close()
+            self._env = lmdb.open(self.path, map_size=map_size, **self._open_options)
+            self._dbs = {name: self._env.open_db(name) for name in schema.ALL_DATABASES}
+            log.warning("opened the LMDB environment under %s again after a failed commit", self.path)
+        finally:
+            self._gate.release_exclusive()
+
     def _adopt_map_size(self) -> None:
         """Take the map size another process (a sibling worker) grew the shared environment to."""
         self._gate.acquire_exclusive()
@@ -360,6 +378,11 @@ class LmdbStore:
             self._env.set_mapsize(self._env.info()["map_size"] * 2)
         finally:
             self._gate.release_exclusive()
+
+
+def _environment_gave_up(exc: BaseException) -> bool:
+    """LMDB's answer once it has marked the environment unusable (its fatal-error flag), or an I/O error."""
+    return isinstance(exc, lmdb.PanicError) or "Input/output error" in str(exc)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
