@@ -75,6 +75,29 @@ def test_the_schema_is_created_once_and_carries_its_version(postgres: Postgres) 
     assert [pid for (pid,) in postgres.sql("SELECT pid FROM durio_partitions ORDER BY pid")] == [-1, 0, 1, 2, 3]
 
 
+def test_an_existing_store_seeds_an_empty_cluster_in_statements_of_a_bounded_size(
+    postgres: Postgres,  # noqa: F811
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large store seeds PostgreSQL in statements of ROWS_PER_STATEMENT rows each (so none runs into the statement
+    timeout): every row arrives, here 25 rows in statements of 4 (six full ones and a remainder)."""
+    import durio.cluster.durability as durability_module
+
+    existing = LmdbStore(tmp_path / "data")
+    try:
+        existing.commit_batch([set_state("Cart", f"user-{i}", "items", f"item-{i}".encode()) for i in range(25)])
+    finally:
+        existing.close()
+    monkeypatch.setattr(durability_module, "ROWS_PER_STATEMENT", 4)
+    node = open_node(postgres, "a")
+    node.acquire(every_partition(node))
+    assert "seeded PostgreSQL with the local store's" in ready_local_store(node, str(tmp_path / "data"))[0]
+    assert {key: value for key, value in stored_rows(postgres, s.STATE).items()} == {
+        s.state_key("Cart", f"user-{i}", "items"): f"item-{i}".encode() for i in range(25)
+    }
+
+
 def test_a_batch_ships_exactly_what_it_commits_locally(postgres: Postgres, tmp_path: pathlib.Path) -> None:  # noqa: F811
     node = open_node(postgres, "a")
     assert node.acquire(every_partition(node)) == set()

@@ -44,6 +44,7 @@ from durio.storage.recording import DELIVERY_DATABASES, WriteSet
 log = logging.getLogger("durio.cluster")
 
 CONNECT_TIMEOUT_S = 3
+ROWS_PER_STATEMENT = 5000  # rows of a batch per INSERT or DELETE statement (each well inside the statement timeout)
 DELIVERIES_CHANNEL = "durio_deliveries"  # NOTIFY payload: the partition a delivery was left for
 # Every statement durio sends gives up after STATEMENT_TIMEOUT_S: half the default lease (10 s), so a batch
 # stuck on a hung database is answered (503) in bounded time, and a lease renewal stuck the same way fails
@@ -471,18 +472,20 @@ class PostgresDurability:
                         "SELECT pg_notify(%s, pid::text) FROM unnest(%s::int[]) AS pid",
                         (DELIVERIES_CHANNEL, sorted(delivered_to)),
                     )
-                if upserts[0]:
+                # A big batch (an existing store seeding an empty cluster) goes as several statements of the
+                # same transaction, so none of them runs into the statement timeout; all or nothing still.
+                for start in range(0, len(upserts[0]), ROWS_PER_STATEMENT):
                     connection.execute(
                         """INSERT INTO durio_kv (pid, db, key, value)
                            SELECT * FROM unnest(%s::int[], %s::smallint[], %s::bytea[], %s::bytea[])
                            ON CONFLICT (pid, db, key) DO UPDATE SET value = EXCLUDED.value""",
-                        upserts,
+                        tuple(column[start : start + ROWS_PER_STATEMENT] for column in upserts),
                     )
-                if deletes[0]:
+                for start in range(0, len(deletes[0]), ROWS_PER_STATEMENT):
                     connection.execute(
                         """DELETE FROM durio_kv AS k USING unnest(%s::int[], %s::smallint[], %s::bytea[]) AS d(pid, db, key)
                            WHERE k.pid = d.pid AND k.db = d.db AND k.key = d.key""",
-                        deletes,
+                        tuple(column[start : start + ROWS_PER_STATEMENT] for column in deletes),
                     )
             committed = dict(fence.fetchall())
         except psycopg.Error as exc:
