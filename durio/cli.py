@@ -419,7 +419,13 @@ def run_admin_command(args: argparse.Namespace) -> None:
                     }
                     for p in result["partitions"]
                 ],
-                [("id", "PARTITION"), ("range", "KEY RANGE"), ("owner", "OWNER PID"), ("epoch", "EPOCH")],
+                # A server's workers are named by pid; a cluster's owners are its nodes, by name.
+                [
+                    ("id", "PARTITION"),
+                    ("range", "KEY RANGE"),
+                    ("owner", "OWNER NODE" if any(isinstance(p["owner"], str) for p in result["partitions"]) else "OWNER PID"),
+                    ("epoch", "EPOCH"),
+                ],
             )
         )
     elif args.command == "sql":
