@@ -80,6 +80,21 @@ def make_nodes(
     return nodes
 
 
+async def start_nodes(
+    server_process: typing.Callable[..., ServerProcess],
+    postgres: Postgres,
+    tmp_path: pathlib.Path,  # noqa: F811
+    count: int,
+    app: pathlib.Path | None = SOAK_APP,
+) -> list[Node]:
+    """`count` nodes started, once they share the partitions with no hand-over pending."""
+    nodes = make_nodes(server_process, postgres, tmp_path, count, app)
+    for node in nodes:
+        await node.start()
+    await wait_until_owned(nodes[0], {node.name for node in nodes}, timeout=30)
+    return nodes
+
+
 async def cluster_of(node: Node) -> dict[str, typing.Any]:
     async with node.server.client(admin=True) as admin:
         response = await admin.get("/cluster")
@@ -231,11 +246,8 @@ async def check_every_node_answers_for_the_cluster(nodes: list[Node]) -> None:
 async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
     postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
 ) -> None:  # noqa: F811
-    nodes = make_nodes(server_process, postgres, tmp_path, 3)
-    for node in nodes:
-        await node.start()
+    nodes = await start_nodes(server_process, postgres, tmp_path, 3)
     a, b, c = nodes
-    await wait_until_owned(a, {"node-a", "node-b", "node-c"}, timeout=30)
     load = Load(nodes, seed=17)
     takeovers = []
     async with anyio.create_task_group() as clients:
@@ -269,11 +281,8 @@ async def test_three_nodes_lose_nothing_when_two_of_them_are_killed_in_turn(
 async def test_a_node_paused_past_its_lease_is_refused_by_the_fence_and_doubles_nothing(
     postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
 ) -> None:  # noqa: F811
-    nodes = make_nodes(server_process, postgres, tmp_path, 2)
-    for node in nodes:
-        await node.start()
+    nodes = await start_nodes(server_process, postgres, tmp_path, 2)
     a, b = nodes
-    await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
     load = Load(nodes, seed=5)
     # Work in flight on the node about to be paused: orders sleeping (their timers fall due while it is
     # stopped) and adds it received just before the pause.
@@ -332,10 +341,7 @@ async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_ro
     endpoint = hypercorn_deployment("tests.apps.tour_asgi:app", tmp_path / "endpoint.log")
     await endpoint.start()
     try:
-        nodes = make_nodes(server_process, postgres, tmp_path, 2, app=None)  # `durio server`: remote services only
-        for node in nodes:
-            await node.start()
-        await wait_until_owned(nodes[0], {"node-a", "node-b"}, timeout=30)
+        nodes = await start_nodes(server_process, postgres, tmp_path, 2, app=None)  # `durio server`: remote services only
         [(holder,)] = postgres.sql("SELECT split_part(owner, '@', 1) FROM durio_partitions WHERE pid = -1")
         other = next(node for node in nodes if node.name != holder)
         async with other.server.client(admin=True) as admin:
@@ -370,11 +376,8 @@ async def test_a_deployment_registered_through_a_node_not_holding_the_cluster_ro
 async def test_schedules_are_kept_by_their_partitions_owners_and_managed_through_any_node(
     postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
 ) -> None:  # noqa: F811
-    nodes = make_nodes(server_process, postgres, tmp_path, 2)
-    for node in nodes:
-        await node.start()
+    nodes = await start_nodes(server_process, postgres, tmp_path, 2)
     a, b = nodes
-    await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
     schedule_ids = [f"peek-{i}" for i in range(4)]  # their partitions fall on both nodes
     async with a.server.client(admin=True) as admin_a, b.server.client(admin=True) as admin_b:
         for schedule_id in schedule_ids:
@@ -404,11 +407,8 @@ async def test_schedules_are_kept_by_their_partitions_owners_and_managed_through
 async def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing_and_the_nodes_recover_by_themselves(
     postgres: Postgres, server_process: typing.Callable[..., ServerProcess], tmp_path: pathlib.Path
 ) -> None:  # noqa: F811
-    nodes = make_nodes(server_process, postgres, tmp_path, 2)
-    for node in nodes:
-        await node.start()
+    nodes = await start_nodes(server_process, postgres, tmp_path, 2)
     a, b = nodes
-    await wait_until_owned(a, {"node-a", "node-b"}, timeout=30)
     load = Load(nodes, seed=23)
     async with anyio.create_task_group() as clients:
         for _ in range(3):
